@@ -1,0 +1,28 @@
+/* ctorch.h — the umbrella header: a PyTorch-compatible deep learning library in C.
+ *
+ * Areas (one header each, all included here):
+ *   ctorch/core.h        version, dtypes, devices, errors, ownership scopes, threads
+ *   ctorch/tensor.h      creation, properties, views, element access, printing
+ *   ctorch/autograd.h    backward, grad, hooks, grad mode, gradcheck
+ *   ctorch/math.h        elementwise math, comparisons, logic
+ *   ctorch/activation.h  activations, softmax, dropout
+ *   ctorch/reduce.h      reductions and scans
+ *   ctorch/linalg.h      matmul and friends, einsum
+ *   ctorch/index.h       cat/stack/split, gather/scatter, indexing, sort/topk, pad...
+ *   ctorch/random.h      generators and random sampling
+ * Ownership and error rules are the same for every function: see ctorch/core.h.
+ */
+#ifndef CTORCH_H
+#define CTORCH_H
+
+#include "ctorch/core.h"
+#include "ctorch/tensor.h"
+#include "ctorch/autograd.h"
+#include "ctorch/math.h"
+#include "ctorch/activation.h"
+#include "ctorch/reduce.h"
+#include "ctorch/linalg.h"
+#include "ctorch/index.h"
+/*RANDOM*/
+
+#endif

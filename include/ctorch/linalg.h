@@ -1,0 +1,33 @@
+/* ctorch/linalg.h — matrix products (BLAS underneath for float32/float64/complex).
+ * Results are new references; NULL and an error naming the shapes on mismatch, e.g.
+ * "matmul: cannot multiply [2, 3] by [4, 5]". */
+#ifndef CTORCH_LINALG_H
+#define CTORCH_LINALG_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* torch.matmul: 1-D x 1-D dot, 2-D x 2-D mm, 1-D/2-D with batches broadcast (all cases). */
+CT_API ct_tensor *ct_matmul(const ct_tensor *a, const ct_tensor *b);
+CT_API int ct_matmul_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
+CT_API ct_tensor *ct_mm(const ct_tensor *a, const ct_tensor *b);   /* [n,k] x [k,m] */
+CT_API ct_tensor *ct_bmm(const ct_tensor *a, const ct_tensor *b);  /* [b,n,k] x [b,k,m] */
+CT_API ct_tensor *ct_mv(const ct_tensor *a, const ct_tensor *v);   /* [n,k] x [k] */
+CT_API ct_tensor *ct_dot(const ct_tensor *a, const ct_tensor *b);  /* 1-D, same dtype */
+CT_API ct_tensor *ct_vdot(const ct_tensor *a, const ct_tensor *b); /* conj(a) . b */
+CT_API ct_tensor *ct_outer(const ct_tensor *a, const ct_tensor *b);
+/* beta * input + alpha * (m1 @ m2); input broadcasts to the product's shape. */
+CT_API ct_tensor *ct_addmm(const ct_tensor *input, const ct_tensor *m1, const ct_tensor *m2, double beta, double alpha);
+CT_API ct_tensor *ct_baddbmm(const ct_tensor *input, const ct_tensor *b1, const ct_tensor *b2, double beta,
+                             double alpha);
+CT_API ct_tensor *ct_addmv(const ct_tensor *input, const ct_tensor *m, const ct_tensor *v, double beta, double alpha);
+/* torch.einsum(equation, operands...), e.g. "bij,bjk->bik"; "..." broadcasting supported. */
+CT_API ct_tensor *ct_einsum(const char *equation, int n, const ct_tensor *const *operands);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

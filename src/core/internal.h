@@ -1,0 +1,192 @@
+/* Internal core definitions: tensor and storage layout, errors, scopes, dtype
+ * helpers. Not installed; nothing here is part of the public API. */
+#ifndef CT_INTERNAL_H
+#define CT_INTERNAL_H
+
+#include <complex.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctorch.h"
+
+#define CT_INLINE_DIMS 6
+#define CT_MAX_DIMS 64 /* PyTorch's own limit for most ops */
+#define CT_ALIGN 64
+
+#define CT_UNUSED(x) (void)(x)
+#define CT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- storage ---- */
+typedef struct ct_storage {
+    atomic_int refcount;
+    void *data;
+    size_t nbytes;
+    ct_device device;
+    atomic_llong version; /* bumped by every in-place write */
+    void (*deleter)(void *data, void *ctx); /* borrowed memory: called on free */
+    void *deleter_ctx;
+    bool borrowed;
+} ct_storage;
+
+typedef struct ct_node ct_node;
+typedef struct ct_hook_entry ct_hook_entry;
+
+struct ct_tensor {
+    atomic_int refcount;
+    ct_dtype dtype;
+    int ndim;
+    int64_t *sizes;   /* -> small[] or heap */
+    int64_t *strides; /* -> small[CT_INLINE_DIMS] or heap */
+    int64_t small[2 * CT_INLINE_DIMS];
+    int64_t offset; /* in elements */
+    int64_t numel;
+    ct_storage *storage;
+    /* autograd */
+    bool requires_grad;   /* leaves only; non-leaves require grad iff grad_fn */
+    bool retains_grad;
+    bool is_wrapped_number; /* a Python-like scalar for type promotion */
+    int output_nr;
+    int64_t hist_version;  /* storage version when grad_fn was set */
+    ct_node *grad_fn;      /* strong */
+    ct_node *grad_acc;     /* weak: cached AccumulateGrad for a leaf */
+    ct_tensor *grad;       /* strong */
+    ct_hook_entry *hooks;  /* leaf hooks (non-leaf hooks live on grad_fn) */
+};
+
+/* ---- errors ---- */
+/* Records an error (printf-style message) and returns NULL for convenience. */
+void *ct__err(ct_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, returning the status. */
+int ct__errs(ct_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Called when an op receives a NULL tensor: keeps an earlier error if there is one. */
+void *ct__null_arg(const char *op);
+#define CT_CHECK_ARG(op, t) \
+    do { if (CT_UNLIKELY(!(t))) return ct__null_arg(op); } while (0)
+#define CT_CHECK_ARG_S(op, t) \
+    do { if (CT_UNLIKELY(!(t))) { ct__null_arg(op); return ct_last_status(); } } while (0)
+/* "[2, 3]" into buf. */
+char *ct__shape_str(int ndim, const int64_t *sizes, char *buf, size_t n);
+#define CT_SHAPESTR(t) ct__shape_str((t)->ndim, (t)->sizes, (char[256]){0}, 256)
+#define CT_SIZESSTR(nd, s) ct__shape_str((nd), (s), (char[256]){0}, 256)
+
+/* ---- allocation ---- */
+void *ct__alloc(size_t nbytes);  /* 64-byte aligned; NULL + CT_ERR_OOM on failure */
+void ct__free(void *p, size_t nbytes);
+ct_storage *ct__storage_new(size_t nbytes);
+/* Storage over caller memory; deleter(data, ctx) runs when it goes (may be NULL). */
+ct_storage *ct__storage_borrow(void *data, size_t nbytes, void (*deleter)(void *, void *), void *ctx);
+void ct__storage_release(ct_storage *s);
+/* A fresh tensor header over a storage (steals no reference: retains s). */
+ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t *sizes,
+                          const int64_t *strides, int64_t offset);
+/* Contiguous uninitialised tensor; not registered in a scope. */
+ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype);
+/* Registers a freshly created tensor with the innermost scope (if any) and returns it. */
+ct_tensor *ct__ret(ct_tensor *t);
+/* Takes t out of the innermost scope, giving the caller its reference. */
+ct_tensor *ct__scope_take(ct_tensor *t);
+/* A view header sharing t's storage with new geometry (not registered). */
+ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides, int64_t offset);
+void ct__contiguous_strides(int ndim, const int64_t *sizes, int64_t *strides);
+bool ct__is_contiguous(const ct_tensor *t);
+int64_t ct__prod(int ndim, const int64_t *sizes);
+/* Normalises a dim for a tensor of rank ndim (ndim 0 accepts -1 and 0). -1 + error if bad. */
+int ct__wrap_dim(const char *op, int dim, int ndim);
+static inline void *ct__data(const ct_tensor *t) {
+    return (char *)t->storage->data + t->offset * (int64_t)ct_dtype_size(t->dtype);
+}
+static inline bool ct__same_sizes(int na, const int64_t *a, int nb, const int64_t *b) {
+    if (na != nb) return false;
+    for (int i = 0; i < na; i++)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+static inline void ct__bump_version(ct_tensor *t) { atomic_fetch_add(&t->storage->version, 1); }
+
+/* ---- dtypes ---- */
+typedef struct { uint16_t x; } ct_half;
+typedef struct { uint16_t x; } ct_bf16;
+typedef float _Complex ct_c64;
+typedef double _Complex ct_c128;
+
+static inline float ct_half_to_float(ct_half h) {
+    uint32_t sign = (uint32_t)(h.x & 0x8000u) << 16, exp = (h.x >> 10) & 0x1f, man = h.x & 0x3ffu, bits;
+    if (exp == 0) {
+        if (man == 0) bits = sign;
+        else { /* subnormal */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400u)) { man <<= 1; exp--; }
+            man &= 0x3ffu;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    float f; memcpy(&f, &bits, 4); return f;
+}
+static inline ct_half ct_float_to_half(float f) {
+    uint32_t x; memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    ct_half h;
+    if (ax >= 0x7f800000u) { h.x = (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0)); return h; }
+    if (ax >= 0x477ff000u) { h.x = (uint16_t)(sign | 0x7c00u); return h; } /* overflow -> inf */
+    if (ax < 0x38800000u) { /* subnormal or zero: round to nearest even */
+        if (ax < 0x33000000u) { h.x = (uint16_t)sign; return h; }
+        uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e; /* value = m * 2^(e-150); half subnormal unit is 2^-24 */
+        uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        h.x = (uint16_t)(sign | r); return h;
+    }
+    uint32_t r = ax - 0x38000000u; /* rebias exponent */
+    uint32_t m = r >> 13, rem = r & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (m & 1))) m++;
+    h.x = (uint16_t)(sign | m); return h;
+}
+static inline float ct_bf16_to_float(ct_bf16 b) {
+    uint32_t bits = (uint32_t)b.x << 16; float f; memcpy(&f, &bits, 4); return f;
+}
+static inline ct_bf16 ct_float_to_bf16(float f) {
+    uint32_t x; memcpy(&x, &f, 4); ct_bf16 b;
+    if ((x & 0x7fffffffu) > 0x7f800000u) { b.x = 0x7fc0; return b; }
+    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest even */
+    b.x = (uint16_t)(x >> 16); return b;
+}
+
+/* X-macro over every dtype: X(ENUM, ctype, short) */
+#define CT_FOR_ALL_DTYPES(X) \
+    X(CT_BOOL, bool, b) X(CT_UINT8, uint8_t, u8) X(CT_INT8, int8_t, i8) X(CT_INT16, int16_t, i16) \
+    X(CT_INT32, int32_t, i32) X(CT_INT64, int64_t, i64) X(CT_FLOAT16, ct_half, f16) \
+    X(CT_BFLOAT16, ct_bf16, bf16) X(CT_FLOAT32, float, f32) X(CT_FLOAT64, double, f64) \
+    X(CT_COMPLEX64, ct_c64, c64) X(CT_COMPLEX128, ct_c128, c128)
+
+/* Reading / writing one element of any dtype as double or complex (slow path). */
+double ct__load_f64(const void *p, ct_dtype dt);
+ct_c128 ct__load_c128(const void *p, ct_dtype dt);
+int64_t ct__load_i64(const void *p, ct_dtype dt);
+void ct__store_f64(void *p, ct_dtype dt, double v);
+void ct__store_c128(void *p, ct_dtype dt, ct_c128 v);
+void ct__store_i64(void *p, ct_dtype dt, int64_t v);
+
+/* Result dtype of an op over tensors, PyTorch's result_type (wrapped numbers and
+ * 0-dim tensors rank below dimensioned ones unless of a higher category). */
+ct_dtype ct__result_type(int n, const ct_tensor *const *ts);
+/* Converts in place to the given dtype if needed: returns t retained or a cast copy
+ * (unregistered, no autograd). */
+ct_tensor *ct__cast_raw(const ct_tensor *t, ct_dtype dt);
+
+/* ---- grad mode / autograd hooks used by ops ---- */
+bool ct__grad_enabled(void);
+/* True if grad mode is on and any input requires grad. */
+bool ct__needs_grad(int n, const ct_tensor *const *ts);
+static inline bool ct__tensor_requires_grad(const ct_tensor *t) {
+    return t && (t->requires_grad || t->grad_fn != NULL);
+}
+
+/* ---- threads ---- */
+#define CT_GRAIN 32768 /* elements below which a loop stays on one thread */
+int ct__num_threads(void);
+
+#endif

@@ -1,0 +1,418 @@
+/* Storage, tensor headers, properties and creation. */
+#include <math.h>
+#include <stdio.h>
+
+#include "core/autograd_internal.h"
+#include "core/dispatch.h"
+
+static atomic_llong bytes_live, tensors_live;
+
+CT_API int64_t ct_memory_allocated(void) { return bytes_live; }
+CT_API int64_t ct_live_tensors(void) { return tensors_live; }
+
+/* ---- allocation ---- */
+void *ct__alloc(size_t nbytes) {
+    size_t sz = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
+    if (sz == 0) sz = CT_ALIGN;
+    if (sz < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+    void *p = aligned_alloc(CT_ALIGN, sz);
+    if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+    bytes_live += (long long)nbytes;
+    return p;
+}
+void ct__free(void *p, size_t nbytes) {
+    if (!p) return;
+    bytes_live -= (long long)nbytes;
+    free(p);
+}
+
+ct_storage *ct__storage_new(size_t nbytes) {
+    ct_storage *s = calloc(1, sizeof *s);
+    if (!s) return ct__err(CT_ERR_OOM, "out of memory allocating a storage");
+    s->data = ct__alloc(nbytes);
+    if (!s->data) { free(s); return NULL; }
+    atomic_init(&s->refcount, 1);
+    s->nbytes = nbytes;
+    s->device = CT_CPU;
+    return s;
+}
+
+ct_storage *ct__storage_borrow(void *data, size_t nbytes, void (*deleter)(void *, void *), void *ctx) {
+    ct_storage *s = calloc(1, sizeof *s);
+    if (!s) return ct__err(CT_ERR_OOM, "out of memory allocating a storage");
+    atomic_init(&s->refcount, 1);
+    s->data = data;
+    s->nbytes = nbytes;
+    s->borrowed = true;
+    s->deleter = deleter;
+    s->deleter_ctx = ctx;
+    s->device = CT_CPU;
+    return s;
+}
+
+void ct__storage_release(ct_storage *s) {
+    if (!s || atomic_fetch_sub(&s->refcount, 1) != 1) return;
+    if (s->borrowed) {
+        if (s->deleter) s->deleter(s->data, s->deleter_ctx);
+    } else ct__free(s->data, s->nbytes);
+    free(s);
+}
+
+int64_t ct__prod(int ndim, const int64_t *sizes) {
+    int64_t p = 1;
+    for (int i = 0; i < ndim; i++) p *= sizes[i];
+    return p;
+}
+
+void ct__contiguous_strides(int ndim, const int64_t *sizes, int64_t *strides) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= sizes[i] > 1 ? sizes[i] : 1;
+    }
+}
+
+bool ct__is_contiguous(const ct_tensor *t) {
+    if (t->numel < 2) return true;
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->sizes[i] != 1 && t->strides[i] != s) return false;
+        s *= t->sizes[i];
+    }
+    return true;
+}
+
+int ct__wrap_dim(const char *op, int dim, int ndim) {
+    int n = ndim > 0 ? ndim : 1;
+    if (dim < -n || dim >= n) {
+        ct__errs(CT_ERR_INDEX, "%s: Dimension out of range (expected to be in range of [%d, %d], but got %d)", op, -n,
+                 n - 1, dim);
+        return -1;
+    }
+    return dim < 0 ? dim + n : dim;
+}
+
+ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t *sizes, const int64_t *strides,
+                          int64_t offset) {
+    if (ndim < 0 || ndim > CT_MAX_DIMS)
+        return ct__err(CT_ERR_ARG, "tensors of rank %d are not supported (at most %d dims)", ndim, CT_MAX_DIMS);
+    ct_tensor *t = malloc(sizeof *t);
+    if (!t) return ct__err(CT_ERR_OOM, "out of memory allocating a tensor");
+    memset(t, 0, offsetof(ct_tensor, small));
+    memset((char *)t + offsetof(ct_tensor, offset), 0, sizeof *t - offsetof(ct_tensor, offset));
+    atomic_init(&t->refcount, 1);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    if (ndim <= CT_INLINE_DIMS) {
+        t->sizes = t->small;
+        t->strides = t->small + CT_INLINE_DIMS;
+    } else {
+        t->sizes = malloc(sizeof(int64_t) * 2 * (size_t)ndim);
+        if (!t->sizes) { free(t); return ct__err(CT_ERR_OOM, "out of memory allocating a tensor"); }
+        t->strides = t->sizes + ndim;
+    }
+    if (ndim) memcpy(t->sizes, sizes, sizeof(int64_t) * (size_t)ndim);
+    if (strides) { if (ndim) memcpy(t->strides, strides, sizeof(int64_t) * (size_t)ndim); }
+    else ct__contiguous_strides(ndim, sizes, t->strides);
+    t->offset = offset;
+    t->numel = ct__prod(ndim, sizes);
+    t->storage = s;
+    atomic_fetch_add(&s->refcount, 1);
+    tensors_live++;
+    return t;
+}
+
+static int check_sizes(const char *op, int ndim, const int64_t *sizes) {
+    if (ndim < 0 || ndim > CT_MAX_DIMS || (ndim > 0 && !sizes))
+        return ct__errs(CT_ERR_ARG, "%s: invalid rank %d", op, ndim);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (sizes[i] < 0)
+            return ct__errs(CT_ERR_ARG, "%s: Trying to create tensor with negative dimension %lld: %s", op,
+                            (long long)sizes[i], CT_SIZESSTR(ndim, sizes));
+        if (sizes[i] && n > INT64_MAX / 16 / sizes[i])
+            return ct__errs(CT_ERR_OOM, "%s: tensor of size %s is too large", op, CT_SIZESSTR(ndim, sizes));
+        n *= sizes[i];
+    }
+    return 0;
+}
+
+ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype) {
+    if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "empty: invalid dtype %d", (int)dtype);
+    if (check_sizes("empty", ndim, sizes)) return NULL;
+    size_t nbytes = (size_t)ct__prod(ndim, sizes) * ct_dtype_size(dtype);
+    ct_storage *s = ct__storage_new(nbytes);
+    if (!s) return NULL;
+    ct_tensor *t = ct__tensor_new(s, dtype, ndim, sizes, NULL, 0);
+    ct__storage_release(s);
+    return t;
+}
+
+ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides, int64_t offset) {
+    ct_tensor *v = ct__tensor_new(t->storage, t->dtype, ndim, sizes, strides, offset);
+    return v;
+}
+
+CT_API ct_tensor *ct_retain(ct_tensor *t) {
+    if (t) atomic_fetch_add(&t->refcount, 1);
+    return t;
+}
+
+CT_API void ct_release(ct_tensor *t) {
+    if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) return;
+    ct__autograd_tensor_freed(t);
+    ct__storage_release(t->storage);
+    if (t->sizes != t->small) free(t->sizes);
+    tensors_live--;
+    free(t);
+}
+
+/* ---- properties ---- */
+CT_API int ct_ndim(const ct_tensor *t) { return t ? t->ndim : 0; }
+CT_API int64_t ct_size(const ct_tensor *t, int dim) {
+    if (!t) { ct__null_arg("size"); return -1; }
+    int d = ct__wrap_dim("size", dim, t->ndim);
+    if (d < 0) return -1;
+    return t->ndim ? t->sizes[d] : 1;
+}
+CT_API int64_t ct_stride(const ct_tensor *t, int dim) {
+    if (!t) { ct__null_arg("stride"); return -1; }
+    int d = ct__wrap_dim("stride", dim, t->ndim);
+    if (d < 0) return -1;
+    return t->ndim ? t->strides[d] : 1;
+}
+CT_API const int64_t *ct_sizes(const ct_tensor *t) { return t ? t->sizes : NULL; }
+CT_API const int64_t *ct_strides(const ct_tensor *t) { return t ? t->strides : NULL; }
+CT_API int64_t ct_numel(const ct_tensor *t) { return t ? t->numel : 0; }
+CT_API int64_t ct_storage_offset(const ct_tensor *t) { return t ? t->offset : 0; }
+CT_API ct_dtype ct_get_dtype(const ct_tensor *t) { return t ? t->dtype : CT_NUM_DTYPES; }
+CT_API ct_device ct_get_device(const ct_tensor *t) { return t ? t->storage->device : CT_CPU; }
+CT_API bool ct_is_contiguous(const ct_tensor *t) { return t && ct__is_contiguous(t); }
+CT_API void *ct_data_ptr(const ct_tensor *t) { return t ? ct__data(t) : NULL; }
+CT_API bool ct_shares_storage(const ct_tensor *a, const ct_tensor *b) { return a && b && a->storage == b->storage; }
+CT_API int64_t ct_version_counter(const ct_tensor *t) { return t ? (int64_t)t->storage->version : 0; }
+
+/* ---- creation ---- */
+CT_API ct_tensor *ct_empty(int ndim, const int64_t *sizes, ct_dtype dtype) {
+    return ct__ret(ct__empty_raw(ndim, sizes, dtype));
+}
+
+CT_API ct_tensor *ct_empty_strided(int ndim, const int64_t *sizes, const int64_t *strides, ct_dtype dtype) {
+    if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "empty_strided: invalid dtype");
+    if (check_sizes("empty_strided", ndim, sizes)) return NULL;
+    int64_t extent = 0;
+    bool any_zero = false;
+    for (int i = 0; i < ndim; i++) {
+        if (strides[i] < 0) return ct__err(CT_ERR_ARG, "empty_strided: negative strides are not supported");
+        if (sizes[i] == 0) any_zero = true;
+        else extent += (sizes[i] - 1) * strides[i];
+    }
+    size_t nbytes = any_zero ? 0 : (size_t)(extent + 1) * ct_dtype_size(dtype);
+    ct_storage *s = ct__storage_new(nbytes);
+    if (!s) return NULL;
+    ct_tensor *t = ct__tensor_new(s, dtype, ndim, sizes, strides, 0);
+    ct__storage_release(s);
+    return ct__ret(t);
+}
+
+static ct_tensor *filled(const char *op, int ndim, const int64_t *sizes, ct_dtype dtype, double v) {
+    ct_tensor *t = ct__empty_raw(ndim, sizes, dtype);
+    if (!t) return NULL;
+    if (ct__fill_raw(t, v)) { ct_release(t); return NULL; }
+    return ct__ret(t);
+}
+CT_API ct_tensor *ct_zeros(int ndim, const int64_t *sizes, ct_dtype dtype) { return filled("zeros", ndim, sizes, dtype, 0); }
+CT_API ct_tensor *ct_ones(int ndim, const int64_t *sizes, ct_dtype dtype) { return filled("ones", ndim, sizes, dtype, 1); }
+CT_API ct_tensor *ct_full(int ndim, const int64_t *sizes, double v, ct_dtype dtype) {
+    return filled("full", ndim, sizes, dtype, v);
+}
+CT_API ct_tensor *ct_empty_like(const ct_tensor *t) {
+    CT_CHECK_ARG("empty_like", t);
+    return ct_empty(t->ndim, t->sizes, t->dtype);
+}
+CT_API ct_tensor *ct_zeros_like(const ct_tensor *t) {
+    CT_CHECK_ARG("zeros_like", t);
+    return ct_zeros(t->ndim, t->sizes, t->dtype);
+}
+CT_API ct_tensor *ct_ones_like(const ct_tensor *t) {
+    CT_CHECK_ARG("ones_like", t);
+    return ct_ones(t->ndim, t->sizes, t->dtype);
+}
+CT_API ct_tensor *ct_full_like(const ct_tensor *t, double v) {
+    CT_CHECK_ARG("full_like", t);
+    return ct_full(t->ndim, t->sizes, v, t->dtype);
+}
+CT_API ct_tensor *ct_scalar_tensor(double v, ct_dtype dtype) { return filled("scalar_tensor", 0, NULL, dtype, v); }
+
+static ct_tensor *wrapped(ct_dtype dt, const void *val) {
+    ct_tensor *t = ct__empty_raw(0, NULL, dt);
+    if (!t) return NULL;
+    memcpy(t->storage->data, val, ct_dtype_size(dt));
+    t->is_wrapped_number = true;
+    return ct__ret(t);
+}
+CT_API ct_tensor *ct_float(double v) { return wrapped(CT_FLOAT64, &v); }
+CT_API ct_tensor *ct_int(int64_t v) { return wrapped(CT_INT64, &v); }
+CT_API ct_tensor *ct_bool(bool v) { return wrapped(CT_BOOL, &v); }
+CT_API ct_tensor *ct_complex(double re, double im) {
+    ct_c128 z = re + im * I;
+    return wrapped(CT_COMPLEX128, &z);
+}
+
+CT_API ct_tensor *ct_from_data(const void *data, int ndim, const int64_t *sizes, ct_dtype dtype) {
+    if (!data && ct__prod(ndim, sizes) > 0) return ct__err(CT_ERR_ARG, "from_data: data is NULL");
+    ct_tensor *t = ct__empty_raw(ndim, sizes, dtype);
+    if (!t) return NULL;
+    if (t->numel) memcpy(t->storage->data, data, (size_t)t->numel * ct_dtype_size(dtype));
+    return ct__ret(t);
+}
+
+CT_API ct_tensor *ct_from_blob(void *data, int ndim, const int64_t *sizes, const int64_t *strides, ct_dtype dtype,
+                               void (*deleter)(void *, void *), void *ctx) {
+    if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "from_blob: invalid dtype");
+    if (check_sizes("from_blob", ndim, sizes)) return NULL;
+    if (!data && ct__prod(ndim, sizes) > 0) return ct__err(CT_ERR_ARG, "from_blob: data is NULL");
+    int64_t extent = 0;
+    for (int i = 0; i < ndim; i++)
+        if (sizes[i] > 0) extent += (sizes[i] - 1) * (strides ? strides[i] : 1);
+    ct_storage *s = ct__storage_borrow(data, (size_t)(extent + 1) * ct_dtype_size(dtype), deleter, ctx);
+    if (!s) return NULL;
+    ct_tensor *t = ct__tensor_new(s, dtype, ndim, sizes, strides, 0);
+    ct__storage_release(s);
+    return ct__ret(t);
+}
+
+static bool is_integer_valued(double v) { return floor(v) == v && fabs(v) < 9e15; }
+
+CT_API ct_tensor *ct_arange(double start, double end, double step, ct_dtype dtype) {
+    if (step == 0) return ct__err(CT_ERR_ARG, "arange: step must be nonzero");
+    if (!isfinite(start) || !isfinite(end)) return ct__err(CT_ERR_ARG, "arange: unsupported range: %g -> %g", start, end);
+    if ((step > 0 && end < start) || (step < 0 && end > start))
+        return ct__err(CT_ERR_ARG, "arange: upper bound and larger bound inconsistent with step sign");
+    if (dtype == CT_NUM_DTYPES)
+        dtype = is_integer_valued(start) && is_integer_valued(end) && is_integer_valued(step) ? CT_INT64
+                                                                                              : ct_get_default_dtype();
+    if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "arange: invalid dtype");
+    double n = ceil((end - start) / step);
+    if (n > 1e15) return ct__err(CT_ERR_OOM, "arange: too many elements (%g)", n);
+    int64_t len = (int64_t)n;
+    ct_tensor *t = ct__empty_raw(1, &len, dtype);
+    if (!t) return NULL;
+    size_t es = ct_dtype_size(dtype);
+    char *p = t->storage->data;
+    if (ct_dtype_is_integral(dtype, true))
+        for (int64_t i = 0; i < len; i++) ct__store_i64(p + i * es, dtype, (int64_t)(start + (double)i * step));
+    else
+        for (int64_t i = 0; i < len; i++) ct__store_f64(p + i * es, dtype, start + (double)i * step);
+    return ct__ret(t);
+}
+
+CT_API ct_tensor *ct_linspace(double start, double end, int64_t steps, ct_dtype dtype) {
+    if (steps < 0) return ct__err(CT_ERR_ARG, "linspace: number of steps must be non-negative");
+    if (dtype == CT_NUM_DTYPES) dtype = ct_get_default_dtype();
+    ct_tensor *t = ct__empty_raw(1, &steps, dtype);
+    if (!t) return NULL;
+    size_t es = ct_dtype_size(dtype);
+    char *p = t->storage->data;
+    double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
+    int64_t half = steps / 2;
+    /* PyTorch's symmetric formula: from start for the first half, from end for the rest */
+    for (int64_t i = 0; i < steps; i++) {
+        double v = i < half ? start + step * (double)i : end - step * (double)(steps - i - 1);
+        if (ct_dtype_is_integral(dtype, true)) ct__store_i64(p + i * es, dtype, (int64_t)v);
+        else ct__store_f64(p + i * es, dtype, v);
+    }
+    return ct__ret(t);
+}
+
+CT_API ct_tensor *ct_logspace(double start, double end, int64_t steps, double base, ct_dtype dtype) {
+    if (steps < 0) return ct__err(CT_ERR_ARG, "logspace: number of steps must be non-negative");
+    if (dtype == CT_NUM_DTYPES) dtype = ct_get_default_dtype();
+    ct_tensor *t = ct__empty_raw(1, &steps, dtype);
+    if (!t) return NULL;
+    size_t es = ct_dtype_size(dtype);
+    char *p = t->storage->data;
+    double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
+    int64_t half = steps / 2;
+    for (int64_t i = 0; i < steps; i++) {
+        double e = i < half ? start + step * (double)i : end - step * (double)(steps - i - 1);
+        double v = pow(base, e);
+        if (ct_dtype_is_integral(dtype, true)) ct__store_i64(p + i * es, dtype, (int64_t)v);
+        else ct__store_f64(p + i * es, dtype, v);
+    }
+    return ct__ret(t);
+}
+
+CT_API ct_tensor *ct_eye(int64_t n, int64_t m, ct_dtype dtype) {
+    if (m < 0) m = n;
+    if (n < 0) return ct__err(CT_ERR_ARG, "eye: n must be greater or equal to 0, got %lld", (long long)n);
+    if (dtype == CT_NUM_DTYPES) dtype = ct_get_default_dtype();
+    ct_tensor *t = ct__empty_raw(2, (int64_t[]){n, m}, dtype);
+    if (!t) return NULL;
+    if (ct__fill_raw(t, 0)) { ct_release(t); return NULL; }
+    size_t es = ct_dtype_size(dtype);
+    char *p = t->storage->data;
+    for (int64_t i = 0; i < n && i < m; i++) ct__store_f64(p + (i * m + i) * (int64_t)es, dtype, 1.0);
+    return ct__ret(t);
+}
+
+/* ---- element access ---- */
+CT_API double ct_item(const ct_tensor *t) {
+    if (!t) { ct__null_arg("item"); return NAN; }
+    if (t->numel != 1) {
+        ct__err(CT_ERR_ARG, "item: a Tensor with %lld elements cannot be converted to Scalar", (long long)t->numel);
+        return NAN;
+    }
+    if (t->storage->device.type != CT_DEVICE_CPU) {
+        ct_tensor *c = ct__to_cpu_raw(t);
+        if (!c) return NAN;
+        double v = ct__load_f64(ct__data(c), c->dtype);
+        ct_release(c);
+        return v;
+    }
+    return ct__load_f64(ct__data(t), t->dtype);
+}
+
+CT_API double ct_get(const ct_tensor *t, const int64_t *index) {
+    if (!t) { ct__null_arg("get"); return NAN; }
+    int64_t off = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t i = index[d];
+        if (i < 0) i += t->sizes[d];
+        if (i < 0 || i >= t->sizes[d]) {
+            ct__err(CT_ERR_INDEX, "get: index %lld is out of bounds for dimension %d with size %lld",
+                    (long long)index[d], d, (long long)t->sizes[d]);
+            return NAN;
+        }
+        off += i * t->strides[d];
+    }
+    return ct__load_f64((char *)ct__data(t) + off * (int64_t)ct_dtype_size(t->dtype), t->dtype);
+}
+
+CT_API int ct_copy_to_buffer(const ct_tensor *t, void *buf, size_t bufsize, ct_dtype dtype) {
+    CT_CHECK_ARG_S("copy_to_buffer", t);
+    if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__errs(CT_ERR_DTYPE, "copy_to_buffer: invalid dtype");
+    size_t need = (size_t)t->numel * ct_dtype_size(dtype);
+    if (bufsize < need)
+        return ct__errs(CT_ERR_ARG, "copy_to_buffer: buffer of %zu bytes is too small for %s %s (%zu bytes)", bufsize,
+                        ct_dtype_name(dtype), CT_SHAPESTR(t), need);
+    if (t->numel == 0) return 0;
+    ct_storage *s = ct__storage_borrow(buf, need, NULL, NULL);
+    if (!s) return ct_last_status();
+    ct_tensor *dst = ct__tensor_new(s, dtype, t->ndim, t->sizes, NULL, 0);
+    ct__storage_release(s);
+    if (!dst) return ct_last_status();
+    ct_tensor *src = (ct_tensor *)t;
+    ct_tensor *cpu = NULL;
+    if (t->storage->device.type != CT_DEVICE_CPU) {
+        cpu = ct__to_cpu_raw(t);
+        if (!cpu) { ct_release(dst); return ct_last_status(); }
+        src = cpu;
+    }
+    int rc = ct__copy_raw(dst, src);
+    ct_release(cpu);
+    ct_release(dst);
+    return rc;
+}
+
+CT_API void ct_free_string(char *s) { free(s); }

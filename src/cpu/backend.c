@@ -1,0 +1,17 @@
+/* The CPU backend: fills its dispatch table from the kernel families in src/cpu/. */
+#include "core/dispatch.h"
+
+static ct_backend cpu_backend = {.name = "cpu", .type = CT_DEVICE_CPU};
+
+ct_backend *ct_cpu_backend(void) {
+    ct_kernel_fn *k = cpu_backend.kernels;
+    ct_cpu_register_copy(k);
+    ct_cpu_register_unary(k);
+    ct_cpu_register_binary(k);
+    ct_cpu_register_reduce(k);
+    ct_cpu_register_linalg(k);
+    ct_cpu_register_index(k);
+    ct_cpu_register_random(k);
+    return &cpu_backend;
+}
+/*TEMPWEAK*/ __attribute__((weak)) void ct_cpu_register_random(ct_kernel_fn *k) { CT_UNUSED(k); }

@@ -1,0 +1,118 @@
+/* CPU COPY (broadcasting, casting between any two dtypes) and FILL kernels. */
+#include "core/dispatch.h"
+#include "core/iter.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI bool is_int(ct_dtype d) { return d <= CT_INT64; } /* bool and integers */
+AI bool is_cplx(ct_dtype d) { return d >= CT_COMPLEX64; }
+
+/* One element from src (dtype sd) to dst (dtype dd); sd and dd are constants after
+ * inlining, so every branch but one folds away. */
+AI void conv(char *dst, ct_dtype dd, const char *src, ct_dtype sd) {
+    if (dd == CT_BOOL) {
+        if (is_cplx(sd)) *(bool *)dst = ct__load_c128(src, sd) != 0;
+        else if (is_int(sd)) *(bool *)dst = ct__load_i64(src, sd) != 0;
+        else *(bool *)dst = ct__load_f64(src, sd) != 0;
+    } else if (is_int(dd) && is_int(sd)) {
+        ct__store_i64(dst, dd, ct__load_i64(src, sd));
+    } else if (is_cplx(dd) || is_cplx(sd)) {
+        ct__store_c128(dst, dd, ct__load_c128(src, sd));
+    } else if (is_int(sd) && dd != CT_FLOAT64) { /* integer -> float32/16/bf16: one rounding, via float */
+        float f = (float)ct__load_i64(src, sd);
+        ct__store_f64(dst, dd, (double)f);
+    } else if (is_int(dd)) {
+        double v = ct__load_f64(src, sd);
+        ct__store_i64(dst, dd, (v != v || v >= 9.2233720368547758e18 || v < -9.2233720368547758e18) ? INT64_MIN : (int64_t)v);
+    } else if (sd == CT_FLOAT32 && dd == CT_FLOAT32) {
+        *(float *)dst = *(const float *)src;
+    } else {
+        ct__store_f64(dst, dd, ct__load_f64(src, sd));
+    }
+}
+
+#define CAST_LOOP(DE, dct, dsn, SE, sct, ssn)                                                       \
+    static void cast_##dsn##_##ssn(char **d, const int64_t *s, int64_t n, void *ctx) {              \
+        char *o = d[0];                                                                             \
+        const char *in = d[1];                                                                      \
+        if (s[0] == (int64_t)sizeof(dct) && s[1] == (int64_t)sizeof(sct)) {                          \
+            for (int64_t i = 0; i < n; i++) conv(o + i * (int64_t)sizeof(dct), DE, in + i * (int64_t)sizeof(sct), SE); \
+        } else {                                                                                    \
+            for (int64_t i = 0; i < n; i++) conv(o + i * s[0], DE, in + i * s[1], SE);              \
+        }                                                                                           \
+    }
+#define CAST_FROM(DE, dct, dsn)                                                                     \
+    CAST_LOOP(DE, dct, dsn, CT_BOOL, bool, b) CAST_LOOP(DE, dct, dsn, CT_UINT8, uint8_t, u8)        \
+    CAST_LOOP(DE, dct, dsn, CT_INT8, int8_t, i8) CAST_LOOP(DE, dct, dsn, CT_INT16, int16_t, i16)    \
+    CAST_LOOP(DE, dct, dsn, CT_INT32, int32_t, i32) CAST_LOOP(DE, dct, dsn, CT_INT64, int64_t, i64) \
+    CAST_LOOP(DE, dct, dsn, CT_FLOAT16, ct_half, f16) CAST_LOOP(DE, dct, dsn, CT_BFLOAT16, ct_bf16, bf16) \
+    CAST_LOOP(DE, dct, dsn, CT_FLOAT32, float, f32) CAST_LOOP(DE, dct, dsn, CT_FLOAT64, double, f64) \
+    CAST_LOOP(DE, dct, dsn, CT_COMPLEX64, ct_c64, c64) CAST_LOOP(DE, dct, dsn, CT_COMPLEX128, ct_c128, c128)
+CT_FOR_ALL_DTYPES(CAST_FROM)
+
+#define TABLE_ROW(DE, dct, dsn) [DE] = { \
+    [CT_BOOL] = cast_##dsn##_b, [CT_UINT8] = cast_##dsn##_u8, [CT_INT8] = cast_##dsn##_i8, \
+    [CT_INT16] = cast_##dsn##_i16, [CT_INT32] = cast_##dsn##_i32, [CT_INT64] = cast_##dsn##_i64, \
+    [CT_FLOAT16] = cast_##dsn##_f16, [CT_BFLOAT16] = cast_##dsn##_bf16, [CT_FLOAT32] = cast_##dsn##_f32, \
+    [CT_FLOAT64] = cast_##dsn##_f64, [CT_COMPLEX64] = cast_##dsn##_c64, [CT_COMPLEX128] = cast_##dsn##_c128},
+static const ct_loop_fn cast_table[CT_NUM_DTYPES][CT_NUM_DTYPES] = {CT_FOR_ALL_DTYPES(TABLE_ROW)};
+
+static void copy_same(char **d, const int64_t *s, int64_t n, void *ctx) {
+    size_t es = *(size_t *)ctx;
+    if (s[0] == (int64_t)es && s[1] == (int64_t)es) { memmove(d[0], d[1], (size_t)n * es); return; }
+    switch (es) {
+    case 1: for (int64_t i = 0; i < n; i++) *(uint8_t *)(d[0] + i * s[0]) = *(uint8_t *)(d[1] + i * s[1]); break;
+    case 2: for (int64_t i = 0; i < n; i++) *(uint16_t *)(d[0] + i * s[0]) = *(uint16_t *)(d[1] + i * s[1]); break;
+    case 4: for (int64_t i = 0; i < n; i++) *(uint32_t *)(d[0] + i * s[0]) = *(uint32_t *)(d[1] + i * s[1]); break;
+    case 8: for (int64_t i = 0; i < n; i++) *(uint64_t *)(d[0] + i * s[0]) = *(uint64_t *)(d[1] + i * s[1]); break;
+    default: for (int64_t i = 0; i < n; i++) memcpy(d[0] + i * s[0], d[1] + i * s[1], es); break;
+    }
+}
+
+static int cpu_copy(const ct_kernel_args *a) {
+    ct_iter it;
+    const ct_tensor *ops[2] = {a->out[0], a->in[0]};
+    if (ct__iter_build(&it, 2, 1, ops)) return ct_last_status();
+    ct_dtype dd = a->out[0]->dtype, sd = a->in[0]->dtype;
+    if (dd == sd) {
+        size_t es = ct_dtype_size(dd);
+        ct__iter_run(&it, copy_same, &es, 0);
+    } else {
+        ct__iter_run(&it, cast_table[dd][sd], NULL, 0);
+    }
+    return 0;
+}
+
+typedef struct { unsigned char bytes[16]; size_t es; } fill_ctx;
+static void fill_loop(char **d, const int64_t *s, int64_t n, void *ctx) {
+    const fill_ctx *f = ctx;
+    switch (f->es) {
+    case 1: { uint8_t v; memcpy(&v, f->bytes, 1); for (int64_t i = 0; i < n; i++) *(uint8_t *)(d[0] + i * s[0]) = v; } break;
+    case 2: { uint16_t v; memcpy(&v, f->bytes, 2); for (int64_t i = 0; i < n; i++) *(uint16_t *)(d[0] + i * s[0]) = v; } break;
+    case 4: { uint32_t v; memcpy(&v, f->bytes, 4); for (int64_t i = 0; i < n; i++) *(uint32_t *)(d[0] + i * s[0]) = v; } break;
+    case 8: { uint64_t v; memcpy(&v, f->bytes, 8); for (int64_t i = 0; i < n; i++) *(uint64_t *)(d[0] + i * s[0]) = v; } break;
+    default: for (int64_t i = 0; i < n; i++) memcpy(d[0] + i * s[0], f->bytes, f->es); break;
+    }
+}
+
+static int cpu_fill(const ct_kernel_args *a) {
+    ct_tensor *t = a->out[0];
+    fill_ctx f;
+    f.es = ct_dtype_size(t->dtype);
+    memset(f.bytes, 0, sizeof f.bytes);
+    if (ct_dtype_is_complex(t->dtype)) ct__store_c128(f.bytes, t->dtype, a->d[0] + a->d[1] * I);
+    else if (ct_dtype_is_integral(t->dtype, false)) {
+        double v = a->d[0];
+        ct__store_i64(f.bytes, t->dtype, (v != v || v >= 9.2233720368547758e18 || v < -9.2233720368547758e18) ? INT64_MIN : (int64_t)v);
+    } else ct__store_f64(f.bytes, t->dtype, a->d[0]);
+    ct_iter it;
+    const ct_tensor *ops[1] = {t};
+    if (ct__iter_build(&it, 1, 1, ops)) return ct_last_status();
+    ct__iter_run(&it, fill_loop, &f, 0);
+    return 0;
+}
+
+void ct_cpu_register_copy(ct_kernel_fn *k) {
+    k[CT_OP_COPY] = cpu_copy;
+    k[CT_OP_FILL] = cpu_fill;
+}

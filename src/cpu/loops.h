@@ -1,0 +1,107 @@
+/* Macros that stamp out CPU elementwise loops for every dtype from one expression.
+ *
+ * An expression sees `a` (and `b`, `c`) in the COMPUTE type of the dtype (float for
+ * float16/bfloat16, the type itself otherwise) and `p` (const double *params). The
+ * loops have a contiguous fast path the compiler vectorises, and a strided path. */
+#ifndef CT_CPU_LOOPS_H
+#define CT_CPU_LOOPS_H
+
+#include <math.h>
+
+#include "core/dispatch.h"
+#include "core/iter.h"
+
+/* storage type, compute type, load, store for each dtype */
+#define LD_ID(x) (x)
+#define ST_ID(x) (x)
+#define LD_F16(x) ct_half_to_float(x)
+#define ST_F16(x) ct_float_to_half(x)
+#define LD_BF16(x) ct_bf16_to_float(x)
+#define ST_BF16(x) ct_float_to_bf16(x)
+
+#define CT_UNARY_LOOP(fname, ST, CT, LD, STO, OT, OSTO, EXPR)                                        \
+    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        const double *p = ctx;                                                                       \
+        (void)p;                                                                                     \
+        if (s[0] == (int64_t)sizeof(OT) && s[1] == (int64_t)sizeof(ST)) {                            \
+            OT *o = (OT *)d[0];                                                                      \
+            const ST *x = (const ST *)d[1];                                                          \
+            for (int64_t i = 0; i < n; i++) { CT a = LD(x[i]); o[i] = OSTO(EXPR); }                  \
+        } else {                                                                                     \
+            for (int64_t i = 0; i < n; i++) {                                                        \
+                CT a = LD(*(const ST *)(d[1] + i * s[1]));                                           \
+                *(OT *)(d[0] + i * s[0]) = OSTO(EXPR);                                               \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+#define CT_BINARY_LOOP(fname, ST, CT, LD, STO, OT, OSTO, EXPR)                                       \
+    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        const double *p = ctx;                                                                       \
+        (void)p;                                                                                     \
+        OT *o = (OT *)d[0];                                                                          \
+        const ST *x = (const ST *)d[1], *y = (const ST *)d[2];                                       \
+        if (s[0] == (int64_t)sizeof(OT) && s[1] == (int64_t)sizeof(ST) && s[2] == (int64_t)sizeof(ST)) { \
+            for (int64_t i = 0; i < n; i++) { CT a = LD(x[i]), b = LD(y[i]); o[i] = OSTO(EXPR); }    \
+        } else if (s[0] == (int64_t)sizeof(OT) && s[1] == (int64_t)sizeof(ST) && s[2] == 0) {        \
+            CT b = LD(y[0]);                                                                         \
+            for (int64_t i = 0; i < n; i++) { CT a = LD(x[i]); o[i] = OSTO(EXPR); }                  \
+        } else if (s[0] == (int64_t)sizeof(OT) && s[1] == 0 && s[2] == (int64_t)sizeof(ST)) {        \
+            CT a = LD(x[0]);                                                                         \
+            for (int64_t i = 0; i < n; i++) { CT b = LD(y[i]); o[i] = OSTO(EXPR); }                  \
+        } else {                                                                                     \
+            for (int64_t i = 0; i < n; i++) {                                                        \
+                CT a = LD(*(const ST *)(d[1] + i * s[1])), b = LD(*(const ST *)(d[2] + i * s[2]));   \
+                *(OT *)(d[0] + i * s[0]) = OSTO(EXPR);                                               \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+/* Same-typed result, for the dtypes in a family:
+ *   CT_BINARY_FLOATS(prefix, EXPR)  -> prefix_f16, _bf16, _f32, _f64
+ *   CT_BINARY_INTS(prefix, EXPR)    -> prefix_u8, _i8, _i16, _i32, _i64
+ *   CT_BINARY_COMPLEX(prefix, EXPR) -> prefix_c64, _c128                    */
+#define CT_BINARY_FLOATS(pre, EXPR)                                                \
+    CT_BINARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR) \
+    CT_BINARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, ct_bf16, ST_BF16, EXPR) \
+    CT_BINARY_LOOP(pre##_f32, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)   \
+    CT_BINARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)
+#define CT_BINARY_INTS(pre, EXPR)                                                  \
+    CT_BINARY_LOOP(pre##_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, EXPR) \
+    CT_BINARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, int8_t, ST_ID, EXPR)    \
+    CT_BINARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, int16_t, ST_ID, EXPR) \
+    CT_BINARY_LOOP(pre##_i32, int32_t, int32_t, LD_ID, ST_ID, int32_t, ST_ID, EXPR) \
+    CT_BINARY_LOOP(pre##_i64, int64_t, int64_t, LD_ID, ST_ID, int64_t, ST_ID, EXPR)
+#define CT_BINARY_COMPLEX(pre, EXPR)                                               \
+    CT_BINARY_LOOP(pre##_c64, ct_c64, ct_c64, LD_ID, ST_ID, ct_c64, ST_ID, EXPR)   \
+    CT_BINARY_LOOP(pre##_c128, ct_c128, ct_c128, LD_ID, ST_ID, ct_c128, ST_ID, EXPR)
+#define CT_BINARY_BOOL(pre, EXPR) CT_BINARY_LOOP(pre##_b, bool, bool, LD_ID, ST_ID, bool, ST_ID, EXPR)
+
+#define CT_UNARY_FLOATS(pre, EXPR)                                                 \
+    CT_UNARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR) \
+    CT_UNARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, ct_bf16, ST_BF16, EXPR) \
+    CT_UNARY_LOOP(pre##_f32, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)    \
+    CT_UNARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)
+#define CT_UNARY_INTS(pre, EXPR)                                                   \
+    CT_UNARY_LOOP(pre##_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, EXPR)  \
+    CT_UNARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, int8_t, ST_ID, EXPR)     \
+    CT_UNARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, int16_t, ST_ID, EXPR) \
+    CT_UNARY_LOOP(pre##_i32, int32_t, int32_t, LD_ID, ST_ID, int32_t, ST_ID, EXPR) \
+    CT_UNARY_LOOP(pre##_i64, int64_t, int64_t, LD_ID, ST_ID, int64_t, ST_ID, EXPR)
+#define CT_UNARY_COMPLEX(pre, EXPR)                                                \
+    CT_UNARY_LOOP(pre##_c64, ct_c64, ct_c64, LD_ID, ST_ID, ct_c64, ST_ID, EXPR)    \
+    CT_UNARY_LOOP(pre##_c128, ct_c128, ct_c128, LD_ID, ST_ID, ct_c128, ST_ID, EXPR)
+
+/* Table rows: fill loops[dtype] for a family. */
+#define CT_SET_FLOATS(tab, pre) \
+    (tab)[CT_FLOAT16] = pre##_f16, (tab)[CT_BFLOAT16] = pre##_bf16, (tab)[CT_FLOAT32] = pre##_f32, (tab)[CT_FLOAT64] = pre##_f64
+#define CT_SET_INTS(tab, pre) \
+    (tab)[CT_UINT8] = pre##_u8, (tab)[CT_INT8] = pre##_i8, (tab)[CT_INT16] = pre##_i16, (tab)[CT_INT32] = pre##_i32, \
+    (tab)[CT_INT64] = pre##_i64
+#define CT_SET_COMPLEX(tab, pre) (tab)[CT_COMPLEX64] = pre##_c64, (tab)[CT_COMPLEX128] = pre##_c128
+
+/* Runs loop over (out, in...) with params; loops[dtype of in[0]] must be set, else an
+ * error "<op>: not implemented for '<dtype>'". */
+int ct__cpu_run_loop(const ct_kernel_args *a, ct_loop_fn const *loops, const double *params);
+
+#endif

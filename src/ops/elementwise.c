@@ -1,0 +1,119 @@
+/* Elementwise front-end machinery: dtype rules, broadcasting, allocation, dispatch,
+ * and the in-place / out= wrappers. */
+#include "ops/elementwise.h"
+
+#include "core/iter.h"
+
+ct_tensor *ct__cast_raw(const ct_tensor *t, ct_dtype dt) {
+    if (t->dtype == dt) return ct_retain((ct_tensor *)t);
+    ct_tensor *r = ct__empty_raw(t->ndim, t->sizes, dt);
+    if (!r) return NULL;
+    if (ct__copy_raw(r, t)) { ct_release(r); return NULL; }
+    return r;
+}
+
+int ct__ew_compute_dtype(const char *name, ct_dtype dt, ct_ew_kind kind) {
+    switch (kind) {
+    case CT_EW_FLOAT:
+    case CT_EW_FLOAT_REAL:
+        if (ct_dtype_is_integral(dt, true)) dt = ct_get_default_dtype();
+        break;
+    case CT_EW_INTEGRAL:
+        if (!ct_dtype_is_integral(dt, true))
+            return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s' (integer and bool tensors only)", name,
+                            ct_dtype_name(dt)), -1;
+        break;
+    default: break;
+    }
+    if ((kind == CT_EW_REAL || kind == CT_EW_FLOAT_REAL) && ct_dtype_is_complex(dt))
+        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", name, ct_dtype_name(dt)), -1;
+    return (int)dt;
+}
+
+static ct_dtype out_dtype(ct_dtype compute, ct_ew_kind kind) {
+    if (kind == CT_EW_TO_REAL && ct_dtype_is_complex(compute)) return compute == CT_COMPLEX64 ? CT_FLOAT32 : CT_FLOAT64;
+    return (kind == CT_EW_BOOL_OUT || kind == CT_EW_LOGICAL) ? CT_BOOL : compute;
+}
+
+ct_tensor *ct__unary_raw(ct_op op, const char *name, const ct_tensor *x, ct_ew_kind kind, const double *params) {
+    CT_CHECK_ARG(name, x);
+    int cd = ct__ew_compute_dtype(name, x->dtype, kind);
+    if (cd < 0) return NULL;
+    ct_tensor *xin = ct__cast_raw(x, (ct_dtype)cd);
+    if (!xin) return NULL;
+    ct_tensor *out = ct__empty_raw(x->ndim, x->sizes, out_dtype((ct_dtype)cd, kind));
+    if (!out) { ct_release(xin); return NULL; }
+    ct_kernel_args a = {.op = op, .n_out = 1, .n_in = 1, .out = {out}, .in = {xin}};
+    if (params) memcpy(a.d, params, sizeof(double) * 4);
+    int rc = ct__dispatch(&a);
+    ct_release(xin);
+    if (rc) { ct_release(out); return NULL; }
+    return out;
+}
+
+ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const ct_tensor *b, ct_ew_kind kind,
+                          const double *params) {
+    CT_CHECK_ARG(name, a);
+    CT_CHECK_ARG(name, b);
+    int64_t shape[CT_MAX_DIMS];
+    int nd = ct__broadcast_shapes(name, a->ndim, a->sizes, b->ndim, b->sizes, shape);
+    if (nd < 0) return NULL;
+    ct_dtype promoted = ct__result_type(2, (const ct_tensor *[]){a, b});
+    ct_dtype cd;
+    if (kind == CT_EW_LOGICAL) cd = promoted;
+    else {
+        int c = ct__ew_compute_dtype(name, promoted, kind);
+        if (c < 0) return NULL;
+        cd = (ct_dtype)c;
+    }
+    ct_tensor *ain = ct__cast_raw(a, cd), *bin = ain ? ct__cast_raw(b, cd) : NULL;
+    ct_tensor *out = bin ? ct__empty_raw(nd, shape, out_dtype(cd, kind)) : NULL;
+    int rc = -1;
+    if (out) {
+        ct_kernel_args k = {.op = op, .n_out = 1, .n_in = 2, .out = {out}, .in = {ain, bin}};
+        if (params) memcpy(k.d, params, sizeof(double) * 4);
+        rc = ct__dispatch(&k);
+    }
+    ct_release(ain);
+    ct_release(bin);
+    if (rc) { ct_release(out); return NULL; }
+    return out;
+}
+
+int ct__inplace_unary(const char *name, ct_tensor *self, ct_unary_fn fn) {
+    int rc = ct__check_inplace(name, self);
+    if (rc) return rc;
+    if (ct_scope_begin()) return ct_last_status();
+    ct_tensor *r = fn(self);
+    rc = ct__commit_inplace(name, self, r);
+    ct_scope_end();
+    return rc;
+}
+
+int ct__out_unary(const char *name, ct_tensor *out, const ct_tensor *x, ct_unary_fn fn) {
+    CT_CHECK_ARG_S(name, out);
+    if (ct_scope_begin()) return ct_last_status();
+    ct_tensor *r = fn(x);
+    int rc = ct__commit_out(name, out, r);
+    ct_scope_end();
+    return rc;
+}
+
+int ct__inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn) {
+    int rc = ct__check_inplace(name, self);
+    if (rc) return rc;
+    if (ct_scope_begin()) return ct_last_status();
+    ct_tensor *r = fn(self, b);
+    rc = ct__commit_inplace(name, self, r);
+    ct_scope_end();
+    return rc;
+}
+
+int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const ct_tensor *b, ct_binary_fn fn) {
+    CT_CHECK_ARG_S(name, out);
+    if (ct_scope_begin()) return ct_last_status();
+    ct_tensor *r = fn(a, b);
+    int rc = ct__commit_out(name, out, r);
+    ct_scope_end();
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* Shared front-end machinery for elementwise ops: dtype rules, broadcasting,
+ * allocation and dispatch. Each public op adds its own autograd recording. */
+#ifndef CT_OPS_ELEMENTWISE_H
+#define CT_OPS_ELEMENTWISE_H
+
+#include "core/autograd_internal.h"
+#include "core/dispatch.h"
+
+typedef enum {
+    CT_EW_SAME,      /* result = promoted dtype (add, mul, maximum, ...) */
+    CT_EW_FLOAT,     /* promoted, integers/bool -> default float (div, exp, atan2, ...) */
+    CT_EW_BOOL_OUT,  /* computed in the promoted dtype, result bool (eq, lt, isnan, ...) */
+    CT_EW_LOGICAL,   /* inputs read as truth values, result bool (logical_and, ...) */
+    CT_EW_INTEGRAL,  /* integer and bool dtypes only (bitwise ops) */
+    CT_EW_REAL,      /* like SAME but complex inputs are an error (maximum, floor, ...) */
+    CT_EW_FLOAT_REAL, /* like FLOAT, complex an error (atan2, erf, ...) */
+    CT_EW_TO_REAL    /* like SAME, but complex results become real (abs, real, imag, angle) */
+} ct_ew_kind;
+
+/* Runs a unary kernel: returns an unregistered result (no autograd) or NULL. params
+ * (up to 4) go to the kernel in d[]. */
+ct_tensor *ct__unary_raw(ct_op op, const char *name, const ct_tensor *x, ct_ew_kind kind, const double *params);
+/* Runs a binary kernel with broadcasting and promotion; unregistered, no autograd. */
+ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const ct_tensor *b, ct_ew_kind kind,
+                          const double *params);
+/* The compute dtype a binary op of this kind would use (or -1 + error). */
+int ct__ew_compute_dtype(const char *name, ct_dtype promoted, ct_ew_kind kind);
+
+/* Helpers for in-place / out= variants built from an out-of-place function. */
+typedef ct_tensor *(*ct_unary_fn)(const ct_tensor *);
+typedef ct_tensor *(*ct_binary_fn)(const ct_tensor *, const ct_tensor *);
+int ct__inplace_unary(const char *name, ct_tensor *self, ct_unary_fn fn);
+int ct__out_unary(const char *name, ct_tensor *out, const ct_tensor *x, ct_unary_fn fn);
+int ct__inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn);
+int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const ct_tensor *b, ct_binary_fn fn);
+
+/* Defines ct_NAME_ and ct_NAME_out from ct_NAME. */
+#define CT_DEFINE_UNARY_VARIANTS(name)                                                                  \
+    CT_API int ct_##name##_(ct_tensor *self) { return ct__inplace_unary(#name "_", self, ct_##name); } \
+    CT_API int ct_##name##_out(ct_tensor *out, const ct_tensor *x) { return ct__out_unary(#name, out, x, ct_##name); }
+#define CT_DEFINE_BINARY_VARIANTS(name)                                                       \
+    CT_API int ct_##name##_(ct_tensor *self, const ct_tensor *b) {                            \
+        return ct__inplace_binary(#name "_", self, b, ct_##name);                             \
+    }                                                                                         \
+    CT_API int ct_##name##_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) {      \
+        return ct__out_binary(#name, out, a, b, ct_##name);                                   \
+    }
+
+#endif
