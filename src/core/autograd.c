@@ -1,12 +1,14 @@
 /* Autograd: graph nodes, saved tensors, the backward engine, hooks, grad mode,
  * in-place bookkeeping, and gradcheck. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
 
 static _Thread_local bool grad_disabled;
+static pthread_mutex_t acc_lock = PTHREAD_MUTEX_INITIALIZER; /* guards leaves' grad_acc caches */
 static atomic_ullong next_seq;
 static atomic_int next_hook_id = 1;
 
@@ -84,7 +86,9 @@ void ct__node_release(ct_node *n) {
         }
         release_saved(n);
         if (n->leaf) {
+            pthread_mutex_lock(&acc_lock);
             if (n->leaf->grad_acc == n) n->leaf->grad_acc = NULL;
+            pthread_mutex_unlock(&acc_lock);
             ct_release(n->leaf);
         }
         for (ct_pre_hook *h = n->pre_hooks; h;) { ct_pre_hook *nx = h->next; free(h); h = nx; }
@@ -104,12 +108,23 @@ void ct__node_release(ct_node *n) {
 static int accumulate_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi);
 
 /* The AccumulateGrad node of a leaf, created on first use and cached (weakly). */
+/* The cache is shared between threads recording ops on the same leaf (forward passes
+ * over shared parameters): guarded by a lock, and a node already on its way to being
+ * freed (refcount 0) is never revived. */
 static ct_node *grad_accumulator(ct_tensor *leaf) {
-    if (leaf->grad_acc) { ct__node_retain(leaf->grad_acc); return leaf->grad_acc; }
-    ct_node *n = ct__node_new("AccumulateGrad", accumulate_backward, 0);
-    if (!n) return NULL;
-    n->leaf = ct_retain(leaf);
-    leaf->grad_acc = n;
+    pthread_mutex_lock(&acc_lock);
+    ct_node *n = leaf->grad_acc;
+    if (n) {
+        int rc = atomic_load(&n->refcount);
+        while (rc > 0 && !atomic_compare_exchange_weak(&n->refcount, &rc, rc + 1)) {}
+        if (rc > 0) { pthread_mutex_unlock(&acc_lock); return n; }
+    }
+    n = ct__node_new("AccumulateGrad", accumulate_backward, 0);
+    if (n) {
+        n->leaf = ct_retain(leaf);
+        leaf->grad_acc = n;
+    }
+    pthread_mutex_unlock(&acc_lock);
     return n;
 }
 
@@ -235,7 +250,6 @@ void ct__autograd_tensor_freed(ct_tensor *t) {
             if (h->retain_to == t) h->retain_to = NULL;
         ct__node_release(t->grad_fn);
     }
-    if (t->grad_acc && t->grad_acc->leaf == t) t->grad_acc = NULL; /* cannot happen: the node holds t */
     ct_release(t->grad);
     for (ct_hook_entry *h = t->hooks; h;) { ct_hook_entry *nx = h->next; free(h); h = nx; }
 }
