@@ -63,9 +63,10 @@ CT_API int ct_register_hook(ct_tensor *t, ct_grad_hook hook, void *user);
 CT_API int ct_remove_hook(ct_tensor *t, int handle);
 
 /* gradcheck: compares analytic gradients of fn with central finite differences in
- * float64 (inputs must be float64/complex128). fn receives the inputs and returns one
- * output tensor (a new reference). eps 1e-6, atol 1e-5, rtol 1e-3 are PyTorch's
- * defaults. Returns 1 if all match, 0 if not (ct_last_error() names the first
+ * float64 (inputs must be float64; complex inputs are not supported yet). fn receives
+ * the inputs and returns one output tensor; it runs inside a scope that gradcheck
+ * opens, so it must not ct_release results of ops (the scope owns them). eps 1e-6,
+ * atol 1e-5, rtol 1e-3 are PyTorch's defaults (pass <= 0 / < 0 for them). Returns 1 if all match, 0 if not (ct_last_error() names the first
  * mismatch), negative status on error. */
 typedef ct_tensor *(*ct_gradcheck_fn)(int n, ct_tensor *const *inputs, void *user);
 CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, void *user,

@@ -42,7 +42,7 @@ static ct_dtype to_complex(ct_dtype d) { return d == CT_FLOAT64 ? CT_COMPLEX128 
 CT_API ct_dtype ct_promote_types(ct_dtype a, ct_dtype b) {
     if (a == b) return a;
     int ca = category(a), cb = category(b);
-    if (ca < cb || (ca == cb && a > b)) { ct_dtype t = a; a = b; b = t; int c = ca; ca = cb; cb = c; }
+    if (ca > cb || (ca == cb && a > b)) { ct_dtype t = a; a = b; b = t; int c = ca; ca = cb; cb = c; }
     /* now category(a) <= category(b); within a category a < b */
     if (ca == 0) return b;
     if (ca == 1 && cb == 1) return (a == CT_UINT8 && b == CT_INT8) ? CT_INT16 : b;
