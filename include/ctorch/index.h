@@ -17,6 +17,11 @@ CT_API ct_tensor *ct_cat(int n, const ct_tensor *const *tensors, int dim);
 CT_API ct_tensor *ct_stack(int n, const ct_tensor *const *tensors, int dim);
 CT_API ct_tensor *ct_hstack(int n, const ct_tensor *const *tensors);
 CT_API ct_tensor *ct_vstack(int n, const ct_tensor *const *tensors);
+/* cat promotes dtypes across inputs and skips empty 1-D inputs ([0]) as PyTorch does.
+ * split / split_sizes / chunk store views (narrow) of x in out[] (new references) and
+ * return their count; ct_split and ct_chunk return just the count when out is NULL, and
+ * fail if max_out is smaller than it. chunk follows PyTorch's size rule
+ * (ceil(size / chunks) per chunk, so fewer than `chunks` may come back). */
 /* Views of chunks of split_size along dim (the last may be smaller). */
 CT_API int64_t ct_split(const ct_tensor *x, int64_t split_size, int dim, ct_tensor **out, int64_t max_out);
 CT_API int64_t ct_split_sizes(const ct_tensor *x, int n_sizes, const int64_t *sizes, int dim, ct_tensor **out);

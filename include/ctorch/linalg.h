@@ -1,6 +1,9 @@
 /* ctorch/linalg.h — matrix products (BLAS underneath for float32/float64/complex).
- * Results are new references; NULL and an error naming the shapes on mismatch, e.g.
- * "matmul: cannot multiply [2, 3] by [4, 5]". */
+ * Results are new references; NULL and an error naming the shapes on mismatch, as
+ * PyTorch words it, e.g. "mm: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)".
+ * Operands must share one dtype (no promotion, like PyTorch): "expected m1 and m2 to
+ * have the same dtype, but got: float != double". bool is not supported; integer and
+ * float16/bfloat16 products use a C loop (accumulating in int64 / float). */
 #ifndef CTORCH_LINALG_H
 #define CTORCH_LINALG_H
 

@@ -1,4 +1,283 @@
-/* CPU kernels: linalg family. */
+/* CPU kernels: linalg family (GEMM) and the copy kernels of the shape ops (FLIP, TRIL).
+ *
+ * GEMM: out[0] = d[0] * in[0] @ in[1] + d[1] * out[0] over 3-D operands [B, M, K] x
+ * [B, K, N] -> [B, M, N] (batch strides may be 0). d[1] == 0 ignores out's old values
+ * (NaN included), as BLAS and PyTorch do. float32/float64/complex go to OpenBLAS, each
+ * matrix passed as is when its last or second-last stride is 1 (a transposed
+ * contiguous matrix becomes a transposed BLAS operand), otherwise copied contiguous.
+ * Other dtypes use a blocked loop accumulating in float (float16/bfloat16) or int64. */
+#include <cblas.h>
+
 #include "cpu/loops.h"
 
-void ct_cpu_register_linalg(ct_kernel_fn *k) { CT_UNUSED(k); }
+/* ---- BLAS path ---- */
+typedef struct {
+    const char *base; /* element 0 of batch 0 */
+    int64_t bstride;  /* batch stride in bytes */
+    CBLAS_TRANSPOSE trans;
+    int64_t ld;
+} blas_mat;
+
+/* Can a [rows, cols] matrix with strides (s0, s1) be given to BLAS directly? */
+static bool blas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1, CBLAS_TRANSPOSE *tr, int64_t *ld) {
+    int64_t mc = cols > 1 ? cols : 1, mr = rows > 1 ? rows : 1;
+    if ((s1 == 1 || cols <= 1) && (rows <= 1 || s0 >= mc)) {
+        *tr = CblasNoTrans;
+        *ld = rows <= 1 ? mc : s0;
+        return *ld <= INT32_MAX;
+    }
+    if ((s0 == 1 || rows <= 1) && (cols <= 1 || s1 >= mr)) {
+        *tr = CblasTrans;
+        *ld = cols <= 1 ? mr : s1;
+        return *ld <= INT32_MAX;
+    }
+    return false;
+}
+
+/* Prepares operand t ([B, rows, cols]); *tmp receives a contiguous copy if one was needed. */
+static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
+    *tmp = NULL;
+    size_t es = ct_dtype_size(t->dtype);
+    if (!blas_layout(t->sizes[1], t->sizes[2], t->strides[1], t->strides[2], &m->trans, &m->ld)) {
+        ct_tensor *c = ct__empty_raw(3, t->sizes, t->dtype);
+        if (!c) return ct_last_status();
+        if (ct__copy_raw(c, t)) { ct_release(c); return ct_last_status(); }
+        *tmp = c;
+        t = c;
+        m->trans = CblasNoTrans;
+        m->ld = t->sizes[2] > 1 ? t->sizes[2] : 1;
+    }
+    m->base = ct__data(t);
+    m->bstride = t->strides[0] * (int64_t)es;
+    return 0;
+}
+
+static void blas_call(ct_dtype dt, const blas_mat *A, const blas_mat *B, char *C, int64_t ldc, int64_t M, int64_t N,
+                      int64_t K, double alpha, double beta, int64_t b) {
+    const char *pa = A->base + b * A->bstride, *pb = B->base + b * B->bstride;
+    switch (dt) {
+    case CT_FLOAT32:
+        cblas_sgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, (float)alpha, (const float *)pa,
+                    (int)A->ld, (const float *)pb, (int)B->ld, (float)beta, (float *)C, (int)ldc);
+        break;
+    case CT_FLOAT64:
+        cblas_dgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, alpha, (const double *)pa, (int)A->ld,
+                    (const double *)pb, (int)B->ld, beta, (double *)C, (int)ldc);
+        break;
+    case CT_COMPLEX64: {
+        ct_c64 al = (float)alpha, be = (float)beta;
+        cblas_cgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, (const void *)&al, (const void *)pa,
+                    (int)A->ld, (const void *)pb, (int)B->ld, (const void *)&be, (void *)C, (int)ldc);
+        break;
+    }
+    default: {
+        ct_c128 al = alpha, be = beta;
+        cblas_zgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, (const void *)&al, (const void *)pa,
+                    (int)A->ld, (const void *)pb, (int)B->ld, (const void *)&be, (void *)C, (int)ldc);
+        break;
+    }
+    }
+}
+
+/* ---- generic loop for the other dtypes ---- */
+#define GEN_GEMM(NAME, ST, ACC, LD, STO)                                                                          \
+    static void NAME(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, double alpha, double beta) {            \
+        const int64_t nb = C->sizes[0], M = C->sizes[1], N = C->sizes[2], K = A->sizes[2];                         \
+        const int64_t *as = A->strides, *bs = B->strides, *cs = C->strides;                                        \
+        const ST *pa = ct__data(A), *pb = ct__data(B);                                                             \
+        ST *pc = ct__data(C);                                                                                      \
+        const ACC al = (ACC)alpha, be = (ACC)beta;                                                                 \
+        _Pragma("omp parallel if (nb * M * N * K > CT_GRAIN && nb * M > 1)")                                      \
+        {                                                                                                          \
+            ACC *acc = malloc(sizeof(ACC) * (size_t)(N > 0 ? N : 1));                                              \
+            _Pragma("omp for schedule(static)")                                                                   \
+            for (int64_t r = 0; r < nb * M; r++) {                                                                 \
+                int64_t b = r / M, i = r % M;                                                                      \
+                const ST *arow = pa + b * as[0] + i * as[1];                                                       \
+                const ST *bmat = pb + b * bs[0];                                                                   \
+                ST *crow = pc + b * cs[0] + i * cs[1];                                                             \
+                for (int64_t j0 = 0; j0 < N; j0 += 256) {                                                          \
+                    int64_t j1 = j0 + 256 < N ? j0 + 256 : N;                                                      \
+                    ACC local[256];                                                                                \
+                    ACC *ac = acc ? acc + j0 : local;                                                              \
+                    for (int64_t j = j0; j < j1; j++) ac[j - j0] = 0;                                              \
+                    for (int64_t k = 0; k < K; k++) {                                                              \
+                        ACC av = LD(arow[k * as[2]]);                                                              \
+                        const ST *brow = bmat + k * bs[1];                                                         \
+                        if (bs[2] == 1)                                                                            \
+                            for (int64_t j = j0; j < j1; j++) ac[j - j0] += av * (ACC)LD(brow[j]);                 \
+                        else                                                                                       \
+                            for (int64_t j = j0; j < j1; j++) ac[j - j0] += av * (ACC)LD(brow[j * bs[2]]);         \
+                    }                                                                                              \
+                    for (int64_t j = j0; j < j1; j++) {                                                            \
+                        ACC v = al * ac[j - j0];                                                                   \
+                        if (be != 0) v += be * (ACC)LD(crow[j * cs[2]]);                                           \
+                        crow[j * cs[2]] = STO(v);                                                                  \
+                    }                                                                                              \
+                }                                                                                                  \
+            }                                                                                                      \
+            free(acc);                                                                                             \
+        }                                                                                                          \
+    }
+
+#define ST_CAST_U8(v) ((uint8_t)(v))
+#define ST_CAST_I8(v) ((int8_t)(v))
+#define ST_CAST_I16(v) ((int16_t)(v))
+#define ST_CAST_I32(v) ((int32_t)(v))
+GEN_GEMM(gemm_f16, ct_half, float, LD_F16, ST_F16)
+GEN_GEMM(gemm_bf16, ct_bf16, float, LD_BF16, ST_BF16)
+GEN_GEMM(gemm_u8, uint8_t, int64_t, LD_ID, ST_CAST_U8)
+GEN_GEMM(gemm_i8, int8_t, int64_t, LD_ID, ST_CAST_I8)
+GEN_GEMM(gemm_i16, int16_t, int64_t, LD_ID, ST_CAST_I16)
+GEN_GEMM(gemm_i32, int32_t, int64_t, LD_ID, ST_CAST_I32)
+GEN_GEMM(gemm_i64, int64_t, int64_t, LD_ID, ST_ID)
+
+/* out = beta * out (K == 0: the product is empty) */
+static void scale_out(ct_tensor *C, double beta) {
+    if (beta == 0) { ct__fill_raw(C, 0); return; }
+    if (beta == 1) return;
+    size_t es = ct_dtype_size(C->dtype);
+    char *p = ct__data(C);
+    for (int64_t b = 0; b < C->sizes[0]; b++)
+        for (int64_t i = 0; i < C->sizes[1]; i++)
+            for (int64_t j = 0; j < C->sizes[2]; j++) {
+                char *q = p + (b * C->strides[0] + i * C->strides[1] + j * C->strides[2]) * (int64_t)es;
+                if (ct_dtype_is_integral(C->dtype, true)) ct__store_i64(q, C->dtype, ct__load_i64(q, C->dtype) * (int64_t)beta);
+                else ct__store_c128(q, C->dtype, ct__load_c128(q, C->dtype) * beta);
+            }
+}
+
+static int gemm_kernel(const ct_kernel_args *a) {
+    ct_tensor *C = a->out[0];
+    const ct_tensor *A = a->in[0], *B = a->in[1];
+    if (C->ndim != 3 || A->ndim != 3 || B->ndim != 3 || A->dtype != C->dtype || B->dtype != C->dtype)
+        return ct__errs(CT_ERR_RUNTIME, "gemm: internal error: expected 3-D operands of one dtype");
+    const int64_t nb = C->sizes[0], M = C->sizes[1], N = C->sizes[2], K = A->sizes[2];
+    double alpha = a->d[0], beta = a->d[1];
+    if (nb == 0 || M == 0 || N == 0) return 0;
+    if (K == 0) { scale_out(C, beta); return 0; }
+    ct_dtype dt = C->dtype;
+    if (dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_COMPLEX64 || dt == CT_COMPLEX128) {
+        bool c_ok = (C->strides[2] == 1 || N == 1) && (M == 1 || C->strides[1] >= N) && M <= INT32_MAX &&
+                    N <= INT32_MAX && K <= INT32_MAX;
+        if (!c_ok) {
+            /* compute into a contiguous buffer and copy back */
+            ct_tensor *tmp = ct__empty_raw(3, C->sizes, dt);
+            if (!tmp) return ct_last_status();
+            int rc = 0;
+            if (beta != 0) rc = ct__copy_raw(tmp, C);
+            if (!rc) {
+                ct_kernel_args b2 = *a;
+                b2.out[0] = tmp;
+                rc = gemm_kernel(&b2);
+            }
+            if (!rc) rc = ct__copy_raw(C, tmp);
+            ct_release(tmp);
+            return rc;
+        }
+        blas_mat bA, bB;
+        ct_tensor *tA, *tB;
+        if (blas_prepare(A, &bA, &tA)) return ct_last_status();
+        if (blas_prepare(B, &bB, &tB)) { ct_release(tA); return ct_last_status(); }
+        int64_t ldc = M == 1 ? N : C->strides[1];
+        if (ldc < 1) ldc = 1;
+        size_t es = ct_dtype_size(dt);
+        char *pc = ct__data(C);
+        int64_t cbs = C->strides[0] * (int64_t)es;
+        if (nb == 1 || M * N * K >= 64 * 64 * 64) {
+            for (int64_t b = 0; b < nb; b++) blas_call(dt, &bA, &bB, pc + b * cbs, ldc, M, N, K, alpha, beta, b);
+        } else {
+#pragma omp parallel for schedule(static) if (nb * M * N * K > CT_GRAIN)
+            for (int64_t b = 0; b < nb; b++) blas_call(dt, &bA, &bB, pc + b * cbs, ldc, M, N, K, alpha, beta, b);
+        }
+        ct_release(tA);
+        ct_release(tB);
+        return 0;
+    }
+    switch (dt) {
+    case CT_FLOAT16: gemm_f16(A, B, C, alpha, beta); break;
+    case CT_BFLOAT16: gemm_bf16(A, B, C, alpha, beta); break;
+    case CT_UINT8: gemm_u8(A, B, C, alpha, beta); break;
+    case CT_INT8: gemm_i8(A, B, C, alpha, beta); break;
+    case CT_INT16: gemm_i16(A, B, C, alpha, beta); break;
+    case CT_INT32: gemm_i32(A, B, C, alpha, beta); break;
+    case CT_INT64: gemm_i64(A, B, C, alpha, beta); break;
+    default: return ct__errs(CT_ERR_DTYPE, "\"addmm_impl_cpu_\" not implemented for '%s'", ct_dtype_name(dt));
+    }
+    return 0;
+}
+
+/* ---- element copies with a computed source offset ---- */
+static inline void copy_elem(char *dst, const char *src, size_t es) {
+    switch (es) {
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    default: memcpy(dst, src, 16); break;
+    }
+}
+
+/* FLIP: out (contiguous) <- in with the dims flagged in iv reversed. */
+static int flip_kernel(const ct_kernel_args *a) {
+    ct_tensor *out = a->out[0];
+    const ct_tensor *in = a->in[0];
+    if (!ct__is_contiguous(out)) return ct__errs(CT_ERR_RUNTIME, "flip: internal error: output must be contiguous");
+    const int nd = in->ndim;
+    const size_t es = ct_dtype_size(in->dtype);
+    int64_t st[CT_MAX_DIMS];
+    const char *base = ct__data(in);
+    for (int d = 0; d < nd; d++) {
+        bool f = d < a->n_iv && a->iv[d];
+        st[d] = (f ? -in->strides[d] : in->strides[d]) * (int64_t)es;
+        if (f && in->sizes[d] > 0) base += (in->sizes[d] - 1) * in->strides[d] * (int64_t)es;
+    }
+    if (in->numel == 0) return 0;
+    const int64_t inner = nd ? in->sizes[nd - 1] : 1, rows = in->numel / inner;
+    const int64_t sinner = nd ? st[nd - 1] : 0;
+    char *po = ct__data(out);
+#pragma omp parallel for schedule(static) if (in->numel > CT_GRAIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t rem = r;
+        const char *src = base;
+        for (int d = nd - 2; d >= 0; d--) { src += (rem % in->sizes[d]) * st[d]; rem /= in->sizes[d]; }
+        char *dst = po + r * inner * (int64_t)es;
+        for (int64_t j = 0; j < inner; j++) copy_elem(dst + j * (int64_t)es, src + j * sinner, es);
+    }
+    return 0;
+}
+
+/* TRIL / TRIU: out (contiguous) <- in with elements outside the triangle zeroed. */
+static int tril_kernel(const ct_kernel_args *a) {
+    ct_tensor *out = a->out[0];
+    const ct_tensor *in = a->in[0];
+    if (!ct__is_contiguous(out) || in->ndim < 2) return ct__errs(CT_ERR_RUNTIME, "tril: internal error");
+    const int nd = in->ndim;
+    const int64_t R = in->sizes[nd - 2], Cn = in->sizes[nd - 1], k = a->i[0];
+    const bool upper = a->i[1] != 0;
+    const size_t es = ct_dtype_size(in->dtype);
+    if (in->numel == 0) return 0;
+    const int64_t rows = in->numel / Cn;
+    const char *pi = ct__data(in);
+    char *po = ct__data(out);
+#pragma omp parallel for schedule(static) if (in->numel > CT_GRAIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = r % R, rem = r / R;
+        const char *src = pi + i * in->strides[nd - 2] * (int64_t)es;
+        for (int d = nd - 3; d >= 0; d--) { src += (rem % in->sizes[d]) * in->strides[d] * (int64_t)es; rem /= in->sizes[d]; }
+        char *dst = po + r * Cn * (int64_t)es;
+        const int64_t sc = in->strides[nd - 1] * (int64_t)es;
+        for (int64_t j = 0; j < Cn; j++) {
+            bool keep = upper ? (j - i >= k) : (j - i <= k);
+            if (keep) copy_elem(dst + j * (int64_t)es, src + j * sc, es);
+            else memset(dst + j * (int64_t)es, 0, es);
+        }
+    }
+    return 0;
+}
+
+void ct_cpu_register_linalg(ct_kernel_fn *k) {
+    k[CT_OP_GEMM] = gemm_kernel;
+    k[CT_OP_FLIP] = flip_kernel;
+    k[CT_OP_TRIL] = tril_kernel;
+}
