@@ -149,8 +149,14 @@ CT_API int ct_scope_depth(void);
 CT_API void ct_set_num_threads(int n);
 CT_API int ct_get_num_threads(void);
 
-/* ---- memory statistics (CPU allocator) ---- */
-CT_API int64_t ct_memory_allocated(void); /* bytes in live storages */
+/* ---- memory (CPU caching allocator) ----
+ * Freed storage is kept in size classes for reuse, up to CTORCH_CACHE_LIMIT_MB
+ * (environment, default 1024). */
+CT_API int64_t ct_memory_allocated(void); /* bytes in live storages (rounded to size classes) */
+CT_API int64_t ct_memory_peak(void);      /* highest ct_memory_allocated() so far */
+CT_API void ct_memory_reset_peak(void);
+CT_API int64_t ct_memory_cached(void);    /* bytes held for reuse */
+CT_API void ct_empty_cache(void);         /* returns cached blocks to the system */
 CT_API int64_t ct_live_tensors(void);     /* tensor handles alive (leak checks) */
 
 #ifdef __cplusplus

@@ -5,26 +5,9 @@
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
 
-static atomic_llong bytes_live, tensors_live;
+static atomic_llong tensors_live;
 
-CT_API int64_t ct_memory_allocated(void) { return bytes_live; }
 CT_API int64_t ct_live_tensors(void) { return tensors_live; }
-
-/* ---- allocation ---- */
-void *ct__alloc(size_t nbytes) {
-    size_t sz = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
-    if (sz == 0) sz = CT_ALIGN;
-    if (sz < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
-    void *p = aligned_alloc(CT_ALIGN, sz);
-    if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
-    bytes_live += (long long)nbytes;
-    return p;
-}
-void ct__free(void *p, size_t nbytes) {
-    if (!p) return;
-    bytes_live -= (long long)nbytes;
-    free(p);
-}
 
 ct_storage *ct__storage_new(size_t nbytes) {
     ct_storage *s = calloc(1, sizeof *s);

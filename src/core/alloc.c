@@ -1,0 +1,109 @@
+/* CPU caching allocator: freed blocks are kept in size classes and handed out again,
+ * so a training loop that allocates the same shapes every step stops calling malloc
+ * (and, for large blocks, stops faulting in fresh pages from mmap). Blocks are
+ * 64-byte aligned. The cache is bounded (CTORCH_CACHE_LIMIT_MB, default 1024) and
+ * ct_empty_cache() returns it to the system. */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "core/internal.h"
+
+#define SMALL_STEP 64
+#define SMALL_MAX 4096                       /* classes 64, 128, ..., 4096 */
+#define N_SMALL (SMALL_MAX / SMALL_STEP)
+#define N_LARGE (4 * 48)                     /* 4 classes per power of two above 4 KiB */
+
+typedef struct block { struct block *next; } block;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static block *bins[N_SMALL + N_LARGE];
+static size_t cached_bytes, cache_limit;
+static atomic_llong live_bytes, peak_bytes;
+
+/* Size class of n bytes: its index and the rounded size. */
+static int size_class(size_t n, size_t *rounded) {
+    if (n <= SMALL_MAX) {
+        size_t r = n == 0 ? SMALL_STEP : (n + SMALL_STEP - 1) / SMALL_STEP * SMALL_STEP;
+        *rounded = r;
+        return (int)(r / SMALL_STEP) - 1;
+    }
+    int k = 63 - __builtin_clzll((unsigned long long)n); /* 2^k <= n < 2^(k+1) */
+    size_t quarter = (size_t)1 << (k - 2);
+    size_t r = (n + quarter - 1) / quarter * quarter;    /* 5/4, 6/4, 7/4, 8/4 of 2^k */
+    if (r >= (size_t)1 << (k + 1)) { k++; quarter <<= 1; r = (size_t)1 << k; }
+    int q = (int)(r >> (k - 2)) - 4; /* 0..3 */
+    int idx = N_SMALL + 4 * (k - 12) + q;
+    *rounded = r;
+    return idx < N_SMALL + N_LARGE ? idx : -1;
+}
+
+static size_t limit(void) {
+    if (!cache_limit) {
+        const char *e = getenv("CTORCH_CACHE_LIMIT_MB");
+        long mb = e ? atol(e) : 1024;
+        cache_limit = mb > 0 ? (size_t)mb << 20 : 1;
+    }
+    return cache_limit;
+}
+
+void *ct__alloc(size_t nbytes) {
+    size_t r;
+    int c = size_class(nbytes, &r);
+    void *p = NULL;
+    if (c >= 0) {
+        pthread_mutex_lock(&lock);
+        if (bins[c]) { p = bins[c]; bins[c] = bins[c]->next; cached_bytes -= r; }
+        pthread_mutex_unlock(&lock);
+    } else r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
+    if (!p) {
+        if (r < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+        p = aligned_alloc(CT_ALIGN, r);
+        if (!p) {
+            ct_empty_cache(); /* give cached blocks back and try once more */
+            p = aligned_alloc(CT_ALIGN, r);
+        }
+        if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+    }
+    long long now = atomic_fetch_add(&live_bytes, (long long)r) + (long long)r;
+    long long pk = atomic_load(&peak_bytes);
+    while (now > pk && !atomic_compare_exchange_weak(&peak_bytes, &pk, now)) {}
+    return p;
+}
+
+void ct__free(void *p, size_t nbytes) {
+    if (!p) return;
+    size_t r;
+    int c = size_class(nbytes, &r);
+    if (c < 0) r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
+    atomic_fetch_sub(&live_bytes, (long long)r);
+    if (c >= 0) {
+        pthread_mutex_lock(&lock);
+        if (cached_bytes + r <= limit()) {
+            block *b = p;
+            b->next = bins[c];
+            bins[c] = b;
+            cached_bytes += r;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    free(p);
+}
+
+CT_API void ct_empty_cache(void) {
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < N_SMALL + N_LARGE; i++)
+        while (bins[i]) { block *b = bins[i]; bins[i] = b->next; free(b); }
+    cached_bytes = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+CT_API int64_t ct_memory_allocated(void) { return atomic_load(&live_bytes); }
+CT_API int64_t ct_memory_peak(void) { return atomic_load(&peak_bytes); }
+CT_API int64_t ct_memory_cached(void) {
+    pthread_mutex_lock(&lock);
+    int64_t c = (int64_t)cached_bytes;
+    pthread_mutex_unlock(&lock);
+    return c;
+}
+CT_API void ct_memory_reset_peak(void) { atomic_store(&peak_bytes, atomic_load(&live_bytes)); }
