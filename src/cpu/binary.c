@@ -1,26 +1,298 @@
-/* CPU kernels for binary elementwise ops. Inputs arrive in the compute dtype; the
- * output has the compute dtype or bool (comparisons). */
+/* CPU kernels for binary and ternary elementwise ops. Inputs arrive in the compute
+ * dtype; the output has the compute dtype or bool (comparisons, logical ops).
+ * Integer arithmetic wraps like PyTorch's (done in unsigned 64-bit, no C overflow). */
 #include "cpu/loops.h"
 
-/* add / sub carry alpha in p[0] */
+#include <complex.h>
+
+/* type-generic libm calls for the compute types (float for f16/bf16/f32) */
+#define G_TRUNC(x) _Generic((x), float: truncf, default: trunc)(x)
+#define G_FLOOR(x) _Generic((x), float: floorf, default: floor)(x)
+#define G_FMOD(x, y) _Generic((x), float: fmodf, default: fmod)((x), (y))
+#define G_POW(x, y) _Generic((x), float: powf, double: pow, ct_c64: cpowf, ct_c128: cpow)((x), (y))
+#define G_ATAN2(x, y) _Generic((x), float: atan2f, default: atan2)((x), (y))
+#define G_HYPOT(x, y) _Generic((x), float: hypotf, default: hypot)((x), (y))
+#define G_LOG(x) _Generic((x), float: logf, default: log)(x)
+#define G_SQRT(x) _Generic((x), float: sqrtf, default: sqrt)(x)
+#define G_ABS(x) _Generic((x), float: fabsf, double: fabs, ct_c64: cabsf, ct_c128: cabs)(x)
+#define G_COPYSIGN(x, y) _Generic((x), float: copysignf, default: copysign)((x), (y))
+#define WRAP(T, e) ((T)(uint64_t)(e)) /* modular result of unsigned 64-bit arithmetic */
+
+/* ---- add / sub carry alpha in p[0] ---- */
 CT_BINARY_FLOATS(add, a + (__typeof__(a))p[0] * b)
-CT_BINARY_INTS(add, a + (int64_t)p[0] * b)
+CT_BINARY_INTS(add, WRAP(__typeof__(a), (uint64_t)a + (uint64_t)(int64_t)p[0] * (uint64_t)b))
 CT_BINARY_COMPLEX(add, a + p[0] * b)
 CT_BINARY_BOOL(add, a || (p[0] != 0 && b))
 CT_BINARY_FLOATS(sub, a - (__typeof__(a))p[0] * b)
-CT_BINARY_INTS(sub, a - (int64_t)p[0] * b)
+CT_BINARY_INTS(sub, WRAP(__typeof__(a), (uint64_t)a - (uint64_t)(int64_t)p[0] * (uint64_t)b))
 CT_BINARY_COMPLEX(sub, a - p[0] * b)
 CT_BINARY_FLOATS(mul, a * b)
-CT_BINARY_INTS(mul, a * b)
+CT_BINARY_INTS(mul, WRAP(__typeof__(a), (uint64_t)a * (uint64_t)b))
 CT_BINARY_COMPLEX(mul, a * b)
 CT_BINARY_BOOL(mul, a && b)
 CT_BINARY_FLOATS(div, a / b)
 CT_BINARY_COMPLEX(div, a / b)
 
+/* ---- rounding divisions and remainders ---- */
+/* Integer helpers in int64 (exact for every narrower type; b == 0 is rejected before
+ * the loop runs; b == -1 avoids the INT_MIN / -1 trap and wraps like PyTorch). */
+static inline int64_t i_tdiv(int64_t a, int64_t b) { return b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b; }
+static inline int64_t i_fdiv(int64_t a, int64_t b) {
+    if (b == -1) return (int64_t)(0 - (uint64_t)a);
+    int64_t q = a / b, r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? q - 1 : q;
+}
+static inline int64_t i_fmod(int64_t a, int64_t b) { return b == -1 ? 0 : a % b; }
+static inline int64_t i_rem(int64_t a, int64_t b) {
+    if (b == -1) return 0;
+    int64_t r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+/* PyTorch's floor division for floating types (div_floor_floating). */
+#define DEF_FDIV(name, T, FMOD, FLOOR, COPYSIGN)                    \
+    static inline T name(T a, T b) {                                \
+        if (b == 0) return a / b;                                   \
+        T mod = FMOD(a, b), div = (a - mod) / b;                    \
+        if (mod != 0 && (b < 0) != (mod < 0)) div -= (T)1;          \
+        if (div != 0) {                                             \
+            T fl = FLOOR(div);                                      \
+            if (div - fl > (T)0.5) fl += (T)1;                      \
+            return fl;                                              \
+        }                                                           \
+        return COPYSIGN((T)0, a / b);                               \
+    }
+DEF_FDIV(f_fdivf, float, fmodf, floorf, copysignf)
+DEF_FDIV(f_fdivd, double, fmod, floor, copysign)
+#define G_FDIV(x, y) _Generic((x), float: f_fdivf, default: f_fdivd)((x), (y))
+#define F_REM(a, b) ({ __typeof__(a) m_ = G_FMOD(a, b); (m_ != 0 && ((b) < 0) != (m_ < 0)) ? m_ + (b) : m_; })
+
+CT_BINARY_FLOATS(div_trunc, G_TRUNC(a / b))
+CT_BINARY_INTS(div_trunc, (__typeof__(a))i_tdiv(a, b))
+CT_BINARY_FLOATS(div_floor, G_FDIV(a, b))
+CT_BINARY_INTS(div_floor, (__typeof__(a))i_fdiv(a, b))
+CT_BINARY_FLOATS(fmod, G_FMOD(a, b))
+CT_BINARY_INTS(fmod, (__typeof__(a))i_fmod(a, b))
+CT_BINARY_FLOATS(remainder, F_REM(a, b))
+CT_BINARY_INTS(remainder, (__typeof__(a))i_rem(a, b))
+
+/* ---- pow ---- */
+static inline int64_t i_pow(int64_t a, int64_t b) {
+    if (b < 0) {
+        if (a == 1) return 1;
+        if (a == -1) return (b & 1) ? -1 : 1;
+        return 0;
+    }
+    uint64_t r = 1, base = (uint64_t)a;
+    while (b) {
+        if (b & 1) r *= base;
+        base *= base;
+        b >>= 1;
+    }
+    return (int64_t)r;
+}
+CT_BINARY_FLOATS(powg, G_POW(a, b))
+CT_BINARY_INTS(pow, (__typeof__(a))i_pow(a, b))
+CT_BINARY_COMPLEX(pow, G_POW(a, b))
+CT_BINARY_BOOL(pow, a || !b)
+/* A broadcast exponent of 2, 3, 0.5, -0.5, -1 or -2 takes PyTorch's exact shortcuts. */
+#define POW_FAST(fname, T, gen)                                                                   \
+    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                         \
+        if (s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T) && s[2] == 0) {              \
+            T *o = (T *)d[0];                                                                     \
+            const T *x = (const T *)d[1];                                                         \
+            T e = *(const T *)d[2];                                                               \
+            if (e == 2) { for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i]; return; }           \
+            if (e == 3) { for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i] * x[i]; return; }    \
+            if (e == (T)0.5) { for (int64_t i = 0; i < n; i++) o[i] = G_SQRT(x[i]); return; }     \
+            if (e == (T)-0.5) { for (int64_t i = 0; i < n; i++) o[i] = 1 / G_SQRT(x[i]); return; } \
+            if (e == -1) { for (int64_t i = 0; i < n; i++) o[i] = 1 / x[i]; return; }             \
+            if (e == -2) { for (int64_t i = 0; i < n; i++) o[i] = 1 / (x[i] * x[i]); return; }    \
+        }                                                                                         \
+        gen(d, s, n, ctx);                                                                        \
+    }
+POW_FAST(pow_f32, float, powg_f32)
+POW_FAST(pow_f64, double, powg_f64)
+#define pow_f16 powg_f16
+#define pow_bf16 powg_bf16
+
+/* ---- atan2, hypot, xlogy ---- */
+CT_BINARY_FLOATS(atan2, G_ATAN2(a, b))
+CT_BINARY_FLOATS(hypot, G_HYPOT(a, b))
+CT_BINARY_FLOATS(xlogy, (b != b) ? b : (a == 0 ? (__typeof__(a))0 : a * G_LOG(b)))
+
+/* ---- maximum / minimum (NaN propagates), fmax / fmin (NaN ignored) ---- */
+CT_BINARY_FLOATS(maximum, (a > b || a != a) ? a : b)
+CT_BINARY_INTS(maximum, a > b ? a : b)
+CT_BINARY_BOOL(maximum, a || b)
+CT_BINARY_FLOATS(minimum, (a < b || a != a) ? a : b)
+CT_BINARY_INTS(minimum, a < b ? a : b)
+CT_BINARY_BOOL(minimum, a && b)
+CT_BINARY_FLOATS(fmax, (a > b || b != b) ? a : b)
+CT_BINARY_FLOATS(fmin, (a < b || b != b) ? a : b)
+
+/* ---- comparisons and logical ops: any input dtype, bool output ---- */
+#define CT_BOOL_OUT_ALL(pre, EXPR)                                                                 \
+    CT_BINARY_LOOP(pre##_b, bool, bool, LD_ID, ST_ID, bool, ST_ID, EXPR)                           \
+    CT_BINARY_LOOP(pre##_u8, uint8_t, uint8_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                    \
+    CT_BINARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                      \
+    CT_BINARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                   \
+    CT_BINARY_LOOP(pre##_i32, int32_t, int32_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                   \
+    CT_BINARY_LOOP(pre##_i64, int64_t, int64_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                   \
+    CT_BINARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, bool, ST_ID, EXPR)                   \
+    CT_BINARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, bool, ST_ID, EXPR)                \
+    CT_BINARY_LOOP(pre##_f32, float, float, LD_ID, ST_ID, bool, ST_ID, EXPR)                       \
+    CT_BINARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, bool, ST_ID, EXPR)
+#define CT_BOOL_OUT_COMPLEX(pre, EXPR)                                                             \
+    CT_BINARY_LOOP(pre##_c64, ct_c64, ct_c64, LD_ID, ST_ID, bool, ST_ID, EXPR)                     \
+    CT_BINARY_LOOP(pre##_c128, ct_c128, ct_c128, LD_ID, ST_ID, bool, ST_ID, EXPR)
+#define SET_BOOL_OUT_ALL(tab, pre) \
+    (tab)[CT_BOOL] = pre##_b, CT_SET_INTS(tab, pre), CT_SET_FLOATS(tab, pre)
+
+CT_BOOL_OUT_ALL(eq, a == b) CT_BOOL_OUT_COMPLEX(eq, a == b)
+CT_BOOL_OUT_ALL(ne, a != b) CT_BOOL_OUT_COMPLEX(ne, a != b)
+CT_BOOL_OUT_ALL(lt, a < b)
+CT_BOOL_OUT_ALL(le, a <= b)
+CT_BOOL_OUT_ALL(gt, a > b)
+CT_BOOL_OUT_ALL(ge, a >= b)
+CT_BOOL_OUT_ALL(land, (a != 0) && (b != 0)) CT_BOOL_OUT_COMPLEX(land, (a != 0) && (b != 0))
+CT_BOOL_OUT_ALL(lor, (a != 0) || (b != 0)) CT_BOOL_OUT_COMPLEX(lor, (a != 0) || (b != 0))
+CT_BOOL_OUT_ALL(lxor, (a != 0) != (b != 0)) CT_BOOL_OUT_COMPLEX(lxor, (a != 0) != (b != 0))
+
+/* ---- bitwise ops (integers and bool); shifts like PyTorch for any shift amount ---- */
+CT_BINARY_INTS(band, a & b) CT_BINARY_BOOL(band, a & b)
+CT_BINARY_INTS(bor, a | b) CT_BINARY_BOOL(bor, a | b)
+CT_BINARY_INTS(bxor, a ^ b) CT_BINARY_BOOL(bxor, a ^ b)
+#define NBITS(a) ((int64_t)sizeof(a) * 8)
+/* out of range for a shift (functions keep -Wtype-limits quiet for unsigned types) */
+static inline bool shift_oob(int64_t b, int64_t bits) { return b < 0 || b >= bits; }
+static inline int64_t sign_fill(int64_t a) { return a < 0 ? -1 : 0; }
+CT_BINARY_INTS(lshift, shift_oob(b, NBITS(a)) ? (__typeof__(a))0 : WRAP(__typeof__(a), (uint64_t)a << (int64_t)b))
+CT_BINARY_INTS(rshift, shift_oob(b, NBITS(a)) ? (__typeof__(a))sign_fill(a) : (__typeof__(a))(a >> (int64_t)b))
+
+/* ---- ternary loops: out = f(a, b, c) ---- */
+#define CT_TERNARY_LOOP(fname, ST, CT, LD, STO, EXPR)                                                \
+    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        const double *p = ctx;                                                                       \
+        (void)p;                                                                                     \
+        const int64_t E = (int64_t)sizeof(ST);                                                       \
+        ST *o = (ST *)d[0];                                                                          \
+        const ST *x = (const ST *)d[1], *y = (const ST *)d[2], *z = (const ST *)d[3];                \
+        if (s[0] == E && s[1] == E && s[2] == E && s[3] == E) {                                      \
+            for (int64_t i = 0; i < n; i++) { CT a = LD(x[i]), b = LD(y[i]), c = LD(z[i]); o[i] = STO(EXPR); } \
+        } else if (s[0] == E && s[1] == E && s[2] == 0 && s[3] == 0) {                               \
+            CT b = LD(y[0]), c = LD(z[0]);                                                           \
+            for (int64_t i = 0; i < n; i++) { CT a = LD(x[i]); o[i] = STO(EXPR); }                   \
+        } else if (s[0] == E && s[1] == E && s[2] == E && s[3] == 0) {                               \
+            CT c = LD(z[0]);                                                                         \
+            for (int64_t i = 0; i < n; i++) { CT a = LD(x[i]), b = LD(y[i]); o[i] = STO(EXPR); }     \
+        } else {                                                                                     \
+            for (int64_t i = 0; i < n; i++) {                                                        \
+                CT a = LD(*(const ST *)(d[1] + i * s[1])), b = LD(*(const ST *)(d[2] + i * s[2])),   \
+                   c = LD(*(const ST *)(d[3] + i * s[3]));                                           \
+                *(ST *)(d[0] + i * s[0]) = STO(EXPR);                                                \
+            }                                                                                        \
+        }                                                                                            \
+    }
+#define CT_TERNARY_FLOATS(pre, EXPR)                                 \
+    CT_TERNARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, EXPR)  \
+    CT_TERNARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, EXPR) \
+    CT_TERNARY_LOOP(pre##_f32, float, float, LD_ID, ST_ID, EXPR)      \
+    CT_TERNARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, EXPR)
+#define CT_TERNARY_INTS(pre, EXPR)                                   \
+    CT_TERNARY_LOOP(pre##_u8, uint8_t, uint8_t, LD_ID, ST_ID, EXPR)   \
+    CT_TERNARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, EXPR)     \
+    CT_TERNARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, EXPR)  \
+    CT_TERNARY_LOOP(pre##_i32, int32_t, int32_t, LD_ID, ST_ID, EXPR)  \
+    CT_TERNARY_LOOP(pre##_i64, int64_t, int64_t, LD_ID, ST_ID, EXPR)
+#define CT_TERNARY_COMPLEX(pre, EXPR)                                \
+    CT_TERNARY_LOOP(pre##_c64, ct_c64, ct_c64, LD_ID, ST_ID, EXPR)    \
+    CT_TERNARY_LOOP(pre##_c128, ct_c128, ct_c128, LD_ID, ST_ID, EXPR)
+
+/* lerp(start a, end b, weight c), PyTorch's two-sided formula */
+#define LERP_EXPR (G_ABS(c) < 0.5 ? a + c * (b - a) : b - (b - a) * (1 - c))
+CT_TERNARY_FLOATS(lerp, LERP_EXPR)
+CT_TERNARY_COMPLEX(lerp, LERP_EXPR)
+/* addcmul / addcdiv: a + value * b * c, a + value * b / c (value in p[0]) */
+CT_TERNARY_FLOATS(addcmul, a + (__typeof__(a))p[0] * b * c)
+CT_TERNARY_INTS(addcmul, WRAP(__typeof__(a), (uint64_t)a + (uint64_t)(int64_t)p[0] * (uint64_t)b * (uint64_t)c))
+CT_TERNARY_COMPLEX(addcmul, a + p[0] * b * c)
+CT_TERNARY_FLOATS(addcdiv, a + (__typeof__(a))p[0] * b / c)
+CT_TERNARY_COMPLEX(addcdiv, a + p[0] * b / c)
+/* clamp(x a, min b, max c): NaN in any operand propagates; min > max gives max */
+#define CLAMP_F ({ __typeof__(a) m_ = (a > b || a != a) ? a : b; (m_ < c || m_ != m_) ? m_ : c; })
+CT_TERNARY_FLOATS(clamp, CLAMP_F)
+CT_TERNARY_INTS(clamp, ({ __typeof__(a) m_ = a > b ? a : b; m_ < c ? m_ : c; }))
 
 static ct_loop_fn tab[CT_OP_COUNT][CT_NUM_DTYPES];
 
 static int cpu_binary(const ct_kernel_args *a) { return ct__cpu_run_loop(a, tab[a->op], a->d); }
+
+/* Integer division-like ops: a zero divisor is an error (PyTorch's ZeroDivisionError). */
+typedef struct {
+    int64_t size;
+    atomic_int found;
+} zero_scan;
+static void scan_zero(char **d, const int64_t *s, int64_t n, void *ctx) {
+    zero_scan *z = ctx;
+    for (int64_t i = 0; i < n; i++) {
+        const unsigned char *e = (const unsigned char *)(d[0] + i * s[0]);
+        bool zero = true;
+        for (int64_t k = 0; k < z->size; k++) zero &= e[k] == 0;
+        if (zero) { atomic_store(&z->found, 1); return; }
+    }
+}
+static int cpu_int_div(const ct_kernel_args *a) {
+    const ct_tensor *b = a->in[1];
+    if (ct_dtype_is_integral(b->dtype, true) && b->numel > 0 && a->out[0]->numel > 0) {
+        ct_iter it;
+        if (ct__iter_build(&it, 1, 1, (const ct_tensor *[]){b})) return ct_last_status();
+        zero_scan z = {.size = (int64_t)ct_dtype_size(b->dtype)};
+        atomic_init(&z.found, 0);
+        ct__iter_run(&it, scan_zero, &z, 0);
+        if (atomic_load(&z.found)) return ct__errs(CT_ERR_RUNTIME, "%s: ZeroDivisionError", ct__op_name(a->op));
+    }
+    return cpu_binary(a);
+}
+
+/* where(cond, a, b): selection by element size */
+#define WHERE_LOOP(fname, T)                                                                        \
+    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                           \
+        (void)ctx;                                                                                  \
+        const int64_t E = (int64_t)sizeof(T);                                                       \
+        if (s[0] == E && s[1] == 1 && s[2] == E && s[3] == E) {                                     \
+            T *o = (T *)d[0];                                                                       \
+            const bool *c = (const bool *)d[1];                                                     \
+            const T *x = (const T *)d[2], *y = (const T *)d[3];                                     \
+            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? x[i] : y[i];                              \
+        } else {                                                                                    \
+            for (int64_t i = 0; i < n; i++)                                                         \
+                *(T *)(d[0] + i * s[0]) = *(const bool *)(d[1] + i * s[1]) ? *(const T *)(d[2] + i * s[2]) \
+                                                                            : *(const T *)(d[3] + i * s[3]); \
+        }                                                                                           \
+    }
+typedef struct { uint64_t lo, hi; } u128_t;
+WHERE_LOOP(where_1, uint8_t)
+WHERE_LOOP(where_2, uint16_t)
+WHERE_LOOP(where_4, uint32_t)
+WHERE_LOOP(where_8, uint64_t)
+WHERE_LOOP(where_16, u128_t)
+
+static int cpu_where(const ct_kernel_args *a) {
+    ct_loop_fn fn;
+    switch (ct_dtype_size(a->out[0]->dtype)) {
+    case 1: fn = where_1; break;
+    case 2: fn = where_2; break;
+    case 4: fn = where_4; break;
+    case 8: fn = where_8; break;
+    case 16: fn = where_16; break;
+    default: return ct__errs(CT_ERR_DTYPE, "where: not implemented for '%s'", ct_dtype_name(a->out[0]->dtype));
+    }
+    if (a->out[0]->numel == 0) return 0;
+    ct_iter it;
+    if (ct__iter_build(&it, 4, 1, (const ct_tensor *[]){a->out[0], a->in[0], a->in[1], a->in[2]})) return ct_last_status();
+    ct__iter_run(&it, fn, NULL, 0);
+    return 0;
+}
 
 void ct_cpu_register_binary(ct_kernel_fn *k) {
     CT_SET_FLOATS(tab[CT_OP_ADD], add); CT_SET_INTS(tab[CT_OP_ADD], add); CT_SET_COMPLEX(tab[CT_OP_ADD], add);
@@ -29,7 +301,44 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     CT_SET_FLOATS(tab[CT_OP_MUL], mul); CT_SET_INTS(tab[CT_OP_MUL], mul); CT_SET_COMPLEX(tab[CT_OP_MUL], mul);
     tab[CT_OP_MUL][CT_BOOL] = mul_b;
     CT_SET_FLOATS(tab[CT_OP_DIV], div); CT_SET_COMPLEX(tab[CT_OP_DIV], div);
+    CT_SET_FLOATS(tab[CT_OP_DIV_TRUNC], div_trunc); CT_SET_INTS(tab[CT_OP_DIV_TRUNC], div_trunc);
+    CT_SET_FLOATS(tab[CT_OP_DIV_FLOOR], div_floor); CT_SET_INTS(tab[CT_OP_DIV_FLOOR], div_floor);
+    CT_SET_FLOATS(tab[CT_OP_FMOD], fmod); CT_SET_INTS(tab[CT_OP_FMOD], fmod);
+    CT_SET_FLOATS(tab[CT_OP_REMAINDER], remainder); CT_SET_INTS(tab[CT_OP_REMAINDER], remainder);
+    CT_SET_FLOATS(tab[CT_OP_POW], pow); CT_SET_INTS(tab[CT_OP_POW], pow); CT_SET_COMPLEX(tab[CT_OP_POW], pow);
+    tab[CT_OP_POW][CT_BOOL] = pow_b;
+    CT_SET_FLOATS(tab[CT_OP_ATAN2], atan2);
+    CT_SET_FLOATS(tab[CT_OP_HYPOT], hypot);
+    CT_SET_FLOATS(tab[CT_OP_XLOGY], xlogy);
+    CT_SET_FLOATS(tab[CT_OP_MAXIMUM], maximum); CT_SET_INTS(tab[CT_OP_MAXIMUM], maximum);
+    tab[CT_OP_MAXIMUM][CT_BOOL] = maximum_b;
+    CT_SET_FLOATS(tab[CT_OP_MINIMUM], minimum); CT_SET_INTS(tab[CT_OP_MINIMUM], minimum);
+    tab[CT_OP_MINIMUM][CT_BOOL] = minimum_b;
+    /* fmax/fmin on integers and bool are maximum/minimum */
+    CT_SET_FLOATS(tab[CT_OP_FMAX], fmax); CT_SET_INTS(tab[CT_OP_FMAX], maximum); tab[CT_OP_FMAX][CT_BOOL] = maximum_b;
+    CT_SET_FLOATS(tab[CT_OP_FMIN], fmin); CT_SET_INTS(tab[CT_OP_FMIN], minimum); tab[CT_OP_FMIN][CT_BOOL] = minimum_b;
+    SET_BOOL_OUT_ALL(tab[CT_OP_EQ], eq); CT_SET_COMPLEX(tab[CT_OP_EQ], eq);
+    SET_BOOL_OUT_ALL(tab[CT_OP_NE], ne); CT_SET_COMPLEX(tab[CT_OP_NE], ne);
+    SET_BOOL_OUT_ALL(tab[CT_OP_LT], lt);
+    SET_BOOL_OUT_ALL(tab[CT_OP_LE], le);
+    SET_BOOL_OUT_ALL(tab[CT_OP_GT], gt);
+    SET_BOOL_OUT_ALL(tab[CT_OP_GE], ge);
+    SET_BOOL_OUT_ALL(tab[CT_OP_LOGICAL_AND], land); CT_SET_COMPLEX(tab[CT_OP_LOGICAL_AND], land);
+    SET_BOOL_OUT_ALL(tab[CT_OP_LOGICAL_OR], lor); CT_SET_COMPLEX(tab[CT_OP_LOGICAL_OR], lor);
+    SET_BOOL_OUT_ALL(tab[CT_OP_LOGICAL_XOR], lxor); CT_SET_COMPLEX(tab[CT_OP_LOGICAL_XOR], lxor);
+    CT_SET_INTS(tab[CT_OP_BITWISE_AND], band); tab[CT_OP_BITWISE_AND][CT_BOOL] = band_b;
+    CT_SET_INTS(tab[CT_OP_BITWISE_OR], bor); tab[CT_OP_BITWISE_OR][CT_BOOL] = bor_b;
+    CT_SET_INTS(tab[CT_OP_BITWISE_XOR], bxor); tab[CT_OP_BITWISE_XOR][CT_BOOL] = bxor_b;
+    CT_SET_INTS(tab[CT_OP_BITWISE_LSHIFT], lshift);
+    CT_SET_INTS(tab[CT_OP_BITWISE_RSHIFT], rshift);
+    CT_SET_FLOATS(tab[CT_OP_LERP], lerp); CT_SET_COMPLEX(tab[CT_OP_LERP], lerp);
+    CT_SET_FLOATS(tab[CT_OP_ADDCMUL], addcmul); CT_SET_INTS(tab[CT_OP_ADDCMUL], addcmul);
+    CT_SET_COMPLEX(tab[CT_OP_ADDCMUL], addcmul);
+    CT_SET_FLOATS(tab[CT_OP_ADDCDIV], addcdiv); CT_SET_COMPLEX(tab[CT_OP_ADDCDIV], addcdiv);
+    CT_SET_FLOATS(tab[CT_OP_CLAMP], clamp); CT_SET_INTS(tab[CT_OP_CLAMP], clamp);
     for (int op = 0; op < CT_OP_COUNT; op++)
         for (int d = 0; d < CT_NUM_DTYPES; d++)
             if (tab[op][d]) { k[op] = cpu_binary; break; }
+    k[CT_OP_DIV_TRUNC] = k[CT_OP_DIV_FLOOR] = k[CT_OP_FMOD] = k[CT_OP_REMAINDER] = cpu_int_div;
+    k[CT_OP_WHERE] = cpu_where;
 }
