@@ -1,22 +1,505 @@
-/* CPU kernels for unary elementwise ops. Input arrives in the compute dtype. */
+/* CPU kernels for unary elementwise ops and elementwise activations. Input arrives in
+ * the compute dtype. float32/float64 contiguous runs of the common transcendental
+ * functions use SLEEF's vectorised routines (1.0 ulp), chosen at run time for
+ * AVX-512F or AVX2+FMA CPUs; everything else uses libm. */
 #include "cpu/loops.h"
 
+/* SLEEF declares its x86 vector functions only when the ISA macros are defined; the
+ * library is built for the baseline ISA, so declare them under a temporary target. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CT_HAVE_SLEEF_X86 1
+#ifndef FP_FAST_FMA
+#define CT_UNDEF_FMA 1
+#endif
+#include <x86intrin.h> /* first, so the intrinsics keep their own target options */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f")
+#include <sleef.h>
+#pragma GCC pop_options
+#ifdef CT_UNDEF_FMA
+#undef FP_FAST_FMA
+#undef FP_FAST_FMAF
+#endif
+#endif
+
+#include <tgmath.h> /* after sleef.h: type-generic exp/log/... for float, double, complex */
+
+/* Registers the fused softmax kernels (src/cpu/activation.c). */
+void ct_cpu_register_activation(ct_kernel_fn *k);
+
+/* 0: scalar, 1: AVX2+FMA, 2: AVX-512F */
+static int isa;
+
+/* ---- special functions (double; float versions round the double result) ---- */
+static double sp_erfinv(double x) {
+    if (isnan(x) || x < -1.0 || x > 1.0) return NAN;
+    if (x == 1.0) return INFINITY;
+    if (x == -1.0) return -INFINITY;
+    if (x == 0.0) return x;
+    /* Winitzki's closed form (rel. error ~2e-3), then Halley steps on erf(y) - x. */
+    const double a = 0.147, two_pi_a = 2.0 / (M_PI * a);
+    double l = log1p(-x * x), t = two_pi_a + 0.5 * l;
+    double y = copysign(sqrt(sqrt(t * t - l / a) - t), x);
+    for (int it = 0; it < 3; it++) {
+        double f = erf(y) - x, fp = 1.1283791670955126 * exp(-y * y); /* 2/sqrt(pi) */
+        if (fp == 0.0) break;
+        double step = f / (fp + y * f);
+        y -= step;
+        if (fabs(step) <= 1e-17 * fabs(y)) break;
+    }
+    return y;
+}
+
+static double sp_digamma(double x) {
+    if (isnan(x)) return x;
+    if (x == 0.0) return signbit(x) ? INFINITY : -INFINITY; /* as torch: -inf at +0 */
+    double r = 0.0;
+    if (x < 0.0) {
+        if (x == floor(x)) return NAN;
+        /* reflection: psi(x) = psi(1 - x) - pi / tan(pi x) */
+        double q = x - floor(x); /* in (0, 1) */
+        r = -M_PI / tan(M_PI * q);
+        x = 1.0 - x;
+    }
+    if (isinf(x)) return r + x;
+    while (x < 10.0) { r -= 1.0 / x; x += 1.0; }
+    double z = 1.0 / (x * x);
+    double s = z * (1.0 / 12 - z * (1.0 / 120 - z * (1.0 / 252 - z * (1.0 / 240 - z * (1.0 / 132)))));
+    return r + log(x) - 0.5 / x - s;
+}
+
+double ct__trigamma(double x);
+double ct__trigamma(double x) {
+    if (isnan(x)) return x;
+    double r = 0.0, sign = 1.0;
+    if (x <= 0.0) {
+        if (x == floor(x)) return INFINITY;
+        /* psi1(x) = -psi1(1 - x) + pi^2 / sin^2(pi x) */
+        double s = sin(M_PI * x);
+        r = M_PI * M_PI / (s * s);
+        sign = -1.0;
+        x = 1.0 - x;
+    }
+    double acc = 0.0;
+    while (x < 10.0) { acc += 1.0 / (x * x); x += 1.0; }
+    double z = 1.0 / (x * x);
+    double tail = 1.0 / x + z / 2.0 + z / x * (1.0 / 6 - z * (1.0 / 30 - z * (1.0 / 42 - z * (1.0 / 30))));
+    return r + sign * (acc + tail);
+}
+
+static double lgamma_d(double x) { int s; return lgamma_r(x, &s); }
+static float lgamma_f(float x) { int s; return lgammaf_r(x, &s); }
+#define CT_LGAMMA(a) _Generic((a), float: lgamma_f, default: lgamma_d)(a)
+#define CT_ERFINV(a) ((__typeof__(a))sp_erfinv((double)(a)))
+#define CT_DIGAMMA(a) ((__typeof__(a))sp_digamma((double)(a)))
+#define CT_TRIGAMMA(a) ((__typeof__(a))ct__trigamma((double)(a)))
+
+/* complex helpers */
+static inline ct_c128 c_expm1(ct_c128 z) {
+    double a = creal(z), b = cimag(z), sh = sin(0.5 * b);
+    return CMPLX(expm1(a) * cos(b) - 2.0 * sh * sh, exp(a) * sin(b));
+}
+static inline ct_c128 c_log1p(ct_c128 z) {
+    double x = creal(z), y = cimag(z);
+    return CMPLX(0.5 * log1p(2.0 * x + x * x + y * y), atan2(y, 1.0 + x));
+}
+#define CEXPM1(a) ((__typeof__(a))c_expm1((ct_c128)(a)))
+#define CLOG1P(a) ((__typeof__(a))c_log1p((ct_c128)(a)))
+
+/* ---- SLEEF vector loops: o[i] = BODY(x[i]) over a contiguous run ---- */
+#ifdef CT_HAVE_SLEEF_X86
+/* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
+#define VEC_LIST(X)                                                                                       \
+    X(exp, VEXP(v)) X(exp2, VEXP2(v)) X(expm1, VEXPM1(v)) X(log, VLOG(v)) X(log2, VLOG2(v))              \
+    X(log10, VLOG10(v)) X(log1p, VLOG1P(v)) X(sin, VSIN(v)) X(cos, VCOS(v)) X(tan, VTAN(v))              \
+    X(asin, VASIN(v)) X(acos, VACOS(v)) X(atan, VATAN(v)) X(sinh, VSINH(v)) X(cosh, VCOSH(v))            \
+    X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v))        \
+    X(sigmoid, VDIV(VSET(1.0), VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                               \
+    X(silu, VDIV(v, VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                                          \
+    X(gelu, VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF(VMUL(v, VSET(M_SQRT1_2))))))                   \
+    X(gelu_tanh, VMUL(VMUL(VSET(0.5), v),                                                                 \
+                      VADD(VSET(1.0), VTANH(VMUL(VSET(0.7978845608028654),                                 \
+                                                 VADD(v, VMUL(VSET(0.044715), VMUL(v, VMUL(v, v)))))))))   \
+    X(mish, VMUL(v, VTANH(VLOG1P(VEXP(v)))))
+
+/* float32, AVX-512 */
+#define V_F512(fn) Sleef_##fn##f16_u10avx512f
+#define VEXP(v) V_F512(exp)(v)
+#define VEXP2(v) V_F512(exp2)(v)
+#define VEXPM1(v) V_F512(expm1)(v)
+#define VLOG(v) V_F512(log)(v)
+#define VLOG2(v) V_F512(log2)(v)
+#define VLOG10(v) V_F512(log10)(v)
+#define VLOG1P(v) V_F512(log1p)(v)
+#define VSIN(v) V_F512(sin)(v)
+#define VCOS(v) V_F512(cos)(v)
+#define VTAN(v) V_F512(tan)(v)
+#define VASIN(v) V_F512(asin)(v)
+#define VACOS(v) V_F512(acos)(v)
+#define VATAN(v) V_F512(atan)(v)
+#define VSINH(v) V_F512(sinh)(v)
+#define VCOSH(v) V_F512(cosh)(v)
+#define VTANH(v) V_F512(tanh)(v)
+#define VASINH(v) V_F512(asinh)(v)
+#define VACOSH(v) V_F512(acosh)(v)
+#define VATANH(v) V_F512(atanh)(v)
+#define VERF(v) V_F512(erf)(v)
+#define VSET(c) _mm512_set1_ps((float)(c))
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
+#define VMUL _mm512_mul_ps
+#define VDIV _mm512_div_ps
+#define X(name, BODY)                                                                                     \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(float *o, const float *x, int64_t n) {  \
+        int64_t i = 0;                                                                                    \
+        for (; i + 16 <= n; i += 16) { __m512 v = _mm512_loadu_ps(x + i); _mm512_storeu_ps(o + i, BODY); } \
+        if (i < n) {                                                                                      \
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);                                              \
+            __m512 v = _mm512_maskz_loadu_ps(m, x + i);                                                   \
+            _mm512_mask_storeu_ps(o + i, m, BODY);                                                        \
+        }                                                                                                 \
+    }
+VEC_LIST(X)
+#undef X
+#undef VSET
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef V_F512
+
+/* float64, AVX-512 */
+#define V_F512(fn) Sleef_##fn##d8_u10avx512f
+#define VSET(c) _mm512_set1_pd((double)(c))
+#define VADD _mm512_add_pd
+#define VSUB _mm512_sub_pd
+#define VMUL _mm512_mul_pd
+#define VDIV _mm512_div_pd
+#define X(name, BODY)                                                                                     \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f64(double *o, const double *x, int64_t n) { \
+        int64_t i = 0;                                                                                    \
+        for (; i + 8 <= n; i += 8) { __m512d v = _mm512_loadu_pd(x + i); _mm512_storeu_pd(o + i, BODY); } \
+        if (i < n) {                                                                                      \
+            __mmask8 m = (__mmask8)((1u << (n - i)) - 1u);                                                \
+            __m512d v = _mm512_maskz_loadu_pd(m, x + i);                                                  \
+            _mm512_mask_storeu_pd(o + i, m, BODY);                                                        \
+        }                                                                                                 \
+    }
+VEC_LIST(X)
+#undef X
+#undef VSET
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef V_F512
+
+/* float32, AVX2 (tails through a padded buffer) */
+#define V_F512(fn) Sleef_##fn##f8_u10avx2
+#define VSET(c) _mm256_set1_ps((float)(c))
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VMUL _mm256_mul_ps
+#define VDIV _mm256_div_ps
+#define X(name, BODY)                                                                                     \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(float *o, const float *x, int64_t n) {  \
+        int64_t i = 0;                                                                                    \
+        for (; i + 8 <= n; i += 8) { __m256 v = _mm256_loadu_ps(x + i); _mm256_storeu_ps(o + i, BODY); }  \
+        if (i < n) {                                                                                      \
+            float buf[8] = {0};                                                                           \
+            for (int64_t j = i; j < n; j++) buf[j - i] = x[j];                                            \
+            __m256 v = _mm256_loadu_ps(buf);                                                              \
+            _mm256_storeu_ps(buf, BODY);                                                                  \
+            for (int64_t j = i; j < n; j++) o[j] = buf[j - i];                                            \
+        }                                                                                                 \
+    }
+VEC_LIST(X)
+#undef X
+#undef VSET
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef V_F512
+
+/* float64, AVX2 */
+#define V_F512(fn) Sleef_##fn##d4_u10avx2
+#define VSET(c) _mm256_set1_pd((double)(c))
+#define VADD _mm256_add_pd
+#define VSUB _mm256_sub_pd
+#define VMUL _mm256_mul_pd
+#define VDIV _mm256_div_pd
+#define X(name, BODY)                                                                                     \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f64(double *o, const double *x, int64_t n) { \
+        int64_t i = 0;                                                                                    \
+        for (; i + 4 <= n; i += 4) { __m256d v = _mm256_loadu_pd(x + i); _mm256_storeu_pd(o + i, BODY); } \
+        if (i < n) {                                                                                      \
+            double buf[4] = {0};                                                                          \
+            for (int64_t j = i; j < n; j++) buf[j - i] = x[j];                                            \
+            __m256d v = _mm256_loadu_pd(buf);                                                             \
+            _mm256_storeu_pd(buf, BODY);                                                                  \
+            for (int64_t j = i; j < n; j++) o[j] = buf[j - i];                                            \
+        }                                                                                                 \
+    }
+VEC_LIST(X)
+#undef X
+#undef VSET
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef V_F512
+
+/* Vectorised exp over a contiguous run, for the softmax kernels. */
+void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
+void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
+void ct__cpu_vexp_f32(float *o, const float *x, int64_t n) {
+    if (isa == 2) exp_v512_f32(o, x, n);
+    else if (isa == 1) exp_v256_f32(o, x, n);
+    else for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]);
+}
+void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) {
+    if (isa == 2) exp_v512_f64(o, x, n);
+    else if (isa == 1) exp_v256_f64(o, x, n);
+    else for (int64_t i = 0; i < n; i++) o[i] = exp(x[i]);
+}
+
+#define VEC_DISPATCH(pre, T, suf)                                                                        \
+    if (isa && s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T)) {                               \
+        if (isa == 2) pre##_v512_##suf((T *)d[0], (const T *)d[1], n);                                   \
+        else pre##_v256_##suf((T *)d[0], (const T *)d[1], n);                                            \
+        return;                                                                                          \
+    }
+#else
+#define VEC_DISPATCH(pre, T, suf)
+void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
+void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
+void ct__cpu_vexp_f32(float *o, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]); }
+void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) { for (int64_t i = 0; i < n; i++) o[i] = exp(x[i]); }
+#endif
+
+/* Float family with a SLEEF fast path for contiguous float32/float64. */
+#define CT_UNARY_VEC(pre, EXPR)                                                                          \
+    CT_UNARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR)                      \
+    CT_UNARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, ct_bf16, ST_BF16, EXPR)                  \
+    CT_UNARY_LOOP(pre##_f32s, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)                            \
+    CT_UNARY_LOOP(pre##_f64s, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)                         \
+    static void pre##_f32(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        VEC_DISPATCH(pre, float, f32)                                                                    \
+        pre##_f32s(d, s, n, ctx);                                                                        \
+    }                                                                                                    \
+    static void pre##_f64(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        VEC_DISPATCH(pre, double, f64)                                                                   \
+        pre##_f64s(d, s, n, ctx);                                                                        \
+    }
+
+/* Complex -> real and real-typed outputs */
+#define CT_UNARY_TO_REAL_C(pre, EXPR32, EXPR64)                                                          \
+    CT_UNARY_LOOP(pre##_c64, ct_c64, ct_c64, LD_ID, ST_ID, float, ST_ID, EXPR32)                         \
+    CT_UNARY_LOOP(pre##_c128, ct_c128, ct_c128, LD_ID, ST_ID, double, ST_ID, EXPR64)
+/* -> bool, every family */
+#define CT_UNARY_BOOL_FLOATS(pre, EXPR)                                                                  \
+    CT_UNARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, bool, ST_ID, EXPR)                          \
+    CT_UNARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, bool, ST_ID, EXPR)                       \
+    CT_UNARY_LOOP(pre##_f32, float, float, LD_ID, ST_ID, bool, ST_ID, EXPR)                              \
+    CT_UNARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, bool, ST_ID, EXPR)
+#define CT_UNARY_BOOL_INTS(pre, EXPR)                                                                    \
+    CT_UNARY_LOOP(pre##_u8, uint8_t, uint8_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                           \
+    CT_UNARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                             \
+    CT_UNARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                          \
+    CT_UNARY_LOOP(pre##_i32, int32_t, int32_t, LD_ID, ST_ID, bool, ST_ID, EXPR)                          \
+    CT_UNARY_LOOP(pre##_i64, int64_t, int64_t, LD_ID, ST_ID, bool, ST_ID, EXPR)
+#define CT_UNARY_BOOL_COMPLEX(pre, EXPR)                                                                 \
+    CT_UNARY_LOOP(pre##_c64, ct_c64, ct_c64, LD_ID, ST_ID, bool, ST_ID, EXPR)                            \
+    CT_UNARY_LOOP(pre##_c128, ct_c128, ct_c128, LD_ID, ST_ID, bool, ST_ID, EXPR)
+
+/* ---- basic ---- */
 CT_UNARY_FLOATS(neg, -a)
 CT_UNARY_INTS(neg, -a)
 CT_UNARY_COMPLEX(neg, -a)
 CT_UNARY_COMPLEX(conj, conj(a))
 CT_UNARY_LOOP(real_c64, ct_c64, ct_c64, LD_ID, ST_ID, float, ST_ID, crealf(a))
 CT_UNARY_LOOP(real_c128, ct_c128, ct_c128, LD_ID, ST_ID, double, ST_ID, creal(a))
+CT_UNARY_LOOP(imag_c64, ct_c64, ct_c64, LD_ID, ST_ID, float, ST_ID, cimagf(a))
+CT_UNARY_LOOP(imag_c128, ct_c128, ct_c128, LD_ID, ST_ID, double, ST_ID, cimag(a))
+CT_UNARY_FLOATS(angle, isnan(a) ? a : (a < 0 ? (__typeof__(a))M_PI : (__typeof__(a))0))
+CT_UNARY_TO_REAL_C(angle, cargf(a), carg(a))
+
+CT_UNARY_FLOATS(abs, fabs(a))
+#define CT_UNARY_SINTS(pre, EXPR)                                                                        \
+    CT_UNARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, int8_t, ST_ID, EXPR)                           \
+    CT_UNARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, int16_t, ST_ID, EXPR)                       \
+    CT_UNARY_LOOP(pre##_i32, int32_t, int32_t, LD_ID, ST_ID, int32_t, ST_ID, EXPR)                       \
+    CT_UNARY_LOOP(pre##_i64, int64_t, int64_t, LD_ID, ST_ID, int64_t, ST_ID, EXPR)
+CT_UNARY_SINTS(abs, a < 0 ? -a : a)
+CT_UNARY_LOOP(abs_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a)
+CT_UNARY_TO_REAL_C(abs, cabsf(a), cabs(a))
+CT_UNARY_FLOATS(sign, (__typeof__(a))((0 < a) - (a < 0)))
+CT_UNARY_SINTS(sign, (0 < a) - (a < 0))
+CT_UNARY_LOOP(sign_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a != 0)
+CT_UNARY_LOOP(sign_b, bool, bool, LD_ID, ST_ID, bool, ST_ID, a)
+CT_UNARY_COMPLEX(sgn, a == 0 ? (__typeof__(a))0 : a / fabs(a))
+CT_UNARY_FLOATS(square, a * a)
+CT_UNARY_INTS(square, a * a)
+CT_UNARY_COMPLEX(square, a * a)
+
+/* ---- floating functions ---- */
+CT_UNARY_FLOATS(sqrt, sqrt(a))
+CT_UNARY_COMPLEX(sqrt, sqrt(a))
+CT_UNARY_FLOATS(rsqrt, 1 / sqrt(a))
+CT_UNARY_COMPLEX(rsqrt, 1 / sqrt(a))
+CT_UNARY_FLOATS(reciprocal, 1 / a)
+CT_UNARY_COMPLEX(reciprocal, 1 / a)
+CT_UNARY_VEC(exp, exp(a))
+CT_UNARY_COMPLEX(exp, exp(a))
+CT_UNARY_VEC(exp2, exp2(a))
+CT_UNARY_COMPLEX(exp2, exp(a * (__typeof__(a))M_LN2))
+CT_UNARY_VEC(expm1, expm1(a))
+CT_UNARY_COMPLEX(expm1, CEXPM1(a))
+CT_UNARY_VEC(log, log(a))
+CT_UNARY_COMPLEX(log, log(a))
+CT_UNARY_VEC(log2, log2(a))
+CT_UNARY_COMPLEX(log2, log(a) / (__typeof__(a))M_LN2)
+CT_UNARY_VEC(log10, log10(a))
+CT_UNARY_COMPLEX(log10, log(a) / (__typeof__(a))M_LN10)
+CT_UNARY_VEC(log1p, log1p(a))
+CT_UNARY_COMPLEX(log1p, CLOG1P(a))
+CT_UNARY_VEC(sin, sin(a))
+CT_UNARY_COMPLEX(sin, sin(a))
+CT_UNARY_VEC(cos, cos(a))
+CT_UNARY_COMPLEX(cos, cos(a))
+CT_UNARY_VEC(tan, tan(a))
+CT_UNARY_COMPLEX(tan, tan(a))
+CT_UNARY_VEC(asin, asin(a))
+CT_UNARY_COMPLEX(asin, asin(a))
+CT_UNARY_VEC(acos, acos(a))
+CT_UNARY_COMPLEX(acos, acos(a))
+CT_UNARY_VEC(atan, atan(a))
+CT_UNARY_COMPLEX(atan, atan(a))
+CT_UNARY_VEC(sinh, sinh(a))
+CT_UNARY_COMPLEX(sinh, sinh(a))
+CT_UNARY_VEC(cosh, cosh(a))
+CT_UNARY_COMPLEX(cosh, cosh(a))
+CT_UNARY_VEC(tanh, tanh(a))
+CT_UNARY_COMPLEX(tanh, tanh(a))
+CT_UNARY_VEC(asinh, asinh(a))
+CT_UNARY_COMPLEX(asinh, asinh(a))
+CT_UNARY_VEC(acosh, acosh(a))
+CT_UNARY_COMPLEX(acosh, acosh(a))
+CT_UNARY_VEC(atanh, atanh(a))
+CT_UNARY_COMPLEX(atanh, atanh(a))
+CT_UNARY_VEC(sigmoid, 1 / (1 + exp(-a)))
+CT_UNARY_COMPLEX(sigmoid, 1 / (1 + exp(-a)))
+CT_UNARY_VEC(erf, erf(a))
+CT_UNARY_FLOATS(erfc, erfc(a))
+CT_UNARY_FLOATS(erfinv, CT_ERFINV(a))
+CT_UNARY_FLOATS(lgamma, CT_LGAMMA(a))
+CT_UNARY_FLOATS(digamma, CT_DIGAMMA(a))
+CT_UNARY_FLOATS(trigamma, CT_TRIGAMMA(a))
+
+/* ---- rounding: d[0] = decimals for round ---- */
+CT_UNARY_FLOATS(floor, floor(a))
+CT_UNARY_FLOATS(ceil, ceil(a))
+CT_UNARY_FLOATS(trunc, trunc(a))
+CT_UNARY_FLOATS(frac, a - trunc(a))
+#define ROUND_DEC(a)                                                                                      \
+    (p[0] == 0 ? nearbyint(a)                                                                             \
+     : p[0] > 0 ? nearbyint((a) * (__typeof__(a))pow(10.0, p[0])) / (__typeof__(a))pow(10.0, p[0])     \
+                : nearbyint((a) / (__typeof__(a))pow(10.0, -p[0])) * (__typeof__(a))pow(10.0, -p[0]))
+CT_UNARY_FLOATS(round, ROUND_DEC(a))
+
+/* ---- logical / bitwise ---- */
+CT_UNARY_BOOL_FLOATS(lnot, !a)
+CT_UNARY_BOOL_INTS(lnot, !a)
+CT_UNARY_BOOL_COMPLEX(lnot, !a)
+CT_UNARY_LOOP(lnot_b, bool, bool, LD_ID, ST_ID, bool, ST_ID, !a)
+CT_UNARY_INTS(bnot, ~a)
+CT_UNARY_LOOP(bnot_b, bool, bool, LD_ID, ST_ID, bool, ST_ID, !a)
+
+/* ---- classification (floating and complex; the front end answers for integers) ---- */
+CT_UNARY_BOOL_FLOATS(isnan, isnan(a))
+CT_UNARY_BOOL_COMPLEX(isnan, isnan(creal(a)) || isnan(cimag(a)))
+/* d[0]: 0 any inf, 1 +inf only, -1 -inf only */
+CT_UNARY_BOOL_FLOATS(isinf, isinf(a) && (p[0] == 0 || (p[0] > 0) == (a > 0)))
+CT_UNARY_BOOL_COMPLEX(isinf, isinf(creal(a)) || isinf(cimag(a)))
+CT_UNARY_BOOL_FLOATS(isfinite, isfinite(a))
+CT_UNARY_BOOL_COMPLEX(isfinite, isfinite(creal(a)) && isfinite(cimag(a)))
+/* nan_to_num: d[0] nan, d[1] posinf, d[2] neginf (already the dtype's limits if None) */
+#define N2N(a, T) (isnan(a) ? (T)p[0] : isinf(a) ? ((a) > 0 ? (T)p[1] : (T)p[2]) : (a))
+CT_UNARY_FLOATS(n2n, N2N(a, __typeof__(a)))
+CT_UNARY_LOOP(n2n_c64, ct_c64, ct_c64, LD_ID, ST_ID, ct_c64, ST_ID, CMPLXF(N2N(crealf(a), float), N2N(cimagf(a), float)))
+CT_UNARY_LOOP(n2n_c128, ct_c128, ct_c128, LD_ID, ST_ID, ct_c128, ST_ID, CMPLX(N2N(creal(a), double), N2N(cimag(a), double)))
+
+/* ---- activations; parameters in d[] ---- */
+#define RELU_F(a) ((a) > 0 || isnan(a) ? (a) : (__typeof__(a))0)
+CT_UNARY_FLOATS(relu, RELU_F(a))
+CT_UNARY_SINTS(relu, a > 0 ? a : 0)
+CT_UNARY_LOOP(relu_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a)
+/* hardtanh: d[0] min, d[1] max (NaN passes through) */
+CT_UNARY_FLOATS(hardtanh, a < (__typeof__(a))p[0] ? (__typeof__(a))p[0] : (a > (__typeof__(a))p[1] ? (__typeof__(a))p[1] : a))
+CT_UNARY_INTS(hardtanh, a < (__typeof__(a))p[0] ? (__typeof__(a))p[0] : (a > (__typeof__(a))p[1] ? (__typeof__(a))p[1] : a))
+CT_UNARY_FLOATS(leaky_relu, a > 0 ? a : a * (__typeof__(a))p[0])
+/* elu: d[0] alpha, d[1] scale, d[2] input_scale */
+CT_UNARY_FLOATS(elu, a > 0 ? a * (__typeof__(a))p[1]
+                           : expm1(a * (__typeof__(a))p[2]) * (__typeof__(a))(p[0] * p[1]))
+CT_UNARY_VEC(gelu, (__typeof__(a))0.5 * a * (1 + erf(a * (__typeof__(a))M_SQRT1_2)))
+CT_UNARY_VEC(gelu_tanh, (__typeof__(a))0.5 * a *
+                            (1 + tanh((__typeof__(a))0.7978845608028654 * (a + (__typeof__(a))0.044715 * a * a * a))))
+CT_UNARY_VEC(silu, a / (1 + exp(-a)))
+CT_UNARY_COMPLEX(silu, a / (1 + exp(-a)))
+CT_UNARY_VEC(mish, a * tanh(log1p(exp(a))))
+/* softplus: d[0] beta, d[1] threshold */
+CT_UNARY_FLOATS(softplus, a * (__typeof__(a))p[0] > (__typeof__(a))p[1] ? a
+                          : log1p(exp(a * (__typeof__(a))p[0])) / (__typeof__(a))p[0])
+CT_UNARY_FLOATS(softsign, a / (1 + fabs(a)))
+#define CLAMP06(x) ((x) < 0 ? (__typeof__(x))0 : ((x) > 6 ? (__typeof__(x))6 : (x))) /* NaN passes */
+CT_UNARY_FLOATS(hardsigmoid, CLAMP06(a + 3) / 6)
+CT_UNARY_FLOATS(hardswish, a * CLAMP06(a + 3) / 6)
+CT_UNARY_FLOATS(logsigmoid, fmin(a, (__typeof__(a))0) - log1p(exp(-fabs(a))))
 
 static ct_loop_fn tab[CT_OP_COUNT][CT_NUM_DTYPES];
 
 static int cpu_unary(const ct_kernel_args *a) { return ct__cpu_run_loop(a, tab[a->op], a->d); }
 
+#define SETF(OP, pre) CT_SET_FLOATS(tab[CT_OP_##OP], pre)
+#define SETFC(OP, pre) (CT_SET_FLOATS(tab[CT_OP_##OP], pre), CT_SET_COMPLEX(tab[CT_OP_##OP], pre))
+
 void ct_cpu_register_unary(ct_kernel_fn *k) {
-    CT_SET_FLOATS(tab[CT_OP_NEG], neg); CT_SET_INTS(tab[CT_OP_NEG], neg); CT_SET_COMPLEX(tab[CT_OP_NEG], neg);
+#ifdef CT_HAVE_SLEEF_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) isa = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = 1;
+    else isa = 0;
+#endif
+    SETFC(NEG, neg); CT_SET_INTS(tab[CT_OP_NEG], neg);
     CT_SET_COMPLEX(tab[CT_OP_CONJ], conj);
     CT_SET_COMPLEX(tab[CT_OP_REAL], real);
+    CT_SET_COMPLEX(tab[CT_OP_IMAG], imag);
+    SETFC(ANGLE, angle);
+    SETFC(ABS, abs); CT_SET_INTS(tab[CT_OP_ABS], abs);
+    SETF(SIGN, sign); CT_SET_INTS(tab[CT_OP_SIGN], sign); tab[CT_OP_SIGN][CT_BOOL] = sign_b;
+    SETF(SGN, sign); CT_SET_INTS(tab[CT_OP_SGN], sign); tab[CT_OP_SGN][CT_BOOL] = sign_b;
+    CT_SET_COMPLEX(tab[CT_OP_SGN], sgn);
+    SETFC(SQUARE, square); CT_SET_INTS(tab[CT_OP_SQUARE], square);
+    SETFC(SQRT, sqrt); SETFC(RSQRT, rsqrt); SETFC(RECIPROCAL, reciprocal);
+    SETFC(EXP, exp); SETFC(EXP2, exp2); SETFC(EXPM1, expm1);
+    SETFC(LOG, log); SETFC(LOG2, log2); SETFC(LOG10, log10); SETFC(LOG1P, log1p);
+    SETFC(SIN, sin); SETFC(COS, cos); SETFC(TAN, tan); SETFC(ASIN, asin); SETFC(ACOS, acos); SETFC(ATAN, atan);
+    SETFC(SINH, sinh); SETFC(COSH, cosh); SETFC(TANH, tanh); SETFC(ASINH, asinh); SETFC(ACOSH, acosh);
+    SETFC(ATANH, atanh); SETFC(SIGMOID, sigmoid);
+    SETF(ERF, erf); SETF(ERFC, erfc); SETF(ERFINV, erfinv); SETF(LGAMMA, lgamma); SETF(DIGAMMA, digamma);
+    SETF(TRIGAMMA, trigamma);
+    SETF(FLOOR, floor); SETF(CEIL, ceil); SETF(TRUNC, trunc); SETF(FRAC, frac); SETF(ROUND, round);
+    SETFC(LOGICAL_NOT, lnot); CT_SET_INTS(tab[CT_OP_LOGICAL_NOT], lnot); tab[CT_OP_LOGICAL_NOT][CT_BOOL] = lnot_b;
+    CT_SET_INTS(tab[CT_OP_BITWISE_NOT], bnot); tab[CT_OP_BITWISE_NOT][CT_BOOL] = bnot_b;
+    SETFC(ISNAN, isnan); SETFC(ISINF, isinf); SETFC(ISFINITE, isfinite); SETFC(NAN_TO_NUM, n2n);
+    SETF(RELU, relu); CT_SET_INTS(tab[CT_OP_RELU], relu);
+    SETF(HARDTANH, hardtanh); CT_SET_INTS(tab[CT_OP_HARDTANH], hardtanh);
+    SETF(LEAKY_RELU, leaky_relu); SETF(ELU, elu); SETF(GELU, gelu); SETF(GELU_TANH, gelu_tanh);
+    SETFC(SILU, silu); SETF(MISH, mish); SETF(SOFTPLUS, softplus); SETF(SOFTSIGN, softsign);
+    SETF(HARDSIGMOID, hardsigmoid); SETF(HARDSWISH, hardswish); SETF(LOGSIGMOID, logsigmoid);
     for (int op = 0; op < CT_OP_COUNT; op++)
         for (int d = 0; d < CT_NUM_DTYPES; d++)
             if (tab[op][d]) { k[op] = cpu_unary; break; }
+    ct_cpu_register_activation(k);
 }

@@ -1,0 +1,109 @@
+/* Fused CPU kernels for softmax and log_softmax.
+ *
+ * Contract (CT_OP_SOFTMAX / CT_OP_LOG_SOFTMAX): in[0] and out[0] are contiguous
+ * float32 or float64 tensors of the same dtype and numel, viewed as
+ * [i[0] outer, i[1] dim, i[2] inner]; the op normalises along the middle axis. */
+#include <math.h>
+
+#include "core/dispatch.h"
+
+void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
+void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
+void ct_cpu_register_activation(ct_kernel_fn *k);
+
+/* One [dim, inner] block: x, o point at its start; buf holds 2 * inner doubles. */
+#define SOFTMAX_BLOCK(T, VEXP)                                                                           \
+    static void softmax_block_##T(const T *x, T *o, int64_t dim, int64_t inner, bool log_, double *buf) { \
+        if (inner == 1) {                                                                                \
+            T mx = -INFINITY;                                                                            \
+            for (int64_t j = 0; j < dim; j++) mx = (x[j] > mx || isnan(x[j])) ? x[j] : mx;               \
+            if (isinf(mx) && mx < 0) mx = 0; /* all -inf: exp gives 0s, sum 0 -> NaN like torch */       \
+            for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx;                                          \
+            VEXP(o, o, dim);                                                                             \
+            double s = 0;                                                                                \
+            for (int64_t j = 0; j < dim; j++) s += o[j];                                                 \
+            if (log_) {                                                                                  \
+                T ls = (T)log(s);                                                                        \
+                for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx - ls;                                 \
+            } else {                                                                                     \
+                T r = (T)(1.0 / s);                                                                      \
+                for (int64_t j = 0; j < dim; j++) o[j] *= r;                                             \
+            }                                                                                            \
+            return;                                                                                      \
+        }                                                                                                \
+        double *mx = buf, *sum = buf + inner;                                                            \
+        for (int64_t k = 0; k < inner; k++) { mx[k] = -INFINITY; sum[k] = 0; }                           \
+        for (int64_t j = 0; j < dim; j++) {                                                              \
+            const T *xr = x + j * inner;                                                                 \
+            for (int64_t k = 0; k < inner; k++) mx[k] = ((double)xr[k] > mx[k] || isnan(xr[k])) ? xr[k] : mx[k]; \
+        }                                                                                                \
+        for (int64_t k = 0; k < inner; k++) if (isinf(mx[k]) && mx[k] < 0) mx[k] = 0;                   \
+        for (int64_t j = 0; j < dim; j++) {                                                              \
+            const T *xr = x + j * inner;                                                                 \
+            T *orow = o + j * inner;                                                                     \
+            for (int64_t k = 0; k < inner; k++) orow[k] = xr[k] - (T)mx[k];                              \
+        }                                                                                                \
+        VEXP(o, o, dim * inner);                                                                         \
+        for (int64_t j = 0; j < dim; j++) {                                                              \
+            const T *orow = o + j * inner;                                                               \
+            for (int64_t k = 0; k < inner; k++) sum[k] += orow[k];                                       \
+        }                                                                                                \
+        if (log_) {                                                                                      \
+            for (int64_t k = 0; k < inner; k++) sum[k] = mx[k] + log(sum[k]);                            \
+            for (int64_t j = 0; j < dim; j++) {                                                          \
+                const T *xr = x + j * inner;                                                             \
+                T *orow = o + j * inner;                                                                 \
+                for (int64_t k = 0; k < inner; k++) orow[k] = xr[k] - (T)sum[k];                         \
+            }                                                                                            \
+        } else {                                                                                         \
+            for (int64_t k = 0; k < inner; k++) sum[k] = 1.0 / sum[k];                                   \
+            for (int64_t j = 0; j < dim; j++) {                                                          \
+                T *orow = o + j * inner;                                                                 \
+                for (int64_t k = 0; k < inner; k++) orow[k] *= (T)sum[k];                                \
+            }                                                                                            \
+        }                                                                                                \
+    }
+SOFTMAX_BLOCK(float, ct__cpu_vexp_f32)
+SOFTMAX_BLOCK(double, ct__cpu_vexp_f64)
+
+static int cpu_softmax(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    ct_tensor *out = a->out[0];
+    int64_t outer = a->i[0], dim = a->i[1], inner = a->i[2];
+    bool log_ = a->op == CT_OP_LOG_SOFTMAX;
+    if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64)
+        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(x->dtype));
+    if (outer * dim * inner == 0) return 0;
+    size_t esz = ct_dtype_size(x->dtype);
+    const char *xd = ct__data(x);
+    char *od = ct__data(out);
+    int64_t block = dim * inner;
+    int failed = 0;
+#pragma omp parallel if (outer > 1 && outer * block > CT_GRAIN)
+    {
+        double *buf = inner > 1 ? malloc(sizeof(double) * 2 * (size_t)inner) : NULL;
+        bool ok = !(inner > 1 && !buf);
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < outer; i++) {
+            if (!ok) continue;
+            if (x->dtype == CT_FLOAT32)
+                softmax_block_float((const float *)(xd + i * block * esz), (float *)(od + i * block * esz), dim, inner,
+                                    log_, buf);
+            else
+                softmax_block_double((const double *)(xd + i * block * esz), (double *)(od + i * block * esz), dim,
+                                     inner, log_, buf);
+        }
+        free(buf);
+    }
+    if (failed) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
+    return 0;
+}
+
+void ct_cpu_register_activation(ct_kernel_fn *k) {
+    k[CT_OP_SOFTMAX] = cpu_softmax;
+    k[CT_OP_LOG_SOFTMAX] = cpu_softmax;
+}

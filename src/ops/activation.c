@@ -1,0 +1,281 @@
+/* Activation functions (torch.nn.functional) with autograd. Elementwise forwards run
+ * fused CPU kernels; backward formulas (PyTorch's derivatives.yaml) use public ops so
+ * that double backward works. */
+#include <math.h>
+
+#include "ctorch.h"
+#include "ops/elementwise.h"
+
+/* Records a one-input node that saves x and/or the output, and parameters d[]. */
+static ct_tensor *rec(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
+                      bool save_out, const double *d) {
+    if (!out) return NULL;
+    if (ct__needs_grad(1, (const ct_tensor *[]){x}) && (ct_dtype_is_floating(out->dtype) || ct_dtype_is_complex(out->dtype))) {
+        ct_node *n = ct__node_new(node_name, fn, 1);
+        if (!n || ct__node_set_next(n, 0, x) || (save_x && ct__save(n, x) < 0) ||
+            (save_out && ct__save_output(n, out, 0) < 0)) {
+            if (n) ct__node_release(n);
+            ct_release(out);
+            return NULL;
+        }
+        if (d) memcpy(n->d, d, sizeof(double) * CT_NODE_D);
+        ct__set_history(out, n, 0);
+    }
+    return ct__ret(out);
+}
+
+/* Backward with g, saved tensor s (x or output, slot 0) and parameters p. */
+#define ACT_BACKWARD(name, EXPR)                                                   \
+    static int name##_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) { \
+        ct_tensor *g = go[0], *s = ct__unpack(n, 0);                               \
+        const double *p = n->d;                                                    \
+        (void)p;                                                                   \
+        if (!s) return ct_last_status();                                           \
+        gi[0] = (EXPR);                                                            \
+        return gi[0] ? 0 : ct_last_status();                                       \
+    }
+
+static ct_tensor *S(double v) { return ct_float(v); }
+
+/* ---- relu ---- */
+ACT_BACKWARD(relu, ct_mul(g, ct_gt(s, S(0.0)))) /* s = result */
+CT_API ct_tensor *ct_relu(const ct_tensor *x) {
+    CT_CHECK_ARG("relu", x);
+    if (x->dtype == CT_BOOL) return ct__err(CT_ERR_DTYPE, "relu: Boolean inputs not supported for relu");
+    if (ct_dtype_is_complex(x->dtype)) return ct__err(CT_ERR_DTYPE, "relu: clamp is not supported for complex types");
+    return rec(ct__unary_raw(CT_OP_RELU, "relu", x, CT_EW_REAL, NULL), "ReluBackward0", relu_backward, x, false, true,
+               NULL);
+}
+CT_API int ct_relu_(ct_tensor *self) { return ct__inplace_unary("relu_", self, ct_relu); }
+
+/* ---- hardtanh / relu6: grad where min < x < max ---- */
+ACT_BACKWARD(hardtanh, ct_mul(g, ct_logical_and(ct_gt(s, S(p[0])), ct_lt(s, S(p[1])))))
+CT_API ct_tensor *ct_hardtanh(const ct_tensor *x, double min_val, double max_val) {
+    CT_CHECK_ARG("hardtanh", x);
+    if (x->dtype == CT_BOOL || ct_dtype_is_complex(x->dtype))
+        return ct__err(CT_ERR_DTYPE, "hardtanh: not implemented for '%s'", ct_dtype_name(x->dtype));
+    if (min_val > max_val)
+        return ct__err(CT_ERR_ARG, "hardtanh: min_val (%g) cannot be greater than max_val (%g)", min_val, max_val);
+    double d[4] = {min_val, max_val};
+    return rec(ct__unary_raw(CT_OP_HARDTANH, "hardtanh", x, CT_EW_REAL, d), "HardtanhBackward0", hardtanh_backward, x,
+               true, false, d);
+}
+CT_API ct_tensor *ct_relu6(const ct_tensor *x) { return ct_hardtanh(x, 0.0, 6.0); }
+
+/* ---- leaky_relu ---- */
+ACT_BACKWARD(leaky_relu, ct_where(ct_gt(s, S(0.0)), g, ct_mul_scalar(g, p[0])))
+CT_API ct_tensor *ct_leaky_relu(const ct_tensor *x, double negative_slope) {
+    CT_CHECK_ARG("leaky_relu", x);
+    double d[4] = {negative_slope};
+    return rec(ct__unary_raw(CT_OP_LEAKY_RELU, "leaky_relu", x, CT_EW_REAL, d), "LeakyReluBackward0",
+               leaky_relu_backward, x, true, false, d);
+}
+
+/* ---- elu family: p = alpha, scale, input_scale ---- */
+ACT_BACKWARD(elu, ct_where(ct_le(s, S(0.0)),
+                           ct_mul(g, ct_mul_scalar(ct_exp(ct_mul_scalar(s, p[2])), p[0] * p[1] * p[2])),
+                           ct_mul_scalar(g, p[1])))
+static ct_tensor *elu_impl(const char *name, const char *node, const ct_tensor *x, double alpha, double scale,
+                           double input_scale) {
+    CT_CHECK_ARG(name, x);
+    double d[4] = {alpha, scale, input_scale};
+    return rec(ct__unary_raw(CT_OP_ELU, name, x, CT_EW_REAL, d), node, elu_backward, x, true, false, d);
+}
+CT_API ct_tensor *ct_elu(const ct_tensor *x, double alpha) { return elu_impl("elu", "EluBackward0", x, alpha, 1.0, 1.0); }
+CT_API ct_tensor *ct_selu(const ct_tensor *x) {
+    return elu_impl("selu", "EluBackward0", x, 1.6732632423543772848170429916717, 1.0507009873554804934193349852946, 1.0);
+}
+CT_API ct_tensor *ct_celu(const ct_tensor *x, double alpha) {
+    if (alpha == 0.0) return ct__err(CT_ERR_ARG, "celu: ZeroDivisionError: alpha cannot be 0 for CELU");
+    return elu_impl("celu", "EluBackward0", x, alpha, 1.0, 1.0 / alpha);
+}
+
+/* ---- gelu ---- */
+static int gelu_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *g = go[0], *x = ct__unpack(n, 0);
+    if (!x) return ct_last_status();
+    ct_tensor *d;
+    if (n->i[0] == 0) {
+        /* cdf + x * pdf */
+        ct_tensor *cdf = ct_mul_scalar(ct_add_scalar(ct_erf(ct_mul_scalar(x, M_SQRT1_2)), 1.0), 0.5);
+        ct_tensor *pdf = ct_mul_scalar(ct_exp(ct_mul_scalar(ct_mul(x, x), -0.5)), 0.3989422804014327); /* 1/sqrt(2 pi) */
+        d = ct_add(cdf, ct_mul(x, pdf));
+    } else {
+        const double k = 0.7978845608028654, c = 0.044715;
+        ct_tensor *x2 = ct_mul(x, x);
+        ct_tensor *t = ct_tanh(ct_mul_scalar(ct_add(x, ct_mul_scalar(ct_mul(x2, x), c)), k));
+        ct_tensor *left_d = ct_mul_scalar(ct_add_scalar(t, 1.0), 0.5);
+        ct_tensor *right_d = ct_mul(ct_rsub_scalar(ct_mul(t, t), 1.0), ct_mul_scalar(ct_add_scalar(ct_mul_scalar(x2, 3 * c), 1.0), k));
+        d = ct_add(left_d, ct_mul(ct_mul_scalar(x, 0.5), right_d));
+    }
+    gi[0] = ct_mul(g, d);
+    return gi[0] ? 0 : ct_last_status();
+}
+CT_API ct_tensor *ct_gelu(const ct_tensor *x, bool approximate_tanh) {
+    CT_CHECK_ARG("gelu", x);
+    ct_tensor *out = rec(ct__unary_raw(approximate_tanh ? CT_OP_GELU_TANH : CT_OP_GELU, "gelu", x, CT_EW_REAL, NULL),
+                         "GeluBackward0", gelu_backward, x, true, false, NULL);
+    if (out && out->grad_fn) out->grad_fn->i[0] = approximate_tanh;
+    return out;
+}
+
+/* ---- silu, mish ---- */
+static int silu_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *g = go[0], *x = ct__unpack(n, 0);
+    if (!x) return ct_last_status();
+    ct_tensor *sg = ct_sigmoid(x);
+    ct_tensor *d = ct_mul(sg, ct_add_scalar(ct_mul(x, ct_rsub_scalar(sg, 1.0)), 1.0));
+    gi[0] = ct_mul(g, d && ct_dtype_is_complex(d->dtype) ? ct_conj(d) : d);
+    return gi[0] ? 0 : ct_last_status();
+}
+CT_API ct_tensor *ct_silu(const ct_tensor *x) {
+    CT_CHECK_ARG("silu", x);
+    return rec(ct__unary_raw(CT_OP_SILU, "silu", x, CT_EW_SAME, NULL), "SiluBackward0", silu_backward, x, true, false,
+               NULL);
+}
+static int mish_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *g = go[0], *x = ct__unpack(n, 0);
+    if (!x) return ct_last_status();
+    ct_tensor *tsp = ct_tanh(ct_softplus(x, 1.0, 20.0));
+    gi[0] = ct_mul(g, ct_add(tsp, ct_mul(ct_mul(x, ct_sigmoid(x)), ct_rsub_scalar(ct_mul(tsp, tsp), 1.0))));
+    return gi[0] ? 0 : ct_last_status();
+}
+CT_API ct_tensor *ct_mish(const ct_tensor *x) {
+    CT_CHECK_ARG("mish", x);
+    return rec(ct__unary_raw(CT_OP_MISH, "mish", x, CT_EW_REAL, NULL), "MishBackward0", mish_backward, x, true, false,
+               NULL);
+}
+
+/* ---- softplus: p = beta, threshold ---- */
+static int softplus_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *g = go[0], *x = ct__unpack(n, 0);
+    if (!x) return ct_last_status();
+    ct_tensor *z = ct_mul_scalar(x, n->d[0]);
+    gi[0] = ct_where(ct_gt(z, S(n->d[1])), g, ct_mul(g, ct_sigmoid(z)));
+    return gi[0] ? 0 : ct_last_status();
+}
+CT_API ct_tensor *ct_softplus(const ct_tensor *x, double beta, double threshold) {
+    CT_CHECK_ARG("softplus", x);
+    double d[4] = {beta, threshold};
+    return rec(ct__unary_raw(CT_OP_SOFTPLUS, "softplus", x, CT_EW_REAL, d), "SoftplusBackward0", softplus_backward, x,
+               true, false, d);
+}
+
+/* ---- softsign = x / (1 + |x|) ---- */
+ACT_BACKWARD(softsign, ct_div(g, ct_pow_scalar(ct_add_scalar(ct_abs(s), 1.0), 2.0)))
+CT_API ct_tensor *ct_softsign(const ct_tensor *x) {
+    CT_CHECK_ARG("softsign", x);
+    if (x->dtype == CT_BOOL) return ct__err(CT_ERR_DTYPE, "softsign: abs: not implemented for 'bool'");
+    if (ct_dtype_is_complex(x->dtype)) { /* torch's composite form x / (1 + |x|) */
+        if (ct_scope_begin()) return NULL;
+        ct_tensor *r = ct_keep(ct_div(x, ct_add_scalar(ct_abs(x), 1.0)));
+        ct_scope_end();
+        return r;
+    }
+    return rec(ct__unary_raw(CT_OP_SOFTSIGN, "softsign", x, CT_EW_FLOAT_REAL, NULL), "SoftsignBackward0",
+               softsign_backward, x, true, false, NULL);
+}
+
+/* ---- hardsigmoid, hardswish ---- */
+ACT_BACKWARD(hardsigmoid, ct_where(ct_logical_and(ct_gt(s, S(-3.0)), ct_lt(s, S(3.0))), ct_div_scalar(g, 6.0), S(0.0)))
+CT_API ct_tensor *ct_hardsigmoid(const ct_tensor *x) {
+    CT_CHECK_ARG("hardsigmoid", x);
+    return rec(ct__unary_raw(CT_OP_HARDSIGMOID, "hardsigmoid", x, CT_EW_REAL, NULL), "HardsigmoidBackward0",
+               hardsigmoid_backward, x, true, false, NULL);
+}
+ACT_BACKWARD(hardswish, ct_where(ct_lt(s, S(-3.0)), S(0.0),
+                                 ct_where(ct_le(s, S(3.0)), ct_mul(g, ct_add_scalar(ct_div_scalar(s, 3.0), 0.5)), g)))
+CT_API ct_tensor *ct_hardswish(const ct_tensor *x) {
+    CT_CHECK_ARG("hardswish", x);
+    return rec(ct__unary_raw(CT_OP_HARDSWISH, "hardswish", x, CT_EW_REAL, NULL), "HardswishBackward0",
+               hardswish_backward, x, true, false, NULL);
+}
+
+/* ---- logsigmoid ---- */
+ACT_BACKWARD(logsigmoid, ct_mul(g, ct_sigmoid(ct_neg(s))))
+CT_API ct_tensor *ct_logsigmoid(const ct_tensor *x) {
+    CT_CHECK_ARG("logsigmoid", x);
+    return rec(ct__unary_raw(CT_OP_LOGSIGMOID, "log_sigmoid", x, CT_EW_REAL, NULL), "LogSigmoidBackward0",
+               logsigmoid_backward, x, true, false, NULL);
+}
+
+/* ---- softmax / log_softmax ---- */
+static int softmax_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *g = go[0], *y = ct__unpack(n, 0);
+    if (!y) return ct_last_status();
+    int64_t dim = n->i[0];
+    if (n->i[1] == 0) /* y * (g - sum(g * y)) */
+        gi[0] = ct_mul(y, ct_sub(g, ct_sum_dim(ct_mul(g, y), 1, &dim, true, CT_NUM_DTYPES)));
+    else /* g - exp(y) * sum(g) */
+        gi[0] = ct_sub(g, ct_mul(ct_exp(y), ct_sum_dim(g, 1, &dim, true, CT_NUM_DTYPES)));
+    return gi[0] ? 0 : ct_last_status();
+}
+
+static ct_tensor *softmax_impl(const char *name, const ct_tensor *x0, int dim0, ct_dtype dtype, bool log_) {
+    CT_CHECK_ARG(name, x0);
+    if ((int)dtype < 0 || dtype > CT_NUM_DTYPES) return ct__err(CT_ERR_ARG, "%s: invalid dtype %d", name, (int)dtype);
+    int dim = ct__wrap_dim(name, dim0, x0->ndim);
+    if (dim < 0) return NULL;
+    if (ct_scope_begin()) return NULL;
+    const ct_tensor *x = dtype == CT_NUM_DTYPES ? x0 : ct_to_dtype(x0, dtype);
+    ct_tensor *out = NULL;
+    if (!x) goto done;
+    if (!ct_dtype_is_floating(x->dtype)) {
+        ct__err(CT_ERR_DTYPE, "%s: not implemented for '%s'", name, ct_dtype_name(x->dtype));
+        goto done;
+    }
+    ct_dtype cd = x->dtype == CT_FLOAT64 ? CT_FLOAT64 : CT_FLOAT32;
+    ct_tensor *xin = ct__cast_raw(x, cd);
+    if (xin && !ct__is_contiguous(xin)) {
+        ct_tensor *c = ct__empty_raw(xin->ndim, xin->sizes, cd);
+        if (c && ct__copy_raw(c, xin)) { ct_release(c); c = NULL; }
+        ct_release(xin);
+        xin = c;
+    }
+    if (!xin) goto done;
+    ct_tensor *res = ct__empty_raw(x->ndim, x->sizes, cd);
+    if (res) {
+        int64_t outer = 1, inner = 1, size = x->ndim ? x->sizes[dim] : 1;
+        for (int i = 0; i < dim; i++) outer *= x->sizes[i];
+        for (int i = dim + 1; i < x->ndim; i++) inner *= x->sizes[i];
+        ct_kernel_args a = {.op = log_ ? CT_OP_LOG_SOFTMAX : CT_OP_SOFTMAX, .n_out = 1, .n_in = 1, .out = {res},
+                            .in = {xin}, .i = {outer, size, inner}};
+        if (ct__dispatch(&a)) { ct_release(res); res = NULL; }
+    }
+    ct_release(xin);
+    if (res && cd != x->dtype) {
+        ct_tensor *r2 = ct__cast_raw(res, x->dtype);
+        ct_release(res);
+        res = r2;
+    }
+    if (!res) goto done;
+    out = rec(res, log_ ? "LogSoftmaxBackward0" : "SoftmaxBackward0", softmax_backward, x, false, true, NULL);
+    if (out && out->grad_fn) { out->grad_fn->i[0] = dim; out->grad_fn->i[1] = log_; }
+    if (out) out = ct_keep(out);
+done:
+    ct_scope_end();
+    return out; /* ct_keep moved it to the enclosing scope (or to the caller) */
+}
+CT_API ct_tensor *ct_softmax(const ct_tensor *x, int dim, ct_dtype dtype) { return softmax_impl("softmax", x, dim, dtype, false); }
+CT_API ct_tensor *ct_log_softmax(const ct_tensor *x, int dim, ct_dtype dtype) {
+    return softmax_impl("log_softmax", x, dim, dtype, true);
+}
+
+/* ---- glu: a * sigmoid(b) with a, b the halves of x along dim ---- */
+CT_API ct_tensor *ct_glu(const ct_tensor *x, int dim) {
+    CT_CHECK_ARG("glu", x);
+    if (x->ndim == 0) return ct__err(CT_ERR_SHAPE, "glu: glu does not support scalars because halving size must be even");
+    int d = ct__wrap_dim("glu", dim, x->ndim);
+    if (d < 0) return NULL;
+    if (x->sizes[d] % 2)
+        return ct__err(CT_ERR_SHAPE, "glu: Halving dimension must be even, but dimension %d is size %lld", d,
+                       (long long)x->sizes[d]);
+    if (!ct_dtype_is_floating(x->dtype))
+        return ct__err(CT_ERR_DTYPE, "glu: not implemented for '%s'", ct_dtype_name(x->dtype));
+    int64_t h = x->sizes[d] / 2;
+    if (ct_scope_begin()) return NULL;
+    ct_tensor *r = ct_mul(ct_narrow(x, d, 0, h), ct_sigmoid(ct_narrow(x, d, h, h)));
+    if (r) r = ct_keep(r);
+    ct_scope_end();
+    return r;
+}

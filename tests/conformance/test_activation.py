@@ -1,0 +1,224 @@
+"""Conformance of activation functions (include/ctorch/activation.h) against PyTorch:
+values for float dtypes (and integer dtypes where torch supports or rejects them),
+non-contiguous / 0-dim / empty inputs, parameters, errors, gradients vs torch,
+gradcheck and gradgradcheck in float64, softmax / log_softmax over every dim with
+dtype casts, glu, dropout."""
+import ctypes
+import math
+import os
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_binary import (L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct,  # noqa: E402
+                         gradcheck, last_error, sample, to_ct)
+
+D = ctypes.c_double
+I = ctypes.c_int
+B = ctypes.c_bool
+NAN = float("nan")
+fn("ct_leaky_relu").argtypes = [P, D]
+fn("ct_elu").argtypes = [P, D]
+fn("ct_celu").argtypes = [P, D]
+fn("ct_gelu").argtypes = [P, B]
+fn("ct_softplus").argtypes = [P, D, D]
+fn("ct_hardtanh").argtypes = [P, D, D]
+fn("ct_softmax").argtypes = [P, I, I]
+fn("ct_log_softmax").argtypes = [P, I, I]
+fn("ct_glu").argtypes = [P, I]
+NUM_DTYPES = 12
+DTI = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.bfloat16,
+       torch.float32, torch.float64, torch.complex64, torch.complex128]
+
+# (ctorch name, extra C args, torch function)
+ACTS = [
+    ("relu", (), torch.relu),
+    ("relu6", (), F.relu6),
+    ("leaky_relu", (0.01,), lambda x: F.leaky_relu(x, 0.01)),
+    ("leaky_relu", (0.3,), lambda x: F.leaky_relu(x, 0.3)),
+    ("elu", (1.0,), lambda x: F.elu(x, 1.0)),
+    ("elu", (0.4,), lambda x: F.elu(x, 0.4)),
+    ("selu", (), F.selu),
+    ("celu", (1.0,), lambda x: F.celu(x, 1.0)),
+    ("celu", (2.5,), lambda x: F.celu(x, 2.5)),
+    ("gelu", (False,), F.gelu),
+    ("gelu", (True,), lambda x: F.gelu(x, approximate="tanh")),
+    ("silu", (), F.silu),
+    ("mish", (), F.mish),
+    ("softplus", (1.0, 20.0), F.softplus),
+    ("softplus", (2.0, 1.5), lambda x: F.softplus(x, 2.0, 1.5)),
+    ("softplus", (-1.0, 20.0), lambda x: F.softplus(x, -1.0, 20.0)),
+    ("softsign", (), F.softsign),
+    ("hardtanh", (-1.0, 1.0), F.hardtanh),
+    ("hardtanh", (-0.5, 2.0), lambda x: F.hardtanh(x, -0.5, 2.0)),
+    ("hardsigmoid", (), F.hardsigmoid),
+    ("hardswish", (), F.hardswish),
+    ("logsigmoid", (), F.logsigmoid),
+]
+IDS = [f"{n}{e}" for n, e, _ in ACTS]
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.bool,
+          torch.complex64]
+
+
+def run(name, extra, tfn, x, nc=False):
+    arg = Noncontig(x) if nc else x
+    try:
+        ref = tfn(x)
+    except Exception:
+        h = fn("ct_" + name)(to_ct(arg), *extra)
+        assert not h, f"{name} succeeded for {x.dtype} where torch raised"
+        assert last_error()
+        return
+    h = fn("ct_" + name)(to_ct(arg), *extra)
+    assert h, f"{name} {x.dtype}: {last_error()}"
+    assert_same(from_ct(h), ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", ACTS, ids=IDS)
+def test_values(act, dtype):
+    name, extra, tfn = act
+    torch.manual_seed(1)
+    x = sample(dtype, (5, 7))
+    if name == "gelu" and dtype in (torch.float32, torch.bfloat16):
+        x = x.nan_to_num(nan=NAN, posinf=7.0)  # torch's float kernel: gelu(+inf) = nan; ctorch: inf
+    run(name, extra, tfn, x)
+    run(name, extra, tfn, sample(dtype, (4, 6), special=False), nc=True)
+    run(name, extra, tfn, sample(dtype, ()))
+    run(name, extra, tfn, sample(dtype, (0, 4)))
+
+
+@pytest.mark.parametrize("act", ACTS, ids=IDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_long_and_extremes(act, dtype):
+    """Long contiguous runs (vectorised path incl. tails), large magnitudes, specials."""
+    name, extra, tfn = act
+    x = torch.cat([torch.linspace(-60, 60, 1001, dtype=dtype),
+                   torch.tensor([0.0, -0.0, math.inf, -math.inf, NAN, -3.0, 3.0, 6.0, 1e-7, -1e-7], dtype=dtype)])
+    if name == "gelu" and dtype == torch.float32:
+        # torch's float32 CPU kernel gives gelu(+inf) = nan (float64: inf); ctorch gives inf
+        x = x[~x.isinf()]
+    for n in (x.numel(), 13):
+        run(name, extra, tfn, x[-n:])
+
+
+def grad_input(shape):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(shape, dtype=torch.float64, generator=g) * 2.5
+    # keep away from kinks (0, +-3, 6, clamp bounds, softplus threshold) for finite differences
+    for k in (0.0, 3.0, -3.0, 6.0, -1.0, 1.0, -0.5, 2.0, 0.75, 1.5):
+        x = torch.where((x - k).abs() < 0.03, x + 0.07, x)
+    return x
+
+
+@pytest.mark.parametrize("act", ACTS, ids=IDS)
+def test_grads(act):
+    name, extra, tfn = act
+    check_grads("ct_" + name, tfn, [grad_input((4, 5))], extra=extra)
+    check_grads("ct_" + name, tfn, [grad_input(())], extra=extra)
+
+
+@pytest.mark.parametrize("act", ACTS, ids=IDS)
+def test_gradcheck(act):
+    name, extra, _ = act
+    gradcheck("ct_" + name, [grad_input((3, 4))], extra=extra, second_order=True)
+
+
+def test_relu_inplace():
+    x = torch.randn(4, 5)
+    t = to_ct(x)
+    assert fn("ct_relu_")(t) == 0
+    assert_same(from_ct(t), torch.relu(x))
+    # non-leaf in place keeps autograd history
+    x64 = torch.randn(6, dtype=torch.float64)
+    xt = x64.clone().requires_grad_(True)
+    y = xt * 2
+    torch.relu_(y)
+    g = torch.randn(6, dtype=torch.float64)
+    (tg,) = torch.autograd.grad(y, xt, g)
+    cx = to_ct(x64, requires_grad=True)
+    L.ct_mul_scalar.restype = P
+    L.ct_mul_scalar.argtypes = [P, D]
+    cy = P(L.ct_mul_scalar(cx, 2.0))
+    assert fn("ct_relu_")(cy) == 0, last_error()
+    assert L.ct_backward(cy, to_ct(g), False, False) == 0, last_error()
+    torch.testing.assert_close(from_ct(L.ct_grad(cx)), tg)
+    # a leaf requiring grad can't be modified in place
+    assert fn("ct_relu_")(to_ct(torch.randn(3), requires_grad=True)) < 0
+
+
+def test_errors():
+    x = torch.randn(3, 4)
+    assert not fn("ct_celu")(to_ct(x), 0.0) and "alpha" in last_error()
+    assert not fn("ct_relu")(to_ct(torch.tensor([True]))) and "Boolean" in last_error()
+    assert not fn("ct_gelu")(to_ct(torch.tensor([1, 2])), False)
+    assert not fn("ct_relu")(None)
+
+
+# ---------------------------------------------------------------- softmax family
+SM_SHAPES = [(5,), (3, 4), (2, 3, 4), (2, 1, 3, 5), (), (0, 3), (3, 0)]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape", SM_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_softmax_values(log, shape, dtype):
+    name = "log_softmax" if log else "softmax"
+    tf = torch.log_softmax if log else torch.softmax
+    x = (torch.randn(shape) * 4).to(dtype)
+    nd = max(1, len(shape))
+    if log and dtype in (torch.float16, torch.bfloat16):
+        # ctorch computes half log_softmax in float32 and rounds once; torch's CPU kernel
+        # rounds intermediates to the half type (errors of several half ulps), so the
+        # reference here is torch in float32, rounded
+        tf = lambda t, d: torch.log_softmax(t.float(), d).to(t.dtype)  # noqa: E731
+    for dim in range(-nd, nd):
+        check_forward("ct_" + name, lambda t: tf(t, dim), [x], extra=(dim, NUM_DTYPES))
+    if len(shape) == 2:
+        check_forward("ct_" + name, lambda t: tf(t, 0), [Noncontig(x)], extra=(0, NUM_DTYPES))
+        check_forward("ct_" + name, lambda t: tf(t, 1), [Noncontig(x)], extra=(1, NUM_DTYPES))
+    # out of range dim
+    check_forward("ct_" + name, lambda t: tf(t, nd), [x], extra=(nd, NUM_DTYPES))
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_dtype_arg_and_specials(log):
+    name = "log_softmax" if log else "softmax"
+    tf = torch.log_softmax if log else torch.softmax
+    i = torch.randint(-5, 5, (3, 4))
+    check_forward("ct_" + name, lambda t: tf(t, 1), [i], extra=(1, NUM_DTYPES))  # torch raises for ints
+    check_forward("ct_" + name, lambda t: tf(t, 1, dtype=torch.float64), [i], extra=(1, DTI.index(torch.float64)))
+    x = torch.randn(3, 4)
+    check_forward("ct_" + name, lambda t: tf(t, 0, dtype=torch.float64), [x], extra=(0, DTI.index(torch.float64)))
+    s = torch.tensor([[1.0, -math.inf, 2.0], [-math.inf] * 3, [NAN, 1.0, 2.0], [1e30, 1e30, -1e30]])
+    check_forward("ct_" + name, lambda t: tf(t, 1), [s], extra=(1, NUM_DTYPES))
+    big = torch.randn(7, 301) * 10
+    check_forward("ct_" + name, lambda t: tf(t, 1), [big], extra=(1, NUM_DTYPES))
+    check_forward("ct_" + name, lambda t: tf(t, 0), [big], extra=(0, NUM_DTYPES))
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_grads(log, dim):
+    name = "log_softmax" if log else "softmax"
+    tf = torch.log_softmax if log else torch.softmax
+    x = torch.randn(3, 5, dtype=torch.float64)
+    check_grads("ct_" + name, lambda t: tf(t, dim), [x], extra=(dim, NUM_DTYPES))
+    gradcheck("ct_" + name, [x], extra=(dim, NUM_DTYPES), second_order=True)
+    # dtype cast inside: gradient flows back to the float32 input
+    x32 = torch.randn(2, 4)
+    check_grads("ct_" + name, lambda t: tf(t, dim, dtype=torch.float64), [x32], extra=(dim, DTI.index(torch.float64)),
+                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,dim", [((4, 6), -1), ((4, 6), 0), ((2, 4, 3), 1), ((3, 5), 1), ((), 0), ((0, 4), 1)])
+def test_glu(shape, dim):
+    x = torch.randn(shape, dtype=torch.float64)
+    check_forward("ct_glu", lambda t: F.glu(t, dim), [x], extra=(dim,))
+    if x.dim() and x.shape[dim] % 2 == 0 and x.numel():
+        check_grads("ct_glu", lambda t: F.glu(t, dim), [x], extra=(dim,))
+        gradcheck("ct_glu", [x], extra=(dim,), second_order=True)
+    check_forward("ct_glu", lambda t: F.glu(t, dim), [torch.tensor([1, 2, 3, 4])], extra=(0,))

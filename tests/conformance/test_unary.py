@@ -1,0 +1,246 @@
+"""Conformance of unary elementwise math (include/ctorch/math.h "unary") against PyTorch:
+values and dtypes for every dtype family, non-contiguous / 0-dim / empty inputs,
+special values, errors where torch raises, in-place and out= forms, gradients vs
+torch (incl. complex), gradcheck and gradgradcheck in float64."""
+import ctypes
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_binary import (L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct,  # noqa: E402
+                         gradcheck, last_error, sample, to_ct)
+
+D = ctypes.c_double
+NAN = float("nan")
+fn("ct_round_decimals").argtypes = [P, ctypes.c_int]
+fn("ct_nan_to_num").argtypes = [P, D, D, D]
+fn("ct_nan_to_num_").argtypes = [P, D, D, D]
+
+# name -> (torch function, domain for gradient tests: any / pos / unit / gt1)
+UNARY = {
+    "neg": (torch.neg, "any"), "abs": (torch.abs, "any"), "sign": (torch.sign, None), "sgn": (torch.sgn, "any"),
+    "sqrt": (torch.sqrt, "pos"), "rsqrt": (torch.rsqrt, "pos"), "reciprocal": (torch.reciprocal, "pos"),
+    "square": (torch.square, "any"), "exp": (torch.exp, "any"), "exp2": (torch.exp2, "any"),
+    "expm1": (torch.expm1, "any"), "log": (torch.log, "pos"), "log2": (torch.log2, "pos"),
+    "log10": (torch.log10, "pos"), "log1p": (torch.log1p, "pos"), "sin": (torch.sin, "any"),
+    "cos": (torch.cos, "any"), "tan": (torch.tan, "unit"), "asin": (torch.asin, "unit"),
+    "acos": (torch.acos, "unit"), "atan": (torch.atan, "any"), "sinh": (torch.sinh, "any"),
+    "cosh": (torch.cosh, "any"), "tanh": (torch.tanh, "any"), "asinh": (torch.asinh, "any"),
+    "acosh": (torch.acosh, "gt1"), "atanh": (torch.atanh, "unit"), "floor": (torch.floor, None),
+    "ceil": (torch.ceil, None), "round": (torch.round, None), "trunc": (torch.trunc, None),
+    "frac": (torch.frac, "pos"), "sigmoid": (torch.sigmoid, "any"), "erf": (torch.erf, "any"),
+    "erfc": (torch.erfc, "any"), "erfinv": (torch.erfinv, "unit"), "lgamma": (torch.lgamma, "pos"),
+    "digamma": (torch.digamma, "pos"), "logical_not": (torch.logical_not, None),
+    "bitwise_not": (torch.bitwise_not, None), "conj": (lambda x: torch.conj(x).resolve_conj(), "any"),
+    "isnan": (torch.isnan, None), "isinf": (torch.isinf, None), "isfinite": (torch.isfinite, None),
+    "isposinf": (torch.isposinf, None), "isneginf": (torch.isneginf, None), "real": (torch.real, "any"),
+    "imag": (torch.imag, "any"), "angle": (torch.angle, "any"), "nan_to_num": (torch.nan_to_num, "any"),
+}
+NO_INPLACE = {"isnan", "isinf", "isfinite", "isposinf", "isneginf", "real", "imag", "angle", "nan_to_num"}
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int8,
+          torch.uint8, torch.bool, torch.complex64, torch.complex128]
+# functions whose half-precision results torch computes differently enough (internal
+# precision) that only a looser half tolerance is meaningful
+HALF_LOOSE = {"lgamma", "digamma", "erfinv", "tan", "expm1", "exp2", "sinh", "cosh"}
+
+
+def call_nan_to_num(x):
+    return fn("ct_nan_to_num")(x, 0.0, NAN, NAN)
+
+
+def cfn(name):
+    if name == "nan_to_num":
+        return call_nan_to_num
+    return fn("ct_" + name)
+
+
+def run_forward(name, x, nc=False):
+    tfn = UNARY[name][0]
+    arg = Noncontig(x) if nc else x
+    try:
+        ref = tfn(x)
+    except Exception:
+        h = cfn(name)(to_ct(arg))
+        assert not h, f"{name} succeeded for {x.dtype} where torch raised"
+        assert last_error()
+        return
+    h = cfn(name)(to_ct(arg))
+    assert h, f"{name} {x.dtype}: {last_error()}"
+    out = from_ct(h)
+    if x.dtype in (torch.float16, torch.bfloat16) and name in HALF_LOOSE:
+        assert out.dtype == ref.dtype
+        torch.testing.assert_close(out.float(), ref.float(), equal_nan=True, rtol=2e-2, atol=2e-2)
+    else:
+        assert_same(out, ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_values(name, dtype):
+    torch.manual_seed(hash((name, str(dtype))) % 1000)
+    run_forward(name, sample(dtype, (5, 7)))
+    run_forward(name, sample(dtype, (4, 6), special=False), nc=True)
+    run_forward(name, sample(dtype, ()))
+    run_forward(name, sample(dtype, (0, 3)))
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "sin", "cos", "expm1", "log1p", "atan", "erf",
+                                  "asinh", "sinh", "cosh", "log2", "log10", "exp2", "tan"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_vector_path_long(name, dtype):
+    """Long contiguous inputs (SLEEF path incl. tails) and wide ranges, with specials."""
+    x = torch.linspace(-30, 30, 1037, dtype=dtype)
+    if name in ("log", "log2", "log10", "log1p"):
+        x = torch.cat([x.abs(), torch.tensor([0.0, -0.0, float("inf"), NAN, 1e-30, 1e30], dtype=dtype)])
+    else:
+        x = torch.cat([x, torch.tensor([0.0, -0.0, float("inf"), -float("inf"), NAN, 88.5, -104.0], dtype=dtype)])
+    for n in (x.numel(), 17, 5, 1):
+        run_forward(name, x[:n])
+
+
+def test_special_values():
+    x = torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -0.0, NAN, math.inf, -math.inf])
+    for name in ("round", "floor", "ceil", "trunc", "frac", "sign", "sgn", "abs", "angle", "isposinf", "isneginf"):
+        run_forward(name, x)
+    d = torch.tensor([0.0, -0.0, -1.0, -2.5, 1e-8, 30.0, -math.inf, math.inf, NAN], dtype=torch.float64)
+    run_forward("digamma", d)
+    run_forward("lgamma", d)
+    e = torch.tensor([-1.0, 1.0, 0.0, -0.0, 0.999999, -0.5, 1.5, NAN], dtype=torch.float64)
+    run_forward("erfinv", e)
+    run_forward("erfinv", e.float())
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 2, 3, -1, -2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64], ids=str)
+def test_round_decimals(decimals, dtype):
+    x = sample(dtype, (6, 5)) * (100 if dtype.is_floating_point else 1)
+    check_forward("ct_round_decimals", lambda t: torch.round(t, decimals=decimals), [x], extra=(decimals,))
+
+
+@pytest.mark.parametrize("args", [(0.0, None, None), (1.5, 100.0, -100.0), (-2.0, None, 7.0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.complex64,
+                                   torch.int64, torch.bool], ids=str)
+def test_nan_to_num(args, dtype):
+    x = sample(dtype, (4, 5))
+    if dtype.is_floating_point:
+        x.view(-1)[3] = -math.inf
+    nan, pos, neg = args
+    ref = torch.nan_to_num(x, nan=nan, posinf=pos, neginf=neg)
+    h = fn("ct_nan_to_num")(to_ct(x), nan, NAN if pos is None else pos, NAN if neg is None else neg)
+    assert h, last_error()
+    assert_same(from_ct(h), ref)
+    if dtype.is_floating_point:
+        t = to_ct(x)
+        assert fn("ct_nan_to_num_")(t, nan, NAN if pos is None else pos, NAN if neg is None else neg) == 0
+        assert_same(from_ct(t), ref)
+
+
+INPLACE = sorted(n for n in UNARY if n not in NO_INPLACE)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool], ids=str)
+@pytest.mark.parametrize("name", INPLACE)
+def test_inplace_and_out(name, dtype):
+    x = sample(dtype, (3, 4), special=False)
+    y = x.clone()
+    try:
+        getattr(y, "conj_physical_" if name == "conj" else name + "_")()
+        torch_ok = True
+    except Exception:
+        torch_ok = False
+    t = to_ct(x)
+    rc = fn(f"ct_{name}_")(t)
+    if torch_ok:
+        assert rc == 0, last_error()
+        assert_same(from_ct(t), y)
+    else:
+        assert rc < 0 and last_error()
+    # out=: written into a resized out of the result dtype
+    try:
+        ref = UNARY[name][0](x)
+    except Exception:
+        return
+    out = to_ct(torch.empty(0, dtype=ref.dtype))
+    assert fn(f"ct_{name}_out")(out, to_ct(x)) == 0, last_error()
+    assert_same(from_ct(out), ref)
+
+
+def sample_domain(domain, shape, dtype=torch.float64):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(shape, dtype=torch.float64, generator=g)
+    if domain == "pos":
+        x = x.abs() + 0.2
+    elif domain == "unit":
+        x = x.clamp(-2, 2) * 0.4
+    elif domain == "gt1":
+        x = x.abs() + 1.2
+    else:
+        x = x * 1.5
+        x = torch.where(x.abs() < 0.05, x + 0.3, x)  # away from kinks at 0
+    return x.to(dtype)
+
+
+DIFF = sorted(n for n, (_, dom) in UNARY.items() if dom is not None and n not in ("real", "imag", "conj"))
+
+
+@pytest.mark.parametrize("name", DIFF)
+def test_grads(name):
+    tfn, dom = UNARY[name]
+    x = sample_domain(dom, (3, 4))
+    check_grads("ct_" + name if name != "nan_to_num" else "ct_nan_to_num", tfn, [x],
+                extra=(0.0, NAN, NAN) if name == "nan_to_num" else ())
+    # broadcast-free 0-dim and non-contiguous
+    check_grads("ct_" + name if name != "nan_to_num" else "ct_nan_to_num", tfn, [sample_domain(dom, ())],
+                extra=(0.0, NAN, NAN) if name == "nan_to_num" else ())
+
+
+@pytest.mark.parametrize("name", DIFF)
+def test_gradcheck(name):
+    tfn, dom = UNARY[name]
+    x = sample_domain(dom, (2, 3))
+    if name == "nan_to_num":
+        gradcheck("ct_nan_to_num", [x], extra=(0.0, NAN, NAN), second_order=True)
+    else:
+        gradcheck("ct_" + name, [x], second_order=name != "digamma")
+
+
+# holomorphic / complex-aware ops: gradients vs torch with complex inputs
+COMPLEX_GRAD = ["neg", "abs", "sgn", "sqrt", "rsqrt", "reciprocal", "square", "exp", "exp2", "expm1", "log", "log2",
+                "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh",
+                "acosh", "atanh", "sigmoid", "conj", "real", "imag", "angle"]
+
+
+@pytest.mark.parametrize("name", COMPLEX_GRAD)
+def test_complex_grads(name):
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(2, 3, dtype=torch.complex128, generator=g) * 0.6) + (0.3 + 0.2j)
+    tfn = UNARY[name][0]
+    if name == "conj":
+        tfn = torch.conj
+    xt = x.clone().requires_grad_(True)
+    ref = tfn(xt)
+    cx = to_ct(x, requires_grad=True)
+    h = P(fn("ct_" + name)(cx))
+    assert h.value, last_error()
+    assert_same(from_ct(h), ref.detach().resolve_conj(), rtol=1e-10, atol=1e-12)
+    gout = torch.randn(ref.shape, dtype=ref.dtype, generator=g)
+    (tg,) = torch.autograd.grad(ref, xt, gout)
+    assert L.ct_backward(h, to_ct(gout), False, False) == 0, last_error()
+    torch.testing.assert_close(from_ct(L.ct_grad(cx)), tg, rtol=1e-9, atol=1e-12)
+
+
+def test_errors():
+    b = torch.tensor([True, False])
+    i = torch.tensor([1, -2, 3])
+    for name, x in [("abs", b), ("neg", b), ("frac", i), ("floor", b), ("floor", i.to(torch.complex64)),
+                    ("sign", i.to(torch.complex64)), ("imag", i.float()), ("bitwise_not", i.float()),
+                    ("erf", i.to(torch.complex64)), ("isposinf", i.to(torch.complex64))]:
+        run_forward(name, x)
+    assert not fn("ct_exp")(None)
+    x = to_ct(torch.randn(3), requires_grad=True)
+    assert fn("ct_exp_")(x) < 0  # a leaf that requires grad can't be modified in place
+    assert "leaf" in last_error() or "in-place" in last_error() or "inplace" in last_error()
