@@ -276,6 +276,8 @@ CT_API ct_tensor *ct_arange(double start, double end, double step, ct_dtype dtyp
         dtype = is_integer_valued(start) && is_integer_valued(end) && is_integer_valued(step) ? CT_INT64
                                                                                               : ct_get_default_dtype();
     if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "arange: invalid dtype");
+    if (dtype == CT_BOOL || ct_dtype_is_complex(dtype))
+        return ct__err(CT_ERR_DTYPE, "arange: \"arange_cpu\" not implemented for '%s'", ct_dtype_name(dtype));
     double n = ceil((end - start) / step);
     if (n > 1e15) return ct__err(CT_ERR_OOM, "arange: too many elements (%g)", n);
     int64_t len = (int64_t)n;
@@ -298,7 +300,7 @@ CT_API ct_tensor *ct_linspace(double start, double end, int64_t steps, ct_dtype 
     size_t es = ct_dtype_size(dtype);
     char *p = t->storage->data;
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
-    int64_t half = steps / 2;
+    int64_t half = steps == 1 ? 1 : steps / 2; /* steps == 1 gives [start], as PyTorch */
     /* PyTorch's symmetric formula: from start for the first half, from end for the rest */
     for (int64_t i = 0; i < steps; i++) {
         double v = i < half ? start + step * (double)i : end - step * (double)(steps - i - 1);
@@ -316,7 +318,7 @@ CT_API ct_tensor *ct_logspace(double start, double end, int64_t steps, double ba
     size_t es = ct_dtype_size(dtype);
     char *p = t->storage->data;
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
-    int64_t half = steps / 2;
+    int64_t half = steps == 1 ? 1 : steps / 2;
     for (int64_t i = 0; i < steps; i++) {
         double e = i < half ? start + step * (double)i : end - step * (double)(steps - i - 1);
         double v = pow(base, e);

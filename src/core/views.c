@@ -118,7 +118,7 @@ static int infer_size(const char *op, int ndim, const int64_t *in, int64_t numel
 
 /* PyTorch's computeStride: strides for viewing x as sizes without copying, or false. */
 static bool compute_view_strides(const ct_tensor *x, int nd, const int64_t *sizes, int64_t *strides) {
-    if (x->numel == 0) {
+    if (x->numel == 0 || x->ndim == 0) { /* empty or 0-dim: any shape of the same numel is a view */
         ct__contiguous_strides(nd, sizes, strides);
         return true;
     }
@@ -525,19 +525,45 @@ CT_API ct_tensor *ct_as_strided(const ct_tensor *x, int ndim, const int64_t *siz
     return finish_view("AsStridedBackward0", V_STRIDED, x, v, NULL, 0, sizes, strides, offset - x->offset);
 }
 
+/* view_as_real and view_as_complex are each other's backward. */
+static int as_complex_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    CT_UNUSED(n);
+    ct_tensor *c = ct_contiguous(go[0]);
+    gi[0] = c ? ct_view_as_complex(c) : NULL;
+    return gi[0] ? 0 : ct_last_status();
+}
+static int as_real_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    CT_UNUSED(n);
+    gi[0] = ct_view_as_real(go[0]);
+    return gi[0] ? 0 : ct_last_status();
+}
+
+static ct_tensor *finish_custom_view(const char *node_name, const ct_tensor *x, ct_tensor *v, ct_backward_fn fn) {
+    if (!v) return NULL;
+    if (x->grad_fn) v->hist_version = x->hist_version;
+    if (ct__needs_grad(1, (const ct_tensor *[]){x})) {
+        ct_node *n = ct__node_new(node_name, fn, 1);
+        if (!n || ct__node_set_next(n, 0, x)) {
+            if (n) ct__node_release(n);
+            ct_release(v);
+            return NULL;
+        }
+        ct__set_history(v, n, 0);
+    }
+    return ct__ret(v);
+}
+
 CT_API ct_tensor *ct_view_as_real(const ct_tensor *x) {
     CT_CHECK_ARG("view_as_real", x);
     if (!ct_dtype_is_complex(x->dtype))
         return ct__err(CT_ERR_DTYPE, "view_as_real is only supported for complex tensors (got %s)", ct_dtype_name(x->dtype));
-    if (ct__needs_grad(1, (const ct_tensor *[]){x}))
-        return ct__err(CT_ERR_AUTOGRAD, "view_as_real: autograd through complex views is not supported yet");
     int64_t sh[CT_MAX_DIMS], st[CT_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) { sh[i] = x->sizes[i]; st[i] = x->strides[i] * 2; }
     sh[x->ndim] = 2;
     st[x->ndim] = 1;
     ct_tensor *v = ct__alias(x, x->ndim + 1, sh, st, x->offset * 2);
     if (v) v->dtype = x->dtype == CT_COMPLEX64 ? CT_FLOAT32 : CT_FLOAT64;
-    return ct__ret(v);
+    return finish_custom_view("ViewAsRealBackward0", x, v, as_complex_backward);
 }
 
 CT_API ct_tensor *ct_view_as_complex(const ct_tensor *x) {
@@ -546,8 +572,6 @@ CT_API ct_tensor *ct_view_as_complex(const ct_tensor *x) {
         return ct__err(CT_ERR_DTYPE, "view_as_complex is only supported for float and double tensors, but got a tensor of scalar type: %s", ct_dtype_name(x->dtype));
     if (x->ndim == 0 || x->sizes[x->ndim - 1] != 2 || x->strides[x->ndim - 1] != 1)
         return ct__err(CT_ERR_SHAPE, "view_as_complex: Tensor must have a last dimension of size 2 and stride 1 (got %s)", CT_SHAPESTR(x));
-    if (ct__needs_grad(1, (const ct_tensor *[]){x}))
-        return ct__err(CT_ERR_AUTOGRAD, "view_as_complex: autograd through complex views is not supported yet");
     int64_t st[CT_MAX_DIMS];
     for (int i = 0; i < x->ndim - 1; i++) {
         if (x->strides[i] % 2) return ct__err(CT_ERR_SHAPE, "view_as_complex: Tensor must have a stride divisible by 2 for all but last dimension");
@@ -556,7 +580,7 @@ CT_API ct_tensor *ct_view_as_complex(const ct_tensor *x) {
     if (x->offset % 2) return ct__err(CT_ERR_SHAPE, "view_as_complex: Tensor must have a storage_offset divisible by 2");
     ct_tensor *v = ct__alias(x, x->ndim - 1, x->sizes, st, x->offset / 2);
     if (v) v->dtype = x->dtype == CT_FLOAT32 ? CT_COMPLEX64 : CT_COMPLEX128;
-    return ct__ret(v);
+    return finish_custom_view("ViewAsComplexBackward0", x, v, as_real_backward);
 }
 
 /* ---- embed: the backward of strided views ---- */
