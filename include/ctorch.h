@@ -23,6 +23,6 @@
 #include "ctorch/reduce.h"
 #include "ctorch/linalg.h"
 #include "ctorch/index.h"
-/*RANDOM*/
+#include "ctorch/random.h"
 
 #endif

@@ -14,4 +14,3 @@ ct_backend *ct_cpu_backend(void) {
     ct_cpu_register_random(k);
     return &cpu_backend;
 }
-/*TEMPWEAK*/ __attribute__((weak)) void ct_cpu_register_random(ct_kernel_fn *k) { CT_UNUSED(k); }
