@@ -84,6 +84,10 @@ ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t
                           const int64_t *strides, int64_t offset);
 /* Contiguous uninitialised tensor; not registered in a scope. */
 ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype);
+/* Uninitialised tensor shaped like `like`, with its dim order (torch's preserve_format). */
+ct_tensor *ct__empty_like_raw(const ct_tensor *like, ct_dtype dtype);
+/* perm[0] = the fastest-varying dim of a strided layout (PyTorch's stride order). */
+void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t *perm);
 /* Registers a freshly created tensor with the innermost scope (if any) and returns it. */
 ct_tensor *ct__ret(ct_tensor *t);
 /* Takes t out of the innermost scope, giving the caller its reference. */

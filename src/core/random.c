@@ -278,34 +278,6 @@ CT_API int ct_generator_set_state(ct_generator *g, const void *buf, size_t n) {
 }
 
 /* ---- helpers for the front ends ---- */
-/* PyTorch's dimension order for a tensor's strides (TensorIterator::reorder_dimensions
- * for one operand, and infer_dense_strides): perm[0] is the fastest-varying dim.
- * Stable insertion sort by stride; a zero stride makes a comparison ambiguous (the
- * dim stays put) and equal strides put the smaller size first. */
-static int order_cmp(const int64_t *sizes, const int64_t *strides, int64_t d0, int64_t d1) {
-    int64_t s0 = strides[d0], s1 = strides[d1];
-    if (s0 == 0 || s1 == 0) return 0;
-    if (s0 < s1) return -1;
-    if (s0 > s1) return 1;
-    return sizes[d0] > sizes[d1] ? 1 : 0;
-}
-
-static void dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t *perm) {
-    for (int i = 0; i < nd; i++) perm[i] = nd - 1 - i;
-    for (int i = 1; i < nd; i++) {
-        int d1 = i;
-        for (int d0 = i - 1; d0 >= 0; d0--) {
-            int c = order_cmp(sizes, strides, perm[d0], perm[d1]);
-            if (c > 0) {
-                int64_t tmp = perm[d0];
-                perm[d0] = perm[d1];
-                perm[d1] = tmp;
-                d1 = d0;
-            } else if (c < 0) break;
-        }
-    }
-}
-
 static ct_dtype complex_to_real(ct_dtype dt) { return dt == CT_COMPLEX64 ? CT_FLOAT32 : CT_FLOAT64; }
 
 /* A real view of complex t (torch.view_as_real): trailing dim of 2. Unregistered. */
@@ -340,7 +312,7 @@ static int run_kernel(const char *op, ct_tensor *t, ct_kernel_args *a, ct_genera
                             "single memory location. Please clone() the tensor before performing the operation.",
                             op);
     int64_t perm[CT_MAX_DIMS + 1];
-    dim_order(t->ndim, t->sizes, t->strides, perm);
+    ct__dim_order(t->ndim, t->sizes, t->strides, perm);
     gen = resolve(gen);
     a->n_out = 1;
     a->out[0] = t;
@@ -644,19 +616,8 @@ static ct_tensor *make(const char *op, int ndim, const int64_t *sizes, ct_dtype 
                        fill_fn fill, const double *d, const int64_t *i, ct_generator *gen) {
     if ((unsigned)dt >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "%s: invalid dtype %d", op, (int)dt);
     ct_tensor *t;
-    if (like && like->ndim > 1) {
-        /* torch's empty_like(preserve_format): dense strides in like's dim order */
-        int64_t perm[CT_MAX_DIMS], strides[CT_MAX_DIMS], st = 1;
-        dim_order(like->ndim, like->sizes, like->strides, perm);
-        for (int k = 0; k < like->ndim; k++) {
-            strides[perm[k]] = st;
-            if (like->sizes[perm[k]] > 1) st *= like->sizes[perm[k]];
-        }
-        ct_storage *s = ct__storage_new((size_t)like->numel * ct_dtype_size(dt));
-        if (!s) return NULL;
-        t = ct__tensor_new(s, dt, like->ndim, like->sizes, strides, 0);
-        ct__storage_release(s);
-    } else t = ct__empty_raw(ndim, sizes, dt);
+    if (like) t = ct__empty_like_raw(like, dt);
+    else t = ct__empty_raw(ndim, sizes, dt);
     if (!t) return NULL;
     if (fill(op, t, d, i, gen)) {
         ct_release(t);

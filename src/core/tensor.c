@@ -209,21 +209,72 @@ CT_API ct_tensor *ct_ones(int ndim, const int64_t *sizes, ct_dtype dtype) { retu
 CT_API ct_tensor *ct_full(int ndim, const int64_t *sizes, double v, ct_dtype dtype) {
     return filled("full", ndim, sizes, dtype, v);
 }
+/* PyTorch's dimension order for a tensor's strides (TensorIterator::reorder_dimensions
+ * for one operand, and infer_dense_strides): perm[0] is the fastest-varying dim.
+ * Stable insertion sort by stride; a zero stride makes a comparison ambiguous (the
+ * dim stays put) and equal strides put the smaller size first. */
+static int order_cmp(const int64_t *sizes, const int64_t *strides, int64_t d0, int64_t d1) {
+    int64_t s0 = strides[d0], s1 = strides[d1];
+    if (s0 == 0 || s1 == 0) return 0;
+    if (s0 < s1) return -1;
+    if (s0 > s1) return 1;
+    return sizes[d0] > sizes[d1] ? 1 : 0;
+}
+
+void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t *perm) {
+    for (int i = 0; i < nd; i++) perm[i] = nd - 1 - i;
+    for (int i = 1; i < nd; i++) {
+        int d1 = i;
+        for (int d0 = i - 1; d0 >= 0; d0--) {
+            int c = order_cmp(sizes, strides, perm[d0], perm[d1]);
+            if (c > 0) {
+                int64_t tmp = perm[d0];
+                perm[d0] = perm[d1];
+                perm[d1] = tmp;
+                d1 = d0;
+            } else if (c < 0) break;
+        }
+    }
+}
+
+/* torch's empty_like(preserve_format): dense strides in like's dim order, so a
+ * transposed input gives a transposed result (and random fills draw in the same
+ * memory order as torch's). */
+ct_tensor *ct__empty_like_raw(const ct_tensor *like, ct_dtype dt) {
+    if (like->ndim < 2) return ct__empty_raw(like->ndim, like->sizes, dt);
+    int64_t perm[CT_MAX_DIMS], strides[CT_MAX_DIMS], st = 1;
+    ct__dim_order(like->ndim, like->sizes, like->strides, perm);
+    for (int k = 0; k < like->ndim; k++) {
+        strides[perm[k]] = st;
+        if (like->sizes[perm[k]] > 1) st *= like->sizes[perm[k]];
+    }
+    ct_storage *s = ct__storage_new((size_t)like->numel * ct_dtype_size(dt));
+    if (!s) return NULL;
+    ct_tensor *t = ct__tensor_new(s, dt, like->ndim, like->sizes, strides, 0);
+    ct__storage_release(s);
+    return t;
+}
+
 CT_API ct_tensor *ct_empty_like(const ct_tensor *t) {
     CT_CHECK_ARG("empty_like", t);
-    return ct_empty(t->ndim, t->sizes, t->dtype);
+    return ct__ret(ct__empty_like_raw(t, t->dtype));
+}
+static ct_tensor *filled_like(const ct_tensor *t, double v) {
+    ct_tensor *r = ct__empty_like_raw(t, t->dtype);
+    if (r && ct__fill_raw(r, v)) { ct_release(r); return NULL; }
+    return ct__ret(r);
 }
 CT_API ct_tensor *ct_zeros_like(const ct_tensor *t) {
     CT_CHECK_ARG("zeros_like", t);
-    return ct_zeros(t->ndim, t->sizes, t->dtype);
+    return filled_like(t, 0);
 }
 CT_API ct_tensor *ct_ones_like(const ct_tensor *t) {
     CT_CHECK_ARG("ones_like", t);
-    return ct_ones(t->ndim, t->sizes, t->dtype);
+    return filled_like(t, 1);
 }
 CT_API ct_tensor *ct_full_like(const ct_tensor *t, double v) {
     CT_CHECK_ARG("full_like", t);
-    return ct_full(t->ndim, t->sizes, v, t->dtype);
+    return filled_like(t, v);
 }
 CT_API ct_tensor *ct_scalar_tensor(double v, ct_dtype dtype) { return filled("scalar_tensor", 0, NULL, dtype, v); }
 

@@ -279,3 +279,24 @@ CT_API ct_tensor *ct_glu(const ct_tensor *x, int dim) {
     ct_scope_end();
     return r;
 }
+
+/* ---- dropout: PyTorch's CPU formula, x * bernoulli(1 - p) / (1 - p), composed from
+ * public ops so the mask is saved by mul's node and double backward works ---- */
+CT_API ct_tensor *ct_dropout(const ct_tensor *x, double p, bool training, struct ct_generator *gen) {
+    CT_CHECK_ARG("dropout", x);
+    if (!(p >= 0 && p <= 1))
+        return ct__err(CT_ERR_ARG, "dropout: dropout probability has to be between 0 and 1, but got %g", p);
+    if (!training || p == 0 || x->numel == 0) return ct__ret(ct_retain((ct_tensor *)x));
+    if (!ct_dtype_is_floating(x->dtype) && !ct_dtype_is_complex(x->dtype))
+        return ct__err(CT_ERR_DTYPE, "dropout: expected a floating point tensor, got %s", ct_dtype_name(x->dtype));
+    if (ct_scope_begin()) return NULL;
+    ct_tensor *r;
+    if (p == 1) r = ct_mul(x, ct_zeros(0, NULL, x->dtype));
+    else {
+        ct_tensor *mask = ct_empty_like(x);
+        r = (!mask || ct_bernoulli_(mask, 1 - p, gen) || ct_div_(mask, ct_float(1 - p))) ? NULL : ct_mul(x, mask);
+    }
+    r = ct_keep(r); /* to the enclosing scope, or to the caller */
+    ct_scope_end();
+    return r;
+}
