@@ -5,16 +5,15 @@ gradcheck and gradgradcheck in float64, softmax / log_softmax over every dim wit
 dtype casts, glu, dropout."""
 import ctypes
 import math
-import os
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_binary import (L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct,  # noqa: E402
-                         gradcheck, last_error, sample, to_ct)
+from _legacy import L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct, last_error, sample, to_ct
+from _legacy import seed_each_test  # noqa: F401  (autouse fixture: seeds torch per test)
+from _legacy import ew_gradcheck as gradcheck
+from harness import case
 
 D = ctypes.c_double
 I = ctypes.c_int
@@ -64,6 +63,12 @@ DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int
 
 
 def run(name, extra, tfn, x, nc=False):
+    """One case under name: ctorch's value (or failure) for x matches torch's."""
+    with case(name):
+        _run(name, extra, tfn, x, nc)
+
+
+def _run(name, extra, tfn, x, nc):
     arg = Noncontig(x) if nc else x
     try:
         ref = tfn(x)
@@ -129,33 +134,40 @@ def test_gradcheck(act):
 
 def test_relu_inplace():
     x = torch.randn(4, 5)
-    t = to_ct(x)
-    assert fn("ct_relu_")(t) == 0
-    assert_same(from_ct(t), torch.relu(x))
+    with case("relu_"):
+        t = to_ct(x)
+        assert fn("ct_relu_")(t) == 0
+        assert_same(from_ct(t), torch.relu(x))
     # non-leaf in place keeps autograd history
     x64 = torch.randn(6, dtype=torch.float64)
-    xt = x64.clone().requires_grad_(True)
-    y = xt * 2
-    torch.relu_(y)
-    g = torch.randn(6, dtype=torch.float64)
-    (tg,) = torch.autograd.grad(y, xt, g)
-    cx = to_ct(x64, requires_grad=True)
-    L.ct_mul_scalar.restype = P
-    L.ct_mul_scalar.argtypes = [P, D]
-    cy = P(L.ct_mul_scalar(cx, 2.0))
-    assert fn("ct_relu_")(cy) == 0, last_error()
-    assert L.ct_backward(cy, to_ct(g), False, False) == 0, last_error()
-    torch.testing.assert_close(from_ct(L.ct_grad(cx)), tg)
+    with case("relu_"):
+        xt = x64.clone().requires_grad_(True)
+        y = xt * 2
+        torch.relu_(y)
+        g = torch.randn(6, dtype=torch.float64)
+        (tg,) = torch.autograd.grad(y, xt, g)
+        cx = to_ct(x64, requires_grad=True)
+        L.ct_mul_scalar.restype = P
+        L.ct_mul_scalar.argtypes = [P, D]
+        cy = P(L.ct_mul_scalar(cx, 2.0))
+        assert fn("ct_relu_")(cy) == 0, last_error()
+        assert L.ct_backward(cy, to_ct(g), False, False) == 0, last_error()
+        torch.testing.assert_close(from_ct(L.ct_grad(cx)), tg)
     # a leaf requiring grad can't be modified in place
-    assert fn("ct_relu_")(to_ct(torch.randn(3), requires_grad=True)) < 0
+    with case("relu_"):
+        assert fn("ct_relu_")(to_ct(torch.randn(3), requires_grad=True)) < 0
 
 
 def test_errors():
     x = torch.randn(3, 4)
-    assert not fn("ct_celu")(to_ct(x), 0.0) and "alpha" in last_error()
-    assert not fn("ct_relu")(to_ct(torch.tensor([True]))) and "Boolean" in last_error()
-    assert not fn("ct_gelu")(to_ct(torch.tensor([1, 2])), False)
-    assert not fn("ct_relu")(None)
+    with case("celu"):
+        assert not fn("ct_celu")(to_ct(x), 0.0) and "alpha" in last_error()
+    with case("relu"):
+        assert not fn("ct_relu")(to_ct(torch.tensor([True]))) and "Boolean" in last_error()
+    with case("gelu"):
+        assert not fn("ct_gelu")(to_ct(torch.tensor([1, 2])), False)
+    with case("relu"):
+        assert not fn("ct_relu")(None)
 
 
 # ---------------------------------------------------------------- softmax family

@@ -2,15 +2,14 @@
 values, promotion, broadcasting, non-contiguous / 0-dim / empty inputs, errors,
 gradients (incl. PyTorch's tie rules for clamp) and gradcheck."""
 import ctypes
-import os
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_binary import (L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct,  # noqa: E402
-                         gradcheck, last_error, sample, to_ct)
+from _legacy import L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct, last_error, sample, to_ct
+from _legacy import seed_each_test  # noqa: F401  (autouse fixture: seeds torch per test)
+from _legacy import ew_gradcheck as gradcheck
+from harness import case
 
 D = ctypes.c_double
 NAN = float("nan")
@@ -42,7 +41,8 @@ def test_where_scalars_and_errors():
     check_forward("ct_where", torch.where, [c[:0], I[:0], I[:0]])
     check_forward("ct_where", torch.where, [I, I, I])                 # non-bool condition
     check_forward("ct_where", torch.where, [c, I, torch.ones(4)])     # broadcast error
-    assert "boolean" in (last_error() if not fn("ct_where")(to_ct(I), to_ct(I), to_ct(I)) else "")
+    with case("where"):
+        assert "boolean" in (last_error() if not fn("ct_where")(to_ct(I), to_ct(I), to_ct(I)) else "")
 
 
 def test_where_grads():
@@ -56,11 +56,12 @@ def test_where_grads():
 def _gc_where(c, a, b):
     # gradcheck over the differentiable inputs only (the bool condition is fixed)
     hc = to_ct(c)
-    f = fn("ct_where")
+    f = fn("ct_where")._f  # the raw function: called from inside ct_gradcheck
     GC = ctypes.CFUNCTYPE(P, ctypes.c_int, ctypes.POINTER(P), P)
     cb = GC(lambda n, ins, u: f(hc, P(ins[0]), P(ins[1])))
-    cin = (P * 2)(to_ct(a, True), to_ct(b, True))
-    assert L.ct_gradcheck(cb, 2, cin, None, 1e-6, 1e-5, 1e-3) == 1, last_error()
+    with case("where"):
+        cin = (P * 2)(to_ct(a, True), to_ct(b, True))
+        assert L.ct_gradcheck(cb, 2, cin, None, 1e-6, 1e-5, 1e-3) == 1, last_error()
 
 
 # ---------------------------------------------------------------- clamp
@@ -95,11 +96,13 @@ def test_clamp_tensor_promotion(dts):
 
 def test_clamp_errors():
     x = torch.randn(3)
-    assert not fn("ct_clamp")(to_ct(x), None, None)
-    assert "At least one of 'min' or 'max'" in last_error()
+    with case("clamp"):
+        assert not fn("ct_clamp")(to_ct(x), None, None)
+        assert "At least one of 'min' or 'max'" in last_error()
     z = torch.randn(3, dtype=torch.complex64)
-    assert not fn("ct_clamp")(to_ct(z), to_ct(z), None)
-    assert "complex" in last_error()
+    with case("clamp"):
+        assert not fn("ct_clamp")(to_ct(z), to_ct(z), None)
+        assert "complex" in last_error()
     check_forward("ct_clamp", torch.clamp, [x, torch.zeros(4), None])  # broadcast error
 
 
@@ -125,14 +128,17 @@ def test_clamp_scalar_grads_and_inplace():
         check_grads("ct_clamp_scalar", lambda a: torch.clamp(a, None if lo != lo else lo, None if hi != hi else hi),
                     [x], extra=[D(lo), D(hi)])
     xr = torch.randn(3, 4, dtype=torch.float64)
-    h = to_ct(xr)
-    assert fn("ct_clamp_scalar_")(h, D(-0.5), D(0.5)) == 0
-    assert_same(from_ct(h), xr.clamp(-0.5, 0.5))
-    hi_ = to_ct(torch.tensor([1, 5, -3]))
-    assert fn("ct_clamp_scalar_")(hi_, D(0.5), D(NAN)) != 0   # float result into an int tensor
-    h = to_ct(xr)
-    assert fn("ct_clamp_")(h, to_ct(torch.zeros(4, dtype=torch.float64)), None) == 0
-    assert_same(from_ct(h), xr.clamp(min=torch.zeros(4, dtype=torch.float64)))
+    with case("clamp_"):
+        h = to_ct(xr)
+        assert fn("ct_clamp_scalar_")(h, D(-0.5), D(0.5)) == 0
+        assert_same(from_ct(h), xr.clamp(-0.5, 0.5))
+    with case("clamp_"):
+        hi_ = to_ct(torch.tensor([1, 5, -3]))
+        assert fn("ct_clamp_scalar_")(hi_, D(0.5), D(NAN)) != 0   # float result into an int tensor
+    with case("clamp_"):
+        h = to_ct(xr)
+        assert fn("ct_clamp_")(h, to_ct(torch.zeros(4, dtype=torch.float64)), None) == 0
+        assert_same(from_ct(h), xr.clamp(min=torch.zeros(4, dtype=torch.float64)))
     gradcheck("ct_clamp_scalar", [torch.tensor([0.3, 1.2, -2.0, 0.9], dtype=torch.float64)], extra=[D(-1.0), D(1.0)])
 
 
@@ -192,8 +198,10 @@ def test_addc_grads_inplace(op):
     tf = getattr(torch, op)
     check_grads("ct_" + op, lambda a, b, c: tf(a, b, c, value=-1.5), [x, t1, t2], extra=[D(-1.5)])
     gradcheck("ct_" + op, [x, t1, t2], extra=[D(0.3)], second_order=True)
-    h = to_ct(x)
-    assert fn("ct_" + op + "_")(h, to_ct(t1), to_ct(t2), D(0.5)) == 0, last_error()
-    assert_same(from_ct(h), tf(x, t1, t2, value=0.5))
-    assert fn("ct_" + op + "_")(to_ct(t1), to_ct(x), to_ct(t2), D(0.5)) != 0    # shape of self can't grow
+    with case(op + "_"):
+        h = to_ct(x)
+        assert fn("ct_" + op + "_")(h, to_ct(t1), to_ct(t2), D(0.5)) == 0, last_error()
+        assert_same(from_ct(h), tf(x, t1, t2, value=0.5))
+    with case(op + "_"):
+        assert fn("ct_" + op + "_")(to_ct(t1), to_ct(x), to_ct(t2), D(0.5)) != 0    # shape of self can't grow
     check_forward("ct_" + op, lambda a, b, c: tf(a, b, c), [x, t1, torch.ones(5)], extra=[D(1.0)])  # broadcast error
