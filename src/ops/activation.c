@@ -6,24 +6,6 @@
 #include "ctorch.h"
 #include "ops/elementwise.h"
 
-/* Records a one-input node that saves x and/or the output, and parameters d[]. */
-static ct_tensor *rec(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
-                      bool save_out, const double *d) {
-    if (!out) return NULL;
-    if (ct__needs_grad(1, (const ct_tensor *[]){x}) && (ct_dtype_is_floating(out->dtype) || ct_dtype_is_complex(out->dtype))) {
-        ct_node *n = ct__node_new(node_name, fn, 1);
-        if (!n || ct__node_set_next(n, 0, x) || (save_x && ct__save(n, x) < 0) ||
-            (save_out && ct__save_output(n, out, 0) < 0)) {
-            if (n) ct__node_release(n);
-            ct_release(out);
-            return NULL;
-        }
-        if (d) memcpy(n->d, d, sizeof(double) * CT_NODE_D);
-        ct__set_history(out, n, 0);
-    }
-    return ct__ret(out);
-}
-
 /* Backward with g, saved tensor s (x or output, slot 0) and parameters p. */
 #define ACT_BACKWARD(name, EXPR)                                                   \
     static int name##_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) { \
@@ -43,7 +25,7 @@ CT_API ct_tensor *ct_relu(const ct_tensor *x) {
     CT_CHECK_ARG("relu", x);
     if (x->dtype == CT_BOOL) return ct__err(CT_ERR_DTYPE, "relu: Boolean inputs not supported for relu");
     if (ct_dtype_is_complex(x->dtype)) return ct__err(CT_ERR_DTYPE, "relu: clamp is not supported for complex types");
-    return rec(ct__unary_raw(CT_OP_RELU, "relu", x, CT_EW_REAL, NULL), "ReluBackward0", relu_backward, x, false, true,
+    return ct__record_unary(ct__unary_raw(CT_OP_RELU, "relu", x, CT_EW_REAL, NULL), "ReluBackward0", relu_backward, x, false, true,
                NULL);
 }
 CT_API int ct_relu_(ct_tensor *self) { return ct__inplace_unary("relu_", self, ct_relu); }
@@ -57,7 +39,7 @@ CT_API ct_tensor *ct_hardtanh(const ct_tensor *x, double min_val, double max_val
     if (min_val > max_val)
         return ct__err(CT_ERR_ARG, "hardtanh: min_val (%g) cannot be greater than max_val (%g)", min_val, max_val);
     double d[4] = {min_val, max_val};
-    return rec(ct__unary_raw(CT_OP_HARDTANH, "hardtanh", x, CT_EW_REAL, d), "HardtanhBackward0", hardtanh_backward, x,
+    return ct__record_unary(ct__unary_raw(CT_OP_HARDTANH, "hardtanh", x, CT_EW_REAL, d), "HardtanhBackward0", hardtanh_backward, x,
                true, false, d);
 }
 CT_API ct_tensor *ct_relu6(const ct_tensor *x) { return ct_hardtanh(x, 0.0, 6.0); }
@@ -67,7 +49,7 @@ ACT_BACKWARD(leaky_relu, ct_where(ct_gt(s, S(0.0)), g, ct_mul_scalar(g, p[0])))
 CT_API ct_tensor *ct_leaky_relu(const ct_tensor *x, double negative_slope) {
     CT_CHECK_ARG("leaky_relu", x);
     double d[4] = {negative_slope};
-    return rec(ct__unary_raw(CT_OP_LEAKY_RELU, "leaky_relu", x, CT_EW_REAL, d), "LeakyReluBackward0",
+    return ct__record_unary(ct__unary_raw(CT_OP_LEAKY_RELU, "leaky_relu", x, CT_EW_REAL, d), "LeakyReluBackward0",
                leaky_relu_backward, x, true, false, d);
 }
 
@@ -79,7 +61,7 @@ static ct_tensor *elu_impl(const char *name, const char *node, const ct_tensor *
                            double input_scale) {
     CT_CHECK_ARG(name, x);
     double d[4] = {alpha, scale, input_scale};
-    return rec(ct__unary_raw(CT_OP_ELU, name, x, CT_EW_REAL, d), node, elu_backward, x, true, false, d);
+    return ct__record_unary(ct__unary_raw(CT_OP_ELU, name, x, CT_EW_REAL, d), node, elu_backward, x, true, false, d);
 }
 CT_API ct_tensor *ct_elu(const ct_tensor *x, double alpha) { return elu_impl("elu", "EluBackward0", x, alpha, 1.0, 1.0); }
 CT_API ct_tensor *ct_selu(const ct_tensor *x) {
@@ -113,7 +95,7 @@ static int gelu_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 }
 CT_API ct_tensor *ct_gelu(const ct_tensor *x, bool approximate_tanh) {
     CT_CHECK_ARG("gelu", x);
-    ct_tensor *out = rec(ct__unary_raw(approximate_tanh ? CT_OP_GELU_TANH : CT_OP_GELU, "gelu", x, CT_EW_REAL, NULL),
+    ct_tensor *out = ct__record_unary(ct__unary_raw(approximate_tanh ? CT_OP_GELU_TANH : CT_OP_GELU, "gelu", x, CT_EW_REAL, NULL),
                          "GeluBackward0", gelu_backward, x, true, false, NULL);
     if (out && out->grad_fn) out->grad_fn->i[0] = approximate_tanh;
     return out;
@@ -130,7 +112,7 @@ static int silu_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 }
 CT_API ct_tensor *ct_silu(const ct_tensor *x) {
     CT_CHECK_ARG("silu", x);
-    return rec(ct__unary_raw(CT_OP_SILU, "silu", x, CT_EW_SAME, NULL), "SiluBackward0", silu_backward, x, true, false,
+    return ct__record_unary(ct__unary_raw(CT_OP_SILU, "silu", x, CT_EW_SAME, NULL), "SiluBackward0", silu_backward, x, true, false,
                NULL);
 }
 static int mish_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
@@ -142,7 +124,7 @@ static int mish_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 }
 CT_API ct_tensor *ct_mish(const ct_tensor *x) {
     CT_CHECK_ARG("mish", x);
-    return rec(ct__unary_raw(CT_OP_MISH, "mish", x, CT_EW_REAL, NULL), "MishBackward0", mish_backward, x, true, false,
+    return ct__record_unary(ct__unary_raw(CT_OP_MISH, "mish", x, CT_EW_REAL, NULL), "MishBackward0", mish_backward, x, true, false,
                NULL);
 }
 
@@ -157,7 +139,7 @@ static int softplus_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 CT_API ct_tensor *ct_softplus(const ct_tensor *x, double beta, double threshold) {
     CT_CHECK_ARG("softplus", x);
     double d[4] = {beta, threshold};
-    return rec(ct__unary_raw(CT_OP_SOFTPLUS, "softplus", x, CT_EW_REAL, d), "SoftplusBackward0", softplus_backward, x,
+    return ct__record_unary(ct__unary_raw(CT_OP_SOFTPLUS, "softplus", x, CT_EW_REAL, d), "SoftplusBackward0", softplus_backward, x,
                true, false, d);
 }
 
@@ -172,7 +154,7 @@ CT_API ct_tensor *ct_softsign(const ct_tensor *x) {
         ct_scope_end();
         return r;
     }
-    return rec(ct__unary_raw(CT_OP_SOFTSIGN, "softsign", x, CT_EW_FLOAT_REAL, NULL), "SoftsignBackward0",
+    return ct__record_unary(ct__unary_raw(CT_OP_SOFTSIGN, "softsign", x, CT_EW_FLOAT_REAL, NULL), "SoftsignBackward0",
                softsign_backward, x, true, false, NULL);
 }
 
@@ -180,14 +162,14 @@ CT_API ct_tensor *ct_softsign(const ct_tensor *x) {
 ACT_BACKWARD(hardsigmoid, ct_where(ct_logical_and(ct_gt(s, S(-3.0)), ct_lt(s, S(3.0))), ct_div_scalar(g, 6.0), S(0.0)))
 CT_API ct_tensor *ct_hardsigmoid(const ct_tensor *x) {
     CT_CHECK_ARG("hardsigmoid", x);
-    return rec(ct__unary_raw(CT_OP_HARDSIGMOID, "hardsigmoid", x, CT_EW_REAL, NULL), "HardsigmoidBackward0",
+    return ct__record_unary(ct__unary_raw(CT_OP_HARDSIGMOID, "hardsigmoid", x, CT_EW_REAL, NULL), "HardsigmoidBackward0",
                hardsigmoid_backward, x, true, false, NULL);
 }
 ACT_BACKWARD(hardswish, ct_where(ct_lt(s, S(-3.0)), S(0.0),
                                  ct_where(ct_le(s, S(3.0)), ct_mul(g, ct_add_scalar(ct_div_scalar(s, 3.0), 0.5)), g)))
 CT_API ct_tensor *ct_hardswish(const ct_tensor *x) {
     CT_CHECK_ARG("hardswish", x);
-    return rec(ct__unary_raw(CT_OP_HARDSWISH, "hardswish", x, CT_EW_REAL, NULL), "HardswishBackward0",
+    return ct__record_unary(ct__unary_raw(CT_OP_HARDSWISH, "hardswish", x, CT_EW_REAL, NULL), "HardswishBackward0",
                hardswish_backward, x, true, false, NULL);
 }
 
@@ -195,7 +177,7 @@ CT_API ct_tensor *ct_hardswish(const ct_tensor *x) {
 ACT_BACKWARD(logsigmoid, ct_mul(g, ct_sigmoid(ct_neg(s))))
 CT_API ct_tensor *ct_logsigmoid(const ct_tensor *x) {
     CT_CHECK_ARG("logsigmoid", x);
-    return rec(ct__unary_raw(CT_OP_LOGSIGMOID, "log_sigmoid", x, CT_EW_REAL, NULL), "LogSigmoidBackward0",
+    return ct__record_unary(ct__unary_raw(CT_OP_LOGSIGMOID, "log_sigmoid", x, CT_EW_REAL, NULL), "LogSigmoidBackward0",
                logsigmoid_backward, x, true, false, NULL);
 }
 
@@ -249,7 +231,7 @@ static ct_tensor *softmax_impl(const char *name, const ct_tensor *x0, int dim0, 
         res = r2;
     }
     if (!res) goto done;
-    out = rec(res, log_ ? "LogSoftmaxBackward0" : "SoftmaxBackward0", softmax_backward, x, false, true, NULL);
+    out = ct__record_unary(res, log_ ? "LogSoftmaxBackward0" : "SoftmaxBackward0", softmax_backward, x, false, true, NULL);
     if (out && out->grad_fn) { out->grad_fn->i[0] = dim; out->grad_fn->i[1] = log_; }
     if (out) out = ct_keep(out);
 done:

@@ -117,3 +117,21 @@ int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const c
     ct_scope_end();
     return rc;
 }
+
+ct_tensor *ct__record_unary(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
+                            bool save_out, const double *d) {
+    if (!out) return NULL;
+    if (ct__needs_grad(1, (const ct_tensor *[]){x}) && (ct_dtype_is_floating(out->dtype) || ct_dtype_is_complex(out->dtype))) {
+        ct_node *n = ct__node_new(node_name, fn, 1);
+        if (!n || ct__node_set_next(n, 0, x) || ct__node_save_meta(n, 0, x) || (save_x && ct__save(n, x) < 0) ||
+            (save_out && ct__save_output(n, out, 0) < 0)) {
+            if (n) ct__node_release(n);
+            ct_release(out);
+            return NULL;
+        }
+        if (d) memcpy(n->d, d, sizeof(double) * CT_NODE_D);
+        n->i[CT_NODE_I - 1] = (save_x ? 1 : 0) | (save_out ? 2 : 0);
+        ct__set_history(out, n, 0);
+    }
+    return ct__ret(out);
+}

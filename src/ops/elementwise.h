@@ -26,6 +26,13 @@ ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const 
 /* The compute dtype a binary op of this kind would use (or -1 + error). */
 int ct__ew_compute_dtype(const char *name, ct_dtype promoted, ct_ew_kind kind);
 
+/* Records a one-input node on a raw result `out` when x needs grad (and out is
+ * floating or complex): saves x and/or out as asked, input meta, parameters d[0..3]
+ * (may be NULL), and i[CT_NODE_I-1] = (save_x | save_out << 1). Registers and returns
+ * out; NULL (out released) on error. */
+ct_tensor *ct__record_unary(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
+                            bool save_out, const double *d);
+
 /* Helpers for in-place / out= variants built from an out-of-place function. */
 typedef ct_tensor *(*ct_unary_fn)(const ct_tensor *);
 typedef ct_tensor *(*ct_binary_fn)(const ct_tensor *, const ct_tensor *);

@@ -5,24 +5,6 @@
 
 #include "ops/elementwise.h"
 
-/* Records a one-input node on out (raw result) and registers it. */
-static ct_tensor *record1(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
-                          bool save_out) {
-    if (!out) return NULL;
-    if (ct__needs_grad(1, (const ct_tensor *[]){x}) && (ct_dtype_is_floating(out->dtype) || ct_dtype_is_complex(out->dtype))) {
-        ct_node *n = ct__node_new(node_name, fn, 1);
-        if (!n || ct__node_set_next(n, 0, x) || ct__node_save_meta(n, 0, x) || (save_x && ct__save(n, x) < 0) ||
-            (save_out && ct__save_output(n, out, 0) < 0)) {
-            if (n) ct__node_release(n);
-            ct_release(out);
-            return NULL;
-        }
-        n->i[CT_NODE_I - 1] = (save_x ? 1 : 0) | (save_out ? 2 : 0);
-        ct__set_history(out, n, 0);
-    }
-    return ct__ret(out);
-}
-
 static int neg_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     CT_UNUSED(n);
     gi[0] = ct_neg(go[0]);
@@ -33,7 +15,7 @@ CT_API ct_tensor *ct_neg(const ct_tensor *x) {
     if (x->dtype == CT_BOOL)
         return ct__err(CT_ERR_DTYPE, "neg: Negation, the `-` operator, on a bool tensor is not supported. If you are "
                                      "trying to invert a mask, use the `~` or `logical_not()` operator instead.");
-    return record1(ct__unary_raw(CT_OP_NEG, "neg", x, CT_EW_SAME, NULL), "NegBackward0", neg_backward, x, false, false);
+    return ct__record_unary(ct__unary_raw(CT_OP_NEG, "neg", x, CT_EW_SAME, NULL), "NegBackward0", neg_backward, x, false, false, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(neg)
 
@@ -45,8 +27,8 @@ static int conj_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 CT_API ct_tensor *ct_conj(const ct_tensor *x) {
     CT_CHECK_ARG("conj", x);
     if (!ct_dtype_is_complex(x->dtype)) return ct__ret(ct_retain((ct_tensor *)x)); /* conj of real is a no-op */
-    return record1(ct__unary_raw(CT_OP_CONJ, "conj", x, CT_EW_SAME, NULL), "ConjBackward0", conj_backward, x, false,
-                   false);
+    return ct__record_unary(ct__unary_raw(CT_OP_CONJ, "conj", x, CT_EW_SAME, NULL), "ConjBackward0", conj_backward, x, false,
+                   false, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(conj)
 
@@ -58,8 +40,8 @@ static int real_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 CT_API ct_tensor *ct_real(const ct_tensor *x) {
     CT_CHECK_ARG("real", x);
     if (!ct_dtype_is_complex(x->dtype)) return ct__ret(ct_retain((ct_tensor *)x));
-    return record1(ct__unary_raw(CT_OP_REAL, "real", x, CT_EW_TO_REAL, NULL), "RealBackward0", real_backward, x, false,
-                   false);
+    return ct__record_unary(ct__unary_raw(CT_OP_REAL, "real", x, CT_EW_TO_REAL, NULL), "RealBackward0", real_backward, x, false,
+                   false, NULL);
 }
 
 /* ---- helpers for backward formulas ---- */
@@ -89,7 +71,7 @@ static int unpack_xy(ct_node *n, ct_tensor **x, ct_tensor **y) {
     UNARY_BACKWARD(name, EXPR)                                                                            \
     CT_API ct_tensor *ct_##name(const ct_tensor *x) {                                                     \
         CT_CHECK_ARG(#name, x);                                                                           \
-        return record1(ct__unary_raw(CT_OP_##OPC, #name, x, KIND, NULL), NODE, name##_backward, x, SX, SY); \
+        return ct__record_unary(ct__unary_raw(CT_OP_##OPC, #name, x, KIND, NULL), NODE, name##_backward, x, SX, SY, NULL); \
     }                                                                                                     \
     CT_DEFINE_UNARY_VARIANTS(name)
 
@@ -137,8 +119,8 @@ static int trigamma_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
                                      "lgamma / second of digamma) is not implemented");
 }
 static ct_tensor *trigamma(const ct_tensor *x) {
-    return record1(ct__unary_raw(CT_OP_TRIGAMMA, "polygamma", x, CT_EW_FLOAT_REAL, NULL), "PolygammaBackward0",
-                   trigamma_backward, x, false, false);
+    return ct__record_unary(ct__unary_raw(CT_OP_TRIGAMMA, "polygamma", x, CT_EW_FLOAT_REAL, NULL), "PolygammaBackward0",
+                   trigamma_backward, x, false, false, NULL);
 }
 UNARY_OP(digamma, DIGAMMA, CT_EW_FLOAT_REAL, "DigammaBackward0", true, false, ct_mul(g, trigamma(x)))
 
@@ -147,7 +129,7 @@ UNARY_BACKWARD(abs, ct_mul(g, ct_sgn(x)))
 CT_API ct_tensor *ct_abs(const ct_tensor *x) {
     CT_CHECK_ARG("abs", x);
     if (x->dtype == CT_BOOL) return ct__err(CT_ERR_DTYPE, "abs: not implemented for 'bool'");
-    return record1(ct__unary_raw(CT_OP_ABS, "abs", x, CT_EW_TO_REAL, NULL), "AbsBackward0", abs_backward, x, true, false);
+    return ct__record_unary(ct__unary_raw(CT_OP_ABS, "abs", x, CT_EW_TO_REAL, NULL), "AbsBackward0", abs_backward, x, true, false, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(abs)
 
@@ -157,8 +139,8 @@ CT_API ct_tensor *ct_sign(const ct_tensor *x) {
     if (ct_dtype_is_complex(x->dtype))
         return ct__err(CT_ERR_DTYPE, "sign: Unlike NumPy, torch.sign is not intended to support complex numbers. "
                                      "Please use torch.sgn instead.");
-    return record1(ct__unary_raw(CT_OP_SIGN, "sign", x, CT_EW_SAME, NULL), "SignBackward0", zero_backward, x, false,
-                   false);
+    return ct__record_unary(ct__unary_raw(CT_OP_SIGN, "sign", x, CT_EW_SAME, NULL), "SignBackward0", zero_backward, x, false,
+                   false, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(sign)
 
@@ -177,7 +159,7 @@ static int sgn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 }
 CT_API ct_tensor *ct_sgn(const ct_tensor *x) {
     CT_CHECK_ARG("sgn", x);
-    return record1(ct__unary_raw(CT_OP_SGN, "sgn", x, CT_EW_SAME, NULL), "SgnBackward0", sgn_backward, x, true, true);
+    return ct__record_unary(ct__unary_raw(CT_OP_SGN, "sgn", x, CT_EW_SAME, NULL), "SgnBackward0", sgn_backward, x, true, true, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(sgn)
 
@@ -191,8 +173,8 @@ CT_API ct_tensor *ct_square(const ct_tensor *x) {
         ct_release(xi);
         return r ? ct__ret(r) : NULL;
     }
-    return record1(ct__unary_raw(CT_OP_SQUARE, "square", x, CT_EW_SAME, NULL), "PowBackward0", square_backward, x, true,
-                   false);
+    return ct__record_unary(ct__unary_raw(CT_OP_SQUARE, "square", x, CT_EW_SAME, NULL), "PowBackward0", square_backward, x, true,
+                   false, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(square)
 
@@ -203,7 +185,7 @@ static ct_tensor *rounding(const char *name, const char *node, ct_op op, const c
     if (ct_dtype_is_complex(x->dtype))
         return ct__err(CT_ERR_DTYPE, "%s: %s is not supported for complex inputs", name, name);
     if (ct_dtype_is_integral(x->dtype, false)) return ct_clone(x);
-    return record1(ct__unary_raw(op, name, x, CT_EW_REAL, params), node, zero_backward, x, false, false);
+    return ct__record_unary(ct__unary_raw(op, name, x, CT_EW_REAL, params), node, zero_backward, x, false, false, NULL);
 }
 CT_API ct_tensor *ct_floor(const ct_tensor *x) { return rounding("floor", "FloorBackward0", CT_OP_FLOOR, x, NULL); }
 CT_API ct_tensor *ct_ceil(const ct_tensor *x) { return rounding("ceil", "CeilBackward0", CT_OP_CEIL, x, NULL); }
@@ -218,15 +200,15 @@ CT_API ct_tensor *ct_round_decimals(const ct_tensor *x, int decimals) {
     if (!ct_dtype_is_floating(x->dtype)) /* as torch: even decimals=0 is an error for integers */
         return ct__err(CT_ERR_DTYPE, "round: not implemented for '%s' with decimals", ct_dtype_name(x->dtype));
     if (decimals == 0) return ct_round(x);
-    return record1(ct__unary_raw(CT_OP_ROUND, "round", x, CT_EW_REAL, (double[4]){(double)decimals}), "RoundBackward1",
-                   zero_backward, x, false, false);
+    return ct__record_unary(ct__unary_raw(CT_OP_ROUND, "round", x, CT_EW_REAL, (double[4]){(double)decimals}),
+                            "RoundBackward1", zero_backward, x, false, false, NULL);
 }
 
 UNARY_BACKWARD(frac, ct__pass(g))
 CT_API ct_tensor *ct_frac(const ct_tensor *x) {
     CT_CHECK_ARG("frac", x);
-    return record1(ct__unary_raw(CT_OP_FRAC, "frac", x, CT_EW_REAL, NULL), "FracBackward0", frac_backward, x, false,
-                   false);
+    return ct__record_unary(ct__unary_raw(CT_OP_FRAC, "frac", x, CT_EW_REAL, NULL), "FracBackward0", frac_backward, x, false,
+                   false, NULL);
 }
 CT_DEFINE_UNARY_VARIANTS(frac)
 
@@ -283,8 +265,8 @@ CT_API ct_tensor *ct_nan_to_num(const ct_tensor *x, double nan, double posinf, d
     if (ct_dtype_is_integral(x->dtype, true)) return ct_clone(x);
     double mx = dtype_max(x->dtype);
     double p[4] = {nan, isnan(posinf) ? mx : posinf, isnan(neginf) ? -mx : neginf, 0};
-    return record1(ct__unary_raw(CT_OP_NAN_TO_NUM, "nan_to_num", x, CT_EW_SAME, p), "NanToNumBackward0",
-                   nan_to_num_backward, x, true, false);
+    return ct__record_unary(ct__unary_raw(CT_OP_NAN_TO_NUM, "nan_to_num", x, CT_EW_SAME, p), "NanToNumBackward0",
+                   nan_to_num_backward, x, true, false, NULL);
 }
 CT_API int ct_nan_to_num_(ct_tensor *self, double nan, double posinf, double neginf) {
     int rc = ct__check_inplace("nan_to_num_", self);
@@ -301,8 +283,8 @@ CT_API ct_tensor *ct_imag(const ct_tensor *x) {
     CT_CHECK_ARG("imag", x);
     if (!ct_dtype_is_complex(x->dtype))
         return ct__err(CT_ERR_DTYPE, "imag: imag is not implemented for tensors with non-complex dtypes.");
-    return record1(ct__unary_raw(CT_OP_IMAG, "imag", x, CT_EW_TO_REAL, NULL), "ImagBackward0", imag_backward, x, false,
-                   false);
+    return ct__record_unary(ct__unary_raw(CT_OP_IMAG, "imag", x, CT_EW_TO_REAL, NULL), "ImagBackward0", imag_backward, x, false,
+                   false, NULL);
 }
 
 /* complex: where(z == 0, 0, g * z / |z|^2 * i); real: zeros */
@@ -327,6 +309,6 @@ CT_API ct_tensor *ct_angle(const ct_tensor *x) {
         ct_release(xf);
         return r ? ct__ret(r) : NULL;
     }
-    return record1(ct__unary_raw(CT_OP_ANGLE, "angle", x, CT_EW_TO_REAL, NULL), "AngleBackward0", angle_backward, x,
-                   true, false);
+    return ct__record_unary(ct__unary_raw(CT_OP_ANGLE, "angle", x, CT_EW_TO_REAL, NULL), "AngleBackward0", angle_backward, x,
+                   true, false, NULL);
 }
