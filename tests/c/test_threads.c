@@ -31,11 +31,11 @@ static void *worker(void *arg) {
     for (int it = 0; it < 200; it++) {
         double v = forward_once();
         if (!(fabs(v - expected) <= 1e-6 * fabs(expected))) j->fails++;
+        ct_scope_begin();
         /* an error on this thread stays on this thread */
         ct_tensor *bad = ct_add(W, ct_ones(CT_SHAPE(3), CT_FLOAT32));
         if (bad || ct_last_status() != CT_ERR_SHAPE) j->fails++;
         ct_clear_error();
-        ct_scope_begin();
         ct_tensor *p = ct_mul(W, W);
         if ((j->id % 2) ? ct_requires_grad(p) : !ct_requires_grad(p)) j->fails++;
         ct_scope_end();
