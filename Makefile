@@ -5,7 +5,8 @@
 #                        and the install test
 #   make test-asan       build with AddressSanitizer + UBSan in build-asan/ and run ctest
 #   make demo            install missing dependencies, build, run the demo
-#   make bench           run the benchmark suite (bench/run.py)
+#   make bench           run the benchmark suite against PyTorch (bench/run.py)
+#   make bench-quick     the same, a few seconds' worth (run by CI to keep it working)
 #   make install         install into PREFIX (default /usr/local)
 #   make test-install    install into a scratch prefix under build/ and build a small
 #                        consumer against it with CMake and with pkg-config
@@ -27,7 +28,7 @@ LIB             = $(BUILD_ABS)/libctorch.so
 INSTALL_TEST    = $(BUILD_ABS)/install-test
 INSTALL_PREFIX  = $(INSTALL_TEST)/prefix
 
-.PHONY: all test conformance test-asan demo bench install test-install clean
+.PHONY: all test conformance test-asan demo bench bench-quick install test-install clean
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
@@ -62,9 +63,12 @@ demo:
 	./$(BUILD)/example_demo
 
 bench:
-	@if [ ! -f bench/run.py ]; then echo "benchmark suite: not implemented yet (issue 4)"; exit 1; fi
 	@$(MAKE) --no-print-directory all
 	CTORCH_LIB="$(LIB)" $(PYTHON) bench/run.py
+
+bench-quick:
+	@$(MAKE) --no-print-directory all
+	CTORCH_LIB="$(LIB)" $(PYTHON) bench/run.py --quick
 
 # The install prefix is also written into ctorch.pc at configure time, so the build
 # is configured with PREFIX before installing.
