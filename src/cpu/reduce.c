@@ -1,4 +1,17 @@
-/* CPU reduction kernels (SUM so far; the family grows here) and the driver. */
+/* CPU reduction kernels and the driver.
+ *
+ * Simple reductions (SUM, NANSUM, PROD, AMAX, AMIN, ALL, ANY) accumulate in a wide
+ * type per dtype category: double for floating dtypes, int64 for integers and bool,
+ * double complex for complex. Three schedules:
+ *   - rows: each output reduces its block row by row (contiguous rows use 8 lanes, which
+ *     the compiler vectorises); parallel over outputs;
+ *   - split: few outputs and a big block: each thread reduces a static chunk of the
+ *     block and the per-thread partials are combined in thread order (deterministic);
+ *   - columns: the kept innermost dim is contiguous and the reduced dims are outer
+ *     (e.g. sum over dim 0 of [4096, 1024]): a tile of outputs is accumulated from
+ *     contiguous input rows, walking memory in order.
+ * Index reductions (MAX_DIM, MIN_DIM, ARGMAX, ARGMIN), MEDIAN and MODE reduce one dim. */
+#include <math.h>
 #include <omp.h>
 
 #include "cpu/loops.h"
@@ -52,44 +65,204 @@ void ct__reduce_visit_rows(const ct_reduce_plan *p, int64_t m, ct_row_fn fn, voi
     }
 }
 
-/* ---- SUM: float dtypes accumulate in double, integers in int64, complex in double complex ---- */
-typedef struct { ct_dtype dt; double f; int64_t i; ct_c128 c; } sum_acc;
+/* ---------------------------------------------------------------------------------- */
+/* simple reductions                                                                   */
+/* ---------------------------------------------------------------------------------- */
+typedef enum { RK_SUM, RK_NANSUM, RK_PROD, RK_MAX, RK_MIN, RK_ALL, RK_ANY } rkind;
+typedef enum { CAT_F, CAT_I, CAT_C } rcat;
 
-static void sum_row(const char *row, int64_t n, int64_t sb, void *ctx) {
-    sum_acc *a = ctx;
-    switch (a->dt) {
-    case CT_FLOAT32: {
-        double s = 0;
-        if (sb == 4) { const float *x = (const float *)row; for (int64_t i = 0; i < n; i++) s += x[i]; }
-        else for (int64_t i = 0; i < n; i++) s += *(const float *)(row + i * sb);
-        a->f += s;
+typedef struct {
+    double f;
+    int64_t i;
+    ct_c128 c;
+} racc;
+
+typedef struct {
+    rkind k;
+    ct_dtype dt;
+    racc a;
+} rctx;
+
+static rcat cat_of(ct_dtype dt) {
+    if (ct_dtype_is_complex(dt)) return CAT_C;
+    if (ct_dtype_is_floating(dt)) return CAT_F;
+    return CAT_I;
+}
+
+static racc acc_init(rkind k) {
+    racc a = {0, 0, 0};
+    switch (k) {
+    case RK_PROD: a.f = 1; a.i = 1; a.c = 1; break;
+    case RK_MAX: a.f = -INFINITY; a.i = INT64_MIN; break;
+    case RK_MIN: a.f = INFINITY; a.i = INT64_MAX; break;
+    case RK_ALL: a.i = 1; break;
+    default: break;
+    }
+    return a;
+}
+
+#define C_SUM(a, v) (a) += (v)
+#define C_NANSUM(a, v) (a) += ((v) != (v) ? 0 : (v))
+#define C_PROD(a, v) (a) *= (v)
+/* NaN-propagating max/min in a form that vectorises (a NaN accumulator stays NaN) */
+#define C_MAX(a, v) (a) = (((v) > (a) || (v) != (v)) ? (v) : (a))
+#define C_MIN(a, v) (a) = (((v) < (a) || (v) != (v)) ? (v) : (a))
+#define C_ALL(a, v) (a) &= (v)
+#define C_ANY(a, v) (a) |= (v)
+
+#define LD_D(x) ((double)(x))
+#define LD_H(x) ((double)ct_half_to_float(x))
+#define LD_B(x) ((double)ct_bf16_to_float(x))
+#define LD_I(x) ((int64_t)(x))
+#define LD_C(x) ((ct_c128)(x))
+#define TR_X(x) ((int64_t)((x) != 0))
+#define TR_H(x) ((int64_t)(ct_half_to_float(x) != 0))
+#define TR_B(x) ((int64_t)(ct_bf16_to_float(x) != 0))
+
+/* Row: acc CMB= LD(row[i]) for n elements, stride sb bytes; 8 lanes when contiguous. */
+#define ROW_CASE(DT, T, AT, LD, CMB, ACC, INIT)                                                  \
+    case DT: {                                                                                   \
+        AT acc = ACC;                                                                            \
+        if (sb == (int64_t)sizeof(T)) {                                                          \
+            const T *x = (const T *)row;                                                         \
+            int64_t i = 0;                                                                       \
+            if (n >= 16) {                                                                       \
+                AT l[8];                                                                         \
+                for (int j = 0; j < 8; j++) l[j] = INIT;                                         \
+                for (; i + 8 <= n; i += 8)                                                       \
+                    for (int j = 0; j < 8; j++) { AT v = LD(x[i + j]); CMB(l[j], v); }           \
+                for (int j = 0; j < 8; j++) CMB(acc, l[j]);                                      \
+            }                                                                                    \
+            for (; i < n; i++) { AT v = LD(x[i]); CMB(acc, v); }                                 \
+        } else                                                                                   \
+            for (int64_t i = 0; i < n; i++) { AT v = LD(*(const T *)(row + i * sb)); CMB(acc, v); } \
+        ACC = acc;                                                                               \
     } break;
-    case CT_FLOAT64: {
-        double s = 0;
-        if (sb == 8) { const double *x = (const double *)row; for (int64_t i = 0; i < n; i++) s += x[i]; }
-        else for (int64_t i = 0; i < n; i++) s += *(const double *)(row + i * sb);
-        a->f += s;
+
+/* Column: acc[c] CMB= LD(x[c]) for c < n (x contiguous). */
+#define COL_CASE(DT, T, AT, LD, CMB, ACCARR)                              \
+    case DT: {                                                            \
+        const T *x = (const T *)row;                                      \
+        AT *acc = ACCARR;                                                 \
+        for (int64_t c = 0; c < n; c++) { AT v = LD(x[c]); CMB(acc[c], v); } \
     } break;
-    case CT_FLOAT16: case CT_BFLOAT16:
-        for (int64_t i = 0; i < n; i++) a->f += ct__load_f64(row + i * sb, a->dt);
+
+#define REAL_NUM_CASES(CASE, CMB, F, I)                                                          \
+    CASE(CT_FLOAT32, float, double, LD_D, CMB, F) CASE(CT_FLOAT64, double, double, LD_D, CMB, F) \
+    CASE(CT_FLOAT16, ct_half, double, LD_H, CMB, F) CASE(CT_BFLOAT16, ct_bf16, double, LD_B, CMB, F) \
+    CASE(CT_BOOL, bool, int64_t, LD_I, CMB, I) CASE(CT_UINT8, uint8_t, int64_t, LD_I, CMB, I)       \
+    CASE(CT_INT8, int8_t, int64_t, LD_I, CMB, I) CASE(CT_INT16, int16_t, int64_t, LD_I, CMB, I)     \
+    CASE(CT_INT32, int32_t, int64_t, LD_I, CMB, I) CASE(CT_INT64, int64_t, int64_t, LD_I, CMB, I)
+#define CPX_CASES(CASE, CMB, C) \
+    CASE(CT_COMPLEX64, ct_c64, ct_c128, LD_C, CMB, C) CASE(CT_COMPLEX128, ct_c128, ct_c128, LD_C, CMB, C)
+#define TRUTH_CASES(CASE, CMB, I)                                                                       \
+    CASE(CT_FLOAT32, float, int64_t, TR_X, CMB, I) CASE(CT_FLOAT64, double, int64_t, TR_X, CMB, I)        \
+    CASE(CT_FLOAT16, ct_half, int64_t, TR_H, CMB, I) CASE(CT_BFLOAT16, ct_bf16, int64_t, TR_B, CMB, I)    \
+    CASE(CT_BOOL, bool, int64_t, TR_X, CMB, I) CASE(CT_UINT8, uint8_t, int64_t, TR_X, CMB, I)             \
+    CASE(CT_INT8, int8_t, int64_t, TR_X, CMB, I) CASE(CT_INT16, int16_t, int64_t, TR_X, CMB, I)           \
+    CASE(CT_INT32, int32_t, int64_t, TR_X, CMB, I) CASE(CT_INT64, int64_t, int64_t, TR_X, CMB, I)         \
+    CASE(CT_COMPLEX64, ct_c64, int64_t, TR_X, CMB, I) CASE(CT_COMPLEX128, ct_c128, int64_t, TR_X, CMB, I)
+
+#define ROW_R(DT, T, AT, LD, CMB, ACC) ROW_CASE(DT, T, AT, LD, CMB, ACC, init_##AT)
+
+/* Contiguous float max/min in the input type: 16 lanes plus a NaN flag (vectorises). */
+#define MAXMIN_FAST(NAME, T, CMP)                                                 \
+    static double NAME(const T *x, int64_t n) {                                  \
+        T l[16];                                                                 \
+        int32_t nn[16] = {0};                                                    \
+        for (int j = 0; j < 16; j++) l[j] = x[0];                                \
+        int64_t i = 0;                                                           \
+        for (; i + 16 <= n; i += 16)                                             \
+            for (int j = 0; j < 16; j++) {                                       \
+                T v = x[i + j];                                                  \
+                l[j] = v CMP l[j] ? v : l[j];                                    \
+                nn[j] |= v != v;                                                 \
+            }                                                                    \
+        T r = x[0];                                                              \
+        int32_t anynan = 0;                                                      \
+        for (; i < n; i++) { r = x[i] CMP r ? x[i] : r; anynan |= x[i] != x[i]; } \
+        for (int j = 0; j < 16; j++) { r = l[j] CMP r ? l[j] : r; anynan |= nn[j]; } \
+        return anynan ? NAN : (double)r;                                         \
+    }
+MAXMIN_FAST(max_f32, float, >)
+MAXMIN_FAST(min_f32, float, <)
+MAXMIN_FAST(max_f64, double, >)
+MAXMIN_FAST(min_f64, double, <)
+
+static void row_reduce(const char *row, int64_t n, int64_t sb, void *vctx) {
+    rctx *c = vctx;
+    if ((c->k == RK_MAX || c->k == RK_MIN) && n > 0 &&
+        ((c->dt == CT_FLOAT32 && sb == 4) || (c->dt == CT_FLOAT64 && sb == 8))) {
+        double v = c->dt == CT_FLOAT32 ? (c->k == RK_MAX ? max_f32 : min_f32)((const float *)row, n)
+                                       : (c->k == RK_MAX ? max_f64 : min_f64)((const double *)row, n);
+        if (c->k == RK_MAX) C_MAX(c->a.f, v);
+        else C_MIN(c->a.f, v);
+        return;
+    }
+    racc ini = acc_init(c->k);
+    double init_double = ini.f;
+    int64_t init_int64_t = ini.i;
+    ct_c128 init_ct_c128 = ini.c;
+    (void)init_double; (void)init_int64_t; (void)init_ct_c128;
+    switch (c->k) {
+    case RK_SUM:
+        switch (c->dt) { REAL_NUM_CASES(ROW_R, C_SUM, c->a.f, c->a.i) CPX_CASES(ROW_R, C_SUM, c->a.c) default: break; }
         break;
-    case CT_COMPLEX64: case CT_COMPLEX128:
-        for (int64_t i = 0; i < n; i++) a->c += ct__load_c128(row + i * sb, a->dt);
+    case RK_NANSUM:
+        switch (c->dt) { REAL_NUM_CASES(ROW_R, C_NANSUM, c->a.f, c->a.i) default: break; }
         break;
-    default:
-        for (int64_t i = 0; i < n; i++) a->i += ct__load_i64(row + i * sb, a->dt);
+    case RK_PROD:
+        switch (c->dt) { REAL_NUM_CASES(ROW_R, C_PROD, c->a.f, c->a.i) CPX_CASES(ROW_R, C_PROD, c->a.c) default: break; }
+        break;
+    case RK_MAX:
+        switch (c->dt) { REAL_NUM_CASES(ROW_R, C_MAX, c->a.f, c->a.i) default: break; }
+        break;
+    case RK_MIN:
+        switch (c->dt) { REAL_NUM_CASES(ROW_R, C_MIN, c->a.f, c->a.i) default: break; }
+        break;
+    case RK_ALL:
+        switch (c->dt) { TRUTH_CASES(ROW_R, C_ALL, c->a.i) default: break; }
+        break;
+    case RK_ANY:
+        switch (c->dt) { TRUTH_CASES(ROW_R, C_ANY, c->a.i) default: break; }
         break;
     }
 }
 
-static void sum_store(char *o, ct_dtype odt, const sum_acc *a) {
-    if (ct_dtype_is_complex(a->dt)) ct__store_c128(o, odt, a->c);
-    else if (ct_dtype_is_integral(a->dt, true)) ct__store_i64(o, odt, a->i);
+static void col_reduce(rkind k, ct_dtype dt, const char *row, int64_t n, double *af, int64_t *ai, ct_c128 *ac) {
+    switch (k) {
+    case RK_SUM: switch (dt) { REAL_NUM_CASES(COL_CASE, C_SUM, af, ai) CPX_CASES(COL_CASE, C_SUM, ac) default: break; } break;
+    case RK_NANSUM: switch (dt) { REAL_NUM_CASES(COL_CASE, C_NANSUM, af, ai) default: break; } break;
+    case RK_PROD: switch (dt) { REAL_NUM_CASES(COL_CASE, C_PROD, af, ai) CPX_CASES(COL_CASE, C_PROD, ac) default: break; } break;
+    case RK_MAX: switch (dt) { REAL_NUM_CASES(COL_CASE, C_MAX, af, ai) default: break; } break;
+    case RK_MIN: switch (dt) { REAL_NUM_CASES(COL_CASE, C_MIN, af, ai) default: break; } break;
+    case RK_ALL: switch (dt) { TRUTH_CASES(COL_CASE, C_ALL, ai) default: break; } break;
+    case RK_ANY: switch (dt) { TRUTH_CASES(COL_CASE, C_ANY, ai) default: break; } break;
+    }
+}
+
+/* Combines partial b into a (same kind). */
+static void acc_merge(rkind k, rcat cat, racc *a, const racc *b) {
+    switch (k) {
+    case RK_SUM: case RK_NANSUM: a->f += b->f; a->i += b->i; a->c += b->c; break;
+    case RK_PROD: a->f *= b->f; a->i *= b->i; a->c *= b->c; break;
+    case RK_MAX: if (cat == CAT_F) C_MAX(a->f, b->f); else C_MAX(a->i, b->i); break;
+    case RK_MIN: if (cat == CAT_F) C_MIN(a->f, b->f); else C_MIN(a->i, b->i); break;
+    case RK_ALL: a->i &= b->i; break;
+    case RK_ANY: a->i |= b->i; break;
+    }
+}
+
+static void acc_store(char *o, ct_dtype odt, rkind k, rcat cat, const racc *a) {
+    if (k == RK_ALL || k == RK_ANY) { ct__store_i64(o, odt, a->i); return; }
+    if (cat == CAT_C) ct__store_c128(o, odt, a->c);
+    else if (cat == CAT_I) ct__store_i64(o, odt, a->i);
     else ct__store_f64(o, odt, a->f);
 }
 
-/* out[0]: contiguous, numel = plan.n_out; a->iv: reduce mask as 0/1 per input dim. */
-static int cpu_sum(const ct_kernel_args *a) {
+#define COL_TILE 256
+
+static int simple_reduce(const ct_kernel_args *a, rkind k) {
     const ct_tensor *x = a->in[0];
     ct_tensor *out = a->out[0];
     bool mask[CT_MAX_DIMS];
@@ -97,51 +270,261 @@ static int cpu_sum(const ct_kernel_args *a) {
     ct_reduce_plan p;
     ct__reduce_plan(&p, x, mask);
     char *o = ct__data(out);
-    int64_t oes = (int64_t)ct_dtype_size(out->dtype);
-    int nt = ct__num_threads();
-    if (p.n_out >= nt || p.n_red < CT_GRAIN || nt == 1) {
-#pragma omp parallel for schedule(static) if (p.n_out * p.n_red >= CT_GRAIN && !omp_in_parallel())
-        for (int64_t m = 0; m < p.n_out; m++) {
-            sum_acc acc = {.dt = x->dtype};
-            ct__reduce_visit_rows(&p, m, sum_row, &acc);
-            sum_store(o + m * oes, out->dtype, &acc);
+    int64_t oes = (int64_t)ct_dtype_size(out->dtype), es = (int64_t)p.in_es;
+    rcat cat = (k == RK_ALL || k == RK_ANY) ? CAT_I : cat_of(x->dtype);
+    ct_dtype dt = x->dtype;
+    if (p.n_out == 0) return 0;
+    if (p.n_red == 0) {
+        racc ini = acc_init(k);
+        for (int64_t m = 0; m < p.n_out; m++) acc_store(o + m * oes, out->dtype, k, cat, &ini);
+        return 0;
+    }
+    int nt = omp_in_parallel() ? 1 : ct__num_threads();
+    bool big = p.n_out * p.n_red >= CT_GRAIN;
+
+    /* columns: kept innermost dim contiguous, reduced dims outside it */
+    if (p.nk >= 1 && p.kstride[p.nk - 1] == 1 && p.ksize[p.nk - 1] >= 8 && p.n_red > 1 && p.rstride[p.nr - 1] != 1) {
+        int64_t K = p.ksize[p.nk - 1], ntile = (K + COL_TILE - 1) / COL_TILE, nouter = p.n_out / K;
+        int64_t jobs = nouter * ntile;
+#pragma omp parallel for schedule(static) if (big && nt > 1)
+        for (int64_t j = 0; j < jobs; j++) {
+            int64_t ob = j / ntile, c0 = (j % ntile) * COL_TILE, len = K - c0 < COL_TILE ? K - c0 : COL_TILE;
+            int64_t m0 = ob * K + c0;
+            const char *base = p.in + ct__reduce_out_offset(&p, m0) * es;
+            double af[COL_TILE];
+            int64_t ai[COL_TILE];
+            ct_c128 ac[COL_TILE];
+            racc ini = acc_init(k);
+            for (int64_t c = 0; c < len; c++) { af[c] = ini.f; ai[c] = ini.i; ac[c] = ini.c; }
+            int64_t idx[CT_MAX_DIMS] = {0};
+            int64_t off = 0;
+            for (int64_t r = 0; r < p.n_red; r++) {
+                col_reduce(k, dt, base + off * es, len, af, ai, ac);
+                for (int d = p.nr - 1; d >= 0; d--) {
+                    off += p.rstride[d];
+                    if (++idx[d] < p.rsize[d]) break;
+                    off -= p.rsize[d] * p.rstride[d];
+                    idx[d] = 0;
+                }
+            }
+            for (int64_t c = 0; c < len; c++) {
+                racc v = {af[c], ai[c], ac[c]};
+                acc_store(o + (m0 + c) * oes, out->dtype, k, cat, &v);
+            }
         }
         return 0;
     }
-    /* few outputs, large blocks: split the rows of each block between threads */
+
+    if (p.n_out >= nt || p.n_red < CT_GRAIN || nt == 1) {
+#pragma omp parallel for schedule(static) if (big && nt > 1)
+        for (int64_t m = 0; m < p.n_out; m++) {
+            rctx c = {.k = k, .dt = dt, .a = acc_init(k)};
+            ct__reduce_visit_rows(&p, m, row_reduce, &c);
+            acc_store(o + m * oes, out->dtype, k, cat, &c.a);
+        }
+        return 0;
+    }
+    /* few outputs, large blocks: static chunks per thread, partials merged in thread order */
+    racc part[256];
+    if (nt > 256) nt = 256;
     for (int64_t m = 0; m < p.n_out; m++) {
-        sum_acc total = {.dt = x->dtype};
-        const char *base = p.in + ct__reduce_out_offset(&p, m) * (int64_t)p.in_es;
+        const char *base = p.in + ct__reduce_out_offset(&p, m) * es;
         int64_t rows = 1;
         for (int d = 0; d < p.nr - 1; d++) rows *= p.rsize[d];
-        int64_t inner = p.rsize[p.nr - 1], sb = p.rstride[p.nr - 1] * (int64_t)p.in_es;
-        if (rows == 1) { /* split the single row */
-#pragma omp parallel
-            {
-                int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int64_t inner = p.rsize[p.nr - 1], sb = p.rstride[p.nr - 1] * es;
+        int used = nt;
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+#pragma omp single
+            used = T;
+            rctx c = {.k = k, .dt = dt, .a = acc_init(k)};
+            if (rows == 1) {
                 int64_t per = (inner + T - 1) / T, b = t * per, e = b + per < inner ? b + per : inner;
-                sum_acc acc = {.dt = x->dtype};
-                if (b < e) sum_row(base + b * sb, e - b, sb, &acc);
-#pragma omp critical
-                { total.f += acc.f; total.i += acc.i; total.c += acc.c; }
-            }
-        } else {
-#pragma omp parallel
-            {
-                sum_acc acc = {.dt = x->dtype};
-#pragma omp for schedule(static)
-                for (int64_t r = 0; r < rows; r++) {
+                if (b < e) row_reduce(base + b * sb, e - b, sb, &c);
+            } else {
+                int64_t per = (rows + T - 1) / T, b = t * per, e = b + per < rows ? b + per : rows;
+                for (int64_t r = b; r < e; r++) {
                     int64_t rem = r, off = 0;
                     for (int d = p.nr - 2; d >= 0; d--) { off += (rem % p.rsize[d]) * p.rstride[d]; rem /= p.rsize[d]; }
-                    sum_row(base + off * (int64_t)p.in_es, inner, sb, &acc);
+                    row_reduce(base + off * es, inner, sb, &c);
                 }
-#pragma omp critical
-                { total.f += acc.f; total.i += acc.i; total.c += acc.c; }
             }
+            part[t] = c.a;
         }
-        sum_store(o + m * oes, out->dtype, &total);
+        racc total = acc_init(k);
+        for (int t = 0; t < used; t++) acc_merge(k, cat, &total, &part[t]);
+        acc_store(o + m * oes, out->dtype, k, cat, &total);
     }
     return 0;
 }
 
-void ct_cpu_register_reduce(ct_kernel_fn *k) { k[CT_OP_SUM] = cpu_sum; }
+static int cpu_sum(const ct_kernel_args *a) { return simple_reduce(a, RK_SUM); }
+static int cpu_nansum(const ct_kernel_args *a) { return simple_reduce(a, RK_NANSUM); }
+static int cpu_prod(const ct_kernel_args *a) { return simple_reduce(a, RK_PROD); }
+static int cpu_amax(const ct_kernel_args *a) { return simple_reduce(a, RK_MAX); }
+static int cpu_amin(const ct_kernel_args *a) { return simple_reduce(a, RK_MIN); }
+static int cpu_all(const ct_kernel_args *a) { return simple_reduce(a, RK_ALL); }
+static int cpu_any(const ct_kernel_args *a) { return simple_reduce(a, RK_ANY); }
+
+/* ---------------------------------------------------------------------------------- */
+/* reductions along one dim: i[0] dim                                                  */
+/* ---------------------------------------------------------------------------------- */
+/* Plans lines along dim: p.kstride gives line starts, *stride the step (elements). */
+static void line_plan(ct_reduce_plan *p, const ct_tensor *x, int dim, int64_t *len, int64_t *stride) {
+    bool mask[CT_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) mask[d] = d == dim;
+    ct__reduce_plan(p, x, mask);
+    *len = x->ndim ? x->sizes[dim] : 1;
+    *stride = x->ndim ? x->strides[dim] : 0;
+}
+
+/* MAX_DIM / MIN_DIM: out[0] values, out[1] indices. ARGMAX / ARGMIN: out[0] indices.
+ * First extreme wins; the first NaN wins over everything. */
+static int index_reduce(const ct_kernel_args *a, bool is_max, bool with_values) {
+    const ct_tensor *x = a->in[0];
+    ct_tensor *vals = with_values ? a->out[0] : NULL, *inds = with_values ? a->out[1] : a->out[0];
+    int dim = (int)a->i[0];
+    ct_reduce_plan p;
+    int64_t n, st;
+    line_plan(&p, x, dim, &n, &st);
+    int64_t es = (int64_t)p.in_es;
+    int64_t *oi = ct__data(inds);
+    char *ov = vals ? ct__data(vals) : NULL;
+    bool fl = ct_dtype_is_floating(x->dtype);
+    ct_dtype dt = x->dtype;
+#pragma omp parallel for schedule(static) if (p.n_out * n >= CT_GRAIN && !omp_in_parallel())
+    for (int64_t m = 0; m < p.n_out; m++) {
+        const char *b = p.in + ct__reduce_out_offset(&p, m) * es;
+        int64_t best = 0;
+        if (fl) {
+            double bv = ct__load_f64(b, dt);
+            if (dt == CT_FLOAT32 || dt == CT_FLOAT64) {
+                for (int64_t i = 1; i < n && bv == bv; i++) {
+                    double v = dt == CT_FLOAT32 ? *(const float *)(b + i * st * es) : *(const double *)(b + i * st * es);
+                    if (v != v || (is_max ? v > bv : v < bv)) { bv = v; best = i; }
+                }
+            } else {
+                for (int64_t i = 1; i < n && bv == bv; i++) {
+                    double v = ct__load_f64(b + i * st * es, dt);
+                    if (v != v || (is_max ? v > bv : v < bv)) { bv = v; best = i; }
+                }
+            }
+        } else {
+            int64_t bv = ct__load_i64(b, dt);
+            for (int64_t i = 1; i < n; i++) {
+                int64_t v = ct__load_i64(b + i * st * es, dt);
+                if (is_max ? v > bv : v < bv) { bv = v; best = i; }
+            }
+        }
+        oi[m] = best;
+        if (ov) memcpy(ov + m * es, b + best * st * es, (size_t)es);
+    }
+    return 0;
+}
+static int cpu_max_dim(const ct_kernel_args *a) { return index_reduce(a, true, true); }
+static int cpu_min_dim(const ct_kernel_args *a) { return index_reduce(a, false, true); }
+static int cpu_argmax(const ct_kernel_args *a) { return index_reduce(a, true, false); }
+static int cpu_argmin(const ct_kernel_args *a) { return index_reduce(a, false, false); }
+
+/* ---- MEDIAN (i[1]: ignore NaN) and MODE along dim: out[0] values, out[1] indices ---- */
+typedef struct {
+    double f;
+    int64_t i;
+    int64_t idx;
+} sel_item;
+
+static int cmp_f(const void *pa, const void *pb) {
+    const sel_item *a = pa, *b = pb;
+    bool na = a->f != a->f, nb = b->f != b->f; /* NaN sorts last */
+    if (na != nb) return na ? 1 : -1;
+    if (!na && a->f != b->f) return a->f < b->f ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+static int cmp_i(const void *pa, const void *pb) {
+    const sel_item *a = pa, *b = pb;
+    if (a->i != b->i) return a->i < b->i ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+static bool item_eq(const sel_item *a, const sel_item *b, bool fl) {
+    return fl ? (a->f == b->f || (a->f != a->f && b->f != b->f)) : a->i == b->i;
+}
+
+static int select_reduce(const ct_kernel_args *a, bool is_mode) {
+    const ct_tensor *x = a->in[0];
+    int dim = (int)a->i[0];
+    bool ignore_nan = a->i[1] != 0;
+    ct_reduce_plan p;
+    int64_t n, st;
+    line_plan(&p, x, dim, &n, &st);
+    int64_t es = (int64_t)p.in_es;
+    char *ov = ct__data(a->out[0]);
+    int64_t *oi = ct__data(a->out[1]);
+    bool fl = ct_dtype_is_floating(x->dtype);
+    ct_dtype dt = x->dtype;
+    int err = 0;
+#pragma omp parallel if (p.n_out * n >= CT_GRAIN && !omp_in_parallel())
+    {
+        sel_item *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof(sel_item));
+        if (!buf) {
+#pragma omp atomic write
+            err = 1;
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t m = 0; m < p.n_out; m++) {
+            if (!buf) continue;
+            const char *b = p.in + ct__reduce_out_offset(&p, m) * es;
+            for (int64_t i = 0; i < n; i++) {
+                buf[i].idx = i;
+                if (fl) buf[i].f = ct__load_f64(b + i * st * es, dt);
+                else buf[i].i = ct__load_i64(b + i * st * es, dt);
+            }
+            int64_t pick = 0;
+            if (!is_mode) {
+                int64_t first_nan = -1, nnan = 0;
+                if (fl)
+                    for (int64_t i = 0; i < n; i++)
+                        if (buf[i].f != buf[i].f) { if (first_nan < 0) first_nan = i; nnan++; }
+                if (first_nan >= 0 && !ignore_nan) { oi[m] = first_nan; memcpy(ov + m * es, b + first_nan * st * es, (size_t)es); continue; }
+                qsort(buf, (size_t)n, sizeof(sel_item), fl ? cmp_f : cmp_i);
+                int64_t cnt = n - nnan;
+                pick = cnt > 0 ? (cnt - 1) / 2 : 0;
+                oi[m] = buf[pick].idx;
+            } else {
+                qsort(buf, (size_t)n, sizeof(sel_item), fl ? cmp_f : cmp_i);
+                int64_t best_cnt = 0, best_last = 0;
+                for (int64_t i = 0; i < n;) {
+                    int64_t j = i + 1;
+                    while (j < n && item_eq(&buf[j], &buf[i], fl)) j++;
+                    if (j - i > best_cnt) { best_cnt = j - i; best_last = j - 1; }
+                    i = j;
+                }
+                pick = best_last;
+                oi[m] = buf[pick].idx;
+            }
+            memcpy(ov + m * es, b + buf[pick].idx * st * es, (size_t)es);
+        }
+        free(buf);
+    }
+    if (err) return ct__errs(CT_ERR_OOM, "%s: out of memory", is_mode ? "mode" : "median");
+    return 0;
+}
+static int cpu_median(const ct_kernel_args *a) { return select_reduce(a, false); }
+static int cpu_mode(const ct_kernel_args *a) { return select_reduce(a, true); }
+
+void ct_cpu_register_reduce(ct_kernel_fn *k) {
+    k[CT_OP_SUM] = cpu_sum;
+    k[CT_OP_NANSUM] = cpu_nansum;
+    k[CT_OP_PROD] = cpu_prod;
+    k[CT_OP_AMAX] = cpu_amax;
+    k[CT_OP_AMIN] = cpu_amin;
+    k[CT_OP_ALL] = cpu_all;
+    k[CT_OP_ANY] = cpu_any;
+    k[CT_OP_MAX_DIM] = cpu_max_dim;
+    k[CT_OP_MIN_DIM] = cpu_min_dim;
+    k[CT_OP_ARGMAX] = cpu_argmax;
+    k[CT_OP_ARGMIN] = cpu_argmin;
+    k[CT_OP_MEDIAN] = cpu_median;
+    k[CT_OP_MODE] = cpu_mode;
+    ct__cpu_register_scan(k);
+}

@@ -24,4 +24,7 @@ int64_t ct__reduce_out_offset(const ct_reduce_plan *p, int64_t m);
 typedef void (*ct_row_fn)(const char *row, int64_t n, int64_t stride_bytes, void *ctx);
 void ct__reduce_visit_rows(const ct_reduce_plan *p, int64_t m, ct_row_fn fn, void *ctx);
 
+/* Scan kernels (src/cpu/scan.c): CUMSUM, CUMPROD, CUMMAX, CUMMIN, LOGCUMSUMEXP. */
+void ct__cpu_register_scan(ct_kernel_fn *k);
+
 #endif
