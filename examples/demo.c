@@ -71,7 +71,7 @@ static ct_tensor *forward(ct_tensor *x, ct_tensor *w1, ct_tensor *b1, ct_tensor 
 
 int main(int argc, char **argv) {
     const char *dir = "/usr/share/datasets/fashion-mnist";
-    int epochs = 2, hidden = 256, batch = 64, limit = 0;
+    int epochs = 10, hidden = 256, batch = 64, limit = 0;
     double lr = 0.1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--data")) dir = argv[i + 1];

@@ -3,8 +3,8 @@
  * Dimension lists: (ndims, dims); (0, NULL) reduces over all dimensions (PyTorch's
  * dim=None). keepdim keeps reduced dims with size 1. dtype CT_NUM_DTYPES means
  * PyTorch's default (integer/bool sums accumulate to int64). Results are new
- * references; functions with an `indices` out-parameter store a new reference to an
- * int64 tensor there (pass NULL to skip it). NULL and an error on bad input, e.g.
+ * references; out-parameters (`indices`, `mean`) receive a new reference owned by the
+ * same rule as the return value (the innermost scope, or you); pass NULL to skip them. NULL and an error on bad input, e.g.
  * "max(): Expected reduction dim to be specified for input.numel() == 0".
  */
 #ifndef CTORCH_REDUCE_H
@@ -49,7 +49,7 @@ CT_API ct_tensor *ct_std_mean(const ct_tensor *x, int ndims, const int64_t *dims
 /* Vector p-norm (torch.norm / linalg.vector_norm): p may be INFINITY, -INFINITY or 0. */
 CT_API ct_tensor *ct_norm(const ct_tensor *x, double p, int ndims, const int64_t *dims, bool keepdim);
 CT_API ct_tensor *ct_logsumexp(const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
-/* -> bool */
+/* -> bool (uint8 for a uint8 input, as PyTorch) */
 CT_API ct_tensor *ct_all(const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
 CT_API ct_tensor *ct_any(const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
 /* -> int64 */
@@ -58,11 +58,13 @@ CT_API ct_tensor *ct_count_nonzero(const ct_tensor *x, int ndims, const int64_t 
 CT_API ct_tensor *ct_median(const ct_tensor *x);
 CT_API ct_tensor *ct_median_dim(const ct_tensor *x, int dim, bool keepdim, ct_tensor **indices);
 CT_API ct_tensor *ct_nanmedian(const ct_tensor *x);
-/* Most frequent value along dim (smallest of ties) and an index of it. */
+/* Most frequent value along dim (the smallest among equally frequent values) and the
+ * index of its last occurrence, as PyTorch on the CPU. */
 CT_API ct_tensor *ct_mode(const ct_tensor *x, int dim, bool keepdim, ct_tensor **indices);
 /* Scans along dim. */
 CT_API ct_tensor *ct_cumsum(const ct_tensor *x, int dim, ct_dtype dtype);
 CT_API ct_tensor *ct_cumprod(const ct_tensor *x, int dim, ct_dtype dtype);
+/* cummax/cummin: running extreme and, among equal values, the index of the last one. */
 CT_API ct_tensor *ct_cummax(const ct_tensor *x, int dim, ct_tensor **indices);
 CT_API ct_tensor *ct_cummin(const ct_tensor *x, int dim, ct_tensor **indices);
 CT_API ct_tensor *ct_logcumsumexp(const ct_tensor *x, int dim);
