@@ -5,17 +5,8 @@
 
 #include <ctorch.h>
 
-static int failures, checks;
-#define CHECK(cond)                                                                                           \
-    do {                                                                                                      \
-        checks++;                                                                                             \
-        if (!(cond)) { failures++; fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #cond, ct_last_error()); } \
-    } while (0)
-#define NEAR(a, b) (fabs((double)(a) - (double)(b)) <= 1e-6 * (1 + fabs((double)(b))))
+#include "check.h"
 
-static ct_tensor *f64(int n, const double *v) { return ct_from_data(v, 1, (const int64_t[]){n}, CT_FLOAT64); }
-static ct_tensor *i64(int n, const int64_t *v) { return ct_from_data(v, 1, (const int64_t[]){n}, CT_INT64); }
-static double at(const ct_tensor *t, int64_t i) { return ct_get(t, &i); }
 
 static void test_values(void) {
     ct_scope_begin();

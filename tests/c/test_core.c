@@ -6,13 +6,7 @@
 
 #include <ctorch.h>
 
-static int failures, checks;
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        checks++;                                                                \
-        if (!(cond)) { failures++; fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #cond, ct_last_error()); } \
-    } while (0)
-#define NEAR(a, b) (fabs((a) - (b)) <= 1e-6 * (1 + fabs(b)))
+#include "check.h"
 
 static void test_errors(void) {
     ct_clear_error();

@@ -7,16 +7,8 @@
 
 #include <ctorch.h>
 
-static int failures, checks;
-#define CHECK(cond)                                                                                                  \
-    do {                                                                                                             \
-        checks++;                                                                                                    \
-        if (!(cond)) {                                                                                               \
-            failures++;                                                                                              \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #cond, ct_last_error()); \
-        }                                                                                                            \
-    } while (0)
-#define NEAR(a, b) (fabs((a) - (b)) <= 1e-5 * (1 + fabs(b)))
+#define CHECK_NEAR_TOL 1e-5
+#include "check.h"
 
 static bool all_near(const ct_tensor *t, const double *want, int64_t n) {
     if (!t || ct_numel(t) != n) return false;

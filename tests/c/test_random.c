@@ -12,12 +12,7 @@
 #include <ctorch/autograd.h>
 #include <ctorch/random.h>
 
-static int failures, checks;
-#define CHECK(cond)                                                                                           \
-    do {                                                                                                      \
-        checks++;                                                                                             \
-        if (!(cond)) { failures++; fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, __LINE__, #cond, ct_last_error()); } \
-    } while (0)
+#include "check.h"
 
 /* Every element of t (any layout, read in C order as float64) equals want[] exactly. */
 static bool equals(const ct_tensor *t, int64_t n, const double *want) {
