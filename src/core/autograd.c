@@ -21,9 +21,13 @@ CT_API bool ct_set_grad_enabled(bool enabled) {
 bool ct__grad_enabled(void) { return !grad_disabled; }
 bool ct__needs_grad(int n, const ct_tensor *const *ts) {
     if (grad_disabled) return false;
-    for (int i = 0; i < n; i++)
-        if (ct__tensor_requires_grad(ts[i])) return true;
-    return false;
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        ct_tensor *t = (ct_tensor *)ts[i];
+        if (t && t->view_base && t->hist_version != t->storage->graph_version) ct__view_refresh(t);
+        any |= ct__tensor_requires_grad(t);
+    }
+    return any;
 }
 
 /* ---- nodes ---- */
@@ -131,8 +135,12 @@ static ct_node *grad_accumulator(ct_tensor *leaf) {
 int ct__node_set_next(ct_node *n, int i, const ct_tensor *t) {
     if (!t || !ct__tensor_requires_grad(t)) return 0;
     ct_tensor *tt = (ct_tensor *)t;
+    if (tt->view_base && tt->storage->graph_version != tt->hist_version) {
+        int rc = ct__view_refresh(tt);
+        if (rc) return rc;
+    }
     if (tt->grad_fn) {
-        if (tt->storage->version != tt->hist_version)
+        if (tt->storage->graph_version != tt->hist_version)
             return ct__errs(CT_ERR_AUTOGRAD,
                             "%s: a tensor of shape %s that is a view (output of %s) was modified in place through "
                             "another view; using it in a differentiable op is not supported (clone it first)",
@@ -195,7 +203,7 @@ ct_tensor *ct__unpack(ct_node *n, int slot) {
         ct__node_retain(n);
         t->grad_fn = n;
         t->output_nr = s->output_nr;
-        t->hist_version = t->storage->version;
+        t->hist_version = t->storage->graph_version;
     }
     return ct__ret(t);
 }
@@ -232,7 +240,7 @@ void ct__set_history(ct_tensor *out, ct_node *n, int output_nr) {
     out->grad_fn = n;
     out->output_nr = output_nr;
     out->requires_grad = false;
-    out->hist_version = out->storage->version;
+    out->hist_version = out->storage->graph_version;
 }
 
 void ct__set_history_multi(ct_tensor **outs, int n_outs, ct_node *n) {
@@ -251,6 +259,7 @@ void ct__autograd_tensor_freed(ct_tensor *t) {
         ct__node_release(t->grad_fn);
     }
     ct_release(t->grad);
+    ct_release(t->view_base);
     for (ct_hook_entry *h = t->hooks; h;) { ct_hook_entry *nx = h->next; free(h); h = nx; }
 }
 
@@ -378,11 +387,33 @@ static bool can_cast(ct_dtype from, ct_dtype to) {
     return true;
 }
 
+/* An in-place op is computed out of place and then written into t. If its node saved
+ * t's memory (x.mul_(y) saves x to give y its gradient), keep a copy of the values
+ * from before the write, as PyTorch saves original_self. This also keeps t and the
+ * node from owning each other when t gets the node as its grad_fn. */
+static int preserve_saved(ct_node *n, const ct_tensor *t) {
+    for (int i = 0; i < n->n_saved; i++) {
+        ct_saved *sv = &n->saved[i];
+        if (sv->is_output || sv->t->storage != t->storage) continue;
+        ct_tensor *c = ct__empty_raw(sv->t->ndim, sv->t->sizes, sv->t->dtype);
+        if (!c || ct__copy_raw(c, sv->t)) { ct_release(c); return ct_last_status(); }
+        if (sv->t->grad_fn) { ct__node_retain(sv->t->grad_fn); c->grad_fn = sv->t->grad_fn; c->output_nr = sv->t->output_nr; }
+        c->requires_grad = sv->t->requires_grad;
+        ct_release(sv->t);
+        sv->t = c;
+        sv->version = 0;
+    }
+    return 0;
+}
+
 int ct__check_inplace(const char *op, const ct_tensor *t) {
     CT_CHECK_ARG_S(op, t);
     if (!grad_disabled && t->requires_grad && !t->grad_fn)
         return ct__errs(CT_ERR_AUTOGRAD, "%s: a leaf Variable that requires grad is being used in an in-place operation.",
                         op);
+    if (!grad_disabled && t->view_base && t->view_base->requires_grad && !t->view_base->grad_fn)
+        return ct__errs(CT_ERR_AUTOGRAD, "%s: a view of a leaf Variable that requires grad is being used in an in-place "
+                                         "operation.", op);
     return 0;
 }
 
@@ -397,27 +428,46 @@ int ct__commit_inplace(const char *op, ct_tensor *t, const ct_tensor *r) {
     if (r->grad_fn && !ct_dtype_is_floating(t->dtype) && !ct_dtype_is_complex(t->dtype))
         return ct__errs(CT_ERR_AUTOGRAD, "%s: in-place result of dtype %s cannot carry a gradient", op,
                         ct_dtype_name(t->dtype));
+    if (r->grad_fn) {
+        int rc = preserve_saved(r->grad_fn, t);
+        if (rc) return rc;
+    }
+    if (t->view_base && !grad_disabled && (r->grad_fn || ct__tensor_requires_grad(t->view_base)))
+        return ct__commit_inplace_view(op, t, r);
     if (r->storage != t->storage || r->offset != t->offset) {
         int rc = ct__copy_raw(t, r);
         if (rc) return rc;
     }
     ct__bump_version(t);
     if (r->grad_fn) {
-        /* the node may have saved t itself (t.mul_(t)): keep only its data, or t and the
-         * node would own each other */
         ct_node *n = r->grad_fn;
-        for (int i = 0; i < n->n_saved; i++)
-            if (n->saved[i].t == t) {
-                ct_tensor *alias = ct__alias(t, t->ndim, t->sizes, t->strides, t->offset);
-                if (!alias) return ct_last_status();
-                ct_release(n->saved[i].t);
-                n->saved[i].t = alias;
-            }
         ct__node_retain(n);
+        atomic_fetch_add(&t->storage->graph_version, 1); /* other aliases' histories are now stale */
         ct__set_history(t, n, r->output_nr);
-    } else if (t->grad_fn) {
-        t->hist_version = t->storage->version; /* written under no_grad: history unchanged */
     }
+    return 0;
+}
+
+static int no_flow_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    CT_UNUSED(n); CT_UNUSED(go); CT_UNUSED(gi); /* the old values do not reach the output */
+    return 0;
+}
+
+int ct__inplace_constant(ct_tensor *t, const char *node_name) {
+    ct__bump_version(t);
+    if (grad_disabled) return 0;
+    if (t->view_base && ct__tensor_requires_grad(t->view_base)) {
+        ct_tensor *alias = ct__alias(t, t->ndim, t->sizes, t->strides, t->offset); /* the new values, no history */
+        if (!alias) return ct_last_status();
+        int rc = ct__commit_inplace_view(node_name, t, alias);
+        ct_release(alias);
+        return rc;
+    }
+    if (!t->grad_fn) return 0;
+    ct_node *n = ct__node_new(node_name, no_flow_backward, 1);
+    if (!n) return ct_last_status();
+    atomic_fetch_add(&t->storage->graph_version, 1);
+    ct__set_history(t, n, 0);
     return 0;
 }
 

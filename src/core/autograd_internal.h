@@ -118,8 +118,20 @@ int ct__check_inplace(const char *op, const ct_tensor *t);
 /* Writes result into t (casting, broadcasting not allowed), bumps t's version and
  * rebases t's history onto result's grad_fn. Returns 0 or status. */
 int ct__commit_inplace(const char *op, ct_tensor *t, const ct_tensor *result);
+/* After t's data was overwritten in place with values that depend on nothing
+ * differentiable (fill_, zero_, random fills): bumps the version and gives t (or its
+ * base, for a view) a history through which no gradient reaches the old values. */
+int ct__inplace_constant(ct_tensor *t, const char *node_name);
 /* Writes result into out for out= variants (resizing an empty out). */
 int ct__commit_out(const char *op, ct_tensor *out, const ct_tensor *result);
+
+/* Views and in-place ops (PyTorch's CopySlices): a view records its root base. After
+ * an in-place write through one alias, the others' histories are stale; this rebuilds
+ * a stale view's grad_fn as a strided view of its base's current history. 0 or status. */
+int ct__view_refresh(ct_tensor *t);
+/* In-place result r written through view t of a base in a graph: the base's history
+ * becomes a scatter of r into its old value, t's a view of that. 0 or status. */
+int ct__commit_inplace_view(const char *op, ct_tensor *t, const ct_tensor *r);
 
 /* Called when a tensor header is freed. */
 void ct__autograd_tensor_freed(ct_tensor *t);

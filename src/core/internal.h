@@ -26,6 +26,7 @@ typedef struct ct_storage {
     size_t nbytes;
     ct_device device;
     atomic_llong version; /* bumped by every in-place write */
+    atomic_llong graph_version; /* bumped when an in-place op rebases the history of an alias */
     void (*deleter)(void *data, void *ctx); /* borrowed memory: called on free */
     void *deleter_ctx;
     bool borrowed;
@@ -49,10 +50,11 @@ struct ct_tensor {
     bool retains_grad;
     bool is_wrapped_number; /* a Python-like scalar for type promotion */
     int output_nr;
-    int64_t hist_version;  /* storage version when grad_fn was set */
+    int64_t hist_version;  /* storage graph_version when grad_fn was last set: older = stale */
     ct_node *grad_fn;      /* strong */
     ct_node *grad_acc;     /* weak: cached AccumulateGrad for a leaf */
     ct_tensor *grad;       /* strong */
+    ct_tensor *view_base;  /* strong: the root tensor a view was taken from (NULL if not a view) */
     ct_hook_entry *hooks;  /* leaf hooks (non-leaf hooks live on grad_fn) */
 };
 

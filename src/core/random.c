@@ -335,24 +335,7 @@ static int run_kernel_any(const char *op, ct_tensor *t, ct_kernel_args *a, ct_ge
     return rc;
 }
 
-static int no_grad_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
-    CT_UNUSED(n); CT_UNUSED(go); CT_UNUSED(gi); /* the old values do not reach the output */
-    return 0;
-}
 
-/* After an in-place fill of t: new version, and a non-leaf's history is cut (the new
- * values have a zero gradient with respect to everything before). */
-static int finish_inplace(ct_tensor *t, const char *node_name) {
-    ct__bump_version(t);
-    if (t->grad_fn && ct__grad_enabled()) {
-        ct_node *n = ct__node_new(node_name, no_grad_backward, 1);
-        if (!n) return ct_last_status();
-        int rc = ct__node_set_next(n, 0, NULL);
-        if (rc) { ct__node_release(n); return rc; }
-        ct__set_history(t, n, 0);
-    } else if (t->grad_fn) t->hist_version = t->storage->version;
-    return 0;
-}
 
 /* ---- uniform ---- */
 static double dtype_max(ct_dtype dt) {
@@ -389,7 +372,7 @@ CT_API int ct_uniform_(ct_tensor *t, double from, double to, ct_generator *gen) 
     CT_CHECK_ARG_S("uniform_", t);
     int rc = ct__check_inplace("uniform_", t);
     if (rc || (rc = uniform_impl("uniform_", t, from, to, gen))) return rc;
-    return finish_inplace(t, "UniformBackward0");
+    return ct__inplace_constant(t, "UniformBackward0");
 }
 
 /* ---- normal ---- */
@@ -407,7 +390,7 @@ CT_API int ct_normal_(ct_tensor *t, double mean, double std, ct_generator *gen) 
     CT_CHECK_ARG_S("normal_", t);
     int rc = ct__check_inplace("normal_", t);
     if (rc || (rc = normal_impl("normal_", t, mean, std, gen))) return rc;
-    return finish_inplace(t, "NormalBackward0");
+    return ct__inplace_constant(t, "NormalBackward0");
 }
 
 /* ---- bernoulli ---- */
@@ -423,7 +406,7 @@ CT_API int ct_bernoulli_(ct_tensor *t, double p, ct_generator *gen) {
     CT_CHECK_ARG_S("bernoulli_", t);
     int rc = ct__check_inplace("bernoulli_", t);
     if (rc || (rc = bernoulli_scalar_impl("bernoulli_", t, p, gen))) return rc;
-    return finish_inplace(t, "BernoulliBackward2");
+    return ct__inplace_constant(t, "BernoulliBackward2");
 }
 
 static int bernoulli_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
@@ -580,7 +563,7 @@ CT_API int ct_random_range_(ct_tensor *t, int64_t from, int64_t to, ct_generator
     CT_CHECK_ARG_S("random_", t);
     int rc = ct__check_inplace("random_", t);
     if (rc || (rc = random_range_impl("random_", t, from, to, gen))) return rc;
-    return finish_inplace(t, "RandomBackward0");
+    return ct__inplace_constant(t, "RandomBackward0");
 }
 
 CT_API int ct_random_(ct_tensor *t, ct_generator *gen) {
@@ -592,7 +575,7 @@ CT_API int ct_random_(ct_tensor *t, ct_generator *gen) {
         ct_kernel_args a = {.op = CT_OP_RANDINT, .i = {1}};
         if ((rc = run_kernel("random_", t, &a, gen))) return rc;
     }
-    return finish_inplace(t, "RandomBackward2");
+    return ct__inplace_constant(t, "RandomBackward2");
 }
 
 /* ---- factories ---- */

@@ -52,7 +52,8 @@ static ct_tensor *finish_view(const char *node_name, view_kind kind, const ct_te
                               const int *perm, int nperm, const int64_t *geom_sizes, const int64_t *geom_strides,
                               int64_t geom_off) {
     if (!v) return NULL;
-    if (x->grad_fn) v->hist_version = x->hist_version;
+    v->hist_version = x->hist_version; /* a view is as current as its source */
+    v->view_base = ct_retain(x->view_base ? x->view_base : (ct_tensor *)x);
     if (ct__needs_grad(1, (const ct_tensor *[]){x})) {
         ct_backward_fn fn = kind == V_RESHAPE ? reshape_backward
                             : kind == V_PERMUTE ? permute_backward
@@ -540,7 +541,7 @@ static int as_real_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 
 static ct_tensor *finish_custom_view(const char *node_name, const ct_tensor *x, ct_tensor *v, ct_backward_fn fn) {
     if (!v) return NULL;
-    if (x->grad_fn) v->hist_version = x->hist_version;
+    v->hist_version = x->hist_version; /* a view is as current as its source */
     if (ct__needs_grad(1, (const ct_tensor *[]){x})) {
         ct_node *n = ct__node_new(node_name, fn, 1);
         if (!n || ct__node_set_next(n, 0, x)) {
@@ -653,4 +654,85 @@ ct_tensor *ct__embed(const ct_tensor *g, int in_nd, const int64_t *in_sizes, int
         ct__set_history(z, n, 0);
     }
     return ct__ret(z);
+}
+
+/* ---- in-place writes through views (PyTorch's CopySlices) ----
+ * A view records its root base. An in-place op on view t of a base that is part of a
+ * graph gives the base a new history: scatter(base_old, r, geometry of t), whose
+ * backward sends the gradient outside the region to base_old and the region to r.
+ * Every other alias is then stale (storage graph_version moved on) and rebuilds its
+ * grad_fn from the base the next time it is used (ct__view_refresh). */
+
+/* ivec: [v_nd, sizes..., strides..., offset] as in strided_backward. */
+static int scatter_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    int vnd = (int)n->ivec[0];
+    const int64_t *vs = n->ivec + 1, *vst = n->ivec + 1 + vnd, voff = n->ivec[1 + 2 * vnd];
+    ct_tensor *g = ct_contiguous(go[0]);
+    if (!g) return ct_last_status();
+    if (ct__node_needs(n, 0)) {
+        /* the region was overwritten: zero it (a differentiable embed of -region) */
+        ct_tensor *region = ct_as_strided(g, vnd, vs, vst, g->offset + voff);
+        ct_tensor *z = region ? ct__embed(region, g->ndim, g->sizes, vnd, vs, vst, voff) : NULL;
+        gi[0] = z ? ct_sub(g, z) : NULL;
+        if (!gi[0]) return ct_last_status();
+    }
+    if (ct__node_needs(n, 1)) {
+        gi[1] = ct_as_strided(g, vnd, vs, vst, g->offset + voff);
+        if (!gi[1]) return ct_last_status();
+    }
+    return 0;
+}
+
+static int set_geometry(ct_node *n, const ct_tensor *v, const ct_tensor *base) {
+    int vnd = v->ndim;
+    int64_t iv[2 + 2 * CT_MAX_DIMS];
+    iv[0] = vnd;
+    for (int i = 0; i < vnd; i++) { iv[1 + i] = v->sizes[i]; iv[1 + vnd + i] = v->strides[i]; }
+    iv[1 + 2 * vnd] = v->offset - base->offset;
+    return ct__node_set_ivec(n, 2 + 2 * vnd, iv);
+}
+
+int ct__view_refresh(ct_tensor *t) {
+    ct_tensor *base = t->view_base;
+    if (!base || t->hist_version == t->storage->graph_version) return 0;
+    if (!ct__tensor_requires_grad(base)) {
+        if (t->grad_fn) { ct__node_release(t->grad_fn); t->grad_fn = NULL; }
+        t->hist_version = t->storage->graph_version;
+        return 0;
+    }
+    if (!ct__is_contiguous(base))
+        return ct__errs(CT_ERR_AUTOGRAD, "a view of shape %s was modified in place through another alias of a "
+                                         "non-contiguous base; clone the base first", CT_SHAPESTR(t));
+    ct_node *n = ct__node_new("AsStridedBackward0", strided_backward, 1);
+    if (!n || ct__node_set_next(n, 0, base) || ct__node_save_meta(n, 0, base) || set_geometry(n, t, base)) {
+        if (n) ct__node_release(n);
+        return ct_last_status();
+    }
+    ct__set_history(t, n, 0);
+    return 0;
+}
+
+int ct__commit_inplace_view(const char *op, ct_tensor *t, const ct_tensor *r) {
+    ct_tensor *base = t->view_base;
+    if (!ct__is_contiguous(base))
+        return ct__errs(CT_ERR_AUTOGRAD, "%s: in-place operation on a view of a non-contiguous tensor that is part of "
+                                         "an autograd graph is not supported; clone the base first", op);
+    if (ct_dtype_is_integral(base->dtype, true))
+        return ct__errs(CT_ERR_AUTOGRAD, "%s: in-place result cannot carry a gradient into a %s tensor", op,
+                        ct_dtype_name(base->dtype));
+    /* the node first (its edge 0 is the base's history before this write) */
+    ct_node *n = ct__node_new("CopySlices", scatter_backward, 2);
+    int rc = n ? 0 : ct_last_status();
+    if (!rc) rc = ct__node_set_next(n, 0, base);
+    if (!rc) rc = ct__node_set_next(n, 1, r);
+    if (!rc) rc = set_geometry(n, t, base);
+    if (!rc && (r->storage != t->storage || r->offset != t->offset)) rc = ct__copy_raw(t, r);
+    if (rc) {
+        if (n) ct__node_release(n);
+        return rc;
+    }
+    ct__bump_version(t);
+    atomic_fetch_add(&t->storage->graph_version, 1); /* every alias is stale now */
+    ct__set_history(base, n, 0);
+    return ct__view_refresh(t);
 }

@@ -65,7 +65,6 @@ CT_API int ct_copy_(ct_tensor *dst, const ct_tensor *src) {
                             CT_SHAPESTR(src), CT_SHAPESTR(dst));
         if ((rc = ct__copy_raw(dst, src))) return rc;
         ct__bump_version(dst);
-        if (dst->grad_fn) dst->hist_version = dst->storage->version;
         return 0;
     }
     if (ct_scope_begin()) return ct_last_status();
@@ -75,24 +74,12 @@ CT_API int ct_copy_(ct_tensor *dst, const ct_tensor *src) {
     return rc;
 }
 
-static int fill_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
-    CT_UNUSED(n); CT_UNUSED(go); CT_UNUSED(gi); /* the old value does not reach the output */
-    return 0;
-}
-
 CT_API int ct_fill_(ct_tensor *dst, double v) {
     CT_CHECK_ARG_S("fill_", dst);
     int rc = ct__check_inplace("fill_", dst);
     if (rc) return rc;
     if ((rc = ct__fill_raw(dst, v))) return rc;
-    ct__bump_version(dst);
-    if (dst->grad_fn && ct__grad_enabled()) {
-        ct_node *n = ct__node_new("FillBackward0", fill_backward, 1);
-        if (!n) return ct_last_status();
-        if ((rc = ct__node_set_next(n, 0, NULL))) { ct__node_release(n); return rc; }
-        ct__set_history(dst, n, 0);
-    } else if (dst->grad_fn) dst->hist_version = dst->storage->version;
-    return 0;
+    return ct__inplace_constant(dst, "FillBackward0");
 }
 
 CT_API int ct_zero_(ct_tensor *dst) { return ct_fill_(dst, 0); }

@@ -111,6 +111,27 @@ static void test_autograd(void) {
     ct_scope_end();
 }
 
+/* In-place writes through views of tensors in a graph (CopySlices): the base's
+ * gradient sees the write, and a view taken earlier follows the new history. */
+static void test_inplace_views(void) {
+    ct_scope_begin();
+    ct_tensor *a = ct_ones(CT_SHAPE(2, 3), CT_FLOAT64);
+    ct_set_requires_grad(a, true);
+    ct_tensor *x = ct_mul_scalar(a, 2.0);
+    ct_tensor *col = ct_select(x, 1, 0);           /* taken before the write */
+    CHECK(ct_mul_(ct_select(x, 0, 1), ct_float(3.0)) == 0);
+    CHECK(ct_get(x, (int64_t[]){1, 0}) == 6.0);
+    /* loss = sum(x) + sum(col): d/da = 2 * (3 in row 1, else 1) + 2 * [col 0, with row 1 x3] */
+    CHECK(ct_backward(ct_add(ct_sum(x), ct_sum(col)), NULL, false, false) == 0);
+    ct_tensor *g = ct_grad(a);
+    CHECK(g && ct_get(g, (int64_t[]){0, 0}) == 4.0 && ct_get(g, (int64_t[]){1, 0}) == 12.0 &&
+          ct_get(g, (int64_t[]){1, 1}) == 6.0 && ct_get(g, (int64_t[]){0, 2}) == 2.0);
+    /* a view of a leaf that requires grad cannot be written in place */
+    CHECK(ct_fill_(ct_select(a, 0, 0), 1.0) != 0 && strstr(ct_last_error(), "view of a leaf"));
+    ct_clear_error();
+    ct_scope_end();
+}
+
 static ct_tensor *f_mul_sum(int n, ct_tensor *const *in, void *user) {
     (void)n; (void)user;
     return ct_sum_dim(ct_mul(ct_div(in[0], in[1]), in[0]), 1, (int64_t[]){1}, false, CT_NUM_DTYPES);
@@ -133,6 +154,7 @@ int main(void) {
     test_scopes();
     test_views();
     test_autograd();
+    test_inplace_views();
     test_gradcheck();
     printf("test_core: %d checks, %d failed\n", checks, failures);
     return failures != 0;
