@@ -11,6 +11,15 @@
 #include "core/dispatch.h"
 #include "core/iter.h"
 
+/* Every stamped loop is compiled for AVX-512, AVX2 and the baseline, and the CPU picks
+ * one at load time (GCC function multiversioning); the library itself is built for the
+ * baseline so it runs anywhere. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(CT_NO_MULTIVERSION)
+#define CT_LOOP_ATTR __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CT_LOOP_ATTR
+#endif
+
 /* storage type, compute type, load, store for each dtype */
 #define LD_ID(x) (x)
 #define ST_ID(x) (x)
@@ -20,7 +29,7 @@
 #define ST_BF16(x) ct_float_to_bf16(x)
 
 #define CT_UNARY_LOOP(fname, ST, CT, LD, STO, OT, OSTO, EXPR)                                        \
-    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+    CT_LOOP_ATTR static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
         const double *p = ctx;                                                                       \
         (void)p;                                                                                     \
         if (s[0] == (int64_t)sizeof(OT) && s[1] == (int64_t)sizeof(ST)) {                            \
@@ -36,7 +45,7 @@
     }
 
 #define CT_BINARY_LOOP(fname, ST, CT, LD, STO, OT, OSTO, EXPR)                                       \
-    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+    CT_LOOP_ATTR static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
         const double *p = ctx;                                                                       \
         (void)p;                                                                                     \
         OT *o = (OT *)d[0];                                                                          \
