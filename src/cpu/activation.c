@@ -5,7 +5,7 @@
  * [i[0] outer, i[1] dim, i[2] inner]; the op normalises along the middle axis. */
 #include <math.h>
 
-#include "core/dispatch.h"
+#include "cpu/loops.h"
 
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
@@ -13,15 +13,33 @@ void ct_cpu_register_activation(ct_kernel_fn *k);
 
 /* One [dim, inner] block: x, o point at its start; buf holds 2 * inner doubles. */
 #define SOFTMAX_BLOCK(T, VEXP)                                                                           \
-    static void softmax_block_##T(const T *x, T *o, int64_t dim, int64_t inner, bool log_, double *buf) { \
+    CT_LOOP_ATTR static void softmax_block_##T(const T *x, T *o, int64_t dim, int64_t inner, bool log_, double *buf) { \
         if (inner == 1) {                                                                                \
+            /* max and sum in 16 independent lanes so the loops vectorise (a NaN flag  */                \
+            /* instead of a branch); lanes combine in a fixed order, so results repeat */                \
+            T lm[16];                                                                                    \
+            int32_t nn[16] = {0};                                                                        \
+            for (int q = 0; q < 16; q++) lm[q] = -INFINITY;                                              \
+            int64_t j = 0;                                                                               \
+            for (; j + 16 <= dim; j += 16)                                                               \
+                for (int q = 0; q < 16; q++) {                                                           \
+                    T v = x[j + q];                                                                      \
+                    lm[q] = v > lm[q] ? v : lm[q];                                                       \
+                    nn[q] |= v != v;                                                                     \
+                }                                                                                        \
             T mx = -INFINITY;                                                                            \
-            for (int64_t j = 0; j < dim; j++) mx = (x[j] > mx || isnan(x[j])) ? x[j] : mx;               \
+            int32_t anynan = 0;                                                                          \
+            for (; j < dim; j++) { mx = x[j] > mx ? x[j] : mx; anynan |= x[j] != x[j]; }                 \
+            for (int q = 0; q < 16; q++) { mx = lm[q] > mx ? lm[q] : mx; anynan |= nn[q]; }              \
+            if (anynan) mx = NAN;                                                                        \
             if (isinf(mx) && mx < 0) mx = 0; /* all -inf: exp gives 0s, sum 0 -> NaN like torch */       \
-            for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx;                                          \
+            for (j = 0; j < dim; j++) o[j] = x[j] - mx;                                                  \
             VEXP(o, o, dim);                                                                             \
-            double s = 0;                                                                                \
-            for (int64_t j = 0; j < dim; j++) s += o[j];                                                 \
+            double ls8[8] = {0}, s = 0;                                                                  \
+            for (j = 0; j + 8 <= dim; j += 8)                                                            \
+                for (int q = 0; q < 8; q++) ls8[q] += o[j + q];                                          \
+            for (; j < dim; j++) s += o[j];                                                              \
+            for (int q = 0; q < 8; q++) s += ls8[q];                                                     \
             if (log_) {                                                                                  \
                 T ls = (T)log(s);                                                                        \
                 for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx - ls;                                 \

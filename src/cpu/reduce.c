@@ -167,7 +167,7 @@ static racc acc_init(rkind k) {
 
 /* Contiguous float max/min in the input type: 16 lanes plus a NaN flag (vectorises). */
 #define MAXMIN_FAST(NAME, T, CMP)                                                 \
-    static double NAME(const T *x, int64_t n) {                                  \
+    CT_LOOP_ATTR static double NAME(const T *x, int64_t n) {                                  \
         T l[16];                                                                 \
         int32_t nn[16] = {0};                                                    \
         for (int j = 0; j < 16; j++) l[j] = x[0];                                \
@@ -189,7 +189,7 @@ MAXMIN_FAST(min_f32, float, <)
 MAXMIN_FAST(max_f64, double, >)
 MAXMIN_FAST(min_f64, double, <)
 
-static void row_reduce(const char *row, int64_t n, int64_t sb, void *vctx) {
+CT_LOOP_ATTR static void row_reduce(const char *row, int64_t n, int64_t sb, void *vctx) {
     rctx *c = vctx;
     if ((c->k == RK_MAX || c->k == RK_MIN) && n > 0 &&
         ((c->dt == CT_FLOAT32 && sb == 4) || (c->dt == CT_FLOAT64 && sb == 8))) {
@@ -229,7 +229,7 @@ static void row_reduce(const char *row, int64_t n, int64_t sb, void *vctx) {
     }
 }
 
-static void col_reduce(rkind k, ct_dtype dt, const char *row, int64_t n, double *af, int64_t *ai, ct_c128 *ac) {
+CT_LOOP_ATTR static void col_reduce(rkind k, ct_dtype dt, const char *row, int64_t n, double *af, int64_t *ai, ct_c128 *ac) {
     switch (k) {
     case RK_SUM: switch (dt) { REAL_NUM_CASES(COL_CASE, C_SUM, af, ai) CPX_CASES(COL_CASE, C_SUM, ac) default: break; } break;
     case RK_NANSUM: switch (dt) { REAL_NUM_CASES(COL_CASE, C_NANSUM, af, ai) default: break; } break;
