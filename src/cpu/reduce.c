@@ -166,28 +166,22 @@ static racc acc_init(rkind k) {
 #define ROW_R(DT, T, AT, LD, CMB, ACC) ROW_CASE(DT, T, AT, LD, CMB, ACC, init_##AT)
 
 /* Contiguous float max/min in the input type: 16 lanes plus a NaN flag (vectorises). */
-#define MAXMIN_FAST(NAME, T, CMP)                                                 \
-    CT_LOOP_ATTR static double NAME(const T *x, int64_t n) {                                  \
-        T l[16];                                                                 \
-        int32_t nn[16] = {0};                                                    \
-        for (int j = 0; j < 16; j++) l[j] = x[0];                                \
-        int64_t i = 0;                                                           \
-        for (; i + 16 <= n; i += 16)                                             \
-            for (int j = 0; j < 16; j++) {                                       \
-                T v = x[i + j];                                                  \
-                l[j] = v CMP l[j] ? v : l[j];                                    \
-                nn[j] |= v != v;                                                 \
-            }                                                                    \
+#define MAXMIN_FAST(NAME, T, CMP, PRAGMA)                                          \
+    CT_LOOP_ATTR static double NAME(const T *x, int64_t n) {                     \
         T r = x[0];                                                              \
-        int32_t anynan = 0;                                                      \
-        for (; i < n; i++) { r = x[i] CMP r ? x[i] : r; anynan |= x[i] != x[i]; } \
-        for (int j = 0; j < 16; j++) { r = l[j] CMP r ? l[j] : r; anynan |= nn[j]; } \
+        int anynan = 0;                                                          \
+        _Pragma(PRAGMA)                                                          \
+        for (int64_t i = 0; i < n; i++) {                                        \
+            T v = x[i];                                                          \
+            r = v CMP r ? v : r;                                                 \
+            anynan |= v != v;                                                    \
+        }                                                                        \
         return anynan ? NAN : (double)r;                                         \
     }
-MAXMIN_FAST(max_f32, float, >)
-MAXMIN_FAST(min_f32, float, <)
-MAXMIN_FAST(max_f64, double, >)
-MAXMIN_FAST(min_f64, double, <)
+MAXMIN_FAST(max_f32, float, >, "omp simd reduction(max:r) reduction(|:anynan)")
+MAXMIN_FAST(min_f32, float, <, "omp simd reduction(min:r) reduction(|:anynan)")
+MAXMIN_FAST(max_f64, double, >, "omp simd reduction(max:r) reduction(|:anynan)")
+MAXMIN_FAST(min_f64, double, <, "omp simd reduction(min:r) reduction(|:anynan)")
 
 CT_LOOP_ATTR static void row_reduce(const char *row, int64_t n, int64_t sb, void *vctx) {
     rctx *c = vctx;
