@@ -27,6 +27,7 @@
 #endif
 
 #include "core/autograd_internal.h"
+#include "core/random_internal.h"
 #include "core/dispatch.h"
 #include "ctorch/random.h"
 
@@ -74,10 +75,6 @@ static void mt_regenerate(ct_generator *g) {
 }
 
 /* Generator interface for the kernels (the caller holds g's lock). */
-uint32_t ct__gen_random(ct_generator *g);
-uint64_t ct__gen_random64(ct_generator *g);
-bool ct__gen_take_normal(ct_generator *g, double *v);
-void ct__gen_put_normal(ct_generator *g, double v);
 
 uint32_t ct__gen_random(ct_generator *g) {
     if (--g->left == 0) mt_regenerate(g);
@@ -645,19 +642,6 @@ CT_API ct_tensor *ct_randint_like(const ct_tensor *t, int64_t low, int64_t high,
 }
 
 /* ---- randperm ---- */
-static void store_index(void *p, ct_dtype dt, int64_t v) {
-    switch (dt) {
-    case CT_UINT8: *(uint8_t *)p = (uint8_t)v; break;
-    case CT_INT8: *(int8_t *)p = (int8_t)v; break;
-    case CT_INT16: *(int16_t *)p = (int16_t)v; break;
-    case CT_INT32: *(int32_t *)p = (int32_t)v; break;
-    case CT_INT64: *(int64_t *)p = v; break;
-    case CT_FLOAT16: *(ct_half *)p = ct_float_to_half((float)v); break;
-    case CT_BFLOAT16: *(ct_bf16 *)p = ct_float_to_bf16((float)v); break;
-    case CT_FLOAT32: *(float *)p = (float)v; break;
-    default: *(double *)p = (double)v; break;
-    }
-}
 
 static void swap_elems(char *data, size_t es, int64_t a, int64_t b) {
     char tmp[8];
@@ -694,7 +678,7 @@ CT_API ct_tensor *ct_randperm(int64_t n, ct_dtype dtype, ct_generator *gen) {
     ct_generator *g = resolve(gen);
     pthread_mutex_lock(&g->lock);
     if (n < (int64_t)(UINT32_MAX / 20)) {
-        for (int64_t i = 0; i < n; i++) store_index(data + i * (int64_t)es, dtype, i);
+        for (int64_t i = 0; i < n; i++) ct__store_i64(data + i * (int64_t)es, dtype, i);
         for (int64_t i = 0; i < n - 1; i++) {
             int64_t z = (int64_t)(ct__gen_random(g) % (uint64_t)(n - i));
             swap_elems(data, es, i, z + i);
@@ -704,7 +688,7 @@ CT_API ct_tensor *ct_randperm(int64_t n, ct_dtype dtype, ct_generator *gen) {
         for (int64_t i = 0; i < n; i++) {
             int64_t z = (int64_t)(ct__gen_random64(g) % (uint64_t)(i + 1));
             memcpy(data + i * (int64_t)es, data + z * (int64_t)es, es);
-            store_index(data + z * (int64_t)es, dtype, i);
+            ct__store_i64(data + z * (int64_t)es, dtype, i);
         }
     }
     pthread_mutex_unlock(&g->lock);

@@ -12,13 +12,10 @@
 #include <math.h>
 
 #include "core/dispatch.h"
+#include "core/random_internal.h"
 #include "ctorch/random.h"
 
 /* The generator interface (src/core/random.c); the caller holds the lock. */
-uint32_t ct__gen_random(ct_generator *g);
-uint64_t ct__gen_random64(ct_generator *g);
-bool ct__gen_take_normal(ct_generator *g, double *v);
-void ct__gen_put_normal(ct_generator *g, double v);
 
 static ct_generator *gen_of(const ct_kernel_args *a) { return (ct_generator *)(intptr_t)a->i[5]; }
 
@@ -360,22 +357,6 @@ static int normal_kernel(const ct_kernel_args *a) {
     return 0;
 }
 
-/* ---- stores of integer-valued results ---- */
-static inline void store_i64(void *p, ct_dtype dt, int64_t v) {
-    switch (dt) {
-    case CT_BOOL: *(bool *)p = v != 0; break;
-    case CT_UINT8: *(uint8_t *)p = (uint8_t)v; break;
-    case CT_INT8: *(int8_t *)p = (int8_t)v; break;
-    case CT_INT16: *(int16_t *)p = (int16_t)v; break;
-    case CT_INT32: *(int32_t *)p = (int32_t)v; break;
-    case CT_INT64: *(int64_t *)p = v; break;
-    case CT_FLOAT16: *(ct_half *)p = ct_float_to_half((float)v); break;
-    case CT_BFLOAT16: *(ct_bf16 *)p = ct_float_to_bf16((float)v); break;
-    case CT_FLOAT32: *(float *)p = (float)v; break;
-    case CT_FLOAT64: *(double *)p = (double)v; break;
-    default: break;
-    }
-}
 
 /* ---- bernoulli ---- */
 static int bernoulli_kernel(const ct_kernel_args *a) {
@@ -390,7 +371,7 @@ static int bernoulli_kernel(const ct_kernel_args *a) {
     if (a->n_in == 0) {
         /* scalar p: a float64 uniform per element */
         double p = a->d[0];
-        for (int64_t k = 0; k < n; k++, walk_next(&w)) store_i64(w.p, dt, unit_f64(g) < p);
+        for (int64_t k = 0; k < n; k++, walk_next(&w)) ct__store_i64(w.p, dt, unit_f64(g) < p);
         return 0;
     }
     const ct_tensor *pt = a->in[0];
@@ -398,18 +379,18 @@ static int bernoulli_kernel(const ct_kernel_args *a) {
     walk_init(&wp, pt, t, a);
     switch (pt->dtype) {
     case CT_FLOAT64:
-        for (int64_t k = 0; k < n; k++, walk_next(&w), walk_next(&wp)) store_i64(w.p, dt, unit_f64(g) < *(double *)wp.p);
+        for (int64_t k = 0; k < n; k++, walk_next(&w), walk_next(&wp)) ct__store_i64(w.p, dt, unit_f64(g) < *(double *)wp.p);
         break;
     case CT_FLOAT32:
-        for (int64_t k = 0; k < n; k++, walk_next(&w), walk_next(&wp)) store_i64(w.p, dt, unit_f32(g) < *(float *)wp.p);
+        for (int64_t k = 0; k < n; k++, walk_next(&w), walk_next(&wp)) ct__store_i64(w.p, dt, unit_f32(g) < *(float *)wp.p);
         break;
     case CT_FLOAT16:
         for (int64_t k = 0; k < n; k++, walk_next(&w), walk_next(&wp))
-            store_i64(w.p, dt, unit_f32(g) < ct_half_to_float(*(ct_half *)wp.p));
+            ct__store_i64(w.p, dt, unit_f32(g) < ct_half_to_float(*(ct_half *)wp.p));
         break;
     case CT_BFLOAT16:
         for (int64_t k = 0; k < n; k++, walk_next(&w), walk_next(&wp))
-            store_i64(w.p, dt, unit_f32(g) < ct_bf16_to_float(*(ct_bf16 *)wp.p));
+            ct__store_i64(w.p, dt, unit_f32(g) < ct_bf16_to_float(*(ct_bf16 *)wp.p));
         break;
     default:
         return ct__errs(CT_ERR_DTYPE, "bernoulli: p of dtype %s is not supported", ct_dtype_name(pt->dtype));
@@ -434,7 +415,7 @@ static int randint_kernel(const ct_kernel_args *a) {
         bool wide = range >= (1ull << 28);
         for (int64_t k = 0; k < n; k++, walk_next(&w)) {
             uint64_t v = wide ? ct__gen_random64(g) : ct__gen_random(g);
-            store_i64(w.p, dt, (int64_t)(v % range + base));
+            ct__store_i64(w.p, dt, (int64_t)(v % range + base));
         }
         return 0;
     }
@@ -455,7 +436,7 @@ static int randint_kernel(const ct_kernel_args *a) {
     }
     for (int64_t k = 0; k < n; k++, walk_next(&w)) {
         uint64_t v = wide ? ct__gen_random64(g) : ct__gen_random(g);
-        store_i64(w.p, dt, (int64_t)(v % mod));
+        ct__store_i64(w.p, dt, (int64_t)(v % mod));
     }
     return 0;
 }
