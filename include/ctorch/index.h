@@ -105,6 +105,22 @@ CT_API ct_tensor *ct_diag(const ct_tensor *x, int64_t diagonal);
 CT_API ct_tensor *ct_diag_embed(const ct_tensor *x, int64_t offset, int dim1, int dim2);
 CT_API ct_tensor *ct_trace(const ct_tensor *x);
 
+/* out= forms: the result is written into `out` (resized if its shape differs); 0 or a
+ * negative status, also when an input requires grad. As in PyTorch, outer, cat and stack
+ * accept an out whose dtype the result can be cast to; the others need out of exactly
+ * the result's dtype.
+ * sort_out / topk_out write values and int64 indices. */
+CT_API int ct_cat_out(ct_tensor *out, int n, const ct_tensor *const *tensors, int dim);
+CT_API int ct_stack_out(ct_tensor *out, int n, const ct_tensor *const *tensors, int dim);
+CT_API int ct_gather_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index);
+CT_API int ct_index_select_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index);
+CT_API int ct_masked_select_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *mask);
+CT_API int ct_nonzero_out(ct_tensor *out, const ct_tensor *x);
+CT_API int ct_take_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *index);
+CT_API int ct_sort_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool descending, bool stable);
+CT_API int ct_topk_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int64_t k, int dim, bool largest,
+                       bool sorted);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,18 @@ CT_API ct_tensor *ct_addmv(const ct_tensor *input, const ct_tensor *m, const ct_
 /* torch.einsum(equation, operands...), e.g. "bij,bjk->bik"; "..." broadcasting supported. */
 CT_API ct_tensor *ct_einsum(const char *equation, int n, const ct_tensor *const *operands);
 
+/* out= forms: the result is written into `out` (resized if its shape differs); 0 or a
+ * negative status, also when an input requires grad. As in PyTorch, outer, cat and stack
+ * accept an out whose dtype the result can be cast to; the others need out of exactly
+ * the result's dtype. */
+CT_API int ct_mm_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
+CT_API int ct_bmm_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
+CT_API int ct_mv_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *v);
+CT_API int ct_dot_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
+CT_API int ct_outer_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
+CT_API int ct_addmm_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *m1, const ct_tensor *m2, double beta,
+                        double alpha);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,6 +69,24 @@ CT_API ct_tensor *ct_cummax(const ct_tensor *x, int dim, ct_tensor **indices);
 CT_API ct_tensor *ct_cummin(const ct_tensor *x, int dim, ct_tensor **indices);
 CT_API ct_tensor *ct_logcumsumexp(const ct_tensor *x, int dim);
 
+/* ---- out= forms: write the result into `out` (resized if its shape differs) and
+ * return 0, or a negative status, also when an input requires grad (out= is not
+ * differentiable, as in PyTorch). Dtypes as PyTorch: sum/prod/cumsum/cumprod without a
+ * dtype compute in out's dtype; mean and logsumexp need a result castable to out's;
+ * amax/amin/norm and the (values, indices) forms need out of exactly the result's
+ * dtype (indices int64). ---- */
+CT_API int ct_sum_dim_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim, ct_dtype dtype);
+CT_API int ct_mean_dim_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim, ct_dtype dtype);
+CT_API int ct_prod_dim_out(ct_tensor *out, const ct_tensor *x, int dim, bool keepdim, ct_dtype dtype);
+CT_API int ct_amax_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_amin_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_logsumexp_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_norm_out(ct_tensor *out, const ct_tensor *x, double p, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_cumsum_out(ct_tensor *out, const ct_tensor *x, int dim, ct_dtype dtype);
+CT_API int ct_cumprod_out(ct_tensor *out, const ct_tensor *x, int dim, ct_dtype dtype);
+CT_API int ct_max_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
+CT_API int ct_min_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
+
 #ifdef __cplusplus
 }
 #endif

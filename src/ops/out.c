@@ -1,0 +1,120 @@
+/* out= forms of non-elementwise ops: compute out of place inside a scope, then write
+ * into the caller's tensor with ct__commit_out (which resizes out when its shape
+ * differs and refuses inputs that require grad, as PyTorch does). PyTorch's dtype rule
+ * for out differs by op, and so do these:
+ *   - sum, prod, cumsum, cumprod: without a dtype argument, compute in out's dtype;
+ *   - mean, logsumexp, outer, cat, stack: the result must be castable to out's dtype;
+ *   - the rest (amax, norm, mm, gather, sort, ...): out must have the result's dtype.
+ * Elementwise ops get theirs from CT_DEFINE_*_VARIANTS in src/ops/elementwise.h. */
+#include "ops/elementwise.h"
+
+/* out must have the result's dtype exactly */
+static int strict(const char *name, const ct_tensor *out, const ct_tensor *r) {
+    if (r && out->dtype != r->dtype)
+        return ct__errs(CT_ERR_DTYPE, "%s: Expected out tensor to have dtype %s, but got %s instead", name,
+                        ct_dtype_name(r->dtype), ct_dtype_name(out->dtype));
+    return 0;
+}
+
+#define OUT_(name, call, STRICT)                                                   \
+    do {                                                                           \
+        CT_CHECK_ARG_S(name, out);                                                 \
+        if (ct_scope_begin()) return ct_last_status();                             \
+        ct_tensor *r_ = (call);                                                    \
+        int rc_ = (STRICT) ? strict(name, out, r_) : 0;                            \
+        if (!rc_) rc_ = ct__commit_out(name, out, r_);                             \
+        ct_scope_end();                                                            \
+        return rc_;                                                                \
+    } while (0)
+#define OUT1(name, call) OUT_(name, call, false)
+#define OUT1S(name, call) OUT_(name, call, true)
+
+/* For (values, indices) results: `call` fills the local `idx_`. */
+#define OUT2(name, call)                                                        \
+    do {                                                                        \
+        CT_CHECK_ARG_S(name, values);                                           \
+        CT_CHECK_ARG_S(name, indices);                                          \
+        if (indices->dtype != CT_INT64)                                         \
+            return ct__errs(CT_ERR_DTYPE, "%s: expected indices to be int64, got %s", name, \
+                            ct_dtype_name(indices->dtype));                     \
+        if (ct_scope_begin()) return ct_last_status();                          \
+        ct_tensor *idx_ = NULL;                                                 \
+        ct_tensor *v_ = (call);                                                 \
+        int rc_ = strict(name, values, v_);                                     \
+        if (!rc_) rc_ = ct__commit_out(name, values, v_);                       \
+        if (!rc_) rc_ = ct__commit_out(name, indices, idx_);                    \
+        ct_scope_end();                                                         \
+        return rc_;                                                             \
+    } while (0)
+
+/* ---- reductions ---- */
+CT_API int ct_sum_dim_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim, ct_dtype dtype) {
+    OUT1("sum", ct_sum_dim(x, ndims, dims, keepdim, dtype != CT_NUM_DTYPES ? dtype : out->dtype));
+}
+CT_API int ct_mean_dim_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim, ct_dtype dtype) {
+    OUT1("mean", ct_mean_dim(x, ndims, dims, keepdim, dtype));
+}
+CT_API int ct_prod_dim_out(ct_tensor *out, const ct_tensor *x, int dim, bool keepdim, ct_dtype dtype) {
+    OUT1("prod", ct_prod_dim(x, dim, keepdim, dtype != CT_NUM_DTYPES ? dtype : out->dtype));
+}
+CT_API int ct_amax_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    OUT1S("amax", ct_amax(x, ndims, dims, keepdim));
+}
+CT_API int ct_amin_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    OUT1S("amin", ct_amin(x, ndims, dims, keepdim));
+}
+CT_API int ct_logsumexp_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    OUT1("logsumexp", ct_logsumexp(x, ndims, dims, keepdim));
+}
+CT_API int ct_norm_out(ct_tensor *out, const ct_tensor *x, double p, int ndims, const int64_t *dims, bool keepdim) {
+    OUT1S("norm", ct_norm(x, p, ndims, dims, keepdim));
+}
+CT_API int ct_cumsum_out(ct_tensor *out, const ct_tensor *x, int dim, ct_dtype dtype) {
+    OUT1("cumsum", ct_cumsum(x, dim, dtype != CT_NUM_DTYPES ? dtype : out->dtype));
+}
+CT_API int ct_cumprod_out(ct_tensor *out, const ct_tensor *x, int dim, ct_dtype dtype) {
+    OUT1("cumprod", ct_cumprod(x, dim, dtype != CT_NUM_DTYPES ? dtype : out->dtype));
+}
+CT_API int ct_max_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim) {
+    OUT2("max", ct_max_dim(x, dim, keepdim, &idx_));
+}
+CT_API int ct_min_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim) {
+    OUT2("min", ct_min_dim(x, dim, keepdim, &idx_));
+}
+CT_API int ct_sort_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool descending, bool stable) {
+    OUT2("sort", ct_sort(x, dim, descending, stable, &idx_));
+}
+CT_API int ct_topk_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int64_t k, int dim, bool largest,
+                       bool sorted) {
+    OUT2("topk", ct_topk(x, k, dim, largest, sorted, &idx_));
+}
+
+/* ---- matrix products ---- */
+CT_API int ct_mm_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) { OUT1S("mm", ct_mm(a, b)); }
+CT_API int ct_bmm_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) { OUT1S("bmm", ct_bmm(a, b)); }
+CT_API int ct_mv_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *v) { OUT1S("mv", ct_mv(a, v)); }
+CT_API int ct_dot_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) { OUT1S("dot", ct_dot(a, b)); }
+CT_API int ct_outer_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) { OUT1("outer", ct_outer(a, b)); }
+CT_API int ct_addmm_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *m1, const ct_tensor *m2, double beta,
+                        double alpha) {
+    OUT1S("addmm", ct_addmm(input, m1, m2, beta, alpha));
+}
+
+/* ---- joining and indexing ---- */
+CT_API int ct_cat_out(ct_tensor *out, int n, const ct_tensor *const *tensors, int dim) {
+    OUT1("cat", ct_cat(n, tensors, dim));
+}
+CT_API int ct_stack_out(ct_tensor *out, int n, const ct_tensor *const *tensors, int dim) {
+    OUT1("stack", ct_stack(n, tensors, dim));
+}
+CT_API int ct_gather_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index) {
+    OUT1S("gather", ct_gather(x, dim, index));
+}
+CT_API int ct_index_select_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index) {
+    OUT1S("index_select", ct_index_select(x, dim, index));
+}
+CT_API int ct_masked_select_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *mask) {
+    OUT1S("masked_select", ct_masked_select(x, mask));
+}
+CT_API int ct_nonzero_out(ct_tensor *out, const ct_tensor *x) { OUT1S("nonzero", ct_nonzero(x)); }
+CT_API int ct_take_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *index) { OUT1S("take", ct_take(x, index)); }
