@@ -120,6 +120,13 @@ CT_API int ct_take_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *inde
 CT_API int ct_sort_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool descending, bool stable);
 CT_API int ct_topk_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int64_t k, int dim, bool largest,
                        bool sorted);
+CT_API int ct_kthvalue_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int64_t k, int dim, bool keepdim);
+CT_API int ct_tril_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal);
+CT_API int ct_triu_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal);
+/* out must be int32 if out_int32, else int64 (as torch). */
+CT_API int ct_searchsorted_out(ct_tensor *out, const ct_tensor *sorted_sequence, const ct_tensor *values, bool out_int32,
+                               bool right);
+CT_API int ct_bucketize_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *boundaries, bool out_int32, bool right);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,10 @@ CT_API int ct_dot_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
 CT_API int ct_outer_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b);
 CT_API int ct_addmm_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *m1, const ct_tensor *m2, double beta,
                         double alpha);
+CT_API int ct_addmv_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *m, const ct_tensor *v, double beta,
+                        double alpha);
+CT_API int ct_baddbmm_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *b1, const ct_tensor *b2, double beta,
+                          double alpha);
 
 #ifdef __cplusplus
 }

@@ -86,6 +86,12 @@ CT_API int ct_cumsum_out(ct_tensor *out, const ct_tensor *x, int dim, ct_dtype d
 CT_API int ct_cumprod_out(ct_tensor *out, const ct_tensor *x, int dim, ct_dtype dtype);
 CT_API int ct_max_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
 CT_API int ct_min_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
+CT_API int ct_var_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, double correction, bool keepdim);
+CT_API int ct_std_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, double correction, bool keepdim);
+CT_API int ct_median_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
+CT_API int ct_mode_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
+CT_API int ct_cummax_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim);
+CT_API int ct_cummin_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim);
 
 #ifdef __cplusplus
 }

@@ -89,6 +89,28 @@ CT_API int ct_topk_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x
     OUT2("topk", ct_topk(x, k, dim, largest, sorted, &idx_));
 }
 
+CT_API int ct_var_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, double correction, bool keepdim) {
+    OUT1("var", ct_var(x, ndims, dims, correction, keepdim));
+}
+CT_API int ct_std_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, double correction, bool keepdim) {
+    OUT1("std", ct_std(x, ndims, dims, correction, keepdim));
+}
+CT_API int ct_median_dim_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim) {
+    OUT2("median", ct_median_dim(x, dim, keepdim, &idx_));
+}
+CT_API int ct_mode_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim) {
+    OUT2("mode", ct_mode(x, dim, keepdim, &idx_));
+}
+CT_API int ct_cummax_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim) {
+    OUT2("cummax", ct_cummax(x, dim, &idx_));
+}
+CT_API int ct_cummin_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim) {
+    OUT2("cummin", ct_cummin(x, dim, &idx_));
+}
+CT_API int ct_kthvalue_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int64_t k, int dim, bool keepdim) {
+    OUT2("kthvalue", ct_kthvalue(x, k, dim, keepdim, &idx_));
+}
+
 /* ---- matrix products ---- */
 CT_API int ct_mm_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) { OUT1S("mm", ct_mm(a, b)); }
 CT_API int ct_bmm_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) { OUT1S("bmm", ct_bmm(a, b)); }
@@ -98,6 +120,15 @@ CT_API int ct_outer_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) 
 CT_API int ct_addmm_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *m1, const ct_tensor *m2, double beta,
                         double alpha) {
     OUT1S("addmm", ct_addmm(input, m1, m2, beta, alpha));
+}
+
+CT_API int ct_addmv_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *m, const ct_tensor *v, double beta,
+                        double alpha) {
+    OUT1S("addmv", ct_addmv(input, m, v, beta, alpha));
+}
+CT_API int ct_baddbmm_out(ct_tensor *out, const ct_tensor *input, const ct_tensor *b1, const ct_tensor *b2, double beta,
+                          double alpha) {
+    OUT1S("baddbmm", ct_baddbmm(input, b1, b2, beta, alpha));
 }
 
 /* ---- joining and indexing ---- */
@@ -118,3 +149,12 @@ CT_API int ct_masked_select_out(ct_tensor *out, const ct_tensor *x, const ct_ten
 }
 CT_API int ct_nonzero_out(ct_tensor *out, const ct_tensor *x) { OUT1S("nonzero", ct_nonzero(x)); }
 CT_API int ct_take_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *index) { OUT1S("take", ct_take(x, index)); }
+CT_API int ct_tril_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal) { OUT1S("tril", ct_tril(x, diagonal)); }
+CT_API int ct_triu_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal) { OUT1S("triu", ct_triu(x, diagonal)); }
+CT_API int ct_searchsorted_out(ct_tensor *out, const ct_tensor *sorted_sequence, const ct_tensor *values, bool out_int32,
+                               bool right) {
+    OUT1S("searchsorted", ct_searchsorted(sorted_sequence, values, out_int32, right));
+}
+CT_API int ct_bucketize_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *boundaries, bool out_int32, bool right) {
+    OUT1S("bucketize", ct_bucketize(x, boundaries, out_int32, right));
+}

@@ -147,3 +147,72 @@ def test_out_errors():
             torch.max(x, 1, False, out=(torch.empty(0), torch.empty(0)))
         with pytest.raises(ctorch.CtorchError):
             g(ctorch.from_torch(torch.empty(0)), ctorch.from_torch(torch.empty(0)), x, 1, False)
+
+
+def _agree(name, tfn, cfn, dtypes):
+    """For each out dtype: torch and ctorch both accept (same values) or both refuse."""
+    for dt in dtypes:
+        with case(name):
+            want = torch.empty(0, dtype=dt)
+            try:
+                tfn(want)
+                torch_ok = True
+            except (RuntimeError, TypeError):
+                torch_ok = False
+            got = ctorch.from_torch(torch.empty(0, dtype=dt))
+            try:
+                cfn(got)
+                ct_ok = True
+            except ctorch.CtorchError:
+                ct_ok = False
+            assert ct_ok == torch_ok, f"{name} out={dt}: torch {'accepts' if torch_ok else 'raises'}, ctorch differs"
+            if ct_ok:
+                assert_same(got.torch(), want)
+
+
+def test_more_single_out():
+    x = torch.randn(3, 4)
+    m, v, b1, b2 = torch.randn(3, 4), torch.randn(4), torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+    seq = torch.arange(5.0)
+    dts = (torch.int64, torch.int32, torch.float64, torch.float32)
+    var_o = L.declare("ct_var_out", "st(T,T,shape,d,b)")
+    std_o = L.declare("ct_std_out", "st(T,T,shape,d,b)")
+    tril_o = L.declare("ct_tril_out", "st(T,T,i64)")
+    triu_o = L.declare("ct_triu_out", "st(T,T,i64)")
+    addmv_o = L.declare("ct_addmv_out", "st(T,T,T,T,d,d)")
+    baddbmm_o = L.declare("ct_baddbmm_out", "st(T,T,T,T,d,d)")
+    ss_o = L.declare("ct_searchsorted_out", "st(T,T,T,b,b)")
+    bk_o = L.declare("ct_bucketize_out", "st(T,T,T,b,b)")
+    inp3, inp23 = torch.randn(3), torch.randn(2, 3, 5)
+    _agree("var", lambda o: torch.var(x, (1,), correction=1, keepdim=False, out=o), lambda o: var_o(o, x, (1,), 1.0, False), dts)
+    _agree("std", lambda o: torch.std(x, (0,), correction=0, keepdim=True, out=o), lambda o: std_o(o, x, (0,), 0.0, True), dts)
+    _agree("tril", lambda o: torch.tril(x, 1, out=o), lambda o: tril_o(o, x, 1), dts)
+    _agree("triu", lambda o: torch.triu(x, -1, out=o), lambda o: triu_o(o, x, -1), dts)
+    _agree("addmv", lambda o: torch.addmv(inp3, m, v, beta=0.5, alpha=2.0, out=o), lambda o: addmv_o(o, inp3, m, v, 0.5, 2.0), dts)
+    _agree("baddbmm", lambda o: torch.baddbmm(inp23, b1, b2, beta=0.5, alpha=2.0, out=o),
+           lambda o: baddbmm_o(o, inp23, b1, b2, 0.5, 2.0), dts)
+    for i32 in (False, True):
+        _agree("searchsorted", lambda o: torch.searchsorted(seq, x, out_int32=i32, right=True, out=o),
+               lambda o: ss_o(o, seq, x, i32, True), dts)
+        _agree("bucketize", lambda o: torch.bucketize(x, seq, out_int32=i32, out=o), lambda o: bk_o(o, x, seq, i32, False), dts)
+
+
+def test_more_pair_out():
+    x = torch.tensor([[3.0, 1.0, 2.0, 1.0], [0.5, 0.5, -1.0, 4.0], [2.0, 2.0, 2.0, 9.0]])
+    xd = torch.randperm(12).reshape(3, 4).float()
+    cases = [
+        # median/kthvalue on distinct values: among equal ones torch's index is unspecified
+        ("median", L.declare("ct_median_dim_out", "st(T,T,T,i,b)"), (0, False), lambda o: torch.median(xd, 0, False, out=o)),
+        ("mode", L.declare("ct_mode_out", "st(T,T,T,i,b)"), (1, True), lambda o: torch.mode(x, 1, True, out=o)),
+        ("cummax", L.declare("ct_cummax_out", "st(T,T,T,i)"), (1,), lambda o: torch.cummax(x, 1, out=o)),
+        ("cummin", L.declare("ct_cummin_out", "st(T,T,T,i)"), (0,), lambda o: torch.cummin(x, 0, out=o)),
+        ("kthvalue", L.declare("ct_kthvalue_out", "st(T,T,T,i64,i,b)"), (2, 1, False), lambda o: torch.kthvalue(xd, 2, 1, False, out=o)),
+    ]
+    for name, cf, args, tf in cases:
+        with case(name):
+            tv, ti = torch.empty(0), torch.empty(0, dtype=torch.int64)
+            tf((tv, ti))
+            cv, ci = ctorch.from_torch(torch.empty(0)), ctorch.from_torch(torch.empty(0, dtype=torch.int64))
+            cf(cv, ci, xd if name in ("median", "kthvalue") else x, *args)
+            assert_same(cv.torch(), tv)
+            assert_same(ci.torch(), ti)
