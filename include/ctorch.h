@@ -10,6 +10,7 @@
  *   ctorch/linalg.h      matmul and friends, einsum
  *   ctorch/index.h       cat/stack/split, gather/scatter, indexing, sort/topk, pad...
  *   ctorch/random.h      generators and random sampling
+ *   ctorch/dict.h        ordered name -> tensor dictionaries (state dicts)
  * Ownership and error rules are the same for every function: see ctorch/core.h.
  */
 #ifndef CTORCH_H
@@ -24,5 +25,6 @@
 #include "ctorch/linalg.h"
 #include "ctorch/index.h"
 #include "ctorch/random.h"
+#include "ctorch/dict.h"
 
 #endif

@@ -105,8 +105,11 @@ typedef enum ct_status {
     CT_ERR_INDEX = -5,     /* dim or index out of range */
     CT_ERR_OOM = -6,       /* out of memory */
     CT_ERR_AUTOGRAD = -7,  /* autograd misuse (e.g. modified by an inplace operation) */
-    CT_ERR_RUNTIME = -8,   /* anything else (I/O, internal) */
-    CT_ERR_NULL = -9       /* a NULL tensor argument with no earlier error recorded */
+    CT_ERR_RUNTIME = -8,   /* anything else (internal) */
+    CT_ERR_NULL = -9,      /* a NULL tensor argument with no earlier error recorded */
+    CT_ERR_IO = -10,       /* a file could not be opened, read, written or renamed */
+    CT_ERR_FORMAT = -11,   /* malformed, truncated or unsupported file or data */
+    CT_ERR_KEY = -12       /* a name not found (state dicts, dictionaries) */
 } ct_status;
 
 /* Message of the last error on this thread ("" if none). Valid until the next error

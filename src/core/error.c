@@ -31,6 +31,9 @@ CT_API const char *ct_status_str(ct_status s) {
     case CT_ERR_AUTOGRAD: return "autograd error";
     case CT_ERR_RUNTIME: return "runtime error";
     case CT_ERR_NULL: return "NULL argument";
+    case CT_ERR_IO: return "I/O error";
+    case CT_ERR_FORMAT: return "malformed data";
+    case CT_ERR_KEY: return "key not found";
     }
     return "unknown status";
 }
