@@ -719,3 +719,180 @@ def live_tensors():
 
 def promote_types(a, b):
     return DTYPES[lib.ct_promote_types(a, b)]
+
+
+# ---- dicts and modules (dict.h, module.h) ----
+__all__ += ["Dict", "Module", "module"]
+
+
+class Dict:
+    """Owns a ct_dict (ordered name -> tensor, plus string metadata)."""
+
+    def __init__(self, ptr=None):
+        if ptr is None:
+            ptr = _raw("ct_dict_new", _P)()
+        if not ptr:
+            raise _error()
+        self._p = ptr
+
+    def __del__(self):
+        p, self._p = getattr(self, "_p", None), None
+        if p and _raw is not None:
+            _raw("ct_dict_free", None, _P)(p)
+
+    @property
+    def _as_parameter_(self):
+        return self._p
+
+    @classmethod
+    def from_torch(cls, tensors, meta=None):
+        """A ct_dict holding copies of a {name: torch.Tensor} mapping (in its order)."""
+        d = cls()
+        for k, v in tensors.items():
+            t = from_torch(v.detach() if isinstance(v, torch.Tensor) else v)
+            if _raw("ct_dict_set", ctypes.c_int, _P, ctypes.c_char_p, _P)(d._p, k.encode(), t._p) < 0:
+                raise _error()
+        for k, v in (meta or {}).items():
+            if _raw("ct_dict_set_meta", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_char_p)(d._p, k.encode(),
+                                                                                            v.encode()) < 0:
+                raise _error()
+        return d
+
+    def __len__(self):
+        return _raw("ct_dict_size", ctypes.c_int64, _P)(self._p)
+
+    def keys(self):
+        f = _raw("ct_dict_key", ctypes.c_char_p, _P, ctypes.c_int64)
+        return [f(self._p, i).decode() for i in range(len(self))]
+
+    def __getitem__(self, key):
+        _clear_error()
+        return Tensor(_raw("ct_dict_get", _P, _P, ctypes.c_char_p)(self._p, key.encode()))
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def meta(self):
+        n = _raw("ct_dict_meta_size", ctypes.c_int64, _P)(self._p)
+        fk = _raw("ct_dict_meta_key", ctypes.c_char_p, _P, ctypes.c_int64)
+        fv = _raw("ct_dict_meta_value", ctypes.c_char_p, _P, ctypes.c_int64)
+        return {fk(self._p, i).decode(): fv(self._p, i).decode() for i in range(n)}
+
+    def torch(self):
+        """{name: torch.Tensor} copies, in order."""
+        return {k: v.torch() for k, v in self.items()}
+
+
+class Module:
+    """Owns one reference to a ct_module."""
+
+    def __init__(self, ptr):
+        if not ptr:
+            raise _error()
+        self._p = ptr
+
+    def __del__(self):
+        p, self._p = getattr(self, "_p", None), None
+        if p and _raw is not None:
+            _raw("ct_module_free", None, _P)(p)
+
+    @property
+    def _as_parameter_(self):
+        return self._p
+
+    def __call__(self, x):
+        _clear_error()
+        return Tensor(_raw("ct_module_forward", _P, _P, _P)(self._p, as_tensor(x)._p))
+
+    def take(self):
+        """Gives up this object's reference (for C calls that take modules over)."""
+        p, self._p = self._p, None
+        return p
+
+    def _dict(self, fname):
+        _clear_error()
+        return Dict(_raw(fname, _P, _P)(self._p))
+
+    def state_dict(self):
+        return self._dict("ct_module_state_dict")
+
+    def named_parameters(self):
+        return self._dict("ct_module_named_parameters")
+
+    def named_buffers(self):
+        return self._dict("ct_module_named_buffers")
+
+    def load_state_dict(self, sd, strict=True):
+        """sd: a Dict or a {name: torch.Tensor} mapping. Raises CtorchError on failure."""
+        d = sd if isinstance(sd, Dict) else Dict.from_torch(sd)
+        _clear_error()
+        rc = _raw("ct_module_load_state_dict", ctypes.c_int, _P, _P, ctypes.c_bool, _P)(self._p, d._p, strict, None)
+        if rc < 0:
+            raise _error(rc)
+
+    def train(self, mode=True):
+        _raw("ct_module_train", ctypes.c_int, _P, ctypes.c_bool)(self._p, mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        _raw("ct_module_zero_grad", ctypes.c_int, _P, ctypes.c_bool)(self._p, set_to_none)
+
+    def to(self, dtype):
+        if _raw("ct_module_to_dtype", ctypes.c_int, _P, ctypes.c_int)(self._p, to_ct_dtype(dtype)) < 0:
+            raise _error()
+        return self
+
+    def num_parameters(self, trainable_only=False):
+        return _raw("ct_module_num_parameters", ctypes.c_int64, _P, ctypes.c_bool)(self._p, trainable_only)
+
+    def __repr__(self):
+        f = _raw("ct_module_repr", ctypes.c_void_p, _P)
+        p = f(self._p)
+        if not p:
+            raise _error()
+        s = ctypes.string_at(p).decode()
+        _libc_free(p)
+        return s
+
+    def summary(self, shape, dtype=torch.float32):
+        f = _raw("ct_module_summary", ctypes.c_void_p, _P, ctypes.c_int, _I64P, ctypes.c_int)
+        _clear_error()
+        p = f(self._p, len(shape), _int64s(shape), to_ct_dtype(dtype))
+        if not p:
+            raise _error()
+        s = ctypes.string_at(p).decode()
+        _libc_free(p)
+        return s
+
+
+_libc_free = ctypes.CDLL(None).free
+_libc_free.argtypes = [ctypes.c_void_p]
+
+
+def module(ctor, *args):
+    """Calls a module constructor (e.g. module("ct_nn_linear_new", (ctypes.c_int64, 4), ...)) —
+    or, simpler, with plain Python values: ints -> int64, floats -> double, bools -> bool,
+    str -> char*, None -> NULL pointer; pass (ctypes_type, value) to force a type."""
+    types, vals = [], []
+    for a in args:
+        if isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], type):
+            types.append(a[0]); vals.append(a[1])
+        elif isinstance(a, bool):
+            types.append(ctypes.c_bool); vals.append(a)
+        elif isinstance(a, int):
+            types.append(ctypes.c_int64); vals.append(a)
+        elif isinstance(a, float):
+            types.append(ctypes.c_double); vals.append(a)
+        elif isinstance(a, str):
+            types.append(ctypes.c_char_p); vals.append(a.encode())
+        elif a is None:
+            types.append(_P); vals.append(None)
+        elif isinstance(a, (Module, Tensor, Dict)):
+            types.append(_P); vals.append(a._p)
+        else:
+            types.append(type(a)); vals.append(a)
+    _clear_error()
+    return Module(_raw(ctor, _P, *types)(*vals))

@@ -1,0 +1,254 @@
+/* ctorch/module.h — modules (torch.nn.Module): parameters, buffers, children,
+ * state dicts with PyTorch's dotted names, train/eval, dtype conversion, printing,
+ * containers (Sequential, ModuleList, ModuleDict) and the simple layers.
+ *
+ * A MODEL IN C
+ *
+ *     ct_module *net = ct_nn_sequential(CT_MODULES(
+ *         ct_nn_flatten_new(1, -1),
+ *         ct_nn_linear_new(784, 256, true),
+ *         ct_nn_relu_new(),
+ *         ct_nn_linear_new(256, 10, true)));
+ *     ct_dict *params = ct_module_named_parameters(net);  // "1.weight", "1.bias", ...
+ *     ...
+ *     ct_scope_begin();
+ *     ct_tensor *logits = ct_module_forward(net, x);
+ *     ...
+ *     ct_scope_end();
+ *     ct_dict_free(params);
+ *     ct_module_free(net);
+ *
+ * OWNERSHIP
+ *   Modules are reference counted. A constructor returns a module the caller owns;
+ *   ct_module_free() drops that reference (and frees the module, its parameters,
+ *   buffers and children when no other reference is left). ct_module_add_module() and
+ *   the container appends TAKE OVER the reference passed to them, even when they fail,
+ *   so constructors can be nested inline without leaks; a NULL child (a failed
+ *   constructor) makes them fail and keeps the first error. ct_module_retain() shares a
+ *   module between two parents (a shared submodule appears once in parameters()).
+ *   Modules hold their own references to parameters and buffers. Functions returning
+ *   ct_tensor* return new references (scope rules of ctorch/core.h); functions
+ *   returning ct_module* without "_new" return BORROWED pointers valid while the
+ *   parent lives.
+ *
+ * DEFINING A MODULE (the pattern every built-in layer follows)
+ *
+ *     typedef struct { int64_t hidden; } my_ctx;
+ *     static ct_tensor *my_forward(ct_module *self, ct_tensor *x) {
+ *         ct_tensor *h = ct_module_forward(ct_module_child(self, "fc1"), x);
+ *         return ct_module_forward(ct_module_child(self, "fc2"), ct_relu(h));
+ *     }
+ *     static const ct_module_type MY_NET = {.name = "MyNet", .forward = my_forward};
+ *     ct_module *my_net_new(void) {
+ *         ct_module *m = ct_module_new(&MY_NET, NULL);
+ *         if (ct_module_add_module(m, "fc1", ct_nn_linear_new(4, 8, true)) ||
+ *             ct_module_add_module(m, "fc2", ct_nn_linear_new(8, 2, true))) {
+ *             ct_module_free(m);
+ *             return NULL;
+ *         }
+ *         return m;
+ *     }
+ *   Parameters are registered with ct_module_register_parameter (they become leaves
+ *   that require grad), state with ct_module_register_buffer. Names follow PyTorch so
+ *   state dicts move between the two libraries unchanged.
+ *
+ * THREADS
+ *   Forward passes of one module may run on several threads at once (training mode
+ *   layers that update buffers, e.g. BatchNorm's running stats, excepted). Everything
+ *   that changes a module (registering, loading, train/eval, to_dtype, zero_grad)
+ *   must not run concurrently with anything else on the same module.
+ */
+#ifndef CTORCH_MODULE_H
+#define CTORCH_MODULE_H
+
+#include <stdio.h>
+
+#include "ctorch/core.h"
+#include "ctorch/dict.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_module ct_module;
+
+/* What a kind of module does. Static storage; every field but name is optional. */
+typedef struct ct_module_type {
+    const char *name; /* type name for printing, e.g. "Linear" */
+    /* One-tensor forward (what ct_module_forward and Sequential call). Returns a new
+     * reference or NULL with an error. NULL: the module has no forward (ModuleList). */
+    ct_tensor *(*forward)(ct_module *self, ct_tensor *input);
+    /* Writes the text inside the repr's parentheses ("in_features=4, out_features=2,
+     * bias=True") into buf (snprintf semantics). */
+    void (*extra_repr)(const ct_module *self, char *buf, size_t size);
+    /* Frees the ctx given to ct_module_new. */
+    void (*free_ctx)(void *ctx);
+} ct_module_type;
+
+/* ---- lifetime ---- */
+/* A new module of the given type carrying ctx (owned by the module when type->free_ctx
+ * is set). Training mode on. Caller owns (ct_module_free). NULL on OOM. */
+CT_API ct_module *ct_module_new(const ct_module_type *type, void *ctx);
+/* Adds a reference; returns m (NULL-safe). */
+CT_API ct_module *ct_module_retain(ct_module *m);
+/* Drops a reference (frees at zero). NULL-safe. */
+CT_API void ct_module_free(ct_module *m);
+CT_API void *ct_module_ctx(const ct_module *m);
+CT_API const char *ct_module_type_name(const ct_module *m);
+/* True if m was made with this type (e.g. checking a child is a Linear). */
+CT_API bool ct_module_is(const ct_module *m, const ct_module_type *type);
+
+/* ---- registration ---- */
+/* Registers (or replaces) parameter `name`. t becomes a leaf that requires grad (the
+ * module keeps its own reference; a tensor with history is refused: detach it). t may
+ * be NULL for an absent optional parameter (torch's register_parameter(name, None)):
+ * it is then skipped everywhere. 0, CT_ERR_ARG (bad name: empty, contains '.', or
+ * clashes with a buffer/child), CT_ERR_AUTOGRAD (non-leaf), CT_ERR_OOM. */
+CT_API int ct_module_register_parameter(ct_module *m, const char *name, ct_tensor *t);
+/* Registers (or replaces) buffer `name` (no grad). persistent buffers go into the
+ * state dict. t may be NULL (absent). Errors as above. */
+CT_API int ct_module_register_buffer(ct_module *m, const char *name, ct_tensor *t, bool persistent);
+/* Adds child `name`, taking over the caller's reference to child (also on failure).
+ * NULL child: fails with the error already recorded. 0 or status. */
+CT_API int ct_module_add_module(ct_module *m, const char *name, ct_module *child);
+
+/* ---- access ---- */
+/* The parameter / buffer at a dotted path ("features.0.weight") as a new reference,
+ * or NULL with CT_ERR_KEY (also for registered-as-absent entries). */
+CT_API ct_tensor *ct_module_parameter(const ct_module *m, const char *path);
+CT_API ct_tensor *ct_module_buffer(const ct_module *m, const char *path);
+/* The child at a dotted path ("features.0"), borrowed; NULL with CT_ERR_KEY. */
+CT_API ct_module *ct_module_child(const ct_module *m, const char *path);
+/* Direct children in registration order: count, i-th (borrowed) and its name
+ * (borrowed); NULL with CT_ERR_INDEX out of range. */
+CT_API int64_t ct_module_num_children(const ct_module *m);
+CT_API ct_module *ct_module_child_at(const ct_module *m, int64_t i);
+CT_API const char *ct_module_child_name(const ct_module *m, int64_t i);
+/* Parameters registered on m itself (not its children), in order, for layer code:
+ * count and i-th (borrowed pointer, NULL for an absent one). */
+CT_API int64_t ct_module_num_own_parameters(const ct_module *m);
+CT_API ct_tensor *ct_module_own_parameter(const ct_module *m, int64_t i);
+
+/* ---- collections (new dicts the caller frees with ct_dict_free) ---- */
+/* All parameters, recursively, named by dotted path in PyTorch's order (own first,
+ * then each child's); a tensor shared by several modules appears once. The dict
+ * holds the parameter tensors themselves (training updates them in place). */
+CT_API ct_dict *ct_module_named_parameters(const ct_module *m);
+/* All buffers (persistent or not), recursively. */
+CT_API ct_dict *ct_module_named_buffers(const ct_module *m);
+/* Parameters and persistent buffers, in PyTorch's state_dict order, as detached
+ * tensors sharing memory with the module. */
+CT_API ct_dict *ct_module_state_dict(const ct_module *m);
+
+/* Outcome of a load, for callers that want the key lists (strict=false). */
+typedef struct ct_load_result {
+    int64_t n_missing, n_unexpected;
+    char **missing_keys;    /* malloc'd strings */
+    char **unexpected_keys;
+} ct_load_result;
+CT_API void ct_load_result_free(ct_load_result *r);
+
+/* Copies the values of sd into the module's parameters and persistent buffers (no
+ * grad; dtypes are cast like torch's copy_). Shape mismatches are always an error; with
+ * strict, missing or unexpected keys are too. The error message lists every problem in
+ * PyTorch's format ("Error(s) in loading state_dict for Net:\n\tMissing key(s) in
+ * state_dict: "fc.bias". ..."). On error nothing is modified. result (may be NULL)
+ * receives the missing / unexpected keys (free with ct_load_result_free).
+ * 0, CT_ERR_KEY (missing/unexpected with strict), CT_ERR_SHAPE, CT_ERR_ARG. */
+CT_API int ct_module_load_state_dict(ct_module *m, const ct_dict *sd, bool strict, ct_load_result *result);
+
+/* ---- modes and bulk operations ---- */
+/* Sets training mode on m and all its children (torch's train(mode)). 0 or CT_ERR_ARG. */
+CT_API int ct_module_train(ct_module *m, bool mode);
+CT_API int ct_module_eval(ct_module *m);
+CT_API bool ct_module_is_training(const ct_module *m);
+/* Casts floating-point parameters and buffers (and their grads) to dtype in place:
+ * the tensor objects stay the same (optimizers built earlier keep working).
+ * dtype must be floating. 0 or status. */
+CT_API int ct_module_to_dtype(ct_module *m, ct_dtype dtype);
+/* Clears (set_to_none) or zeroes the .grad of every parameter. */
+CT_API int ct_module_zero_grad(ct_module *m, bool set_to_none);
+/* Sets requires_grad on every parameter (freezing / unfreezing). */
+CT_API int ct_module_requires_grad_(ct_module *m, bool requires_grad);
+/* Calls fn on every submodule (children first, then m itself, like torch's apply).
+ * Stops at the first non-zero return and returns it. */
+CT_API int ct_module_apply(ct_module *m, int (*fn)(ct_module *m, void *user), void *user);
+/* Number of parameter elements (each shared tensor counted once); trainable_only
+ * counts those that require grad. -1 on a NULL module. */
+CT_API int64_t ct_module_num_parameters(const ct_module *m, bool trainable_only);
+
+/* ---- running ---- */
+/* Runs the module's one-tensor forward. NULL input propagates. New reference. */
+CT_API ct_tensor *ct_module_forward(ct_module *m, ct_tensor *input);
+
+/* ---- printing ---- */
+/* PyTorch's repr of the module tree, e.g.
+ *   Sequential(
+ *     (0): Linear(in_features=784, out_features=10, bias=True)
+ *     (1): ReLU()
+ *   )
+ * A malloc'd string the caller free()s; NULL on OOM. */
+CT_API char *ct_module_repr(const ct_module *m);
+/* A table of every module the forward pass on an input of the given shape runs
+ * (depth-indented type and name, output shape, own parameter count) with the totals,
+ * from one forward pass on zeros in eval mode without grad (the mode is restored).
+ * malloc'd string (free()), or NULL with the error of the forward pass. */
+CT_API char *ct_module_summary(ct_module *m, int ndim, const int64_t *input_shape, ct_dtype dtype);
+
+/* ---- containers ---- */
+/* Sequential: forward runs the children in order. Children are named "0", "1", ... */
+CT_API ct_module *ct_nn_sequential_new(void);
+/* Appends (taking over the reference to m, also on failure). 0 or status. */
+CT_API int ct_nn_sequential_append(ct_module *seq, ct_module *m);
+/* A Sequential of n modules (taking over all n references, also on failure: if any is
+ * NULL the others are freed and NULL is returned with the first error). Caller owns. */
+CT_API ct_module *ct_nn_sequential(int n, ct_module *const *mods);
+/* CT_MODULES(a, b, c) expands to `3, (ct_module *[]){a, b, c}` for ct_nn_sequential. */
+#define CT_MODULES(...) \
+    (int)(sizeof((ct_module *[]){__VA_ARGS__}) / sizeof(ct_module *)), (ct_module *[]){__VA_ARGS__}
+/* ModuleList: children "0", "1", ...; no forward. */
+CT_API ct_module *ct_nn_module_list_new(void);
+CT_API int ct_nn_module_list_append(ct_module *list, ct_module *m);
+/* ModuleDict: named children; no forward. ct_nn_module_dict_set replaces an existing name. */
+CT_API ct_module *ct_nn_module_dict_new(void);
+CT_API int ct_nn_module_dict_set(ct_module *dict, const char *name, ct_module *m);
+
+/* ---- simple layers (constructors return a module the caller owns, NULL on error) ---- */
+CT_API ct_module *ct_nn_identity_new(void);
+/* Linear(in, out, bias): weight [out, in] and bias [out] initialised as PyTorch does
+ * (kaiming_uniform_(a=sqrt(5)) then U(-1/sqrt(in), 1/sqrt(in)) for the bias), drawing
+ * from the default generator, so the same ct_manual_seed gives torch's numbers. */
+CT_API ct_module *ct_nn_linear_new(int64_t in_features, int64_t out_features, bool bias);
+/* Flatten(start_dim, end_dim) (torch's defaults: 1, -1); Unflatten(dim, sizes). */
+CT_API ct_module *ct_nn_flatten_new(int64_t start_dim, int64_t end_dim);
+CT_API ct_module *ct_nn_unflatten_new(int64_t dim, int n, const int64_t *sizes);
+/* Dropout(p): active in training mode only; uses the default generator. */
+CT_API ct_module *ct_nn_dropout_new(double p);
+
+/* Activations as modules (the functional forms are in ctorch/activation.h). */
+CT_API ct_module *ct_nn_relu_new(void);
+CT_API ct_module *ct_nn_relu6_new(void);
+CT_API ct_module *ct_nn_leaky_relu_new(double negative_slope);      /* torch default 0.01 */
+CT_API ct_module *ct_nn_elu_new(double alpha);                      /* 1.0 */
+CT_API ct_module *ct_nn_selu_new(void);
+CT_API ct_module *ct_nn_celu_new(double alpha);                     /* 1.0 */
+CT_API ct_module *ct_nn_gelu_new(const char *approximate);          /* "none" or "tanh"; NULL = "none" */
+CT_API ct_module *ct_nn_silu_new(void);
+CT_API ct_module *ct_nn_mish_new(void);
+CT_API ct_module *ct_nn_sigmoid_new(void);
+CT_API ct_module *ct_nn_tanh_new(void);
+CT_API ct_module *ct_nn_softplus_new(double beta, double threshold); /* 1.0, 20.0 */
+CT_API ct_module *ct_nn_softsign_new(void);
+CT_API ct_module *ct_nn_hardtanh_new(double min_val, double max_val); /* -1.0, 1.0 */
+CT_API ct_module *ct_nn_hardsigmoid_new(void);
+CT_API ct_module *ct_nn_hardswish_new(void);
+CT_API ct_module *ct_nn_logsigmoid_new(void);
+CT_API ct_module *ct_nn_softmax_new(int64_t dim);
+CT_API ct_module *ct_nn_log_softmax_new(int64_t dim);
+CT_API ct_module *ct_nn_glu_new(int64_t dim);                       /* -1 */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,54 @@
+/* Internal layout of modules, shared by the module framework and the layer files in
+ * src/nn/. Not installed. */
+#ifndef CT_MODULE_INTERNAL_H
+#define CT_MODULE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "ctorch/module.h"
+
+typedef struct {
+    char *name;
+    ct_tensor *t; /* strong; NULL for a registered-absent entry */
+    bool persistent;
+} ct__mod_entry;
+
+typedef struct {
+    char *name;
+    ct_module *m; /* strong */
+} ct__mod_child;
+
+struct ct_module {
+    atomic_int refcount;
+    const ct_module_type *type;
+    void *ctx;
+    bool training;
+    ct__mod_entry *params, *buffers;
+    int64_t n_params, cap_params, n_buffers, cap_buffers;
+    ct__mod_child *children;
+    int64_t n_children, cap_children;
+};
+
+/* Parameter / buffer i of m itself (borrowed; NULL if absent): for layer forwards. */
+static inline ct_tensor *ct__mod_param(const ct_module *m, int64_t i) { return m->params[i].t; }
+static inline ct_tensor *ct__mod_buffer(const ct_module *m, int64_t i) { return m->buffers[i].t; }
+
+/* A growable string for reprs (ct__sb_take returns it malloc'd, or NULL + error on OOM). */
+typedef struct {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} ct__sb;
+void ct__sb_init(ct__sb *b);
+void ct__sb_add(ct__sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *ct__sb_take(ct__sb *b);
+
+/* Python-style formatting used by extra_repr: "True"/"False", floats like repr(float). */
+static inline const char *ct__pybool(bool b) { return b ? "True" : "False"; }
+/* repr(float) of Python: shortest round-trip digits ("0.01", "1.0", "1e-05"). */
+const char *ct__pyfloat(double v, char *buf, size_t n);
+/* "(3, 3)" for a tuple of n ints, or "3" when n == 1 and scalar is set. */
+const char *ct__pytuple(int n, const int64_t *v, char *buf, size_t size);
+
+#endif
