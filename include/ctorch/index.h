@@ -127,6 +127,17 @@ CT_API int ct_triu_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal);
 CT_API int ct_searchsorted_out(ct_tensor *out, const ct_tensor *sorted_sequence, const ct_tensor *values, bool out_int32,
                                bool right);
 CT_API int ct_bucketize_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *boundaries, bool out_int32, bool right);
+/* Scatter / index updates written to out (out must have x's dtype; x is not modified). */
+CT_API int ct_scatter_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *src);
+CT_API int ct_scatter_value_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, double value);
+CT_API int ct_scatter_add_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *src);
+CT_API int ct_scatter_reduce_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index,
+                                 const ct_tensor *src, const char *reduce, bool include_self);
+CT_API int ct_index_add_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index,
+                            const ct_tensor *source, double alpha);
+CT_API int ct_index_copy_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *source);
+CT_API int ct_diag_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal);
+CT_API int ct_take_along_dim_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *index, int dim);
 
 #ifdef __cplusplus
 }

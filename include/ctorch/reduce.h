@@ -92,6 +92,14 @@ CT_API int ct_median_dim_out(ct_tensor *values, ct_tensor *indices, const ct_ten
 CT_API int ct_mode_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim, bool keepdim);
 CT_API int ct_cummax_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim);
 CT_API int ct_cummin_out(ct_tensor *values, ct_tensor *indices, const ct_tensor *x, int dim);
+/* nansum_out computes in out's dtype (like sum_out); nanmean_out casts the result to out's
+ * dtype; argmax/argmin need an int64 out; all/any need a bool or uint8 out. */
+CT_API int ct_nansum_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_nanmean_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_argmax_out(ct_tensor *out, const ct_tensor *x, int dim, bool keepdim);
+CT_API int ct_argmin_out(ct_tensor *out, const ct_tensor *x, int dim, bool keepdim);
+CT_API int ct_all_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
+CT_API int ct_any_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim);
 
 #ifdef __cplusplus
 }

@@ -155,3 +155,10 @@ void ct__store_i64(void *p, ct_dtype dt, int64_t v) {
     default: ct__store_f64(p, dt, (double)v); break;
     }
 }
+
+/* PyTorch's ScalarType names ("Float", "Long", ...), used in its error messages. */
+const char *ct__scalar_type_name(ct_dtype dt) {
+    static const char *n[] = {"Bool", "Byte", "Char", "Short", "Int", "Long", "Half", "BFloat16",
+                              "Float", "Double", "ComplexFloat", "ComplexDouble"};
+    return (unsigned)dt < CT_NUM_DTYPES ? n[dt] : "Undefined";
+}

@@ -179,6 +179,8 @@ void ct__store_i64(void *p, ct_dtype dt, int64_t v);
 /* Result dtype of an op over tensors, PyTorch's result_type (wrapped numbers and
  * 0-dim tensors rank below dimensioned ones unless of a higher category). */
 ct_dtype ct__result_type(int n, const ct_tensor *const *ts);
+/* PyTorch's ScalarType name of a dtype ("Float", "Long"), for error messages. */
+const char *ct__scalar_type_name(ct_dtype dt);
 /* Converts in place to the given dtype if needed: returns t retained or a cast copy
  * (unregistered, no autograd). */
 ct_tensor *ct__cast_raw(const ct_tensor *t, ct_dtype dt);

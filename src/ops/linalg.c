@@ -17,12 +17,7 @@ static const char *cpp_name(ct_dtype d) {
                               "c10::BFloat16", "float", "double", "c10::complex<float>", "c10::complex<double>"};
     return (unsigned)d < CT_NUM_DTYPES ? n[d] : "?";
 }
-/* ScalarType names ("Float", "Double", ...). */
-static const char *st_name(ct_dtype d) {
-    static const char *n[] = {"Bool", "Byte", "Char", "Short", "Int", "Long", "Half", "BFloat16", "Float", "Double",
-                              "ComplexFloat", "ComplexDouble"};
-    return (unsigned)d < CT_NUM_DTYPES ? n[d] : "?";
-}
+#define st_name ct__scalar_type_name
 
 typedef enum { K_MM = 0, K_BMM = 1, K_MV = 2, K_DOT = 3 } gemm_kind;
 

@@ -158,3 +158,73 @@ CT_API int ct_searchsorted_out(ct_tensor *out, const ct_tensor *sorted_sequence,
 CT_API int ct_bucketize_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *boundaries, bool out_int32, bool right) {
     OUT1S("bucketize", ct_bucketize(x, boundaries, out_int32, right));
 }
+
+/* ---- the rest of the reductions ---- */
+CT_API int ct_nansum_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    /* like sum: computed in out's dtype */
+    CT_CHECK_ARG_S("nansum", out);
+    CT_CHECK_ARG_S("nansum", x);
+    if (ct_dtype_is_floating(x->dtype) && !ct_dtype_is_floating(out->dtype))
+        return ct__errs(CT_ERR_DTYPE, "\"nansum_cpu\" not implemented for '%s'", ct__scalar_type_name(out->dtype));
+    if (ct_scope_begin()) return ct_last_status();
+    ct_tensor *xc = x->dtype == out->dtype ? (ct_tensor *)x : ct_to_dtype(x, out->dtype);
+    /* a bool out sums in bool (a logical or), which the cast of the count gives */
+    int rc = ct__commit_out("nansum", out, ct_to_dtype(ct_nansum(xc, ndims, dims, keepdim), out->dtype));
+    ct_scope_end();
+    return rc;
+}
+CT_API int ct_nanmean_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    OUT1("nanmean", ct_nanmean(x, ndims, dims, keepdim));
+}
+CT_API int ct_argmax_out(ct_tensor *out, const ct_tensor *x, int dim, bool keepdim) {
+    OUT1S("argmax", ct_argmax(x, dim, keepdim));
+}
+CT_API int ct_argmin_out(ct_tensor *out, const ct_tensor *x, int dim, bool keepdim) {
+    OUT1S("argmin", ct_argmin(x, dim, keepdim));
+}
+/* all/any: out may be bool or uint8 (torch's rule); the result is cast to it */
+static int bool_out(const char *name, const ct_tensor *out) {
+    if (out->dtype != CT_BOOL && out->dtype != CT_UINT8)
+        return ct__errs(CT_ERR_DTYPE, "%s only supports bool tensor for result, got: %s", name, ct_dtype_name(out->dtype));
+    return 0;
+}
+CT_API int ct_all_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    CT_CHECK_ARG_S("all", out);
+    int rc = bool_out("all", out);
+    if (rc) return rc;
+    OUT1("all", ct_all(x, ndims, dims, keepdim));
+}
+CT_API int ct_any_out(ct_tensor *out, const ct_tensor *x, int ndims, const int64_t *dims, bool keepdim) {
+    CT_CHECK_ARG_S("any", out);
+    int rc = bool_out("any", out);
+    if (rc) return rc;
+    OUT1("any", ct_any(x, ndims, dims, keepdim));
+}
+
+/* ---- scattering and index updates (out has self's dtype) ---- */
+CT_API int ct_scatter_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *src) {
+    OUT1S("scatter", ct_scatter(x, dim, index, src));
+}
+CT_API int ct_scatter_value_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, double value) {
+    OUT1S("scatter", ct_scatter_value(x, dim, index, value));
+}
+CT_API int ct_scatter_add_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *src) {
+    OUT1S("scatter_add", ct_scatter_add(x, dim, index, src));
+}
+CT_API int ct_scatter_reduce_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *src,
+                                 const char *reduce, bool include_self) {
+    OUT1S("scatter_reduce", ct_scatter_reduce(x, dim, index, src, reduce, include_self));
+}
+CT_API int ct_index_add_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *source,
+                            double alpha) {
+    OUT1S("index_add", ct_index_add(x, dim, index, source, alpha));
+}
+CT_API int ct_index_copy_out(ct_tensor *out, const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *source) {
+    OUT1S("index_copy", ct_index_copy(x, dim, index, source));
+}
+CT_API int ct_diag_out(ct_tensor *out, const ct_tensor *x, int64_t diagonal) {
+    OUT1S("diag", ct_diag(x, diagonal));
+}
+CT_API int ct_take_along_dim_out(ct_tensor *out, const ct_tensor *x, const ct_tensor *index, int dim) {
+    OUT1S("take_along_dim", ct_take_along_dim(x, index, dim));
+}

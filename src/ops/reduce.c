@@ -55,12 +55,7 @@ ct_tensor *ct__reduce_raw(ct_op op, const ct_tensor *x, const bool *mask, bool k
 }
 
 /* ---- helpers ---- */
-/* PyTorch's ScalarType names, used in its error messages. */
-static const char *st_name(ct_dtype dt) {
-    static const char *n[] = {"Bool", "Byte", "Char", "Short", "Int", "Long", "Half", "BFloat16",
-                              "Float", "Double", "ComplexFloat", "ComplexDouble"};
-    return (unsigned)dt < CT_NUM_DTYPES ? n[dt] : "Undefined";
-}
+#define st_name ct__scalar_type_name
 static bool is_fc(ct_dtype dt) { return ct_dtype_is_floating(dt) || ct_dtype_is_complex(dt); }
 
 static int64_t reduced_count(const ct_tensor *x, const bool *mask) {

@@ -216,3 +216,56 @@ def test_more_pair_out():
             cf(cv, ci, xd if name in ("median", "kthvalue") else x, *args)
             assert_same(cv.torch(), tv)
             assert_same(ci.torch(), ti)
+
+
+def _out_cases():
+    x = torch.randn(3, 4, dtype=torch.float32)
+    xn = x.clone()
+    xn[0, 1] = float("nan")
+    i = torch.tensor([[0, 1, 2, 0]])
+    i0 = torch.tensor([0, 2])
+    src2 = torch.randn(2, 4)
+    return [
+        ("nansum", "st(T,T,shape,b)", lambda o: torch.nansum(xn, (1,), out=o), lambda c, o: c(o, xn, (1,), False)),
+        ("nansum", "st(T,T,shape,b)", lambda o: torch.nansum(xn.long(), (0,), True, out=o),
+         lambda c, o: c(o, xn.long(), (0,), True)),
+        ("nanmean", "st(T,T,shape,b)", lambda o: torch.nanmean(xn, (0,), out=o), lambda c, o: c(o, xn, (0,), False)),
+        ("argmax", "st(T,T,i,b)", lambda o: torch.argmax(x, 1, out=o), lambda c, o: c(o, x, 1, False)),
+        ("argmin", "st(T,T,i,b)", lambda o: torch.argmin(x, 0, True, out=o), lambda c, o: c(o, x, 0, True)),
+        ("all", "st(T,T,shape,b)", lambda o: torch.all(x > -1, 1, out=o), lambda c, o: c(o, x > -1, (1,), False)),
+        ("any", "st(T,T,shape,b)", lambda o: torch.any(x > 1, 0, True, out=o), lambda c, o: c(o, x > 1, (0,), True)),
+        ("scatter", "st(T,T,i,T,T)", lambda o: torch.scatter(x, 0, i, x, out=o), lambda c, o: c(o, x, 0, i, x)),
+        ("scatter_value", "st(T,T,i,T,d)", lambda o: torch.scatter(x, 0, i, 2.5, out=o), lambda c, o: c(o, x, 0, i, 2.5)),
+        ("scatter_add", "st(T,T,i,T,T)", lambda o: torch.scatter_add(x, 0, i, x, out=o), lambda c, o: c(o, x, 0, i, x)),
+        ("scatter_reduce", "st(T,T,i,T,T,s,b)", lambda o: torch.scatter_reduce(x, 0, i, x, "amax", include_self=False, out=o),
+         lambda c, o: c(o, x, 0, i, x, "amax", False)),
+        ("index_add", "st(T,T,i,T,T,d)", lambda o: torch.index_add(x, 0, i0, src2, alpha=2.0, out=o),
+         lambda c, o: c(o, x, 0, i0, src2, 2.0)),
+        ("index_copy", "st(T,T,i,T,T)", lambda o: torch.index_copy(x, 0, i0, src2, out=o), lambda c, o: c(o, x, 0, i0, src2)),
+        ("diag", "st(T,T,i64)", lambda o: torch.diag(x, 1, out=o), lambda c, o: c(o, x, 1)),
+        ("take_along_dim", "st(T,T,T,i)", lambda o: torch.take_along_dim(x, i, 0, out=o), lambda c, o: c(o, x, i, 0)),
+    ]
+
+
+@pytest.mark.parametrize("k", range(15))
+def test_more_out_forms_values_and_dtype_rules(k):
+    name, sig, tfn, cfn = _out_cases()[k]
+    f = L.declare(f"ct_{name}_out", sig)
+    for dt in (torch.float32, torch.float64, torch.int64, torch.bool, torch.uint8):
+        for shape in ((0,), (2, 2)):
+            with case(name.replace("_value", "")):
+                want = torch.empty(shape, dtype=dt)
+                try:
+                    tfn(want)
+                    torch_ok = True
+                except RuntimeError:
+                    torch_ok = False
+                got = ctorch.from_torch(torch.empty(shape, dtype=dt))
+                try:
+                    cfn(f, got)
+                    ct_ok = True
+                except ctorch.CtorchError:
+                    ct_ok = False
+                assert ct_ok == torch_ok, f"{name} out={dt}: torch {'accepts' if torch_ok else 'raises'}"
+                if torch_ok:
+                    assert_same(got.torch(), want)
