@@ -63,7 +63,8 @@ CT_API int ct_register_hook(ct_tensor *t, ct_grad_hook hook, void *user);
 CT_API int ct_remove_hook(ct_tensor *t, int handle);
 
 /* gradcheck: compares analytic gradients of fn with central finite differences in
- * float64 (inputs must be float64; complex inputs are not supported yet). fn receives
+ * float64 (inputs and output float64 or complex128; a complex value is checked as its
+ * real and imaginary parts, with PyTorch's convention for complex gradients). fn receives
  * the inputs and returns one output tensor; it runs inside a scope that gradcheck
  * opens, so it must not ct_release results of ops (the scope owns them). eps 1e-6,
  * atol 1e-5, rtol 1e-3 are PyTorch's defaults (pass <= 0 / < 0 for them). Returns 1 if all match, 0 if not (ct_last_error() names the first

@@ -919,13 +919,18 @@ static int64_t flat_offset(const ct_tensor *t, int64_t j) {
 static int check_inputs(const char *op, int n, ct_tensor *const *inputs) {
     for (int i = 0; i < n; i++) {
         CT_CHECK_ARG_S(op, inputs[i]);
-        if (inputs[i]->dtype != CT_FLOAT64)
-            return ct__errs(CT_ERR_DTYPE, "%s: input %d is %s; gradcheck needs float64 inputs", op, i,
+        if (inputs[i]->dtype != CT_FLOAT64 && inputs[i]->dtype != CT_COMPLEX128)
+            return ct__errs(CT_ERR_DTYPE, "%s: input %d is %s; gradcheck needs float64 or complex128 inputs", op, i,
                             ct_dtype_name(inputs[i]->dtype));
     }
     return 0;
 }
 
+/* Complex tensors are checked as pairs of real coordinates (real, imaginary part): the
+ * Jacobian of the real map (Re x, Im x) -> (Re y, Im y). With PyTorch's convention
+ * (a gradient is dL/dRe + i dL/dIm), grad_output 1 selects L = Re y_k and grad_output i
+ * selects L = Im y_k, and the real and imaginary parts of the input gradient are the
+ * rows' entries for Re x_j and Im x_j. */
 CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, void *user, double eps, double atol,
                         double rtol) {
     if (!fn) return ct__errs(CT_ERR_ARG, "gradcheck: fn is NULL");
@@ -939,19 +944,24 @@ CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, voi
     bool prev = ct_set_grad_enabled(true);
     ct_tensor *out = call_fn(fn, n, inputs, user);
     if (!out) { result = ct_last_status(); goto end; }
-    if (out->dtype != CT_FLOAT64) { result = ct__errs(CT_ERR_DTYPE, "gradcheck: output must be float64, got %s", ct_dtype_name(out->dtype)); goto end; }
-    int64_t m = out->numel;
+    if (out->dtype != CT_FLOAT64 && out->dtype != CT_COMPLEX128) {
+        result = ct__errs(CT_ERR_DTYPE, "gradcheck: output must be float64 or complex128, got %s", ct_dtype_name(out->dtype));
+        goto end;
+    }
+    int out_parts = out->dtype == CT_COMPLEX128 ? 2 : 1;
+    int64_t m = out->numel * out_parts; /* real coordinates of the output */
     for (int i = 0; i < n && result == 1; i++) {
         ct_tensor *x = inputs[i];
         if (!ct__tensor_requires_grad(x)) continue;
-        int64_t nx = x->numel;
+        int parts = x->dtype == CT_COMPLEX128 ? 2 : 1;
+        int64_t nx = x->numel * parts;
         double *num = calloc((size_t)(nx * m) + 1, sizeof(double));
         double *ana = calloc((size_t)(nx * m) + 1, sizeof(double));
         if (!num || !ana) { free(num); free(ana); result = ct__errs(CT_ERR_OOM, "gradcheck: out of memory"); break; }
-        /* numerical: perturb each element in place */
+        /* numerical: perturb each real coordinate in place */
         double *xd = x->storage->data;
         for (int64_t j = 0; j < nx && result == 1; j++) {
-            int64_t off = flat_offset(x, j);
+            int64_t off = flat_offset(x, j / parts) * parts + j % parts;
             double orig = xd[off];
             xd[off] = orig + eps; /* grad mode stays on: fn may differentiate (gradgradcheck) */
             ct_tensor *op = ct_contiguous(call_fn(fn, n, inputs, user));
@@ -962,11 +972,11 @@ CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, voi
             const double *pp = ct__data(op), *mp = ct__data(om);
             for (int64_t k = 0; k < m; k++) num[k * nx + j] = (pp[k] - mp[k]) / (2 * eps);
         }
-        /* analytical: one backward per output element */
+        /* analytical: one backward per real output coordinate */
         for (int64_t k = 0; k < m && result == 1; k++) {
-            ct_tensor *go = ct_zeros(out->ndim, out->sizes, CT_FLOAT64);
+            ct_tensor *go = ct_zeros(out->ndim, out->sizes, out->dtype);
             if (!go) { result = ct_last_status(); break; }
-            ((double *)ct__data(go))[k] = 1.0;
+            ((double *)ct__data(go))[k] = 1.0; /* 1 or i */
             ct_tensor *gx = NULL;
             /* an output that does not require grad is constant in the inputs: zero Jacobian */
             int rc = ct__tensor_requires_grad(out)
@@ -974,7 +984,7 @@ CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, voi
                          : 0;
             if (rc) { result = rc; break; }
             if (gx) {
-                ct_tensor *gc = ct_contiguous(ct_to_dtype(gx, CT_FLOAT64));
+                ct_tensor *gc = ct_contiguous(ct_to_dtype(gx, x->dtype));
                 if (!gc) { result = ct_last_status(); break; }
                 const double *gp = ct__data(gc);
                 for (int64_t j = 0; j < nx; j++) ana[k * nx + j] = gp[j];
@@ -983,10 +993,12 @@ CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, voi
         for (int64_t q = 0; q < nx * m && result == 1; q++) {
             double a = ana[q], b = num[q];
             if (!(fabs(a - b) <= atol + rtol * fabs(b))) {
+                int64_t k = q / nx, j = q % nx;
                 ct__errs(CT_ERR_RUNTIME,
-                         "gradcheck: Jacobian mismatch for output %lld with respect to input %d element %lld: "
+                         "gradcheck: Jacobian mismatch for output %lld%s with respect to input %d element %lld%s: "
                          "numerical %.10g, analytical %.10g",
-                         (long long)(q / nx), i, (long long)(q % nx), b, a);
+                         (long long)(k / out_parts), out_parts == 2 ? (k % 2 ? " (imag)" : " (real)") : "", i,
+                         (long long)(j / parts), parts == 2 ? (j % 2 ? " (imag)" : " (real)") : "", b, a);
                 result = 0;
             }
         }
@@ -1022,7 +1034,9 @@ static ct_tensor *gg_fn(int n, ct_tensor *const *inputs, void *user) {
     if (ct_autograd_grad(1, &out, (const ct_tensor *const *)&c->v, nr, req, grads, true, true, true)) return NULL;
     ct_tensor *s = ct_zeros(0, NULL, CT_FLOAT64);
     for (int i = 0; i < nr; i++)
-        if (grads[i]) s = ct_add(s, ct_sum(ct_mul(grads[i], c->w[i])));
+        if (grads[i]) /* a real linear functional of the gradient: Re <g, w> */
+            s = ct_add(s, ct_sum(ct_dtype_is_complex(grads[i]->dtype) ? ct_real(ct_mul(grads[i], ct_conj(c->w[i])))
+                                                                  : ct_mul(grads[i], c->w[i])));
     return s;
 }
 
@@ -1038,15 +1052,17 @@ CT_API int ct_gradgradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs,
     /* deterministic pseudo-random projections */
     uint64_t state = 0x243F6A8885A308D3ull;
 #define NEXT_U() ((state = state * 6364136223846793005ull + 1442695040888963407ull) >> 11) * (1.0 / 9007199254740992.0)
-    ct_tensor *v = ct_empty(out->ndim, out->sizes, CT_FLOAT64);
+    ct_tensor *v = ct_empty(out->ndim, out->sizes, out->dtype);
     ct_tensor *w[16];
     int nr = 0;
-    for (int64_t k = 0; v && k < v->numel; k++) ((double *)ct__data(v))[k] = NEXT_U() * 2 - 1;
+    int vparts = out->dtype == CT_COMPLEX128 ? 2 : 1;
+    for (int64_t k = 0; v && k < v->numel * vparts; k++) ((double *)ct__data(v))[k] = NEXT_U() * 2 - 1;
     for (int i = 0; i < n && nr < 16; i++)
         if (ct__tensor_requires_grad(inputs[i])) {
-            w[nr] = ct_empty(inputs[i]->ndim, inputs[i]->sizes, CT_FLOAT64);
+            w[nr] = ct_empty(inputs[i]->ndim, inputs[i]->sizes, inputs[i]->dtype);
             if (!w[nr]) break;
-            for (int64_t k = 0; k < w[nr]->numel; k++) ((double *)ct__data(w[nr]))[k] = NEXT_U() * 2 - 1;
+            int wparts = inputs[i]->dtype == CT_COMPLEX128 ? 2 : 1;
+            for (int64_t k = 0; k < w[nr]->numel * wparts; k++) ((double *)ct__data(w[nr]))[k] = NEXT_U() * 2 - 1;
             nr++;
         }
 #undef NEXT_U

@@ -90,6 +90,12 @@ ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype);
 ct_tensor *ct__empty_like_raw(const ct_tensor *like, ct_dtype dtype);
 /* perm[0] = the fastest-varying dim of a strided layout (PyTorch's stride order). */
 void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t *perm);
+/* The same over n operands (broadcast strides): the first operand that orders two dims decides. */
+void ct__dim_order_n(int nd, const int64_t *sizes, int n, const int64_t *const *strides, int64_t *perm);
+/* Result of an elementwise op over inputs ins broadcast to shape, laid out as
+ * TensorIterator lays out its output: contiguous unless the inputs share another dense
+ * dim order (a transposed or channels-last input gives a result with its strides). */
+ct_tensor *ct__empty_ew_raw(int nd, const int64_t *shape, ct_dtype dt, int n, const ct_tensor *const *ins);
 /* Registers a freshly created tensor with the innermost scope (if any) and returns it. */
 ct_tensor *ct__ret(ct_tensor *t);
 /* Takes t out of the innermost scope, giving the caller its reference. */

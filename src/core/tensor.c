@@ -213,20 +213,23 @@ CT_API ct_tensor *ct_full(int ndim, const int64_t *sizes, double v, ct_dtype dty
  * for one operand, and infer_dense_strides): perm[0] is the fastest-varying dim.
  * Stable insertion sort by stride; a zero stride makes a comparison ambiguous (the
  * dim stays put) and equal strides put the smaller size first. */
-static int order_cmp(const int64_t *sizes, const int64_t *strides, int64_t d0, int64_t d1) {
-    int64_t s0 = strides[d0], s1 = strides[d1];
-    if (s0 == 0 || s1 == 0) return 0;
-    if (s0 < s1) return -1;
-    if (s0 > s1) return 1;
-    return sizes[d0] > sizes[d1] ? 1 : 0;
+static int order_cmp(const int64_t *sizes, int n, const int64_t *const *strides, int64_t d0, int64_t d1) {
+    for (int k = 0; k < n; k++) { /* the first operand that orders the two dims decides */
+        int64_t s0 = strides[k][d0], s1 = strides[k][d1];
+        if (s0 == 0 || s1 == 0) continue;
+        if (s0 < s1) return -1;
+        if (s0 > s1) return 1;
+        if (sizes[d0] > sizes[d1]) return 1;
+    }
+    return 0;
 }
 
-void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t *perm) {
+void ct__dim_order_n(int nd, const int64_t *sizes, int n, const int64_t *const *strides, int64_t *perm) {
     for (int i = 0; i < nd; i++) perm[i] = nd - 1 - i;
     for (int i = 1; i < nd; i++) {
         int d1 = i;
         for (int d0 = i - 1; d0 >= 0; d0--) {
-            int c = order_cmp(sizes, strides, perm[d0], perm[d1]);
+            int c = order_cmp(sizes, n, strides, perm[d0], perm[d1]);
             if (c > 0) {
                 int64_t tmp = perm[d0];
                 perm[d0] = perm[d1];
@@ -237,22 +240,55 @@ void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t
     }
 }
 
+void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t *perm) {
+    ct__dim_order_n(nd, sizes, 1, (const int64_t *const[]){strides}, perm);
+}
+
+/* Dense strides for sizes in the order perm (perm[0] fastest). */
+static ct_tensor *empty_in_order(int nd, const int64_t *sizes, const int64_t *perm, ct_dtype dt) {
+    int64_t strides[CT_MAX_DIMS], st = 1, numel = ct__prod(nd, sizes);
+    for (int k = 0; k < nd; k++) {
+        strides[perm[k]] = st;
+        if (sizes[perm[k]] > 1) st *= sizes[perm[k]];
+    }
+    ct_storage *s = ct__storage_new((size_t)numel * ct_dtype_size(dt));
+    if (!s) return NULL;
+    ct_tensor *t = ct__tensor_new(s, dt, nd, sizes, strides, 0);
+    ct__storage_release(s);
+    return t;
+}
+
+ct_tensor *ct__empty_ew_raw(int nd, const int64_t *shape, ct_dtype dt, int n, const ct_tensor *const *ins) {
+    bool plain = true;
+    for (int k = 0; k < n && plain; k++) plain = ins[k]->ndim == 0 || ct__is_contiguous(ins[k]);
+    if (nd < 2 || plain) return ct__empty_raw(nd, shape, dt);
+    int64_t bstr[6][CT_MAX_DIMS];
+    const int64_t *sp[6];
+    int m = 0;
+    for (int k = 0; k < n && m < 6; k++) {
+        const ct_tensor *t = ins[k];
+        if (t->ndim == 0) continue;
+        int off = nd - t->ndim;
+        for (int d = 0; d < nd; d++) {
+            int td = d - off;
+            bstr[m][d] = (td < 0 || (t->sizes[td] == 1 && shape[d] != 1)) ? 0 : t->strides[td];
+        }
+        sp[m] = bstr[m];
+        m++;
+    }
+    int64_t perm[CT_MAX_DIMS];
+    ct__dim_order_n(nd, shape, m, sp, perm);
+    return empty_in_order(nd, shape, perm, dt);
+}
+
 /* torch's empty_like(preserve_format): dense strides in like's dim order, so a
  * transposed input gives a transposed result (and random fills draw in the same
  * memory order as torch's). */
 ct_tensor *ct__empty_like_raw(const ct_tensor *like, ct_dtype dt) {
     if (like->ndim < 2) return ct__empty_raw(like->ndim, like->sizes, dt);
-    int64_t perm[CT_MAX_DIMS], strides[CT_MAX_DIMS], st = 1;
+    int64_t perm[CT_MAX_DIMS];
     ct__dim_order(like->ndim, like->sizes, like->strides, perm);
-    for (int k = 0; k < like->ndim; k++) {
-        strides[perm[k]] = st;
-        if (like->sizes[perm[k]] > 1) st *= like->sizes[perm[k]];
-    }
-    ct_storage *s = ct__storage_new((size_t)like->numel * ct_dtype_size(dt));
-    if (!s) return NULL;
-    ct_tensor *t = ct__tensor_new(s, dt, like->ndim, like->sizes, strides, 0);
-    ct__storage_release(s);
-    return t;
+    return empty_in_order(like->ndim, like->sizes, perm, dt);
 }
 
 CT_API ct_tensor *ct_empty_like(const ct_tensor *t) {

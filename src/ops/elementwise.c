@@ -6,7 +6,7 @@
 
 ct_tensor *ct__cast_raw(const ct_tensor *t, ct_dtype dt) {
     if (t->dtype == dt) return ct_retain((ct_tensor *)t);
-    ct_tensor *r = ct__empty_raw(t->ndim, t->sizes, dt);
+    ct_tensor *r = ct__empty_like_raw(t, dt);
     if (!r) return NULL;
     if (ct__copy_raw(r, t)) { ct_release(r); return NULL; }
     return r;
@@ -41,7 +41,7 @@ ct_tensor *ct__unary_raw(ct_op op, const char *name, const ct_tensor *x, ct_ew_k
     if (cd < 0) return NULL;
     ct_tensor *xin = ct__cast_raw(x, (ct_dtype)cd);
     if (!xin) return NULL;
-    ct_tensor *out = ct__empty_raw(x->ndim, x->sizes, out_dtype((ct_dtype)cd, kind));
+    ct_tensor *out = ct__empty_ew_raw(x->ndim, x->sizes, out_dtype((ct_dtype)cd, kind), 1, &x);
     if (!out) { ct_release(xin); return NULL; }
     ct_kernel_args a = {.op = op, .n_out = 1, .n_in = 1, .out = {out}, .in = {xin}};
     if (params) memcpy(a.d, params, sizeof(double) * 4);
@@ -67,7 +67,7 @@ ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const 
         cd = (ct_dtype)c;
     }
     ct_tensor *ain = ct__cast_raw(a, cd), *bin = ain ? ct__cast_raw(b, cd) : NULL;
-    ct_tensor *out = bin ? ct__empty_raw(nd, shape, out_dtype(cd, kind)) : NULL;
+    ct_tensor *out = bin ? ct__empty_ew_raw(nd, shape, out_dtype(cd, kind), 2, (const ct_tensor *[]){a, b}) : NULL;
     int rc = -1;
     if (out) {
         ct_kernel_args k = {.op = op, .n_out = 1, .n_in = 2, .out = {out}, .in = {ain, bin}};

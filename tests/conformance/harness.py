@@ -359,8 +359,8 @@ def _c_gradcheck(cname, op_name, ct_fn, inputs, requires_grad, eps, atol, rtol):
         if requires_grad is None:
             requires_grad = [True] * len(inputs)
         for x in inputs:
-            assert isinstance(x, torch.Tensor) and x.dtype == torch.float64, \
-                f"{cname} inputs must be float64 tensors (close over other arguments in ct_fn)"
+            assert isinstance(x, torch.Tensor) and x.dtype in (torch.float64, torch.complex128), \
+                f"{cname} inputs must be float64 or complex128 tensors (close over other arguments in ct_fn)"
         c_in = [ctorch.from_torch(x, requires_grad=r) for x, r in zip(inputs, requires_grad)]
         failure = []
         results = []  # Python-side references to the outputs, alive until gradcheck returns

@@ -11,7 +11,9 @@ import torch
 from _legacy import L, P, Noncontig, assert_same, check_forward, check_grads, fn, from_ct, last_error, sample, to_ct
 from _legacy import seed_each_test  # noqa: F401  (autouse fixture: seeds torch per test)
 from _legacy import ew_gradcheck as gradcheck
-from harness import case
+from harness import assert_same as h_assert_same, case
+
+import ctorch
 
 # ---------------------------------------------------------------- value tests
 FLOAT_OPS = {
@@ -300,3 +302,29 @@ def test_gradcheck_pow_scalar():
     a = torch.rand(5, dtype=torch.float64) + 0.5
     for e in (2.0, 0.5, -1.3, 1.0 / 3.0):
         gradcheck("ct_pow_scalar", [a], extra=[ctypes.c_double(e)], second_order=True)
+
+
+LAYOUT_INPUTS = [
+    ("transposed", lambda: (torch.randn(4, 3).t(), torch.randn(3, 4))),
+    ("contiguous_then_transposed", lambda: (torch.randn(3, 4), torch.randn(4, 3).t())),
+    ("channels_last", lambda: (torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last),
+                               torch.randn(3, 1, 1))),
+    ("permuted_broadcast", lambda: (torch.randn(5, 1), torch.randn(2, 3, 4, 5).permute(0, 2, 3, 1))),
+    ("sliced", lambda: (torch.randn(4, 8)[:, ::2], torch.randn(4, 4))),
+    ("expanded", lambda: (torch.randn(4, 1).expand(4, 3), torch.randn(3, 4).t())),
+]
+
+
+@pytest.mark.parametrize("name", [n for n, _ in LAYOUT_INPUTS])
+def test_elementwise_result_layout_matches_torch(name):
+    """Results keep the inputs' memory order the way TensorIterator does (same strides)."""
+    a, b = dict(LAYOUT_INPUTS)[name]()
+    for cname, tfn in (("ct_add", torch.add), ("ct_mul", torch.mul)):
+        with case(cname[3:]):
+            got = ctorch.call(cname, ctorch.from_torch(a), ctorch.from_torch(b))
+            want = tfn(a, b)
+            assert got.stride() == want.stride(), (got.stride(), want.stride())
+            h_assert_same(got.torch(), want)
+    with case("exp"):
+        got = ctorch.call("ct_exp", ctorch.from_torch(a))
+        assert got.stride() == torch.exp(a).stride()
