@@ -964,9 +964,10 @@ CT_API int ct_gradcheck(ct_gradcheck_fn fn, int n, ct_tensor *const *inputs, voi
             int64_t off = flat_offset(x, j / parts) * parts + j % parts;
             double orig = xd[off];
             xd[off] = orig + eps; /* grad mode stays on: fn may differentiate (gradgradcheck) */
-            ct_tensor *op = ct_contiguous(call_fn(fn, n, inputs, user));
+            /* copies: fn may return a view of an input, which the next perturbation changes */
+            ct_tensor *op = ct_contiguous(ct_clone(call_fn(fn, n, inputs, user)));
             xd[off] = orig - eps;
-            ct_tensor *om = ct_contiguous(call_fn(fn, n, inputs, user));
+            ct_tensor *om = ct_contiguous(ct_clone(call_fn(fn, n, inputs, user)));
             xd[off] = orig;
             if (!op || !om) { result = ct_last_status(); break; }
             const double *pp = ct__data(op), *mp = ct__data(om);

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import ctorch
-from harness import case
+from harness import case, count
 
 LIB_PATH = ctorch.lib.cdll._name  # the file the ctorch binding loaded
 
@@ -171,6 +171,7 @@ def check_forward(cname, tfn, args, extra=(), op=None, **tol):
             h = fn(cname)(*[to_ct(a) for a in args], *extra)
             assert not h, f"{cname} succeeded where torch raised {e}"
             assert last_error()
+            count(op or op_of(cname), "error")
             return None
         h = fn(cname)(*[to_ct(a) for a in args], *extra)
         assert h, last_error()
@@ -202,6 +203,7 @@ def check_grads(cname, tfn, args, extra=(), rtol=1e-6, atol=1e-9, op=None):
                 got = from_ct(cg) if cg else torch.zeros_like(a)
                 torch.testing.assert_close(got, want, equal_nan=True, rtol=rtol, atol=atol, msg=f"grad of input {k}")
                 k += 1
+        count(op or op_of(cname), "grad")
 
 
 def ew_gradcheck(cname, args, extra=(), second_order=False, op=None):
@@ -227,11 +229,13 @@ def ew_gradcheck(cname, args, extra=(), second_order=False, op=None):
         L.ct_clear_error()
         rc = L.ct_gradcheck(cb, len(idx), cin, None, 1e-6, 1e-5, 1e-3)
         assert rc == 1, last_error()
+        count(op, "gradcheck")
     if second_order:
         with case(op):
             L.ct_clear_error()
             rc = L.ct_gradgradcheck(cb, len(idx), cin, None, 1e-6, 1e-5, 1e-3)
             assert rc == 1, last_error()
+            count(op, "gradgradcheck")
 
 
 def sample(dtype, shape, nonzero=False, special=True):
@@ -446,6 +450,8 @@ def mat_gradcheck(op, fn, inputs, second=False):
         lib.ct_clear_error()
         rc = f(cfn, len(cin), arr, None, 1e-6, 1e-5, 1e-3)
         assert rc == 1, lib.ct_last_error().decode()
+    for o in (op if isinstance(op, tuple) else (op,)):
+        count(o, "gradgradcheck" if second else "gradcheck")
 
 
 def raises(fn, *args, match=None, op=None):

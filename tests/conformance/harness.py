@@ -53,6 +53,13 @@ DIFFERENTIABLE = FLOATING + COMPLEX
 RESULTS = {}
 
 
+def count(op_name, kind):
+    """Counts a passed check of one kind ("grad", "error", "gradcheck", "gradgradcheck")
+    under op_name, so build/conformance.json shows what each op's cases cover."""
+    r = RESULTS.setdefault(op_name, {"cases": 0, "passed": 0})
+    r[kind] = r.get(kind, 0) + 1
+
+
 def record(op_name, passed):
     r = RESULTS.setdefault(op_name, {"cases": 0, "passed": 0})
     r["cases"] += 1
@@ -265,6 +272,7 @@ def check(op_name, ct_fn, torch_fn, inputs, *, grad=True, atol=None, rtol=None, 
                 ct_fn(*c_in)
             except ctorch.CtorchError as ce:
                 assert str(ce), f"{op_name}{where}: ctorch failed with an empty message"
+                count(op_name, "error")
                 return
             raise AssertionError(f"{op_name}{where}: ctorch succeeded where torch raised {type(e).__name__}: {e}")
         try:
@@ -315,6 +323,7 @@ def _check_grad(op_name, ct_fn, torch_fn, inputs, where, gatol, grtol, atol, rto
             continue
         assert cg is not None, f"{op_name}{where}: input {k} got no gradient in ctorch"
         assert_same(cg, tg, atol=gatol, rtol=grtol, what=f"{op_name}{where} grad of input {k}")
+    count(op_name, "grad")
 
 
 def check_error(op_name, ct_fn, torch_fn, inputs, *, names=None, match=None):
@@ -344,6 +353,7 @@ def check_error(op_name, ct_fn, torch_fn, inputs, *, names=None, match=None):
         assert any(n.lower() in msg.lower() for n in names), f"{op_name}{where}: message '{msg}' does not name {names}"
         if match is not None:
             assert match in msg, f"{op_name}{where}: message '{msg}' lacks '{match}'"
+        count(op_name, "error")
         return msg
 
 
@@ -390,6 +400,7 @@ def _c_gradcheck(cname, op_name, ct_fn, inputs, requires_grad, eps, atol, rtol):
         if failure:
             raise failure[0]
         assert rc == 1, f"{op_name}: {cname} {'failed' if rc == 0 else f'error {rc}'}: {msg}"
+        count(op_name, cname[3:])
 
 
 def gradcheck(op_name, ct_fn, inputs, *, requires_grad=None, eps=1e-6, atol=1e-5, rtol=1e-3):

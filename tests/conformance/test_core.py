@@ -796,7 +796,7 @@ def test_harness_records_cases():
         check(SELF, L.ct_clone, torch.clone, [make((2,), torch.float64)])
         check_error(SELF, lambda c: L.ct_view(c, (5,)), lambda t: t.view(5), [make((2,))], names="view")
         gradcheck(SELF, L.ct_clone, [make((2,), torch.float64)])
-        assert harness.RESULTS[SELF] == {"cases": 3, "passed": 3}
+        assert harness.RESULTS[SELF] == {"cases": 3, "passed": 3, "grad": 1, "error": 1, "gradcheck": 1}
     finally:
         harness.RESULTS.pop(SELF, None)
 

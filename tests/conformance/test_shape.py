@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ctorch
+
 from _legacy import P, T, assert_close, call, check_op, ct, lib, rand, raises, to_torch
 from _legacy import seed_each_test  # noqa: F401  (autouse fixture: seeds torch per test)
 from _legacy import mat_gradcheck as gradcheck
@@ -360,3 +362,46 @@ def test_gradgradcheck_nonlinear():
         fl = raw("ct_flip", c, 1, arr64([0]))
         return call("ct_mul", fl, raw("ct_pad", c, 4, arr64([0, 0, 1, -1]), b"constant", ctypes.c_double(2.0)))
     gradcheck(("cat", "flip", "pad"), f, [rand((3, 2))], second=True)
+
+
+# ---- float64 gradcheck of the view and shape ops (and add/where), one case each ----
+def _gc_views():
+    import ctorch as _c
+    C = _c.call
+    sq = lambda t: C("ct_squeeze_dim", t, 1, sig="T(T,i)")
+    return {
+        "view": (lambda t: C("ct_view", t, (4, 3), sig="T(T,shape)"), (3, 4)),
+        "reshape": (lambda t: C("ct_reshape", C("ct_t", t), (12,), sig="T(T,shape)"), (3, 4)),
+        "as_strided": (lambda t: C("ct_as_strided", t, (2, 2), (1, 3), 1, sig="T(T,shape,i64[],i64)"), (3, 4)),
+        "permute": (lambda t: C("ct_permute", t, (2, 0, 1), sig="T(T,dims)"), (2, 3, 4)),
+        "t": (lambda t: C("ct_t", t), (3, 4)),
+        "expand_as": (lambda t: C("ct_expand_as", t, _c.from_torch(torch.zeros(2, 3, 4, dtype=torch.float64))), (3, 1)),
+        "narrow": (lambda t: C("ct_narrow", t, 1, 1, 2, sig="T(T,i,i64,i64)"), (3, 4)),
+        "select": (lambda t: C("ct_select", t, 0, 2, sig="T(T,i,i64)"), (3, 4)),
+        "slice": (lambda t: C("ct_slice", t, 1, 0, 4, 2, sig="T(T,i,i64,i64,i64)"), (3, 4)),
+        "squeeze": (lambda t: C("ct_squeeze", t), (3, 1, 2)),
+        "squeeze_dim": (sq, (3, 1, 2)),
+        "unsqueeze": (lambda t: C("ct_unsqueeze", t, 1, sig="T(T,i)"), (3, 2)),
+        "flatten": (lambda t: C("ct_flatten", t, 0, -1, sig="T(T,i,i)"), (2, 3, 2)),
+        "unflatten": (lambda t: C("ct_unflatten", t, 1, (2, 2), sig="T(T,i,shape)"), (3, 4)),
+        "diagonal": (lambda t: C("ct_diagonal", t, 1, 0, 1, sig="T(T,i64,i,i)"), (3, 4)),
+        "movedim": (lambda t: C("ct_movedim", t, 0, 2, sig="T(T,i,i)"), (2, 3, 4)),
+        "clone": (lambda t: C("ct_clone", t), (3, 4)),
+        "contiguous": (lambda t: C("ct_contiguous", C("ct_t", t)), (3, 4)),
+        "unbind": (lambda t: ctorch.unbind(t, 1)[2], (3, 4)),
+        "view_as_complex": (lambda t: C("ct_view_as_complex", t), (3, 2)),
+        "add": (lambda t: C("ct_add", t, C("ct_mul", t, t)), (3, 4)),
+        "where": (lambda t: C("ct_where", _c.from_torch(torch.tensor([True, False, True])), t, C("ct_neg", t)), (3,)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_gc_views()))
+def test_view_ops_gradcheck(name):
+    from harness import gradcheck
+    f, shape = _gc_views()[name]
+    gradcheck(name, f, [torch.randn(*shape, dtype=torch.float64)])
+
+
+def test_view_as_real_gradcheck():
+    from harness import gradcheck
+    gradcheck("view_as_real", lambda t: ctorch.call("ct_view_as_real", t), [torch.randn(3, dtype=torch.complex128)])
