@@ -1,10 +1,14 @@
 /* CPU caching allocator: freed blocks are kept in size classes and handed out again,
  * so a training loop that allocates the same shapes every step stops calling malloc
  * (and, for large blocks, stops faulting in fresh pages from mmap). Blocks are
- * 64-byte aligned. The cache is bounded (CTORCH_CACHE_LIMIT_MB, default 1024) and
+ * 64-byte aligned; blocks of 2 MiB and more are 2 MiB aligned and advised as
+ * transparent huge pages (as PyTorch's CPU allocator does): streaming kernels then
+ * take far fewer TLB misses and the prefetchers do not stop at every 4 KiB page.
+ * The cache is bounded (CTORCH_CACHE_LIMIT_MB, default 1024) and
  * ct_empty_cache() returns it to the system. */
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 
 #include "core/internal.h"
 
@@ -12,6 +16,7 @@
 #define SMALL_MAX 4096                       /* classes 64, 128, ..., 4096 */
 #define N_SMALL (SMALL_MAX / SMALL_STEP)
 #define N_LARGE (4 * 48)                     /* 4 classes per power of two above 4 KiB */
+#define HUGE ((size_t)2 << 20)               /* transparent huge page size */
 
 typedef struct block { struct block *next; } block;
 
@@ -57,12 +62,16 @@ void *ct__alloc(size_t nbytes) {
     } else r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
     if (!p) {
         if (r < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
-        p = aligned_alloc(CT_ALIGN, r);
+        size_t align = r >= HUGE ? HUGE : CT_ALIGN;
+        p = aligned_alloc(align, r);
         if (!p) {
             ct_empty_cache(); /* give cached blocks back and try once more */
-            p = aligned_alloc(CT_ALIGN, r);
+            p = aligned_alloc(align, r);
         }
         if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+#ifdef MADV_HUGEPAGE
+        if (align == HUGE) madvise(p, r & ~(HUGE - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
     }
     long long now = atomic_fetch_add(&live_bytes, (long long)r) + (long long)r;
     long long pk = atomic_load(&peak_bytes);

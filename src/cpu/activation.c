@@ -15,36 +15,31 @@ void ct_cpu_register_activation(ct_kernel_fn *k);
 #define SOFTMAX_BLOCK(T, VEXP)                                                                           \
     CT_LOOP_ATTR static void softmax_block_##T(const T *x, T *o, int64_t dim, int64_t inner, bool log_, double *buf) { \
         if (inner == 1) {                                                                                \
-            /* max and sum in 16 independent lanes so the loops vectorise (a NaN flag  */                \
-            /* instead of a branch); lanes combine in a fixed order, so results repeat */                \
-            T lm[16];                                                                                    \
-            int32_t nn[16] = {0};                                                                        \
-            for (int q = 0; q < 16; q++) lm[q] = -INFINITY;                                              \
-            int64_t j = 0;                                                                               \
-            for (; j + 16 <= dim; j += 16)                                                               \
-                for (int q = 0; q < 16; q++) {                                                           \
-                    T v = x[j + q];                                                                      \
-                    lm[q] = v > lm[q] ? v : lm[q];                                                       \
-                    nn[q] |= v != v;                                                                     \
-                }                                                                                        \
+            /* max with a NaN flag and the sum as SIMD reductions (omp simd: the lanes  */                   \
+            /* combine in a fixed order, so results repeat run to run)                  */                   \
             T mx = -INFINITY;                                                                            \
             int32_t anynan = 0;                                                                          \
-            for (; j < dim; j++) { mx = x[j] > mx ? x[j] : mx; anynan |= x[j] != x[j]; }                 \
-            for (int q = 0; q < 16; q++) { mx = lm[q] > mx ? lm[q] : mx; anynan |= nn[q]; }              \
+            _Pragma("omp simd reduction(max:mx) reduction(|:anynan)")                                    \
+            for (int64_t j = 0; j < dim; j++) {                                                          \
+                T v = x[j];                                                                              \
+                mx = v > mx ? v : mx;                                                                    \
+                anynan |= v != v;                                                                        \
+            }                                                                                            \
             if (anynan) mx = NAN;                                                                        \
             if (isinf(mx) && mx < 0) mx = 0; /* all -inf: exp gives 0s, sum 0 -> NaN like torch */       \
-            for (j = 0; j < dim; j++) o[j] = x[j] - mx;                                                  \
+            _Pragma("omp simd")                                                                          \
+            for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx;                                          \
             VEXP(o, o, dim);                                                                             \
-            double ls8[8] = {0}, s = 0;                                                                  \
-            for (j = 0; j + 8 <= dim; j += 8)                                                            \
-                for (int q = 0; q < 8; q++) ls8[q] += o[j + q];                                          \
-            for (; j < dim; j++) s += o[j];                                                              \
-            for (int q = 0; q < 8; q++) s += ls8[q];                                                     \
+            double s = 0;                                                                                \
+            _Pragma("omp simd reduction(+:s)")                                                           \
+            for (int64_t j = 0; j < dim; j++) s += o[j];                                                 \
             if (log_) {                                                                                  \
                 T ls = (T)log(s);                                                                        \
+                _Pragma("omp simd")                                                                      \
                 for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx - ls;                                 \
             } else {                                                                                     \
                 T r = (T)(1.0 / s);                                                                      \
+                _Pragma("omp simd")                                                                      \
                 for (int64_t j = 0; j < dim; j++) o[j] *= r;                                             \
             }                                                                                            \
             return;                                                                                      \

@@ -51,9 +51,14 @@ void ct__reduce_visit_rows(const ct_reduce_plan *p, int64_t m, ct_row_fn fn, voi
     int nr = p->nr;
     int64_t rows = 1;
     for (int d = 0; d < nr - 1; d++) rows *= p->rsize[d];
-    int64_t idx[CT_MAX_DIMS] = {0};
-    const char *row = base;
     int64_t es = (int64_t)p->in_es;
+    if (nr == 1) { /* one run per output: the common case, no index bookkeeping */
+        fn(base, p->rsize[0], p->rstride[0] * es, ctx);
+        return;
+    }
+    int64_t idx[CT_MAX_DIMS];
+    memset(idx, 0, sizeof(int64_t) * (size_t)nr);
+    const char *row = base;
     for (int64_t r = 0; r < rows; r++) {
         fn(row, p->rsize[nr - 1], p->rstride[nr - 1] * es, ctx);
         for (int d = nr - 2; d >= 0; d--) {
@@ -183,8 +188,38 @@ MAXMIN_FAST(min_f32, float, <, "omp simd reduction(min:r) reduction(|:anynan)")
 MAXMIN_FAST(max_f64, double, >, "omp simd reduction(max:r) reduction(|:anynan)")
 MAXMIN_FAST(min_f64, double, <, "omp simd reduction(min:r) reduction(|:anynan)")
 
+/* Contiguous float sums: blocks of 4096 summed in the input type by four independent
+ * 16-lane accumulators (the adds pipeline and stay in float32 like PyTorch's cascade
+ * sum), block sums added in double. Lanes combine in a fixed order: results repeat. */
+#define HALVE(W) for (int q = 0; q < (W); q++) a0[q] += a0[q + (W)];
+#define SUM_FAST(NAME, T, L)                                                               \
+    CT_LOOP_ATTR static double NAME(const T *x, int64_t n) {                              \
+        double total = 0;                                                                  \
+        for (int64_t b = 0; b < n; b += 4096) {                                            \
+            int64_t e = n - b < 4096 ? n : b + 4096, i = b;                                \
+            T a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0}, s = 0;                   \
+            for (; i + 4 * L <= e; i += 4 * L)                                             \
+                for (int q = 0; q < L; q++) {                                              \
+                    a0[q] += x[i + q], a1[q] += x[i + L + q];                              \
+                    a2[q] += x[i + 2 * L + q], a3[q] += x[i + 3 * L + q];                  \
+                }                                                                          \
+            for (; i < e; i++) s += x[i];                                                  \
+            for (int q = 0; q < L; q++) a0[q] = (a0[q] + a1[q]) + (a2[q] + a3[q]);         \
+            if (L >= 16) HALVE(8) /* pairwise tree in constant-width vector steps */      \
+            HALVE(4) HALVE(2) HALVE(1)                                                     \
+            total += (double)a0[0] + s;                                                    \
+        }                                                                                  \
+        return total;                                                                      \
+    }
+SUM_FAST(sum_f32, float, 16)
+SUM_FAST(sum_f64, double, 8)
+
 CT_LOOP_ATTR static void row_reduce(const char *row, int64_t n, int64_t sb, void *vctx) {
     rctx *c = vctx;
+    if (c->k == RK_SUM && ((c->dt == CT_FLOAT32 && sb == 4) || (c->dt == CT_FLOAT64 && sb == 8))) {
+        c->a.f += c->dt == CT_FLOAT32 ? sum_f32((const float *)row, n) : sum_f64((const double *)row, n);
+        return;
+    }
     if ((c->k == RK_MAX || c->k == RK_MIN) && n > 0 &&
         ((c->dt == CT_FLOAT32 && sb == 4) || (c->dt == CT_FLOAT64 && sb == 8))) {
         double v = c->dt == CT_FLOAT32 ? (c->k == RK_MAX ? max_f32 : min_f32)((const float *)row, n)
