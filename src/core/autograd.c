@@ -31,6 +31,11 @@ bool ct__needs_grad(int n, const ct_tensor *const *ts) {
 }
 
 /* ---- nodes ---- */
+static void meta_free(ct_meta *m) {
+    if (m->sizes != m->small) free(m->sizes);
+    m->sizes = NULL;
+}
+
 ct_node *ct__node_new(const char *name, ct_backward_fn fn, int n_inputs) {
     ct_node *n = calloc(1, sizeof *n);
     if (!n) return ct__err(CT_ERR_OOM, "out of memory recording %s", name);
@@ -39,21 +44,22 @@ ct_node *ct__node_new(const char *name, ct_backward_fn fn, int n_inputs) {
     n->backward = fn;
     n->seq = atomic_fetch_add(&next_seq, 1);
     n->n_next = n_inputs;
-    if (n_inputs) {
+    if (n_inputs > 4) {
         n->next = calloc((size_t)n_inputs, sizeof *n->next);
         if (!n->next) { free(n); return ct__err(CT_ERR_OOM, "out of memory recording %s", name); }
+    } else if (n_inputs) {
+        n->next = n->next_small;
     }
     n->n_outputs = 1;
-    n->out_meta = calloc(1, sizeof *n->out_meta);
-    if (!n->out_meta) { free(n->next); free(n); return ct__err(CT_ERR_OOM, "out of memory recording %s", name); }
+    n->out_meta = n->out_meta_small;
     return n;
 }
 
 int ct__node_set_outputs(ct_node *n, int k) {
     ct_meta *m = calloc((size_t)k, sizeof *m);
     if (!m) return ct__errs(CT_ERR_OOM, "out of memory recording %s", n->name);
-    for (int i = 0; i < n->n_outputs; i++) free(n->out_meta[i].sizes);
-    free(n->out_meta);
+    for (int i = 0; i < n->n_outputs; i++) meta_free(&n->out_meta[i]);
+    if (n->out_meta != n->out_meta_small) free(n->out_meta);
     n->out_meta = m;
     n->n_outputs = k;
     return 0;
@@ -72,8 +78,8 @@ static void release_saved(ct_node *n) {
 
 /* Frees nodes iteratively: a long chain of nodes must not recurse once per node. */
 void ct__node_release(ct_node *n) {
-    ct_node **stack = NULL;
-    size_t sn = 0, scap = 0;
+    ct_node *local[32], **stack = local; /* the heap only for wide or deep graphs */
+    size_t sn = 0, scap = 32;
     while (n || sn) {
         if (!n) n = stack[--sn];
         if (atomic_fetch_sub(&n->refcount, 1) != 1) { n = NULL; continue; }
@@ -82,8 +88,9 @@ void ct__node_release(ct_node *n) {
             if (!c) continue;
             if (sn == scap) {
                 size_t nc = scap ? scap * 2 : 16;
-                ct_node **ns = realloc(stack, nc * sizeof *ns);
+                ct_node **ns = stack == local ? malloc(nc * sizeof *ns) : realloc(stack, nc * sizeof *ns);
                 if (!ns) { ct__node_release(c); continue; } /* fall back to recursion */
+                if (stack == local) memcpy(ns, local, sn * sizeof *ns);
                 stack = ns; scap = nc;
             }
             stack[sn++] = c;
@@ -96,17 +103,17 @@ void ct__node_release(ct_node *n) {
             ct_release(n->leaf);
         }
         for (ct_pre_hook *h = n->pre_hooks; h;) { ct_pre_hook *nx = h->next; free(h); h = nx; }
-        for (int i = 0; i < n->n_outputs; i++) free(n->out_meta[i].sizes);
-        free(n->out_meta);
-        free(n->in_meta[0].sizes);
-        free(n->in_meta[1].sizes);
+        for (int i = 0; i < n->n_outputs; i++) meta_free(&n->out_meta[i]);
+        if (n->out_meta != n->out_meta_small) free(n->out_meta);
+        meta_free(&n->in_meta[0]);
+        meta_free(&n->in_meta[1]);
         free(n->ivec);
         if (n->ctx_free) n->ctx_free(n->ctx);
-        free(n->next);
+        if (n->next != n->next_small) free(n->next);
         free(n);
         n = NULL;
     }
-    free(stack);
+    if (stack != local) free(stack);
 }
 
 static int accumulate_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi);
@@ -220,12 +227,11 @@ int ct__node_set_ivec(ct_node *n, int count, const int64_t *v) {
 }
 
 static int set_meta(ct_meta *m, const ct_tensor *t) {
-    free(m->sizes);
-    m->sizes = NULL;
+    meta_free(m);
     m->dtype = t->dtype;
     m->ndim = t->ndim;
     if (t->ndim) {
-        m->sizes = malloc(sizeof(int64_t) * (size_t)t->ndim);
+        m->sizes = t->ndim <= CT_INLINE_DIMS ? m->small : malloc(sizeof(int64_t) * (size_t)t->ndim);
         if (!m->sizes) return ct__errs(CT_ERR_OOM, "out of memory recording a shape");
         memcpy(m->sizes, t->sizes, sizeof(int64_t) * (size_t)t->ndim);
     }

@@ -39,7 +39,8 @@ typedef struct {
 typedef struct {
     ct_dtype dtype;
     int ndim;
-    int64_t *sizes;
+    int64_t *sizes;                   /* -> small[] up to CT_INLINE_DIMS dims, else heap */
+    int64_t small[CT_INLINE_DIMS];
 } ct_meta;
 
 typedef struct ct_pre_hook {
@@ -82,6 +83,9 @@ struct ct_node {
     void (*ctx_free)(void *ctx);
     ct_tensor *leaf;       /* AccumulateGrad: the leaf (strong) */
     ct_pre_hook *pre_hooks;
+    /* inline storage: one allocation per node for the common case */
+    ct_edge next_small[4];
+    ct_meta out_meta_small[1];
 };
 
 /* A new scope-owned reference to t (for backward functions passing a gradient on). */

@@ -9,7 +9,23 @@ int ct__cpu_run_loop(const ct_kernel_args *a, ct_loop_fn const *loops, const dou
     ct_dtype dt = a->n_in ? a->in[0]->dtype : a->out[0]->dtype;
     ct_loop_fn fn = loops[dt];
     if (!fn) return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(dt));
-    if (a->out[0]->numel == 0) return 0;
+    int64_t numel = a->out[0]->numel;
+    if (numel == 0) return 0;
+    if (numel < CT_GRAIN) { /* small and dense, no broadcasting: one call, no iterator */
+        char *ptr[CT_ITER_MAX_OPS];
+        int64_t st[CT_ITER_MAX_OPS];
+        bool flat = true;
+        for (int k = 0; k < n && flat; k++) {
+            const ct_tensor *t = ops[k];
+            flat = t->numel == numel && ct__is_contiguous(t);
+            st[k] = (int64_t)ct_dtype_size(t->dtype);
+            ptr[k] = (char *)t->storage->data + t->offset * st[k];
+        }
+        if (flat) {
+            fn(ptr, st, numel, (void *)params);
+            return 0;
+        }
+    }
     ct_iter it;
     if (ct__iter_build(&it, n, a->n_out, ops)) return ct_last_status();
     ct__iter_run(&it, fn, (void *)params, 0);
