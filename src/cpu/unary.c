@@ -108,6 +108,17 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 
 /* ---- SLEEF vector loops: o[i] = BODY(x[i]) over a contiguous run ---- */
 #ifdef CT_HAVE_SLEEF_X86
+/* gelu's erf in float32: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (below float32's
+ * resolution near 1; the approximation PyTorch's vectorised CPU erf uses too), from one
+ * exp instead of SLEEF's costlier erf. float64 keeps SLEEF's erf (VERF_GELU = VERF).
+ *   erf(x) = sign(x) (1 - t P(t) exp(-x^2)),  t = 1 / (1 + p |x|) */
+#define AS_P 0.3275911
+#define AS_POLY(t) VADD(VSET(0.254829592), VMUL(t, VADD(VSET(-0.284496736), VMUL(t, VADD(VSET(1.421413741), \
+                   VMUL(t, VADD(VSET(-1.453152027), VMUL(t, VSET(1.061405429)))))))))
+#define AS_ERF(v, T_)                                                                                     \
+    VOR(VSIGN(v), VSUB(VSET(1.0), VMUL(VMUL(T_, AS_POLY(T_)), VEXP(VSUB(VSET(0.0), VMUL(v, v))))))
+#define AS_T(v) VDIV(VSET(1.0), VADD(VSET(1.0), VMUL(VSET(AS_P), VABS(v))))
+
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
     X(exp, VEXP(v)) X(exp2, VEXP2(v)) X(expm1, VEXPM1(v)) X(log, VLOG(v)) X(log2, VLOG2(v))              \
@@ -116,7 +127,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
     X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v))        \
     X(sigmoid, VDIV(VSET(1.0), VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                               \
     X(silu, VDIV(v, VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                                          \
-    X(gelu, VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF(VMUL(v, VSET(M_SQRT1_2))))))                   \
+    X(gelu, VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF_GELU(VMUL(v, VSET(M_SQRT1_2))))))              \
     X(gelu_tanh, VMUL(VMUL(VSET(0.5), v),                                                                 \
                       VADD(VSET(1.0), VTANH(VMUL(VSET(0.7978845608028654),                                 \
                                                  VADD(v, VMUL(VSET(0.044715), VMUL(v, VMUL(v, v)))))))))   \
@@ -124,6 +135,10 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 
 /* float32, AVX-512 */
 #define V_F512(fn) Sleef_##fn##f16_u10avx512f
+#define VABS(v) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)))
+#define VSIGN(v) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)))
+#define VOR(a, b) _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VERF_GELU(v) AS_ERF(v, AS_T(v))
 #define VEXP(v) V_F512(exp)(v)
 #define VEXP2(v) V_F512(exp2)(v)
 #define VEXPM1(v) V_F512(expm1)(v)
@@ -167,9 +182,14 @@ VEC_LIST(X)
 #undef VMUL
 #undef VDIV
 #undef V_F512
+#undef VERF_GELU
+#undef VABS
+#undef VSIGN
+#undef VOR
 
 /* float64, AVX-512 */
 #define V_F512(fn) Sleef_##fn##d8_u10avx512f
+#define VERF_GELU(v) VERF(v)
 #define VSET(c) _mm512_set1_pd((double)(c))
 #define VADD _mm512_add_pd
 #define VSUB _mm512_sub_pd
@@ -193,9 +213,17 @@ VEC_LIST(X)
 #undef VMUL
 #undef VDIV
 #undef V_F512
+#undef VERF_GELU
+#undef VABS
+#undef VSIGN
+#undef VOR
 
 /* float32, AVX2 (tails through a padded buffer) */
 #define V_F512(fn) Sleef_##fn##f8_u10avx2
+#define VABS(v) _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))
+#define VSIGN(v) _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)))
+#define VOR(a, b) _mm256_or_ps(a, b)
+#define VERF_GELU(v) AS_ERF(v, AS_T(v))
 #define VSET(c) _mm256_set1_ps((float)(c))
 #define VADD _mm256_add_ps
 #define VSUB _mm256_sub_ps
@@ -221,9 +249,14 @@ VEC_LIST(X)
 #undef VMUL
 #undef VDIV
 #undef V_F512
+#undef VERF_GELU
+#undef VABS
+#undef VSIGN
+#undef VOR
 
 /* float64, AVX2 */
 #define V_F512(fn) Sleef_##fn##d4_u10avx2
+#define VERF_GELU(v) VERF(v)
 #define VSET(c) _mm256_set1_pd((double)(c))
 #define VADD _mm256_add_pd
 #define VSUB _mm256_sub_pd
@@ -249,6 +282,10 @@ VEC_LIST(X)
 #undef VMUL
 #undef VDIV
 #undef V_F512
+#undef VERF_GELU
+#undef VABS
+#undef VSIGN
+#undef VOR
 
 /* Vectorised exp over a contiguous run, for the softmax kernels. */
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
@@ -270,7 +307,24 @@ void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) {
         else pre##_v256_##suf((T *)d[0], (const T *)d[1], n);                                            \
         return;                                                                                          \
     }
+/* float16 / bfloat16, contiguous: blocks converted to float32, the float32 vector kernel,
+ * rounded back (what PyTorch computes: the op in float32, one rounding at the end). */
+#define HALF_DISPATCH(pre, HT, LD, STO)                                                                  \
+    if (isa && s[0] == (int64_t)sizeof(HT) && s[1] == (int64_t)sizeof(HT)) {                             \
+        float buf[512];                                                                                  \
+        HT *o_ = (HT *)d[0];                                                                             \
+        const HT *x_ = (const HT *)d[1];                                                                 \
+        for (int64_t b = 0; b < n; b += 512) {                                                           \
+            int64_t c = n - b < 512 ? n - b : 512;                                                       \
+            for (int64_t j = 0; j < c; j++) buf[j] = LD(x_[b + j]);                                      \
+            if (isa == 2) pre##_v512_f32(buf, buf, c);                                                   \
+            else pre##_v256_f32(buf, buf, c);                                                            \
+            for (int64_t j = 0; j < c; j++) o_[b + j] = STO(buf[j]);                                     \
+        }                                                                                                \
+        return;                                                                                          \
+    }
 #else
+#define HALF_DISPATCH(pre, HT, LD, STO)
 #define VEC_DISPATCH(pre, T, suf)
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
@@ -280,8 +334,16 @@ void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) { for (int64_t i = 
 
 /* Float family with a SLEEF fast path for contiguous float32/float64. */
 #define CT_UNARY_VEC(pre, EXPR)                                                                          \
-    CT_UNARY_LOOP(pre##_f16, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR)                      \
-    CT_UNARY_LOOP(pre##_bf16, ct_bf16, float, LD_BF16, ST_BF16, ct_bf16, ST_BF16, EXPR)                  \
+    CT_UNARY_LOOP(pre##_f16s, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR)                     \
+    CT_UNARY_LOOP(pre##_bf16s, ct_bf16, float, LD_BF16, ST_BF16, ct_bf16, ST_BF16, EXPR)                 \
+    static void pre##_f16(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        HALF_DISPATCH(pre, ct_half, LD_F16, ST_F16)                                                      \
+        pre##_f16s(d, s, n, ctx);                                                                        \
+    }                                                                                                    \
+    static void pre##_bf16(char **d, const int64_t *s, int64_t n, void *ctx) {                           \
+        HALF_DISPATCH(pre, ct_bf16, LD_BF16, ST_BF16)                                                    \
+        pre##_bf16s(d, s, n, ctx);                                                                       \
+    }                                                                                                    \
     CT_UNARY_LOOP(pre##_f32s, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)                            \
     CT_UNARY_LOOP(pre##_f64s, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)                         \
     static void pre##_f32(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
