@@ -11,6 +11,7 @@
  *   ctorch/index.h       cat/stack/split, gather/scatter, indexing, sort/topk, pad...
  *   ctorch/random.h      generators and random sampling
  *   ctorch/dict.h        ordered name -> tensor dictionaries (state dicts)
+ *   ctorch/nn.h          neural-network functions: convolution, pooling, normalisation, losses
  *   ctorch/module.h      modules (nn.Module), containers, simple layers and activations
  * Ownership and error rules are the same for every function: see ctorch/core.h.
  */
@@ -27,6 +28,7 @@
 #include "ctorch/index.h"
 #include "ctorch/random.h"
 #include "ctorch/dict.h"
+#include "ctorch/nn.h"
 #include "ctorch/module.h"
 
 #endif

@@ -12,5 +12,6 @@ ct_backend *ct_cpu_backend(void) {
     ct_cpu_register_linalg(k);
     ct_cpu_register_index(k);
     ct_cpu_register_random(k);
+    ct_cpu_register_conv(k);
     return &cpu_backend;
 }

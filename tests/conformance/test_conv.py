@@ -1,0 +1,165 @@
+"""Convolutions, unfold/fold against torch.nn.functional: values, gradients of input,
+weight and bias, errors, float64 gradcheck and gradgradcheck."""
+import ctypes
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ctorch
+from harness import check, check_error, gradcheck, gradgradcheck
+
+I2 = ctypes.c_int64 * 2
+
+
+class ConvOpts(ctypes.Structure):
+    _fields_ = [("stride", I2), ("padding", I2), ("dilation", I2), ("groups", ctypes.c_int64),
+                ("output_padding", I2), ("padding_mode", ctypes.c_char_p)]
+
+
+def opts(stride=(0, 0), padding=(0, 0), dilation=(0, 0), groups=0, output_padding=(0, 0), mode=None):
+    return ConvOpts(I2(*stride), I2(*padding), I2(*dilation), groups, I2(*output_padding),
+                    mode.encode() if mode else None)
+
+
+def fn(name):
+    f = ctorch._raw(name, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ConvOpts))
+
+    def call(x, w, b, o):
+        ctorch.lib.ct_clear_error()
+        return ctorch.Tensor(f(x.ptr, w.ptr, b.ptr if b is not None else None, ctypes.byref(o)))
+    return call
+
+
+conv2d, conv1d = fn("ct_nn_conv2d"), fn("ct_nn_conv1d")
+convt2d, convt1d = fn("ct_nn_conv_transpose2d"), fn("ct_nn_conv_transpose1d")
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+CONV2D = [  # (x shape, w shape, bias, torch kwargs)
+    ((2, 3, 7, 6), (4, 3, 3, 3), True, {}),
+    ((2, 3, 7, 6), (4, 3, 3, 2), False, dict(stride=2, padding=1)),
+    ((1, 4, 9, 8), (6, 2, 3, 3), True, dict(groups=2, dilation=2, padding=(2, 1))),
+    ((2, 4, 6, 6), (4, 1, 3, 3), True, dict(groups=4, padding=1)),  # depthwise
+    ((3, 5, 5), (2, 3, 2, 2), True, {}),  # unbatched, 1x1-free
+    ((2, 3, 5, 6), (4, 3, 1, 1), True, {}),  # 1x1
+    ((2, 3, 6, 5), (4, 3, 4, 3), True, dict(padding="same")),  # even kernel: asymmetric
+    ((2, 3, 6, 5), (4, 3, 3, 3), True, dict(padding="valid")),
+    ((2, 3, 6, 5), (4, 3, 3, 2), True, dict(padding="same", dilation=2)),
+]
+
+
+def ct_opts_of(kw, transposed=False):
+    o = dict()
+    if "stride" in kw:
+        o["stride"] = pair(kw["stride"])
+    if "padding" in kw:
+        if isinstance(kw["padding"], str):
+            o["mode"] = kw["padding"]
+        else:
+            o["padding"] = pair(kw["padding"])
+    if "dilation" in kw:
+        o["dilation"] = pair(kw["dilation"])
+    if "groups" in kw:
+        o["groups"] = kw["groups"]
+    if "output_padding" in kw:
+        o["output_padding"] = pair(kw["output_padding"])
+    return opts(**o)
+
+
+@pytest.mark.parametrize("k", range(len(CONV2D)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv2d(k, dtype):
+    xs, ws, bias, kw = CONV2D[k]
+    x, w = torch.randn(xs, dtype=dtype), torch.randn(ws, dtype=dtype)
+    b = torch.randn(ws[0], dtype=dtype) if bias else None
+    o = ct_opts_of(kw)
+    ins = [x, w] + ([b] if bias else [])
+    check("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o),
+          lambda *a: F.conv2d(a[0], a[1], a[2] if bias else None, **kw), ins)
+    if dtype == torch.float64 and k in (0, 2, 6):
+        gradcheck("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ins)
+        gradgradcheck("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ins)
+
+
+CONV1D = [((2, 3, 9), (4, 3, 3), True, {}), ((2, 4, 11), (6, 2, 3), True, dict(stride=2, padding=1, groups=2)),
+          ((3, 8), (2, 3, 2), False, dict(dilation=3)), ((2, 3, 9), (4, 3, 4), True, dict(padding="same"))]
+
+
+@pytest.mark.parametrize("k", range(len(CONV1D)))
+def test_conv1d(k):
+    xs, ws, bias, kw = CONV1D[k]
+    x, w = torch.randn(xs, dtype=torch.float64), torch.randn(ws, dtype=torch.float64)
+    b = torch.randn(ws[0], dtype=torch.float64) if bias else None
+    o = ct_opts_of({kk: (v if isinstance(v, str) else (v, 0) if kk != "groups" else v) for kk, v in kw.items()})
+    ins = [x, w] + ([b] if bias else [])
+    check("conv1d", lambda *a: conv1d(a[0], a[1], a[2] if bias else None, o),
+          lambda *a: F.conv1d(a[0], a[1], a[2] if bias else None, **kw), ins)
+    gradcheck("conv1d", lambda *a: conv1d(a[0], a[1], a[2] if bias else None, o), ins)
+
+
+CONVT2D = [((2, 3, 4, 5), (3, 2, 3, 3), True, {}),
+           ((2, 4, 4, 3), (4, 3, 3, 2), True, dict(stride=2, padding=1, output_padding=1, groups=2)),
+           ((3, 4, 4), (3, 2, 2, 2), False, dict(dilation=2)),
+           ((1, 2, 5, 5), (2, 3, 3, 3), True, dict(stride=(2, 1), padding=(0, 1)))]
+
+
+@pytest.mark.parametrize("k", range(len(CONVT2D)))
+def test_conv_transpose2d(k):
+    xs, ws, bias, kw = CONVT2D[k]
+    x, w = torch.randn(xs, dtype=torch.float64), torch.randn(ws, dtype=torch.float64)
+    b = torch.randn(ws[1] * kw.get("groups", 1), dtype=torch.float64) if bias else None
+    o = ct_opts_of(kw)
+    ins = [x, w] + ([b] if bias else [])
+    check("conv_transpose2d", lambda *a: convt2d(a[0], a[1], a[2] if bias else None, o),
+          lambda *a: F.conv_transpose2d(a[0], a[1], a[2] if bias else None, **kw), ins)
+    gradcheck("conv_transpose2d", lambda *a: convt2d(a[0], a[1], a[2] if bias else None, o), ins)
+
+
+def test_conv_transpose1d():
+    x, w, b = torch.randn(2, 3, 6, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64), \
+        torch.randn(2, dtype=torch.float64)
+    o = opts(stride=(2, 0), padding=(1, 0), output_padding=(1, 0))
+    check("conv_transpose1d", lambda *a: convt1d(a[0], a[1], a[2], o),
+          lambda *a: F.conv_transpose1d(*a, stride=2, padding=1, output_padding=1), [x, w, b])
+    gradcheck("conv_transpose1d", lambda *a: convt1d(a[0], a[1], a[2], o), [x, w, b])
+
+
+def test_conv2d_errors():
+    x = torch.randn(2, 3, 5, 5)
+    cases = [
+        (x, torch.randn(4, 2, 3, 3), {}),          # channels mismatch
+        (x, torch.randn(4, 3, 7, 7), {}),          # kernel larger than input
+        (torch.randn(5, 5), torch.randn(4, 3, 3, 3), {}),  # rank
+        (x, torch.randn(4, 3, 3), {}),             # weight rank
+        (x, torch.randn(3, 1, 3, 3), dict(groups=2)),  # groups do not divide
+        (x.double(), torch.randn(4, 3, 3, 3), {}),  # dtype mismatch
+        (x, torch.randn(4, 3, 3, 3), dict(stride=2, padding="same")),
+    ]
+    for xx, ww, kw in cases:
+        o = ct_opts_of(kw)
+        check_error("conv2d", lambda a, b_: conv2d(a, b_, None, o), lambda a, b_: F.conv2d(a, b_, **kw), [xx, ww])
+
+
+UNFOLD = [((2, 3, 6, 5), dict(kernel_size=3)), ((2, 2, 7, 7), dict(kernel_size=(2, 3), dilation=2, padding=1, stride=2)),
+          ((3, 5, 4), dict(kernel_size=2, stride=(1, 2)))]
+
+
+@pytest.mark.parametrize("k", range(len(UNFOLD)))
+def test_unfold_fold(k):
+    xs, kw = UNFOLD[k]
+    unfold = ctorch.lib.declare("ct_nn_unfold", "T(T,i64[],i64[],i64[],i64[])")
+    fold = ctorch.lib.declare("ct_nn_fold", "T(T,i64[],i64[],i64[],i64[],i64[])")
+    args = [pair(kw.get("kernel_size")), pair(kw.get("dilation", 1)), pair(kw.get("padding", 0)), pair(kw.get("stride", 1))]
+    x = torch.randn(xs, dtype=torch.float64)
+    check("unfold", lambda a: unfold(a, *args), lambda a: F.unfold(a, **kw), [x])
+    gradcheck("unfold", lambda a: unfold(a, *args), [x])
+    cols = F.unfold(x, **kw)
+    size = xs[-2:]
+    check("fold", lambda a: fold(a, size, *args), lambda a: F.fold(a, size, **kw), [cols])
+    gradcheck("fold", lambda a: fold(a, size, *args), [cols])
+    check_error("fold", lambda a: fold(a, (size[0] + 5, size[1]), *args),
+                lambda a: F.fold(a, (size[0] + 5, size[1]), **kw), [cols])
