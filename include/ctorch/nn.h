@@ -75,6 +75,62 @@ CT_API ct_tensor *ct_nn_avg_pool1d(const ct_tensor *input, int64_t kernel, const
 /* adaptive_avg_pool2d to output_size {Ho, Wo} (PyTorch's start/end index rule). */
 CT_API ct_tensor *ct_nn_adaptive_avg_pool2d(const ct_tensor *input, const int64_t output_size[2]);
 
+/* ---- linear layers, normalisation, embedding ---- */
+/* linear(x [..., in], weight [out, in], bias [out] or NULL) = x @ weight^T + bias. */
+CT_API ct_tensor *ct_nn_linear(const ct_tensor *input, const ct_tensor *weight, const ct_tensor *bias);
+/* batch_norm over input [N, C, ...]: in training, normalises with the batch statistics
+ * (biased variance) and, if running_mean/running_var are given, updates them in place
+ * (running = (1 - momentum) * running + momentum * batch, with the unbiased variance), as
+ * PyTorch; in eval it uses the running statistics. weight/bias [C] may be NULL. */
+CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_mean, ct_tensor *running_var,
+                                   const ct_tensor *weight, const ct_tensor *bias, bool training, double momentum,
+                                   double eps);
+/* layer_norm over the trailing dims normalized_shape (n of them); weight/bias of that
+ * shape or NULL. */
+CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t *normalized_shape,
+                                   const ct_tensor *weight, const ct_tensor *bias, double eps);
+/* embedding(indices (int64, any shape), weight [num, dim]) -> [..., dim]. padding_idx < 0
+ * (after wrapping a negative index once, as PyTorch: pass CT_NO_PADDING_IDX for none)
+ * marks a row that gets no gradient. */
+#define CT_NO_PADDING_IDX INT64_MIN
+CT_API ct_tensor *ct_nn_embedding(const ct_tensor *indices, const ct_tensor *weight, int64_t padding_idx);
+
+/* ---- losses ----
+ * reduction: the zero value is PyTorch's default ("mean"). */
+typedef enum ct_reduction {
+    CT_REDUCTION_MEAN = 0,
+    CT_REDUCTION_SUM = 1,
+    CT_REDUCTION_NONE = 2,
+    CT_REDUCTION_BATCHMEAN = 3 /* kl_div only */
+} ct_reduction;
+
+CT_API ct_tensor *ct_nn_mse_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction);
+CT_API ct_tensor *ct_nn_l1_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction);
+CT_API ct_tensor *ct_nn_smooth_l1_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
+                                       double beta); /* beta: torch default 1.0 */
+CT_API ct_tensor *ct_nn_huber_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
+                                   double delta);    /* delta: torch default 1.0 */
+/* nll_loss(log-probabilities [N, C] / [N, C, d1, ...] / [C], int64 class targets [N] /
+ * [N, d1, ...] / []): weight [C] or NULL; targets equal to ignore_index (torch's default
+ * -100) contribute nothing; "mean" divides by the summed weights of the counted targets. */
+CT_API ct_tensor *ct_nn_nll_loss(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                                 int64_t ignore_index, ct_reduction reduction);
+/* cross_entropy(logits, target): target is int64 class indices (as nll_loss) or float
+ * class probabilities shaped like input; label_smoothing in [0, 1]. */
+CT_API ct_tensor *ct_nn_cross_entropy(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                                      int64_t ignore_index, ct_reduction reduction, double label_smoothing);
+/* binary_cross_entropy(probabilities, target, weight or NULL); log clamped at -100. */
+CT_API ct_tensor *ct_nn_binary_cross_entropy(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                                             ct_reduction reduction);
+/* binary_cross_entropy_with_logits(logits, target, weight, pos_weight (both may be NULL)). */
+CT_API ct_tensor *ct_nn_binary_cross_entropy_with_logits(const ct_tensor *input, const ct_tensor *target,
+                                                         const ct_tensor *weight, const ct_tensor *pos_weight,
+                                                         ct_reduction reduction);
+/* kl_div(input (log-probabilities), target (probabilities, or log-probabilities if
+ * log_target)); reduction may be CT_REDUCTION_BATCHMEAN. */
+CT_API ct_tensor *ct_nn_kl_div(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
+                               bool log_target);
+
 #ifdef __cplusplus
 }
 #endif

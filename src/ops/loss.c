@@ -1,0 +1,261 @@
+/* Loss functions (torch.nn.functional), composed from differentiable ops with
+ * PyTorch's formulas, so gradients (and double backward) come from autograd. */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "core/iter.h"
+#include "ctorch/nn.h"
+
+#define BEGIN                                \
+    if (ct_scope_begin()) return NULL;       \
+    ct_tensor *r_ = NULL;
+#define END                                  \
+    if (r_) r_ = ct_keep(r_);                \
+    ct_scope_end();                          \
+    return r_;
+
+static ct_tensor *reduce(ct_tensor *l, ct_reduction r) {
+    switch (r) {
+    case CT_REDUCTION_MEAN: return ct_mean(l);
+    case CT_REDUCTION_SUM: return ct_sum(l);
+    case CT_REDUCTION_NONE: return l;
+    default: return ct__err(CT_ERR_ARG, "loss: invalid reduction %d", (int)r);
+    }
+}
+
+static int check_reduction(const char *op, ct_reduction r, bool batchmean_ok) {
+    if (r == CT_REDUCTION_MEAN || r == CT_REDUCTION_SUM || r == CT_REDUCTION_NONE ||
+        (batchmean_ok && r == CT_REDUCTION_BATCHMEAN))
+        return 0;
+    return ct__errs(CT_ERR_ARG, "%s: %d is not a valid value for reduction", op, (int)r);
+}
+
+static int check_pair(const char *op, const ct_tensor *x, const ct_tensor *t) {
+    CT_CHECK_ARG_S(op, x);
+    CT_CHECK_ARG_S(op, t);
+    if (!ct_dtype_is_floating(x->dtype))
+        return ct__errs(CT_ERR_DTYPE, "%s: expected a floating point input, got %s", op, ct_dtype_name(x->dtype));
+    int64_t shape[CT_MAX_DIMS];
+    if (ct__broadcast_shapes(op, x->ndim, x->sizes, t->ndim, t->sizes, shape) < 0) return ct_last_status();
+    return 0;
+}
+
+CT_API ct_tensor *ct_nn_mse_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction) {
+    if (check_pair("mse_loss", input, target) || check_reduction("mse_loss", reduction, false)) return NULL;
+    BEGIN
+    ct_tensor *d = ct_sub(input, target);
+    r_ = reduce(ct_mul(d, d), reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_l1_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction) {
+    if (check_pair("l1_loss", input, target) || check_reduction("l1_loss", reduction, false)) return NULL;
+    BEGIN
+    r_ = reduce(ct_abs(ct_sub(input, target)), reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_smooth_l1_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
+                                       double beta) {
+    if (check_pair("smooth_l1_loss", input, target) || check_reduction("smooth_l1_loss", reduction, false)) return NULL;
+    if (beta < 0) return ct__err(CT_ERR_ARG, "smooth_l1_loss does not support negative values for beta.");
+    BEGIN
+    ct_tensor *a = ct_abs(ct_sub(input, target));
+    if (beta == 0) r_ = reduce(a, reduction);
+    else {
+        ct_tensor *quad = ct_div_scalar(ct_mul_scalar(ct_mul(a, a), 0.5), beta);
+        r_ = reduce(ct_where(ct_lt(a, ct_scalar_tensor(beta, a->dtype)), quad, ct_sub_scalar(a, 0.5 * beta)), reduction);
+    }
+    END
+}
+
+CT_API ct_tensor *ct_nn_huber_loss(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
+                                   double delta) {
+    if (check_pair("huber_loss", input, target) || check_reduction("huber_loss", reduction, false)) return NULL;
+    if (delta <= 0) return ct__err(CT_ERR_ARG, "huber_loss does not support non-positive values for delta.");
+    BEGIN
+    ct_tensor *a = ct_abs(ct_sub(input, target));
+    ct_tensor *quad = ct_mul_scalar(ct_mul(a, a), 0.5);
+    ct_tensor *lin = ct_mul_scalar(ct_sub_scalar(a, 0.5 * delta), delta);
+    r_ = reduce(ct_where(ct_lt(a, ct_scalar_tensor(delta, a->dtype)), quad, lin), reduction);
+    END
+}
+
+/* class dim of an input: 1, or 0 for an unbatched [C] input */
+static int class_dim(const ct_tensor *x) { return x->ndim == 1 ? 0 : 1; }
+
+static int check_nll(const char *op, const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight) {
+    CT_CHECK_ARG_S(op, input);
+    CT_CHECK_ARG_S(op, target);
+    if (input->ndim < 1)
+        return ct__errs(CT_ERR_SHAPE, "%s: input tensor should be 1D or more, got %s", op, CT_SHAPESTR(input));
+    if (!ct_dtype_is_floating(input->dtype))
+        return ct__errs(CT_ERR_DTYPE, "%s: expected a floating point input, got %s", op, ct_dtype_name(input->dtype));
+    int cd = class_dim(input);
+    int64_t C = input->sizes[cd];
+    if (weight && (weight->ndim != 1 || weight->numel != C))
+        return ct__errs(CT_ERR_SHAPE, "%s: weight tensor should be defined either for all %lld classes or no classes but "
+                        "got weight tensor of shape: %s", op, (long long)C, CT_SHAPESTR(weight));
+    return 0;
+}
+
+/* nll over class indices: (per-element loss, per-element weight) with the class dim
+ * removed; ignored targets get weight 0. */
+static int nll_parts(const char *op, const ct_tensor *logp, const ct_tensor *target, const ct_tensor *weight,
+                     int64_t ignore_index, ct_tensor **loss, ct_tensor **w_out) {
+    int cd = class_dim(logp);
+    int64_t C = logp->sizes[cd];
+    if (target->dtype != CT_INT64 && target->dtype != CT_UINT8 && target->dtype != CT_INT32)
+        return ct__errs(CT_ERR_DTYPE, "%s: expected scalar type Long but found %s", op,
+                        ct__scalar_type_name(target->dtype));
+    /* shape: target == input without the class dim */
+    bool ok = target->ndim == logp->ndim - 1;
+    for (int d = 0, t = 0; ok && d < logp->ndim; d++) {
+        if (d == cd) continue;
+        ok = target->sizes[t++] == logp->sizes[d];
+    }
+    if (!ok) {
+        if (logp->ndim >= 2 && target->ndim >= 1 && target->sizes[0] != logp->sizes[0])
+            return ct__errs(CT_ERR_SHAPE, "%s: Expected input batch_size (%lld) to match target batch_size (%lld).", op,
+                            (long long)logp->sizes[0], (long long)target->sizes[0]);
+        return ct__errs(CT_ERR_SHAPE, "%s: expected target of size %s for input of size %s, got %s", op,
+                        "input without the class dim", CT_SHAPESTR(logp), CT_SHAPESTR(target));
+    }
+    ct_tensor *t64 = ct_to_dtype(target, CT_INT64);
+    ct_tensor *ign = ct_eq(t64, ct_scalar_tensor((double)ignore_index, CT_INT64));
+    ct_tensor *safe = ct_where(ign, ct_scalar_tensor(0, CT_INT64), t64);
+    /* out-of-range targets (other than ignore_index) are an error, as in PyTorch */
+    if (safe && safe->numel) {
+        ct_tensor *bad = ct_logical_or(ct_lt(safe, ct_scalar_tensor(0, CT_INT64)), ct_ge(safe, ct_scalar_tensor((double)C, CT_INT64)));
+        if (bad && ct_item(ct_any(bad, 0, NULL, false)) != 0) {
+            ct_tensor *which = ct_masked_select(safe, bad);
+            return ct__errs(CT_ERR_INDEX, "%s: Target %lld is out of bounds.", op, (long long)ct_item(ct_select(which, 0, 0)));
+        }
+    }
+    ct_tensor *picked = ct_squeeze_dim(ct_gather(logp, cd, ct_unsqueeze(safe, cd)), cd);
+    ct_tensor *w = weight ? ct_index_select(ct_to_dtype(weight, logp->dtype), 0, ct_reshape(safe, 1, (int64_t[]){-1}))
+                          : NULL;
+    if (w) w = ct_reshape(w, safe->ndim, safe->sizes);
+    else w = ct_ones_like(picked);
+    w = ct_where(ign, ct_scalar_tensor(0, logp->dtype), w);
+    *loss = ct_neg(ct_mul(picked, w));
+    *w_out = w;
+    return *loss && *w_out ? 0 : ct_last_status();
+}
+
+static ct_tensor *nll_reduce(ct_tensor *loss, ct_tensor *w, ct_reduction r) {
+    if (r == CT_REDUCTION_NONE) return loss;
+    if (r == CT_REDUCTION_SUM) return ct_sum(loss);
+    return ct_div(ct_sum(loss), ct_sum(w));
+}
+
+CT_API ct_tensor *ct_nn_nll_loss(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                                 int64_t ignore_index, ct_reduction reduction) {
+    if (check_nll("nll_loss", input, target, weight) || check_reduction("nll_loss", reduction, false)) return NULL;
+    BEGIN
+    ct_tensor *loss = NULL, *w = NULL;
+    if (!nll_parts("nll_loss", input, target, weight, ignore_index, &loss, &w)) r_ = nll_reduce(loss, w, reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_cross_entropy(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                                      int64_t ignore_index, ct_reduction reduction, double label_smoothing) {
+    if (check_nll("cross_entropy", input, target, weight) || check_reduction("cross_entropy", reduction, false))
+        return NULL;
+    if (label_smoothing < 0 || label_smoothing > 1)
+        return ct__err(CT_ERR_ARG, "cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: %g", label_smoothing);
+    int cd = class_dim(input);
+    int64_t C = input->sizes[cd];
+    int nd = input->ndim;
+    int64_t wshape[CT_MAX_DIMS];
+    for (int d = 0; d < nd; d++) wshape[d] = d == cd ? C : 1;
+    BEGIN
+    ct_tensor *logp = ct_log_softmax(input, cd, CT_NUM_DTYPES);
+    ct_tensor *wv = weight ? ct_reshape(ct_to_dtype(weight, input->dtype), nd, wshape) : NULL;
+    if (ct_dtype_is_floating(target->dtype)) {
+        /* class probabilities */
+        if (!ct__same_sizes(target->ndim, target->sizes, input->ndim, input->sizes)) {
+            ct__err(CT_ERR_SHAPE, "cross_entropy: Expected target size %s, got %s", CT_SHAPESTR(input), CT_SHAPESTR(target));
+        } else {
+            ct_tensor *t = ct_to_dtype(target, input->dtype);
+            if (label_smoothing > 0) t = ct_add_scalar(ct_mul_scalar(t, 1 - label_smoothing), label_smoothing / (double)C);
+            ct_tensor *prod = ct_mul(logp, t);
+            if (wv) prod = ct_mul(prod, wv);
+            ct_tensor *l = ct_neg(ct_sum_dim(prod, 1, (int64_t[]){cd}, false, CT_NUM_DTYPES));
+            if (reduction == CT_REDUCTION_MEAN)
+                r_ = input->numel ? ct_div_scalar(ct_sum(l), (double)(input->numel / C)) : ct_mean(l);
+            else
+                r_ = reduce(l, reduction);
+        }
+    } else {
+        ct_tensor *loss = NULL, *w = NULL;
+        if (!nll_parts("cross_entropy", logp, target, weight, ignore_index, &loss, &w)) {
+            ct_tensor *nll = nll_reduce(loss, w, reduction);
+            if (label_smoothing > 0) {
+                ct_tensor *lw = wv ? ct_mul(logp, wv) : logp;
+                ct_tensor *smooth = ct_neg(ct_sum_dim(lw, 1, (int64_t[]){cd}, false, CT_NUM_DTYPES));
+                ct_tensor *keep = ct_logical_not(ct_eq(ct_to_dtype(target, CT_INT64),
+                                                       ct_scalar_tensor((double)ignore_index, CT_INT64)));
+                smooth = ct_where(keep, smooth, ct_scalar_tensor(0, smooth->dtype));
+                ct_tensor *sr;
+                if (reduction == CT_REDUCTION_NONE) sr = smooth;
+                else if (reduction == CT_REDUCTION_SUM) sr = ct_sum(smooth);
+                else if (weight) sr = ct_div(ct_sum(smooth), ct_sum(w));
+                else sr = ct_div(ct_sum(smooth), ct_sum(ct_to_dtype(keep, smooth->dtype)));
+                nll = ct_add(ct_mul_scalar(nll, 1 - label_smoothing), ct_mul_scalar(sr, label_smoothing / (double)C));
+            }
+            r_ = nll;
+        }
+    }
+    END
+}
+
+CT_API ct_tensor *ct_nn_binary_cross_entropy(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                                             ct_reduction reduction) {
+    if (check_pair("binary_cross_entropy", input, target) || check_reduction("binary_cross_entropy", reduction, false))
+        return NULL;
+    if (!ct__same_sizes(input->ndim, input->sizes, target->ndim, target->sizes))
+        return ct__err(CT_ERR_SHAPE, "binary_cross_entropy: Using a target size (%s) that is different to the input "
+                       "size (%s) is deprecated. Please ensure they have the same size.", CT_SHAPESTR(target),
+                       CT_SHAPESTR(input));
+    BEGIN
+    ct_tensor *lo = ct_scalar_tensor(-100.0, input->dtype);
+    ct_tensor *l1 = ct_maximum(ct_log(input), lo), *l0 = ct_maximum(ct_log(ct_rsub_scalar(input, 1.0)), lo);
+    ct_tensor *l = ct_neg(ct_add(ct_mul(target, l1), ct_mul(ct_rsub_scalar(target, 1.0), l0)));
+    if (weight) l = ct_mul(l, weight);
+    r_ = reduce(l, reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_binary_cross_entropy_with_logits(const ct_tensor *input, const ct_tensor *target,
+                                                         const ct_tensor *weight, const ct_tensor *pos_weight,
+                                                         ct_reduction reduction) {
+    if (check_pair("binary_cross_entropy_with_logits", input, target) ||
+        check_reduction("binary_cross_entropy_with_logits", reduction, false))
+        return NULL;
+    if (!ct__same_sizes(input->ndim, input->sizes, target->ndim, target->sizes))
+        return ct__err(CT_ERR_SHAPE, "binary_cross_entropy_with_logits: Target size (%s) must be the same as input size "
+                       "(%s)", CT_SHAPESTR(target), CT_SHAPESTR(input));
+    BEGIN
+    /* (1 - t) x + lw (log1p(exp(-|x|)) + max(-x, 0)), lw = 1 + (pos_weight - 1) t */
+    ct_tensor *sp = ct_add(ct_log1p(ct_exp(ct_neg(ct_abs(input)))), ct_relu(ct_neg(input)));
+    ct_tensor *lw = pos_weight ? ct_add_scalar(ct_mul(ct_sub_scalar(pos_weight, 1.0), target), 1.0) : NULL;
+    ct_tensor *l = ct_add(ct_mul(ct_rsub_scalar(target, 1.0), input), lw ? ct_mul(lw, sp) : sp);
+    if (weight) l = ct_mul(l, weight);
+    r_ = reduce(l, reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_kl_div(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
+                               bool log_target) {
+    if (check_pair("kl_div", input, target) || check_reduction("kl_div", reduction, true)) return NULL;
+    BEGIN
+    ct_tensor *l = log_target ? ct_mul(ct_exp(target), ct_sub(target, input)) : ct_sub(ct_xlogy(target, target),
+                                                                                       ct_mul(target, input));
+    if (reduction == CT_REDUCTION_BATCHMEAN)
+        r_ = input->ndim ? ct_div_scalar(ct_sum(l), (double)input->sizes[0]) : ct_sum(l);
+    else
+        r_ = reduce(l, reduction);
+    END
+}

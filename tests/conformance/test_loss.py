@@ -1,0 +1,128 @@
+"""Losses against torch.nn.functional: every reduction, weights, ignore_index and label
+smoothing, class-probability targets, values, gradients, errors, gradcheck."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ctorch
+from harness import check, check_error, gradcheck, gradgradcheck
+
+RED = {"mean": 0, "sum": 1, "none": 2, "batchmean": 3}
+L = ctorch.lib
+
+
+def d(*s, lo=None):
+    t = torch.randn(*s, dtype=torch.float64)
+    return t
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_regression_losses(red):
+    x, y = d(4, 5), d(4, 5)
+    for name, tf, extra in [("mse_loss", F.mse_loss, ()), ("l1_loss", F.l1_loss, ()),
+                            ("smooth_l1_loss", lambda a, b, reduction: F.smooth_l1_loss(a, b, reduction=reduction, beta=0.7), (0.7,)),
+                            ("huber_loss", lambda a, b, reduction: F.huber_loss(a, b, reduction=reduction, delta=1.3), (1.3,))]:
+        sig = "T(T,T,i" + ",d" * len(extra) + ")"
+        f = L.declare(f"ct_nn_{name}", sig)
+        check(name, lambda a, b: f(a, b, RED[red], *extra), lambda a, b: tf(a, b, reduction=red), [x, y])
+        gradcheck(name, lambda a, b: f(a, b, RED[red], *extra), [x, y])
+
+
+CE_CASES = [  # (input shape, target kind, weight, ignore_index, label_smoothing)
+    ((6, 5), "index", False, -100, 0.0),
+    ((6, 5), "index", True, -100, 0.0),
+    ((6, 5), "index", True, 2, 0.0),
+    ((6, 5), "index", False, 1, 0.1),
+    ((6, 5), "index", True, 3, 0.2),
+    ((3, 4, 2, 3), "index", True, -100, 0.0),  # K-dimensional
+    ((3, 4, 2, 3), "index", False, 0, 0.15),
+    ((5,), "index", False, -100, 0.0),  # unbatched
+    ((6, 5), "prob", False, -100, 0.0),
+    ((6, 5), "prob", True, -100, 0.3),
+    ((3, 4, 5), "prob", False, -100, 0.0),
+]
+
+
+def make_target(shape, kind, ignore_index):
+    C = shape[0] if len(shape) == 1 else shape[1]
+    if kind == "prob":
+        return torch.softmax(torch.randn(shape, dtype=torch.float64), dim=0 if len(shape) == 1 else 1)
+    tshape = () if len(shape) == 1 else (shape[0],) + shape[2:]
+    t = torch.randint(0, C, tshape)
+    if ignore_index >= 0 and t.numel() > 1:
+        t.view(-1)[0] = ignore_index
+    return t
+
+
+@pytest.mark.parametrize("k", range(len(CE_CASES)))
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_cross_entropy(k, red):
+    shape, kind, weighted, ign, ls = CE_CASES[k]
+    C = shape[0] if len(shape) == 1 else shape[1]
+    x = d(*shape)
+    t = make_target(shape, kind, ign)
+    w = torch.rand(C, dtype=torch.float64) + 0.5 if weighted else None
+    f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
+    # torch has no gradient for the class weights of index targets: close over them there
+    pass_w = weighted and kind == "prob"
+    ins = [x, t] + ([w] if pass_w else [])
+    cw = ctorch.from_torch(w) if weighted and not pass_w else None
+    cf = lambda a, b, *ww: f(a, b, ww[0] if ww else cw, ign, RED[red], ls)
+    tf = lambda a, b, *ww: F.cross_entropy(a, b, weight=ww[0] if ww else w, ignore_index=ign, reduction=red,
+                                           label_smoothing=ls)
+    check("cross_entropy", cf, tf, ins)
+    if kind == "index":
+        gradcheck("cross_entropy", lambda a: cf(a, t), [x])
+        nll = L.declare("ct_nn_nll_loss", "T(T,T,T,i64,i)")
+        check("nll_loss", lambda a, b: nll(a, b, cw, ign, RED[red]),
+              lambda a, b: F.nll_loss(a, b, weight=w, ignore_index=ign, reduction=red),
+              [torch.log_softmax(x, dim=0 if len(shape) == 1 else 1), t])
+
+
+def test_cross_entropy_second_order():
+    x, t = d(4, 3), torch.tensor([0, 2, 1, 2])
+    f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
+    gradgradcheck("cross_entropy", lambda a: f(a, t, None, -100, 0, 0.1), [x])
+
+
+def test_cross_entropy_errors():
+    f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
+    x = torch.randn(4, 3)
+    check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 0.0), lambda a, b: F.cross_entropy(a, b),
+                [x, torch.tensor([0, 1, 5, 2])])  # target out of bounds
+    check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 0.0), lambda a, b: F.cross_entropy(a, b),
+                [x, torch.tensor([0, 1, 2])])  # batch mismatch
+    check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 1.5),
+                lambda a, b: F.cross_entropy(a, b, label_smoothing=1.5), [x, torch.tensor([0, 1, 2, 0])])
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_binary_losses(red):
+    x = torch.rand(4, 3, dtype=torch.float64) * 0.9 + 0.05
+    t = torch.rand(4, 3, dtype=torch.float64)
+    w = torch.rand(4, 3, dtype=torch.float64)
+    pw = torch.rand(3, dtype=torch.float64) + 0.5
+    bce = L.declare("ct_nn_binary_cross_entropy", "T(T,T,T,i)")
+    cw = ctorch.from_torch(w)  # torch has no gradient for bce's weight: closed over
+    check("binary_cross_entropy", lambda a, b: bce(a, b, cw, RED[red]),
+          lambda a, b: F.binary_cross_entropy(a, b, weight=w, reduction=red), [x, t])
+    gradcheck("binary_cross_entropy", lambda a: bce(a, t, None, RED[red]), [x])
+    bcel = L.declare("ct_nn_binary_cross_entropy_with_logits", "T(T,T,T,T,i)")
+    z = d(4, 3) * 3
+    cpw = ctorch.from_torch(pw)
+    check("binary_cross_entropy_with_logits", lambda a, b: bcel(a, b, cw, cpw, RED[red]),
+          lambda a, b: F.binary_cross_entropy_with_logits(a, b, weight=w, pos_weight=pw, reduction=red), [z, t])
+    gradcheck("binary_cross_entropy_with_logits", lambda a: bcel(a, t, None, None, RED[red]), [z])
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none", "batchmean"])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div(red, log_target):
+    x = torch.log_softmax(d(4, 5), 1)
+    t = torch.softmax(d(4, 5), 1)
+    if log_target:
+        t = t.log()
+    f = L.declare("ct_nn_kl_div", "T(T,T,i,b)")
+    check("kl_div", lambda a, b: f(a, b, RED[red], log_target),
+          lambda a, b: F.kl_div(a, b, reduction=red, log_target=log_target), [x, t])
+    gradcheck("kl_div", lambda a, b: f(a, b, RED[red], log_target), [x, t])

@@ -1,0 +1,79 @@
+"""linear, batch_norm (training with running-stat updates, eval), layer_norm and
+embedding against torch.nn.functional: values, gradients, errors, gradcheck."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ctorch
+from harness import assert_same, case, check, check_error, gradcheck, gradgradcheck
+
+L = ctorch.lib
+
+
+def d(*s):
+    return torch.randn(*s, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("xs", [(4, 3), (2, 5, 3), (3,)])
+def test_linear(xs):
+    f = L.declare("ct_nn_linear", "T(T,T,T)")
+    x, w, b = d(*xs), d(6, 3), d(6)
+    check("linear", f, F.linear, [x, w, b])
+    check("linear", lambda a, ww: f(a, ww, None), lambda a, ww: F.linear(a, ww), [x, w])
+    gradcheck("linear", f, [x, w, b])
+    check_error("linear", lambda a, ww: f(a, ww, None), lambda a, ww: F.linear(a, ww), [d(4, 2), w])
+
+
+@pytest.mark.parametrize("xs", [(8, 3), (4, 3, 5), (4, 3, 5, 6)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_training_and_running_stats(xs, affine):
+    f = L.declare("ct_nn_batch_norm", "T(T,T,T,T,T,b,d,d)")
+    C = xs[1]
+    x = d(*xs) * 2 + 1
+    w, b = (d(C), d(C)) if affine else (None, None)
+    rm_t, rv_t = torch.zeros(C, dtype=torch.float64), torch.ones(C, dtype=torch.float64)
+    rm_c, rv_c = ctorch.from_torch(rm_t.clone()), ctorch.from_torch(rv_t.clone())
+    with case("batch_norm"):
+        want = F.batch_norm(x, rm_t, rv_t, w, b, training=True, momentum=0.1, eps=1e-5)
+        got = f(x, rm_c, rv_c, w, b, True, 0.1, 1e-5)
+        assert_same(got, want)
+        assert_same(rm_c, rm_t, what="running_mean")
+        assert_same(rv_c, rv_t, what="running_var")
+        # eval with the updated statistics
+        want = F.batch_norm(x, rm_t, rv_t, w, b, training=False, eps=1e-5)
+        assert_same(f(x, rm_c, rv_c, w, b, False, 0.1, 1e-5), want)
+    ins = [x] + ([w, b] if affine else [])
+    check("batch_norm", lambda a, *wb: f(a, None, None, *(wb or (None, None)), True, 0.1, 1e-5),
+          lambda a, *wb: F.batch_norm(a, None, None, *(wb or (None, None)), training=True), ins)
+    gradcheck("batch_norm", lambda a, *wb: f(a, None, None, *(wb or (None, None)), True, 0.1, 1e-5), ins)
+    if xs == (4, 3, 5):
+        gradgradcheck("batch_norm", lambda a, *wb: f(a, None, None, *(wb or (None, None)), True, 0.1, 1e-5), ins)
+
+
+def test_batch_norm_errors():
+    f = L.declare("ct_nn_batch_norm", "T(T,T,T,T,T,b,d,d)")
+    check_error("batch_norm", lambda a: f(a, None, None, None, None, True, 0.1, 1e-5),
+                lambda a: F.batch_norm(a, None, None, training=True), [d(1, 3)])
+
+
+@pytest.mark.parametrize("xs,ns", [((4, 6), (6,)), ((2, 3, 4, 5), (4, 5)), ((3, 7), (7,))])
+def test_layer_norm(xs, ns):
+    f = L.declare("ct_nn_layer_norm", "T(T,shape,T,T,d)")
+    x, w, b = d(*xs), d(*ns), d(*ns)
+    check("layer_norm", lambda a, ww, bb: f(a, ns, ww, bb, 1e-5), lambda a, ww, bb: F.layer_norm(a, ns, ww, bb), [x, w, b])
+    check("layer_norm", lambda a: f(a, ns, None, None, 1e-5), lambda a: F.layer_norm(a, ns), [x.float()])
+    gradcheck("layer_norm", lambda a, ww, bb: f(a, ns, ww, bb, 1e-5), [x, w, b])
+    gradgradcheck("layer_norm", lambda a, ww, bb: f(a, ns, ww, bb, 1e-5), [x, w, b])
+    check_error("layer_norm", lambda a: f(a, (9,), None, None, 1e-5), lambda a: F.layer_norm(a, (9,)), [x])
+
+
+@pytest.mark.parametrize("pad", [None, 2, -1])
+def test_embedding(pad):
+    f = L.declare("ct_nn_embedding", "T(T,T,i64)")
+    w = d(6, 4)
+    idx = torch.tensor([[0, 2, 5], [2, 2, 1]])
+    none = -(1 << 63)
+    check("embedding", lambda ww: f(idx, ww, none if pad is None else pad),
+          lambda ww: F.embedding(idx, ww, padding_idx=pad), [w])
+    check_error("embedding", lambda ww: f(torch.tensor([1.0]), ww, none), lambda ww: F.embedding(torch.tensor([1.0]), ww),
+                [w])
