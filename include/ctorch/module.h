@@ -225,6 +225,36 @@ CT_API ct_module *ct_nn_unflatten_new(int64_t dim, int n, const int64_t *sizes);
 /* Dropout(p): active in training mode only; uses the default generator. */
 CT_API ct_module *ct_nn_dropout_new(double p);
 
+/* ---- layers over ctorch/nn.h ----
+ * Parameters are initialised as PyTorch's reset_parameters() does, drawing from the
+ * default generator in the same order, so the same ct_manual_seed gives the same
+ * numbers; names and reprs are PyTorch's. */
+struct ct_conv_opts;
+struct ct_pool_opts;
+/* Conv2d(in, out, kernel {kh, kw}, opts (may be NULL), bias): weight [out, in/groups, kh, kw]. */
+CT_API ct_module *ct_nn_conv2d_new(int64_t in_channels, int64_t out_channels, const int64_t kernel[2],
+                                   const struct ct_conv_opts *opts, bool bias);
+/* Conv1d(in, out, k, opts (1-d values in index 0), bias). */
+CT_API ct_module *ct_nn_conv1d_new(int64_t in_channels, int64_t out_channels, int64_t kernel,
+                                   const struct ct_conv_opts *opts, bool bias);
+/* MaxPool2d / AvgPool2d(kernel {kh, kw}, opts (may be NULL)); AdaptiveAvgPool2d(size).
+ * Reprs print square sizes as one int (torch's MaxPool2d(2)) and the adaptive output
+ * size as a pair (AdaptiveAvgPool2d((1, 1))). */
+CT_API ct_module *ct_nn_max_pool2d_new(const int64_t kernel[2], const struct ct_pool_opts *opts);
+CT_API ct_module *ct_nn_avg_pool2d_new(const int64_t kernel[2], const struct ct_pool_opts *opts);
+CT_API ct_module *ct_nn_adaptive_avg_pool2d_new(const int64_t output_size[2]);
+/* BatchNorm1d / BatchNorm2d(num_features, eps (torch: 1e-5), momentum (0.1), affine,
+ * track_running_stats): parameters weight/bias, buffers running_mean, running_var,
+ * num_batches_tracked. */
+CT_API ct_module *ct_nn_batch_norm1d_new(int64_t num_features, double eps, double momentum, bool affine,
+                                         bool track_running_stats);
+CT_API ct_module *ct_nn_batch_norm2d_new(int64_t num_features, double eps, double momentum, bool affine,
+                                         bool track_running_stats);
+/* LayerNorm(normalized_shape (n dims), eps (1e-5), elementwise_affine). */
+CT_API ct_module *ct_nn_layer_norm_new(int n, const int64_t *normalized_shape, double eps, bool elementwise_affine);
+/* Embedding(num, dim, padding_idx or CT_NO_PADDING_IDX): weight ~ N(0, 1), padding row 0. */
+CT_API ct_module *ct_nn_embedding_new(int64_t num_embeddings, int64_t embedding_dim, int64_t padding_idx);
+
 /* Activations as modules (the functional forms are in ctorch/activation.h). */
 CT_API ct_module *ct_nn_relu_new(void);
 CT_API ct_module *ct_nn_relu6_new(void);

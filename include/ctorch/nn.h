@@ -28,6 +28,9 @@ typedef struct ct_conv_opts {
     int64_t groups;
     int64_t output_padding[2]; /* transposed convolutions only */
     const char *padding_mode;  /* NULL, "valid" or "same" */
+    /* Modules only (nn.Conv*d's padding_mode): how `padding` is filled: NULL/"zeros",
+     * "reflect", "replicate" or "circular". */
+    const char *padding_fill;
 } ct_conv_opts;
 
 /* conv2d(input [N, C, H, W] or [C, H, W], weight [O, C/groups, kh, kw], bias [O] or NULL).

@@ -208,3 +208,106 @@ def test_summary_counts():
         assert "Linear (0.1)" in s and "[2, 16]" in s and "[2, 3]" in s
         total = 12 * 16 + 16 + 16 * 8 + 8 + 8 * 3
         assert f"Total params: {total:,}" in s
+
+
+# ---- layer modules over nn.h ----
+I2 = ctypes.c_int64 * 2
+
+
+class ConvOpts(ctypes.Structure):
+    _fields_ = [("stride", I2), ("padding", I2), ("dilation", I2), ("groups", ctypes.c_int64),
+                ("output_padding", I2), ("padding_mode", ctypes.c_char_p), ("padding_fill", ctypes.c_char_p)]
+
+
+class PoolOpts(ctypes.Structure):
+    _fields_ = [("stride", I2), ("padding", I2), ("dilation", I2), ("ceil_mode", ctypes.c_bool),
+                ("count_include_pad_false", ctypes.c_bool), ("divisor_override", ctypes.c_int64)]
+
+
+def conv_opts(stride=(0, 0), padding=(0, 0), dilation=(0, 0), groups=0, mode=None, fill=None):
+    return ConvOpts(I2(*stride), I2(*padding), I2(*dilation), groups, I2(0, 0), mode.encode() if mode else None,
+                    fill.encode() if fill else None)
+
+
+OPTS_KEEP = []
+
+
+def P(o):
+    OPTS_KEEP.append(o)
+    return ctypes.pointer(o)
+
+
+LAYERS = [
+    (lambda: module("ct_nn_conv2d_new", 3, 8, I2(3, 3), None, True), lambda: nn.Conv2d(3, 8, 3), (2, 3, 9, 8)),
+    (lambda: module("ct_nn_conv2d_new", 4, 6, I2(3, 2), P(conv_opts((2, 1), (1, 0), (1, 2), 2)), False),
+     lambda: nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, bias=False), (2, 4, 9, 8)),
+    (lambda: module("ct_nn_conv2d_new", 3, 4, I2(3, 3), P(conv_opts(padding=(1, 1), fill="reflect")), True),
+     lambda: nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), (2, 3, 6, 6)),
+    (lambda: module("ct_nn_conv2d_new", 3, 4, I2(3, 3), P(conv_opts(mode="same")), True),
+     lambda: nn.Conv2d(3, 4, 3, padding="same"), (2, 3, 6, 6)),
+    (lambda: module("ct_nn_conv1d_new", 3, 5, 3, P(conv_opts((2, 0), (1, 0))), True),
+     lambda: nn.Conv1d(3, 5, 3, stride=2, padding=1), (2, 3, 10)),
+    (lambda: module("ct_nn_max_pool2d_new", I2(2, 2), None), lambda: nn.MaxPool2d(2), (2, 3, 8, 8)),
+    (lambda: module("ct_nn_max_pool2d_new", I2(3, 3), P(PoolOpts(I2(2, 2), I2(1, 1), I2(1, 1), True, False, 0))),
+     lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 3, 8, 8)),
+    (lambda: module("ct_nn_avg_pool2d_new", I2(2, 2), None), lambda: nn.AvgPool2d(2), (2, 3, 8, 8)),
+    (lambda: module("ct_nn_adaptive_avg_pool2d_new", I2(1, 1)), lambda: nn.AdaptiveAvgPool2d((1, 1)), (2, 3, 5, 5)),
+    (lambda: module("ct_nn_batch_norm2d_new", 3, 1e-5, 0.1, True, True), lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)),
+    (lambda: module("ct_nn_batch_norm1d_new", 6, 1e-3, 0.2, False, True),
+     lambda: nn.BatchNorm1d(6, eps=1e-3, momentum=0.2, affine=False), (8, 6)),
+    (lambda: module("ct_nn_batch_norm1d_new", 6, 1e-5, 0.1, True, False),
+     lambda: nn.BatchNorm1d(6, track_running_stats=False), (8, 6, 3)),
+    (lambda: module("ct_nn_layer_norm_new", (ctypes.c_int, 1), (ctypes.c_int64 * 1)(7), 1e-5, True),
+     lambda: nn.LayerNorm(7), (3, 4, 7)),
+    (lambda: module("ct_nn_layer_norm_new", (ctypes.c_int, 2), (ctypes.c_int64 * 2)(3, 4), 1e-6, False),
+     lambda: nn.LayerNorm((3, 4), eps=1e-6, elementwise_affine=False), (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(LAYERS)))
+def test_layer_modules_match_torch(k):
+    make, tmake, xs = LAYERS[k]
+    torch.manual_seed(3)
+    tm = tmake()
+    seed(3)
+    cm = make()
+    name = type(tm).__name__
+    with case(f"nn.{name}"):
+        assert repr(cm) == repr(tm)
+        # same default initialisation from the same seed
+        sd = cm.state_dict().torch()
+        assert list(sd) == list(tm.state_dict())
+        for key, v in tm.state_dict().items():
+            assert torch.equal(sd[key], v), key
+        tm.double(), cm.to(torch.float64)
+        for mode in ("train", "eval"):
+            tm.train(mode == "train"), cm.train(mode == "train")
+            x = torch.randn(xs, dtype=torch.float64)
+            xt = x.clone().requires_grad_()
+            xc = ctorch.from_torch(x).requires_grad_()
+            want, got = tm(xt), cm(xc)
+            assert_same(got, want)
+            g = torch.randn_like(want)
+            tm.zero_grad(), cm.zero_grad()
+            want.backward(g)
+            backward(got, ctorch.from_torch(g), False, False)
+            assert_same(grad_of(xc), xt.grad, what="input grad")
+            params = dict(cm.named_parameters().items())
+            for pk, p in tm.named_parameters():
+                assert_same(grad_of(params[pk]), p.grad, what=f"grad of {pk}")
+            # buffers (running statistics, num_batches_tracked) follow torch's updates
+            csd = cm.state_dict().torch()
+            for bk, bv in tm.state_dict().items():
+                assert_same(csd[bk], bv, what=bk)
+
+
+def test_embedding_module():
+    torch.manual_seed(5)
+    tm = nn.Embedding(10, 4, padding_idx=2)
+    seed(5)
+    cm = module("ct_nn_embedding_new", 10, 4, 2)
+    with case("nn.Embedding"):
+        assert repr(cm) == repr(tm)
+        assert torch.equal(cm.state_dict().torch()["weight"], tm.weight.detach())
+        idx = torch.tensor([[1, 2, 9], [2, 0, 1]])
+        assert_same(cm(ctorch.from_torch(idx)), tm(idx))
