@@ -12,6 +12,7 @@
  *   ctorch/random.h      generators and random sampling
  *   ctorch/dict.h        ordered name -> tensor dictionaries (state dicts)
  *   ctorch/nn.h          neural-network functions: convolution, pooling, normalisation, losses
+ *   ctorch/optim.h       optimizers, learning-rate schedulers, gradient clipping
  *   ctorch/module.h      modules (nn.Module), containers, simple layers and activations
  * Ownership and error rules are the same for every function: see ctorch/core.h.
  */
@@ -30,5 +31,6 @@
 #include "ctorch/dict.h"
 #include "ctorch/nn.h"
 #include "ctorch/module.h"
+#include "ctorch/optim.h"
 
 #endif

@@ -1,0 +1,113 @@
+/* ctorch/optim.h — optimizers (torch.optim), learning-rate schedulers and gradient
+ * clipping.
+ *
+ * Parameters come as a ct_dict (e.g. ct_module_named_parameters()): its tensors, in
+ * order, are the parameters; the keys are names only. The optimizer keeps its own
+ * references. Updates follow PyTorch's single-tensor update rules exactly (same
+ * order of operations, float32 arithmetic for float32 parameters, step counts and bias
+ * corrections in double) and run as one fused loop per parameter under no-grad.
+ * Parameters without a gradient are skipped, as in PyTorch.
+ *
+ *     ct_dict *params = ct_module_named_parameters(net);
+ *     ct_optimizer *opt = ct_optim_adam_new(params, 1e-3, 0.9, 0.999, 1e-8, 0.0, false, false);
+ *     ... ct_optim_zero_grad(opt, true); ct_backward(loss, ...); ct_optim_step(opt); ...
+ *     ct_optim_free(opt);
+ *
+ * Ownership: constructors return an optimizer the caller frees with ct_optim_free.
+ * Errors: NULL / negative status with PyTorch's messages ("Invalid learning rate: -1").
+ */
+#ifndef CTORCH_OPTIM_H
+#define CTORCH_OPTIM_H
+
+#include "ctorch/core.h"
+#include "ctorch/dict.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_optimizer ct_optimizer;
+
+/* SGD(lr, momentum, dampening, weight_decay, nesterov, maximize); torch defaults:
+ * lr 1e-3, the rest 0 / false. */
+CT_API ct_optimizer *ct_optim_sgd_new(const ct_dict *params, double lr, double momentum, double dampening,
+                                      double weight_decay, bool nesterov, bool maximize);
+/* Adam(lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, amsgrad, maximize). */
+CT_API ct_optimizer *ct_optim_adam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                       double weight_decay, bool amsgrad, bool maximize);
+/* AdamW: Adam with decoupled weight decay (torch default weight_decay 1e-2). */
+CT_API ct_optimizer *ct_optim_adamw_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                        double weight_decay, bool amsgrad, bool maximize);
+/* RMSprop(lr 1e-2, alpha 0.99, eps 1e-8, weight_decay 0, momentum 0, centered, maximize). */
+CT_API ct_optimizer *ct_optim_rmsprop_new(const ct_dict *params, double lr, double alpha, double eps,
+                                          double weight_decay, double momentum, bool centered, bool maximize);
+/* Adagrad(lr 1e-2, lr_decay 0, weight_decay 0, initial_accumulator_value 0, eps 1e-10, maximize). */
+CT_API ct_optimizer *ct_optim_adagrad_new(const ct_dict *params, double lr, double lr_decay, double weight_decay,
+                                          double initial_accumulator_value, double eps, bool maximize);
+
+CT_API void ct_optim_free(ct_optimizer *opt);
+/* One update of every parameter that has a gradient. 0 or status. */
+CT_API int ct_optim_step(ct_optimizer *opt);
+/* Clears (set_to_none) or zeroes the gradients of every parameter. */
+CT_API int ct_optim_zero_grad(ct_optimizer *opt, bool set_to_none);
+
+/* Parameter groups: group 0 is the constructor's. add_param_group appends a group of
+ * new parameters with the optimizer's defaults; options are then changed per group by
+ * name ("lr", "weight_decay", "momentum", "dampening", "beta1", "beta2", "eps", "alpha",
+ * "lr_decay"; booleans as 0/1: "nesterov", "maximize", "amsgrad", "centered").
+ * Returns the group index / 0, or a negative status. */
+CT_API int ct_optim_add_param_group(ct_optimizer *opt, const ct_dict *params);
+CT_API int ct_optim_num_groups(const ct_optimizer *opt);
+CT_API int ct_optim_set_option(ct_optimizer *opt, int group, const char *name, double value);
+/* The option's value, or NAN with an error for an unknown name or group. */
+CT_API double ct_optim_get_option(const ct_optimizer *opt, int group, const char *name);
+CT_API double ct_optim_get_lr(const ct_optimizer *opt, int group);
+CT_API int ct_optim_set_lr(ct_optimizer *opt, int group, double lr);
+
+/* PyTorch's optimizer state_dict, flattened with dots: "state.<i>.<name>" (step as a
+ * 0-dim float32 tensor, exp_avg, momentum_buffer, ...) and "param_groups.<g>.<option>"
+ * (0-dim float64; booleans 0/1) plus "param_groups.<g>.params" (int64 indices). A new
+ * dict the caller frees (tensors are copies). */
+CT_API ct_dict *ct_optim_state_dict(const ct_optimizer *opt);
+/* Restores state and options from such a dict (same optimizer kind and parameter
+ * shapes), so training resumes exactly. 0, CT_ERR_KEY / CT_ERR_SHAPE / CT_ERR_ARG. */
+CT_API int ct_optim_load_state_dict(ct_optimizer *opt, const ct_dict *state);
+
+/* ---- learning-rate schedulers (torch.optim.lr_scheduler) ----
+ * A scheduler sets the lr of every group of its optimizer (which must outlive it).
+ * Construction performs PyTorch's initial step (last_epoch 0). ct_sched_step advances
+ * one epoch. */
+typedef struct ct_scheduler ct_scheduler;
+CT_API ct_scheduler *ct_sched_step_lr_new(ct_optimizer *opt, int64_t step_size, double gamma);
+CT_API ct_scheduler *ct_sched_multistep_lr_new(ct_optimizer *opt, int n, const int64_t *milestones, double gamma);
+CT_API ct_scheduler *ct_sched_exponential_lr_new(ct_optimizer *opt, double gamma);
+/* CosineAnnealingLR(T_max, eta_min), PyTorch's recursive form (numbers match it). */
+CT_API ct_scheduler *ct_sched_cosine_annealing_lr_new(ct_optimizer *opt, int64_t T_max, double eta_min);
+/* LinearLR(start_factor 1/3, end_factor 1.0, total_iters 5). */
+CT_API ct_scheduler *ct_sched_linear_lr_new(ct_optimizer *opt, double start_factor, double end_factor,
+                                            int64_t total_iters);
+/* LambdaLR: lr = base_lr * fn(epoch, user). */
+CT_API ct_scheduler *ct_sched_lambda_lr_new(ct_optimizer *opt, double (*fn)(int64_t epoch, void *user), void *user);
+CT_API int ct_sched_step(ct_scheduler *s);
+/* The last computed lr of a group (get_last_lr()). */
+CT_API double ct_sched_get_last_lr(const ct_scheduler *s, int group);
+CT_API int64_t ct_sched_last_epoch(const ct_scheduler *s);
+/* state_dict / load: "last_epoch", "base_lrs.<g>", "last_lrs.<g>" (0-dim float64). */
+CT_API ct_dict *ct_sched_state_dict(const ct_scheduler *s);
+CT_API int ct_sched_load_state_dict(ct_scheduler *s, const ct_dict *state);
+CT_API void ct_sched_free(ct_scheduler *s);
+
+/* ---- gradient clipping (torch.nn.utils) ---- */
+/* Scales all gradients so their total norm (norm_type; INFINITY for max) is at most
+ * max_norm; returns the total norm before clipping (NaN with an error on failure, or if
+ * error_if_nonfinite and the norm is not finite). */
+CT_API double ct_nn_utils_clip_grad_norm_(const ct_dict *params, double max_norm, double norm_type,
+                                          bool error_if_nonfinite);
+/* Clamps every gradient element to [-clip_value, clip_value]. 0 or status. */
+CT_API int ct_nn_utils_clip_grad_value_(const ct_dict *params, double clip_value);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,527 @@
+/* Optimizers (include/ctorch/optim.h): SGD, Adam, AdamW, RMSprop, Adagrad with
+ * parameter groups and state dicts. Each step is one fused loop per parameter that
+ * follows PyTorch's single-tensor update (the torch.optim sources) operation by operation in
+ * the parameter's precision; step counts and bias corrections are doubles as in
+ * Python. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/dispatch.h"
+#include "ctorch/optim.h"
+
+typedef enum { K_SGD, K_ADAM, K_ADAMW, K_RMSPROP, K_ADAGRAD } kind;
+static const char *const KIND_NAME[] = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad"};
+
+/* every option any optimizer has; a group holds its own copy */
+typedef struct {
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps, alpha, lr_decay, initial_accumulator_value;
+    bool nesterov, maximize, amsgrad, centered;
+} opts;
+
+static const struct {
+    const char *name;
+    size_t off;
+    bool is_bool;
+} OPTION[] = {
+#define D(f) {#f, offsetof(opts, f), false}
+#define B(f) {#f, offsetof(opts, f), true}
+    D(lr), D(momentum), D(dampening), D(weight_decay), D(beta1), D(beta2), D(eps), D(alpha), D(lr_decay),
+    D(initial_accumulator_value), B(nesterov), B(maximize), B(amsgrad), B(centered),
+#undef D
+#undef B
+};
+#define N_OPTION (int)(sizeof OPTION / sizeof OPTION[0])
+
+/* per-parameter state: up to three buffers, named per kind */
+#define N_BUF 3
+typedef struct {
+    ct_tensor *p;       /* strong */
+    int group;
+    double step;
+    bool has_state;
+    ct_tensor *buf[N_BUF]; /* strong, NULL until used */
+} pstate;
+
+struct ct_optimizer {
+    kind k;
+    opts defaults;
+    opts *groups;
+    int n_groups;
+    pstate *ps;
+    int64_t n_params;
+};
+
+static const char *const BUF_NAME[][N_BUF] = {
+    [K_SGD] = {"momentum_buffer", NULL, NULL},
+    [K_ADAM] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    [K_ADAMW] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    [K_RMSPROP] = {"square_avg", "momentum_buffer", "grad_avg"},
+    [K_ADAGRAD] = {"sum", NULL, NULL},
+};
+
+static int check_opts(kind k, const opts *o) {
+    if (!(o->lr >= 0)) return ct__errs(CT_ERR_ARG, "Invalid learning rate: %g", o->lr);
+    if (!(o->weight_decay >= 0)) return ct__errs(CT_ERR_ARG, "Invalid weight_decay value: %g", o->weight_decay);
+    if (k == K_SGD) {
+        if (!(o->momentum >= 0)) return ct__errs(CT_ERR_ARG, "Invalid momentum value: %g", o->momentum);
+        if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+            return ct__errs(CT_ERR_ARG, "Nesterov momentum requires a momentum and zero dampening");
+    }
+    if (k == K_ADAM || k == K_ADAMW) {
+        if (!(o->eps >= 0)) return ct__errs(CT_ERR_ARG, "Invalid epsilon value: %g", o->eps);
+        if (!(o->beta1 >= 0 && o->beta1 < 1)) return ct__errs(CT_ERR_ARG, "Invalid beta parameter at index 0: %g", o->beta1);
+        if (!(o->beta2 >= 0 && o->beta2 < 1)) return ct__errs(CT_ERR_ARG, "Invalid beta parameter at index 1: %g", o->beta2);
+    }
+    if (k == K_RMSPROP) {
+        if (!(o->eps >= 0)) return ct__errs(CT_ERR_ARG, "Invalid epsilon value: %g", o->eps);
+        if (!(o->momentum >= 0)) return ct__errs(CT_ERR_ARG, "Invalid momentum value: %g", o->momentum);
+        if (!(o->alpha >= 0)) return ct__errs(CT_ERR_ARG, "Invalid alpha value: %g", o->alpha);
+    }
+    if (k == K_ADAGRAD) {
+        if (!(o->lr_decay >= 0)) return ct__errs(CT_ERR_ARG, "Invalid lr_decay value: %g", o->lr_decay);
+        if (!(o->initial_accumulator_value >= 0))
+            return ct__errs(CT_ERR_ARG, "Invalid initial_accumulator_value value: %g", o->initial_accumulator_value);
+        if (!(o->eps >= 0)) return ct__errs(CT_ERR_ARG, "Invalid epsilon value: %g", o->eps);
+    }
+    return 0;
+}
+
+static int add_params(ct_optimizer *opt, const ct_dict *params, int group) {
+    int64_t n = ct_dict_size(params);
+    if (n == 0) return ct__errs(CT_ERR_ARG, "optimizer got an empty parameter list");
+    pstate *ps = realloc(opt->ps, (size_t)(opt->n_params + n) * sizeof *ps);
+    if (!ps) return ct__errs(CT_ERR_OOM, "optimizer: out of memory");
+    opt->ps = ps;
+    for (int64_t i = 0; i < n; i++) {
+        ct_scope_begin();
+        ct_tensor *t = ct_dict_value(params, i);
+        int st = 0;
+        if (!t) st = ct_last_status();
+        else if (!ct_dtype_is_floating(ct_get_dtype(t)))
+            st = ct__errs(CT_ERR_DTYPE, "optimizer can only optimize Tensors of floating point dtype, but one of the "
+                          "params is %s", ct_dtype_name(ct_get_dtype(t)));
+        else if (!ct_is_leaf(t))
+            st = ct__errs(CT_ERR_ARG, "can't optimize a non-leaf Tensor");
+        for (int64_t j = 0; j < opt->n_params && !st; j++)
+            if (opt->ps[j].p == t)
+                st = ct__errs(CT_ERR_ARG, "some parameters appear in more than one parameter group");
+        if (!st) {
+            opt->ps[opt->n_params] = (pstate){.p = ct_retain(t), .group = group};
+            opt->n_params++;
+        }
+        ct_scope_end();
+        if (st) return st;
+    }
+    return 0;
+}
+
+static ct_optimizer *make(kind k, const ct_dict *params, opts o) {
+    if (!params) return ct__err(CT_ERR_ARG, "%s: params is NULL", KIND_NAME[k]);
+    if (check_opts(k, &o)) return NULL;
+    ct_optimizer *opt = calloc(1, sizeof *opt);
+    if (!opt) return ct__err(CT_ERR_OOM, "optimizer: out of memory");
+    opt->k = k;
+    opt->defaults = o;
+    if (ct_optim_add_param_group(opt, params) < 0) {
+        ct_optim_free(opt);
+        return NULL;
+    }
+    return opt;
+}
+
+CT_API ct_optimizer *ct_optim_sgd_new(const ct_dict *params, double lr, double momentum, double dampening,
+                                      double weight_decay, bool nesterov, bool maximize) {
+    return make(K_SGD, params, (opts){.lr = lr, .momentum = momentum, .dampening = dampening,
+                                      .weight_decay = weight_decay, .nesterov = nesterov, .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_adam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                       double weight_decay, bool amsgrad, bool maximize) {
+    return make(K_ADAM, params, (opts){.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                                       .weight_decay = weight_decay, .amsgrad = amsgrad, .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_adamw_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                        double weight_decay, bool amsgrad, bool maximize) {
+    return make(K_ADAMW, params, (opts){.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                                        .weight_decay = weight_decay, .amsgrad = amsgrad, .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_rmsprop_new(const ct_dict *params, double lr, double alpha, double eps,
+                                          double weight_decay, double momentum, bool centered, bool maximize) {
+    return make(K_RMSPROP, params, (opts){.lr = lr, .alpha = alpha, .eps = eps, .weight_decay = weight_decay,
+                                          .momentum = momentum, .centered = centered, .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_adagrad_new(const ct_dict *params, double lr, double lr_decay, double weight_decay,
+                                          double initial_accumulator_value, double eps, bool maximize) {
+    return make(K_ADAGRAD, params, (opts){.lr = lr, .lr_decay = lr_decay, .weight_decay = weight_decay,
+                                          .initial_accumulator_value = initial_accumulator_value, .eps = eps,
+                                          .maximize = maximize});
+}
+
+CT_API void ct_optim_free(ct_optimizer *opt) {
+    if (!opt) return;
+    for (int64_t i = 0; i < opt->n_params; i++) {
+        ct_release(opt->ps[i].p);
+        for (int b = 0; b < N_BUF; b++) ct_release(opt->ps[i].buf[b]);
+    }
+    free(opt->ps);
+    free(opt->groups);
+    free(opt);
+}
+
+CT_API int ct_optim_add_param_group(ct_optimizer *opt, const ct_dict *params) {
+    if (!opt || !params) return ct__errs(CT_ERR_ARG, "add_param_group: NULL optimizer or params");
+    opts *g = realloc(opt->groups, (size_t)(opt->n_groups + 1) * sizeof *g);
+    if (!g) return ct__errs(CT_ERR_OOM, "optimizer: out of memory");
+    opt->groups = g;
+    g[opt->n_groups] = opt->defaults;
+    int64_t before = opt->n_params;
+    int st = add_params(opt, params, opt->n_groups);
+    if (st) {
+        for (int64_t i = before; i < opt->n_params; i++) ct_release(opt->ps[i].p);
+        opt->n_params = before;
+        return st;
+    }
+    return opt->n_groups++;
+}
+
+CT_API int ct_optim_num_groups(const ct_optimizer *opt) { return opt ? opt->n_groups : 0; }
+
+static int option_index(const char *name) {
+    for (int i = 0; name && i < N_OPTION; i++)
+        if (strcmp(OPTION[i].name, name) == 0) return i;
+    return -1;
+}
+
+CT_API int ct_optim_set_option(ct_optimizer *opt, int group, const char *name, double value) {
+    if (!opt || group < 0 || group >= opt->n_groups)
+        return ct__errs(CT_ERR_INDEX, "set_option: no parameter group %d", group);
+    int i = option_index(name);
+    if (i < 0) return ct__errs(CT_ERR_KEY, "set_option: unknown option '%s'", name ? name : "(null)");
+    opts o = opt->groups[group];
+    if (OPTION[i].is_bool) *(bool *)((char *)&o + OPTION[i].off) = value != 0;
+    else *(double *)((char *)&o + OPTION[i].off) = value;
+    int st = check_opts(opt->k, &o);
+    if (!st) opt->groups[group] = o;
+    return st;
+}
+
+CT_API double ct_optim_get_option(const ct_optimizer *opt, int group, const char *name) {
+    if (!opt || group < 0 || group >= opt->n_groups) {
+        ct__errs(CT_ERR_INDEX, "get_option: no parameter group %d", group);
+        return NAN;
+    }
+    int i = option_index(name);
+    if (i < 0) {
+        ct__errs(CT_ERR_KEY, "get_option: unknown option '%s'", name ? name : "(null)");
+        return NAN;
+    }
+    const char *base = (const char *)&opt->groups[group];
+    return OPTION[i].is_bool ? (double)*(const bool *)(base + OPTION[i].off) : *(const double *)(base + OPTION[i].off);
+}
+CT_API double ct_optim_get_lr(const ct_optimizer *opt, int group) { return ct_optim_get_option(opt, group, "lr"); }
+CT_API int ct_optim_set_lr(ct_optimizer *opt, int group, double lr) { return ct_optim_set_option(opt, group, "lr", lr); }
+
+CT_API int ct_optim_zero_grad(ct_optimizer *opt, bool set_to_none) {
+    if (!opt) return ct__errs(CT_ERR_ARG, "zero_grad: NULL optimizer");
+    for (int64_t i = 0; i < opt->n_params; i++) {
+        ct_tensor *p = opt->ps[i].p, *g = ct_grad(p);
+        if (!g) continue;
+        int st = set_to_none ? ct_set_grad(p, NULL) : ct_zero_(g);
+        if (st) return st;
+    }
+    return 0;
+}
+
+/* ---- the fused updates ---- */
+#define SGD_LOOP(T)                                                                                 \
+    {                                                                                               \
+        T *p = P, *b = B0;                                                                          \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, mom = (T)o->momentum, damp1 = (T)(1 - o->dampening),       \
+                lr = (T)o->lr;                                                                      \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) g = g + wd * p[i];                                            \
+            if (o->momentum != 0) {                                                                 \
+                b[i] = first ? g : b[i] * mom + damp1 * g;                                          \
+                g = o->nesterov ? g + mom * b[i] : b[i];                                            \
+            }                                                                                       \
+            p[i] = p[i] + (-lr) * g;                                                                \
+        }                                                                                           \
+    }
+
+#define ADAM_LOOP(T)                                                                                \
+    {                                                                                               \
+        T *p = P, *m = B0, *v = B1, *vmax = B2;                                                     \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2,                  \
+                w2 = (T)(1 - o->beta2), bc2s = (T)bc2_sqrt, eps = (T)o->eps, nss = (T)(-step_size), \
+                decay = (T)(1 - o->lr * o->weight_decay);                                           \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (decoupled) {                                                                        \
+                if (o->weight_decay != 0) p[i] = p[i] * decay;                                      \
+            } else if (o->weight_decay != 0) {                                                      \
+                g = g + wd * p[i];                                                                  \
+            }                                                                                       \
+            m[i] = m[i] + w1 * (g - m[i]); /* lerp_(grad, 1 - beta1) */                             \
+            v[i] = v[i] * b2 + w2 * g * g; /* mul_(beta2).addcmul_(grad, grad, 1 - beta2) */        \
+            T s = v[i];                                                                             \
+            if (o->amsgrad) {                                                                       \
+                vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                                          \
+                s = vmax[i];                                                                        \
+            }                                                                                       \
+            T denom = (T)sqrt(s) / bc2s + eps;                                                      \
+            p[i] = p[i] + nss * m[i] / denom; /* addcdiv_(exp_avg, denom, -step_size) */            \
+        }                                                                                           \
+    }
+
+#define RMSPROP_LOOP(T)                                                                             \
+    {                                                                                               \
+        T *p = P, *sq = B0, *buf = B1, *ga = B2;                                                    \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, al = (T)o->alpha, w = (T)(1 - o->alpha), eps = (T)o->eps,  \
+                mom = (T)o->momentum, nlr = (T)(-o->lr);                                            \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) g = g + wd * p[i];                                            \
+            sq[i] = sq[i] * al + w * g * g;                                                         \
+            T avg;                                                                                  \
+            if (o->centered) {                                                                      \
+                ga[i] = ga[i] + w * (g - ga[i]);                                                    \
+                avg = (T)sqrt(sq[i] + (T)(-1) * ga[i] * ga[i]);                                     \
+            } else {                                                                                \
+                avg = (T)sqrt(sq[i]);                                                               \
+            }                                                                                       \
+            avg = avg + eps;                                                                        \
+            if (o->momentum > 0) {                                                                  \
+                buf[i] = buf[i] * mom + g / avg;                                                    \
+                p[i] = p[i] + nlr * buf[i];                                                         \
+            } else {                                                                                \
+                p[i] = p[i] + nlr * g / avg;                                                        \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+#define ADAGRAD_LOOP(T)                                                                             \
+    {                                                                                               \
+        T *p = P, *sum = B0;                                                                        \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, eps = (T)o->eps, nclr = (T)(-clr);                         \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) g = g + wd * p[i];                                            \
+            sum[i] = sum[i] + (T)1 * g * g;                                                         \
+            T sd = (T)sqrt(sum[i]) + eps;                                                           \
+            p[i] = p[i] + nclr * g / sd;                                                            \
+        }                                                                                           \
+    }
+
+static ct_tensor *state_buf(pstate *s, int b, double fill) {
+    if (!s->buf[b]) {
+        s->buf[b] = ct__empty_raw(s->p->ndim, s->p->sizes, s->p->dtype);
+        if (!s->buf[b] || ct__fill_raw(s->buf[b], fill)) {
+            ct_release(s->buf[b]);
+            s->buf[b] = NULL;
+            return NULL;
+        }
+    }
+    return s->buf[b];
+}
+
+static int step_param(ct_optimizer *opt, pstate *s) {
+    const opts *o = &opt->groups[s->group];
+    ct_tensor *grad = ct_grad(s->p);
+    if (!grad) return 0;
+    if (!ct__same_sizes(grad->ndim, grad->sizes, s->p->ndim, s->p->sizes))
+        return ct__errs(CT_ERR_SHAPE, "%s: gradient of size %s does not match parameter of size %s", KIND_NAME[opt->k],
+                        CT_SHAPESTR(grad), CT_SHAPESTR(s->p));
+    if (!ct__is_contiguous(s->p))
+        return ct__errs(CT_ERR_ARG, "%s: parameters must be contiguous", KIND_NAME[opt->k]);
+    /* the gradient in the parameter's dtype and layout */
+    ct_tensor *g = grad;
+    bool own = false;
+    if (grad->dtype != s->p->dtype || !ct__is_contiguous(grad)) {
+        g = ct__empty_raw(s->p->ndim, s->p->sizes, s->p->dtype);
+        if (!g || ct__copy_raw(g, grad)) { ct_release(g); return ct_last_status(); }
+        own = true;
+    }
+    bool first = !s->has_state;
+    s->has_state = true;
+    int64_t n = s->p->numel;
+    bool f32 = s->p->dtype == CT_FLOAT32;
+    if (s->p->dtype != CT_FLOAT32 && s->p->dtype != CT_FLOAT64) {
+        if (own) ct_release(g);
+        return ct__errs(CT_ERR_DTYPE, "%s: float32 and float64 parameters are supported, got %s", KIND_NAME[opt->k],
+                        ct_dtype_name(s->p->dtype));
+    }
+    void *P = ct__data(s->p), *G = ct__data(g), *B0 = NULL, *B1 = NULL, *B2 = NULL;
+    int st = 0;
+    switch (opt->k) {
+    case K_SGD:
+        if (o->momentum != 0) {
+            bool fresh = !s->buf[0];
+            if (!state_buf(s, 0, 0)) { st = ct_last_status(); break; }
+            first = fresh;
+            B0 = ct__data(s->buf[0]);
+        }
+        s->step += 1;
+        if (f32) SGD_LOOP(float) else SGD_LOOP(double)
+        break;
+    case K_ADAM:
+    case K_ADAMW: {
+        bool decoupled = opt->k == K_ADAMW;
+        if (!state_buf(s, 0, 0) || !state_buf(s, 1, 0) || (o->amsgrad && !state_buf(s, 2, 0))) {
+            st = ct_last_status();
+            break;
+        }
+        B0 = ct__data(s->buf[0]), B1 = ct__data(s->buf[1]), B2 = o->amsgrad ? ct__data(s->buf[2]) : NULL;
+        s->step += 1;
+        double bc1 = 1 - pow(o->beta1, s->step), bc2 = 1 - pow(o->beta2, s->step);
+        double step_size = o->lr / bc1, bc2_sqrt = sqrt(bc2);
+        if (f32) ADAM_LOOP(float) else ADAM_LOOP(double)
+        break;
+    }
+    case K_RMSPROP:
+        if (!state_buf(s, 0, 0) || (o->momentum > 0 && !state_buf(s, 1, 0)) || (o->centered && !state_buf(s, 2, 0))) {
+            st = ct_last_status();
+            break;
+        }
+        B0 = ct__data(s->buf[0]), B1 = o->momentum > 0 ? ct__data(s->buf[1]) : NULL;
+        B2 = o->centered ? ct__data(s->buf[2]) : NULL;
+        s->step += 1;
+        if (f32) RMSPROP_LOOP(float) else RMSPROP_LOOP(double)
+        break;
+    case K_ADAGRAD: {
+        if (!state_buf(s, 0, o->initial_accumulator_value)) { st = ct_last_status(); break; }
+        B0 = ct__data(s->buf[0]);
+        s->step += 1;
+        double clr = o->lr / (1 + (s->step - 1) * o->lr_decay);
+        if (f32) ADAGRAD_LOOP(float) else ADAGRAD_LOOP(double)
+        break;
+    }
+    }
+    (void)first;
+    if (own) ct_release(g);
+    if (!st) ct__bump_version(s->p);
+    return st;
+}
+
+CT_API int ct_optim_step(ct_optimizer *opt) {
+    if (!opt) return ct__errs(CT_ERR_ARG, "step: NULL optimizer");
+    for (int64_t i = 0; i < opt->n_params; i++) {
+        int st = step_param(opt, &opt->ps[i]);
+        if (st) return st;
+    }
+    return 0;
+}
+
+/* ---- state dicts ---- */
+static int put_scalar(ct_dict *d, const char *key, double v, ct_dtype dt) {
+    ct_tensor *t = ct_scalar_tensor(v, dt);
+    return t ? ct_dict_set(d, key, t) : ct_last_status();
+}
+
+CT_API ct_dict *ct_optim_state_dict(const ct_optimizer *opt) {
+    if (!opt) return ct__err(CT_ERR_ARG, "state_dict: NULL optimizer");
+    ct_dict *d = ct_dict_new();
+    if (!d) return NULL;
+    ct_scope_begin();
+    int st = ct_dict_set_meta(d, "optimizer", KIND_NAME[opt->k]);
+    char key[128];
+    for (int64_t i = 0; i < opt->n_params && !st; i++) {
+        const pstate *s = &opt->ps[i];
+        if (!s->has_state) continue;
+        snprintf(key, sizeof key, "state.%lld.step", (long long)i);
+        st = put_scalar(d, key, s->step, CT_FLOAT32);
+        for (int b = 0; b < N_BUF && !st; b++) {
+            if (!s->buf[b]) continue;
+            snprintf(key, sizeof key, "state.%lld.%s", (long long)i, BUF_NAME[opt->k][b]);
+            ct_tensor *c = ct_clone(s->buf[b]);
+            st = c ? ct_dict_set(d, key, c) : ct_last_status();
+        }
+    }
+    for (int g = 0; g < opt->n_groups && !st; g++) {
+        for (int k = 0; k < N_OPTION && !st; k++) {
+            snprintf(key, sizeof key, "param_groups.%d.%s", g, OPTION[k].name);
+            st = put_scalar(d, key, ct_optim_get_option(opt, g, OPTION[k].name), CT_FLOAT64);
+        }
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < opt->n_params; i++) cnt += opt->ps[i].group == g;
+        ct_tensor *ix = st ? NULL : ct_empty(CT_SHAPE(cnt), CT_INT64);
+        if (!st && !ix) st = ct_last_status();
+        for (int64_t i = 0, j = 0; !st && i < opt->n_params; i++)
+            if (opt->ps[i].group == g) ((int64_t *)ct__data(ix))[j++] = i;
+        snprintf(key, sizeof key, "param_groups.%d.params", g);
+        if (!st) st = ct_dict_set(d, key, ix);
+    }
+    ct_scope_end();
+    if (st) {
+        ct_dict_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+CT_API int ct_optim_load_state_dict(ct_optimizer *opt, const ct_dict *state) {
+    if (!opt || !state) return ct__errs(CT_ERR_ARG, "load_state_dict: NULL optimizer or state");
+    const char *kindname = ct_dict_meta(state, "optimizer");
+    if (kindname && strcmp(kindname, KIND_NAME[opt->k]) != 0)
+        return ct__errs(CT_ERR_ARG, "load_state_dict: state of a %s optimizer given to a %s optimizer", kindname,
+                        KIND_NAME[opt->k]);
+    char key[128];
+    int st = 0;
+    ct_scope_begin();
+    /* validate first: groups and buffer shapes */
+    for (int g = 0; g < opt->n_groups && !st; g++) {
+        snprintf(key, sizeof key, "param_groups.%d.params", g);
+        ct_tensor *ix = ct_dict_contains(state, key) ? ct_dict_get(state, key) : NULL;
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < opt->n_params; i++) cnt += opt->ps[i].group == g;
+        if (!ix || ct_numel(ix) != cnt)
+            st = ct__errs(CT_ERR_SHAPE, "loaded state dict contains a parameter group that doesn't match the size of "
+                          "optimizer's group");
+    }
+    for (int64_t i = 0; i < opt->n_params && !st; i++)
+        for (int b = 0; b < N_BUF && !st; b++) {
+            if (!BUF_NAME[opt->k][b]) continue;
+            snprintf(key, sizeof key, "state.%lld.%s", (long long)i, BUF_NAME[opt->k][b]);
+            if (!ct_dict_contains(state, key)) continue;
+            ct_tensor *t = ct_dict_get(state, key);
+            if (!ct__same_sizes(t->ndim, t->sizes, opt->ps[i].p->ndim, opt->ps[i].p->sizes))
+                st = ct__errs(CT_ERR_SHAPE, "load_state_dict: %s has size %s, parameter %lld has size %s", key,
+                              CT_SHAPESTR(t), (long long)i, CT_SHAPESTR(opt->ps[i].p));
+        }
+    /* then restore */
+    for (int g = 0; g < opt->n_groups && !st; g++)
+        for (int k = 0; k < N_OPTION && !st; k++) {
+            snprintf(key, sizeof key, "param_groups.%d.%s", g, OPTION[k].name);
+            if (!ct_dict_contains(state, key)) continue;
+            opts *o = &opt->groups[g];
+            double v = ct_item(ct_dict_get(state, key));
+            if (OPTION[k].is_bool) *(bool *)((char *)o + OPTION[k].off) = v != 0;
+            else *(double *)((char *)o + OPTION[k].off) = v;
+        }
+    for (int64_t i = 0; i < opt->n_params && !st; i++) {
+        pstate *s = &opt->ps[i];
+        snprintf(key, sizeof key, "state.%lld.step", (long long)i);
+        s->has_state = ct_dict_contains(state, key);
+        s->step = s->has_state ? ct_item(ct_dict_get(state, key)) : 0;
+        for (int b = 0; b < N_BUF && !st; b++) {
+            ct_release(s->buf[b]);
+            s->buf[b] = NULL;
+            if (!BUF_NAME[opt->k][b]) continue;
+            snprintf(key, sizeof key, "state.%lld.%s", (long long)i, BUF_NAME[opt->k][b]);
+            if (!ct_dict_contains(state, key)) continue;
+            ct_tensor *src = ct_dict_get(state, key);
+            s->buf[b] = ct__empty_raw(s->p->ndim, s->p->sizes, s->p->dtype);
+            if (!s->buf[b] || ct__copy_raw(s->buf[b], src)) st = ct_last_status();
+        }
+    }
+    ct_scope_end();
+    return st;
+}
