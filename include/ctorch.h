@@ -13,6 +13,7 @@
  *   ctorch/dict.h        ordered name -> tensor dictionaries (state dicts)
  *   ctorch/nn.h          neural-network functions: convolution, pooling, normalisation, losses
  *   ctorch/optim.h       optimizers, learning-rate schedulers, gradient clipping
+ *   ctorch/io.h          safetensors files
  *   ctorch/module.h      modules (nn.Module), containers, simple layers and activations
  * Ownership and error rules are the same for every function: see ctorch/core.h.
  */
@@ -30,6 +31,7 @@
 #include "ctorch/random.h"
 #include "ctorch/dict.h"
 #include "ctorch/nn.h"
+#include "ctorch/io.h"
 #include "ctorch/module.h"
 #include "ctorch/optim.h"
 

@@ -11,6 +11,23 @@
 
 #include "ctorch.h"
 
+/* C11's CMPLX is missing from some toolchains (clang 14 with glibc): build the value
+ * from its parts through a union, which keeps infinities and NaNs intact. */
+#ifndef CMPLX
+static inline double complex ct__cmplx(double re, double im) {
+    union { double complex z; double p[2]; } u = {.p = {re, im}};
+    return u.z;
+}
+#define CMPLX(x, y) ct__cmplx((x), (y))
+#endif
+#ifndef CMPLXF
+static inline float complex ct__cmplxf(float re, float im) {
+    union { float complex z; float p[2]; } u = {.p = {re, im}};
+    return u.z;
+}
+#define CMPLXF(x, y) ct__cmplxf((x), (y))
+#endif
+
 #define CT_INLINE_DIMS 6
 #define CT_MAX_DIMS 64 /* PyTorch's own limit for most ops */
 #define CT_ALIGN 64

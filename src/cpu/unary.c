@@ -5,8 +5,9 @@
 #include "cpu/loops.h"
 
 /* SLEEF declares its x86 vector functions only when the ISA macros are defined; the
- * library is built for the baseline ISA, so declare them under a temporary target. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+ * library is built for the baseline ISA, so declare them under a temporary target
+ * (GCC's pragma; clang builds, such as the fuzz targets, use the scalar libm path). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CT_HAVE_SLEEF_X86 1
 #ifndef FP_FAST_FMA
 #define CT_UNDEF_FMA 1

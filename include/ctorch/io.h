@@ -1,0 +1,39 @@
+/* ctorch/io.h — reading and writing tensors: safetensors.
+ *
+ * Files hold a ct_dict (ordered name -> tensor, plus string metadata). Saves are
+ * atomic: the data goes to a temporary file in the same directory, is flushed to disk,
+ * then renamed over the target, so a crash never leaves a half-written file and a
+ * failed save leaves the old file untouched. Loaders validate every length and offset
+ * and never allocate more than the file can justify: a malformed, truncated or hostile
+ * file gives NULL with CT_ERR_FORMAT and a message naming the file and the problem.
+ *
+ * Ownership: loaders return a new dict the caller frees with ct_dict_free; its
+ * tensors are fresh copies of the file's data.
+ */
+#ifndef CTORCH_IO_H
+#define CTORCH_IO_H
+
+#include <stddef.h>
+
+#include "ctorch/core.h"
+#include "ctorch/dict.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* safetensors (the Hugging Face format): every ctorch dtype except complex (not in
+ * the format: CT_ERR_DTYPE). The dict's metadata becomes "__metadata__"; tensors are
+ * written contiguously, little-endian, ordered by element size then name like the
+ * reference implementation. 0, or CT_ERR_IO / CT_ERR_DTYPE / CT_ERR_ARG. */
+CT_API int ct_safetensors_save(const ct_dict *d, const char *path);
+CT_API ct_dict *ct_safetensors_load(const char *path);
+/* The same from / to memory. save_buffer returns a malloc'd buffer in *out (free()). */
+CT_API ct_dict *ct_safetensors_load_buffer(const void *data, size_t size);
+CT_API int ct_safetensors_save_buffer(const ct_dict *d, void **out, size_t *size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
