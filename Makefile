@@ -54,7 +54,7 @@ test-asan:
 	$(CMAKE) -S . -B $(ASAN_BUILD) -DCT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(CTEST) --output-on-failure
+		$(CTEST) --output-on-failure -LE train
 
 demo:
 	bash scripts/install-deps.sh

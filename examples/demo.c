@@ -1,148 +1,135 @@
-/* demo: trains a small multilayer perceptron on Fashion-MNIST with ctorch and
- * reports test accuracy. This is the "make demo" job until the nn/optim issue lands
- * its CNN; it uses only core ops: matmul, relu, log_softmax, gather, mean, backward.
+/* demo: trains a small CNN on Fashion-MNIST (60k training images) with a live progress
+ * bar, evaluates on the 10k test images after every epoch, saves the model as
+ * safetensors and draws the loss and accuracy curves as an SVG picture.
+ * examples/demo_torch.py is the same job in PyTorch (README: "The main job").
  *
- *   example_demo [--data DIR] [--epochs N] [--hidden H] [--batch B] [--lr LR] [--limit N]
+ *   example_demo [--data DIR] [--epochs N] [--model cnn|mlp] [--batch B] [--lr LR]
+ *                [--limit N] [--seed S] [--threads T] [--out DIR]
  *
- * DIR holds train-images-idx3-ubyte.gz etc. (Debian: dataset-fashion-mnist). */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <zlib.h>
-
-#include <ctorch.h>
-
-static unsigned char *read_idx(const char *dir, const char *name, int *n_out, int *item_size) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    gzFile f = gzopen(path, "rb");
-    if (!f) { fprintf(stderr, "demo: cannot open %s\n", path); return NULL; }
-    unsigned char hdr[16];
-    if (gzread(f, hdr, 8) != 8) { gzclose(f); return NULL; }
-    int ndim = hdr[3];
-    int n = (hdr[4] << 24) | (hdr[5] << 16) | (hdr[6] << 8) | hdr[7];
-    int item = 1;
-    for (int d = 1; d < ndim; d++) {
-        unsigned char b[4];
-        if (gzread(f, b, 4) != 4) { gzclose(f); return NULL; }
-        item *= (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
-    }
-    size_t bytes = (size_t)n * (size_t)item;
-    unsigned char *buf = malloc(bytes);
-    if (!buf || gzread(f, buf, (unsigned)bytes) != (int)bytes) { free(buf); gzclose(f); fprintf(stderr, "demo: short read in %s\n", path); return NULL; }
-    gzclose(f);
-    *n_out = n;
-    *item_size = item;
-    return buf;
-}
-
-/* images [n, 784] float32 in [0, 1] normalised like torchvision (mean 0.2860, std 0.3530 for Fashion-MNIST) */
-static ct_tensor *to_images(const unsigned char *px, int n) {
-    float *f = malloc(sizeof(float) * (size_t)n * 784);
-    for (size_t i = 0; i < (size_t)n * 784; i++) f[i] = ((float)px[i] / 255.0f - 0.2860f) / 0.3530f;
-    ct_tensor *t = ct_from_data(f, CT_SHAPE(n, 784), CT_FLOAT32);
-    free(f);
-    return t;
-}
-
-static ct_tensor *to_labels(const unsigned char *lb, int n) {
-    int64_t *v = malloc(sizeof(int64_t) * (size_t)n);
-    for (int i = 0; i < n; i++) v[i] = lb[i];
-    ct_tensor *t = ct_from_data(v, CT_SHAPE(n, 1), CT_INT64);
-    free(v);
-    return t;
-}
-
-/* PyTorch's nn.Linear default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-static ct_tensor *param(int64_t rows, int64_t cols, int64_t fan_in) {
-    double bound = 1.0 / sqrt((double)fan_in);
-    ct_tensor *p = cols ? ct_empty(CT_SHAPE(rows, cols), CT_FLOAT32) : ct_empty(CT_SHAPE(rows), CT_FLOAT32);
-    ct_uniform_(p, -bound, bound, NULL);
-    ct_set_requires_grad(p, true);
-    return p;
-}
-
-static ct_tensor *forward(ct_tensor *x, ct_tensor *w1, ct_tensor *b1, ct_tensor *w2, ct_tensor *b2) {
-    ct_tensor *h = ct_relu(ct_add(ct_matmul(x, ct_t(w1)), b1));
-    return ct_log_softmax(ct_add(ct_matmul(h, ct_t(w2)), b2), 1, CT_NUM_DTYPES);
-}
+ * DIR holds train-images-idx3-ubyte.gz etc. (Debian: dataset-fashion-mnist, or the
+ * MNIST files). The model is written to OUT/<model>.safetensors (loadable with
+ * safetensors.torch.load_file into the PyTorch twin) and the curves to
+ * OUT/<model>_curves.svg. */
+#include "curves.h"
+#include "demo_common.h"
 
 int main(int argc, char **argv) {
-    const char *dir = "/usr/share/datasets/fashion-mnist";
-    int epochs = 10, hidden = 256, batch = 64, limit = 0;
-    double lr = 0.1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--data")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--epochs")) epochs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--hidden")) hidden = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--lr")) lr = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--limit")) limit = atoi(argv[i + 1]);
-        else { fprintf(stderr, "demo: unknown option %s\n", argv[i]); return 2; }
-    }
-    int ntr, nte, isz, lsz;
-    unsigned char *trx = read_idx(dir, "train-images-idx3-ubyte.gz", &ntr, &isz);
-    unsigned char *try_ = read_idx(dir, "train-labels-idx1-ubyte.gz", &ntr, &lsz);
-    unsigned char *tex = read_idx(dir, "t10k-images-idx3-ubyte.gz", &nte, &isz);
-    unsigned char *tey = read_idx(dir, "t10k-labels-idx1-ubyte.gz", &nte, &lsz);
-    if (!trx || !try_ || !tex || !tey || isz != 784) { fprintf(stderr, "demo: could not read Fashion-MNIST from %s\n", dir); return 1; }
-    if (limit > 0 && limit < ntr) ntr = limit;
-    printf("ctorch %s: MLP 784-%d-10 on Fashion-MNIST (%d train / %d test images), batch %d, SGD lr %.3g, %d epochs\n",
-           ct_version(), hidden, ntr, nte, batch, lr, epochs);
-    ct_manual_seed(0);
-    ct_tensor *xtr = to_images(trx, ntr), *ytr = to_labels(try_, ntr);
-    ct_tensor *xte = to_images(tex, nte), *yte = to_labels(tey, nte);
-    ct_tensor *w1 = param(hidden, 784, 784), *b1 = param(hidden, 0, 784);
-    ct_tensor *w2 = param(10, hidden, hidden), *b2 = param(10, 0, hidden);
-    ct_tensor *params[4] = {w1, b1, w2, b2};
-    int steps = ntr / batch;
-    for (int ep = 0; ep < epochs; ep++) {
-        ct_tensor *perm = ct_randperm(ntr, CT_INT64, NULL);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        double loss_sum = 0;
-        for (int s = 0; s < steps; s++) {
-            ct_scope_begin();
-            ct_tensor *idx = ct_narrow(perm, 0, (int64_t)s * batch, batch);
-            ct_tensor *x = ct_index_select(xtr, 0, idx), *y = ct_index_select(ytr, 0, idx);
-            ct_tensor *logp = forward(x, w1, b1, w2, b2);
-            ct_tensor *loss = ct_neg(ct_mean(ct_gather(logp, 1, y)));
-            if (!loss || ct_backward(loss, NULL, false, false)) { fprintf(stderr, "demo: %s\n", ct_last_error()); return 1; }
-            loss_sum += ct_item(loss);
-            bool prev = ct_set_grad_enabled(false);
-            for (int k = 0; k < 4; k++) {
-                ct_sub_(params[k], ct_mul_scalar(ct_grad(params[k]), lr));
-                ct_set_grad(params[k], NULL);
-            }
-            ct_set_grad_enabled(prev);
-            ct_scope_end();
-            if ((s + 1) % 50 == 0 || s + 1 == steps) {
-                clock_gettime(CLOCK_MONOTONIC, &t1);
-                double el = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-                double ips = (double)(s + 1) * batch / el;
-                int w = 30, done = (int)((double)(s + 1) / steps * w);
-                printf("\repoch %d/%d [%.*s%*s] %5d/%d  loss %.4f  %7.0f img/s  ETA %4.0fs", ep + 1, epochs, done,
-                       "##############################", w - done, "", s + 1, steps, loss_sum / (s + 1), ips,
-                       (double)(steps - s - 1) * batch / ips);
-                fflush(stdout);
-            }
+    const char *dir = "/usr/share/datasets/fashion-mnist", *model_name = "cnn", *out = ".";
+    int epochs = 5, batch = 64, threads = 0;
+    int64_t limit = 0;
+    uint64_t seed = 0;
+    double lr = 1e-3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h") || !v) {
+            printf("usage: %s [--data DIR] [--epochs N] [--model cnn|mlp] [--batch B] [--lr LR] [--limit N] "
+                   "[--seed S] [--threads T] [--out DIR]\n", argv[0]);
+            return strcmp(a, "--help") && strcmp(a, "-h") ? 2 : 0;
         }
-        printf("\n");
-        ct_release(perm);
+        if (!strcmp(a, "--data")) dir = v;
+        else if (!strcmp(a, "--epochs")) epochs = atoi(v);
+        else if (!strcmp(a, "--model")) model_name = v;
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
+        else if (!strcmp(a, "--lr")) lr = atof(v);
+        else if (!strcmp(a, "--limit")) limit = atoll(v);
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--out")) out = v;
+        else { fprintf(stderr, "demo: unknown option %s\n", a); return 2; }
+        i++;
     }
-    /* evaluate */
-    bool prev = ct_set_grad_enabled(false);
-    ct_scope_begin();
-    ct_tensor *pred = ct_argmax(forward(xte, w1, b1, w2, b2), 1, true);
-    double acc = ct_item(ct_mean(ct_to_dtype(ct_eq(pred, yte), CT_FLOAT32)));
-    ct_scope_end();
-    ct_set_grad_enabled(prev);
-    if (!(acc >= 0)) { fprintf(stderr, "demo: evaluation failed: %s\n", ct_last_error()); return 1; }
-    printf("test accuracy: %.2f%% on %d Fashion-MNIST test images\n", 100 * acc, nte);
-    for (int k = 0; k < 4; k++) ct_release(params[k]);
-    ct_release(xtr); ct_release(ytr); ct_release(xte); ct_release(yte);
-    free(trx); free(try_); free(tex); free(tey);
+    if (epochs < 1 || batch < 1 || (strcmp(model_name, "cnn") && strcmp(model_name, "mlp"))) {
+        fprintf(stderr, "demo: bad options (epochs >= 1, batch >= 1, model cnn or mlp)\n");
+        return 2;
+    }
+    if (threads > 0) ct_set_num_threads(threads);
+    ct_manual_seed(seed);
+
+    ct_tensor *xtr, *ytr, *xte, *yte;
+    if (load_split(dir, true, limit, &xtr, &ytr) || load_split(dir, false, 0, &xte, &yte)) {
+        fprintf(stderr, "demo: could not read the dataset from %s (install the Debian package "
+                        "dataset-fashion-mnist or pass --data DIR)\n", dir);
+        return 1;
+    }
+    ct_module *net = strcmp(model_name, "cnn") == 0 ? demo_cnn() : demo_mlp();
+    if (!net) { fprintf(stderr, "demo: %s\n", ct_last_error()); return 1; }
+    char *repr = ct_module_repr(net);
+    printf("ctorch %s, %d threads; %s: %lld parameters\n%s\n", ct_version(), ct_get_num_threads(), model_name,
+           (long long)ct_module_num_parameters(net, false), repr);
+    free(repr);
+    int64_t ntr = ct_size(xtr, 0);
+    printf("data: %lld training and %lld test images from %s\n", (long long)ntr, (long long)ct_size(xte, 0), dir);
+
+    ct_dict *params = ct_module_named_parameters(net);
+    ct_optimizer *opt = ct_optim_adam_new(params, lr, 0.9, 0.999, 1e-8, 0.0, false, false);
+    ct_scheduler *sched = ct_sched_cosine_annealing_lr_new(opt, epochs, 0.0);
+    ct_generator *gen = ct_generator_new(seed);
+    double *tr_loss = calloc((size_t)epochs, sizeof(double)), *tr_acc = calloc((size_t)epochs, sizeof(double));
+    double *te_loss = calloc((size_t)epochs, sizeof(double)), *te_acc = calloc((size_t)epochs, sizeof(double));
+    if (!opt || !sched || !gen || !tr_loss || !tr_acc || !te_loss || !te_acc) {
+        fprintf(stderr, "demo: %s\n", ct_last_error());
+        return 1;
+    }
+    double t_start = demo_now();
+    for (int ep = 0; ep < epochs; ep++) {
+        ct_module_train(net, true);
+        ct_tensor *perm = ct_randperm(ntr, CT_INT64, gen); /* the epoch's shuffle */
+        char label[32];
+        snprintf(label, sizeof label, "epoch %d/%d", ep + 1, epochs);
+        progress bar = {.total = ntr, .t0 = demo_now(), .tty = isatty(1), .label = label};
+        double sum_loss = 0, run_loss = 0;
+        int64_t seen = 0, correct = 0;
+        for (int64_t i = 0; i < ntr; i += batch) {
+            ct_scope_begin();
+            int64_t len = ntr - i < batch ? ntr - i : batch;
+            ct_tensor *idx = ct_narrow(perm, 0, i, len);
+            ct_tensor *xb = ct_index_select(xtr, 0, idx), *yb = ct_index_select(ytr, 0, idx);
+            ct_tensor *logits = ct_module_forward(net, xb);
+            ct_tensor *loss = ct_nn_cross_entropy(logits, yb, NULL, -100, CT_REDUCTION_MEAN, 0.0);
+            if (!loss || ct_optim_zero_grad(opt, true) || ct_backward(loss, NULL, false, false) || ct_optim_step(opt)) {
+                fprintf(stderr, "\ndemo: training failed: %s\n", ct_last_error());
+                return 1;
+            }
+            double l = ct_item(loss);
+            sum_loss += l * (double)len;
+            run_loss = seen ? 0.95 * run_loss + 0.05 * l : l;
+            correct += (int64_t)ct_item(ct_sum(ct_eq(ct_argmax(logits, 1, false), yb)));
+            seen += len;
+            ct_scope_end();
+            progress_show(&bar, seen, run_loss, false);
+        }
+        progress_show(&bar, seen, sum_loss / (double)seen, true);
+        ct_release(perm);
+        ct_sched_step(sched);
+        tr_loss[ep] = sum_loss / (double)seen;
+        tr_acc[ep] = 100.0 * (double)correct / (double)seen;
+        demo_evaluate(net, xte, yte, &te_acc[ep], &te_loss[ep]);
+        printf("epoch %d: train loss %.4f, train accuracy %.2f%%, test loss %.4f, test accuracy %.2f%%, %.1f s\n",
+               ep + 1, tr_loss[ep], tr_acc[ep], te_loss[ep], te_acc[ep], demo_now() - t_start);
+    }
+    double took = demo_now() - t_start;
+    printf("ctorch: test accuracy %.2f%% after %d epochs in %.1f s\n", te_acc[epochs - 1], epochs, took);
+
+    char path[1200];
+    snprintf(path, sizeof path, "%s/fashion_%s.safetensors", out, model_name);
+    ct_dict *sd = ct_module_state_dict(net);
+    ct_dict_set_meta(sd, "model", model_name);
+    if (!sd || ct_safetensors_save(sd, path)) fprintf(stderr, "demo: saving %s failed: %s\n", path, ct_last_error());
+    else printf("saved the model to %s\n", path);
+    ct_dict_free(sd);
+    snprintf(path, sizeof path, "%s/fashion_%s_curves.svg", out, model_name);
+    char title[160];
+    snprintf(title, sizeof title, "ctorch %s on Fashion-MNIST: %.2f%% test accuracy after %d epochs (%.0f s)", model_name,
+             te_acc[epochs - 1], epochs, took);
+    if (write_training_svg(path, title, epochs, tr_loss, te_loss, tr_acc, te_acc)) perror("demo: writing the curves");
+    else printf("drew the loss and accuracy curves in %s\n", path);
+
+    free(tr_loss), free(tr_acc), free(te_loss), free(te_acc);
+    ct_generator_free(gen);
+    ct_sched_free(sched);
+    ct_optim_free(opt);
+    ct_dict_free(params);
+    ct_module_free(net);
+    ct_release(xtr), ct_release(ytr), ct_release(xte), ct_release(yte);
     return 0;
 }
