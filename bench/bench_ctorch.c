@@ -41,6 +41,9 @@
 #include <ctorch/core.h>
 #include <ctorch/index.h>
 #include <ctorch/linalg.h>
+#include <ctorch/module.h>
+#include <ctorch/nn.h>
+#include <ctorch/optim.h>
 #include <ctorch/math.h>
 #include <ctorch/random.h>
 #include <ctorch/reduce.h>
@@ -342,6 +345,13 @@ typedef struct {
     /* matmul through BLAS directly */
     float *a, *b, *c;
     int64_t bm, bk, bn, bb;
+    /* nn cases */
+    ct_module *m;
+    ct_optimizer *opt;
+    ct_dict *params;
+    ct_conv_opts co;
+    int64_t k2[2];
+    ct_pool_opts po;
 } ctx;
 
 static ct_tensor *hold(ctx *c, ct_tensor *t) {
@@ -349,6 +359,9 @@ static ct_tensor *hold(ctx *c, ct_tensor *t) {
     return t;
 }
 static void ctx_free(ctx *c) {
+    ct_optim_free(c->opt);
+    ct_dict_free(c->params);
+    ct_module_free(c->m);
     for (int i = 0; i < c->nt; i++) ct_release(c->t[i]);
     free(c->a);
     free(c->b);
@@ -480,22 +493,49 @@ static int step_mlp(void *p) {
     return rc;
 }
 
+/* conv2d forward + backward (input, weight and bias gradients) with a fixed grad_output */
+static int step_conv(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *y = ct_nn_conv2d(c->t[0], c->t[1], c->t[2], &c->co);
+    int rc = y ? ct_backward(y, c->t[3], false, false) : -1;
+    for (int i = 0; i < 3 && !rc; i++) rc = ct_set_grad(c->t[i], NULL);
+    ct_scope_end();
+    return rc;
+}
+static int step_pool(void *p) {
+    ctx *c = p;
+    return release_ok(ct_nn_max_pool2d(c->t[0], c->k2, &c->po, NULL));
+}
+static int step_bn(void *p) {
+    ctx *c = p;
+    return release_ok(ct_nn_batch_norm(c->t[0], c->t[1], c->t[2], c->t[3], c->t[4], true, 0.1, 1e-5));
+}
+/* the demo's CNN: forward, cross-entropy, backward, Adam step */
+static int step_cnn(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *loss = ct_nn_cross_entropy(ct_module_forward(c->m, c->t[0]), c->t[1], NULL, -100, CT_REDUCTION_MEAN, 0.0);
+    int rc = loss ? 0 : -1;
+    if (!rc) rc = ct_optim_zero_grad(c->opt, true);
+    if (!rc) rc = ct_backward(loss, NULL, false, false);
+    if (!rc) rc = ct_optim_step(c->opt);
+    ct_scope_end();
+    return rc;
+}
+
 /* Cases of the issue that need ops ctorch does not have yet: listed so that the
  * suite reports them as unavailable (and says so once the ops appear). */
 static const struct {
     const char *kind;
     const char *syms[4];
 } planned[] = {
-    {"conv2d", {"ct_conv2d"}},
-    {"max_pool2d", {"ct_max_pool2d"}},
-    {"batch_norm2d", {"ct_batch_norm"}},
     {"embedding", {"ct_embedding"}},
     {"lstm", {"ct_lstm"}},
     {"sdpa", {"ct_scaled_dot_product_attention"}},
-    {"cnn_train", {"ct_conv2d", "ct_max_pool2d", "ct_cross_entropy"}},
-    {"resnet18_train", {"ct_conv2d", "ct_batch_norm", "ct_adaptive_avg_pool2d"}},
-    {"transformer_train", {"ct_layer_norm", "ct_scaled_dot_product_attention"}},
-    {"resnet18_infer", {"ct_conv2d", "ct_batch_norm", "ct_adaptive_avg_pool2d"}},
+    {"resnet18_train", {"ct_resnet18"}},
+    {"transformer_train", {"ct_nn_transformer_encoder_layer_new", "ct_scaled_dot_product_attention"}},
+    {"resnet18_infer", {"ct_resnet18"}},
 };
 
 static int lookup(const char *s, const char *const *names, int n) {
@@ -600,6 +640,50 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
                 ct_copy_to_buffer(c.t[1], c.b, sizeof(float) * (size_t)(c.bb * k * n), CT_FLOAT32))
                 goto fail;
         }
+    } else if (strcmp(kind, "conv2d") == 0) {
+        int64_t n = spec_int(s, "n", 1), ci = spec_int(s, "c", 64), h = spec_int(s, "h", 56), o = spec_int(s, "o", 64),
+                k = spec_int(s, "k", 3), st = spec_int(s, "stride", 1), pd = spec_int(s, "pad", 1);
+        int64_t ho = (h + 2 * pd - k) / st + 1;
+        c.co = (ct_conv_opts){.stride = {st, st}, .padding = {pd, pd}};
+        hold(&c, ct_randn(CT_SHAPE(n, ci, h, h), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(o, ci, k, k), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(o), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(n, o, ho, ho), CT_FLOAT32, NULL));
+        if (c.nt < 4) goto fail;
+        for (int i = 0; i < 3; i++) ct_set_requires_grad(c.t[i], true);
+        fn = step_conv;
+    } else if (strcmp(kind, "max_pool2d") == 0) {
+        hold(&c, ct_randn(CT_SHAPE(spec_int(s, "n", 32), spec_int(s, "c", 64), spec_int(s, "h", 112), spec_int(s, "h", 112)),
+                          CT_FLOAT32, NULL));
+        if (c.nt < 1) goto fail;
+        c.k2[0] = c.k2[1] = 3;
+        c.po = (ct_pool_opts){.stride = {2, 2}, .padding = {1, 1}};
+        fn = step_pool;
+    } else if (strcmp(kind, "batch_norm2d") == 0) {
+        int64_t C = spec_int(s, "c", 64), h = spec_int(s, "h", 56);
+        hold(&c, ct_randn(CT_SHAPE(spec_int(s, "n", 32), C, h, h), CT_FLOAT32, NULL));
+        hold(&c, ct_zeros(CT_SHAPE(C), CT_FLOAT32));
+        hold(&c, ct_ones(CT_SHAPE(C), CT_FLOAT32));
+        hold(&c, ct_ones(CT_SHAPE(C), CT_FLOAT32));
+        hold(&c, ct_zeros(CT_SHAPE(C), CT_FLOAT32));
+        if (c.nt < 5) goto fail;
+        fn = step_bn;
+    } else if (strcmp(kind, "cnn_train") == 0) {
+        int64_t bs = spec_int(s, "batch", 64);
+        ct_conv_opts pad1 = {.padding = {1, 1}};
+        c.m = ct_nn_sequential(CT_MODULES(
+            ct_nn_conv2d_new(1, 32, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(32, 1e-5, 0.1, true, true),
+            ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL),
+            ct_nn_conv2d_new(32, 64, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(64, 1e-5, 0.1, true, true),
+            ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL), ct_nn_flatten_new(1, -1),
+            ct_nn_linear_new(64 * 7 * 7, 128, true), ct_nn_relu_new(), ct_nn_dropout_new(0.25),
+            ct_nn_linear_new(128, 10, true)));
+        c.params = ct_module_named_parameters(c.m);
+        c.opt = ct_optim_adam_new(c.params, 1e-3, 0.9, 0.999, 1e-8, 0.0, false, false);
+        hold(&c, ct_randn(CT_SHAPE(bs, 1, 28, 28), CT_FLOAT32, NULL));
+        hold(&c, ct_randint(0, 10, CT_SHAPE(bs), CT_INT64, NULL));
+        if (!c.m || !c.opt || c.nt < 2) goto fail;
+        fn = step_cnn;
     } else if (strcmp(kind, "mlp_train") == 0) {
         int64_t bs = spec_int(s, "batch", 64), in = spec_int(s, "in", 784), hid = spec_int(s, "hidden", 256),
                 out = spec_int(s, "out", 10);

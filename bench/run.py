@@ -77,14 +77,21 @@ def case_list(quick):
     add("training", "MLP 784-256-10 train step batch 64", case="mlp_train", batch=64, **{"in": 784},
         hidden=256, out=10, lr=0.01)
 
-    # Cases of the issue whose ops ctorch does not have yet (bench_ctorch says which).
-    add("conv", "conv2d fwd+bwd ResNet-18 shapes", case="conv2d")
-    add("conv", "max_pool2d", case="max_pool2d")
-    add("conv", "batch_norm2d", case="batch_norm2d")
+    # conv2d forward + backward on ResNet-18's 3x3 layer shapes (and its stem), batch 1 and 32
+    rn = [(64, 56, 64, 3, 1, 1), (128, 28, 128, 3, 1, 1), (256, 14, 256, 3, 1, 1), (512, 7, 512, 3, 1, 1),
+          (3, 224, 64, 7, 2, 3)]
+    for bsz in ((1,) if quick else (1, 32)):
+        for (ci, h, o, k, st, pd) in (rn[:1] if quick else rn):
+            add("conv", f"conv2d fwd+bwd [{bsz}, {ci}, {h}, {h}] k{k} s{st} -> {o}", case="conv2d", n=bsz, c=ci, h=h, o=o,
+                k=k, stride=st, pad=pd)
+    add("conv", "max_pool2d 3x3 s2 [32, 64, 112, 112]" if not quick else "max_pool2d 3x3 s2 [8, 64, 56, 56]",
+        case="max_pool2d", n=32 if not quick else 8, c=64, h=112 if not quick else 56)
+    add("conv", "batch_norm2d train [32, 64, 56, 56]" if not quick else "batch_norm2d train [8, 64, 28, 28]",
+        case="batch_norm2d", n=32 if not quick else 8, c=64, h=56 if not quick else 28)
     add("other", "embedding fwd+bwd", case="embedding")
     add("other", "LSTM seq 64 batch 32 hidden 256", case="lstm")
     add("other", "scaled dot-product attention causal", case="sdpa")
-    add("training", "Fashion-MNIST CNN train step batch 64", case="cnn_train")
+    add("training", "Fashion-MNIST CNN train step batch 64 (Adam)", case="cnn_train", batch=64)
     add("training", "ResNet-18 32x32 train step batch 32", case="resnet18_train")
     add("training", "Transformer encoder 6x256 train step", case="transformer_train")
     add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer")
@@ -165,6 +172,38 @@ def torch_case(torch, spec):
                     p.add_(p.grad, alpha=-lr)
                     p.grad = None
         return step, g
+    if kind == "conv2d":
+        n, ci, h, o, k, st, pd = (spec[x] for x in ("n", "c", "h", "o", "k", "stride", "pad"))
+        x, w, b = randn(n, ci, h, h).requires_grad_(), randn(o, ci, k, k).requires_grad_(), randn(o).requires_grad_()
+        ho = (h + 2 * pd - k) // st + 1
+        gy = randn(n, o, ho, ho)
+
+        def conv_step():
+            F.conv2d(x, w, b, stride=st, padding=pd).backward(gy)
+            x.grad = w.grad = b.grad = None
+        return conv_step, g
+    if kind == "max_pool2d":
+        g.update(x=randn(spec["n"], spec["c"], spec["h"], spec["h"]))
+        return "F.max_pool2d(x, 3, 2, 1)", g
+    if kind == "batch_norm2d":
+        C = spec["c"]
+        g.update(x=randn(spec["n"], C, spec["h"], spec["h"]), rm=torch.zeros(C), rv=torch.ones(C), w=torch.ones(C),
+                 b=torch.zeros(C))
+        return "F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)", g
+    if kind == "cnn_train":
+        nn = torch.nn
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        x, y = torch.randn(spec["batch"], 1, 28, 28), torch.randint(0, 10, (spec["batch"],))
+
+        def cnn_step():
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        return cnn_step, g
     return None, None
 
 

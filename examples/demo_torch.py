@@ -1,5 +1,6 @@
 """The PyTorch twin of the demo (examples/demo.c): the same CNN, initialisation scheme,
-data, preprocessing, optimiser, batch size, epochs and shuffling policy, so the two
+data, preprocessing, optimiser (Adam, cosine-annealed learning rate), batch size, epochs
+and shuffling policy, so the two
 accuracies and wall-clock times can be compared (README, "The main job").
 
     python3 examples/demo_torch.py [--data DIR] [--epochs N] [--batch B] [--lr LR]
@@ -58,6 +59,7 @@ def main():
         xtr, ytr = xtr[:a.limit], ytr[:a.limit]
     net = model()
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs)
     loss_fn = nn.CrossEntropyLoss()
     g = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
@@ -73,6 +75,7 @@ def main():
             opt.step()
             total += loss.item() * len(idx)
             n += len(idx)
+        sched.step()
         net.eval()
         with torch.no_grad():
             correct = sum((net(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item()

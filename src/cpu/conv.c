@@ -94,8 +94,30 @@ static int cpu_unfold_fold(const ct_kernel_args *a) {
 }
 
 /* ---- pooling ---- */
+/* Max over each window; NaN wins (as PyTorch). The common 2x2/stride-2 unpadded case
+ * gets a branch-light path. */
 #define MAXPOOL(NAME, T)                                                                                     \
     static void NAME(const T *x, T *o, int64_t *ix, int64_t H, int64_t W, const geom *g) {                   \
+        if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 && g->dh == 1 &&  \
+            g->dw == 1 && 2 * g->Ho <= H && 2 * g->Wo <= W) {                                                 \
+            for (int64_t oh = 0; oh < g->Ho; oh++) {                                                         \
+                const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                                                  \
+                for (int64_t ow = 0; ow < g->Wo; ow++) {                                                     \
+                    int64_t c = 2 * ow, b = 2 * oh * W + c;                                                  \
+                    T best = r0[c];                                                                          \
+                    int64_t bi = b;                                                                          \
+                    if (!(best != best)) {                                                                   \
+                        if (r0[c + 1] > best || r0[c + 1] != r0[c + 1]) best = r0[c + 1], bi = b + 1;        \
+                        if (!(best != best) && (r1[c] > best || r1[c] != r1[c])) best = r1[c], bi = b + W;   \
+                        if (!(best != best) && (r1[c + 1] > best || r1[c + 1] != r1[c + 1]))                 \
+                            best = r1[c + 1], bi = b + W + 1;                                                \
+                    }                                                                                        \
+                    o[oh * g->Wo + ow] = best;                                                               \
+                    ix[oh * g->Wo + ow] = bi;                                                                \
+                }                                                                                            \
+            }                                                                                                \
+            return;                                                                                          \
+        }                                                                                                    \
         for (int64_t oh = 0; oh < g->Ho; oh++)                                                               \
             for (int64_t ow = 0; ow < g->Wo; ow++) {                                                         \
                 T best = -INFINITY;                                                                          \
@@ -107,10 +129,10 @@ static int cpu_unfold_fold(const ct_kernel_args *a) {
                         int64_t iw = ow * g->sw - g->pw + kj * g->dw;                                        \
                         if (iw < 0 || iw >= W) continue;                                                     \
                         T v = x[ih * W + iw];                                                                \
-                        if (v > best || isnan(v) || bi < 0) {                                                \
+                        if (v > best || v != v || bi < 0) {                                                  \
                             best = v;                                                                        \
                             bi = ih * W + iw;                                                                \
-                            if (isnan(v)) goto done_##NAME;                                                  \
+                            if (v != v) goto done_##NAME;                                                    \
                         }                                                                                    \
                     }                                                                                        \
                 }                                                                                            \

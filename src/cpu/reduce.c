@@ -541,40 +541,47 @@ static int select_reduce(const ct_kernel_args *a, bool is_mode) {
 static int cpu_median(const ct_kernel_args *a) { return select_reduce(a, false); }
 static int cpu_mode(const ct_kernel_args *a) { return select_reduce(a, true); }
 
-/* Variance of contiguous float rows: two passes in double (the mean, then the squared
- * deviations corrected by the mean residual, as the composite path computes). */
-#define VAR_ROW(NAME, T)                                                                   \
-    CT_LOOP_ATTR static double NAME(const T *x, int64_t n, double dof) {                   \
-        double s = 0;                                                                      \
-        _Pragma("omp simd reduction(+:s)")                                                 \
-        for (int64_t j = 0; j < n; j++) s += x[j];                                         \
-        double m = s / (double)n, r = 0, q = 0;                                            \
-        _Pragma("omp simd reduction(+:r, q)")                                              \
-        for (int64_t j = 0; j < n; j++) {                                                  \
-            double d = (double)x[j] - m;                                                   \
-            r += d, q += d * d;                                                            \
+/* Variance of a contiguous float tensor viewed as [A, B, D] over A and D, for each b
+ * (trailing dims: A = 1; batch norm: [N, C, H*W]). Two passes in double: the mean, then
+ * the squared deviations corrected by the mean residual (as the composite path). */
+#define VAR_GRID(NAME, T)                                                                  \
+    CT_LOOP_ATTR static double NAME(const T *x, int64_t A, int64_t B, int64_t D, int64_t b, double dof) { \
+        double s = 0, r = 0, q = 0;                                                        \
+        for (int64_t a = 0; a < A; a++) {                                                  \
+            const T *row = x + (a * B + b) * D;                                            \
+            _Pragma("omp simd reduction(+:s)")                                             \
+            for (int64_t j = 0; j < D; j++) s += row[j];                                   \
         }                                                                                  \
-        return (q - r * r / (double)n) / dof;                                              \
+        double n = (double)A * (double)D, m = s / n;                                       \
+        for (int64_t a = 0; a < A; a++) {                                                  \
+            const T *row = x + (a * B + b) * D;                                            \
+            _Pragma("omp simd reduction(+:r, q)")                                          \
+            for (int64_t j = 0; j < D; j++) {                                              \
+                double d = (double)row[j] - m;                                             \
+                r += d, q += d * d;                                                        \
+            }                                                                              \
+        }                                                                                  \
+        return (q - r * r / n) / dof;                                                      \
     }
-VAR_ROW(var_row_f32, float)
-VAR_ROW(var_row_f64, double)
+VAR_GRID(var_grid_f32, float)
+VAR_GRID(var_grid_f64, double)
 
 static int cpu_var_rows(const ct_kernel_args *a) {
     const ct_tensor *x = a->in[0];
     ct_tensor *out = a->out[0];
-    int64_t n = a->i[0], rows = n ? x->numel / n : 0;
-    bool take_sqrt = a->i[1] != 0;
+    int64_t A = a->i[0], B = a->i[1], D = a->i[2];
+    bool take_sqrt = a->i[3] != 0;
     double dof = a->d[0];
     const char *xd = ct__data(x);
     char *od = ct__data(out);
     bool f32 = x->dtype == CT_FLOAT32;
-#pragma omp parallel for schedule(static) if (rows > 1 && x->numel >= CT_GRAIN)
-    for (int64_t r = 0; r < rows; r++) {
-        double v = f32 ? var_row_f32((const float *)xd + r * n, n, dof) : var_row_f64((const double *)xd + r * n, n, dof);
+#pragma omp parallel for schedule(static) if (B > 1 && x->numel >= CT_GRAIN)
+    for (int64_t b = 0; b < B; b++) {
+        double v = f32 ? var_grid_f32((const float *)xd, A, B, D, b, dof) : var_grid_f64((const double *)xd, A, B, D, b, dof);
         if (v < 0) v = 0; /* rounding of the correction */
         if (take_sqrt) v = sqrt(v);
-        if (f32) ((float *)od)[r] = (float)v;
-        else ((double *)od)[r] = v;
+        if (f32) ((float *)od)[b] = (float)v;
+        else ((double *)od)[b] = v;
     }
     return 0;
 }

@@ -20,7 +20,8 @@
 static ct_tensor *S(double v) { return ct_float(v); }
 
 /* ---- relu ---- */
-ACT_BACKWARD(relu, ct_mul(g, ct_gt(s, S(0.0)))) /* s = result */
+/* where(mask, g, 0): one pass, no bool-to-float cast (s = result) */
+ACT_BACKWARD(relu, ct_where(ct_gt(s, S(0.0)), g, S(0.0)))
 CT_API ct_tensor *ct_relu(const ct_tensor *x) {
     CT_CHECK_ARG("relu", x);
     if (x->dtype == CT_BOOL) return ct__err(CT_ERR_DTYPE, "relu: Boolean inputs not supported for relu");
@@ -31,7 +32,7 @@ CT_API ct_tensor *ct_relu(const ct_tensor *x) {
 CT_API int ct_relu_(ct_tensor *self) { return ct__inplace_unary("relu_", self, ct_relu); }
 
 /* ---- hardtanh / relu6: grad where min < x < max ---- */
-ACT_BACKWARD(hardtanh, ct_mul(g, ct_logical_and(ct_gt(s, S(p[0])), ct_lt(s, S(p[1])))))
+ACT_BACKWARD(hardtanh, ct_where(ct_logical_and(ct_gt(s, S(p[0])), ct_lt(s, S(p[1]))), g, S(0.0)))
 CT_API ct_tensor *ct_hardtanh(const ct_tensor *x, double min_val, double max_val) {
     CT_CHECK_ARG("hardtanh", x);
     if (x->dtype == CT_BOOL || ct_dtype_is_complex(x->dtype))

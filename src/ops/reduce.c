@@ -489,21 +489,26 @@ static ct_tensor *var_std(const char *op, bool is_std, const ct_tensor *x, int n
     /* two passes in double precision (PyTorch accumulates in double on CPU too) */
     bool cpx = ct_dtype_is_complex(x->dtype);
     ct_dtype odt = cpx ? (x->dtype == CT_COMPLEX64 ? CT_FLOAT32 : CT_FLOAT64) : x->dtype;
-    /* fast path: contiguous float32/float64 reduced over trailing dims (rows) */
-    int lead = 0;
-    while (lead < x->ndim && !mask[lead]) lead++;
-    bool rows_ok = (x->dtype == CT_FLOAT32 || x->dtype == CT_FLOAT64) && x->ndim > 0 && ct__is_contiguous(x) &&
+    /* fast path: a contiguous float32/float64 tensor whose kept dims form one block
+     * between reduced ones ([A reduced][B kept][D reduced]: rows, batch-norm channels) */
+    int k0 = 0, k1;
+    while (k0 < x->ndim && mask[k0]) k0++;
+    k1 = k0;
+    while (k1 < x->ndim && !mask[k1]) k1++;
+    bool grid_ok = (x->dtype == CT_FLOAT32 || x->dtype == CT_FLOAT64) && x->ndim > 0 && ct__is_contiguous(x) &&
                    x->numel > 0 && dof > 0;
-    for (int d = lead; d < x->ndim && rows_ok; d++) rows_ok = mask[d];
-    if (rows_ok && lead < x->ndim) {
+    for (int d = k1; d < x->ndim && grid_ok; d++) grid_ok = mask[d];
+    if (grid_ok && !(k0 == 0 && k1 == x->ndim)) {
         int ond;
         int64_t osz[CT_MAX_DIMS];
         ct__reduced_shape(x, mask, keepdim, &ond, osz);
         ct_tensor *o = ct__empty_raw(ond, osz, x->dtype);
         if (!o) return NULL;
         ct_kernel_args a = {.op = CT_OP_VAR_ROWS, .n_out = 1, .n_in = 1, .out = {o}, .in = {x}};
-        a.i[0] = ct__prod(x->ndim - lead, x->sizes + lead);
-        a.i[1] = is_std;
+        a.i[0] = ct__prod(k0, x->sizes);
+        a.i[1] = ct__prod(k1 - k0, x->sizes + k0);
+        a.i[2] = ct__prod(x->ndim - k1, x->sizes + k1);
+        a.i[3] = is_std;
         a.d[0] = dof;
         if (ct__dispatch(&a)) { ct_release(o); return NULL; }
         ct_tensor *out = record(o, is_std ? "StdBackward0" : "VarBackward0", is_std ? std_backward : var_backward, x,
