@@ -60,7 +60,7 @@ demo:
 	bash scripts/install-deps.sh
 	@$(MAKE) --no-print-directory all
 	@test -x $(BUILD)/example_demo || { echo "demo: $(BUILD)/example_demo was not built (examples/demo.c is missing)"; exit 1; }
-	./$(BUILD)/example_demo
+	./$(BUILD)/example_demo --out $(BUILD)
 
 bench:
 	@$(MAKE) --no-print-directory all

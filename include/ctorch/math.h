@@ -70,6 +70,8 @@ CT_DECLARE_UNARY(digamma)
 CT_DECLARE_UNARY(logical_not) /* -> bool */
 CT_DECLARE_UNARY(bitwise_not) /* integer and bool dtypes */
 CT_DECLARE_UNARY(conj)
+/* torch.polygamma(n, x): the n-th derivative of digamma (n >= 0), float dtypes. */
+CT_API ct_tensor *ct_polygamma(int64_t n, const ct_tensor *x);
 /* torch.round(x, decimals=d). */
 CT_API ct_tensor *ct_round_decimals(const ct_tensor *x, int decimals);
 /* -> bool tensors */

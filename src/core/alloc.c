@@ -85,8 +85,28 @@ void ct__free(void *p, size_t nbytes) {
     int c = size_class(nbytes, &r);
     if (c < 0) r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
     atomic_fetch_sub(&live_bytes, (long long)r);
-    if (c >= 0) {
+    block *evicted = NULL;
+    if (c >= 0 && r <= limit()) {
         pthread_mutex_lock(&lock);
+        /* Full: evict cached blocks of other sizes (largest first) rather than dropping
+         * this one, so the cache follows the working set (a training step after an
+         * evaluation pass with bigger batches keeps its blocks cached). */
+        for (int k = N_SMALL + N_LARGE - 1; k >= 0 && cached_bytes + r > limit(); k--) {
+            if (k == c) continue;
+            while (bins[k] && cached_bytes + r > limit()) {
+                block *b = bins[k];
+                bins[k] = b->next;
+                size_t kr;
+                if (k < N_SMALL) kr = (size_t)(k + 1) * SMALL_STEP;
+                else {
+                    int e = (k - N_SMALL) / 4 + 12, q = (k - N_SMALL) % 4;
+                    kr = ((size_t)1 << (e - 2)) * (size_t)(4 + q);
+                }
+                cached_bytes -= kr;
+                b->next = evicted;
+                evicted = b;
+            }
+        }
         if (cached_bytes + r <= limit()) {
             block *b = p;
             b->next = bins[c];
@@ -95,6 +115,11 @@ void ct__free(void *p, size_t nbytes) {
             p = NULL;
         }
         pthread_mutex_unlock(&lock);
+    }
+    while (evicted) {
+        block *nx = evicted->next;
+        free(evicted);
+        evicted = nx;
     }
     free(p);
 }

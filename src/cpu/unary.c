@@ -88,6 +88,55 @@ double ct__trigamma(double x) {
     return r + sign * (acc + tail);
 }
 
+/* Hurwitz zeta(s, q) = sum_k (k + q)^-s for s > 1, by Euler-Maclaurin summation: the
+ * first terms directly, then the integral and Bernoulli-number corrections. */
+static double hurwitz_zeta(double s, double q) {
+    if (isnan(s) || isnan(q)) return NAN;
+    if (s == 1.0) return INFINITY;
+    if (s < 1.0) return NAN;
+    if (q <= 0.0) {
+        if (q == floor(q)) return INFINITY;
+        if (s != floor(s)) return NAN; /* q^-s is not real */
+    }
+    /* (2j)! / B_2j for j = 1..12 */
+    static const double F[] = {12.0, -720.0, 30240.0, -1209600.0, 47900160.0, -1.8924375803183791606e9,
+                               7.47242496e10, -2.950130727918164224e12, 1.1646782814350067249e14,
+                               -4.5979787224074726105e15, 1.8152105401943546773e17, -7.1661652561756670113e18};
+    double sum = pow(q, -s), a = q, b = 0.0;
+    int i = 0;
+    while (i < 9 || a <= 9.0) {
+        i++;
+        a += 1.0;
+        b = pow(a, -s);
+        sum += b;
+        if (fabs(b / sum) < 1.1102230246251565e-16) return sum;
+    }
+    double w = a, fac = 1.0, k = 0.0;
+    sum += b * w / (s - 1.0) - 0.5 * b;
+    for (int j = 0; j < 12; j++) {
+        fac *= s + k;
+        b /= w;
+        double t = fac * b / F[j];
+        sum += t;
+        if (fabs(t / sum) < 1.1102230246251565e-16) break;
+        k += 1.0;
+        fac *= s + k;
+        b /= w;
+        k += 1.0;
+    }
+    return sum;
+}
+
+/* polygamma(n, x): digamma for n = 0, trigamma for n = 1, else
+ * (-1)^(n+1) n! zeta(n + 1, x) (PyTorch's definition). */
+double ct__polygamma(int64_t n, double x);
+double ct__polygamma(int64_t n, double x) {
+    if (n == 0) return sp_digamma(x);
+    if (n == 1) return ct__trigamma(x);
+    return ((n % 2) ? 1.0 : -1.0) * exp(lgamma((double)n + 1.0)) * hurwitz_zeta((double)n + 1.0, x);
+}
+#define CT_POLYGAMMA(a) ((__typeof__(a))ct__polygamma((int64_t)p[0], (double)(a)))
+
 static double lgamma_d(double x) { int s; return lgamma_r(x, &s); }
 static float lgamma_f(float x) { int s; return lgammaf_r(x, &s); }
 #define CT_LGAMMA(a) _Generic((a), float: lgamma_f, default: lgamma_d)(a)
@@ -459,6 +508,7 @@ CT_UNARY_FLOATS(erfinv, CT_ERFINV(a))
 CT_UNARY_FLOATS(lgamma, CT_LGAMMA(a))
 CT_UNARY_FLOATS(digamma, CT_DIGAMMA(a))
 CT_UNARY_FLOATS(trigamma, CT_TRIGAMMA(a))
+CT_UNARY_FLOATS(polygamma, CT_POLYGAMMA(a))
 
 /* ---- rounding: d[0] = decimals for round ---- */
 CT_UNARY_FLOATS(floor, floor(a))
@@ -552,6 +602,7 @@ void ct_cpu_register_unary(ct_kernel_fn *k) {
     SETFC(ATANH, atanh); SETFC(SIGMOID, sigmoid);
     SETF(ERF, erf); SETF(ERFC, erfc); SETF(ERFINV, erfinv); SETF(LGAMMA, lgamma); SETF(DIGAMMA, digamma);
     SETF(TRIGAMMA, trigamma);
+    SETF(POLYGAMMA, polygamma);
     SETF(FLOOR, floor); SETF(CEIL, ceil); SETF(TRUNC, trunc); SETF(FRAC, frac); SETF(ROUND, round);
     SETFC(LOGICAL_NOT, lnot); CT_SET_INTS(tab[CT_OP_LOGICAL_NOT], lnot); tab[CT_OP_LOGICAL_NOT][CT_BOOL] = lnot_b;
     CT_SET_INTS(tab[CT_OP_BITWISE_NOT], bnot); tab[CT_OP_BITWISE_NOT][CT_BOOL] = bnot_b;

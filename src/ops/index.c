@@ -130,13 +130,30 @@ static int scatter_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
         ct_tensor *src = ct__unpack(n, 1), *self = ct__unpack(n, 2), *res = ct__unpack(n, 3);
         if (!src || !self || !res) return ct_last_status();
         if (mode == SC_PROD) {
-            /* d result / d self = result / self; d result / d src_j = result / src_j (nonzero inputs) */
-            ct_tensor *gr = ct_mul(g, res);
+            /* The derivative of a product by one factor is the product of the others. With
+             * zeros among the factors that is not result / factor: as PyTorch, recompute the
+             * product with the factor in question replaced by 1 where needed. */
+            ct_tensor *one = ct_scalar_tensor(1.0, self->dtype), *zero = ct_scalar_tensor(0.0, self->dtype);
             if (ct__node_needs(n, 0)) {
-                ct_tensor *t = ct_div(gr, self);
-                gi[0] = include_self ? t : ct_scatter_value(g, dim, index, 0.0);
+                if (include_self) {
+                    ct_tensor *ms = ct_where(ct_eq(self, zero), one, self);
+                    ct_tensor *msr = ct_scatter_reduce(ms, dim, index, src, "prod", true);
+                    gi[0] = ct_div(ct_mul(g, msr), ms);
+                } else {
+                    gi[0] = ct_scatter_value(g, dim, index, 0.0);
+                }
             }
-            if (ct__node_needs(n, 1)) gi[1] = pad_to(ct_div(ct_gather(gr, dim, index), src), src_nd, src_sizes);
+            if (ct__node_needs(n, 1)) {
+                ct_tensor *sz = ct_eq(src, zero);
+                ct_tensor *nz = ct_gather(ct_scatter_add(ct_zeros_like(self), dim, index, ct_to_dtype(sz, self->dtype)),
+                                          dim, index);
+                ct_tensor *single = ct_logical_and(sz, ct_eq(nz, one));
+                ct_tensor *msrc = ct_where(single, one, src);
+                ct_tensor *msr = ct_scatter_reduce(self, dim, index, msrc, "prod", include_self);
+                ct_tensor *others = ct_gather(ct_mul(g, msr), dim, index);
+                ct_tensor *plain = ct_div(ct_gather(ct_mul(g, res), dim, index), ct_where(sz, one, src));
+                gi[1] = pad_to(ct_where(single, others, plain), src_nd, src_sizes);
+            }
         } else {
             ct_tensor *value = ct_gather(res, dim, index);
             ct_tensor *self_is = ct_to_dtype(ct_eq(self, res), g->dtype);

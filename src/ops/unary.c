@@ -112,16 +112,23 @@ UNARY_OP(erfinv, ERFINV, CT_EW_FLOAT_REAL, "ErfinvBackward0", false, true,
          ct_mul(g, ct_mul_scalar(ct_exp(SQ(y)), 0.88622692545275801365))) /* sqrt(pi)/2 */
 UNARY_OP(lgamma, LGAMMA, CT_EW_FLOAT_REAL, "LgammaBackward0", true, false, ct_mul(g, ct_digamma(x)))
 
-/* trigamma = polygamma(1, x): digamma's derivative; its own derivative is not implemented. */
-static int trigamma_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
-    CT_UNUSED(n); CT_UNUSED(go); CT_UNUSED(gi);
-    return ct__errs(CT_ERR_AUTOGRAD, "polygamma: the derivative of polygamma(1, x) (needed for a third derivative of "
-                                     "lgamma / second of digamma) is not implemented");
+/* polygamma(n, x): d/dx polygamma(n, x) = polygamma(n + 1, x), so every higher
+ * derivative of lgamma and digamma is available. */
+static int polygamma_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *x = ct__unpack(n, 0);
+    if (!x) return ct_last_status();
+    gi[0] = ct_mul(go[0], ct_polygamma((int64_t)n->d[0] + 1, x));
+    return gi[0] ? 0 : ct_last_status();
 }
-static ct_tensor *trigamma(const ct_tensor *x) {
-    return ct__record_unary(ct__unary_raw(CT_OP_TRIGAMMA, "polygamma", x, CT_EW_FLOAT_REAL, NULL), "PolygammaBackward0",
-                   trigamma_backward, x, false, false, NULL);
+CT_API ct_tensor *ct_polygamma(int64_t order, const ct_tensor *x) {
+    CT_CHECK_ARG("polygamma", x);
+    if (order < 0) return ct__err(CT_ERR_ARG, "polygamma(n, x) does not support negative n.");
+    double d[4] = {(double)order};
+    ct_op op = order == 1 ? CT_OP_TRIGAMMA : CT_OP_POLYGAMMA;
+    return ct__record_unary(ct__unary_raw(op, "polygamma", x, CT_EW_FLOAT_REAL, d), "PolygammaBackward0",
+                            polygamma_backward, x, true, false, d);
 }
+static ct_tensor *trigamma(const ct_tensor *x) { return ct_polygamma(1, x); }
 UNARY_OP(digamma, DIGAMMA, CT_EW_FLOAT_REAL, "DigammaBackward0", true, false, ct_mul(g, trigamma(x)))
 
 /* ---- abs, sign, sgn, square ---- */

@@ -528,3 +528,17 @@ def test_no_leaks():
             del r
         del x, i
         assert lib.ct_live_tensors() == before
+
+
+def test_scatter_reduce_prod_gradient_with_zeros():
+    """prod's gradient where factors are zero: the product of the other factors (one zero
+    in a group gives that position the product of the rest; two give zeros), as torch."""
+    import ctorch
+    from harness import check
+    f = ctorch.lib.declare("ct_scatter_reduce", "T(T,i,T,T,s,b)")
+    self_ = torch.tensor([[1.5, 0.0, 2.0, -1.0], [0.5, 3.0, 0.0, 2.0]], dtype=torch.float64)
+    src = torch.tensor([[0.0, 2.0, 3.0, 0.0, 1.5], [4.0, 0.0, 0.5, 2.0, 0.0]], dtype=torch.float64)
+    idx = torch.tensor([[0, 0, 1, 2, 2], [3, 1, 1, 0, 2]])
+    for include_self in (True, False):
+        check("scatter_reduce", lambda a, b: f(a, 1, idx, b, "prod", include_self),
+              lambda a, b: torch.scatter_reduce(a, 1, idx, b, "prod", include_self=include_self), [self_, src])
