@@ -530,7 +530,7 @@ static const struct {
     const char *kind;
     const char *syms[4];
 } planned[] = {
-    {"embedding", {"ct_embedding"}},
+    {"embedding", {"ct_nn_embedding"}},
     {"lstm", {"ct_lstm"}},
     {"sdpa", {"ct_scaled_dot_product_attention"}},
     {"resnet18_train", {"ct_resnet18"}},
