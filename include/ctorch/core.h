@@ -151,6 +151,11 @@ CT_API int ct_scope_depth(void);
 /* Sets the number of threads for ctorch's and BLAS's loops (>= 1). */
 CT_API void ct_set_num_threads(int n);
 CT_API int ct_get_num_threads(void);
+/* torch.set_flush_denormal: treat denormal floats as zero (x86 FTZ/DAZ) on this thread
+ * and the current OpenMP pool, avoiding the large slowdown denormal arithmetic causes
+ * late in training. Returns false where the CPU has no such mode. Call it again after
+ * raising the thread count. */
+CT_API bool ct_set_flush_denormal(bool on);
 
 /* ---- memory (CPU caching allocator) ----
  * Freed storage is kept in size classes for reuse, up to CTORCH_CACHE_LIMIT_MB

@@ -70,4 +70,25 @@ CT_API void ct_set_num_threads(int n) {
     omp_set_num_threads(n);
 }
 CT_API int ct_get_num_threads(void) { return omp_get_max_threads(); }
+
+/* torch.set_flush_denormal: MXCSR's flush-to-zero and denormals-are-zero bits, on the
+ * calling thread and on every thread of the OpenMP pool (shared with OpenBLAS). */
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+static void set_ftz(bool on) {
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(on ? (csr | 0x8040u) : (csr & ~0x8040u));
+}
+CT_API bool ct_set_flush_denormal(bool on) {
+    set_ftz(on);
+#pragma omp parallel
+    set_ftz(on);
+    return true;
+}
+#else
+CT_API bool ct_set_flush_denormal(bool on) {
+    (void)on;
+    return false;
+}
+#endif
 int ct__num_threads(void) { return omp_get_max_threads(); }

@@ -809,3 +809,16 @@ def test_samples_cover_layouts():
     assert all(a.dtype == b.dtype == torch.int32 for a, b in bi)
     assert any(a.shape != b.shape for a, b in bi)
     assert len(samples("promotion")) > 400
+
+
+def test_set_flush_denormal():
+    """torch.set_flush_denormal: denormals read as zero while it is on."""
+    f = ctorch.lib.declare("ct_set_flush_denormal", "b(b)")
+    tiny = torch.tensor([1e-40, 1.0], dtype=torch.float32)  # 1e-40 is a float32 denormal
+    with case("set_flush_denormal"):
+        assert f(True)
+        got = ctorch.call("ct_mul", ctorch.from_torch(tiny), 1.0).torch()
+        assert got[0].item() == 0.0 and got[1].item() == 1.0
+        f(False)
+        got = ctorch.call("ct_mul", ctorch.from_torch(tiny), 1.0).torch()
+        assert got[0].item() != 0.0
