@@ -45,6 +45,21 @@ CT_API ct_optimizer *ct_optim_rmsprop_new(const ct_dict *params, double lr, doub
 CT_API ct_optimizer *ct_optim_adagrad_new(const ct_dict *params, double lr, double lr_decay, double weight_decay,
                                           double initial_accumulator_value, double eps, bool maximize);
 
+/* Adadelta(lr 1.0, rho 0.9, eps 1e-6, weight_decay 0, maximize). */
+CT_API ct_optimizer *ct_optim_adadelta_new(const ct_dict *params, double lr, double rho, double eps,
+                                           double weight_decay, bool maximize);
+/* Adamax(lr 2e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, maximize). */
+CT_API ct_optimizer *ct_optim_adamax_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                         double weight_decay, bool maximize);
+/* NAdam(lr 2e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, momentum_decay 4e-3,
+ * decoupled_weight_decay, maximize). */
+CT_API ct_optimizer *ct_optim_nadam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                        double weight_decay, double momentum_decay, bool decoupled_weight_decay,
+                                        bool maximize);
+/* RAdam(lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, decoupled_weight_decay, maximize). */
+CT_API ct_optimizer *ct_optim_radam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                        double weight_decay, bool decoupled_weight_decay, bool maximize);
+
 CT_API void ct_optim_free(ct_optimizer *opt);
 /* One update of every parameter that has a gradient. 0 or status. */
 CT_API int ct_optim_step(ct_optimizer *opt);
@@ -54,7 +69,8 @@ CT_API int ct_optim_zero_grad(ct_optimizer *opt, bool set_to_none);
 /* Parameter groups: group 0 is the constructor's. add_param_group appends a group of
  * new parameters with the optimizer's defaults; options are then changed per group by
  * name ("lr", "weight_decay", "momentum", "dampening", "beta1", "beta2", "eps", "alpha",
- * "lr_decay"; booleans as 0/1: "nesterov", "maximize", "amsgrad", "centered").
+ * "lr_decay", "rho", "momentum_decay"; booleans as 0/1: "nesterov", "maximize", "amsgrad",
+ * "centered", "decoupled_weight_decay").
  * Returns the group index / 0, or a negative status. */
 CT_API int ct_optim_add_param_group(ct_optimizer *opt, const ct_dict *params);
 CT_API int ct_optim_num_groups(const ct_optimizer *opt);

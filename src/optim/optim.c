@@ -10,13 +10,15 @@
 #include "core/dispatch.h"
 #include "ctorch/optim.h"
 
-typedef enum { K_SGD, K_ADAM, K_ADAMW, K_RMSPROP, K_ADAGRAD } kind;
-static const char *const KIND_NAME[] = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad"};
+typedef enum { K_SGD, K_ADAM, K_ADAMW, K_RMSPROP, K_ADAGRAD, K_ADADELTA, K_ADAMAX, K_NADAM, K_RADAM } kind;
+static const char *const KIND_NAME[] = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
+                                        "RAdam"};
 
 /* every option any optimizer has; a group holds its own copy */
 typedef struct {
-    double lr, momentum, dampening, weight_decay, beta1, beta2, eps, alpha, lr_decay, initial_accumulator_value;
-    bool nesterov, maximize, amsgrad, centered;
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps, alpha, lr_decay, initial_accumulator_value, rho,
+        momentum_decay;
+    bool nesterov, maximize, amsgrad, centered, decoupled_weight_decay;
 } opts;
 
 static const struct {
@@ -27,7 +29,8 @@ static const struct {
 #define D(f) {#f, offsetof(opts, f), false}
 #define B(f) {#f, offsetof(opts, f), true}
     D(lr), D(momentum), D(dampening), D(weight_decay), D(beta1), D(beta2), D(eps), D(alpha), D(lr_decay),
-    D(initial_accumulator_value), B(nesterov), B(maximize), B(amsgrad), B(centered),
+    D(initial_accumulator_value), D(rho), D(momentum_decay), B(nesterov), B(maximize), B(amsgrad), B(centered),
+    B(decoupled_weight_decay),
 #undef D
 #undef B
 };
@@ -39,6 +42,7 @@ typedef struct {
     ct_tensor *p;       /* strong */
     int group;
     double step;
+    float mu_product; /* NAdam: kept in float32 like torch's state tensor */
     bool has_state;
     ct_tensor *buf[N_BUF]; /* strong, NULL until used */
 } pstate;
@@ -58,6 +62,10 @@ static const char *const BUF_NAME[][N_BUF] = {
     [K_ADAMW] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     [K_RMSPROP] = {"square_avg", "momentum_buffer", "grad_avg"},
     [K_ADAGRAD] = {"sum", NULL, NULL},
+    [K_ADADELTA] = {"square_avg", "acc_delta", NULL},
+    [K_ADAMAX] = {"exp_avg", "exp_inf", NULL},
+    [K_NADAM] = {"exp_avg", "exp_avg_sq", NULL},
+    [K_RADAM] = {"exp_avg", "exp_avg_sq", NULL},
 };
 
 static int check_opts(kind k, const opts *o) {
@@ -68,7 +76,7 @@ static int check_opts(kind k, const opts *o) {
         if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
             return ct__errs(CT_ERR_ARG, "Nesterov momentum requires a momentum and zero dampening");
     }
-    if (k == K_ADAM || k == K_ADAMW) {
+    if (k == K_ADAM || k == K_ADAMW || k == K_ADAMAX || k == K_NADAM || k == K_RADAM) {
         if (!(o->eps >= 0)) return ct__errs(CT_ERR_ARG, "Invalid epsilon value: %g", o->eps);
         if (!(o->beta1 >= 0 && o->beta1 < 1)) return ct__errs(CT_ERR_ARG, "Invalid beta parameter at index 0: %g", o->beta1);
         if (!(o->beta2 >= 0 && o->beta2 < 1)) return ct__errs(CT_ERR_ARG, "Invalid beta parameter at index 1: %g", o->beta2);
@@ -78,6 +86,12 @@ static int check_opts(kind k, const opts *o) {
         if (!(o->momentum >= 0)) return ct__errs(CT_ERR_ARG, "Invalid momentum value: %g", o->momentum);
         if (!(o->alpha >= 0)) return ct__errs(CT_ERR_ARG, "Invalid alpha value: %g", o->alpha);
     }
+    if (k == K_ADADELTA) {
+        if (!(o->rho >= 0 && o->rho <= 1)) return ct__errs(CT_ERR_ARG, "Invalid rho value: %g", o->rho);
+        if (!(o->eps >= 0)) return ct__errs(CT_ERR_ARG, "Invalid epsilon value: %g", o->eps);
+    }
+    if (k == K_NADAM && !(o->momentum_decay >= 0))
+        return ct__errs(CT_ERR_ARG, "Invalid momentum_decay value: %g", o->momentum_decay);
     if (k == K_ADAGRAD) {
         if (!(o->lr_decay >= 0)) return ct__errs(CT_ERR_ARG, "Invalid lr_decay value: %g", o->lr_decay);
         if (!(o->initial_accumulator_value >= 0))
@@ -155,6 +169,30 @@ CT_API ct_optimizer *ct_optim_adagrad_new(const ct_dict *params, double lr, doub
     return make(K_ADAGRAD, params, (opts){.lr = lr, .lr_decay = lr_decay, .weight_decay = weight_decay,
                                           .initial_accumulator_value = initial_accumulator_value, .eps = eps,
                                           .maximize = maximize});
+}
+
+CT_API ct_optimizer *ct_optim_adadelta_new(const ct_dict *params, double lr, double rho, double eps,
+                                           double weight_decay, bool maximize) {
+    return make(K_ADADELTA, params, (opts){.lr = lr, .rho = rho, .eps = eps, .weight_decay = weight_decay,
+                                           .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_adamax_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                         double weight_decay, bool maximize) {
+    return make(K_ADAMAX, params, (opts){.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                                         .weight_decay = weight_decay, .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_nadam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                        double weight_decay, double momentum_decay, bool decoupled_weight_decay,
+                                        bool maximize) {
+    return make(K_NADAM, params, (opts){.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                                        .weight_decay = weight_decay, .momentum_decay = momentum_decay,
+                                        .decoupled_weight_decay = decoupled_weight_decay, .maximize = maximize});
+}
+CT_API ct_optimizer *ct_optim_radam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
+                                        double weight_decay, bool decoupled_weight_decay, bool maximize) {
+    return make(K_RADAM, params, (opts){.lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                                        .weight_decay = weight_decay,
+                                        .decoupled_weight_decay = decoupled_weight_decay, .maximize = maximize});
 }
 
 CT_API void ct_optim_free(ct_optimizer *opt) {
@@ -321,6 +359,90 @@ CT_API int ct_optim_zero_grad(ct_optimizer *opt, bool set_to_none) {
         }                                                                                           \
     }
 
+#define ADADELTA_LOOP(T)                                                                            \
+    {                                                                                               \
+        T *p = P, *sq = B0, *acc = B1;                                                              \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, rho = (T)o->rho, w = (T)(1 - o->rho), eps = (T)o->eps,     \
+                nlr = (T)(-o->lr);                                                                  \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) g = g + wd * p[i];                                            \
+            sq[i] = sq[i] * rho + w * g * g;                                                        \
+            T sd = (T)sqrt(sq[i] + eps);                                                            \
+            T delta = (T)sqrt(acc[i] + eps) / sd * g;                                               \
+            acc[i] = acc[i] * rho + w * delta * delta;                                              \
+            p[i] = p[i] + nlr * delta;                                                              \
+        }                                                                                           \
+    }
+
+#define ADAMAX_LOOP(T)                                                                              \
+    {                                                                                               \
+        T *p = P, *m = B0, *u = B1;                                                                 \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2, eps = (T)o->eps, \
+                nclr = (T)(-clr);                                                                   \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) g = g + wd * p[i];                                            \
+            m[i] = m[i] + w1 * (g - m[i]);                                                          \
+            T a = u[i] * b2, b = (T)fabs((double)g) + eps;                                          \
+            u[i] = a > b || a != a ? a : b;                                                         \
+            p[i] = p[i] + nclr * m[i] / u[i];                                                       \
+        }                                                                                           \
+    }
+
+#define NADAM_LOOP(T)                                                                               \
+    {                                                                                               \
+        T *p = P, *m = B0, *v = B1;                                                                 \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2,                  \
+                w2 = (T)(1 - o->beta2), bc2 = (T)bias_correction2, eps = (T)o->eps, c1 = (T)coef1,  \
+                c2 = (T)coef2, decay = (T)(1 - o->lr * o->weight_decay);                            \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) {                                                             \
+                if (o->decoupled_weight_decay) p[i] = p[i] * decay;                                 \
+                else g = g + wd * p[i];                                                             \
+            }                                                                                       \
+            m[i] = m[i] + w1 * (g - m[i]);                                                          \
+            v[i] = v[i] * b2 + w2 * g * g;                                                          \
+            T denom = (T)sqrt(v[i] / bc2) + eps;                                                    \
+            p[i] = p[i] + c1 * g / denom;                                                           \
+            p[i] = p[i] + c2 * m[i] / denom;                                                        \
+        }                                                                                           \
+    }
+
+#define RADAM_LOOP(T)                                                                               \
+    {                                                                                               \
+        T *p = P, *m = B0, *v = B1;                                                                 \
+        const T *gr = G;                                                                            \
+        const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2,                  \
+                w2 = (T)(1 - o->beta2), bc1 = (T)bias_correction1, lr = (T)o->lr, eps = (T)o->eps,  \
+                sbc2 = (T)sqrt(bias_correction2), rc = (T)rect,                                     \
+                decay = (T)(1 - o->lr * o->weight_decay);                                           \
+        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            T g = o->maximize ? -gr[i] : gr[i];                                                     \
+            if (o->weight_decay != 0) {                                                             \
+                if (o->decoupled_weight_decay) p[i] = p[i] * decay;                                 \
+                else g = g + wd * p[i];                                                             \
+            }                                                                                       \
+            m[i] = m[i] + w1 * (g - m[i]);                                                          \
+            v[i] = v[i] * b2 + w2 * g * g;                                                          \
+            T bcm = m[i] / bc1;                                                                     \
+            if (rectified) {                                                                        \
+                T alr = sbc2 / ((T)sqrt(v[i]) + eps);                                               \
+                p[i] = p[i] + (T)(-1) * (bcm * lr * alr * rc);                                      \
+            } else {                                                                                \
+                p[i] = p[i] + (T)(-1) * (bcm * lr);                                                 \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
 static ct_tensor *state_buf(pstate *s, int b, double fill) {
     if (!s->buf[b]) {
         s->buf[b] = ct__empty_raw(s->p->ndim, s->p->sizes, s->p->dtype);
@@ -396,6 +518,46 @@ static int step_param(ct_optimizer *opt, pstate *s) {
         s->step += 1;
         if (f32) RMSPROP_LOOP(float) else RMSPROP_LOOP(double)
         break;
+    case K_ADADELTA:
+        if (!state_buf(s, 0, 0) || !state_buf(s, 1, 0)) { st = ct_last_status(); break; }
+        B0 = ct__data(s->buf[0]), B1 = ct__data(s->buf[1]);
+        s->step += 1;
+        if (f32) ADADELTA_LOOP(float) else ADADELTA_LOOP(double)
+        break;
+    case K_ADAMAX: {
+        if (!state_buf(s, 0, 0) || !state_buf(s, 1, 0)) { st = ct_last_status(); break; }
+        B0 = ct__data(s->buf[0]), B1 = ct__data(s->buf[1]);
+        s->step += 1;
+        double clr = o->lr / (1 - pow(o->beta1, s->step));
+        if (f32) ADAMAX_LOOP(float) else ADAMAX_LOOP(double)
+        break;
+    }
+    case K_NADAM: {
+        if (!state_buf(s, 0, 0) || !state_buf(s, 1, 0)) { st = ct_last_status(); break; }
+        B0 = ct__data(s->buf[0]), B1 = ct__data(s->buf[1]);
+        if (first) s->mu_product = 1.0f;
+        s->step += 1;
+        double bias_correction2 = 1 - pow(o->beta2, s->step);
+        double mu = o->beta1 * (1.0 - 0.5 * pow(0.96, s->step * o->momentum_decay));
+        double mu_next = o->beta1 * (1.0 - 0.5 * pow(0.96, (s->step + 1) * o->momentum_decay));
+        s->mu_product = s->mu_product * (float)mu; /* a float32 tensor times a Python float in torch */
+        double mp = s->mu_product, mp_next = mp * mu_next;
+        double coef1 = -o->lr * (1.0 - mu) / (1.0 - mp), coef2 = (-o->lr * mu_next) / (1.0 - mp_next);
+        if (f32) NADAM_LOOP(float) else NADAM_LOOP(double)
+        break;
+    }
+    case K_RADAM: {
+        if (!state_buf(s, 0, 0) || !state_buf(s, 1, 0)) { st = ct_last_status(); break; }
+        B0 = ct__data(s->buf[0]), B1 = ct__data(s->buf[1]);
+        s->step += 1;
+        double bias_correction1 = 1 - pow(o->beta1, s->step), bias_correction2 = 1 - pow(o->beta2, s->step);
+        double rho_inf = 2 / (1 - o->beta2) - 1;
+        double rho_t = rho_inf - 2 * s->step * pow(o->beta2, s->step) / bias_correction2;
+        bool rectified = rho_t > 5.0;
+        double rect = rectified ? sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) : 0;
+        if (f32) RADAM_LOOP(float) else RADAM_LOOP(double)
+        break;
+    }
     case K_ADAGRAD: {
         if (!state_buf(s, 0, o->initial_accumulator_value)) { st = ct_last_status(); break; }
         B0 = ct__data(s->buf[0]);
@@ -438,6 +600,10 @@ CT_API ct_dict *ct_optim_state_dict(const ct_optimizer *opt) {
         if (!s->has_state) continue;
         snprintf(key, sizeof key, "state.%lld.step", (long long)i);
         st = put_scalar(d, key, s->step, CT_FLOAT32);
+        if (!st && opt->k == K_NADAM) {
+            snprintf(key, sizeof key, "state.%lld.mu_product", (long long)i);
+            st = put_scalar(d, key, s->mu_product, CT_FLOAT32);
+        }
         for (int b = 0; b < N_BUF && !st; b++) {
             if (!s->buf[b]) continue;
             snprintf(key, sizeof key, "state.%lld.%s", (long long)i, BUF_NAME[opt->k][b]);
@@ -511,6 +677,8 @@ CT_API int ct_optim_load_state_dict(ct_optimizer *opt, const ct_dict *state) {
         snprintf(key, sizeof key, "state.%lld.step", (long long)i);
         s->has_state = ct_dict_contains(state, key);
         s->step = s->has_state ? ct_item(ct_dict_get(state, key)) : 0;
+        snprintf(key, sizeof key, "state.%lld.mu_product", (long long)i);
+        s->mu_product = ct_dict_contains(state, key) ? (float)ct_item(ct_dict_get(state, key)) : 1.0f;
         for (int b = 0; b < N_BUF && !st; b++) {
             ct_release(s->buf[b]);
             s->buf[b] = NULL;

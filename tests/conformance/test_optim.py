@@ -24,6 +24,10 @@ CTORS = {
     "adamw": ("ct_optim_adamw_new", [ctypes.c_double] * 5 + [ctypes.c_bool] * 2),
     "rmsprop": ("ct_optim_rmsprop_new", [ctypes.c_double] * 5 + [ctypes.c_bool] * 2),
     "adagrad": ("ct_optim_adagrad_new", [ctypes.c_double] * 5 + [ctypes.c_bool]),
+    "adadelta": ("ct_optim_adadelta_new", [ctypes.c_double] * 4 + [ctypes.c_bool]),
+    "adamax": ("ct_optim_adamax_new", [ctypes.c_double] * 5 + [ctypes.c_bool]),
+    "nadam": ("ct_optim_nadam_new", [ctypes.c_double] * 6 + [ctypes.c_bool] * 2),
+    "radam": ("ct_optim_radam_new", [ctypes.c_double] * 5 + [ctypes.c_bool] * 2),
 }
 
 
@@ -99,9 +103,20 @@ CONFIGS = [
      (0.01, 0.9, 1e-8, 0.1, 0.5, True, False)),
     ("adagrad", dict(lr=0.1), (0.1, 0.0, 0.0, 0.0, 1e-10, False)),
     ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5), (0.1, 0.01, 0.1, 0.5, 1e-10, False)),
+    ("adadelta", dict(), (1.0, 0.9, 1e-6, 0.0, False)),
+    ("adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1, maximize=True), (0.5, 0.8, 1e-5, 0.1, True)),
+    ("adamax", dict(), (2e-3, 0.9, 0.999, 1e-8, 0.0, False)),
+    ("adamax", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1), (0.01, 0.8, 0.95, 1e-8, 0.1, False)),
+    ("nadam", dict(), (2e-3, 0.9, 0.999, 1e-8, 0.0, 4e-3, False, False)),
+    ("nadam", dict(lr=0.01, weight_decay=0.1, momentum_decay=0.01), (0.01, 0.9, 0.999, 1e-8, 0.1, 0.01, False, False)),
+    ("nadam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True), (0.01, 0.9, 0.999, 1e-8, 0.1, 4e-3, True, False)),
+    ("radam", dict(), (1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)),
+    ("radam", dict(lr=0.01, betas=(0.5, 0.6), weight_decay=0.1), (0.01, 0.5, 0.6, 1e-8, 0.1, False, False)),
+    ("radam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True), (0.01, 0.9, 0.999, 1e-8, 0.1, True, False)),
 ]
 TORCH = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop,
-         "adagrad": torch.optim.Adagrad}
+         "adagrad": torch.optim.Adagrad, "adadelta": torch.optim.Adadelta, "adamax": torch.optim.Adamax,
+         "nadam": torch.optim.NAdam, "radam": torch.optim.RAdam}
 
 
 def run(kind, tkw, cargs, dtype, steps=20, groups=1):
