@@ -104,7 +104,19 @@ CT_API ct_scheduler *ct_sched_linear_lr_new(ct_optimizer *opt, double start_fact
                                             int64_t total_iters);
 /* LambdaLR: lr = base_lr * fn(epoch, user). */
 CT_API ct_scheduler *ct_sched_lambda_lr_new(ct_optimizer *opt, double (*fn)(int64_t epoch, void *user), void *user);
+/* PolynomialLR(total_iters 5, power 1.0). */
+CT_API ct_scheduler *ct_sched_polynomial_lr_new(ct_optimizer *opt, int64_t total_iters, double power);
+/* CosineAnnealingWarmRestarts(T_0, T_mult 1, eta_min 0). */
+CT_API ct_scheduler *ct_sched_cosine_warm_restarts_new(ct_optimizer *opt, int64_t T_0, int64_t T_mult, double eta_min);
+/* ReduceLROnPlateau(mode "min"/"max" as mode_max, factor 0.1, patience 10, threshold 1e-4,
+ * threshold_mode "rel"/"abs" as threshold_abs, cooldown 0, min_lr 0, eps 1e-8); step it
+ * with ct_sched_step_metric. */
+CT_API ct_scheduler *ct_sched_reduce_on_plateau_new(ct_optimizer *opt, bool mode_max, double factor, int64_t patience,
+                                                    double threshold, bool threshold_abs, int64_t cooldown,
+                                                    double min_lr, double eps);
 CT_API int ct_sched_step(ct_scheduler *s);
+/* A step with the monitored metric (ReduceLROnPlateau; other schedulers ignore it). */
+CT_API int ct_sched_step_metric(ct_scheduler *s, double metric);
 /* The last computed lr of a group (get_last_lr()). */
 CT_API double ct_sched_get_last_lr(const ct_scheduler *s, int group);
 CT_API int64_t ct_sched_last_epoch(const ct_scheduler *s);

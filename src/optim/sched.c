@@ -8,7 +8,7 @@
 #include "core/internal.h"
 #include "ctorch/optim.h"
 
-typedef enum { S_STEP, S_MULTISTEP, S_EXP, S_COSINE, S_LINEAR, S_LAMBDA } skind;
+typedef enum { S_STEP, S_MULTISTEP, S_EXP, S_COSINE, S_LINEAR, S_LAMBDA, S_POLY, S_WARM, S_PLATEAU } skind;
 
 struct ct_scheduler {
     skind k;
@@ -22,6 +22,14 @@ struct ct_scheduler {
     int n_milestones;
     double (*fn)(int64_t, void *);
     void *user;
+    /* PolynomialLR */
+    double power;
+    /* CosineAnnealingWarmRestarts */
+    int64_t T_0, T_i, T_cur, T_mult;
+    /* ReduceLROnPlateau */
+    bool mode_max, threshold_abs;
+    double factor, threshold, min_lr, eps, best;
+    int64_t patience, cooldown, cooldown_counter, num_bad_epochs;
 };
 
 /* The lr of group g for the current last_epoch, from the group's current lr (chainable
@@ -56,6 +64,15 @@ static double next_lr(const ct_scheduler *s, int g) {
     }
     case S_LAMBDA:
         return base * s->fn(e, s->user);
+    case S_POLY: {
+        if (e == 0 || e > s->total_iters) return lr;
+        double f = (1.0 - (double)e / (double)s->total_iters) / (1.0 - (double)(e - 1) / (double)s->total_iters);
+        return lr * pow(f, s->power);
+    }
+    case S_WARM:
+        return s->eta_min + (base - s->eta_min) * (1 + cos(M_PI * (double)s->T_cur / (double)s->T_i)) / 2;
+    case S_PLATEAU:
+        return lr;
     }
     return lr;
 }
@@ -127,9 +144,69 @@ CT_API ct_scheduler *ct_sched_lambda_lr_new(ct_optimizer *opt, double (*fn)(int6
     return make(S_LAMBDA, opt, (ct_scheduler){.fn = fn, .user = user});
 }
 
+CT_API ct_scheduler *ct_sched_polynomial_lr_new(ct_optimizer *opt, int64_t total_iters, double power) {
+    if (total_iters <= 0) return ct__err(CT_ERR_ARG, "PolynomialLR: total_iters must be positive");
+    return make(S_POLY, opt, (ct_scheduler){.total_iters = total_iters, .power = power});
+}
+CT_API ct_scheduler *ct_sched_cosine_warm_restarts_new(ct_optimizer *opt, int64_t T_0, int64_t T_mult, double eta_min) {
+    if (T_0 <= 0) return ct__err(CT_ERR_ARG, "Expected positive integer T_0, but got %lld", (long long)T_0);
+    if (T_mult < 1) return ct__err(CT_ERR_ARG, "Expected integer T_mult >= 1, but got %lld", (long long)T_mult);
+    return make(S_WARM, opt, (ct_scheduler){.T_0 = T_0, .T_i = T_0, .T_cur = 0, .T_mult = T_mult, .eta_min = eta_min});
+}
+CT_API ct_scheduler *ct_sched_reduce_on_plateau_new(ct_optimizer *opt, bool mode_max, double factor, int64_t patience,
+                                                    double threshold, bool threshold_abs, int64_t cooldown,
+                                                    double min_lr, double eps) {
+    if (factor >= 1.0) return ct__err(CT_ERR_ARG, "Factor should be < 1.0.");
+    return make(S_PLATEAU, opt, (ct_scheduler){.mode_max = mode_max, .factor = factor, .patience = patience,
+                                               .threshold = threshold, .threshold_abs = threshold_abs,
+                                               .cooldown = cooldown, .min_lr = min_lr, .eps = eps,
+                                               .best = mode_max ? -INFINITY : INFINITY});
+}
+
+static bool is_better(const ct_scheduler *s, double a) {
+    if (!s->mode_max)
+        return s->threshold_abs ? a < s->best - s->threshold : a < s->best * (1.0 - s->threshold);
+    return s->threshold_abs ? a > s->best + s->threshold : a > s->best * (s->threshold + 1.0);
+}
+
+CT_API int ct_sched_step_metric(ct_scheduler *s, double metric) {
+    if (!s) return ct__errs(CT_ERR_ARG, "scheduler step: NULL scheduler");
+    if (s->k != S_PLATEAU) return ct_sched_step(s);
+    s->last_epoch++;
+    if (is_better(s, metric)) {
+        s->best = metric;
+        s->num_bad_epochs = 0;
+    } else {
+        s->num_bad_epochs++;
+    }
+    if (s->cooldown_counter > 0) {
+        s->cooldown_counter--;
+        s->num_bad_epochs = 0;
+    }
+    if (s->num_bad_epochs > s->patience) {
+        for (int g = 0; g < s->n; g++) {
+            double old = ct_optim_get_lr(s->opt, g), nw = old * s->factor;
+            if (nw < s->min_lr) nw = s->min_lr;
+            if (old - nw > s->eps) {
+                int st = ct_optim_set_lr(s->opt, g, nw);
+                if (st) return st;
+            }
+        }
+        s->cooldown_counter = s->cooldown;
+        s->num_bad_epochs = 0;
+    }
+    for (int g = 0; g < s->n; g++) s->last[g] = ct_optim_get_lr(s->opt, g);
+    return 0;
+}
+
 CT_API int ct_sched_step(ct_scheduler *s) {
     if (!s) return ct__errs(CT_ERR_ARG, "scheduler step: NULL scheduler");
+    if (s->k == S_PLATEAU) return ct__errs(CT_ERR_ARG, "ReduceLROnPlateau: step needs a metric (ct_sched_step_metric)");
     s->last_epoch++;
+    if (s->k == S_WARM && ++s->T_cur >= s->T_i) {
+        s->T_cur -= s->T_i;
+        s->T_i *= s->T_mult;
+    }
     return apply(s);
 }
 CT_API double ct_sched_get_last_lr(const ct_scheduler *s, int group) {

@@ -219,6 +219,12 @@ SCHEDS = [
      lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.01)),
     ("ct_sched_linear_lr_new", [ctypes.c_double, ctypes.c_double, ctypes.c_int64], (0.25, 1.0, 6),
      lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.25, 1.0, 6)),
+    ("ct_sched_polynomial_lr_new", [ctypes.c_int64, ctypes.c_double], (8, 2.0),
+     lambda o: torch.optim.lr_scheduler.PolynomialLR(o, 8, 2.0)),
+    ("ct_sched_cosine_warm_restarts_new", [ctypes.c_int64, ctypes.c_int64, ctypes.c_double], (3, 2, 0.01),
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 3, 2, 0.01)),
+    ("ct_sched_cosine_warm_restarts_new", [ctypes.c_int64, ctypes.c_int64, ctypes.c_double], (4, 1, 0.0),
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 4)),
 ]
 
 
@@ -261,3 +267,33 @@ def test_clip_grad_norm(norm_type):
     with case("clip_grad_value_"):
         for t, c in zip(tp, cp):
             assert_same(grad_of(c), t.grad)
+
+
+@pytest.mark.parametrize("mode_max,thr_abs,cooldown", [(False, False, 0), (True, True, 2), (False, True, 1)])
+def test_reduce_lr_on_plateau(mode_max, thr_abs, cooldown):
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85, 0.7, 0.71, 0.72, 0.9, 0.95, 0.96]
+    if mode_max:
+        metrics = [-m for m in metrics]
+    p = torch.zeros(1, requires_grad=True)
+    o = torch.optim.SGD([p], lr=0.5)
+    ts = torch.optim.lr_scheduler.ReduceLROnPlateau(o, "max" if mode_max else "min", factor=0.5, patience=2,
+                                                    threshold=0.01, threshold_mode="abs" if thr_abs else "rel",
+                                                    cooldown=cooldown, min_lr=0.01)
+    want = []
+    for m in metrics:
+        ts.step(m)
+        want.append(o.param_groups[0]["lr"])
+    d = ctorch.Dict()
+    w = ctorch.from_torch(torch.zeros(1)).requires_grad_()
+    _raw("ct_dict_set", ctypes.c_int, P, ctypes.c_char_p, P)(d._p, b"w", w.ptr)
+    co = Opt("sgd", d, 0.5, 0.0, 0.0, 0.0, False, False)
+    s = _raw("ct_sched_reduce_on_plateau_new", P, P, ctypes.c_bool, ctypes.c_double, ctypes.c_int64, ctypes.c_double,
+             ctypes.c_bool, ctypes.c_int64, ctypes.c_double, ctypes.c_double)(co.p, mode_max, 0.5, 2, 0.01, thr_abs,
+                                                                                cooldown, 0.01, 1e-8)
+    got = []
+    for m in metrics:
+        assert _raw("ct_sched_step_metric", ctypes.c_int, P, ctypes.c_double)(s, m) == 0
+        got.append(co.lr())
+    with case("lr_scheduler.reduce_on_plateau"):
+        assert got == pytest.approx(want, rel=1e-12)
+    _raw("ct_sched_free", None, P)(s)
