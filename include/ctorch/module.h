@@ -252,6 +252,13 @@ CT_API ct_module *ct_nn_batch_norm2d_new(int64_t num_features, double eps, doubl
                                          bool track_running_stats);
 /* LayerNorm(normalized_shape (n dims), eps (1e-5), elementwise_affine). */
 CT_API ct_module *ct_nn_layer_norm_new(int n, const int64_t *normalized_shape, double eps, bool elementwise_affine);
+/* GroupNorm(num_groups, num_channels, eps 1e-5, affine). */
+CT_API ct_module *ct_nn_group_norm_new(int64_t num_groups, int64_t num_channels, double eps, bool affine);
+/* RMSNorm(normalized_shape, eps (< 0: None, the dtype's epsilon), elementwise_affine). */
+CT_API ct_module *ct_nn_rms_norm_new(int n, const int64_t *normalized_shape, double eps, bool elementwise_affine);
+/* InstanceNorm2d(num_features, eps 1e-5, momentum 0.1, affine (False), track_running_stats (False)). */
+CT_API ct_module *ct_nn_instance_norm2d_new(int64_t num_features, double eps, double momentum, bool affine,
+                                            bool track_running_stats);
 /* Embedding(num, dim, padding_idx or CT_NO_PADDING_IDX): weight ~ N(0, 1), padding row 0. */
 CT_API ct_module *ct_nn_embedding_new(int64_t num_embeddings, int64_t embedding_dim, int64_t padding_idx);
 

@@ -92,6 +92,19 @@ CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_me
  * shape or NULL. */
 CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t *normalized_shape,
                                    const ct_tensor *weight, const ct_tensor *bias, double eps);
+/* group_norm(input [N, C, ...], num_groups, weight/bias [C] or NULL, eps). */
+CT_API ct_tensor *ct_nn_group_norm(const ct_tensor *input, int64_t num_groups, const ct_tensor *weight,
+                                   const ct_tensor *bias, double eps);
+/* rms_norm over the trailing dims normalized_shape; eps < 0 means torch's default (the
+ * dtype's machine epsilon). weight of normalized_shape or NULL. */
+CT_API ct_tensor *ct_nn_rms_norm(const ct_tensor *input, int n, const int64_t *normalized_shape,
+                                 const ct_tensor *weight, double eps);
+/* instance_norm(input [N, C, ...]): each (n, c) slice normalised over its spatial dims;
+ * running stats (may be NULL) updated with the batch mean of the instance statistics
+ * when use_input_stats, used instead of them otherwise. */
+CT_API ct_tensor *ct_nn_instance_norm(const ct_tensor *input, ct_tensor *running_mean, ct_tensor *running_var,
+                                      const ct_tensor *weight, const ct_tensor *bias, bool use_input_stats,
+                                      double momentum, double eps);
 /* embedding(indices (int64, any shape), weight [num, dim]) -> [..., dim]. padding_idx < 0
  * (after wrapping a negative index once, as PyTorch: pass CT_NO_PADDING_IDX for none)
  * marks a row that gets no gradient. */

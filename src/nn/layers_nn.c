@@ -338,3 +338,91 @@ CT_API ct_module *ct_nn_embedding_new(int64_t num, int64_t dim, int64_t padding_
     }
     return m;
 }
+
+/* ---- GroupNorm, RMSNorm, InstanceNorm2d ---- */
+typedef struct {
+    int kind; /* 0 group, 1 rms, 2 instance */
+    int64_t groups, C;
+    int n;
+    int64_t shape[8];
+    double eps, momentum;
+    bool affine, track;
+} norm_ctx;
+
+static ct_tensor *norm_forward(ct_module *self, ct_tensor *x) {
+    norm_ctx *c = ct_module_ctx(self);
+    if (c->kind == 0) return ct_nn_group_norm(x, c->groups, ct__mod_param(self, 0), ct__mod_param(self, 1), c->eps);
+    if (c->kind == 1) return ct_nn_rms_norm(x, c->n, c->shape, ct__mod_param(self, 0), c->eps);
+    if (x->ndim != 3 && x->ndim != 4)
+        return ct__err(CT_ERR_SHAPE, "InstanceNorm2d: expected 3D or 4D input (got %dD input)", x->ndim);
+    if (x->ndim == 3) { /* unbatched [C, H, W] */
+        if (ct_scope_begin()) return NULL;
+        ct_tensor *y = ct_squeeze_dim(norm_forward(self, ct_unsqueeze(x, 0)), 0);
+        if (y) y = ct_keep(y);
+        ct_scope_end();
+        return y;
+    }
+    bool use_input = self->training || !c->track;
+    return ct_nn_instance_norm(x, c->track ? ct__mod_buffer(self, 0) : NULL, c->track ? ct__mod_buffer(self, 1) : NULL,
+                               ct__mod_param(self, 0), ct__mod_param(self, 1), use_input, c->momentum, c->eps);
+}
+
+static void norm_repr(const ct_module *self, char *buf, size_t n) {
+    const norm_ctx *c = ct_module_ctx(self);
+    char e[32], m[32], t[256];
+    if (c->kind == 0)
+        snprintf(buf, n, "%lld, %lld, eps=%s, affine=%s, bias=%s", (long long)c->groups, (long long)c->C,
+                 ct__pyfloat(c->eps, e, sizeof e), ct__pybool(c->affine), ct__pybool(c->affine));
+    else if (c->kind == 1)
+        snprintf(buf, n, "%s, eps=%s, elementwise_affine=%s", ct__pytuple(c->n, c->shape, t, sizeof t),
+                 c->eps < 0 ? "None" : ct__pyfloat(c->eps, e, sizeof e), ct__pybool(c->affine));
+    else
+        snprintf(buf, n, "%lld, eps=%s, momentum=%s, affine=%s, bias=%s, track_running_stats=%s", (long long)c->C,
+                 ct__pyfloat(c->eps, e, sizeof e), ct__pyfloat(c->momentum, m, sizeof m), ct__pybool(c->affine),
+                 ct__pybool(c->affine), ct__pybool(c->track));
+}
+
+static const ct_module_type GROUPNORM = {.name = "GroupNorm", .forward = norm_forward, .extra_repr = norm_repr, .free_ctx = free};
+static const ct_module_type RMSNORM = {.name = "RMSNorm", .forward = norm_forward, .extra_repr = norm_repr, .free_ctx = free};
+static const ct_module_type INSTNORM = {.name = "InstanceNorm2d", .forward = norm_forward, .extra_repr = norm_repr,
+                                        .free_ctx = free};
+
+static ct_module *norm_module(const ct_module_type *t, norm_ctx v, int pn, const int64_t *pshape) {
+    norm_ctx *c = malloc(sizeof *c);
+    if (c) *c = v;
+    ct_module *m = with_ctx(t, c);
+    if (!m) return NULL;
+    ct_scope_begin();
+    int st = ct_module_register_parameter(m, "weight", v.affine ? ct_ones(pn, pshape, CT_FLOAT32) : NULL);
+    if (!st && v.kind != 1) st = ct_module_register_parameter(m, "bias", v.affine ? ct_zeros(pn, pshape, CT_FLOAT32) : NULL);
+    if (!st && v.kind == 2) {
+        st = ct_module_register_buffer(m, "running_mean", v.track ? ct_zeros(CT_SHAPE(v.C), CT_FLOAT32) : NULL, true);
+        if (!st) st = ct_module_register_buffer(m, "running_var", v.track ? ct_ones(CT_SHAPE(v.C), CT_FLOAT32) : NULL, true);
+        if (!st)
+            st = ct_module_register_buffer(m, "num_batches_tracked", v.track ? ct_zeros(0, NULL, CT_INT64) : NULL, true);
+    }
+    ct_scope_end();
+    if (st) {
+        ct_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+CT_API ct_module *ct_nn_group_norm_new(int64_t num_groups, int64_t num_channels, double eps, bool affine) {
+    if (num_groups <= 0 || num_channels <= 0 || num_channels % num_groups)
+        return ct__err(CT_ERR_ARG, "GroupNorm: num_channels must be divisible by num_groups");
+    return norm_module(&GROUPNORM, (norm_ctx){.kind = 0, .groups = num_groups, .C = num_channels, .eps = eps,
+                                              .affine = affine}, 1, (int64_t[]){num_channels});
+}
+CT_API ct_module *ct_nn_rms_norm_new(int n, const int64_t *shape, double eps, bool affine) {
+    if (n < 1 || n > 8 || !shape) return ct__err(CT_ERR_ARG, "RMSNorm: normalized_shape must have 1 to 8 dims");
+    norm_ctx v = {.kind = 1, .n = n, .eps = eps, .affine = affine};
+    memcpy(v.shape, shape, sizeof(int64_t) * (size_t)n);
+    return norm_module(&RMSNORM, v, n, shape);
+}
+CT_API ct_module *ct_nn_instance_norm2d_new(int64_t C, double eps, double momentum, bool affine, bool track) {
+    if (C <= 0) return ct__err(CT_ERR_ARG, "InstanceNorm2d: num_features must be positive");
+    return norm_module(&INSTNORM, (norm_ctx){.kind = 2, .C = C, .eps = eps, .momentum = momentum, .affine = affine,
+                                             .track = track}, 1, (int64_t[]){C});
+}

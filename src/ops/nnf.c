@@ -111,6 +111,99 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
     END
 }
 
+CT_API ct_tensor *ct_nn_group_norm(const ct_tensor *input, int64_t num_groups, const ct_tensor *weight,
+                                   const ct_tensor *bias, double eps) {
+    CT_CHECK_ARG("group_norm", input);
+    if (input->ndim < 2)
+        return ct__err(CT_ERR_SHAPE, "group_norm: Expected at least 2 dimensions for input tensor but received %d",
+                       input->ndim);
+    int64_t N = input->sizes[0], C = input->sizes[1];
+    if (num_groups <= 0 || C % num_groups != 0)
+        return ct__err(CT_ERR_SHAPE, "group_norm: Expected number of channels in input to be divisible by num_groups, "
+                       "but got input of shape %s and num_groups=%lld", CT_SHAPESTR(input), (long long)num_groups);
+    const ct_tensor *wb[2] = {weight, bias};
+    for (int k = 0; k < 2; k++)
+        if (wb[k] && (wb[k]->ndim != 1 || wb[k]->numel != C))
+            return ct__err(CT_ERR_SHAPE, "group_norm: Expected %s to be a vector of size equal to the number of channels "
+                           "in input, but got %s of shape %s and input of shape %s", k ? "bias" : "weight",
+                           k ? "bias" : "weight", CT_SHAPESTR(wb[k]), CT_SHAPESTR(input));
+    int nd = input->ndim;
+    int64_t bshape[CT_MAX_DIMS];
+    for (int d = 0; d < nd; d++) bshape[d] = d == 1 ? C : 1;
+    BEGIN
+    ct_tensor *g = ct_reshape(input, 3, (int64_t[]){N, num_groups, -1});
+    ct_tensor *mean = ct_mean_dim(g, 1, (int64_t[]){2}, true, CT_NUM_DTYPES);
+    ct_tensor *var = ct_var(g, 1, (int64_t[]){2}, 0.0, true);
+    ct_tensor *y = ct_reshape(ct_mul(ct_sub(g, mean), ct_rsqrt(ct_add_scalar(var, eps))), nd, input->sizes);
+    if (weight) y = ct_mul(y, ct_reshape(weight, nd, bshape));
+    if (bias) y = ct_add(y, ct_reshape(bias, nd, bshape));
+    r_ = y;
+    END
+}
+
+CT_API ct_tensor *ct_nn_rms_norm(const ct_tensor *input, int n, const int64_t *normalized_shape,
+                                 const ct_tensor *weight, double eps) {
+    CT_CHECK_ARG("rms_norm", input);
+    if (n < 1 || n > input->ndim || !normalized_shape)
+        return ct__err(CT_ERR_SHAPE, "rms_norm: normalized_shape of %d dims does not fit input of size %s", n,
+                       CT_SHAPESTR(input));
+    for (int k = 0; k < n; k++)
+        if (input->sizes[input->ndim - n + k] != normalized_shape[k])
+            return ct__err(CT_ERR_SHAPE, "rms_norm: Given normalized_shape=%s, expected input with shape [*, %s], but "
+                           "got input of size%s", CT_SIZESSTR(n, normalized_shape), CT_SIZESSTR(n, normalized_shape) + 1,
+                           CT_SHAPESTR(input));
+    if (weight && !ct__same_sizes(weight->ndim, weight->sizes, n, normalized_shape))
+        return ct__err(CT_ERR_SHAPE, "rms_norm: weight of shape %s does not match normalized_shape %s",
+                       CT_SHAPESTR(weight), CT_SIZESSTR(n, normalized_shape));
+    if (!ct_dtype_is_floating(input->dtype))
+        return ct__err(CT_ERR_DTYPE, "rms_norm: expected a floating point input, got %s", ct_dtype_name(input->dtype));
+    if (eps < 0) /* torch.finfo(dtype).eps */
+        eps = input->dtype == CT_FLOAT64 ? 2.220446049250313e-16 : input->dtype == CT_FLOAT32 ? 1.1920928955078125e-07
+              : input->dtype == CT_BFLOAT16 ? 0.0078125 : 0.0009765625;
+    int64_t dims[CT_MAX_DIMS];
+    for (int k = 0; k < n; k++) dims[k] = input->ndim - n + k;
+    BEGIN
+    ct_tensor *ms = ct_mean_dim(ct_mul(input, input), n, dims, true, CT_NUM_DTYPES);
+    ct_tensor *y = ct_mul(input, ct_rsqrt(ct_add_scalar(ms, eps)));
+    if (weight) y = ct_mul(y, weight);
+    r_ = y;
+    END
+}
+
+CT_API ct_tensor *ct_nn_instance_norm(const ct_tensor *input, ct_tensor *running_mean, ct_tensor *running_var,
+                                      const ct_tensor *weight, const ct_tensor *bias, bool use_input_stats,
+                                      double momentum, double eps) {
+    CT_CHECK_ARG("instance_norm", input);
+    if (input->ndim < 3)
+        return ct__err(CT_ERR_SHAPE, "instance_norm: expected 3D or more input (got %dD input)", input->ndim);
+    int64_t N = input->sizes[0], C = input->sizes[1];
+    if (!use_input_stats && (!running_mean || !running_var))
+        return ct__err(CT_ERR_ARG, "instance_norm: Expected running_mean and running_var to be defined when "
+                       "use_input_stats is false");
+    int nd = input->ndim;
+    int64_t shp[CT_MAX_DIMS];
+    shp[0] = 1, shp[1] = N * C;
+    for (int d = 2; d < nd; d++) shp[d] = input->sizes[d];
+    BEGIN
+    /* as PyTorch: a batch norm over [1, N*C, ...] with the statistics repeated per sample */
+    ct_tensor *rm = running_mean ? ct_contiguous(ct_tile(running_mean, 1, (int64_t[]){N})) : NULL;
+    ct_tensor *rv = running_var ? ct_contiguous(ct_tile(running_var, 1, (int64_t[]){N})) : NULL;
+    if (rm) rm = ct_clone(rm);
+    if (rv) rv = ct_clone(rv);
+    ct_tensor *w = weight ? ct_tile(weight, 1, (int64_t[]){N}) : NULL, *b = bias ? ct_tile(bias, 1, (int64_t[]){N}) : NULL;
+    ct_tensor *y = ct_nn_batch_norm(ct_reshape(input, nd, shp), rm, rv, w, b, use_input_stats, momentum, eps);
+    if (y && use_input_stats) {
+        bool prev = ct_set_grad_enabled(false);
+        if (running_mean) ct_copy_(running_mean, ct_mean_dim(ct_reshape(rm, 2, (int64_t[]){N, C}), 1, (int64_t[]){0}, false,
+                                                            CT_NUM_DTYPES));
+        if (running_var) ct_copy_(running_var, ct_mean_dim(ct_reshape(rv, 2, (int64_t[]){N, C}), 1, (int64_t[]){0}, false,
+                                                          CT_NUM_DTYPES));
+        ct_set_grad_enabled(prev);
+    }
+    r_ = ct_reshape(y, nd, input->sizes);
+    END
+}
+
 CT_API ct_tensor *ct_nn_embedding(const ct_tensor *indices, const ct_tensor *weight, int64_t padding_idx) {
     CT_CHECK_ARG("embedding", indices);
     CT_CHECK_ARG("embedding", weight);

@@ -261,6 +261,15 @@ LAYERS = [
      lambda: nn.LayerNorm(7), (3, 4, 7)),
     (lambda: module("ct_nn_layer_norm_new", (ctypes.c_int, 2), (ctypes.c_int64 * 2)(3, 4), 1e-6, False),
      lambda: nn.LayerNorm((3, 4), eps=1e-6, elementwise_affine=False), (2, 3, 4)),
+    (lambda: module("ct_nn_group_norm_new", 2, 6, 1e-5, True), lambda: nn.GroupNorm(2, 6), (3, 6, 4, 5)),
+    (lambda: module("ct_nn_group_norm_new", 3, 6, 1e-3, False), lambda: nn.GroupNorm(3, 6, eps=1e-3, affine=False), (3, 6, 7)),
+    (lambda: module("ct_nn_rms_norm_new", (ctypes.c_int, 1), (ctypes.c_int64 * 1)(5), -1.0, True),
+     lambda: nn.RMSNorm(5), (3, 4, 5)),
+    (lambda: module("ct_nn_rms_norm_new", (ctypes.c_int, 2), (ctypes.c_int64 * 2)(4, 5), 1e-6, True),
+     lambda: nn.RMSNorm((4, 5), eps=1e-6), (3, 4, 5)),
+    (lambda: module("ct_nn_instance_norm2d_new", 3, 1e-5, 0.1, False, False), lambda: nn.InstanceNorm2d(3), (2, 3, 5, 6)),
+    (lambda: module("ct_nn_instance_norm2d_new", 3, 1e-5, 0.2, True, True),
+     lambda: nn.InstanceNorm2d(3, momentum=0.2, affine=True, track_running_stats=True), (2, 3, 5, 6)),
 ]
 
 

@@ -77,3 +77,20 @@ def test_embedding(pad):
           lambda ww: F.embedding(idx, ww, padding_idx=pad), [w])
     check_error("embedding", lambda ww: f(torch.tensor([1.0]), ww, none), lambda ww: F.embedding(torch.tensor([1.0]), ww),
                 [w])
+
+
+def test_group_rms_instance_norm_functional():
+    gn = L.declare("ct_nn_group_norm", "T(T,i64,T,T,d)")
+    rms = L.declare("ct_nn_rms_norm", "T(T,shape,T,d)")
+    inn = L.declare("ct_nn_instance_norm", "T(T,T,T,T,T,b,d,d)")
+    x, w, b = d(3, 6, 4), d(6), d(6)
+    check("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), lambda a, ww, bb: F.group_norm(a, 3, ww, bb), [x, w, b])
+    gradcheck("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), [x, w, b])
+    check_error("group_norm", lambda a: gn(a, 4, None, None, 1e-5), lambda a: F.group_norm(a, 4), [x])
+    w4 = d(4)
+    check("rms_norm", lambda a, ww: rms(a, (4,), ww, -1.0), lambda a, ww: F.rms_norm(a, (4,), ww), [x, w4])
+    check("rms_norm", lambda a: rms(a, (4,), None, 1e-3), lambda a: F.rms_norm(a, (4,), eps=1e-3), [x.float()])
+    gradcheck("rms_norm", lambda a, ww: rms(a, (4,), ww, 1e-6), [x, w4])
+    check("instance_norm", lambda a, ww, bb: inn(a, None, None, ww, bb, True, 0.1, 1e-5),
+          lambda a, ww, bb: F.instance_norm(a, weight=ww, bias=bb), [x, w, b])
+    gradcheck("instance_norm", lambda a: inn(a, None, None, None, None, True, 0.1, 1e-5), [x])
