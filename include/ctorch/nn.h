@@ -147,6 +147,30 @@ CT_API ct_tensor *ct_nn_binary_cross_entropy_with_logits(const ct_tensor *input,
 CT_API ct_tensor *ct_nn_kl_div(const ct_tensor *input, const ct_tensor *target, ct_reduction reduction,
                                bool log_target);
 
+/* cosine_embedding_loss(x1, x2 [N, D] or [D], target of 1 / -1, margin 0). */
+CT_API ct_tensor *ct_nn_cosine_embedding_loss(const ct_tensor *x1, const ct_tensor *x2, const ct_tensor *target,
+                                              double margin, ct_reduction reduction);
+/* margin_ranking_loss: max(0, -y (x1 - x2) + margin). */
+CT_API ct_tensor *ct_nn_margin_ranking_loss(const ct_tensor *x1, const ct_tensor *x2, const ct_tensor *target,
+                                            double margin, ct_reduction reduction);
+/* hinge_embedding_loss(x, target of 1 / -1, margin 1.0). */
+CT_API ct_tensor *ct_nn_hinge_embedding_loss(const ct_tensor *input, const ct_tensor *target, double margin,
+                                             ct_reduction reduction);
+/* triplet_margin_loss(anchor, positive, negative, margin 1.0, p 2, eps 1e-6, swap). */
+CT_API ct_tensor *ct_nn_triplet_margin_loss(const ct_tensor *anchor, const ct_tensor *positive,
+                                            const ct_tensor *negative, double margin, double p, double eps, bool swap,
+                                            ct_reduction reduction);
+/* multilabel_soft_margin_loss(x [N, C], y [N, C] of 0/1, weight [C] or NULL). */
+CT_API ct_tensor *ct_nn_multilabel_soft_margin_loss(const ct_tensor *input, const ct_tensor *target,
+                                                    const ct_tensor *weight, ct_reduction reduction);
+/* poisson_nll_loss(input, target, log_input (True), full (False), eps 1e-8). */
+CT_API ct_tensor *ct_nn_poisson_nll_loss(const ct_tensor *input, const ct_tensor *target, bool log_input, bool full,
+                                         double eps, ct_reduction reduction);
+/* gaussian_nll_loss(input, target, var (same shape, one fewer trailing dim, or a
+ * trailing 1), full (False), eps 1e-6). */
+CT_API ct_tensor *ct_nn_gaussian_nll_loss(const ct_tensor *input, const ct_tensor *target, const ct_tensor *var,
+                                          bool full, double eps, ct_reduction reduction);
+
 #ifdef __cplusplus
 }
 #endif

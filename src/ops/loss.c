@@ -259,3 +259,131 @@ CT_API ct_tensor *ct_nn_kl_div(const ct_tensor *input, const ct_tensor *target, 
         r_ = reduce(l, reduction);
     END
 }
+
+/* ---- embedding and ranking losses, count and distribution likelihoods ---- */
+CT_API ct_tensor *ct_nn_cosine_embedding_loss(const ct_tensor *x1, const ct_tensor *x2, const ct_tensor *target,
+                                              double margin, ct_reduction reduction) {
+    CT_CHECK_ARG("cosine_embedding_loss", x1);
+    CT_CHECK_ARG("cosine_embedding_loss", x2);
+    CT_CHECK_ARG("cosine_embedding_loss", target);
+    if (check_reduction("cosine_embedding_loss", reduction, false)) return NULL;
+    if (x1->ndim != x2->ndim || x1->ndim < 1 || x1->ndim > 2 || !ct__same_sizes(x1->ndim, x1->sizes, x2->ndim, x2->sizes))
+        return ct__err(CT_ERR_SHAPE, "cosine_embedding_loss: expected input1 and input2 of the same 1D or 2D shape, "
+                       "got %s and %s", CT_SHAPESTR(x1), CT_SHAPESTR(x2));
+    if (target->ndim != x1->ndim - 1)
+        return ct__err(CT_ERR_SHAPE, "cosine_embedding_loss: %dD target tensor expected, %dD target tensor given",
+                       x1->ndim - 1, target->ndim);
+    int64_t td = x1->ndim - 1;
+    BEGIN
+    ct_tensor *prod = ct_sum_dim(ct_mul(x1, x2), 1, &td, false, CT_NUM_DTYPES);
+    ct_tensor *m1 = ct_add_scalar(ct_sum_dim(ct_mul(x1, x1), 1, &td, false, CT_NUM_DTYPES), 1e-12);
+    ct_tensor *m2 = ct_add_scalar(ct_sum_dim(ct_mul(x2, x2), 1, &td, false, CT_NUM_DTYPES), 1e-12);
+    ct_tensor *cosv = ct_div(prod, ct_sqrt(ct_mul(m1, m2)));
+    ct_tensor *zero = ct_zeros_like(cosv);
+    ct_tensor *pos = ct_where(ct_eq(target, ct_scalar_tensor(1, target->dtype)), ct_rsub_scalar(cosv, 1.0), zero);
+    ct_tensor *neg = ct_where(ct_eq(target, ct_scalar_tensor(-1, target->dtype)), ct_relu(ct_sub_scalar(cosv, margin)),
+                              zero);
+    r_ = reduce(ct_add(pos, neg), reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_margin_ranking_loss(const ct_tensor *x1, const ct_tensor *x2, const ct_tensor *target,
+                                            double margin, ct_reduction reduction) {
+    if (check_pair("margin_ranking_loss", x1, x2) || check_reduction("margin_ranking_loss", reduction, false)) return NULL;
+    CT_CHECK_ARG("margin_ranking_loss", target);
+    BEGIN
+    r_ = reduce(ct_relu(ct_add_scalar(ct_mul(ct_neg(target), ct_sub(x1, x2)), margin)), reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_hinge_embedding_loss(const ct_tensor *input, const ct_tensor *target, double margin,
+                                             ct_reduction reduction) {
+    if (check_pair("hinge_embedding_loss", input, target) || check_reduction("hinge_embedding_loss", reduction, false))
+        return NULL;
+    BEGIN
+    ct_tensor *zero = ct_zeros_like(input);
+    ct_tensor *m = ct_where(ct_ne(target, ct_scalar_tensor(1, target->dtype)), ct_relu(ct_rsub_scalar(input, margin)), zero);
+    ct_tensor *x = ct_where(ct_ne(target, ct_scalar_tensor(-1, target->dtype)), input, zero);
+    r_ = reduce(ct_add(m, x), reduction);
+    END
+}
+
+static ct_tensor *pairwise_distance(const ct_tensor *a, const ct_tensor *b, double p, double eps) {
+    int64_t last = -1;
+    return ct_norm(ct_add_scalar(ct_sub(a, b), eps), p, 1, &last, false);
+}
+
+CT_API ct_tensor *ct_nn_triplet_margin_loss(const ct_tensor *anchor, const ct_tensor *positive,
+                                            const ct_tensor *negative, double margin, double p, double eps, bool swap,
+                                            ct_reduction reduction) {
+    CT_CHECK_ARG("triplet_margin_loss", anchor);
+    CT_CHECK_ARG("triplet_margin_loss", positive);
+    CT_CHECK_ARG("triplet_margin_loss", negative);
+    if (check_reduction("triplet_margin_loss", reduction, false)) return NULL;
+    if (anchor->ndim != positive->ndim || anchor->ndim != negative->ndim || anchor->ndim < 1 || anchor->ndim > 2)
+        return ct__err(CT_ERR_SHAPE, "triplet_margin_loss: The anchor, positive, and negative tensors are expected to have "
+                       "the same number of dimensions (1 or 2), but got: anchor %s, positive %s, negative %s",
+                       CT_SHAPESTR(anchor), CT_SHAPESTR(positive), CT_SHAPESTR(negative));
+    if (margin <= 0) return ct__err(CT_ERR_ARG, "triplet_margin_loss: margin must be greater than 0, got %g", margin);
+    BEGIN
+    ct_tensor *dp = pairwise_distance(anchor, positive, p, eps), *dn = pairwise_distance(anchor, negative, p, eps);
+    if (swap) dn = ct_minimum(dn, pairwise_distance(positive, negative, p, eps));
+    r_ = reduce(ct_relu(ct_add_scalar(ct_sub(dp, dn), margin)), reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_multilabel_soft_margin_loss(const ct_tensor *input, const ct_tensor *target,
+                                                    const ct_tensor *weight, ct_reduction reduction) {
+    if (check_pair("multilabel_soft_margin_loss", input, target) ||
+        check_reduction("multilabel_soft_margin_loss", reduction, false))
+        return NULL;
+    if (input->ndim < 1) return ct__err(CT_ERR_SHAPE, "multilabel_soft_margin_loss: input must have a class dimension");
+    int64_t cd = input->ndim - 1, C = input->sizes[cd];
+    BEGIN
+    ct_tensor *l = ct_neg(ct_add(ct_mul(target, ct_logsigmoid(input)),
+                                 ct_mul(ct_rsub_scalar(target, 1.0), ct_logsigmoid(ct_neg(input)))));
+    if (weight) l = ct_mul(l, weight);
+    l = ct_div_scalar(ct_sum_dim(l, 1, &cd, false, CT_NUM_DTYPES), (double)C);
+    r_ = reduce(l, reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_poisson_nll_loss(const ct_tensor *input, const ct_tensor *target, bool log_input, bool full,
+                                         double eps, ct_reduction reduction) {
+    if (check_pair("poisson_nll_loss", input, target) || check_reduction("poisson_nll_loss", reduction, false)) return NULL;
+    BEGIN
+    ct_tensor *l = log_input ? ct_sub(ct_exp(input), ct_mul(target, input))
+                             : ct_sub(input, ct_mul(target, ct_log(ct_add_scalar(input, eps))));
+    if (full) { /* Stirling's term for target > 1 */
+        ct_tensor *st = ct_add(ct_sub(ct_mul(target, ct_log(target)), target),
+                               ct_mul_scalar(ct_log(ct_mul_scalar(target, 2 * M_PI)), 0.5));
+        l = ct_add(l, ct_where(ct_gt(target, ct_scalar_tensor(1, target->dtype)), st, ct_zeros_like(st)));
+    }
+    r_ = reduce(l, reduction);
+    END
+}
+
+CT_API ct_tensor *ct_nn_gaussian_nll_loss(const ct_tensor *input, const ct_tensor *target, const ct_tensor *var,
+                                          bool full, double eps, ct_reduction reduction) {
+    if (check_pair("gaussian_nll_loss", input, target) || check_reduction("gaussian_nll_loss", reduction, false))
+        return NULL;
+    CT_CHECK_ARG("gaussian_nll_loss", var);
+    int nd = input->ndim;
+    bool same = ct__same_sizes(var->ndim, var->sizes, nd, input->sizes);
+    bool drop_last = !same && nd >= 1 && ct__same_sizes(var->ndim, var->sizes, nd - 1, input->sizes);
+    bool last_one = !same && !drop_last && var->ndim == nd && nd >= 1 && var->sizes[nd - 1] == 1 &&
+                    ct__same_sizes(nd - 1, var->sizes, nd - 1, input->sizes);
+    if (!same && !drop_last && !last_one)
+        return ct__err(CT_ERR_SHAPE, "gaussian_nll_loss: var is of incorrect size (%s for input %s)", CT_SHAPESTR(var),
+                       CT_SHAPESTR(input));
+    BEGIN
+    ct_tensor *v = drop_last ? ct_unsqueeze(var, -1) : (ct_tensor *)var;
+    /* var clamped at eps without a gradient through the clamp (torch clamps a copy under no_grad) */
+    ct_tensor *clamp_shift = ct_detach(ct_sub(ct_clamp_scalar(v, eps, INFINITY), v));
+    v = ct_add(v, clamp_shift);
+    ct_tensor *d = ct_sub(input, target);
+    ct_tensor *l = ct_mul_scalar(ct_add(ct_log(v), ct_div(ct_mul(d, d), v)), 0.5);
+    if (full) l = ct_add_scalar(l, 0.5 * log(2 * M_PI));
+    r_ = reduce(l, reduction);
+    END
+}

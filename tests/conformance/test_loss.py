@@ -126,3 +126,53 @@ def test_kl_div(red, log_target):
     check("kl_div", lambda a, b: f(a, b, RED[red], log_target),
           lambda a, b: F.kl_div(a, b, reduction=red, log_target=log_target), [x, t])
     gradcheck("kl_div", lambda a, b: f(a, b, RED[red], log_target), [x, t])
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_embedding_and_ranking_losses(red):
+    x1, x2 = d(5, 4), d(5, 4)
+    y = torch.tensor([1.0, -1.0, 1.0, -1.0, -1.0], dtype=torch.float64)
+    ce = L.declare("ct_nn_cosine_embedding_loss", "T(T,T,T,d,i)")
+    check("cosine_embedding_loss", lambda a, b: ce(a, b, y, 0.2, RED[red]),
+          lambda a, b: F.cosine_embedding_loss(a, b, y, margin=0.2, reduction=red), [x1, x2])
+    gradcheck("cosine_embedding_loss", lambda a, b: ce(a, b, y, 0.2, RED[red]), [x1, x2])
+    mr = L.declare("ct_nn_margin_ranking_loss", "T(T,T,T,d,i)")
+    s1, s2 = d(5), d(5)
+    check("margin_ranking_loss", lambda a, b: mr(a, b, y, 0.5, RED[red]),
+          lambda a, b: F.margin_ranking_loss(a, b, y, margin=0.5, reduction=red), [s1, s2])
+    he = L.declare("ct_nn_hinge_embedding_loss", "T(T,T,d,i)")
+    check("hinge_embedding_loss", lambda a: he(a, y, 1.5, RED[red]),
+          lambda a: F.hinge_embedding_loss(a, y, margin=1.5, reduction=red), [s1])
+    tm = L.declare("ct_nn_triplet_margin_loss", "T(T,T,T,d,d,d,b,i)")
+    for p, swap in ((2.0, False), (1.0, True)):
+        check("triplet_margin_loss", lambda a, b, c: tm(a, b, c, 1.0, p, 1e-6, swap, RED[red]),
+              lambda a, b, c: F.triplet_margin_loss(a, b, c, p=p, swap=swap, reduction=red), [x1, x2, d(5, 4)])
+        gradcheck("triplet_margin_loss", lambda a, b, c: tm(a, b, c, 1.0, p, 1e-6, swap, RED[red]), [x1, x2, d(5, 4)])
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_likelihood_losses(red):
+    x = d(4, 3)
+    yml = (torch.rand(4, 3) > 0.5).double()
+    w = torch.rand(3, dtype=torch.float64)
+    ml = L.declare("ct_nn_multilabel_soft_margin_loss", "T(T,T,T,i)")
+    cw = ctorch.from_torch(w)
+    check("multilabel_soft_margin_loss", lambda a: ml(a, yml, cw, RED[red]),
+          lambda a: F.multilabel_soft_margin_loss(a, yml, weight=w, reduction=red), [x])
+    gradcheck("multilabel_soft_margin_loss", lambda a: ml(a, yml, None, RED[red]), [x])
+    pn = L.declare("ct_nn_poisson_nll_loss", "T(T,T,b,b,d,i)")
+    cnt = torch.poisson(torch.rand(4, 3, dtype=torch.float64) * 4)
+    for log_input, full in ((True, False), (False, True), (True, True)):
+        xi = x if log_input else x.abs() + 0.1
+        check("poisson_nll_loss", lambda a: pn(a, cnt, log_input, full, 1e-8, RED[red]),
+              lambda a: F.poisson_nll_loss(a, cnt, log_input=log_input, full=full, reduction=red), [xi])
+        gradcheck("poisson_nll_loss", lambda a: pn(a, cnt, log_input, full, 1e-8, RED[red]), [xi])
+    gn = L.declare("ct_nn_gaussian_nll_loss", "T(T,T,T,b,d,i)")
+    t = d(4, 3)
+    for var in (torch.rand(4, 3, dtype=torch.float64) + 0.1, torch.rand(4, dtype=torch.float64) + 0.1,
+                torch.rand(4, 1, dtype=torch.float64) + 0.1, torch.tensor([[1e-9], [0.5], [2.0], [1e-8]], dtype=torch.float64)):
+        for full in (False, True):
+            check("gaussian_nll_loss", lambda a, v: gn(a, t, v, full, 1e-6, RED[red]),
+                  lambda a, v: F.gaussian_nll_loss(a, t, v, full=full, reduction=red), [x, var])
+    check_error("gaussian_nll_loss", lambda a, v: gn(a, t, v, False, 1e-6, RED[red]),
+                lambda a, v: F.gaussian_nll_loss(a, t, v, reduction=red), [x, d(2, 3).abs()])
