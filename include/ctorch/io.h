@@ -32,6 +32,24 @@ CT_API ct_dict *ct_safetensors_load(const char *path);
 CT_API ct_dict *ct_safetensors_load_buffer(const void *data, size_t size);
 CT_API int ct_safetensors_save_buffer(const ct_dict *d, void **out, size_t *size);
 
+/* ---- training checkpoints ----
+ * One safetensors file holding everything training needs to resume exactly: the
+ * model's state dict ("model.*"), the optimizer's ("optimizer.*"), the scheduler's
+ * ("scheduler.*"), the generator state ("rng.generator", torch's layout: the default
+ * generator when gen is NULL), the epoch and extra metadata. Any of opt, sched may be
+ * NULL (then skipped on save and required absent on load). Saves are atomic. */
+struct ct_module;
+struct ct_optimizer;
+struct ct_scheduler;
+struct ct_generator;
+CT_API int ct_checkpoint_save(const char *path, const struct ct_module *model, const struct ct_optimizer *opt,
+                              const struct ct_scheduler *sched, struct ct_generator *gen, int64_t epoch);
+/* Loads into existing objects of the same configuration (strict model load). *epoch
+ * (may be NULL) receives the saved epoch. 0 or status (CT_ERR_IO, CT_ERR_FORMAT,
+ * CT_ERR_KEY, CT_ERR_SHAPE). */
+CT_API int ct_checkpoint_load(const char *path, struct ct_module *model, struct ct_optimizer *opt,
+                              struct ct_scheduler *sched, struct ct_generator *gen, int64_t *epoch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -309,10 +309,10 @@ static int collect(const ct_module *m, const char *prefix, int what, ct_dict *ou
                 return ct__errs(CT_ERR_ARG, "module: parameter name too long: %s%s", prefix, e[i].name);
             int st;
             if (what & COLLECT_DETACH) {
+                ct_scope_begin(); /* the dict keeps its own reference */
                 ct_tensor *d = ct_detach(e[i].t);
-                if (!d) return ct_last_status();
-                st = ct_dict_set(out, name, d);
-                ct_release(ct__scope_take(d));
+                st = d ? ct_dict_set(out, name, d) : ct_last_status();
+                ct_scope_end();
             } else {
                 st = ct_dict_set(out, name, e[i].t);
             }

@@ -225,6 +225,11 @@ CT_API ct_dict *ct_sched_state_dict(const ct_scheduler *s) {
     ct_scope_begin();
     char key[64];
     int st = ct_dict_set(d, "last_epoch", ct_scalar_tensor((double)s->last_epoch, CT_INT64));
+    /* the state of the stateful schedulers */
+    const struct { const char *k; double v; } extra[] = {
+        {"T_cur", (double)s->T_cur}, {"T_i", (double)s->T_i}, {"best", s->best},
+        {"num_bad_epochs", (double)s->num_bad_epochs}, {"cooldown_counter", (double)s->cooldown_counter}};
+    for (int i = 0; i < 5 && !st; i++) st = ct_dict_set(d, extra[i].k, ct_scalar_tensor(extra[i].v, CT_FLOAT64));
     for (int g = 0; g < s->n && !st; g++) {
         snprintf(key, sizeof key, "base_lrs.%d", g);
         st = ct_dict_set(d, key, ct_scalar_tensor(s->base[g], CT_FLOAT64));
@@ -255,6 +260,13 @@ CT_API int ct_sched_load_state_dict(ct_scheduler *s, const ct_dict *state) {
         else s->base[g] = ct_item(b), s->last[g] = ct_item(l);
     }
     if (!st) s->last_epoch = (int64_t)ct_item(e);
+    if (!st && ct_dict_contains(state, "T_cur")) {
+        s->T_cur = (int64_t)ct_item(ct_dict_get(state, "T_cur"));
+        s->T_i = (int64_t)ct_item(ct_dict_get(state, "T_i"));
+        s->best = ct_item(ct_dict_get(state, "best"));
+        s->num_bad_epochs = (int64_t)ct_item(ct_dict_get(state, "num_bad_epochs"));
+        s->cooldown_counter = (int64_t)ct_item(ct_dict_get(state, "cooldown_counter"));
+    }
     ct_scope_end();
     return st;
 }
