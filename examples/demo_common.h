@@ -14,68 +14,36 @@
 
 #include <ctorch.h>
 
-/* ---- data: IDX files (gzip or plain, read through zlib) ---- */
-static inline unsigned char *read_idx(const char *dir, const char *name, int64_t *n_out, int64_t *item_out) {
+/* ---- data: IDX files through the library's reader (gzip or plain) ---- */
+static inline ct_tensor *read_idx_any(const char *dir, const char *name) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        snprintf(path, sizeof path, "%s/%.*s", dir, (int)(strlen(name) - 3), name); /* without .gz */
-        f = gzopen(path, "rb");
-    }
-    if (!f) { fprintf(stderr, "demo: cannot open %s/%s\n", dir, name); return NULL; }
-    unsigned char hdr[4];
-    if (gzread(f, hdr, 4) != 4 || hdr[0] || hdr[1] || hdr[2] != 0x08 || hdr[3] < 1 || hdr[3] > 3) {
-        fprintf(stderr, "demo: %s is not an IDX file of unsigned bytes\n", path);
-        gzclose(f);
-        return NULL;
-    }
-    int64_t dims[3] = {1, 1, 1}, item = 1;
-    for (int d = 0; d < hdr[3]; d++) {
-        unsigned char b[4];
-        if (gzread(f, b, 4) != 4) { gzclose(f); return NULL; }
-        dims[d] = ((int64_t)b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
-        if (d) item *= dims[d];
-    }
-    if (dims[0] <= 0 || dims[0] > 10000000 || item <= 0 || item > 1 << 20) { gzclose(f); return NULL; }
-    size_t bytes = (size_t)dims[0] * (size_t)item;
-    unsigned char *buf = malloc(bytes);
-    if (!buf || gzread(f, buf, (unsigned)bytes) != (int)bytes) {
-        free(buf);
-        gzclose(f);
-        fprintf(stderr, "demo: short read in %s\n", path);
-        return NULL;
-    }
-    gzclose(f);
-    *n_out = dims[0];
-    *item_out = item;
-    return buf;
+    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
+    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s", dir, name);
+    ct_tensor *t = ct_data_read_idx(path);
+    if (!t) fprintf(stderr, "demo: %s\n", ct_last_error());
+    return t;
 }
 
 /* images [n, 1, 28, 28] float32, normalised like torchvision (Fashion-MNIST mean/std);
- * labels [n] int64. train: the train-* files, else t10k-*. */
+ * labels [n] int64 (caller's references). train: the train-* files, else t10k-*. */
 static inline int load_split(const char *dir, bool train, int64_t limit, ct_tensor **x, ct_tensor **y) {
-    int64_t n, item, nl, il;
-    unsigned char *px = read_idx(dir, train ? "train-images-idx3-ubyte.gz" : "t10k-images-idx3-ubyte.gz", &n, &item);
-    unsigned char *lb = px ? read_idx(dir, train ? "train-labels-idx1-ubyte.gz" : "t10k-labels-idx1-ubyte.gz", &nl, &il)
-                           : NULL;
-    if (!px || !lb || item != 784 || nl != n) {
-        free(px);
-        free(lb);
-        return -1;
+    *x = *y = NULL;
+    ct_scope_begin();
+    ct_tensor *img = read_idx_any(dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");
+    ct_tensor *lab = img ? read_idx_any(dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte") : NULL;
+    int rc = -1;
+    if (img && lab && ct_ndim(img) == 3 && ct_size(img, 1) == 28 && ct_size(img, 2) == 28 && ct_ndim(lab) == 1 &&
+        ct_size(lab, 0) == ct_size(img, 0)) {
+        int64_t n = ct_size(img, 0);
+        if (limit > 0 && limit < n) n = limit;
+        ct_tensor *f = ct_div_scalar(ct_sub_scalar(ct_div_scalar(ct_to_dtype(ct_narrow(img, 0, 0, n), CT_FLOAT32), 255.0),
+                                                  0.2860), 0.3530);
+        *x = ct_keep(ct_contiguous(ct_reshape(f, CT_SHAPE(n, 1, 28, 28))));
+        *y = ct_keep(ct_contiguous(ct_to_dtype(ct_narrow(lab, 0, 0, n), CT_INT64)));
+        rc = *x && *y ? 0 : -1;
     }
-    if (limit > 0 && limit < n) n = limit;
-    float *f = malloc(sizeof(float) * (size_t)n * 784);
-    int64_t *l = malloc(sizeof(int64_t) * (size_t)n);
-    for (int64_t i = 0; f && i < n * 784; i++) f[i] = ((float)px[i] / 255.0f - 0.2860f) / 0.3530f;
-    for (int64_t i = 0; l && i < n; i++) l[i] = lb[i];
-    *x = f ? ct_from_data(f, CT_SHAPE(n, 1, 28, 28), CT_FLOAT32) : NULL;
-    *y = l ? ct_from_data(l, CT_SHAPE(n), CT_INT64) : NULL;
-    free(f);
-    free(l);
-    free(px);
-    free(lb);
-    return *x && *y ? 0 : -1;
+    ct_scope_end();
+    return rc;
 }
 
 /* ---- the models (the same as examples/demo_torch.py) ---- */

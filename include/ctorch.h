@@ -13,7 +13,8 @@
  *   ctorch/dict.h        ordered name -> tensor dictionaries (state dicts)
  *   ctorch/nn.h          neural-network functions: convolution, pooling, normalisation, losses
  *   ctorch/optim.h       optimizers, learning-rate schedulers, gradient clipping
- *   ctorch/io.h          safetensors files
+ *   ctorch/io.h          safetensors files, training checkpoints
+ *   ctorch/data.h        datasets, data loaders, IDX files
  *   ctorch/module.h      modules (nn.Module), containers, simple layers and activations
  * Ownership and error rules are the same for every function: see ctorch/core.h.
  */
@@ -32,6 +33,7 @@
 #include "ctorch/dict.h"
 #include "ctorch/nn.h"
 #include "ctorch/io.h"
+#include "ctorch/data.h"
 #include "ctorch/module.h"
 #include "ctorch/optim.h"
 
