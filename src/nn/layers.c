@@ -43,27 +43,36 @@ CT_API ct_module *ct_nn_linear_new(int64_t in_features, int64_t out_features, bo
         free(c);
         return NULL;
     }
-    ct_scope_begin();
     /* torch: kaiming_uniform_(w, a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)); then the
      * bias from the same bound. Same draws from the default generator, in the same order. */
     double bound = in_features > 0 ? 1.0 / sqrt((double)in_features) : 0.0;
-    ct_tensor *w = ct_empty(CT_SHAPE(out_features, in_features), CT_FLOAT32);
-    int st = w ? 0 : ct_last_status();
-    if (!st) st = ct_uniform_(w, -bound, bound, NULL);
-    if (!st) st = ct_module_register_parameter(m, "weight", w);
-    ct_tensor *b = NULL;
-    if (!st && bias) {
-        b = ct_empty(CT_SHAPE(out_features), CT_FLOAT32);
-        st = b ? 0 : ct_last_status();
-        if (!st) st = ct_uniform_(b, -bound, bound, NULL);
-    }
-    if (!st) st = ct_module_register_parameter(m, "bias", b);
+    ct_scope_begin();
+    int st = ct__mod_uniform_param(m, "weight", 2, (int64_t[]){out_features, in_features}, bound);
+    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){out_features}, bound)
+                       : ct_module_register_parameter(m, "bias", NULL);
     ct_scope_end();
     if (st) {
         ct_module_free(m);
         return NULL;
     }
     return m;
+}
+
+int ct__mod_uniform_param(ct_module *m, const char *name, int nd, const int64_t *sizes, double bound) {
+    ct_scope_begin();
+    ct_tensor *t = ct_empty(nd, sizes, CT_FLOAT32);
+    int st = t ? ct_uniform_(t, -bound, bound, NULL) : ct_last_status();
+    if (!st) st = ct_module_register_parameter(m, name, t);
+    ct_scope_end();
+    return st;
+}
+
+int ct__mod_affine_params(ct_module *m, bool affine, bool with_bias, int nd, const int64_t *shape) {
+    ct_scope_begin();
+    int st = ct_module_register_parameter(m, "weight", affine ? ct_ones(nd, shape, CT_FLOAT32) : NULL);
+    if (!st && with_bias) st = ct_module_register_parameter(m, "bias", affine ? ct_zeros(nd, shape, CT_FLOAT32) : NULL);
+    ct_scope_end();
+    return st;
 }
 
 /* ---- Flatten / Unflatten ---- */

@@ -9,15 +9,6 @@
 #include "ctorch/nn.h"
 #include "nn/module_internal.h"
 
-/* Registers a fresh float32 parameter filled with U(-bound, bound) (draws even when
- * bound is 0, like torch). */
-static int uniform_param(ct_module *m, const char *name, int nd, const int64_t *sizes, double bound) {
-    ct_tensor *t = ct_empty(nd, sizes, CT_FLOAT32);
-    int st = t ? ct_uniform_(t, -bound, bound, NULL) : ct_last_status();
-    if (!st) st = ct_module_register_parameter(m, name, t);
-    return st;
-}
-
 static ct_module *with_ctx(const ct_module_type *type, void *ctx) {
     if (!ctx) return ct__err(CT_ERR_OOM, "%s: out of memory", type->name);
     ct_module *m = ct_module_new(type, ctx);
@@ -119,9 +110,9 @@ static ct_module *conv_new(int dims, int64_t in, int64_t out, const int64_t k[2]
     int64_t fan_in = (in / g) * k[0] * k[1];
     double bound = 1.0 / sqrt((double)fan_in);
     ct_scope_begin();
-    int st = dims == 2 ? uniform_param(m, "weight", 4, (int64_t[]){out, in / g, k[0], k[1]}, bound)
-                       : uniform_param(m, "weight", 3, (int64_t[]){out, in / g, k[1]}, bound);
-    if (!st) st = bias ? uniform_param(m, "bias", 1, (int64_t[]){out}, bound) : ct_module_register_parameter(m, "bias", NULL);
+    int st = dims == 2 ? ct__mod_uniform_param(m, "weight", 4, (int64_t[]){out, in / g, k[0], k[1]}, bound)
+                       : ct__mod_uniform_param(m, "weight", 3, (int64_t[]){out, in / g, k[1]}, bound);
+    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){out}, bound) : ct_module_register_parameter(m, "bias", NULL);
     ct_scope_end();
     if (st) {
         ct_module_free(m);
@@ -194,6 +185,17 @@ CT_API ct_module *ct_nn_max_pool2d_new(const int64_t kernel[2], const ct_pool_op
 CT_API ct_module *ct_nn_avg_pool2d_new(const int64_t kernel[2], const ct_pool_opts *opts) { return pool_new(1, kernel, opts); }
 CT_API ct_module *ct_nn_adaptive_avg_pool2d_new(const int64_t output_size[2]) { return pool_new(2, output_size, NULL); }
 
+/* running_mean, running_var, num_batches_tracked (absent unless track), as BatchNorm
+ * and InstanceNorm register them */
+static int running_stats(ct_module *m, bool track, int64_t C) {
+    ct_scope_begin();
+    int st = ct_module_register_buffer(m, "running_mean", track ? ct_zeros(CT_SHAPE(C), CT_FLOAT32) : NULL, true);
+    if (!st) st = ct_module_register_buffer(m, "running_var", track ? ct_ones(CT_SHAPE(C), CT_FLOAT32) : NULL, true);
+    if (!st) st = ct_module_register_buffer(m, "num_batches_tracked", track ? ct_zeros(0, NULL, CT_INT64) : NULL, true);
+    ct_scope_end();
+    return st;
+}
+
 /* ---- BatchNorm ---- */
 typedef struct {
     int dims; /* 1 or 2 */
@@ -238,14 +240,8 @@ static ct_module *bn_new(int dims, int64_t C, double eps, double momentum, bool 
     if (c) *c = (bn_ctx){dims, C, eps, momentum, affine, track};
     ct_module *m = with_ctx(t, c);
     if (!m) return NULL;
-    ct_scope_begin();
-    int st = ct_module_register_parameter(m, "weight", affine ? ct_ones(CT_SHAPE(C), CT_FLOAT32) : NULL);
-    if (!st) st = ct_module_register_parameter(m, "bias", affine ? ct_zeros(CT_SHAPE(C), CT_FLOAT32) : NULL);
-    if (!st) st = ct_module_register_buffer(m, "running_mean", track ? ct_zeros(CT_SHAPE(C), CT_FLOAT32) : NULL, true);
-    if (!st) st = ct_module_register_buffer(m, "running_var", track ? ct_ones(CT_SHAPE(C), CT_FLOAT32) : NULL, true);
-    if (!st)
-        st = ct_module_register_buffer(m, "num_batches_tracked", track ? ct_zeros(0, NULL, CT_INT64) : NULL, true);
-    ct_scope_end();
+    int st = ct__mod_affine_params(m, affine, true, 1, (int64_t[]){C});
+    if (!st) st = running_stats(m, track, C);
     if (st) {
         ct_module_free(m);
         return NULL;
@@ -288,10 +284,7 @@ CT_API ct_module *ct_nn_layer_norm_new(int n, const int64_t *shape, double eps, 
     }
     ct_module *m = with_ctx(&LN, c);
     if (!m) return NULL;
-    ct_scope_begin();
-    int st = ct_module_register_parameter(m, "weight", affine ? ct_ones(n, shape, CT_FLOAT32) : NULL);
-    if (!st) st = ct_module_register_parameter(m, "bias", affine ? ct_zeros(n, shape, CT_FLOAT32) : NULL);
-    ct_scope_end();
+    int st = ct__mod_affine_params(m, affine, true, n, shape);
     if (st) {
         ct_module_free(m);
         return NULL;
@@ -392,16 +385,8 @@ static ct_module *norm_module(const ct_module_type *t, norm_ctx v, int pn, const
     if (c) *c = v;
     ct_module *m = with_ctx(t, c);
     if (!m) return NULL;
-    ct_scope_begin();
-    int st = ct_module_register_parameter(m, "weight", v.affine ? ct_ones(pn, pshape, CT_FLOAT32) : NULL);
-    if (!st && v.kind != 1) st = ct_module_register_parameter(m, "bias", v.affine ? ct_zeros(pn, pshape, CT_FLOAT32) : NULL);
-    if (!st && v.kind == 2) {
-        st = ct_module_register_buffer(m, "running_mean", v.track ? ct_zeros(CT_SHAPE(v.C), CT_FLOAT32) : NULL, true);
-        if (!st) st = ct_module_register_buffer(m, "running_var", v.track ? ct_ones(CT_SHAPE(v.C), CT_FLOAT32) : NULL, true);
-        if (!st)
-            st = ct_module_register_buffer(m, "num_batches_tracked", v.track ? ct_zeros(0, NULL, CT_INT64) : NULL, true);
-    }
-    ct_scope_end();
+    int st = ct__mod_affine_params(m, v.affine, v.kind != 1, pn, pshape);
+    if (!st && v.kind == 2) st = running_stats(m, v.track, v.C);
     if (st) {
         ct_module_free(m);
         return NULL;

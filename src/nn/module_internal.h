@@ -34,6 +34,13 @@ struct ct_module {
 static inline ct_tensor *ct__mod_param(const ct_module *m, int64_t i) { return m->params[i].t; }
 static inline ct_tensor *ct__mod_buffer(const ct_module *m, int64_t i) { return m->buffers[i].t; }
 
+/* Layer construction helpers (src/nn/layers.c). Register a fresh float32 parameter drawn
+ * from U(-bound, bound) (drawing even when bound is 0, like torch's init); register
+ * "weight" = ones and (with_bias) "bias" = zeros of shape, or absent ones when !affine.
+ * 0 or status. */
+int ct__mod_uniform_param(ct_module *m, const char *name, int nd, const int64_t *sizes, double bound);
+int ct__mod_affine_params(ct_module *m, bool affine, bool with_bias, int nd, const int64_t *shape);
+
 /* A growable string for reprs (ct__sb_take returns it malloc'd, or NULL + error on OOM). */
 typedef struct {
     char *s;

@@ -7,13 +7,9 @@
 #include "core/iter.h"
 #include "ctorch/nn.h"
 
-#define BEGIN                                \
-    if (ct_scope_begin()) return NULL;       \
-    ct_tensor *r_ = NULL;
-#define END                                  \
-    if (r_) r_ = ct_keep(r_);                \
-    ct_scope_end();                          \
-    return r_;
+#include "ops/compose.h"
+#define BEGIN CT_COMPOSE_BEGIN
+#define END CT_COMPOSE_END
 
 static ct_tensor *reduce(ct_tensor *l, ct_reduction r) {
     switch (r) {

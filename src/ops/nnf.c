@@ -6,13 +6,9 @@
 #include "core/internal.h"
 #include "ctorch/nn.h"
 
-#define BEGIN                                \
-    if (ct_scope_begin()) return NULL;       \
-    ct_tensor *r_ = NULL;
-#define END                                  \
-    if (r_) r_ = ct_keep(r_);                \
-    ct_scope_end();                          \
-    return r_;
+#include "ops/compose.h"
+#define BEGIN CT_COMPOSE_BEGIN
+#define END CT_COMPOSE_END
 
 CT_API ct_tensor *ct_nn_linear(const ct_tensor *input, const ct_tensor *weight, const ct_tensor *bias) {
     CT_CHECK_ARG("linear", input);
