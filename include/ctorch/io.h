@@ -32,6 +32,15 @@ CT_API ct_dict *ct_safetensors_load(const char *path);
 CT_API ct_dict *ct_safetensors_load_buffer(const void *data, size_t size);
 CT_API int ct_safetensors_save_buffer(const ct_dict *d, void **out, size_t *size);
 
+/* .npy (NumPy's format, versions 1-3): one tensor. Every ctorch dtype but bfloat16
+ * (NumPy has none: CT_ERR_DTYPE); loads little- and big-endian data and Fortran order.
+ * Saves write a version 1.0 file, C order, little-endian; loaders return a new tensor
+ * the caller owns (scope rules). */
+CT_API int ct_npy_save(const ct_tensor *t, const char *path);
+CT_API ct_tensor *ct_npy_load(const char *path);
+CT_API ct_tensor *ct_npy_load_buffer(const void *data, size_t size);
+CT_API int ct_npy_save_buffer(const ct_tensor *t, void **out, size_t *size);
+
 /* ---- training checkpoints ----
  * One safetensors file holding everything training needs to resume exactly: the
  * model's state dict ("model.*"), the optimizer's ("optimizer.*"), the scheduler's

@@ -202,6 +202,9 @@ void ct__store_i64(void *p, ct_dtype dt, int64_t v);
 /* Result dtype of an op over tensors, PyTorch's result_type (wrapped numbers and
  * 0-dim tensors rank below dimensioned ones unless of a higher category). */
 ct_dtype ct__result_type(int n, const ct_tensor *const *ts);
+/* Writes buf to path atomically (temporary file in the same directory, fsync, rename);
+ * who names the caller in messages. 0 or CT_ERR_IO (src/io/safetensors.c). */
+int ct__atomic_write(const char *path, const void *buf, size_t n, const char *who);
 /* PyTorch's ScalarType name of a dtype ("Float", "Long"), for error messages. */
 const char *ct__scalar_type_name(ct_dtype dt);
 /* Converts in place to the given dtype if needed: returns t retained or a cast copy

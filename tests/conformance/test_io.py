@@ -90,3 +90,56 @@ def test_malformed_and_truncated_files_error(tmp_path):
                 assert len(b) == len(good), i
             else:
                 assert ctorch.lib.ct_last_status() in (-11, -6), (i, ctorch.lib.ct_last_error())
+
+
+# ---- .npy ----
+npy_load = _raw("ct_npy_load", P, ctypes.c_char_p)
+npy_save = _raw("ct_npy_save", ctypes.c_int, P, ctypes.c_char_p)
+npy_load_buf = _raw("ct_npy_load_buffer", P, ctypes.c_char_p, ctypes.c_size_t)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "<i2", ">i4", "<i8", "<f2", ">f4", "<f8", "<c8", ">c16"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_numpy_written_npy_loads(tmp_path, dtype, order):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((3, 4, 2)) * 50).astype(dtype, order=order)
+    if a.dtype.kind == "c":
+        a = a + 1j * a[::-1]
+    f = tmp_path / "a.npy"
+    np.save(f, a)
+    with case("npy load"):
+        ctorch.lib.ct_clear_error()
+        t = ctorch.Tensor(npy_load(str(f).encode())).torch()
+        assert np.array_equal(t.numpy(), a.astype(a.dtype.newbyteorder("=")))
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 0, 3)])
+def test_ctorch_written_npy_loads_in_numpy(tmp_path, shape):
+    import numpy as np
+    for dt in (torch.float32, torch.int64, torch.bool, torch.complex64, torch.float16):
+        x = (torch.randn(shape) * 10).to(dt)
+        f = tmp_path / "b.npy"
+        with case("npy save"):
+            assert npy_save(ctorch.from_torch(x).ptr, str(f).encode()) == 0, ctorch.lib.ct_last_error()
+            back = np.load(f)
+            assert back.shape == tuple(shape) and np.array_equal(back, x.numpy())
+    with case("npy save"):
+        ctorch.lib.ct_clear_error()
+        assert npy_save(ctorch.from_torch(torch.zeros(2, dtype=torch.bfloat16)).ptr, str(f).encode()) < 0
+
+
+def test_malformed_npy_errors(tmp_path):
+    import io
+    import numpy as np
+    buf = io.BytesIO()
+    np.save(buf, np.arange(12, dtype=np.float32).reshape(3, 4))
+    good = buf.getvalue()
+    bad = [good[:k] for k in range(0, len(good) - 1, 5)]
+    bad += [good.replace(b"<f4", b"<f9"), good.replace(b"(3, 4)", b"(3, 9)"), good.replace(b"False", b"Maybe"),
+            b"\x93NUMPY\x09\x00" + good[8:]]
+    with case("npy load"):
+        for b in bad:
+            ctorch.lib.ct_clear_error()
+            assert not npy_load_buf(b, len(b)), b[:60]
+            assert ctorch.lib.ct_last_status() == -11
