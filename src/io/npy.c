@@ -31,7 +31,7 @@ static const char *field(const char *h, const char *end, const char *key) {
             if (q < end && *q == ':') {
                 q++;
                 while (q < end && *q == ' ') q++;
-                return q;
+                return q < end ? q : NULL; /* a value must follow inside the header */
             }
         }
     return NULL;
@@ -68,7 +68,7 @@ static ct_tensor *parse(const unsigned char *d, size_t n, const char *what) {
     else if (fo + 5 <= he && memcmp(fo, "False", 5) == 0) fortran = false;
     else return bad(what, "fortran_order must be True or False");
     /* shape: (3, 4) or () or (5,) */
-    if (*sh != '(') return bad(what, "shape must be a tuple");
+    if (sh >= he || *sh != '(') return bad(what, "shape must be a tuple");
     int64_t sizes[CT_MAX_DIMS];
     int nd = 0;
     const char *p = sh + 1;
