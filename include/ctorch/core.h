@@ -118,6 +118,15 @@ CT_API const char *ct_last_error(void);
 /* Code of the last error on this thread (CT_OK if none). */
 CT_API ct_status ct_last_status(void);
 CT_API void ct_clear_error(void);
+/* Records an error (printf-style message) on this thread, as the library's own
+ * functions do: for user code that plugs into ctorch (module forwards, datasets,
+ * collate functions, LambdaLR callbacks). Returns status, so `return ct_set_error(...)`
+ * reads naturally; CT_OK clears the error. */
+CT_API int ct_set_error(ct_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 /* Static description of a status code. */
 CT_API const char *ct_status_str(ct_status status);
 /* Optional hook called on every new error on any thread (e.g. to log or abort in

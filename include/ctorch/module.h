@@ -78,6 +78,13 @@ typedef struct ct_module_type {
     /* One-tensor forward (what ct_module_forward and Sequential call). Returns a new
      * reference or NULL with an error. NULL: the module has no forward (ModuleList). */
     ct_tensor *(*forward)(ct_module *self, ct_tensor *input);
+    /* Several-tensor forward (torch's forward(*args) returning a tuple), for modules
+     * such as LSTM (input, (h0, c0)) -> (output, (h_n, c_n)) or MultiheadAttention.
+     * Reads n_in inputs (optional ones may be NULL), writes up to n_out new references
+     * into out (the framework has set them to NULL) and returns how many it wrote, or a
+     * negative status with the error set. A type with forward_n and no forward runs
+     * under ct_module_forward with one input, returning the first output. */
+    int (*forward_n)(ct_module *self, int n_in, ct_tensor *const *in, int n_out, ct_tensor **out);
     /* Writes the text inside the repr's parentheses ("in_features=4, out_features=2,
      * bias=True") into buf (snprintf semantics). */
     void (*extra_repr)(const ct_module *self, char *buf, size_t size);
@@ -181,6 +188,12 @@ CT_API int64_t ct_module_num_parameters(const ct_module *m, bool trainable_only)
 /* Runs the module's one-tensor forward. NULL input propagates. New reference. */
 CT_API ct_tensor *ct_module_forward(ct_module *m, ct_tensor *input);
 
+/* Runs the module's several-tensor forward (or its one-tensor forward when n_in is 1):
+ * inputs[0..n_in) (optional ones NULL, as the module documents), outputs receive up to
+ * n_out new references (the rest set to NULL). Returns the number of outputs written
+ * (>= 0) or a negative status with the error set. */
+CT_API int ct_module_forward_n(ct_module *m, int n_in, ct_tensor *const *inputs, int n_out, ct_tensor **outputs);
+
 /* ---- printing ---- */
 /* PyTorch's repr of the module tree, e.g.
  *   Sequential(
@@ -283,6 +296,12 @@ CT_API ct_module *ct_nn_logsigmoid_new(void);
 CT_API ct_module *ct_nn_softmax_new(int64_t dim);
 CT_API ct_module *ct_nn_log_softmax_new(int64_t dim);
 CT_API ct_module *ct_nn_glu_new(int64_t dim);                       /* -1 */
+
+/* ==== vision layers ====
+ * (section kept for Conv3d, ConvTranspose, pooling, Upsample, PixelShuffle, Fold/Unfold modules; declarations are added below this line) */
+
+/* ==== other layers and loss modules ====
+ * (section kept for Bilinear, Dropout2d, EmbeddingBag, loss modules; declarations are added below this line) */
 
 #ifdef __cplusplus
 }

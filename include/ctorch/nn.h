@@ -171,6 +171,12 @@ CT_API ct_tensor *ct_nn_poisson_nll_loss(const ct_tensor *input, const ct_tensor
 CT_API ct_tensor *ct_nn_gaussian_nll_loss(const ct_tensor *input, const ct_tensor *target, const ct_tensor *var,
                                           bool full, double eps, ct_reduction reduction);
 
+/* ==== vision functionals ====
+ * (section kept for conv3d, pooling, upsampling and pixel-shuffle functional forms; declarations are added below this line) */
+
+/* ==== embedding, bilinear, CTC functionals ====
+ * (section kept for embedding_bag, bilinear, dropout2d, ctc_loss; declarations are added below this line) */
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,14 @@ int ct__errs(ct_status st, const char *fmt, ...) {
     va_list ap; va_start(ap, fmt); record(st, fmt, ap); va_end(ap);
     return st;
 }
+CT_API int ct_set_error(ct_status st, const char *fmt, ...) {
+    if (st == CT_OK) {
+        ct_clear_error();
+        return CT_OK;
+    }
+    va_list ap; va_start(ap, fmt); record(st, fmt ? fmt : "", ap); va_end(ap);
+    return st;
+}
 void *ct__null_arg(const char *op) {
     if (err.status == CT_OK) ct__err(CT_ERR_NULL, "%s: got a NULL tensor argument", op);
     return NULL;

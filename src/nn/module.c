@@ -615,37 +615,98 @@ typedef struct {
 
 static _Thread_local sum_state *summary;
 
-CT_API ct_tensor *ct_module_forward(ct_module *m, ct_tensor *input) {
-    if (!m) {
-        if (ct_last_status() == CT_OK) ct__errs(CT_ERR_NULL, "forward: got a NULL module");
-        return NULL;
-    }
-    CT_CHECK_ARG(m->type->name, input);
-    if (!m->type->forward)
-        return ct__err(CT_ERR_RUNTIME, "%s has no forward(): call its children instead", m->type->name);
-    if (!summary) return m->type->forward(m, input);
+/* Runs type->forward or type->forward_n under the summary recorder (one row per call,
+ * holding the shape of the first output). Returns the number of outputs or a status. */
+static int run_forward(ct_module *m, int n_in, ct_tensor *const *in, int n_out, ct_tensor **out) {
+    for (int i = 0; i < n_out; i++) out[i] = NULL;
     sum_state *s = summary;
     int64_t row = -1;
-    if (s->n == s->cap) {
-        int64_t c = s->cap ? 2 * s->cap : 32;
-        sum_row *r = realloc(s->rows, (size_t)c * sizeof *r);
-        if (r) s->rows = r, s->cap = c;
-        else s->oom = true;
+    if (s) {
+        if (s->n == s->cap) {
+            int64_t c = s->cap ? 2 * s->cap : 32;
+            sum_row *r = realloc(s->rows, (size_t)c * sizeof *r);
+            if (r) s->rows = r, s->cap = c;
+            else s->oom = true;
+        }
+        if (s->n < s->cap) {
+            row = s->n++;
+            s->rows[row] = (sum_row){.m = m, .depth = s->depth};
+        }
+        s->depth++;
     }
-    if (s->n < s->cap) {
-        row = s->n++;
-        s->rows[row] = (sum_row){.m = m, .depth = s->depth};
+    /* Forwards are written with scope-managed temporaries (ct_t(w), intermediate
+     * activations): run them in a scope of their own and keep only the outputs, so a
+     * forward called without an open scope leaks nothing. */
+    int got;
+    bool scoped = ct_scope_begin() == CT_OK;
+    if (m->type->forward_n) {
+        got = m->type->forward_n(m, n_in, in, n_out, out);
+        if (got > n_out) got = n_out;
+        if (got < 0 && ct_last_status() == CT_OK) ct__errs(CT_ERR_RUNTIME, "forward: the module failed");
+    } else {
+        ct_tensor *y = m->type->forward(m, in[0]);
+        if (n_out > 0) out[0] = y;
+        got = y ? (n_out > 0 ? 1 : 0) : ct_last_status();
     }
-    s->depth++;
-    ct_tensor *out = m->type->forward(m, input);
-    s->depth--;
-    if (row >= 0 && out) {
-        sum_row *r = &s->rows[row];
-        r->has_out = true;
-        r->ndim = out->ndim;
-        for (int d = 0; d < out->ndim && d < 8; d++) r->sizes[d] = out->sizes[d];
+    if (scoped) {
+        for (int i = 0; i < n_out; i++) out[i] = out[i] ? ct_keep(out[i]) : NULL;
+        ct_scope_end();
+    }
+    if (s) {
+        s->depth--;
+        if (row >= 0 && got > 0 && out[0]) {
+            sum_row *r = &s->rows[row];
+            r->has_out = true;
+            r->ndim = out[0]->ndim;
+            for (int d = 0; d < out[0]->ndim && d < 8; d++) r->sizes[d] = out[0]->sizes[d];
+        }
+    }
+    return got;
+}
+
+static int forward_checks(ct_module *m, int n_in, ct_tensor *const *in, int n_out) {
+    if (!m) {
+        if (ct_last_status() == CT_OK) ct__errs(CT_ERR_NULL, "forward: got a NULL module");
+        return ct_last_status();
+    }
+    if (!m->type->forward && !m->type->forward_n) {
+        ct__err(CT_ERR_RUNTIME, "%s has no forward(): call its children instead", m->type->name);
+        return CT_ERR_RUNTIME;
+    }
+    if (n_in < 0 || n_out < 0 || (n_in > 0 && !in)) {
+        ct__err(CT_ERR_ARG, "%s.forward: bad input/output counts (%d, %d)", m->type->name, n_in, n_out);
+        return CT_ERR_ARG;
+    }
+    if (!m->type->forward_n && n_in != 1) {
+        ct__err(CT_ERR_ARG, "%s.forward takes 1 input, got %d", m->type->name, n_in);
+        return CT_ERR_ARG;
+    }
+    return CT_OK;
+}
+
+CT_API ct_tensor *ct_module_forward(ct_module *m, ct_tensor *input) {
+    if (forward_checks(m, 1, &input, 1)) return NULL;
+    CT_CHECK_ARG(m->type->name, input);
+    ct_tensor *out = NULL;
+    int got = run_forward(m, 1, &input, 1, &out);
+    if (got <= 0) {
+        if (got == 0 && ct_last_status() == CT_OK)
+            ct__errs(CT_ERR_RUNTIME, "forward: the module returned no output");
+        return NULL;
     }
     return out;
+}
+
+CT_API int ct_module_forward_n(ct_module *m, int n_in, ct_tensor *const *inputs, int n_out, ct_tensor **outputs) {
+    if (n_out > 0 && !outputs) {
+        ct__errs(CT_ERR_NULL, "forward: outputs is NULL");
+        return CT_ERR_NULL;
+    }
+    for (int i = 0; i < n_out; i++) outputs[i] = NULL;
+    int st = forward_checks(m, n_in, inputs, n_out);
+    if (st) return st;
+    if (!m->type->forward_n) CT_CHECK_ARG_S(m->type->name, inputs[0]);
+    return run_forward(m, n_in, inputs, n_out, outputs);
 }
 
 /* ---- printing ---- */

@@ -194,12 +194,71 @@ static void test_to_dtype_and_training(void) {
     CHECK(ct_live_tensors() == live0);
 }
 
+static double at1(ct_tensor *t, int64_t i) {
+    ct_scope_begin();
+    double v = ct_item(ct_select(t, 0, i));
+    ct_scope_end();
+    return v;
+}
+
+/* A two-in, two-out module: (a, b) -> (a + b, a * b); b optional (defaults to a). */
+static int pair_forward_n(ct_module *self, int n_in, ct_tensor *const *in, int n_out, ct_tensor **out) {
+    (void)self;
+    if (n_in < 1 || !in[0]) {
+        ct_set_error(CT_ERR_ARG, "Pair: needs an input");
+        return CT_ERR_ARG;
+    }
+    ct_tensor *b = n_in > 1 && in[1] ? in[1] : in[0];
+    if (n_out > 0) out[0] = ct_add(in[0], b);
+    if (n_out > 1) out[1] = ct_mul(in[0], b);
+    return n_out < 2 ? n_out : 2;
+}
+static const ct_module_type PAIR = {.name = "Pair", .forward_n = pair_forward_n};
+
+static void test_forward_n(void) {
+    int64_t live0 = ct_live_tensors();
+    ct_module *m = ct_module_new(&PAIR, NULL);
+    ct_tensor *a = f64(2, (double[]){1, 2}), *b = f64(2, (double[]){3, 5});
+    ct_tensor *out[3];
+    CHECK(ct_module_forward_n(m, 2, (ct_tensor *[]){a, b}, 3, out) == 2);
+    CHECK(out[2] == NULL);
+    CHECK(at1(out[0], 1) == 7 && at1(out[1], 1) == 10);
+    ct_release(out[0]), ct_release(out[1]);
+    /* one-tensor forward runs forward_n and returns the first output */
+    ct_tensor *y = ct_module_forward(m, a);
+    CHECK(y && at1(y, 0) == 2);
+    ct_release(y);
+    /* inside a Sequential */
+    ct_module *seq = ct_nn_sequential(CT_MODULES(ct_module_retain(m), ct_nn_identity_new()));
+    y = ct_module_forward(seq, b);
+    CHECK(y && at1(y, 1) == 10);
+    ct_release(y);
+    char *sum = ct_module_summary(seq, 1, (int64_t[]){2}, CT_FLOAT32);
+    CHECK(sum && strstr(sum, "Pair"));
+    free(sum);
+    ct_module_free(seq);
+    /* errors: the module's own, a one-tensor module given two inputs, bad counts */
+    CHECK(ct_module_forward_n(m, 1, (ct_tensor *[]){NULL}, 1, out) == CT_ERR_ARG && out[0] == NULL);
+    ct_module *lin = ct_nn_identity_new();
+    CHECK(ct_module_forward_n(lin, 2, (ct_tensor *[]){a, b}, 1, out) == CT_ERR_ARG);
+    CHECK(strstr(ct_last_error(), "Identity.forward takes 1 input"));
+    CHECK(ct_module_forward_n(lin, 1, (ct_tensor *[]){a}, 1, out) == 1 && out[0]);
+    ct_release(out[0]);
+    CHECK(ct_module_forward_n(NULL, 1, (ct_tensor *[]){a}, 1, out) < 0);
+    CHECK(ct_module_forward_n(lin, -1, NULL, 1, out) == CT_ERR_ARG);
+    ct_module_free(lin);
+    ct_module_free(m);
+    ct_release(a), ct_release(b);
+    CHECK(ct_live_tensors() == live0);
+}
+
 int main(void) {
     int64_t live0 = ct_live_tensors();
     test_names_and_state_dict();
     test_repr_and_summary();
     test_ownership_and_errors();
     test_to_dtype_and_training();
+    test_forward_n();
     CHECK(ct_live_tensors() == live0);
     printf("test_module: %d checks, %d failures\n", checks, failures);
     return failures != 0;
