@@ -114,6 +114,46 @@ CT_API ct_scheduler *ct_sched_cosine_warm_restarts_new(ct_optimizer *opt, int64_
 CT_API ct_scheduler *ct_sched_reduce_on_plateau_new(ct_optimizer *opt, bool mode_max, double factor, int64_t patience,
                                                     double threshold, bool threshold_abs, int64_t cooldown,
                                                     double min_lr, double eps);
+/* CyclicLR(base_lr, max_lr: n_lrs values, 1 for all groups or one per group; options
+ * (NULL: torch's defaults)). Sets each group's lr to base_lr; cycles the momentum
+ * ("momentum" of SGD/RMSprop, beta1 of the Adam family) unless cycle_momentum is false. */
+typedef struct ct_cyclic_lr_opts {
+    int64_t step_size_up;   /* 2000 */
+    int64_t step_size_down; /* 0: same as step_size_up */
+    const char *mode;       /* "triangular" (NULL), "triangular2", "exp_range" */
+    double gamma;           /* 1.0 (exp_range) */
+    /* custom scale policy (overrides mode): f(x) with x the cycle number, or the
+     * iteration when scale_mode_iterations */
+    double (*scale_fn)(double x, void *user);
+    void *scale_fn_user;
+    bool scale_mode_iterations;
+    bool cycle_momentum;    /* true */
+    double base_momentum;   /* 0.8 */
+    double max_momentum;    /* 0.9 */
+} ct_cyclic_lr_opts;
+#define CT_CYCLIC_LR_DEFAULTS {2000, 0, "triangular", 1.0, NULL, NULL, false, true, 0.8, 0.9}
+CT_API ct_scheduler *ct_sched_cyclic_lr_new(ct_optimizer *opt, int n_lrs, const double *base_lr, const double *max_lr,
+                                            const ct_cyclic_lr_opts *opts);
+/* OneCycleLR(max_lr (n_lrs values: 1 or one per group), total_steps (torch's
+ * epochs * steps_per_epoch), options (NULL: torch's defaults)). Stepping past
+ * total_steps is an error, as in torch. */
+typedef struct ct_one_cycle_lr_opts {
+    double pct_start;            /* 0.3 */
+    const char *anneal_strategy; /* "cos" (NULL) or "linear" */
+    bool cycle_momentum;         /* true */
+    double base_momentum;        /* 0.85 */
+    double max_momentum;         /* 0.95 */
+    double div_factor;           /* 25 */
+    double final_div_factor;     /* 1e4 */
+    bool three_phase;            /* false */
+} ct_one_cycle_lr_opts;
+#define CT_ONE_CYCLE_LR_DEFAULTS {0.3, "cos", true, 0.85, 0.95, 25.0, 1e4, false}
+CT_API ct_scheduler *ct_sched_one_cycle_lr_new(ct_optimizer *opt, int n_lrs, const double *max_lr,
+                                               int64_t total_steps, const ct_one_cycle_lr_opts *opts);
+/* SequentialLR(schedulers[n] on the same optimizer, milestones[n - 1]). TAKES OVER the n
+ * schedulers (freed with it, and on failure); do not step or free them yourself. */
+CT_API ct_scheduler *ct_sched_sequential_lr_new(ct_optimizer *opt, int n, ct_scheduler **schedulers,
+                                                const int64_t *milestones);
 CT_API int ct_sched_step(ct_scheduler *s);
 /* A step with the monitored metric (ReduceLROnPlateau; other schedulers ignore it). */
 CT_API int ct_sched_step_metric(ct_scheduler *s, double metric);

@@ -18,6 +18,7 @@ static const char *const KIND_NAME[] = {"SGD", "Adam", "AdamW", "RMSprop", "Adag
 typedef struct {
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps, alpha, lr_decay, initial_accumulator_value, rho,
         momentum_decay;
+    double initial_lr; /* set by the first scheduler (torch's group["initial_lr"]); NaN until then */
     bool nesterov, maximize, amsgrad, centered, decoupled_weight_decay;
 } opts;
 
@@ -29,7 +30,7 @@ static const struct {
 #define D(f) {#f, offsetof(opts, f), false}
 #define B(f) {#f, offsetof(opts, f), true}
     D(lr), D(momentum), D(dampening), D(weight_decay), D(beta1), D(beta2), D(eps), D(alpha), D(lr_decay),
-    D(initial_accumulator_value), D(rho), D(momentum_decay), B(nesterov), B(maximize), B(amsgrad), B(centered),
+    D(initial_accumulator_value), D(rho), D(momentum_decay), D(initial_lr), B(nesterov), B(maximize), B(amsgrad), B(centered),
     B(decoupled_weight_decay),
 #undef D
 #undef B
@@ -136,6 +137,7 @@ static ct_optimizer *make(kind k, const ct_dict *params, opts o) {
     ct_optimizer *opt = calloc(1, sizeof *opt);
     if (!opt) return ct__err(CT_ERR_OOM, "optimizer: out of memory");
     opt->k = k;
+    o.initial_lr = NAN;
     opt->defaults = o;
     if (ct_optim_add_param_group(opt, params) < 0) {
         ct_optim_free(opt);
@@ -230,6 +232,19 @@ static int option_index(const char *name) {
     return -1;
 }
 
+/* Sets an option without validating it, as torch's schedulers assign group["lr"] (a
+ * linear OneCycleLR goes below zero on its last step; torch does not check). */
+int ct__optim_set_unchecked(ct_optimizer *opt, int group, const char *name, double value) {
+    if (!opt || group < 0 || group >= opt->n_groups)
+        return ct__errs(CT_ERR_INDEX, "set_option: no parameter group %d", group);
+    int i = option_index(name);
+    if (i < 0) return ct__errs(CT_ERR_KEY, "set_option: unknown option '%s'", name ? name : "(null)");
+    char *o = (char *)&opt->groups[group] + OPTION[i].off;
+    if (OPTION[i].is_bool) *(bool *)o = value != 0;
+    else *(double *)o = value;
+    return 0;
+}
+
 CT_API int ct_optim_set_option(ct_optimizer *opt, int group, const char *name, double value) {
     if (!opt || group < 0 || group >= opt->n_groups)
         return ct__errs(CT_ERR_INDEX, "set_option: no parameter group %d", group);
@@ -255,6 +270,15 @@ CT_API double ct_optim_get_option(const ct_optimizer *opt, int group, const char
     }
     const char *base = (const char *)&opt->groups[group];
     return OPTION[i].is_bool ? (double)*(const bool *)(base + OPTION[i].off) : *(const double *)(base + OPTION[i].off);
+}
+/* The option a cycling scheduler moves as "momentum": torch's optimizer.defaults has
+ * "momentum" (SGD, RMSprop) or "betas" (the Adam family: beta1); NULL for neither. */
+const char *ct__optim_momentum_option(const ct_optimizer *opt) {
+    switch (opt->k) {
+    case K_SGD: case K_RMSPROP: return "momentum";
+    case K_ADAM: case K_ADAMW: case K_ADAMAX: case K_NADAM: case K_RADAM: return "beta1";
+    default: return NULL;
+    }
 }
 CT_API double ct_optim_get_lr(const ct_optimizer *opt, int group) { return ct_optim_get_option(opt, group, "lr"); }
 CT_API int ct_optim_set_lr(ct_optimizer *opt, int group, double lr) { return ct_optim_set_option(opt, group, "lr", lr); }
@@ -613,8 +637,10 @@ CT_API ct_dict *ct_optim_state_dict(const ct_optimizer *opt) {
     }
     for (int g = 0; g < opt->n_groups && !st; g++) {
         for (int k = 0; k < N_OPTION && !st; k++) {
+            double v = ct_optim_get_option(opt, g, OPTION[k].name);
+            if (isnan(v) && strcmp(OPTION[k].name, "initial_lr") == 0) continue; /* no scheduler yet */
             snprintf(key, sizeof key, "param_groups.%d.%s", g, OPTION[k].name);
-            st = put_scalar(d, key, ct_optim_get_option(opt, g, OPTION[k].name), CT_FLOAT64);
+            st = put_scalar(d, key, v, CT_FLOAT64);
         }
         int64_t cnt = 0;
         for (int64_t i = 0; i < opt->n_params; i++) cnt += opt->ps[i].group == g;

@@ -8,7 +8,12 @@
 #include "core/internal.h"
 #include "ctorch/optim.h"
 
-typedef enum { S_STEP, S_MULTISTEP, S_EXP, S_COSINE, S_LINEAR, S_LAMBDA, S_POLY, S_WARM, S_PLATEAU } skind;
+typedef enum { S_STEP, S_MULTISTEP, S_EXP, S_COSINE, S_LINEAR, S_LAMBDA, S_POLY, S_WARM, S_PLATEAU, S_CYCLIC,
+               S_ONECYCLE, S_SEQUENTIAL } skind;
+
+/* optim.c */
+const char *ct__optim_momentum_option(const ct_optimizer *opt);
+int ct__optim_set_unchecked(ct_optimizer *opt, int group, const char *name, double value);
 
 struct ct_scheduler {
     skind k;
@@ -30,7 +35,65 @@ struct ct_scheduler {
     bool mode_max, threshold_abs;
     double factor, threshold, min_lr, eps, best;
     int64_t patience, cooldown, cooldown_counter, num_bad_epochs;
+    /* CyclicLR and OneCycleLR: per-group max / min lrs and momentum bounds; the
+     * momentum option moved ("momentum" or "beta1"), NULL when not cycling */
+    double *max_lrs, *min_lrs, *base_mom, *max_mom;
+    const char *mom_opt;
+    double total_size, step_ratio; /* CyclicLR */
+    int cyc_mode;                  /* 0 triangular, 1 triangular2, 2 exp_range */
+    double (*scale_fn)(double, void *);
+    bool scale_iterations;
+    int64_t total_steps; /* OneCycleLR */
+    int n_phases;
+    struct {
+        double end;
+        int lr0, lr1, m0, m1; /* lr: 0 initial, 1 max, 2 min; momentum: 0 max, 1 base */
+    } phase[3];
+    bool anneal_linear;
+    /* SequentialLR: owned children and milestones (n_milestones = n_children - 1) */
+    ct_scheduler **children;
+    int n_children;
 };
+
+static double anneal(const ct_scheduler *s, double start, double end, double pct) {
+    if (s->anneal_linear) return (end - start) * pct + start;
+    double cos_out = cos(M_PI * pct) + 1;
+    return end + (start - end) / 2.0 * cos_out;
+}
+
+static double cyc_scale(const ct_scheduler *s, double x) {
+    if (s->scale_fn) return s->scale_fn(x, s->user);
+    if (s->cyc_mode == 1) return 1 / pow(2.0, x - 1);
+    if (s->cyc_mode == 2) return pow(s->gamma, x);
+    return 1.0;
+}
+
+/* CyclicLR's lr (and momentum when mom != NULL) of group g at last_epoch. */
+static double cyclic_lr(const ct_scheduler *s, int g, double *mom) {
+    double e = (double)s->last_epoch;
+    double cycle = floor(1 + e / s->total_size);
+    double x = 1.0 + e / s->total_size - cycle;
+    double scale = x <= s->step_ratio ? x / s->step_ratio : (x - 1) / (s->step_ratio - 1);
+    double f = cyc_scale(s, s->scale_iterations ? e : cycle);
+    if (mom) *mom = s->max_mom[g] - (s->max_mom[g] - s->base_mom[g]) * scale * f;
+    return s->base[g] + (s->max_lrs[g] - s->base[g]) * scale * f;
+}
+
+/* OneCycleLR's lr (and momentum) of group g at last_epoch. */
+static double onecycle_lr(const ct_scheduler *s, int g, double *mom) {
+    double step = (double)s->last_epoch, start = 0.0;
+    double lrs[3] = {s->base[g], s->max_lrs[g], s->min_lrs[g]}, moms[2] = {s->max_mom[g], s->base_mom[g]};
+    for (int i = 0; i < s->n_phases; i++) {
+        double end = s->phase[i].end;
+        if (step <= end || i == s->n_phases - 1) {
+            double pct = (step - start) / (end - start);
+            if (mom) *mom = anneal(s, moms[s->phase[i].m0], moms[s->phase[i].m1], pct);
+            return anneal(s, lrs[s->phase[i].lr0], lrs[s->phase[i].lr1], pct);
+        }
+        start = end;
+    }
+    return lrs[0]; /* not reached: the last phase always matches */
+}
 
 /* The lr of group g for the current last_epoch, from the group's current lr (chainable
  * forms) as PyTorch's get_lr(). */
@@ -72,22 +135,68 @@ static double next_lr(const ct_scheduler *s, int g) {
     case S_WARM:
         return s->eta_min + (base - s->eta_min) * (1 + cos(M_PI * (double)s->T_cur / (double)s->T_i)) / 2;
     case S_PLATEAU:
+    case S_SEQUENTIAL:
         return lr;
+    case S_CYCLIC:
+        return cyclic_lr(s, g, NULL);
+    case S_ONECYCLE:
+        return onecycle_lr(s, g, NULL);
     }
     return lr;
 }
 
-static int apply(ct_scheduler *s) {
+/* torch's _get_closed_form_lr at the current last_epoch (what SequentialLR's switch to
+ * a scheduler, _update_lr(0), computes); get_lr() for the kinds without one. */
+static double closed_form_lr(const ct_scheduler *s, int g) {
+    double base = s->base[g];
+    int64_t e = s->last_epoch;
+    switch (s->k) {
+    case S_STEP:
+        return base * pow(s->gamma, (double)(e / s->step_size));
+    case S_MULTISTEP: {
+        int hits = 0;
+        for (int i = 0; i < s->n_milestones; i++) hits += s->milestones[i] <= e;
+        return base * pow(s->gamma, hits);
+    }
+    case S_EXP:
+        return base * pow(s->gamma, (double)e);
+    case S_COSINE:
+        return s->eta_min + (base - s->eta_min) * (1 + cos(M_PI * (double)e / (double)s->T_max)) / 2;
+    case S_LINEAR:
+        return base * (s->start_factor + (s->end_factor - s->start_factor) *
+                                             (double)(s->total_iters < e ? s->total_iters : e) / (double)s->total_iters);
+    case S_POLY:
+        return base * pow(1.0 - (double)(s->total_iters < e ? s->total_iters : e) / (double)s->total_iters, s->power);
+    default:
+        return next_lr(s, g);
+    }
+}
+
+/* Sets every group's lr (and cycled momentum) from lr_of; records the last lrs. */
+static int apply_with(ct_scheduler *s, double (*lr_of)(const ct_scheduler *, int)) {
+    if (s->k == S_ONECYCLE && s->last_epoch > s->total_steps)
+        return ct__errs(CT_ERR_ARG, "Tried to step %lld times. The specified number of total steps is %lld",
+                        (long long)s->last_epoch, (long long)s->total_steps);
     for (int g = 0; g < s->n; g++) {
-        double lr = next_lr(s, g);
-        int st = ct_optim_set_lr(s->opt, g, lr);
+        double lr = lr_of(s, g);
+        int st = ct__optim_set_unchecked(s->opt, g, "lr", lr);
+        if (!st && s->mom_opt) {
+            double m = 0;
+            if (s->k == S_CYCLIC) cyclic_lr(s, g, &m);
+            else onecycle_lr(s, g, &m);
+            st = ct__optim_set_unchecked(s->opt, g, s->mom_opt, m);
+        }
         if (st) return st;
         s->last[g] = lr;
     }
     return 0;
 }
+static int apply(ct_scheduler *s) { return apply_with(s, next_lr); }
 
-static ct_scheduler *make(skind k, ct_optimizer *opt, ct_scheduler proto) {
+/* A scheduler of kind k on opt with base lrs from the groups' initial_lr (set to the
+ * current lr where no scheduler has set it yet: torch's setdefault), before its
+ * initial step. */
+static ct_scheduler *alloc_sched(skind k, ct_optimizer *opt, ct_scheduler proto) {
     if (!opt) return ct__err(CT_ERR_ARG, "scheduler: NULL optimizer");
     ct_scheduler *s = calloc(1, sizeof *s);
     if (!s) return ct__err(CT_ERR_OOM, "scheduler: out of memory");
@@ -101,14 +210,29 @@ static ct_scheduler *make(skind k, ct_optimizer *opt, ct_scheduler proto) {
         ct_sched_free(s);
         return ct__err(CT_ERR_OOM, "scheduler: out of memory");
     }
-    for (int g = 0; g < s->n; g++) s->base[g] = ct_optim_get_lr(opt, g); /* initial_lr */
-    s->last_epoch = 0; /* the initial step */
+    for (int g = 0; g < s->n; g++) {
+        double il = ct_optim_get_option(opt, g, "initial_lr");
+        if (isnan(il)) {
+            il = ct_optim_get_lr(opt, g);
+            ct_optim_set_option(opt, g, "initial_lr", il);
+        }
+        s->base[g] = il;
+    }
+    return s;
+}
+
+/* The initial step (last_epoch 0). Frees s and returns NULL on failure. */
+static ct_scheduler *start(ct_scheduler *s) {
+    if (!s) return NULL;
+    s->last_epoch = 0;
     if (apply(s)) {
         ct_sched_free(s);
         return NULL;
     }
     return s;
 }
+
+static ct_scheduler *make(skind k, ct_optimizer *opt, ct_scheduler proto) { return start(alloc_sched(k, opt, proto)); }
 
 CT_API ct_scheduler *ct_sched_step_lr_new(ct_optimizer *opt, int64_t step_size, double gamma) {
     if (step_size <= 0) return ct__err(CT_ERR_ARG, "StepLR: step_size must be positive, got %lld", (long long)step_size);
@@ -163,6 +287,202 @@ CT_API ct_scheduler *ct_sched_reduce_on_plateau_new(ct_optimizer *opt, bool mode
                                                .best = mode_max ? -INFINITY : INFINITY});
 }
 
+/* Per-group values from a list of 1 (for all groups) or n_groups values (torch's
+ * _format_param). A malloc'd array or NULL with an error. */
+static double *per_group(const char *sched, const char *what, int n, int nv, const double *v) {
+    if (!v || (nv != 1 && nv != n))
+        return ct__err(CT_ERR_ARG, "%s: expected 1 or %d values for %s, got %d", sched, n, what, v ? nv : 0);
+    double *a = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!a) return ct__err(CT_ERR_OOM, "%s: out of memory", sched);
+    for (int g = 0; g < n; g++) a[g] = v[nv == 1 ? 0 : g];
+    return a;
+}
+
+/* Momentum cycling set-up shared by CyclicLR and OneCycleLR: checks the optimizer has a
+ * momentum, sets it to max_momentum in every group. */
+static int setup_momentum(ct_scheduler *s, const char *name, double base_momentum, double max_momentum) {
+    s->mom_opt = ct__optim_momentum_option(s->opt);
+    if (!s->mom_opt)
+        return ct__errs(CT_ERR_ARG, "%s: optimizer must support momentum or beta1 with `cycle_momentum` option enabled",
+                        name);
+    s->base_mom = per_group(name, "base_momentum", s->n, 1, &base_momentum);
+    s->max_mom = per_group(name, "max_momentum", s->n, 1, &max_momentum);
+    if (!s->base_mom || !s->max_mom) return ct_last_status();
+    for (int g = 0; g < s->n; g++) {
+        int st = ct_optim_set_option(s->opt, g, s->mom_opt, max_momentum);
+        if (st) return st;
+    }
+    return 0;
+}
+
+CT_API ct_scheduler *ct_sched_cyclic_lr_new(ct_optimizer *opt, int n_lrs, const double *base_lr, const double *max_lr,
+                                            const ct_cyclic_lr_opts *o) {
+    ct_cyclic_lr_opts d = CT_CYCLIC_LR_DEFAULTS;
+    if (!o) o = &d;
+    if (!opt) return ct__err(CT_ERR_ARG, "CyclicLR: NULL optimizer");
+    int mode = !o->mode || strcmp(o->mode, "triangular") == 0 ? 0
+               : strcmp(o->mode, "triangular2") == 0          ? 1
+               : strcmp(o->mode, "exp_range") == 0            ? 2
+                                                              : -1;
+    if (mode < 0 && !o->scale_fn) return ct__err(CT_ERR_ARG, "CyclicLR: mode is invalid and scale_fn is None");
+    if (o->step_size_up <= 0 || o->step_size_down < 0)
+        return ct__err(CT_ERR_ARG, "CyclicLR: step_size_up must be positive and step_size_down non-negative");
+    int n = ct_optim_num_groups(opt);
+    double *bases = per_group("CyclicLR", "base_lr", n, n_lrs, base_lr);
+    if (!bases) return NULL;
+    /* torch sets each group's lr to base_lr before the base-class set-up */
+    for (int g = 0; g < n; g++)
+        if (ct_optim_set_lr(opt, g, bases[g])) {
+            free(bases);
+            return NULL;
+        }
+    double up = (double)o->step_size_up, down = o->step_size_down > 0 ? (double)o->step_size_down : up;
+    ct_scheduler *s = alloc_sched(S_CYCLIC, opt, (ct_scheduler){
+        .total_size = up + down, .step_ratio = up / (up + down), .cyc_mode = mode < 0 ? 0 : mode, .gamma = o->gamma,
+        .scale_fn = o->scale_fn, .user = o->scale_fn_user,
+        .scale_iterations = o->scale_fn ? o->scale_mode_iterations : mode == 2});
+    if (!s) {
+        free(bases);
+        return NULL;
+    }
+    s->max_lrs = per_group("CyclicLR", "max_lr", n, n_lrs, max_lr);
+    if (!s->max_lrs || (o->cycle_momentum && setup_momentum(s, "CyclicLR", o->base_momentum, o->max_momentum))) {
+        free(bases);
+        ct_sched_free(s);
+        return NULL;
+    }
+    /* torch's initial step uses base_lrs = the groups' initial_lr; base_lr replaces them after */
+    s = start(s);
+    if (!s) {
+        free(bases);
+        return NULL;
+    }
+    free(s->base);
+    s->base = bases;
+    return s;
+}
+
+CT_API ct_scheduler *ct_sched_one_cycle_lr_new(ct_optimizer *opt, int n_lrs, const double *max_lr, int64_t total_steps,
+                                               const ct_one_cycle_lr_opts *o) {
+    ct_one_cycle_lr_opts d = CT_ONE_CYCLE_LR_DEFAULTS;
+    if (!o) o = &d;
+    if (!opt) return ct__err(CT_ERR_ARG, "OneCycleLR: NULL optimizer");
+    if (total_steps <= 0)
+        return ct__err(CT_ERR_ARG, "Expected positive integer total_steps, but got %lld", (long long)total_steps);
+    if (!(o->pct_start >= 0 && o->pct_start <= 1))
+        return ct__err(CT_ERR_ARG, "Expected float between 0 and 1 pct_start, but got %g", o->pct_start);
+    bool linear = o->anneal_strategy && strcmp(o->anneal_strategy, "linear") == 0;
+    if (o->anneal_strategy && !linear && strcmp(o->anneal_strategy, "cos") != 0)
+        return ct__err(CT_ERR_ARG, "anneal_strategy must be one of 'cos' or 'linear', instead got %s",
+                       o->anneal_strategy);
+    int n = ct_optim_num_groups(opt);
+    double *maxs = per_group("OneCycleLR", "max_lr", n, n_lrs, max_lr);
+    if (!maxs) return NULL;
+    /* torch overwrites initial_lr = max_lr / div_factor (min_lr = initial_lr / final_div_factor) */
+    for (int g = 0; g < n; g++)
+        if (ct_optim_set_option(opt, g, "initial_lr", maxs[g] / o->div_factor)) {
+            free(maxs);
+            return NULL;
+        }
+    double T = (double)total_steps, p = o->pct_start;
+    ct_scheduler proto = {.total_steps = total_steps, .anneal_linear = linear};
+    if (o->three_phase) {
+        proto.n_phases = 3;
+        proto.phase[0] = (typeof(proto.phase[0])){p * T - 1, 0, 1, 0, 1};
+        proto.phase[1] = (typeof(proto.phase[0])){2 * p * T - 2, 1, 0, 1, 0};
+        proto.phase[2] = (typeof(proto.phase[0])){T - 1, 0, 2, 0, 0};
+    } else {
+        proto.n_phases = 2;
+        proto.phase[0] = (typeof(proto.phase[0])){p * T - 1, 0, 1, 0, 1};
+        proto.phase[1] = (typeof(proto.phase[0])){T - 1, 1, 2, 1, 0};
+    }
+    ct_scheduler *s = alloc_sched(S_ONECYCLE, opt, proto);
+    if (!s) {
+        free(maxs);
+        return NULL;
+    }
+    s->max_lrs = maxs;
+    s->min_lrs = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!s->min_lrs) {
+        ct_sched_free(s);
+        return ct__err(CT_ERR_OOM, "OneCycleLR: out of memory");
+    }
+    for (int g = 0; g < n; g++) s->min_lrs[g] = s->base[g] / o->final_div_factor;
+    if (o->cycle_momentum && setup_momentum(s, "OneCycleLR", o->base_momentum, o->max_momentum)) {
+        ct_sched_free(s);
+        return NULL;
+    }
+    return start(s);
+}
+
+/* SequentialLR's "undo" of its children's initial steps. */
+static void undo(ct_scheduler *s) {
+    if (s->k == S_SEQUENTIAL)
+        for (int i = 0; i < s->n_children; i++) undo(s->children[i]);
+    else
+        s->last_epoch--;
+}
+
+/* A child's initial step after the undo (torch's _initial_step: step() from last_epoch -1). */
+static int initial_step(ct_scheduler *s) {
+    if (s->k == S_WARM) {
+        s->T_i = s->T_0;
+        s->T_cur = 0;
+        s->last_epoch = 0;
+        return apply(s);
+    }
+    return ct_sched_step(s);
+}
+
+static int64_t bisect_right(const int64_t *a, int n, int64_t v) {
+    int i = 0;
+    while (i < n && a[i] <= v) i++;
+    return i;
+}
+
+CT_API ct_scheduler *ct_sched_sequential_lr_new(ct_optimizer *opt, int n, ct_scheduler **schedulers,
+                                                const int64_t *milestones) {
+    const char *err = NULL;
+    if (!opt) err = "SequentialLR: NULL optimizer";
+    else if (n < 1 || !schedulers) err = "SequentialLR expects at least one scheduler, but got no scheduler.";
+    for (int i = 0; !err && i < n; i++) {
+        if (!schedulers[i]) err = "SequentialLR: a scheduler is NULL";
+        else if (schedulers[i]->k == S_PLATEAU)
+            err = "SequentialLR does not support `ReduceLROnPlateau` scheduler as it requires additional kwargs to be "
+                  "specified when calling `step`";
+        else if (schedulers[i]->opt != opt) err = "SequentialLR expects all schedulers to belong to the same optimizer";
+    }
+    if (!err && n > 1 && !milestones) err = "SequentialLR: NULL milestones";
+    int64_t *ms = err ? NULL : malloc(sizeof(int64_t) * (size_t)n);
+    ct_scheduler **kids = err ? NULL : malloc(sizeof *kids * (size_t)n);
+    ct_scheduler *s = err || !ms || !kids ? NULL : alloc_sched(S_SEQUENTIAL, opt, (ct_scheduler){0});
+    if (!err && (!ms || !kids || !s)) err = ct_last_status() ? NULL : "SequentialLR: out of memory";
+    if (err || !s) {
+        if (err) ct__errs(CT_ERR_ARG, "%s", err);
+        for (int i = 0; schedulers && i < n; i++) ct_sched_free(schedulers[i]);
+        free(ms), free(kids);
+        ct_sched_free(s);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) kids[i] = schedulers[i];
+    for (int i = 0; i + 1 < n; i++) ms[i] = milestones[i];
+    s->children = kids, s->n_children = n;
+    s->milestones = ms, s->n_milestones = n - 1;
+    s->last_epoch = 0;
+    int st = 0;
+    for (int g = 0; g < s->n && !st; g++) st = ct_optim_set_lr(opt, g, s->base[g]); /* back to initial_lr */
+    undo(s);
+    s->last_epoch = 0; /* undo() touches only the children */
+    ct_scheduler *first = kids[bisect_right(ms, n - 1, 0)];
+    if (!st) st = initial_step(first);
+    for (int g = 0; g < s->n && !st; g++) s->last[g] = first->last[g];
+    if (st) {
+        ct_sched_free(s);
+        return NULL;
+    }
+    return s;
+}
+
 static bool is_better(const ct_scheduler *s, double a) {
     if (!s->mode_max)
         return s->threshold_abs ? a < s->best - s->threshold : a < s->best * (1.0 - s->threshold);
@@ -202,6 +522,20 @@ CT_API int ct_sched_step_metric(ct_scheduler *s, double metric) {
 CT_API int ct_sched_step(ct_scheduler *s) {
     if (!s) return ct__errs(CT_ERR_ARG, "scheduler step: NULL scheduler");
     if (s->k == S_PLATEAU) return ct__errs(CT_ERR_ARG, "ReduceLROnPlateau: step needs a metric (ct_sched_step_metric)");
+    if (s->k == S_SEQUENTIAL) {
+        s->last_epoch++;
+        int64_t idx = bisect_right(s->milestones, s->n_milestones, s->last_epoch);
+        ct_scheduler *c = s->children[idx];
+        int st;
+        if (idx > 0 && s->milestones[idx - 1] == s->last_epoch) {
+            c->last_epoch = 0; /* torch's _update_lr(0): the closed form at epoch 0 */
+            st = apply_with(c, closed_form_lr);
+        } else {
+            st = ct_sched_step(c);
+        }
+        for (int g = 0; g < s->n && !st; g++) s->last[g] = c->last[g];
+        return st;
+    }
     s->last_epoch++;
     if (s->k == S_WARM && ++s->T_cur >= s->T_i) {
         s->T_cur -= s->T_i;
@@ -236,6 +570,17 @@ CT_API ct_dict *ct_sched_state_dict(const ct_scheduler *s) {
         snprintf(key, sizeof key, "last_lrs.%d", g);
         if (!st) st = ct_dict_set(d, key, ct_scalar_tensor(s->last[g], CT_FLOAT64));
     }
+    /* SequentialLR: each child's state under "_schedulers.<i>." */
+    for (int i = 0; i < s->n_children && !st; i++) {
+        ct_dict *c = ct_sched_state_dict(s->children[i]);
+        if (!c) st = ct_last_status();
+        char ck[192];
+        for (int64_t j = 0; c && j < ct_dict_size(c) && !st; j++) {
+            snprintf(ck, sizeof ck, "_schedulers.%d.%s", i, ct_dict_key(c, j));
+            st = ct_dict_set(d, ck, ct_dict_value(c, j));
+        }
+        ct_dict_free(c);
+    }
     ct_scope_end();
     if (st) {
         ct_dict_free(d);
@@ -267,6 +612,17 @@ CT_API int ct_sched_load_state_dict(ct_scheduler *s, const ct_dict *state) {
         s->num_bad_epochs = (int64_t)ct_item(ct_dict_get(state, "num_bad_epochs"));
         s->cooldown_counter = (int64_t)ct_item(ct_dict_get(state, "cooldown_counter"));
     }
+    for (int i = 0; i < s->n_children && !st; i++) {
+        ct_dict *c = ct_dict_new();
+        if (!c) st = ct_last_status();
+        char pre[32];
+        int np = snprintf(pre, sizeof pre, "_schedulers.%d.", i);
+        for (int64_t j = 0; c && j < ct_dict_size(state) && !st; j++)
+            if (strncmp(ct_dict_key(state, j), pre, (size_t)np) == 0)
+                st = ct_dict_set(c, ct_dict_key(state, j) + np, ct_dict_value(state, j));
+        if (!st) st = ct_sched_load_state_dict(s->children[i], c);
+        ct_dict_free(c);
+    }
     ct_scope_end();
     return st;
 }
@@ -276,6 +632,9 @@ CT_API void ct_sched_free(ct_scheduler *s) {
     free(s->base);
     free(s->last);
     free(s->milestones);
+    free(s->max_lrs), free(s->min_lrs), free(s->base_mom), free(s->max_mom);
+    for (int i = 0; i < s->n_children; i++) ct_sched_free(s->children[i]);
+    free(s->children);
     free(s);
 }
 
