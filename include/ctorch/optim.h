@@ -60,9 +60,23 @@ CT_API ct_optimizer *ct_optim_nadam_new(const ct_dict *params, double lr, double
 CT_API ct_optimizer *ct_optim_radam_new(const ct_dict *params, double lr, double beta1, double beta2, double eps,
                                         double weight_decay, bool decoupled_weight_decay, bool maximize);
 
+/* LBFGS(lr 1, max_iter 20, max_eval (<= 0: max_iter * 5 / 4), tolerance_grad 1e-7,
+ * tolerance_change 1e-9, history_size 100, line_search_fn NULL or "strong_wolfe",
+ * maximize). One parameter group only. Step it with ct_optim_step_closure: each step
+ * re-evaluates the model several times. */
+CT_API ct_optimizer *ct_optim_lbfgs_new(const ct_dict *params, double lr, int64_t max_iter, int64_t max_eval,
+                                        double tolerance_grad, double tolerance_change, int64_t history_size,
+                                        const char *line_search_fn, bool maximize);
+
 CT_API void ct_optim_free(ct_optimizer *opt);
 /* One update of every parameter that has a gradient. 0 or status. */
 CT_API int ct_optim_step(ct_optimizer *opt);
+/* torch's step(closure): closure(user) re-evaluates the model — zero the gradients,
+ * run the forward pass, call ct_backward — and returns the loss (NaN with an error set,
+ * e.g. by ct_set_error, to abort). It runs with grad mode on. LBFGS calls it as often as
+ * its iterations and line search need; the other optimizers once, then step. Returns
+ * the loss of the first evaluation, or NaN with an error. */
+CT_API double ct_optim_step_closure(ct_optimizer *opt, double (*closure)(void *user), void *user);
 /* Clears (set_to_none) or zeroes the gradients of every parameter. */
 CT_API int ct_optim_zero_grad(ct_optimizer *opt, bool set_to_none);
 

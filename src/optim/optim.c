@@ -8,19 +8,10 @@
 #include <string.h>
 
 #include "core/dispatch.h"
-#include "ctorch/optim.h"
+#include "optim/optim_internal.h"
 
-typedef enum { K_SGD, K_ADAM, K_ADAMW, K_RMSPROP, K_ADAGRAD, K_ADADELTA, K_ADAMAX, K_NADAM, K_RADAM } kind;
 static const char *const KIND_NAME[] = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
-                                        "RAdam"};
-
-/* every option any optimizer has; a group holds its own copy */
-typedef struct {
-    double lr, momentum, dampening, weight_decay, beta1, beta2, eps, alpha, lr_decay, initial_accumulator_value, rho,
-        momentum_decay;
-    double initial_lr; /* set by the first scheduler (torch's group["initial_lr"]); NaN until then */
-    bool nesterov, maximize, amsgrad, centered, decoupled_weight_decay;
-} opts;
+                                        "RAdam", "LBFGS"};
 
 static const struct {
     const char *name;
@@ -30,32 +21,13 @@ static const struct {
 #define D(f) {#f, offsetof(opts, f), false}
 #define B(f) {#f, offsetof(opts, f), true}
     D(lr), D(momentum), D(dampening), D(weight_decay), D(beta1), D(beta2), D(eps), D(alpha), D(lr_decay),
-    D(initial_accumulator_value), D(rho), D(momentum_decay), D(initial_lr), B(nesterov), B(maximize), B(amsgrad), B(centered),
+    D(initial_accumulator_value), D(rho), D(momentum_decay), D(initial_lr), D(max_iter), D(max_eval), D(tolerance_grad), D(tolerance_change),
+    D(history_size), B(strong_wolfe), B(nesterov), B(maximize), B(amsgrad), B(centered),
     B(decoupled_weight_decay),
 #undef D
 #undef B
 };
 #define N_OPTION (int)(sizeof OPTION / sizeof OPTION[0])
-
-/* per-parameter state: up to three buffers, named per kind */
-#define N_BUF 3
-typedef struct {
-    ct_tensor *p;       /* strong */
-    int group;
-    double step;
-    float mu_product; /* NAdam: kept in float32 like torch's state tensor */
-    bool has_state;
-    ct_tensor *buf[N_BUF]; /* strong, NULL until used */
-} pstate;
-
-struct ct_optimizer {
-    kind k;
-    opts defaults;
-    opts *groups;
-    int n_groups;
-    pstate *ps;
-    int64_t n_params;
-};
 
 static const char *const BUF_NAME[][N_BUF] = {
     [K_SGD] = {"momentum_buffer", NULL, NULL},
@@ -197,8 +169,38 @@ CT_API ct_optimizer *ct_optim_radam_new(const ct_dict *params, double lr, double
                                         .decoupled_weight_decay = decoupled_weight_decay, .maximize = maximize});
 }
 
+CT_API ct_optimizer *ct_optim_lbfgs_new(const ct_dict *params, double lr, int64_t max_iter, int64_t max_eval,
+                                        double tolerance_grad, double tolerance_change, int64_t history_size,
+                                        const char *line_search_fn, bool maximize) {
+    if (line_search_fn && strcmp(line_search_fn, "strong_wolfe") != 0)
+        return ct__err(CT_ERR_ARG, "LBFGS: only 'strong_wolfe' is supported, got '%s'", line_search_fn);
+    if (max_iter < 1 || history_size < 0)
+        return ct__err(CT_ERR_ARG, "LBFGS: max_iter must be positive and history_size non-negative");
+    if (max_eval <= 0) max_eval = max_iter * 5 / 4;
+    return make(K_LBFGS, params, (opts){.lr = lr, .max_iter = (double)max_iter, .max_eval = (double)max_eval,
+                                        .tolerance_grad = tolerance_grad, .tolerance_change = tolerance_change,
+                                        .history_size = (double)history_size, .strong_wolfe = line_search_fn != NULL,
+                                        .maximize = maximize});
+}
+
+CT_API double ct_optim_step_closure(ct_optimizer *opt, double (*closure)(void *user), void *user) {
+    if (!opt || !closure) {
+        ct__errs(CT_ERR_ARG, "step: NULL optimizer or closure");
+        return NAN;
+    }
+    if (opt->k == K_LBFGS) return ct__lbfgs_step(opt, closure, user);
+    /* the other optimizers: evaluate once with grad enabled, then step (torch's step(closure)) */
+    bool prev = ct_set_grad_enabled(true);
+    ct_clear_error();
+    double loss = closure(user);
+    ct_set_grad_enabled(prev);
+    if (isnan(loss) && ct_last_status() != CT_OK) return NAN;
+    return ct_optim_step(opt) ? NAN : loss;
+}
+
 CT_API void ct_optim_free(ct_optimizer *opt) {
     if (!opt) return;
+    ct__lbfgs_free(opt->lbfgs);
     for (int64_t i = 0; i < opt->n_params; i++) {
         ct_release(opt->ps[i].p);
         for (int b = 0; b < N_BUF; b++) ct_release(opt->ps[i].buf[b]);
@@ -210,6 +212,8 @@ CT_API void ct_optim_free(ct_optimizer *opt) {
 
 CT_API int ct_optim_add_param_group(ct_optimizer *opt, const ct_dict *params) {
     if (!opt || !params) return ct__errs(CT_ERR_ARG, "add_param_group: NULL optimizer or params");
+    if (opt->k == K_LBFGS && opt->n_groups == 1)
+        return ct__errs(CT_ERR_ARG, "LBFGS doesn't support per-parameter options (parameter groups)");
     opts *g = realloc(opt->groups, (size_t)(opt->n_groups + 1) * sizeof *g);
     if (!g) return ct__errs(CT_ERR_OOM, "optimizer: out of memory");
     opt->groups = g;
@@ -582,6 +586,8 @@ static int step_param(ct_optimizer *opt, pstate *s) {
         if (f32) RADAM_LOOP(float) else RADAM_LOOP(double)
         break;
     }
+    case K_LBFGS: /* stepped through ct_optim_step_closure */
+        break;
     case K_ADAGRAD: {
         if (!state_buf(s, 0, o->initial_accumulator_value)) { st = ct_last_status(); break; }
         B0 = ct__data(s->buf[0]);
@@ -599,6 +605,7 @@ static int step_param(ct_optimizer *opt, pstate *s) {
 
 CT_API int ct_optim_step(ct_optimizer *opt) {
     if (!opt) return ct__errs(CT_ERR_ARG, "step: NULL optimizer");
+    if (opt->k == K_LBFGS) return ct__errs(CT_ERR_ARG, "LBFGS: step needs a closure (ct_optim_step_closure)");
     for (int64_t i = 0; i < opt->n_params; i++) {
         int st = step_param(opt, &opt->ps[i]);
         if (st) return st;
@@ -635,6 +642,7 @@ CT_API ct_dict *ct_optim_state_dict(const ct_optimizer *opt) {
             st = c ? ct_dict_set(d, key, c) : ct_last_status();
         }
     }
+    if (!st && opt->k == K_LBFGS) st = ct__lbfgs_state_dict(opt, d);
     for (int g = 0; g < opt->n_groups && !st; g++) {
         for (int k = 0; k < N_OPTION && !st; k++) {
             double v = ct_optim_get_option(opt, g, OPTION[k].name);
@@ -716,6 +724,7 @@ CT_API int ct_optim_load_state_dict(ct_optimizer *opt, const ct_dict *state) {
             if (!s->buf[b] || ct__copy_raw(s->buf[b], src)) st = ct_last_status();
         }
     }
+    if (!st && opt->k == K_LBFGS) st = ct__lbfgs_load_state_dict(opt, state);
     ct_scope_end();
     return st;
 }
