@@ -3,7 +3,10 @@
 #   make                 configure and build (Release) in build/
 #   make test            build, run the C tests (ctest), the Python conformance suite
 #                        and the install test
-#   make test-asan       build with AddressSanitizer + UBSan in build-asan/ and run ctest
+#   make test-asan       build with AddressSanitizer + UBSan in build-asan/ and run ctest,
+#                        then make fuzz-smoke
+#   make fuzz-smoke      build the libFuzzer targets (clang) in build-fuzz/ and run each for
+#                        FUZZ_SECONDS (5) over its seed corpus and saved regressions
 #   make demo            install missing dependencies, build, run the demo
 #   make bench           run the benchmark suite against PyTorch (bench/run.py)
 #   make bench-quick     the same, a few seconds' worth (run by CI to keep it working)
@@ -14,8 +17,11 @@
 #
 # Variables: PREFIX, JOBS (parallel build jobs, default 2), PYTHON, CC.
 
+SHELL      := /bin/bash
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 5
 JOBS       ?= 2
 PREFIX     ?= /usr/local
 PYTHON     ?= python3
@@ -28,7 +34,7 @@ LIB             = $(BUILD_ABS)/libctorch.so
 INSTALL_TEST    = $(BUILD_ABS)/install-test
 INSTALL_PREFIX  = $(INSTALL_TEST)/prefix
 
-.PHONY: all test conformance test-asan demo bench bench-quick install test-install clean
+.PHONY: all test conformance test-asan fuzz-smoke demo bench bench-quick install test-install clean
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
@@ -55,6 +61,23 @@ test-asan:
 	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(CTEST) --output-on-failure -LE train
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+# Each fuzz/fuzz_<name>.c runs over fuzz/corpus/<name> (new inputs go to a scratch
+# corpus in the build dir) and replays fuzz/regressions/<name>-*.
+fuzz-smoke:
+	$(CMAKE) -S . -B $(FUZZ_BUILD) -DCT_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz-all
+	@set -e -o pipefail; for src in fuzz/fuzz_*.c; do \
+		t=$$(basename $$src .c); n=$${t#fuzz_}; \
+		mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
+		regs=$$(ls fuzz/regressions/$$n-* 2>/dev/null || true); \
+		if [ -n "$$regs" ]; then echo "fuzz-smoke: $$t replays $$(echo $$regs | wc -w) regression input(s)"; \
+			ASAN_OPTIONS=detect_leaks=1 ./$(FUZZ_BUILD)/$$t $$regs >/dev/null 2>&1 || { ./$(FUZZ_BUILD)/$$t $$regs; exit 1; }; fi; \
+		echo "fuzz-smoke: $$t for $(FUZZ_SECONDS) s"; \
+		ASAN_OPTIONS=detect_leaks=1 ./$(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-print_final_stats=1 $(FUZZ_BUILD)/corpus-$$n fuzz/corpus/$$n 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY"; \
+	done
 
 demo:
 	bash scripts/install-deps.sh

@@ -1,10 +1,13 @@
 /* Datasets, data loaders and IDX files (include/ctorch/data.h). */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "core/internal.h"
 #include "ctorch/data.h"
+
+#define CT__MAX_BATCH_FIELDS 16
 
 struct ct_dataset {
     atomic_int refcount;
@@ -139,26 +142,125 @@ CT_API int ct_data_random_split(ct_dataset *ds, int n, const int64_t *lengths, c
     return st;
 }
 
-/* ---- DataLoader ---- */
+/* ---- DataLoader ----
+ * Batch k of an epoch holds samples order[k*bs .. k*bs+m). Without workers the calling
+ * thread builds each batch in ct_data_loader_next. With workers, persistent threads
+ * claim batch numbers in order and build them into a ring of num_workers *
+ * prefetch_factor slots, running at most that far ahead of the consumer; batches are
+ * handed out in order (torch's in_order=True). The sample order is always drawn by the
+ * calling thread, so the batches are the same with or without workers. */
+typedef struct {
+    int state; /* 0 free, 1 being built, 2 ready */
+    int64_t k;
+    int status;
+    char msg[256];
+    ct_tensor *out[CT__MAX_BATCH_FIELDS];
+} slot_t;
+
 struct ct_data_loader {
     ct_dataset *ds;
     ct_loader_opts o;
-    int64_t n, pos;
+    int64_t n, n_batches, next_out;
+    int n_out;
     int64_t *order; /* the epoch's sample order */
     bool in_epoch;
+    /* workers */
+    int nw, cap;
+    pthread_t *th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    slot_t *slots;
+    int64_t next_claim;
+    bool stop, sync_ok;
 };
+
+/* Builds the batch of samples idx[0..m) into out[0..n_out) (references owned by the
+ * enclosing scope, or by the caller when none is open). */
+static int build_batch(const ct_data_loader *l, const int64_t *idx, int64_t m, ct_tensor **out) {
+    int nf = l->ds->n_fields;
+    ct_tensor **items = calloc((size_t)(m * nf), sizeof(ct_tensor *));
+    if (!items) return ct__errs(CT_ERR_OOM, "DataLoader: out of memory");
+    ct_tensor *field[CT__MAX_BATCH_FIELDS] = {0};
+    int st = 0;
+    ct_scope_begin();
+    for (int64_t j = 0; j < m && !st; j++) {
+        st = ct_data_dataset_get(l->ds, idx[j], items + j * nf);
+        for (int f = 0; f < nf && !st; f++)
+            if (!items[j * nf + f]) st = ct__errs(CT_ERR_RUNTIME, "DataLoader: the dataset returned a NULL field");
+    }
+    if (!st && l->o.collate) {
+        st = l->o.collate(m, nf, items, field, l->o.collate_user);
+        if (!st)
+            for (int f = 0; f < l->n_out && !st; f++)
+                if (!field[f]) st = ct__errs(CT_ERR_RUNTIME, "DataLoader: collate left output %d NULL", f);
+        if (st > 0) st = ct__errs(CT_ERR_RUNTIME, "DataLoader: collate returned %d", st);
+    } else if (!st) { /* default_collate: stack each field along a new dim 0 */
+        ct_tensor **rows = malloc(sizeof(ct_tensor *) * (size_t)m);
+        if (!rows) st = ct__errs(CT_ERR_OOM, "DataLoader: out of memory");
+        for (int f = 0; f < nf && !st; f++) {
+            for (int64_t j = 0; j < m; j++) rows[j] = items[j * nf + f];
+            field[f] = ct_stack((int)m, (const ct_tensor *const *)rows, 0);
+            if (!field[f]) st = ct_last_status();
+        }
+        free(rows);
+    }
+    for (int f = 0; f < l->n_out && !st; f++) out[f] = ct_keep(field[f]);
+    ct_scope_end();
+    free(items);
+    return st;
+}
+
+static int64_t batch_size_of(const ct_data_loader *l, int64_t k) {
+    int64_t start = k * l->o.batch_size, left = l->n - start;
+    return left < l->o.batch_size ? left : l->o.batch_size;
+}
+
+static void *worker_main(void *arg) {
+    ct_data_loader *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        if (l->in_epoch && l->next_claim < l->n_batches && l->next_claim < l->next_out + l->cap) {
+            int64_t k = l->next_claim++;
+            slot_t *s = &l->slots[k % l->cap];
+            s->state = 1, s->k = k;
+            pthread_mutex_unlock(&l->mu);
+            ct_tensor *out[CT__MAX_BATCH_FIELDS] = {0};
+            ct_clear_error();
+            int st = build_batch(l, l->order + k * l->o.batch_size, batch_size_of(l, k), out);
+            pthread_mutex_lock(&l->mu);
+            s->status = st;
+            if (st) snprintf(s->msg, sizeof s->msg, "%s", ct_last_error());
+            memcpy(s->out, out, sizeof out);
+            s->state = 2;
+            pthread_cond_broadcast(&l->cv_done);
+        } else {
+            pthread_cond_wait(&l->cv_work, &l->mu);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
 
 CT_API ct_data_loader *ct_data_loader_new(ct_dataset *ds, const ct_loader_opts *opts) {
     if (!ds) return ct__err(CT_ERR_ARG, "DataLoader: NULL dataset");
+    ct_loader_opts o = {0};
+    if (opts) o = *opts;
+    if (o.batch_size == 0) o.batch_size = 1;
+    if (o.batch_size < 0)
+        return ct__err(CT_ERR_ARG, "batch_size should be a positive integer value, but got batch_size=%lld",
+                       (long long)o.batch_size);
+    if (o.num_workers < 0)
+        return ct__err(CT_ERR_ARG, "num_workers option should be non-negative; use num_workers=0 to disable "
+                       "multiprocessing.");
+    if (o.prefetch_factor < 0) return ct__err(CT_ERR_ARG, "DataLoader: prefetch_factor must be non-negative");
+    int n_out = o.collate ? (o.collate_outputs > 0 ? o.collate_outputs : ct_data_dataset_fields(ds))
+                          : ct_data_dataset_fields(ds);
+    if (n_out > CT__MAX_BATCH_FIELDS)
+        return ct__err(CT_ERR_ARG, "DataLoader: at most %d batch fields, got %d", CT__MAX_BATCH_FIELDS, n_out);
     ct_data_loader *l = calloc(1, sizeof *l);
     if (!l) return ct__err(CT_ERR_OOM, "DataLoader: out of memory");
-    if (opts) l->o = *opts;
-    if (l->o.batch_size == 0) l->o.batch_size = 1;
-    if (l->o.batch_size < 0) {
-        long long bs = (long long)l->o.batch_size;
-        free(l);
-        return ct__err(CT_ERR_ARG, "batch_size should be a positive integer value, but got batch_size=%lld", bs);
-    }
+    l->o = o;
+    l->n_out = n_out;
     l->ds = ct_data_dataset_retain(ds);
     l->n = ct_data_dataset_len(ds);
     l->order = malloc(sizeof(int64_t) * (size_t)(l->n ? l->n : 1));
@@ -166,11 +268,47 @@ CT_API ct_data_loader *ct_data_loader_new(ct_dataset *ds, const ct_loader_opts *
         ct_data_loader_free(l);
         return ct__err(CT_ERR_OOM, "DataLoader: out of memory");
     }
+    if (o.num_workers > 0) {
+        int pf = o.prefetch_factor ? o.prefetch_factor : 2;
+        l->cap = o.num_workers * pf;
+        l->slots = calloc((size_t)l->cap, sizeof *l->slots);
+        l->th = calloc((size_t)o.num_workers, sizeof *l->th);
+        if (!l->slots || !l->th) {
+            ct_data_loader_free(l);
+            return ct__err(CT_ERR_OOM, "DataLoader: out of memory");
+        }
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv_work, NULL);
+        pthread_cond_init(&l->cv_done, NULL);
+        l->sync_ok = true;
+        for (int i = 0; i < o.num_workers; i++) {
+            if (pthread_create(&l->th[i], NULL, worker_main, l)) {
+                ct_data_loader_free(l);
+                return ct__err(CT_ERR_RUNTIME, "DataLoader: cannot start worker thread %d", i);
+            }
+            l->nw++;
+        }
+    }
     return l;
 }
 
 CT_API void ct_data_loader_free(ct_data_loader *l) {
     if (!l) return;
+    if (l->sync_ok) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_mutex_unlock(&l->mu);
+        for (int i = 0; i < l->nw; i++) pthread_join(l->th[i], NULL);
+        for (int i = 0; i < l->cap; i++)
+            if (l->slots[i].state == 2)
+                for (int f = 0; f < l->n_out; f++) ct_release(l->slots[i].out[f]);
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv_work);
+        pthread_cond_destroy(&l->cv_done);
+    }
+    free(l->th);
+    free(l->slots);
     ct_data_dataset_free(l->ds);
     free(l->order);
     free(l);
@@ -198,8 +336,15 @@ static int new_epoch(ct_data_loader *l) {
     } else {
         for (int64_t i = 0; i < l->n; i++) l->order[i] = i;
     }
-    l->pos = 0;
+    if (l->nw) pthread_mutex_lock(&l->mu);
+    l->n_batches = ct_data_loader_len(l);
+    l->next_out = 0;
+    l->next_claim = 0;
     l->in_epoch = true;
+    if (l->nw) {
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_mutex_unlock(&l->mu);
+    }
     return 0;
 }
 
@@ -209,9 +354,10 @@ CT_API int ct_data_loader_next(ct_data_loader *l, ct_tensor **batch) {
         int st = new_epoch(l);
         if (st) return st;
     }
-    int64_t bs = l->o.batch_size, left = l->n - l->pos;
-    if (left <= 0 || (l->o.drop_last && left < bs)) {
+    if (l->next_out >= l->n_batches) {
+        if (l->nw) pthread_mutex_lock(&l->mu);
         l->in_epoch = false;
+        if (l->nw) pthread_mutex_unlock(&l->mu);
         if (l->o.shuffle) { /* RandomSampler's trailing randperm for num_samples % n, drawn as it runs out */
             ct_scope_begin();
             ct_tensor *p = ct_randperm(l->n, CT_INT64, l->o.generator);
@@ -220,26 +366,32 @@ CT_API int ct_data_loader_next(ct_data_loader *l, ct_tensor **batch) {
         }
         return 0;
     }
-    int64_t m = left < bs ? left : bs;
-    int nf = l->ds->n_fields;
-    ct_tensor **items = malloc(sizeof(ct_tensor *) * (size_t)(m * nf));
-    if (!items) return ct__errs(CT_ERR_OOM, "DataLoader: out of memory");
-    int st = 0;
-    ct_scope_begin();
-    for (int64_t j = 0; j < m && !st; j++) st = ct_data_dataset_get(l->ds, l->order[l->pos + j], items + j * nf);
-    ct_tensor *field[64];
-    for (int f = 0; f < nf && !st; f++) { /* default_collate: stack each field */
-        ct_tensor **rows = malloc(sizeof(ct_tensor *) * (size_t)m);
-        if (!rows) { st = ct__errs(CT_ERR_OOM, "DataLoader: out of memory"); break; }
-        for (int64_t j = 0; j < m; j++) rows[j] = items[j * nf + f];
-        field[f] = ct_stack((int)m, (const ct_tensor *const *)rows, 0);
-        free(rows);
-        if (!field[f]) st = ct_last_status();
+    int64_t k = l->next_out;
+    if (!l->nw) {
+        int st = build_batch(l, l->order + k * l->o.batch_size, batch_size_of(l, k), batch);
+        l->next_out++;
+        return st ? st : 1;
     }
-    for (int f = 0; f < nf && !st; f++) batch[f] = ct_keep(field[f]);
-    ct_scope_end();
-    free(items);
-    if (!st) l->pos += m;
+    pthread_mutex_lock(&l->mu);
+    slot_t *s = &l->slots[k % l->cap];
+    while (!(s->state == 2 && s->k == k)) pthread_cond_wait(&l->cv_done, &l->mu);
+    int st = s->status;
+    ct_tensor *out[CT__MAX_BATCH_FIELDS];
+    memcpy(out, s->out, sizeof out);
+    char msg[256];
+    memcpy(msg, s->msg, sizeof msg);
+    s->state = 0;
+    l->next_out++;
+    pthread_cond_broadcast(&l->cv_work);
+    pthread_mutex_unlock(&l->mu);
+    if (st) {
+        for (int f = 0; f < l->n_out; f++) ct_release(out[f]);
+        return ct__errs(st, "%s", msg);
+    }
+    for (int f = 0; f < l->n_out; f++) { /* the worker's references become the caller's (its scope's) */
+        batch[f] = ct__ret(out[f]);
+        if (!batch[f]) st = ct_last_status();
+    }
     return st ? st : 1;
 }
 
