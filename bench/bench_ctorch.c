@@ -511,6 +511,16 @@ static int step_bn(void *p) {
     ctx *c = p;
     return release_ok(ct_nn_batch_norm(c->t[0], c->t[1], c->t[2], c->t[3], c->t[4], true, 0.1, 1e-5));
 }
+/* embedding lookup, then backward of a given output gradient into the weight */
+static int step_embedding(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *y = ct_nn_embedding(c->t[1], c->t[0], CT_NO_PADDING_IDX);
+    int rc = y ? ct_backward(y, c->t[2], false, false) : -1;
+    if (!rc) rc = ct_set_grad(c->t[0], NULL);
+    ct_scope_end();
+    return rc;
+}
 /* the demo's CNN: forward, cross-entropy, backward, Adam step */
 static int step_cnn(void *p) {
     ctx *c = p;
@@ -530,7 +540,6 @@ static const struct {
     const char *kind;
     const char *syms[4];
 } planned[] = {
-    {"embedding", {"ct_nn_embedding"}},
     {"lstm", {"ct_lstm"}},
     {"sdpa", {"ct_scaled_dot_product_attention"}},
     {"resnet18_train", {"ct_resnet18"}},
@@ -668,6 +677,16 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         hold(&c, ct_zeros(CT_SHAPE(C), CT_FLOAT32));
         if (c.nt < 5) goto fail;
         fn = step_bn;
+    } else if (strcmp(kind, "embedding") == 0) {
+        if (!need(s, "ct_nn_embedding")) return;
+        int64_t V = spec_int(s, "vocab", 30000), D = spec_int(s, "dim", 256), B = spec_int(s, "batch", 64),
+                T = spec_int(s, "seq", 128);
+        hold(&c, ct_randn(CT_SHAPE(V, D), CT_FLOAT32, NULL));
+        hold(&c, ct_randint(0, V, CT_SHAPE(B, T), CT_INT64, NULL));
+        hold(&c, ct_randn(CT_SHAPE(B, T, D), CT_FLOAT32, NULL));
+        if (c.nt < 3) goto fail;
+        ct_set_requires_grad(c.t[0], true);
+        fn = step_embedding;
     } else if (strcmp(kind, "cnn_train") == 0) {
         int64_t bs = spec_int(s, "batch", 64);
         ct_conv_opts pad1 = {.padding = {1, 1}};

@@ -88,7 +88,8 @@ def case_list(quick):
         case="max_pool2d", n=32 if not quick else 8, c=64, h=112 if not quick else 56)
     add("conv", "batch_norm2d train [32, 64, 56, 56]" if not quick else "batch_norm2d train [8, 64, 28, 28]",
         case="batch_norm2d", n=32 if not quick else 8, c=64, h=56 if not quick else 28)
-    add("other", "embedding fwd+bwd", case="embedding")
+    add("other", "embedding [30000, 256] lookup [64, 128] fwd+bwd", case="embedding", vocab=30000, dim=256, batch=64,
+        seq=128)
     add("other", "LSTM seq 64 batch 32 hidden 256", case="lstm")
     add("other", "scaled dot-product attention causal", case="sdpa")
     add("training", "Fashion-MNIST CNN train step batch 64 (Adam)", case="cnn_train", batch=64)
@@ -190,6 +191,16 @@ def torch_case(torch, spec):
         g.update(x=randn(spec["n"], C, spec["h"], spec["h"]), rm=torch.zeros(C), rv=torch.ones(C), w=torch.ones(C),
                  b=torch.zeros(C))
         return "F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)", g
+    if kind == "embedding":
+        V, D = spec["vocab"], spec["dim"]
+        w = randn(V, D).requires_grad_()
+        idx = torch.randint(0, V, (spec["batch"], spec["seq"]))
+        gy = randn(spec["batch"], spec["seq"], D)
+
+        def emb_step():
+            F.embedding(idx, w).backward(gy)
+            w.grad = None
+        return emb_step, g
     if kind == "cnn_train":
         nn = torch.nn
         net = nn.Sequential(
