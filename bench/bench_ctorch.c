@@ -49,6 +49,8 @@
 #include <ctorch/reduce.h>
 #include <ctorch/tensor.h>
 
+#include "../examples/resnet18.h"
+
 /* ------------------------------------------------------------------ ops, resolved at run time
  * Ops are looked up in the loaded library by name (with the types their headers
  * declare), so this program builds and runs while some ops are still missing from
@@ -521,6 +523,16 @@ static int step_embedding(void *p) {
     ct_scope_end();
     return rc;
 }
+/* inference: a forward pass in eval mode without autograd */
+static int step_infer(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    bool prev = ct_set_grad_enabled(false);
+    int rc = ct_module_forward(c->m, c->t[0]) ? 0 : -1;
+    ct_set_grad_enabled(prev);
+    ct_scope_end();
+    return rc;
+}
 /* the demo's CNN: forward, cross-entropy, backward, Adam step */
 static int step_cnn(void *p) {
     ctx *c = p;
@@ -542,9 +554,7 @@ static const struct {
 } planned[] = {
     {"lstm", {"ct_lstm"}},
     {"sdpa", {"ct_scaled_dot_product_attention"}},
-    {"resnet18_train", {"ct_resnet18"}},
     {"transformer_train", {"ct_nn_transformer_encoder_layer_new", "ct_scaled_dot_product_attention"}},
-    {"resnet18_infer", {"ct_resnet18"}},
 };
 
 static int lookup(const char *s, const char *const *names, int n) {
@@ -677,6 +687,22 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         hold(&c, ct_zeros(CT_SHAPE(C), CT_FLOAT32));
         if (c.nt < 5) goto fail;
         fn = step_bn;
+    } else if (strcmp(kind, "resnet18_train") == 0 || strcmp(kind, "resnet18_infer") == 0) {
+        bool train = kind[9] == 't';
+        int64_t bs = spec_int(s, "batch", train ? 32 : 1), hw = spec_int(s, "hw", train ? 32 : 224);
+        c.m = resnet18_new(train ? 10 : 1000);
+        hold(&c, ct_randn(CT_SHAPE(bs, 3, hw, hw), CT_FLOAT32, NULL));
+        hold(&c, ct_randint(0, train ? 10 : 1000, CT_SHAPE(bs), CT_INT64, NULL));
+        if (!c.m || c.nt < 2) goto fail;
+        if (train) {
+            c.params = ct_module_named_parameters(c.m);
+            c.opt = ct_optim_sgd_new(c.params, 0.1, 0.9, 0.0, 5e-4, false, false);
+            if (!c.opt) goto fail;
+            fn = step_cnn;
+        } else {
+            ct_module_eval(c.m);
+            fn = step_infer;
+        }
     } else if (strcmp(kind, "embedding") == 0) {
         if (!need(s, "ct_nn_embedding")) return;
         int64_t V = spec_int(s, "vocab", 30000), D = spec_int(s, "dim", 256), B = spec_int(s, "batch", 64),

@@ -93,13 +93,48 @@ def case_list(quick):
     add("other", "LSTM seq 64 batch 32 hidden 256", case="lstm")
     add("other", "scaled dot-product attention causal", case="sdpa")
     add("training", "Fashion-MNIST CNN train step batch 64 (Adam)", case="cnn_train", batch=64)
-    add("training", "ResNet-18 32x32 train step batch 32", case="resnet18_train")
+    add("training", "ResNet-18 32x32 train step batch 32 (SGD)", case="resnet18_train", batch=32, hw=32)
     add("training", "Transformer encoder 6x256 train step", case="transformer_train")
-    add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer")
+    add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer", batch=1, hw=224)
     return cs
 
 
 # ------------------------------------------------------------------- PyTorch side
+
+def torch_resnet18(torch, num_classes):
+    """torchvision's ResNet-18 (BasicBlock x [2, 2, 2, 2]) written out, the twin of
+    examples/resnet18.h (torchvision is not a dependency)."""
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, i, o, s):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o)
+            self.conv2, self.bn2 = nn.Conv2d(o, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o)
+            self.downsample = nn.Sequential(nn.Conv2d(i, o, 1, s, bias=False), nn.BatchNorm2d(o)) \
+                if s != 1 or i != o else None
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+            self.relu, self.maxpool = nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+            w = [64, 128, 256, 512]
+            for l in range(4):
+                i = w[l - 1] if l else 64
+                setattr(self, f"layer{l + 1}", nn.Sequential(Block(i, w[l], 2 if l else 1), Block(w[l], w[l], 1)))
+            self.avgpool, self.fc = nn.AdaptiveAvgPool2d((1, 1)), nn.Linear(512, num_classes)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+    return ResNet()
+
 
 def torch_case(torch, spec):
     """(stmt, globals) for timeit: the PyTorch twin of a bench_ctorch case."""
@@ -191,6 +226,24 @@ def torch_case(torch, spec):
         g.update(x=randn(spec["n"], C, spec["h"], spec["h"]), rm=torch.zeros(C), rv=torch.ones(C), w=torch.ones(C),
                  b=torch.zeros(C))
         return "F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-5)", g
+    if kind in ("resnet18_train", "resnet18_infer"):
+        net = torch_resnet18(torch, 10 if kind == "resnet18_train" else 1000)
+        x = torch.randn(spec["batch"], 3, spec["hw"], spec["hw"])
+        if kind == "resnet18_infer":
+            net.eval()
+
+            def infer():
+                with torch.no_grad():
+                    net(x)
+            return infer, g
+        y = torch.randint(0, 10, (spec["batch"],))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+        def resnet_step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        return resnet_step, g
     if kind == "embedding":
         V, D = spec["vocab"], spec["dim"]
         w = randn(V, D).requires_grad_()
