@@ -10,7 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "core/internal.h"
+#include "core/autograd_internal.h"
 #include "ctorch/rnn.h"
 
 #include "ops/compose.h"
@@ -28,6 +28,57 @@ static const char *tdt(ct_dtype d, char *buf, size_t n) {
 }
 #define TDT(d) tdt((d), (char[32]){0}, 32)
 
+/* ---- splitting without per-piece gradient buffers ----
+ * narrow / select record one node per piece whose backward embeds the piece's gradient
+ * into zeros of the whole input, so taking T steps out of the input projection (or the
+ * gates out of a step's pre-activations) would cost T zero-filled copies of the whole
+ * and their sum. As PyTorch's unbind / unsafe_chunk do, the pieces here share ONE node
+ * whose backward concatenates (stacks) their gradients: one buffer, written once.
+ * The pieces are plain aliases (not views: they never reach the caller, and nothing
+ * writes into them). Backward is ct_cat / ct_stack, so double backward works. */
+static int pieces_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    int dim = (int)n->i[0], k = n->n_outputs;
+    gi[0] = n->i[1] ? ct_stack(k, (const ct_tensor *const *)go, dim) : ct_cat(k, (const ct_tensor *const *)go, dim);
+    return gi[0] ? 0 : ct_last_status();
+}
+
+/* Splits x along dim into k pieces of sizes[i] (squeeze: k pieces of size 1 with dim
+ * removed, i.e. unbind). Writes k scope-registered tensors into out; 0 or status. */
+static int pieces(const ct_tensor *x, int dim, int k, const int64_t *sizes, bool squeeze, ct_tensor **out) {
+    int64_t sz[CT_MAX_DIMS], st[CT_MAX_DIMS], off = x->offset;
+    int nd = 0;
+    for (int i = 0; i < k; i++) out[i] = NULL;
+    for (int i = 0; i < k; i++) {
+        nd = 0;
+        for (int d = 0; d < x->ndim; d++) {
+            if (d == dim && squeeze) continue;
+            sz[nd] = d == dim ? sizes[i] : x->sizes[d];
+            st[nd++] = x->strides[d];
+        }
+        out[i] = ct__alias(x, nd, sz, st, off);
+        if (!out[i]) break;
+        off += (squeeze ? 1 : sizes[i]) * x->strides[dim];
+    }
+    int rc = out[k - 1] ? 0 : ct_last_status();
+    if (!rc && ct__needs_grad(1, (const ct_tensor *[]){x})) {
+        ct_node *n = ct__node_new(squeeze ? "UnbindBackward0" : "SplitWithSizesBackward0", pieces_backward, 1);
+        rc = n ? ct__node_set_outputs(n, k) : ct_last_status();
+        if (!rc) rc = ct__node_set_next(n, 0, x);
+        if (rc) {
+            if (n) ct__node_release(n);
+        } else {
+            n->i[0] = dim;
+            n->i[1] = squeeze;
+            ct__set_history_multi(out, k, n);
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        if (rc) ct_release(out[i]), out[i] = NULL;
+        else ct__ret(out[i]);
+    }
+    return rc;
+}
+
 /* ---- one time step (batched, 2-D) ----
  * gi: this step's input projection [B, G*H]: W_ih x + b_ih + b_hh for RNN and LSTM (both
  * biases folded in), W_ih x + b_ih for GRU (whose b_hn sits inside r * (...)).
@@ -40,23 +91,28 @@ static ct_tensor *step(rnn_mode mode, const ct_tensor *gi, const ct_tensor *h, c
     case M_TANH: return ct_tanh(ct_addmm(gi, h, whh_t, 1.0, 1.0));
     case M_RELU: return ct_relu(ct_addmm(gi, h, whh_t, 1.0, 1.0));
     case M_LSTM: {
-        ct_tensor *g = ct_addmm(gi, h, whh_t, 1.0, 1.0);
-        ct_tensor *in_forget = ct_sigmoid(ct_narrow(g, 1, 0, 2 * H)); /* i and f in one op */
-        ct_tensor *cell = ct_tanh(ct_narrow(g, 1, 2 * H, H));
-        ct_tensor *out = ct_sigmoid(ct_narrow(g, 1, 3 * H, H));
+        ct_tensor *g = ct_addmm(gi, h, whh_t, 1.0, 1.0), *q[3], *inf[2];
+        if (!g || pieces(g, 1, 3, (int64_t[]){2 * H, H, H}, false, q)) return NULL;
+        ct_tensor *in_forget = ct_sigmoid(q[0]); /* i and f in one op */
+        if (!in_forget || pieces(in_forget, 1, 2, (int64_t[]){H, H}, false, inf)) return NULL;
+        ct_tensor *cell = ct_tanh(q[1]);
+        ct_tensor *out = ct_sigmoid(q[2]);
         /* c' = f * c + i * g; h' = o * tanh(c') */
-        ct_tensor *cn = ct_addcmul(ct_mul(ct_narrow(in_forget, 1, H, H), c), ct_narrow(in_forget, 1, 0, H), cell, 1.0);
+        ct_tensor *cn = ct_addcmul(ct_mul(inf[1], c), inf[0], cell, 1.0);
         ct_tensor *hn = ct_mul(out, ct_tanh(cn));
         if (whr_t) hn = ct_mm(hn, whr_t);
         *c_out = cn;
         return cn ? hn : NULL;
     }
     case M_GRU: {
-        ct_tensor *hg = bhh ? ct_addmm(bhh, h, whh_t, 1.0, 1.0) : ct_mm(h, whh_t);
+        ct_tensor *hg = bhh ? ct_addmm(bhh, h, whh_t, 1.0, 1.0) : ct_mm(h, whh_t), *xs[2], *hs[2], *r_z[2];
+        const int64_t sz[2] = {2 * H, H};
+        if (!hg || pieces(gi, 1, 2, sz, false, xs) || pieces(hg, 1, 2, sz, false, hs)) return NULL;
         /* r and z in one op; n = tanh(x_n + r * (W_hn h + b_hn)); h' = n + z * (h - n) */
-        ct_tensor *rz = ct_sigmoid(ct_add(ct_narrow(gi, 1, 0, 2 * H), ct_narrow(hg, 1, 0, 2 * H)));
-        ct_tensor *n = ct_tanh(ct_addcmul(ct_narrow(gi, 1, 2 * H, H), ct_narrow(rz, 1, 0, H), ct_narrow(hg, 1, 2 * H, H), 1.0));
-        return ct_lerp(n, h, ct_narrow(rz, 1, H, H));
+        ct_tensor *rz = ct_sigmoid(ct_add(xs[0], hs[0]));
+        if (!rz || pieces(rz, 1, 2, (int64_t[]){H, H}, false, r_z)) return NULL;
+        ct_tensor *n = ct_tanh(ct_addcmul(xs[1], r_z[0], hs[1], 1.0));
+        return ct_lerp(n, h, r_z[1]);
     }
     }
     return ct__err(CT_ERR_RUNTIME, "rnn: unknown mode");
@@ -203,8 +259,12 @@ static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_par
     ct_tensor *whh_t = ct_t(p->w_hh), *whr_t = p->w_hr ? ct_t(p->w_hr) : NULL;
     const ct_tensor *bhh = mode == M_GRU ? p->b_hh : NULL;
     if (!xp || !whh_t || (p->w_hr && !whr_t)) return NULL;
-    ct_tensor **hs = calloc((size_t)T, sizeof *hs);
+    ct_tensor **hs = calloc((size_t)(2 * T), sizeof *hs), **xs = hs ? hs + T : NULL;
     if (!hs) return ct__err(CT_ERR_OOM, "%s: out of memory", layer_name(mode));
+    if (pieces(xp, 0, (int)T, NULL, true, xs)) { /* the T steps' projections, one node */
+        free(hs);
+        return NULL;
+    }
     /* The states are held as plain references (hs[t] and c) so that each step's scope can
      * free everything else it made; the previous c is dropped once the next exists. h0
      * and c0 are borrowed from the caller. */
@@ -218,7 +278,7 @@ static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_par
             break;
         }
         ct_tensor *cn = NULL;
-        ct_tensor *hn = step(mode, ct_select(xp, 0, t), h, c, whh_t, bhh, whr_t, H, &cn);
+        ct_tensor *hn = step(mode, xs[t], h, c, whh_t, bhh, whr_t, H, &cn);
         ok = hn != NULL;
         if (ok) {
             hs[t] = ct_retain(hn);
