@@ -133,6 +133,15 @@ static void test_module_shapes(void) {
     ct_module *m = ct_nn_lstm_new(10, 20, 2, true, true, 0.0, true, 0);
     CHECK(m && (r = ct_module_repr(m)) && strcmp(r, "LSTM(10, 20, num_layers=2, batch_first=True, bidirectional=True)") == 0);
     free(r);
+    /* inside a Sequential (the one-tensor forward gives the output) and in a summary */
+    ct_module *seq = ct_nn_sequential(CT_MODULES(ct_module_retain(m), ct_nn_linear_new(40, 3, true)));
+    ct_scope_begin();
+    ct_tensor *y = ct_module_forward(seq, ct_randn(CT_SHAPE(2, 5, 10), CT_FLOAT32, NULL));
+    CHECK(y && ct_size(y, 0) == 2 && ct_size(y, 1) == 5 && ct_size(y, 2) == 3);
+    ct_scope_end();
+    CHECK((r = ct_module_summary(seq, 3, (int64_t[]){2, 5, 10}, CT_FLOAT32)) && strstr(r, "LSTM"));
+    free(r);
+    ct_module_free(seq);
     ct_module_free(m);
     m = ct_nn_rnn_cell_new(3, 4, false, "relu");
     CHECK(m && (r = ct_module_repr(m)) && strcmp(r, "RNNCell(3, 4, bias=False, nonlinearity=relu)") == 0);
