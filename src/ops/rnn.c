@@ -1,0 +1,493 @@
+/* Recurrent layers as functions: the cells (rnn_tanh/rnn_relu/lstm/gru_cell) and the
+ * full multi-layer, optionally bidirectional layers (rnn_tanh, rnn_relu, lstm, gru),
+ * composed from differentiable ops (addmm, sigmoid, tanh, addcmul, lerp, stack, cat),
+ * so gradients and second derivatives come from autograd.
+ *
+ * As PyTorch's CPU implementation does, a layer computes the input projection of the
+ * whole sequence with one matmul per layer and direction (W_ih x_t + b for every t) and
+ * only the hidden projection per time step. Each step runs in its own scope that keeps
+ * only the new state: without autograd the step's temporaries are freed at once. */
+#include <math.h>
+#include <stdio.h>
+
+#include "core/autograd_internal.h"
+#include "ctorch/rnn.h"
+
+#include "ops/compose.h"
+
+typedef enum { M_TANH, M_RELU, M_LSTM, M_GRU } rnn_mode;
+
+static const char *layer_name(rnn_mode m) { return m == M_LSTM ? "LSTM" : m == M_GRU ? "GRU" : "RNN"; }
+static const char *cell_name(rnn_mode m) { return m == M_LSTM ? "LSTMCell" : m == M_GRU ? "GRUCell" : "RNNCell"; }
+static int64_t n_gates(rnn_mode m) { return m == M_LSTM ? 4 : m == M_GRU ? 3 : 1; }
+
+/* "torch.float32" as PyTorch prints dtypes in messages. */
+static const char *tdt(ct_dtype d, char *buf, size_t n) {
+    snprintf(buf, n, "torch.%s", ct_dtype_name(d));
+    return buf;
+}
+#define TDT(d) tdt((d), (char[32]){0}, 32)
+
+/* ---- splitting without per-piece gradient buffers ----
+ * narrow / select record one node per piece whose backward embeds the piece's gradient
+ * into zeros of the whole input, so taking T steps out of the input projection (or the
+ * gates out of a step's pre-activations) would cost T zero-filled copies of the whole
+ * and their sum. As PyTorch's unbind / unsafe_chunk do, the pieces here share ONE node
+ * whose backward concatenates (stacks) their gradients: one buffer, written once.
+ * The pieces are plain aliases (not views: they never reach the caller, and nothing
+ * writes into them). Backward is ct_cat / ct_stack, so double backward works. */
+static int pieces_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    int dim = (int)n->i[0], k = n->n_outputs;
+    gi[0] = n->i[1] ? ct_stack(k, (const ct_tensor *const *)go, dim) : ct_cat(k, (const ct_tensor *const *)go, dim);
+    return gi[0] ? 0 : ct_last_status();
+}
+
+/* Splits x along dim into k pieces of sizes[i] (squeeze: k pieces of size 1 with dim
+ * removed, i.e. unbind). Writes k scope-registered tensors into out; 0 or status. */
+static int pieces(const ct_tensor *x, int dim, int k, const int64_t *sizes, bool squeeze, ct_tensor **out) {
+    int64_t sz[CT_MAX_DIMS], st[CT_MAX_DIMS], off = x->offset;
+    int nd = 0;
+    for (int i = 0; i < k; i++) out[i] = NULL;
+    for (int i = 0; i < k; i++) {
+        nd = 0;
+        for (int d = 0; d < x->ndim; d++) {
+            if (d == dim && squeeze) continue;
+            sz[nd] = d == dim ? sizes[i] : x->sizes[d];
+            st[nd++] = x->strides[d];
+        }
+        out[i] = ct__alias(x, nd, sz, st, off);
+        if (!out[i]) break;
+        off += (squeeze ? 1 : sizes[i]) * x->strides[dim];
+    }
+    int rc = out[k - 1] ? 0 : ct_last_status();
+    if (!rc && ct__needs_grad(1, (const ct_tensor *[]){x})) {
+        ct_node *n = ct__node_new(squeeze ? "UnbindBackward0" : "SplitWithSizesBackward0", pieces_backward, 1);
+        rc = n ? ct__node_set_outputs(n, k) : ct_last_status();
+        if (!rc) rc = ct__node_set_next(n, 0, x);
+        if (rc) {
+            if (n) ct__node_release(n);
+        } else {
+            n->i[0] = dim;
+            n->i[1] = squeeze;
+            ct__set_history_multi(out, k, n);
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        if (rc) ct_release(out[i]), out[i] = NULL;
+        else ct__ret(out[i]);
+    }
+    return rc;
+}
+
+/* ---- one time step (batched, 2-D) ----
+ * gi: this step's input projection [B, G*H]: W_ih x + b_ih + b_hh for RNN and LSTM (both
+ * biases folded in), W_ih x + b_ih for GRU (whose b_hn sits inside r * (...)).
+ * whh_t = W_hh^T [Hr, G*H]; bhh: GRU's b_hh or NULL; whr_t = W_hr^T [H, Hr] or NULL.
+ * Returns h' and for LSTM *c_out = c' (scope-registered; NULL on error). */
+static ct_tensor *step(rnn_mode mode, const ct_tensor *gi, const ct_tensor *h, const ct_tensor *c,
+                       const ct_tensor *whh_t, const ct_tensor *bhh, const ct_tensor *whr_t, int64_t H,
+                       ct_tensor **c_out) {
+    switch (mode) {
+    case M_TANH: return ct_tanh(ct_addmm(gi, h, whh_t, 1.0, 1.0));
+    case M_RELU: return ct_relu(ct_addmm(gi, h, whh_t, 1.0, 1.0));
+    case M_LSTM: {
+        ct_tensor *g = ct_addmm(gi, h, whh_t, 1.0, 1.0), *q[3], *inf[2];
+        if (!g || pieces(g, 1, 3, (int64_t[]){2 * H, H, H}, false, q)) return NULL;
+        ct_tensor *in_forget = ct_sigmoid(q[0]); /* i and f in one op */
+        if (!in_forget || pieces(in_forget, 1, 2, (int64_t[]){H, H}, false, inf)) return NULL;
+        ct_tensor *cell = ct_tanh(q[1]);
+        ct_tensor *out = ct_sigmoid(q[2]);
+        /* c' = f * c + i * g; h' = o * tanh(c') */
+        ct_tensor *cn = ct_addcmul(ct_mul(inf[1], c), inf[0], cell, 1.0);
+        ct_tensor *hn = ct_mul(out, ct_tanh(cn));
+        if (whr_t) hn = ct_mm(hn, whr_t);
+        *c_out = cn;
+        return cn ? hn : NULL;
+    }
+    case M_GRU: {
+        ct_tensor *hg = bhh ? ct_addmm(bhh, h, whh_t, 1.0, 1.0) : ct_mm(h, whh_t), *xs[2], *hs[2], *r_z[2];
+        const int64_t sz[2] = {2 * H, H};
+        if (!hg || pieces(gi, 1, 2, sz, false, xs) || pieces(hg, 1, 2, sz, false, hs)) return NULL;
+        /* r and z in one op; n = tanh(x_n + r * (W_hn h + b_hn)); h' = n + z * (h - n) */
+        ct_tensor *rz = ct_sigmoid(ct_add(xs[0], hs[0]));
+        if (!rz || pieces(rz, 1, 2, (int64_t[]){H, H}, false, r_z)) return NULL;
+        ct_tensor *n = ct_tanh(ct_addcmul(xs[1], r_z[0], hs[1], 1.0));
+        return ct_lerp(n, h, r_z[1]);
+    }
+    }
+    return ct__err(CT_ERR_RUNTIME, "rnn: unknown mode");
+}
+
+/* The bias folded into the input projection (see step): b_ih + b_hh, or b_ih for GRU. */
+static ct_tensor *input_bias(rnn_mode mode, const ct_tensor *b_ih, const ct_tensor *b_hh) {
+    if (!b_ih) return NULL;
+    return mode == M_GRU ? (ct_tensor *)b_ih : ct_add(b_ih, b_hh);
+}
+
+/* x [N, In] -> x W^T + b [N, G*H] */
+static ct_tensor *linear(const ct_tensor *x, const ct_tensor *w, const ct_tensor *b) {
+    return b ? ct_addmm(b, x, ct_t(w), 1.0, 1.0) : ct_mm(x, ct_t(w));
+}
+
+/* ---- argument checks shared by cells and layers ---- */
+static int check_float(const char *op, const ct_tensor *t, const char *what, ct_dtype dt) {
+    if (t->dtype != dt)
+        return ct__errs(CT_ERR_DTYPE, "%s: expected %s to have dtype %s like the input, got %s", op, what, TDT(dt),
+                        TDT(t->dtype));
+    return 0;
+}
+
+static int check_shape(const char *op, const ct_tensor *t, const char *what, int nd, const int64_t *sizes) {
+    if (!ct__same_sizes(t->ndim, t->sizes, nd, sizes))
+        return ct__errs(CT_ERR_SHAPE, "%s: expected %s of shape %s, got %s", op, what, CT_SIZESSTR(nd, sizes),
+                        CT_SHAPESTR(t));
+    return 0;
+}
+
+/* ---- cells ---- */
+/* Checks and runs one cell: h' (and *cy). */
+static ct_tensor *cell(rnn_mode mode, const ct_tensor *input, const ct_tensor *hx, const ct_tensor *cx,
+                       const ct_tensor *w_ih, const ct_tensor *w_hh, const ct_tensor *b_ih, const ct_tensor *b_hh,
+                       ct_tensor **cy) {
+    const char *op = cell_name(mode);
+    if (cy) *cy = NULL;
+    CT_CHECK_ARG(op, input);
+    CT_CHECK_ARG(op, w_ih);
+    CT_CHECK_ARG(op, w_hh);
+    if (!ct_dtype_is_floating(input->dtype))
+        return ct__err(CT_ERR_DTYPE, "%s: expected a floating point input, got %s", op, TDT(input->dtype));
+    if (input->ndim != 1 && input->ndim != 2)
+        return ct__err(CT_ERR_SHAPE, "%s: Expected input to be 1D or 2D, got %dD instead", op, input->ndim);
+    const ct_tensor *st[2] = {hx, cx};
+    for (int k = 0; k < (mode == M_LSTM ? 2 : 1); k++)
+        if (st[k] && st[k]->ndim != 1 && st[k]->ndim != 2) {
+            if (mode == M_LSTM) return ct__err(CT_ERR_SHAPE, "%s: Expected hx[%d] to be 1D or 2D, got %dD instead", op, k, st[k]->ndim);
+            return ct__err(CT_ERR_SHAPE, "%s: Expected hidden to be 1D or 2D, got %dD instead", op, st[k]->ndim);
+        }
+    bool batched = input->ndim == 2;
+    /* an unbatched input gets a batch dim, and so do its states (torch's unsqueeze(0)) */
+    for (int k = 0; k < 2; k++)
+        if (st[k] && st[k]->ndim + (batched ? 0 : 1) != 2)
+            return ct__err(CT_ERR_SHAPE, "%s: Expected 2D hidden%d (batch x hidden_size), but got %dD tensor", op, k,
+                           st[k]->ndim + (batched ? 0 : 1));
+    if (w_ih->ndim != 2 || w_hh->ndim != 2)
+        return ct__err(CT_ERR_SHAPE, "%s: expected 2-D weights, got weight_ih %s and weight_hh %s", op,
+                       CT_SHAPESTR(w_ih), CT_SHAPESTR(w_hh));
+    int64_t H = w_hh->sizes[1], G = n_gates(mode), isz = input->sizes[input->ndim - 1];
+    int64_t B = batched ? input->sizes[0] : 1;
+    if (w_hh->sizes[0] != G * H)
+        return ct__err(CT_ERR_SHAPE, "%s: expected weight_hh of shape [%lld, %lld] (%lld gates), got %s", op,
+                       (long long)(G * H), (long long)H, (long long)G, CT_SHAPESTR(w_hh));
+    if (w_ih->sizes[0] != G * H)
+        return ct__err(CT_ERR_SHAPE, "%s: expected weight_ih with %lld rows, got %s", op, (long long)(G * H),
+                       CT_SHAPESTR(w_ih));
+    if (isz != w_ih->sizes[1])
+        return ct__err(CT_ERR_SHAPE, "%s: input has inconsistent input_size: got %lld expected %lld", op, (long long)isz,
+                       (long long)w_ih->sizes[1]);
+    if ((b_ih == NULL) != (b_hh == NULL))
+        return ct__err(CT_ERR_ARG, "%s: give both biases or neither", op);
+    if (check_float(op, w_ih, "weight_ih", input->dtype) || check_float(op, w_hh, "weight_hh", input->dtype))
+        return NULL;
+    if (b_ih && (check_float(op, b_ih, "bias_ih", input->dtype) || check_float(op, b_hh, "bias_hh", input->dtype) ||
+                 check_shape(op, b_ih, "bias_ih", 1, (int64_t[]){G * H}) ||
+                 check_shape(op, b_hh, "bias_hh", 1, (int64_t[]){G * H})))
+        return NULL;
+    for (int k = 0; k < 2; k++) {
+        if (!st[k]) continue;
+        int64_t sb = batched ? st[k]->sizes[0] : 1, sh = st[k]->sizes[st[k]->ndim - 1];
+        if (sb != B)
+            return ct__err(CT_ERR_SHAPE, "%s: Input batch size %lld doesn't match hidden%d batch size %lld", op,
+                           (long long)B, k, (long long)sb);
+        if (sh != H)
+            return ct__err(CT_ERR_SHAPE, "%s: hidden%d has inconsistent hidden_size: got %lld, expected %lld", op, k,
+                           (long long)sh, (long long)H);
+        if (check_float(op, st[k], k ? "cx" : "hx", input->dtype)) return NULL;
+    }
+    if (ct_scope_begin()) return NULL;
+    ct_tensor *x = batched ? (ct_tensor *)input : ct_unsqueeze(input, 0);
+    ct_tensor *h = hx ? (batched ? (ct_tensor *)hx : ct_unsqueeze(hx, 0)) : ct_zeros(CT_SHAPE(B, H), input->dtype);
+    ct_tensor *c = NULL;
+    if (mode == M_LSTM)
+        c = cx ? (batched ? (ct_tensor *)cx : ct_unsqueeze(cx, 0)) : ct_zeros(CT_SHAPE(B, H), input->dtype);
+    ct_tensor *gi = linear(x, w_ih, input_bias(mode, b_ih, b_hh));
+    ct_tensor *cn = NULL;
+    ct_tensor *hn = gi ? step(mode, gi, h, c, ct_t(w_hh), mode == M_GRU ? b_hh : NULL, NULL, H, &cn) : NULL;
+    if (!batched) {
+        hn = ct_squeeze_dim(hn, 0);
+        if (cn) cn = ct_squeeze_dim(cn, 0);
+    }
+    hn = hn ? ct_keep(hn) : NULL;
+    if (hn && cy && cn) *cy = ct_keep(cn);
+    ct_scope_end();
+    return hn;
+}
+
+CT_API ct_tensor *ct_nn_rnn_tanh_cell(const ct_tensor *input, const ct_tensor *hx, const ct_tensor *w_ih,
+                                      const ct_tensor *w_hh, const ct_tensor *b_ih, const ct_tensor *b_hh) {
+    return cell(M_TANH, input, hx, NULL, w_ih, w_hh, b_ih, b_hh, NULL);
+}
+CT_API ct_tensor *ct_nn_rnn_relu_cell(const ct_tensor *input, const ct_tensor *hx, const ct_tensor *w_ih,
+                                      const ct_tensor *w_hh, const ct_tensor *b_ih, const ct_tensor *b_hh) {
+    return cell(M_RELU, input, hx, NULL, w_ih, w_hh, b_ih, b_hh, NULL);
+}
+CT_API ct_tensor *ct_nn_lstm_cell(const ct_tensor *input, const ct_tensor *hx, const ct_tensor *cx,
+                                  const ct_tensor *w_ih, const ct_tensor *w_hh, const ct_tensor *b_ih,
+                                  const ct_tensor *b_hh, ct_tensor **cy) {
+    return cell(M_LSTM, input, hx, cx, w_ih, w_hh, b_ih, b_hh, cy);
+}
+CT_API ct_tensor *ct_nn_gru_cell(const ct_tensor *input, const ct_tensor *hx, const ct_tensor *w_ih,
+                                 const ct_tensor *w_hh, const ct_tensor *b_ih, const ct_tensor *b_hh) {
+    return cell(M_GRU, input, hx, NULL, w_ih, w_hh, b_ih, b_hh, NULL);
+}
+
+/* ---- full layers ---- */
+/* The weights of one layer and direction. */
+typedef struct {
+    const ct_tensor *w_ih, *w_hh, *b_ih, *b_hh, *w_hr;
+} dir_params;
+
+/* One direction of one layer over x [T, B, In] (contiguous). Returns its output
+ * [T, B, Hr] and the final states *h_last, *c_last (scope-registered). */
+static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_params *p, int64_t H,
+                                const ct_tensor *h0, const ct_tensor *c0, bool reverse, ct_tensor **h_last,
+                                ct_tensor **c_last) {
+    int64_t T = x->sizes[0], B = x->sizes[1], G = n_gates(mode);
+    *h_last = *c_last = NULL;
+    /* the input projection of all T steps at once: [T*B, In] x [In, G*H] */
+    ct_tensor *xp = ct_view(linear(ct_view(x, CT_SHAPE(T * B, x->sizes[2])), p->w_ih, input_bias(mode, p->b_ih, p->b_hh)),
+                            CT_SHAPE(T, B, G * H));
+    ct_tensor *whh_t = ct_t(p->w_hh), *whr_t = p->w_hr ? ct_t(p->w_hr) : NULL;
+    const ct_tensor *bhh = mode == M_GRU ? p->b_hh : NULL;
+    if (!xp || !whh_t || (p->w_hr && !whr_t)) return NULL;
+    ct_tensor **hs = calloc((size_t)(2 * T), sizeof *hs), **xs = hs ? hs + T : NULL;
+    if (!hs) return ct__err(CT_ERR_OOM, "%s: out of memory", layer_name(mode));
+    if (pieces(xp, 0, (int)T, NULL, true, xs)) { /* the T steps' projections, one node */
+        free(hs);
+        return NULL;
+    }
+    /* The states are held as plain references (hs[t] and c) so that each step's scope can
+     * free everything else it made; the previous c is dropped once the next exists. h0
+     * and c0 are borrowed from the caller. */
+    const ct_tensor *h = h0;
+    ct_tensor *c = c0 ? ct_retain((ct_tensor *)c0) : NULL;
+    bool ok = true;
+    for (int64_t s = 0; s < T && ok; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        if (ct_scope_begin()) {
+            ok = false;
+            break;
+        }
+        ct_tensor *cn = NULL;
+        ct_tensor *hn = step(mode, xs[t], h, c, whh_t, bhh, whr_t, H, &cn);
+        ok = hn != NULL;
+        if (ok) {
+            hs[t] = ct_retain(hn);
+            if (mode == M_LSTM) {
+                ct_release(c);
+                c = ct_retain(cn);
+            }
+        }
+        ct_scope_end();
+        h = hs[t];
+    }
+    ct_tensor *out = NULL;
+    if (ok) {
+        out = ct_stack((int)T, (const ct_tensor *const *)hs, 0);
+        *h_last = ct__ret(ct_retain(hs[reverse ? 0 : T - 1]));
+        if (c) *c_last = ct__ret(ct_retain(c));
+    }
+    for (int64_t t = 0; t < T; t++) ct_release(hs[t]);
+    ct_release(c);
+    free(hs);
+    return out;
+}
+
+/* Checks the arguments of a full layer; fills the per-(layer, direction) weights and
+ * the sizes. 0 or status. */
+static int check_layer(rnn_mode mode, const ct_tensor *input, const ct_tensor *h0, const ct_tensor *c0, int n_params,
+                       const ct_tensor *const *params, const ct_rnn_opts *o, int64_t L, int D, dir_params *dp,
+                       int64_t *H_out, int64_t *Hr_out) {
+    const char *op = layer_name(mode);
+    CT_CHECK_ARG_S(op, input);
+    if (input->ndim != 2 && input->ndim != 3)
+        return ct__errs(CT_ERR_SHAPE, "%s: Expected input to be 2D or 3D, got %dD%s instead", op, input->ndim,
+                        mode == M_LSTM || mode == M_GRU ? "" : " tensor");
+    if (!ct_dtype_is_floating(input->dtype))
+        return ct__errs(CT_ERR_DTYPE, "%s: expected a floating point input, got %s", op, TDT(input->dtype));
+    if (L < 1) return ct__errs(CT_ERR_ARG, "%s: num_layers must be greater than zero", op);
+    if (!(o->dropout >= 0 && o->dropout <= 1))
+        return ct__errs(CT_ERR_ARG, "%s: dropout should be a number in range [0, 1] representing the probability of "
+                                    "an element being zeroed", op);
+    if (n_params < 0 || (n_params > 0 && !params) || n_params % (L * D) != 0)
+        return ct__errs(CT_ERR_ARG, "%s: expected a multiple of %lld weights (num_layers * directions), got %d", op,
+                        (long long)(L * D), n_params);
+    int k = n_params / (int)(L * D);
+    bool bias = k >= 4, proj = k == 3 || k == 5;
+    if (k < 2 || k > 5 || (proj && mode != M_LSTM))
+        return ct__errs(CT_ERR_ARG, "%s: expected 2 or 4 weights per layer and direction%s, got %d", op,
+                        mode == M_LSTM ? " (3 or 5 with a projection)" : "", k);
+    for (int i = 0; i < n_params; i++) CT_CHECK_ARG_S(op, params[i]);
+    for (int64_t g = 0; g < L * D; g++) {
+        const ct_tensor *const *q = params + g * k;
+        dp[g] = (dir_params){q[0], q[1], bias ? q[2] : NULL, bias ? q[3] : NULL, proj ? q[k - 1] : NULL};
+    }
+    bool batched = input->ndim == 3;
+    int64_t G = n_gates(mode), isz = input->sizes[input->ndim - 1];
+    int64_t T = batched ? input->sizes[o->batch_first ? 1 : 0] : input->sizes[0];
+    int64_t B = batched ? input->sizes[o->batch_first ? 0 : 1] : 1;
+    const ct_tensor *w0 = dp[0].w_hh;
+    if (w0->ndim != 2 || w0->sizes[0] % G)
+        return ct__errs(CT_ERR_SHAPE, "%s: expected weight_hh_l0 of shape [%lld * hidden_size, hidden_size], got %s", op,
+                        (long long)G, CT_SHAPESTR(w0));
+    if (proj && dp[0].w_hr->ndim != 2)
+        return ct__errs(CT_ERR_SHAPE, "%s: expected a 2-D weight_hr_l0, got %s", op, CT_SHAPESTR(dp[0].w_hr));
+    int64_t H = w0->sizes[0] / G, Hr = proj ? dp[0].w_hr->sizes[0] : H;
+    if (H <= 0) return ct__errs(CT_ERR_SHAPE, "%s: hidden_size must be greater than zero", op);
+    if (input->dtype != dp[0].w_ih->dtype)
+        return ct__errs(CT_ERR_DTYPE, "%s input dtype (%s) does not match weight dtype (%s). Convert input: input.to(%s), "
+                                      "or convert model: model.to(%s)", op, TDT(input->dtype), TDT(dp[0].w_ih->dtype),
+                        TDT(dp[0].w_ih->dtype), TDT(input->dtype));
+    for (int64_t g = 0; g < L * D; g++) {
+        char nm[64];
+        int64_t l = g / D;
+        const char *sfx = g % D ? "_reverse" : "";
+        int64_t in = l == 0 ? isz : D * Hr;
+        if (l == 0 && dp[g].w_ih->ndim == 2 && dp[g].w_ih->sizes[1] != isz)
+            return ct__errs(CT_ERR_SHAPE, "%s: input.size(-1) must be equal to input_size. Expected %lld, got %lld", op,
+                            (long long)dp[g].w_ih->sizes[1], (long long)isz);
+        snprintf(nm, sizeof nm, "weight_ih_l%lld%s", (long long)l, sfx);
+        if (check_shape(op, dp[g].w_ih, nm, 2, (int64_t[]){G * H, in}) || check_float(op, dp[g].w_ih, nm, input->dtype))
+            return ct_last_status();
+        snprintf(nm, sizeof nm, "weight_hh_l%lld%s", (long long)l, sfx);
+        if (check_shape(op, dp[g].w_hh, nm, 2, (int64_t[]){G * H, Hr}) || check_float(op, dp[g].w_hh, nm, input->dtype))
+            return ct_last_status();
+        if (bias) {
+            snprintf(nm, sizeof nm, "bias_ih_l%lld%s", (long long)l, sfx);
+            if (check_shape(op, dp[g].b_ih, nm, 1, (int64_t[]){G * H}) || check_float(op, dp[g].b_ih, nm, input->dtype))
+                return ct_last_status();
+            snprintf(nm, sizeof nm, "bias_hh_l%lld%s", (long long)l, sfx);
+            if (check_shape(op, dp[g].b_hh, nm, 1, (int64_t[]){G * H}) || check_float(op, dp[g].b_hh, nm, input->dtype))
+                return ct_last_status();
+        }
+        if (proj) {
+            snprintf(nm, sizeof nm, "weight_hr_l%lld%s", (long long)l, sfx);
+            if (check_shape(op, dp[g].w_hr, nm, 2, (int64_t[]){Hr, H}) || check_float(op, dp[g].w_hr, nm, input->dtype))
+                return ct_last_status();
+        }
+    }
+    /* states: [L*D, B, Hr] / [L*D, B, H], or 2-D for an unbatched input */
+    int want_nd = batched ? 3 : 2;
+    if ((h0 && h0->ndim != want_nd) || (c0 && c0->ndim != want_nd)) {
+        if (mode == M_LSTM)
+            return ct__errs(CT_ERR_SHAPE, "%s: For %s input, hx and cx should also be %d-D but got (%d-D, %d-D) tensors", op,
+                            batched ? "batched 3-D" : "unbatched 2-D", want_nd, h0 ? h0->ndim : want_nd,
+                            c0 ? c0->ndim : want_nd);
+        return ct__errs(CT_ERR_SHAPE, "%s: For %s input, hx should also be %d-D but got %d-D tensor", op,
+                        batched ? "batched 3-D" : "unbatched 2-D", want_nd, h0->ndim);
+    }
+    const ct_tensor *st[2] = {h0, c0};
+    for (int s = 0; s < 2; s++) {
+        if (!st[s]) continue;
+        int64_t want[3] = {L * D, B, s ? H : Hr};
+        int64_t got[3] = {st[s]->sizes[0], batched ? st[s]->sizes[1] : 1, st[s]->sizes[st[s]->ndim - 1]};
+        if (!ct__same_sizes(3, got, 3, want)) {
+            char w[96];
+            snprintf(w, sizeof w, "(%lld, %lld, %lld)", (long long)want[0], (long long)want[1], (long long)want[2]);
+            if (mode == M_LSTM)
+                return ct__errs(CT_ERR_SHAPE, "%s: Expected hidden[%d] size %s, got %s", op, s, w, CT_SIZESSTR(3, got));
+            return ct__errs(CT_ERR_SHAPE, "%s: Expected hidden size %s, got %s", op, w, CT_SIZESSTR(3, got));
+        }
+        if (check_float(op, st[s], s ? "c0" : "h0", input->dtype)) return ct_last_status();
+    }
+    if (T == 0) return ct__errs(CT_ERR_SHAPE, "%s: Expected sequence length to be larger than 0 in RNN", op);
+    *H_out = H, *Hr_out = Hr;
+    return 0;
+}
+
+static ct_tensor *layer(rnn_mode mode, const ct_tensor *input, const ct_tensor *h0, const ct_tensor *c0, int n_params,
+                        const ct_tensor *const *params, const ct_rnn_opts *opts, ct_tensor **h_n, ct_tensor **c_n) {
+    if (h_n) *h_n = NULL;
+    if (c_n) *c_n = NULL;
+    ct_rnn_opts o = opts ? *opts : (ct_rnn_opts){0};
+    int64_t L = o.num_layers ? o.num_layers : 1, H = 0, Hr = 0;
+    int D = o.bidirectional ? 2 : 1;
+    if (L < 1 || L > (1 << 20)) return ct__err(CT_ERR_ARG, "%s: num_layers must be greater than zero", layer_name(mode));
+    dir_params *dp = calloc((size_t)(L * D), sizeof *dp);
+    if (!dp) return ct__err(CT_ERR_OOM, "%s: out of memory", layer_name(mode));
+    if (check_layer(mode, input, h0, c0, n_params, params, &o, L, D, dp, &H, &Hr)) {
+        free(dp);
+        return NULL;
+    }
+    if (ct_scope_begin()) {
+        free(dp);
+        return NULL;
+    }
+    bool batched = input->ndim == 3;
+    /* to [T, B, In], contiguous */
+    ct_tensor *x = !batched ? ct_unsqueeze(input, 1) : o.batch_first ? ct_transpose(input, 0, 1) : (ct_tensor *)input;
+    x = ct_contiguous(x);
+    ct_tensor *h0b = h0 && !batched ? ct_unsqueeze(h0, 1) : (ct_tensor *)h0;
+    ct_tensor *c0b = c0 && !batched ? ct_unsqueeze(c0, 1) : (ct_tensor *)c0;
+    int64_t B = x ? x->sizes[1] : 0;
+    ct_tensor *zh = NULL, *zc = NULL; /* zero states, shared by every layer and direction */
+    if (!h0b) zh = ct_zeros(CT_SHAPE(B, Hr), input->dtype);
+    if (mode == M_LSTM && !c0b) zc = ct_zeros(CT_SHAPE(B, H), input->dtype);
+    ct_tensor **hl = calloc((size_t)(2 * L * D), sizeof *hl), **cl = hl ? hl + L * D : NULL;
+    if (!hl) ct__err(CT_ERR_OOM, "%s: out of memory", layer_name(mode));
+    bool ok = x && hl && (h0b || zh) && (mode != M_LSTM || c0b || zc);
+    for (int64_t l = 0; l < L && ok; l++) {
+        ct_tensor *outs[2] = {NULL, NULL};
+        for (int d = 0; d < D && ok; d++) {
+            int64_t g = l * D + d;
+            ct_tensor *hi = h0b ? ct_select(h0b, 0, g) : zh;
+            ct_tensor *ci = mode != M_LSTM ? NULL : c0b ? ct_select(c0b, 0, g) : zc;
+            outs[d] = hi && (mode != M_LSTM || ci) ? run_direction(mode, x, &dp[g], H, hi, ci, d == 1, &hl[g], &cl[g])
+                                                    : NULL;
+            ok = outs[d] != NULL;
+        }
+        if (!ok) break;
+        x = D == 2 ? ct_cat(2, (const ct_tensor *const *)outs, 2) : outs[0];
+        if (x && o.train && o.dropout > 0 && l < L - 1) x = ct_dropout(x, o.dropout, true, NULL);
+        ok = x != NULL;
+    }
+    ct_tensor *out = NULL, *hn = NULL, *cn = NULL;
+    if (ok) {
+        out = !batched ? ct_squeeze_dim(x, 1) : o.batch_first ? ct_transpose(x, 0, 1) : x;
+        if (h_n) {
+            hn = ct_stack((int)(L * D), (const ct_tensor *const *)hl, 0);
+            if (!batched) hn = ct_squeeze_dim(hn, 1);
+        }
+        if (c_n && mode == M_LSTM) {
+            cn = ct_stack((int)(L * D), (const ct_tensor *const *)cl, 0);
+            if (!batched) cn = ct_squeeze_dim(cn, 1);
+        }
+        if (!out || (h_n && !hn) || (c_n && mode == M_LSTM && !cn)) out = NULL;
+    }
+    if (out) {
+        out = ct_keep(out);
+        if (hn) *h_n = ct_keep(hn);
+        if (cn) *c_n = ct_keep(cn);
+    }
+    ct_scope_end();
+    free(hl);
+    free(dp);
+    return out;
+}
+
+CT_API ct_tensor *ct_nn_rnn_tanh(const ct_tensor *input, const ct_tensor *h0, int n_params,
+                                 const ct_tensor *const *params, const ct_rnn_opts *opts, ct_tensor **h_n) {
+    return layer(M_TANH, input, h0, NULL, n_params, params, opts, h_n, NULL);
+}
+CT_API ct_tensor *ct_nn_rnn_relu(const ct_tensor *input, const ct_tensor *h0, int n_params,
+                                 const ct_tensor *const *params, const ct_rnn_opts *opts, ct_tensor **h_n) {
+    return layer(M_RELU, input, h0, NULL, n_params, params, opts, h_n, NULL);
+}
+CT_API ct_tensor *ct_nn_lstm(const ct_tensor *input, const ct_tensor *h0, const ct_tensor *c0, int n_params,
+                             const ct_tensor *const *params, const ct_rnn_opts *opts, ct_tensor **h_n,
+                             ct_tensor **c_n) {
+    return layer(M_LSTM, input, h0, c0, n_params, params, opts, h_n, c_n);
+}
+CT_API ct_tensor *ct_nn_gru(const ct_tensor *input, const ct_tensor *h0, int n_params,
+                            const ct_tensor *const *params, const ct_rnn_opts *opts, ct_tensor **h_n) {
+    return layer(M_GRU, input, h0, NULL, n_params, params, opts, h_n, NULL);
+}
