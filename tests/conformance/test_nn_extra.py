@@ -217,3 +217,88 @@ def test_embedding_bag_errors():
         check_error("embedding_bag",
                     lambda ww: emb_bag(inp, ww, off, 0.0, 2.0, mode, ps, False, pad),
                     lambda ww: F.embedding_bag(inp, ww, off, **kw), [w], names=["embedding_bag"])
+
+
+# ---- ctc_loss ----
+def ctc_inputs(T=6, N=3, C=5, S=3, dtype=torch.float64, concat=False, seed_=0, il=None, tl=None):
+    g = torch.Generator().manual_seed(seed_)
+    lp = torch.randn(T, N, C, generator=g, dtype=dtype).log_softmax(2)
+    tl = torch.tensor(tl if tl is not None else [S, max(S - 1, 0), 1][:N] + [S] * max(0, N - 3))
+    il = torch.tensor(il if il is not None else [T, T - 1, T - 2][:N] + [T] * max(0, N - 3))
+    tg = torch.randint(1, C, (N, S), generator=g)
+    if concat:
+        tg = torch.cat([tg[b, :tl[b]] for b in range(N)])
+    return lp, tg, il, tl
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+@pytest.mark.parametrize("concat", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("zero_inf", [False, True])
+def test_ctc_loss(red, concat, dtype, zero_inf):
+    lp, tg, il, tl = ctc_inputs(dtype=dtype, concat=concat)
+    check("ctc_loss", lambda x: ctc(x, tg, il, tl, 0, RED[red], zero_inf),
+          lambda x: F.ctc_loss(x, tg, il, tl, 0, red, zero_inf), [lp])
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+@pytest.mark.parametrize("zero_inf", [False, True])
+def test_ctc_loss_special(red, zero_inf):
+    # repeated labels (need a blank between them), an impossible alignment (inf), empty
+    # targets, zero-length inputs, another blank index
+    lp = torch.randn(5, 5, 4, dtype=torch.float64).log_softmax(2)
+    tg = torch.tensor([[1, 1, 2], [2, 2, 2], [1, 3, 0], [3, 0, 0], [1, 0, 0]])
+    il = torch.tensor([5, 4, 5, 0, 0])
+    tl = torch.tensor([3, 3, 0, 1, 0])
+    for blank in (0, 3):
+        t2 = tg.clone()
+        if blank == 3:
+            t2 = torch.where(t2 == 3, torch.zeros_like(t2), t2)
+        check("ctc_loss", lambda x: ctc(x, t2, il, tl, blank, RED[red], zero_inf),
+              lambda x: F.ctc_loss(x, t2, il, tl, blank, red, zero_inf), [lp])
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_ctc_loss_unbatched(red):
+    lp = torch.randn(6, 4, dtype=torch.float64).log_softmax(1)
+    tg = torch.tensor([1, 2, 2])
+    il, tl = torch.tensor(6), torch.tensor(3)
+    check("ctc_loss", lambda x: ctc(x, tg, il, tl, 0, RED[red], False), lambda x: F.ctc_loss(x, tg, il, tl, 0, red),
+          [lp])
+
+
+def test_ctc_loss_larger_float32():
+    lp, tg, il, tl = ctc_inputs(T=50, N=4, C=20, S=10, dtype=torch.float32, seed_=3)
+    check("ctc_loss", lambda x: ctc(x, tg, il, tl, 0, 0, False), lambda x: F.ctc_loss(x, tg, il, tl), [lp],
+          atol=1e-5, rtol=1e-4)  # float64 accumulation here vs torch's float32 recursions over 50 steps
+
+
+def test_ctc_loss_gradcheck():
+    # through log_softmax: torch's gradient formula assumes normalised log-probabilities
+    _, tg, il, tl = ctc_inputs(T=5, N=2, C=4, S=2)
+    for red in (0, 1, 2):
+        gradcheck("ctc_loss", lambda x: ctc(L.ct_log_softmax(x, 2, None), tg, il, tl, 0, red, False),
+                  [d64(5, 2, 4)])
+    gradcheck("ctc_loss", lambda x: ctc(L.ct_log_softmax(x, 2, None), tg.flatten()[:3], il, tl, 0, 0, True),
+              [d64(5, 2, 4)])
+
+
+L.declare("ct_log_softmax", "T(T,i,dt)")
+
+
+def test_ctc_loss_errors():
+    lp, tg, il, tl = ctc_inputs()
+    cases = [
+        (lp, tg, il, tl, 7, {}),                                     # blank out of range
+        (lp, tg, il[:2], tl, 0, {}),                                  # input_lengths size
+        (lp, tg, il, tl[:2], 0, {}),                                  # target_lengths size
+        (lp, tg, torch.tensor([7, 6, 6]), tl, 0, {}),                 # input length > T
+        (lp, tg, il, torch.tensor([3, -1, 1]), 0, {}),                # negative target length
+        (lp, tg[:, :2], il, tl, 0, {}),                               # padded targets too short
+        (lp, tg[:2], il, tl, 0, {}),                                  # padded targets batch
+        (lp, tg.flatten()[:4], il, tl, 0, {}),                        # concatenated: wrong total
+        (lp[..., None], tg, il, tl, 0, {}),                           # 4-D log_probs
+    ]
+    for x, t, i, l_, blank, _ in cases:
+        check_error("ctc_loss", lambda a: ctc(a, t, i, l_, blank, 0, False),
+                    lambda a: F.ctc_loss(a, t, i, l_, blank), [x])
