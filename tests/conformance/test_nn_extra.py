@@ -302,3 +302,243 @@ def test_ctc_loss_errors():
     for x, t, i, l_, blank, _ in cases:
         check_error("ctc_loss", lambda a: ctc(a, t, i, l_, blank, 0, False),
                     lambda a: F.ctc_loss(a, t, i, l_, blank), [x])
+
+
+# ---- modules ----
+_fwd_n = L.declare("ct_module_forward_n", ctypes.c_int,
+                   [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int,
+                    ctypes.POINTER(ctypes.c_void_p)])
+
+
+# (Module.__call__ is given ctorch Tensors only: with a torch tensor, python/ctorch's
+# as_tensor(x)._p lets the temporary wrapper be freed before the C call reads it.)
+def fwd_n(m, *inputs):
+    """ct_module_forward_n with one output; inputs are ctorch Tensors, torch tensors or None."""
+    ts = [None if x is None else (x if isinstance(x, ctorch.Tensor) else ctorch.from_torch(x)) for x in inputs]
+    arr = (ctypes.c_void_p * max(1, len(ts)))(*[t._p if t is not None else None for t in ts])
+    out = (ctypes.c_void_p * 1)()
+    L.ct_clear_error()
+    rc = _fwd_n(m._p, len(ts), arr, 1, out)
+    if rc < 0:
+        raise ctorch._error(rc)
+    return ctorch.Tensor(out[0])
+
+
+L.declare("ct_clear_error", "v")
+
+
+def param_grads_match(cm, tm):
+    cp = cm.named_parameters()
+    for name, p in tm.named_parameters():
+        assert_same(grad_of(cp[name]), p.grad, what=f"grad of {name}")
+
+
+@pytest.mark.parametrize("sizes", [(3, 4, 5), (1, 1, 1), (6, 2, 3)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_bilinear_module(sizes, bias):
+    with case("nn.Bilinear"):
+        seed(13)
+        cm = module("ct_nn_bilinear_new", *sizes, bias)
+        torch.manual_seed(13)
+        tm = nn.Bilinear(*sizes, bias=bias)
+        assert repr(cm) == repr(tm)
+        sd = cm.state_dict().torch()
+        assert list(sd) == list(tm.state_dict())
+        for k, v in tm.state_dict().items():
+            assert_same(sd[k], v, what=k)
+        x1, x2 = torch.randn(4, sizes[0]), torch.randn(4, sizes[1])
+        want = tm(x1, x2)
+        got = fwd_n(cm, x1, x2)
+        assert_same(got, want.detach())
+        g = torch.randn(want.shape)
+        want.backward(g)
+        backward(got, ctorch.from_torch(g), False, False)
+        param_grads_match(cm, tm)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("k,shape", [(1, (3, 4, 5)), (2, (2, 3, 4, 4)), (3, (2, 3, 2, 2, 2))])
+def test_dropout_modules(k, shape):
+    with case(f"nn.Dropout{k}d"):
+        cm = module(f"ct_nn_dropout{k}d_new", 0.25)
+        tm = getattr(nn, f"Dropout{k}d")(0.25)
+        assert repr(cm) == repr(tm)
+        x = torch.randn(shape)
+        torch.manual_seed(8)
+        want = tm(x)
+        seed(8)
+        assert_same(cm(ctorch.from_torch(x)), want)
+        cm.eval(), tm.eval()
+        assert_same(cm(ctorch.from_torch(x)), tm(x))
+
+
+@pytest.mark.parametrize("args", [(10, 3, None, 1.0, 2.0), (10, 3, 0, 0.7, 1.0), (8, 4, -1, 2.0, 2.0),
+                                  (8, 4, None, None, 2.0)])
+def test_embedding_max_norm_module(args):
+    num, dim, pad, max_norm, nt = args
+    with case("nn.Embedding"):
+        seed(21)
+        cm = module("ct_nn_embedding_ex_new", num, dim, NOPAD if pad is None else pad,
+                    0.0 if max_norm is None else max_norm, nt)
+        torch.manual_seed(21)
+        tm = nn.Embedding(num, dim, padding_idx=pad, max_norm=max_norm, norm_type=nt)
+        assert repr(cm) == repr(tm)
+        assert_same(cm.state_dict().torch()["weight"], tm.weight.detach())
+        idx = torch.tensor([[1, 2, 0], [5, 2, 7]])
+        want = tm(idx)
+        got = cm(ctorch.from_torch(idx))
+        assert_same(got, want.detach())
+        assert_same(cm.state_dict().torch()["weight"], tm.weight.detach(), what="weight after renorm")
+        g = torch.randn(want.shape)
+        want.backward(g)
+        backward(got, ctorch.from_torch(g), False, False)
+        param_grads_match(cm, tm)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+@pytest.mark.parametrize("pad", [None, 3])
+@pytest.mark.parametrize("max_norm", [None, 1.2])
+def test_embedding_bag_module(mode, pad, max_norm):
+    with case("nn.EmbeddingBag"):
+        seed(31)
+        cm = module("ct_nn_embedding_bag_new", 10, 4, 0.0 if max_norm is None else max_norm, 2.0, mode, False,
+                    NOPAD if pad is None else pad)
+        torch.manual_seed(31)
+        tm = nn.EmbeddingBag(10, 4, mode=mode, padding_idx=pad, max_norm=max_norm)
+        assert repr(cm) == repr(tm)
+        assert_same(cm.state_dict().torch()["weight"], tm.weight.detach())
+        inp, off = torch.tensor([1, 3, 4, 3, 9, 2, 0]), torch.tensor([0, 3, 3])
+        psw = torch.randn(7) if mode == "sum" else None
+        want = tm(inp, off, psw)
+        got = fwd_n(cm, inp, off, psw)
+        assert_same(got, want.detach())
+        g = torch.randn(want.shape)
+        want.backward(g)
+        backward(got, ctorch.from_torch(g), False, False)
+        param_grads_match(cm, tm)
+        # 2-D input without offsets, one input only
+        x2 = torch.tensor([[1, 2], [3, 4]])
+        assert_same(fwd_n(cm, x2), tm(x2).detach())
+
+
+def _lp(*s):
+    return torch.randn(*s).log_softmax(-1)
+
+
+W3 = torch.tensor([0.5, 2.0, 1.0])
+LOSS_MODULES = [  # (ctor, args, torch module, inputs)
+    ("ct_nn_mse_loss_new", (0,), nn.MSELoss(), lambda: [torch.randn(3, 4), torch.randn(3, 4)]),
+    ("ct_nn_mse_loss_new", (2,), nn.MSELoss(reduction="none"), lambda: [torch.randn(3, 4), torch.randn(3, 4)]),
+    ("ct_nn_l1_loss_new", (1,), nn.L1Loss(reduction="sum"), lambda: [torch.randn(3, 4), torch.randn(3, 4)]),
+    ("ct_nn_smooth_l1_loss_new", (0, 0.5), nn.SmoothL1Loss(beta=0.5), lambda: [torch.randn(5), torch.randn(5)]),
+    ("ct_nn_huber_loss_new", (0, 1.5), nn.HuberLoss(delta=1.5), lambda: [torch.randn(5) * 3, torch.randn(5)]),
+    ("ct_nn_cross_entropy_loss_new", (None, -100, 0, 0.0), nn.CrossEntropyLoss(),
+     lambda: [torch.randn(4, 3), torch.tensor([0, 2, 1, 2])]),
+    ("ct_nn_cross_entropy_loss_new", (W3, 1, 0, 0.1), nn.CrossEntropyLoss(weight=W3, ignore_index=1, label_smoothing=0.1),
+     lambda: [torch.randn(4, 3), torch.tensor([0, 2, 1, 2])]),
+    ("ct_nn_nll_loss_new", (W3, -100, 1), nn.NLLLoss(weight=W3, reduction="sum"),
+     lambda: [_lp(4, 3), torch.tensor([0, 2, 1, 2])]),
+    ("ct_nn_nll_loss_new", (None, -100, 0), nn.NLLLoss(), lambda: [_lp(4, 3), torch.tensor([0, 2, 1, 2])]),
+    ("ct_nn_bce_loss_new", (None, 0), nn.BCELoss(), lambda: [torch.rand(4, 3), torch.rand(4, 3)]),
+    ("ct_nn_bce_loss_new", (W3, 0), nn.BCELoss(weight=W3), lambda: [torch.rand(4, 3), torch.rand(4, 3)]),
+    ("ct_nn_bce_with_logits_loss_new", (None, 0, None), nn.BCEWithLogitsLoss(),
+     lambda: [torch.randn(4, 3), torch.rand(4, 3)]),
+    ("ct_nn_bce_with_logits_loss_new", (W3, 0, W3 * 2), nn.BCEWithLogitsLoss(weight=W3, pos_weight=W3 * 2),
+     lambda: [torch.randn(4, 3), torch.rand(4, 3)]),
+    ("ct_nn_bce_with_logits_loss_new", (None, 1, W3), nn.BCEWithLogitsLoss(reduction="sum", pos_weight=W3),
+     lambda: [torch.randn(4, 3), torch.rand(4, 3)]),
+    ("ct_nn_kl_div_loss_new", (3, False), nn.KLDivLoss(reduction="batchmean"),
+     lambda: [_lp(4, 3), torch.rand(4, 3).softmax(-1)]),
+    ("ct_nn_kl_div_loss_new", (0, True), nn.KLDivLoss(log_target=True), lambda: [_lp(4, 3), _lp(4, 3)]),
+    ("ct_nn_cosine_embedding_loss_new", (0.2, 0), nn.CosineEmbeddingLoss(margin=0.2),
+     lambda: [torch.randn(4, 5), torch.randn(4, 5), torch.tensor([1, -1, 1, -1])]),
+    ("ct_nn_margin_ranking_loss_new", (0.3, 0), nn.MarginRankingLoss(margin=0.3),
+     lambda: [torch.randn(6), torch.randn(6), torch.tensor([1., -1, 1, -1, 1, 1])]),
+    ("ct_nn_hinge_embedding_loss_new", (1.0, 0), nn.HingeEmbeddingLoss(),
+     lambda: [torch.randn(6), torch.tensor([1., -1, 1, -1, 1, 1])]),
+    ("ct_nn_triplet_margin_loss_new", (1.0, 2.0, 1e-6, False, 0), nn.TripletMarginLoss(),
+     lambda: [torch.randn(4, 5), torch.randn(4, 5), torch.randn(4, 5)]),
+    ("ct_nn_triplet_margin_loss_new", (0.5, 1.0, 1e-6, True, 2), nn.TripletMarginLoss(0.5, 1.0, swap=True, reduction="none"),
+     lambda: [torch.randn(4, 5), torch.randn(4, 5), torch.randn(4, 5)]),
+    ("ct_nn_multilabel_soft_margin_loss_new", (W3, 0), nn.MultiLabelSoftMarginLoss(weight=W3),
+     lambda: [torch.randn(4, 3), torch.randint(0, 2, (4, 3)).float()]),
+    ("ct_nn_poisson_nll_loss_new", (True, False, 1e-8, 0), nn.PoissonNLLLoss(),
+     lambda: [torch.randn(4, 3), torch.rand(4, 3) * 3]),
+    ("ct_nn_poisson_nll_loss_new", (False, True, 1e-8, 1), nn.PoissonNLLLoss(log_input=False, full=True, reduction="sum"),
+     lambda: [torch.rand(4, 3) + 0.1, torch.rand(4, 3) * 3]),
+    ("ct_nn_gaussian_nll_loss_new", (False, 1e-6, 0), nn.GaussianNLLLoss(),
+     lambda: [torch.randn(4, 3), torch.randn(4, 3), torch.rand(4, 3) + 0.1]),
+    ("ct_nn_gaussian_nll_loss_new", (True, 1e-6, 1), nn.GaussianNLLLoss(full=True, reduction="sum"),
+     lambda: [torch.randn(4, 3), torch.randn(4, 3), torch.rand(4, 1) + 0.1]),
+    ("ct_nn_ctc_loss_new", (0, 0, False), nn.CTCLoss(),
+     lambda: [_lp(6, 2, 4), torch.tensor([[1, 2], [3, 3]]), torch.tensor([6, 5]), torch.tensor([2, 2])]),
+    ("ct_nn_ctc_loss_new", (1, 2, True), nn.CTCLoss(blank=1, reduction="none", zero_infinity=True),
+     lambda: [_lp(3, 2, 4), torch.tensor([[2, 2], [3, 0]]), torch.tensor([3, 3]), torch.tensor([2, 1])]),
+]
+
+
+@pytest.mark.parametrize("k", range(len(LOSS_MODULES)), ids=lambda k: f"{LOSS_MODULES[k][0]}-{k}")
+def test_loss_modules(k):
+    ctor, args, tm, mk = LOSS_MODULES[k]
+    name = type(tm).__name__
+    with case(f"nn.{name}"):
+        torch.manual_seed(k)
+        inputs = mk()
+        cargs = [ctorch.from_torch(a) if isinstance(a, torch.Tensor) else a for a in args]
+        cm = module(ctor, *[_typed(ctor, i, a) for i, a in enumerate(cargs)])
+        assert repr(cm) == repr(tm)
+        sd = cm.state_dict().torch()
+        assert list(sd) == list(tm.state_dict()), (list(sd), list(tm.state_dict()))
+        for key, v in tm.state_dict().items():
+            assert_same(sd[key], v, what=key)
+        assert [n for n, _ in tm.named_buffers()] == list(cm.named_buffers().torch())
+        # gradients for every floating input except targets (target gradients: MSELoss and L1Loss)
+        t_in = [x.clone().requires_grad_() if x.is_floating_point() and (j != 1 or name in ("MSELoss", "L1Loss"))
+                else x for j, x in enumerate(inputs)]
+        want = tm(*t_in)
+        c_in = [ctorch.from_torch(x.detach()).requires_grad_() if x.requires_grad else ctorch.from_torch(x)
+                for x in t_in]
+        got = fwd_n(cm, *c_in)
+        assert_same(got, want.detach(), atol=1e-5, rtol=1e-5)
+        g = torch.randn(want.shape)
+        want.backward(g)
+        backward(got, ctorch.from_torch(g), False, False)
+        for j, (c, t) in enumerate(zip(c_in, t_in)):
+            if t.requires_grad:
+                assert_same(grad_of(c), t.grad, atol=1e-5, rtol=1e-5, what=f"grad of input {j}")
+
+
+def _typed(ctor, i, a):
+    """Reductions and enum-like ints are C ints; ignore_index and blank are int64."""
+    int64_pos = {"ct_nn_cross_entropy_loss_new": 1, "ct_nn_nll_loss_new": 1, "ct_nn_ctc_loss_new": 0}
+    if isinstance(a, tuple):
+        return a
+    if isinstance(a, int) and not isinstance(a, bool):
+        return (ctypes.c_int64, a) if int64_pos.get(ctor) == i else (ctypes.c_int, a)
+    return a
+
+
+def test_loss_module_errors():
+    with case("nn.loss modules"):
+        cm = module("ct_nn_mse_loss_new", (ctypes.c_int, 0))
+        with pytest.raises(ctorch.CtorchError, match="MSELoss.forward takes 2 inputs"):
+            fwd_n(cm, torch.randn(3))
+        with pytest.raises(ctorch.CtorchError, match="MSELoss.forward takes 2 inputs"):
+            cm(ctorch.from_torch(torch.randn(3)))
+        with pytest.raises(ctorch.CtorchError):
+            fwd_n(cm, torch.randn(3), torch.randn(4))
+        with pytest.raises(ctorch.CtorchError, match="reduction"):
+            module("ct_nn_l1_loss_new", (ctypes.c_int, 7))
+        with pytest.raises(ctorch.CtorchError, match="reduction"):
+            module("ct_nn_mse_loss_new", (ctypes.c_int, 3))  # batchmean is kl_div's only
+        with pytest.raises(ctorch.CtorchError):
+            module("ct_nn_huber_loss_new", (ctypes.c_int, 0), -1.0)
+        cm = module("ct_nn_bilinear_new", 3, 4, 2, True)
+        with pytest.raises(ctorch.CtorchError, match="Bilinear"):
+            fwd_n(cm, torch.randn(2, 3))
+        with pytest.raises(ctorch.CtorchError, match="bilinear"):
+            fwd_n(cm, torch.randn(2, 3), torch.randn(2, 5))
+        with pytest.raises(ctorch.CtorchError):
+            module("ct_nn_embedding_bag_new", 10, 3, 0.0, 2.0, "median", False, NOPAD)
+        with pytest.raises(ctorch.CtorchError):
+            module("ct_nn_dropout2d_new", 1.5)
