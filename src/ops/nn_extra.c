@@ -126,17 +126,18 @@ static ct_tensor *index_vec(const char *op, const ct_tensor *indices, int64_t nu
     return v;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static int renorm(const char *op, ct_tensor *weight, const ct_tensor *idx, double max_norm, double norm_type) {
     int64_t n = idx->numel;
     int64_t *s = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     if (!s) return ct__errs(CT_ERR_OOM, "%s: out of memory", op);
     memcpy(s, ct__data(idx), sizeof(int64_t) * (size_t)n);
     /* sorted unique rows, as torch's embedding_renorm_ visits them */
-    for (int64_t i = 1; i < n; i++) {
-        int64_t v = s[i], j = i - 1;
-        while (j >= 0 && s[j] > v) s[j + 1] = s[j], j--;
-        s[j + 1] = v;
-    }
+    qsort(s, (size_t)n, sizeof *s, cmp_i64);
     int rc = 0;
     bool prev = ct_set_grad_enabled(false);
     for (int64_t i = 0; i < n && !rc; i++) {
@@ -222,7 +223,7 @@ CT_API ct_tensor *ct_nn_embedding_bag(const ct_tensor *input, ct_tensor *weight,
                        ct_dtype_name(per_sample_weights->dtype), ct_dtype_name(weight->dtype));
     if (ct_scope_begin()) return NULL;
     ct_tensor *r_ = NULL;
-    int64_t *keep_idx = NULL, *keep_bag = NULL, *keep_pos = NULL, *maxi = NULL;
+    int64_t *keep_idx = NULL, *keep_bag = NULL, *keep_pos = NULL;
     ct_tensor *idx = index_vec(op, input, num);
     if (!idx) goto done;
     if (max_norm > 0 && renorm(op, weight, idx, max_norm, norm_type)) goto done;
@@ -317,7 +318,7 @@ CT_API ct_tensor *ct_nn_embedding_bag(const ct_tensor *input, ct_tensor *weight,
         r_ = out;
     }
 done:
-    free(keep_idx), free(keep_bag), free(keep_pos), free(maxi);
+    free(keep_idx), free(keep_bag), free(keep_pos);
     if (r_) r_ = ct_keep(r_);
     ct_scope_end();
     return r_;
