@@ -136,6 +136,13 @@ static void test_embedding_bag_and_bilinear(void) {
     CHECK(fmod(s, 18.0) == 0); /* whole 3x3 channels of 2.0 */
     ct_release(yd);
     ct_module_free(d2);
+    /* p = 0 returns the input itself: backward from a leaf root (freed its AccumulateGrad
+     * node before the graph that still read it) */
+    ct_tensor *leaf = ct_ones(CT_SHAPE(2, 3, 2), CT_FLOAT32);
+    ct_set_requires_grad(leaf, true);
+    ct_tensor *same = ct_nn_dropout1d(leaf, 0.0, true, NULL);
+    CHECK(same == leaf && ct_backward(same, ct_ones_like(leaf), false, false) == 0);
+    CHECK(ct_grad(leaf) && ct_item(ct_sum(ct_grad(leaf))) == 12);
     ct_clear_error();
     ct_scope_end();
     CHECK(ct_live_tensors() == live0);
