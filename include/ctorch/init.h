@@ -55,7 +55,8 @@ CT_API int ct_nn_init_kaiming_normal_(ct_tensor *t, double a, const char *mode, 
                                       ct_generator *gen);
 /* orthogonal_(t, gain) (gain 1): t (>= 2 dims) viewed as [rows, numel / rows] becomes a
  * (semi-)orthogonal matrix times gain: the Q of a QR of a standard normal matrix (drawn
- * as [rows, cols], transposed when rows < cols) with its columns' signs fixed by diag(R). */
+ * as [rows, cols], transposed when rows < cols) with its columns' signs fixed by diag(R).
+ * float32 / float64 (torch's linalg.qr dtypes); an empty t is left as is. */
 CT_API int ct_nn_init_orthogonal_(ct_tensor *t, double gain, ct_generator *gen);
 /* sparse_(t, sparsity, std) (std 0.01): 2-D t; N(0, std^2) drawn from gen, then in each
  * column ceil(sparsity * rows) rows set to 0, chosen by a randperm from the DEFAULT
