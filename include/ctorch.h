@@ -35,6 +35,7 @@
 #include "ctorch/io.h"
 #include "ctorch/data.h"
 #include "ctorch/module.h"
+#include "ctorch/init.h"
 #include "ctorch/optim.h"
 #include "ctorch/rnn.h"
 

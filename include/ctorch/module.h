@@ -302,6 +302,54 @@ CT_API ct_module *ct_nn_glu_new(int64_t dim);                       /* -1 */
 
 /* ==== other layers and loss modules ====
  * (section kept for Bilinear, Dropout2d, EmbeddingBag, loss modules; declarations are added below this line) */
+#include "ctorch/nn.h" /* ct_reduction, CT_NO_PADDING_IDX (has its own guard and extern "C") */
+/* Bilinear(in1, in2, out, bias): weight [out, in1, in2], bias [out], both
+ * U(-1/sqrt(in1), 1/sqrt(in1)) as torch; forward_n(input1, input2). */
+CT_API ct_module *ct_nn_bilinear_new(int64_t in1_features, int64_t in2_features, int64_t out_features, bool bias);
+/* Dropout1d / Dropout2d / Dropout3d(p): channel-wise dropout (ct_nn_dropout1d/2d/3d) in
+ * training mode, identity in eval; the default generator. */
+CT_API ct_module *ct_nn_dropout1d_new(double p);
+CT_API ct_module *ct_nn_dropout2d_new(double p);
+CT_API ct_module *ct_nn_dropout3d_new(double p);
+/* Embedding(num, dim, padding_idx, max_norm (<= 0: None), norm_type (torch: 2.0)): as
+ * ct_nn_embedding_new, and with max_norm each forward renormalises the looked-up rows
+ * of weight in place (ct_nn_embedding_ex). */
+CT_API ct_module *ct_nn_embedding_ex_new(int64_t num_embeddings, int64_t embedding_dim, int64_t padding_idx,
+                                         double max_norm, double norm_type);
+/* EmbeddingBag(num, dim, max_norm (<= 0: None), norm_type (2.0), mode ("sum", "mean",
+ * "max"; NULL: "mean"), include_last_offset, padding_idx (CT_NO_PADDING_IDX: none)):
+ * weight ~ N(0, 1) with the padding row zeroed; forward_n(input, offsets (may be NULL
+ * or left out), per_sample_weights (may be NULL or left out)) = ct_nn_embedding_bag. */
+CT_API ct_module *ct_nn_embedding_bag_new(int64_t num_embeddings, int64_t embedding_dim, double max_norm,
+                                          double norm_type, const char *mode, bool include_last_offset,
+                                          int64_t padding_idx);
+
+/* Loss modules: forward_n takes torch's forward arguments and writes the loss:
+ * (input, target) unless noted. Arguments and defaults are those of the functional forms
+ * in ctorch/nn.h. Class weights (may be NULL) are registered as buffers under torch's
+ * names ("weight", and "pos_weight" for BCEWithLogitsLoss), so they appear in state
+ * dicts exactly when torch has them; the module keeps its own reference. Reprs are
+ * torch's ("CrossEntropyLoss()"). */
+CT_API ct_module *ct_nn_mse_loss_new(ct_reduction reduction);
+CT_API ct_module *ct_nn_l1_loss_new(ct_reduction reduction);
+CT_API ct_module *ct_nn_smooth_l1_loss_new(ct_reduction reduction, double beta);
+CT_API ct_module *ct_nn_huber_loss_new(ct_reduction reduction, double delta);
+CT_API ct_module *ct_nn_cross_entropy_loss_new(ct_tensor *weight, int64_t ignore_index, ct_reduction reduction,
+                                               double label_smoothing);
+CT_API ct_module *ct_nn_nll_loss_new(ct_tensor *weight, int64_t ignore_index, ct_reduction reduction);
+CT_API ct_module *ct_nn_bce_loss_new(ct_tensor *weight, ct_reduction reduction);
+CT_API ct_module *ct_nn_bce_with_logits_loss_new(ct_tensor *weight, ct_reduction reduction, ct_tensor *pos_weight);
+CT_API ct_module *ct_nn_kl_div_loss_new(ct_reduction reduction, bool log_target);
+CT_API ct_module *ct_nn_cosine_embedding_loss_new(double margin, ct_reduction reduction); /* (x1, x2, target) */
+CT_API ct_module *ct_nn_margin_ranking_loss_new(double margin, ct_reduction reduction);   /* (x1, x2, target) */
+CT_API ct_module *ct_nn_hinge_embedding_loss_new(double margin, ct_reduction reduction);
+/* (anchor, positive, negative) */
+CT_API ct_module *ct_nn_triplet_margin_loss_new(double margin, double p, double eps, bool swap, ct_reduction reduction);
+CT_API ct_module *ct_nn_multilabel_soft_margin_loss_new(ct_tensor *weight, ct_reduction reduction);
+CT_API ct_module *ct_nn_poisson_nll_loss_new(bool log_input, bool full, double eps, ct_reduction reduction);
+CT_API ct_module *ct_nn_gaussian_nll_loss_new(bool full, double eps, ct_reduction reduction); /* (input, target, var) */
+/* (log_probs, targets, input_lengths, target_lengths) */
+CT_API ct_module *ct_nn_ctc_loss_new(int64_t blank, ct_reduction reduction, bool zero_infinity);
 
 #ifdef __cplusplus
 }

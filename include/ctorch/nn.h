@@ -176,6 +176,59 @@ CT_API ct_tensor *ct_nn_gaussian_nll_loss(const ct_tensor *input, const ct_tenso
 
 /* ==== embedding, bilinear, CTC functionals ====
  * (section kept for embedding_bag, bilinear, dropout2d, ctc_loss; declarations are added below this line) */
+struct ct_generator;
+/* bilinear(x1 [..., in1], x2 [..., in2], weight [out, in1, in2], bias [out] or NULL)
+ * -> [..., out]: y = x1^T W x2 + b. The leading dims of x1 and x2 must be equal. */
+CT_API ct_tensor *ct_nn_bilinear(const ct_tensor *input1, const ct_tensor *input2, const ct_tensor *weight,
+                                 const ct_tensor *bias);
+/* Channel-wise dropout (torch's feature_dropout): in training, each channel x[n, c] is
+ * zeroed with probability p (one bernoulli(1 - p) draw per (n, c), drawn from gen or the
+ * default generator in torch's order) and the rest scaled by 1 / (1 - p).
+ * dropout1d: [N, C, L] or unbatched [C, L] (other ranks are an error, as in torch);
+ * dropout2d: any input of >= 2 dims as [N, C, ...] (torch warns outside 3-D/4-D and, like
+ *   torch, treats a 3-D input as [N, C, L]);
+ * dropout3d: [N, C, D, H, W]; any other rank gets a batch dim added (torch's rule). */
+CT_API ct_tensor *ct_nn_dropout1d(const ct_tensor *x, double p, bool training, struct ct_generator *gen);
+CT_API ct_tensor *ct_nn_dropout2d(const ct_tensor *x, double p, bool training, struct ct_generator *gen);
+CT_API ct_tensor *ct_nn_dropout3d(const ct_tensor *x, double p, bool training, struct ct_generator *gen);
+/* embedding_renorm_(weight, indices, max_norm, norm_type): every row of weight that
+ * indices name whose norm_type-norm exceeds max_norm is scaled in place (no grad) by
+ * max_norm / (norm + 1e-7), as torch.embedding_renorm_. 0 or a negative status. */
+CT_API int ct_nn_embedding_renorm_(ct_tensor *weight, const ct_tensor *indices, double max_norm, double norm_type);
+/* F.embedding with max_norm: max_norm > 0 first renormalises the looked-up rows of
+ * weight IN PLACE (ct_nn_embedding_renorm_, norm_type torch default 2.0); max_norm <= 0
+ * means None. padding_idx as ct_nn_embedding (CT_NO_PADDING_IDX for none). */
+CT_API ct_tensor *ct_nn_embedding_ex(const ct_tensor *indices, ct_tensor *weight, int64_t padding_idx, double max_norm,
+                                     double norm_type);
+/* embedding_bag(input, weight [num, dim], offsets, max_norm, norm_type, mode,
+ * per_sample_weights, include_last_offset, padding_idx) -> [B, dim]:
+ *   input 1-D int64/int32 indices with offsets (1-D, offsets[0] == 0, non-decreasing):
+ *     bag b is input[offsets[b] : offsets[b + 1]], the last bag running to the end of
+ *     input; with include_last_offset offsets has one entry more than there are bags,
+ *     the end of the last bag (torch's contract: the length of input); input 2-D
+ *     [B, L]: B bags of L (offsets must be NULL).
+ *   mode "sum", "mean" (NULL: torch's default "mean") or "max"; empty bags give zeros.
+ *   per_sample_weights (shaped like input, weight's dtype; "sum" only) scale each row.
+ *   Entries equal to padding_idx (CT_NO_PADDING_IDX: none) are left out of their bag
+ *   (not counted by "mean") and get no gradient. max_norm > 0 renormalises the rows first.
+ * Differentiable w.r.t. weight and per_sample_weights; "max" sends the gradient to the
+ * first maximal row per feature, as torch. */
+CT_API ct_tensor *ct_nn_embedding_bag(const ct_tensor *input, ct_tensor *weight, const ct_tensor *offsets,
+                                      double max_norm, double norm_type, const char *mode,
+                                      const ct_tensor *per_sample_weights, bool include_last_offset,
+                                      int64_t padding_idx);
+/* ctc_loss(log_probs [T, N, C] or unbatched [T, C] (float32/float64, log_softmax
+ * outputs), targets (integer: padded [N, S] or the concatenation of all targets, 1-D),
+ * input_lengths [N], target_lengths [N] (integer tensors; 0-dim for unbatched), blank,
+ * reduction, zero_infinity): the per-sample negative log likelihood over all alignments
+ * (alpha recursion in log space, float64); "mean" divides each by its target length
+ * (at least 1) and takes the mean; "none" gives [N] ([] unbatched). zero_infinity
+ * replaces infinite losses (impossible alignments) and their gradients by 0. The gradient
+ * w.r.t. log_probs is torch's (exp(log_probs) - occupancy / likelihood, which assumes
+ * log_softmax inputs); it is not itself differentiable w.r.t. log_probs (as in torch). */
+CT_API ct_tensor *ct_nn_ctc_loss(const ct_tensor *log_probs, const ct_tensor *targets, const ct_tensor *input_lengths,
+                                 const ct_tensor *target_lengths, int64_t blank, ct_reduction reduction,
+                                 bool zero_infinity);
 
 #ifdef __cplusplus
 }

@@ -852,10 +852,12 @@ static int run_backward(int n_roots, ct_tensor *const *roots, const ct_tensor *c
         if (!retain_graph) release_saved(n);
     }
 done:
+    /* the graph first: it reads the nodes, and a leaf root's AccumulateGrad node lives
+     * only as long as root_nodes holds it */
+    graph_free(&g);
     for (int r = 0; root_nodes && r < n_roots; r++)
         if (root_nodes[r]) ct__node_release(root_nodes[r]);
     free(root_nodes);
-    graph_free(&g);
     free(stack);
     current_run = prev_run;
     ct_set_grad_enabled(prev_mode);
