@@ -36,5 +36,6 @@
 #include "ctorch/data.h"
 #include "ctorch/module.h"
 #include "ctorch/optim.h"
+#include "ctorch/transformer.h"
 
 #endif
