@@ -201,7 +201,7 @@ static double seconds(void) {
 
 int main(int argc, char **argv) {
     const char *data = "/usr/share/common-licenses";
-    int steps = 1500, eval_every = 250, n_sample = 400, threads = 0;
+    int steps = 600, eval_every = 100, n_sample = 400, threads = 0;
     int64_t B = 32, T = 64, D = 96, L = 2, H = 4;
     double lr = 2e-3;
     unsigned long long seed = 1337;

@@ -15,6 +15,12 @@
 #define BEGIN CT_COMPOSE_BEGIN
 #define END CT_COMPOSE_END
 
+/* Causal attention with at least CAUSAL_BLOCK_MIN query rows runs in blocks of
+ * CAUSAL_BLOCK rows (at most CAUSAL_MAX_BLOCKS blocks). */
+#define CAUSAL_BLOCK_MIN 256
+#define CAUSAL_BLOCK 128
+#define CAUSAL_MAX_BLOCKS 32
+
 /* A 0-dim tensor of dtype dt (scope-owned). */
 static ct_tensor *scalar(double v, ct_dtype dt) { return ct_scalar_tensor(v, dt); }
 
@@ -117,6 +123,31 @@ CT_API ct_tensor *ct_nn_scaled_dot_product_attention(const ct_tensor *query, con
         ct_tensor *q3 = ct_reshape(query, 3, (int64_t[]){B, L, E});
         ct_tensor *k3 = ct_reshape(k, 3, (int64_t[]){B, S, E});
         ct_tensor *v3 = ct_reshape(v, 3, (int64_t[]){B, v->sizes[v->ndim - 2], Ev});
+        if (!q3 || !k3 || !v3) goto done;
+        if (is_causal && L >= CAUSAL_BLOCK_MIN && v3->sizes[1] == S) {
+            /* Long causal attention in blocks of query rows: rows [r0, r1) see keys
+             * [0, r1) only, so the blocks skip the masked upper triangle (about half the
+             * GEMM and softmax work) and never hold the whole [B, L, S] scores. */
+            int64_t ch = L / CAUSAL_MAX_BLOCKS + 1 > CAUSAL_BLOCK ? L / CAUSAL_MAX_BLOCKS + 1 : CAUSAL_BLOCK;
+            ct_tensor *outs[CAUSAL_MAX_BLOCKS + 1];
+            int nblk = 0;
+            ct_tensor *kT = ct_transpose(k3, 1, 2);
+            for (int64_t r0 = 0; r0 < L; r0 += ch, nblk++) {
+                int64_t rows = L - r0 < ch ? L - r0 : ch, keys = r0 + rows < S ? r0 + rows : S;
+                ct_tensor *b = ct_narrow(ct_narrow(bias, 0, r0, rows), 1, 0, keys);
+                ct_tensor *s = ct_baddbmm(b, ct_narrow(q3, 1, r0, rows), ct_narrow(kT, 2, 0, keys), 1.0, scale);
+                ct_tensor *a = ct_softmax(s, -1, CT_NUM_DTYPES);
+                if (dropout_p > 0) a = ct_dropout(a, dropout_p, true, NULL);
+                outs[nblk] = ct_bmm(a, ct_narrow(v3, 1, 0, keys));
+                if (!outs[nblk]) goto done;
+            }
+            ct_tensor *o = ct_cat(nblk, (const ct_tensor *const *)outs, 1);
+            int64_t osz[CT_MAX_DIMS];
+            memcpy(osz, qb, sizeof(int64_t) * (size_t)nq);
+            osz[nq] = L, osz[nq + 1] = Ev;
+            r_ = ct_reshape(o, nq + 2, osz);
+            goto done;
+        }
         if (bias) {
             int nbb = bias->ndim - 2;
             bool bcast = ct__prod(nbb, bias->sizes) == 1;

@@ -112,6 +112,15 @@ def _sdpa_cases():
             ("causal L==S", (r(2, 2, 6, 8, dt=dt), r(2, 2, 6, 8, dt=dt), r(2, 2, 6, 8, dt=dt)), {"is_causal": True}),
             ("causal L<S", (r(2, 2, 3, 8, dt=dt), r(2, 2, 6, 8, dt=dt), r(2, 2, 6, 8, dt=dt)), {"is_causal": True}),
             ("causal L>S", (r(2, 2, 6, 8, dt=dt), r(2, 2, 3, 8, dt=dt), r(2, 2, 3, 8, dt=dt)), {"is_causal": True}),
+            # long causal attention runs in blocks of query rows (>= 256 rows)
+            ("causal blocks L==S", (r(1, 2, 300, 16, dt=dt), r(1, 2, 300, 16, dt=dt), r(1, 2, 300, 8, dt=dt)),
+             {"is_causal": True}),
+            ("causal blocks L>S", (r(2, 1, 390, 16, dt=dt), r(2, 1, 200, 16, dt=dt), r(2, 1, 200, 16, dt=dt)),
+             {"is_causal": True}),
+            ("causal blocks L<S", (r(1, 2, 260, 8, dt=dt), r(1, 2, 400, 8, dt=dt), r(1, 2, 400, 8, dt=dt)),
+             {"is_causal": True, "scale": 0.2}),
+            ("causal blocks gqa", (r(1, 4, 256, 8, dt=dt), r(1, 2, 256, 8, dt=dt), r(1, 2, 256, 8, dt=dt)),
+             {"is_causal": True, "enable_gqa": True}),
             ("scale", (r(2, 3, 4, 8, dt=dt), r(2, 3, 6, 8, dt=dt), r(2, 3, 6, 8, dt=dt)), {"scale": 0.3}),
             ("gqa", (r(2, 6, 4, 8, dt=dt), r(2, 2, 5, 8, dt=dt), r(2, 2, 5, 8, dt=dt)), {"enable_gqa": True}),
             ("gqa causal", (r(2, 4, 5, 8, dt=dt), r(2, 1, 5, 8, dt=dt), r(2, 1, 5, 8, dt=dt)),
@@ -603,3 +612,48 @@ def test_transformer_errors():
         with pytest.raises(ctorch.CtorchError, match="TransformerEncoderLayer"):
             module("ct_nn_transformer_encoder_new", new_layer("decoder", 8, 2).take(), 2, None)
         count("Transformer", "error")
+
+
+class MhaParams(ctypes.Structure):
+    _fields_ = [(n, P) for n in ("in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight",
+                                 "bias_k", "bias_v", "out_proj_weight", "out_proj_bias")] + \
+               [("add_zero_attn", ctypes.c_bool), ("dropout_p", ctypes.c_double), ("training", ctypes.c_bool),
+                ("average_attn_weights", ctypes.c_bool), ("is_causal", ctypes.c_bool)]
+
+
+mha_functional = ctorch.lib.declare("ct_nn_multi_head_attention_forward", "T(T,T,T,i64,i64,p,T,T,T*)")
+mha_functional_nw = ctorch.lib.declare("ct_nn_multi_head_attention_forward", "T(T,T,T,i64,i64,p,T,T,p)")
+
+
+@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("need", [False, True])
+def test_multi_head_attention_forward_functional(separate, need):
+    """F.multi_head_attention_forward with explicit weights (packed or separate)."""
+    with case("multi_head_attention_forward"):
+        E, H, L, S, N = 8, 2, 4, 6, 3
+        g = torch.Generator().manual_seed(8)
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+        q, k, v = r(L, N, E), r(S, N, 5), r(S, N, 7)
+        w_in, b_in = r(3 * E, E), r(3 * E)
+        wq, wk, wv = r(E, E), r(E, 5), r(E, 7)
+        bk, bv = r(1, 1, E), r(1, 1, E)
+        wo, bo = r(E, E), r(E)
+        am = torch.rand(L, S, generator=g) > 0.8
+        kpm = torch.rand(N, S, generator=g) > 0.8
+        kpm[:, 0] = False
+        if not separate:
+            k, v = r(S, N, E), r(S, N, E)
+        want, want_w = F.multi_head_attention_forward(
+            q, k, v, E, H, None if separate else w_in, b_in, bk, bv, False, 0.0, wo, bo, training=False,
+            key_padding_mask=kpm, need_weights=need, attn_mask=am, use_separate_proj_weight=separate,
+            q_proj_weight=wq, k_proj_weight=wk, v_proj_weight=wv)
+        keep = cts(w_in, b_in, wq, wk, wv, bk, bv, wo, bo)
+        p = MhaParams(None if separate else keep[0].ptr, keep[1].ptr, keep[2].ptr, keep[3].ptr, keep[4].ptr,
+                      keep[5].ptr, keep[6].ptr, keep[7].ptr, keep[8].ptr, False, 0.0, False, True, False)
+        cq, ck, cv, cam, ckpm = cts(q, k, v, am, kpm)
+        if need:
+            got, got_w = mha_functional(cq, ck, cv, E, H, ctypes.addressof(p), ckpm, cam)
+            assert_same(got_w, want_w)
+        else:
+            got = mha_functional_nw(cq, ck, cv, E, H, ctypes.addressof(p), ckpm, cam, None)
+        assert_same(got, want)
