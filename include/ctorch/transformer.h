@@ -107,7 +107,8 @@ CT_API ct_mha_opts ct_mha_default_opts(void);
  * k_proj_weight / v_proj_weight when kdim/vdim differ from E; in_proj_bias [3E] (zeros);
  * out_proj (a Linear, printed as NonDynamicallyQuantizableLinear; bias zeroed);
  * bias_k / bias_v (xavier_normal_). ct_module_forward_n inputs: (query, key, value,
- * key_padding_mask, attn_mask), the masks optional (NULL or absent); outputs
+ * key_padding_mask, attn_mask), the masks optional (NULL or absent; a missing key is
+ * the query and a missing value the key: self-attention); outputs
  * (attn_output, attn_weights) — the second is NULL when need_weights is off.
  * Caller owns the module. NULL on error. */
 CT_API ct_module *ct_nn_multihead_attention_new(int64_t embed_dim, int64_t num_heads, const ct_mha_opts *opts);
