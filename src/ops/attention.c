@@ -59,15 +59,15 @@ CT_API ct_tensor *ct_nn_scaled_dot_product_attention(const ct_tensor *query, con
         return ct__err(CT_ERR_SHAPE,
                        "%s: Expected query, key, and value to all be  at least 2 dimensional, but got query.dim: %d "
                        "key.dim: %d and value.dim: %d instead.", OP, query->ndim, key->ndim, value->ndim);
+    ct_dtype dt = query->dtype;
     if (query->dtype != key->dtype || query->dtype != value->dtype)
         return ct__err(CT_ERR_DTYPE,
                        "%s: Expected query, key, and value to have the same dtype, but got query.dtype: %s key.dtype: "
                        "%s and value.dtype: %s instead.", OP, ct_dtype_name(query->dtype), ct_dtype_name(key->dtype),
                        ct_dtype_name(value->dtype));
-    ct_dtype dt = query->dtype;
     if (!ct_dtype_is_floating(dt))
         return ct__err(CT_ERR_DTYPE, "%s: expected a floating query, got %s", OP, ct_dtype_name(dt));
-    if (attn_mask && attn_mask->dtype != CT_BOOL && !ct_dtype_is_floating(attn_mask->dtype))
+    if (attn_mask && attn_mask->dtype != CT_BOOL && attn_mask->dtype != CT_FLOAT32 && attn_mask->dtype != dt)
         return ct__err(CT_ERR_DTYPE,
                        "%s: Expected attn_mask dtype to be bool or float or to match query dtype, but got "
                        "attn_mask.dtype: %s and  query.dtype: %s instead.", OP, ct_dtype_name(attn_mask->dtype),

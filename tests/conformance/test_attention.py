@@ -161,6 +161,10 @@ def test_sdpa_errors():
     check_error(op, sdpa, tsdpa, [q[0, 0, 0], k, v], match="at least 2 dimensional")
     check_error(op, sdpa, tsdpa, [q, k.double(), v], match="same dtype")
     check_error(op, sdpa, tsdpa, [q, k, v, torch.ones(4, 6, dtype=torch.int64)], match="attn_mask dtype")
+    check_error(op, sdpa, tsdpa, [q, k, v, torch.ones(4, 6, dtype=torch.float64)], match="attn_mask dtype")
+    check_error(op, sdpa, tsdpa, [q, k, v, torch.ones(4, 6, dtype=torch.float16)], match="attn_mask dtype")
+    # a float32 mask with float64 inputs is allowed (torch's "bool or float")
+    check(op, sdpa, tsdpa, [q.double(), k.double(), v.double(), torch.randn(4, 6)])
     check_error(op, lambda *a: sdpa(*a, enable_gqa=True), lambda *a: tsdpa(*a, enable_gqa=True),
                 [q, k[:, :2], v[:, :2]], match="must divide")
     check_error(op, sdpa, tsdpa, [q, k[..., :7], v], names=[op, "batch2"])
