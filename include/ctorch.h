@@ -38,5 +38,6 @@
 #include "ctorch/init.h"
 #include "ctorch/optim.h"
 #include "ctorch/rnn.h"
+#include "ctorch/transformer.h"
 
 #endif

@@ -7,6 +7,7 @@
  * contiguous matrix becomes a transposed BLAS operand), otherwise copied contiguous.
  * Other dtypes use a blocked loop accumulating in float (float16/bfloat16) or int64. */
 #include <cblas.h>
+#include <omp.h>
 
 #include "cpu/loops.h"
 
@@ -184,7 +185,12 @@ static int gemm_kernel(const ct_kernel_args *a) {
         size_t es = ct_dtype_size(dt);
         char *pc = ct__data(C);
         int64_t cbs = C->strides[0] * (int64_t)es;
-        if (nb == 1 || M * N * K >= 64 * 64 * 64) {
+        /* Batches split over the threads, one single-threaded BLAS call each, whenever
+         * there are at least as many batches as threads: one parallel region instead of
+         * one per call (each BLAS call opening its own region costs milliseconds when
+         * the cores are shared, e.g. attention's [batch*heads, L, L] products). Few large
+         * matrices go to BLAS's own threads. */
+        if (nb == 1 || (nb < omp_get_max_threads() && M * N * K >= 64 * 64 * 64)) {
             for (int64_t b = 0; b < nb; b++) blas_call(dt, &bA, &bB, pc + b * cbs, ldc, M, N, K, alpha, beta, b);
         } else {
 #pragma omp parallel for schedule(static) if (nb * M * N * K > CT_GRAIN)

@@ -271,7 +271,7 @@ static void ln_repr(const ct_module *self, char *buf, size_t n) {
     const ln_ctx *c = ct_module_ctx(self);
     char t[256], e[32];
     snprintf(buf, n, "%s, eps=%s, elementwise_affine=%s, bias=%s", ct__pytuple(c->n, c->shape, t, sizeof t),
-             ct__pyfloat(c->eps, e, sizeof e), ct__pybool(c->affine), ct__pybool(c->affine));
+             ct__pyfloat(c->eps, e, sizeof e), ct__pybool(c->affine), ct__pybool(c->affine && ct__mod_param(self, 1) != NULL));
 }
 static const ct_module_type LN = {.name = "LayerNorm", .forward = ln_forward, .extra_repr = ln_repr, .free_ctx = free};
 
