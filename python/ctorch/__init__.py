@@ -802,7 +802,8 @@ class Module:
 
     def __call__(self, x):
         _clear_error()
-        return Tensor(_raw("ct_module_forward", _P, _P, _P)(self._p, as_tensor(x)._p))
+        t = as_tensor(x)  # keep the wrapper (and its tensor) alive across the call
+        return Tensor(_raw("ct_module_forward", _P, _P, _P)(self._p, t._p))
 
     def take(self):
         """Gives up this object's reference (for C calls that take modules over)."""

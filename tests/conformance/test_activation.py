@@ -88,8 +88,12 @@ def test_values(act, dtype):
     name, extra, tfn = act
     torch.manual_seed(1)
     x = sample(dtype, (5, 7))
-    if name == "gelu" and dtype in (torch.float32, torch.bfloat16):
-        x = x.nan_to_num(nan=NAN, posinf=7.0)  # torch's float kernel: gelu(+inf) = nan; ctorch: inf
+    if name == "gelu" and dtype.is_floating_point and \
+            torch.isnan(F.gelu(torch.full((64,), float("inf"), dtype=dtype), approximate="tanh" if extra[0] else "none")).any():
+        # torch's vectorised kernel gives gelu(+inf) = nan for some dtypes, depending on the
+        # CPU capability it dispatches to (its scalar tail gives inf); ctorch gives the
+        # limit, inf. Compare away from +inf where torch's kernel gives nan.
+        x = x.nan_to_num(nan=NAN, posinf=7.0)
     run(name, extra, tfn, x)
     run(name, extra, tfn, sample(dtype, (4, 6), special=False), nc=True)
     run(name, extra, tfn, sample(dtype, ()))
