@@ -28,6 +28,9 @@
  */
 #define _GNU_SOURCE
 #include <cblas.h>
+#ifdef CT_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 #include <ctype.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -462,9 +465,14 @@ static int step_matmul(void *p) {
 static int step_blas(void *p) {
     ctx *c = p;
     for (int64_t i = 0; i < c->bb; i++)
+#ifdef CT_HAVE_DNNL
+        dnnl_sgemm('N', 'N', c->bm, c->bn, c->bk, 1.0f, c->a + i * c->bm * c->bk, c->bk, c->b + i * c->bk * c->bn,
+                   c->bn, 0.0f, c->c + i * c->bm * c->bn, c->bn);
+#else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->bm, (int)c->bn, (int)c->bk, 1.0f,
                     c->a + i * c->bm * c->bk, (int)c->bk, c->b + i * c->bk * c->bn, (int)c->bn, 0.0f,
                     c->c + i * c->bm * c->bn, (int)c->bn);
+#endif
     return 0;
 }
 

@@ -430,7 +430,7 @@ def write_md(path, meta, entries):
             continue
         notes = []
         if e.get("blas_s"):
-            notes.append(f"cblas_sgemm {fmt_time(e['blas_s'])} (ctorch/BLAS {e['ratio_vs_blas']:.2f})")
+            notes.append(f"sgemm underneath {fmt_time(e['blas_s'])} (ctorch/sgemm {e['ratio_vs_blas']:.2f})")
         if e.get("ctorch_mem_peak_bytes"):
             notes.append(f"ctorch peak {fmt_bytes(e['ctorch_mem_peak_bytes'])}")
         if e.get("note"):

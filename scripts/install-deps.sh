@@ -9,7 +9,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev liblapacke-dev
-              libsleef-dev zlib1g-dev dataset-fashion-mnist libomp-dev clang)
+              libsleef-dev zlib1g-dev dataset-fashion-mnist libomp-dev clang libdnnl-dev)
 # Python modules (each installs from the pip package of the same name)
 PY_MODULES=(torch numpy scipy pytest safetensors)
 PYTHON=${PYTHON:-python3}

@@ -2,12 +2,17 @@
  *
  * GEMM: out[0] = d[0] * in[0] @ in[1] + d[1] * out[0] over 3-D operands [B, M, K] x
  * [B, K, N] -> [B, M, N] (batch strides may be 0). d[1] == 0 ignores out's old values
- * (NaN included), as BLAS and PyTorch do. float32/float64/complex go to OpenBLAS, each
+ * (NaN included), as BLAS and PyTorch do. float32 goes to oneDNN's sgemm when the
+ * library is built with it (CT_HAVE_DNNL: its kernels follow the CPU's instruction sets,
+ * not its model name), float64/complex (and float32 without oneDNN) to OpenBLAS, each
  * matrix passed as is when its last or second-last stride is 1 (a transposed
  * contiguous matrix becomes a transposed BLAS operand), otherwise copied contiguous.
  * Other dtypes use a blocked loop accumulating in float (float16/bfloat16) or int64. */
 #include <cblas.h>
 #include <omp.h>
+#ifdef CT_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 #include "cpu/loops.h"
 
@@ -58,6 +63,13 @@ static void blas_call(ct_dtype dt, const blas_mat *A, const blas_mat *B, char *C
     const char *pa = A->base + b * A->bstride, *pb = B->base + b * B->bstride;
     switch (dt) {
     case CT_FLOAT32:
+#ifdef CT_HAVE_DNNL
+        /* row-major like the CBLAS call; dnnl_sgemm runs single-threaded inside a
+         * parallel region, as OpenBLAS does */
+        if (dnnl_sgemm(A->trans == CblasTrans ? 'T' : 'N', B->trans == CblasTrans ? 'T' : 'N', M, N, K, (float)alpha,
+                       (const float *)pa, A->ld, (const float *)pb, B->ld, (float)beta, (float *)C, ldc) == dnnl_success)
+            break;
+#endif
         cblas_sgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, (float)alpha, (const float *)pa,
                     (int)A->ld, (const float *)pb, (int)B->ld, (float)beta, (float *)C, (int)ldc);
         break;
