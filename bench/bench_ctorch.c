@@ -51,6 +51,8 @@
 #include <ctorch/random.h>
 #include <ctorch/reduce.h>
 #include <ctorch/tensor.h>
+#include <ctorch/rnn.h>
+#include <ctorch/transformer.h>
 
 #include "../examples/resnet18.h"
 
@@ -531,6 +533,40 @@ static int step_embedding(void *p) {
     ct_scope_end();
     return rc;
 }
+/* one LSTM layer: forward, backward of a given output gradient, gradients cleared */
+static int step_lstm(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *out[3];
+    int rc = ct_module_forward_n(c->m, 1, (ct_tensor *[]){c->t[0]}, 3, out) < 0 ? -1 : 0;
+    if (!rc) rc = ct_backward(out[0], c->t[1], false, false); /* outputs belong to the scope */
+    if (!rc) rc = ct_module_zero_grad(c->m, true);
+    if (!rc) rc = ct_set_grad(c->t[0], NULL);
+    ct_scope_end();
+    return rc;
+}
+/* causal scaled dot-product attention: forward and backward into q, k, v */
+static int step_sdpa(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *y = ct_nn_scaled_dot_product_attention(c->t[0], c->t[1], c->t[2], NULL, 0.0, true, 0.0, false);
+    int rc = y ? ct_backward(y, c->t[3], false, false) : -1;
+    for (int i = 0; i < 3 && !rc; i++) rc = ct_set_grad(c->t[i], NULL);
+    ct_scope_end();
+    return rc;
+}
+/* Transformer encoder: forward, MSE to a target, backward, Adam step */
+static int step_transformer(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *loss = ct_nn_mse_loss(ct_module_forward(c->m, c->t[0]), c->t[1], CT_REDUCTION_MEAN);
+    int rc = loss ? 0 : -1;
+    if (!rc) rc = ct_optim_zero_grad(c->opt, true);
+    if (!rc) rc = ct_backward(loss, NULL, false, false);
+    if (!rc) rc = ct_optim_step(c->opt);
+    ct_scope_end();
+    return rc;
+}
 /* inference: a forward pass in eval mode without autograd */
 static int step_infer(void *p) {
     ctx *c = p;
@@ -560,9 +596,7 @@ static const struct {
     const char *kind;
     const char *syms[4];
 } planned[] = {
-    {"lstm", {"ct_lstm"}},
-    {"sdpa", {"ct_scaled_dot_product_attention"}},
-    {"transformer_train", {"ct_nn_transformer_encoder_layer_new", "ct_scaled_dot_product_attention"}},
+    {"_none", {"ct_none"}},
 };
 
 static int lookup(const char *s, const char *const *names, int n) {
@@ -711,6 +745,36 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
             ct_module_eval(c.m);
             fn = step_infer;
         }
+    } else if (strcmp(kind, "lstm") == 0) {
+        int64_t T = spec_int(s, "seq", 64), B = spec_int(s, "batch", 32), In = spec_int(s, "input", 256),
+                H = spec_int(s, "hidden", 256);
+        c.m = ct_nn_lstm_new(In, H, 1, true, false, 0.0, false, 0);
+        hold(&c, ct_randn(CT_SHAPE(T, B, In), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(T, B, H), CT_FLOAT32, NULL));
+        if (!c.m || c.nt < 2) goto fail;
+        ct_set_requires_grad(c.t[0], true);
+        fn = step_lstm;
+    } else if (strcmp(kind, "sdpa") == 0) {
+        int64_t B = spec_int(s, "batch", 16), Hh = spec_int(s, "heads", 4), L = spec_int(s, "seq", 128),
+                E = spec_int(s, "dim", 64);
+        for (int i = 0; i < 4; i++) hold(&c, ct_randn(CT_SHAPE(B, Hh, L, E), CT_FLOAT32, NULL));
+        if (c.nt < 4) goto fail;
+        for (int i = 0; i < 3; i++) ct_set_requires_grad(c.t[i], true);
+        fn = step_sdpa;
+    } else if (strcmp(kind, "transformer_train") == 0) {
+        int64_t B = spec_int(s, "batch", 16), T = spec_int(s, "seq", 128), D = spec_int(s, "d_model", 256);
+        ct_transformer_opts to = ct_transformer_default_opts();
+        to.dim_feedforward = spec_int(s, "ff", 1024);
+        to.batch_first = true;
+        c.m = ct_nn_transformer_encoder_new(ct_nn_transformer_encoder_layer_new(D, spec_int(s, "heads", 4), &to),
+                                            spec_int(s, "layers", 6), NULL);
+        hold(&c, ct_randn(CT_SHAPE(B, T, D), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(B, T, D), CT_FLOAT32, NULL));
+        if (!c.m || c.nt < 2) goto fail;
+        c.params = ct_module_named_parameters(c.m);
+        c.opt = ct_optim_adam_new(c.params, 1e-4, 0.9, 0.999, 1e-8, 0.0, false, false);
+        if (!c.opt) goto fail;
+        fn = step_transformer;
     } else if (strcmp(kind, "embedding") == 0) {
         if (!need(s, "ct_nn_embedding")) return;
         int64_t V = spec_int(s, "vocab", 30000), D = spec_int(s, "dim", 256), B = spec_int(s, "batch", 64),

@@ -90,11 +90,14 @@ def case_list(quick):
         case="batch_norm2d", n=32 if not quick else 8, c=64, h=56 if not quick else 28)
     add("other", "embedding [30000, 256] lookup [64, 128] fwd+bwd", case="embedding", vocab=30000, dim=256, batch=64,
         seq=128)
-    add("other", "LSTM seq 64 batch 32 hidden 256", case="lstm")
-    add("other", "scaled dot-product attention causal", case="sdpa")
+    add("other", "LSTM layer fwd+bwd seq 64 batch 32 input 256 hidden 256", case="lstm", seq=64, batch=32,
+        input=256, hidden=256)
+    for L in ((128,) if quick else (128, 512, 1024)):
+        add("other", f"sdpa causal fwd+bwd [16, 4, {L}, 64]", case="sdpa", batch=16, heads=4, seq=L, dim=64)
     add("training", "Fashion-MNIST CNN train step batch 64 (Adam)", case="cnn_train", batch=64)
     add("training", "ResNet-18 32x32 train step batch 32 (SGD)", case="resnet18_train", batch=32, hw=32)
-    add("training", "Transformer encoder 6x256 train step", case="transformer_train")
+    add("training", "Transformer encoder 6 x d256 h4 ff1024, seq 128 batch 16 train step (Adam)",
+        case="transformer_train", layers=6, d_model=256, heads=4, ff=1024, seq=128, batch=16)
     add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer", batch=1, hw=224)
     return cs
 
@@ -244,6 +247,36 @@ def torch_case(torch, spec):
             F.cross_entropy(net(x), y).backward()
             opt.step()
         return resnet_step, g
+    if kind == "lstm":
+        lstm = torch.nn.LSTM(spec["input"], spec["hidden"])
+        x = randn(spec["seq"], spec["batch"], spec["input"]).requires_grad_()
+        gy = randn(spec["seq"], spec["batch"], spec["hidden"])
+
+        def lstm_step():
+            lstm(x)[0].backward(gy)
+            lstm.zero_grad(set_to_none=True)
+            x.grad = None
+        return lstm_step, g
+    if kind == "sdpa":
+        shape = (spec["batch"], spec["heads"], spec["seq"], spec["dim"])
+        q, k, v = (randn(*shape).requires_grad_() for _ in range(3))
+        gy = randn(*shape)
+
+        def sdpa_step():
+            F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(gy)
+            q.grad = k.grad = v.grad = None
+        return sdpa_step, g
+    if kind == "transformer_train":
+        layer = torch.nn.TransformerEncoderLayer(spec["d_model"], spec["heads"], spec["ff"], batch_first=True)
+        enc = torch.nn.TransformerEncoder(layer, spec["layers"], enable_nested_tensor=False)
+        opt = torch.optim.Adam(enc.parameters(), lr=1e-4)
+        x, y = randn(spec["batch"], spec["seq"], spec["d_model"]), randn(spec["batch"], spec["seq"], spec["d_model"])
+
+        def tf_step():
+            opt.zero_grad(set_to_none=True)
+            F.mse_loss(enc(x), y).backward()
+            opt.step()
+        return tf_step, g
     if kind == "embedding":
         V, D = spec["vocab"], spec["dim"]
         w = randn(V, D).requires_grad_()
