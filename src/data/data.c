@@ -283,6 +283,13 @@ static void idx_close(idx_src *s) {
     if (s->inflating) inflateEnd(&s->zs);
 }
 
+/* After the data: a gzip stream must end there intact (CRC and length trailer). */
+static bool idx_complete(idx_src *s) {
+    unsigned char x;
+    int r = idx_read(s, &x, 1);
+    return s->inflating ? r == 0 && s->done : r >= 0;
+}
+
 static ct_tensor *idx_parse(idx_src *f, const char *path);
 
 CT_API ct_tensor *ct_data_read_idx(const char *path) {
@@ -350,6 +357,11 @@ static ct_tensor *idx_parse(idx_src *f, const char *path) {
         int r = idx_read(f, buf + got, (unsigned)want);
         if (r <= 0) break;
         got += (size_t)r;
+    }
+    if (got == bytes && !idx_complete(f)) {
+        free(buf);
+        idx_close(f);
+        return ct__err(CT_ERR_FORMAT, "read_idx: %s: truncated or corrupt gzip stream", path);
     }
     idx_close(f);
     if (got != bytes) {
