@@ -153,20 +153,13 @@ static bool seq_add(up *u, obj *l, obj *x) {
     l->v[l->n++] = x;
     return true;
 }
-static bool key_eq(const obj *a, const obj *b) {
-    if (a->kind == O_STR && b->kind == O_STR) return a->slen == b->slen && memcmp(a->s, b->s, a->slen) == 0;
-    if ((a->kind == O_INT || a->kind == O_BOOL) && (b->kind == O_INT || b->kind == O_BOOL)) return a->i == b->i;
-    return false;
-}
+/* Items are appended; a key given twice (Python would keep the last value) is refused
+ * when the dict is flattened, which keeps SETITEMS linear in the input. */
 static bool dict_set(up *u, obj *d, obj *k, obj *v) {
     if (k->kind != O_STR && k->kind != O_INT && k->kind != O_BOOL) {
         fail(u, "dict key of type %s is not supported (str and int keys only)", KIND[k->kind]);
         return false;
     }
-    /* linear search for an existing key keeps Python's replace semantics; state dicts
-     * are small, and each probe is bounded by the input's length */
-    for (int64_t i = 0; i < d->n; i++)
-        if (key_eq(d->v[2 * i], k)) { d->v[2 * i + 1] = v; return true; }
     int64_t cap2 = d->cap * 2;
     if (!grow((void **)&d->v, &cap2, 2 * d->n + 2, sizeof(obj *))) { u->oom = true; fail(u, "out of memory"); return false; }
     d->cap = cap2 / 2;
@@ -490,7 +483,9 @@ typedef struct {
         ct_tensor *t;
     } *cache;
     int64_t nc, ccap;
-    int64_t work;
+    int64_t *slots; /* hash index over cache: entry + 1, 0 = empty; nslots a power of 2 */
+    int64_t nslots;
+    int64_t work, nmeta;
     char err[256];
 } flat;
 
@@ -505,10 +500,19 @@ static int ffail(flat *f, const char *fmt, ...) {
     return CT_ERR_FORMAT;
 }
 
+static uint64_t skey_hash(const char *k, ct_dtype dt) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)dt;
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
 /* the storage's data as a 1-D tensor (scope-owned), loaded once per key and dtype */
 static ct_tensor *storage_tensor(flat *f, const obj *s) {
-    for (int64_t i = 0; i < f->nc; i++)
+    uint64_t h = skey_hash(s->s, s->dt);
+    for (uint64_t j = f->nslots ? h & (uint64_t)(f->nslots - 1) : 0; f->nslots && f->slots[j]; j = (j + 1) & (uint64_t)(f->nslots - 1)) {
+        int64_t i = f->slots[j] - 1;
         if (f->cache[i].dt == s->dt && strcmp(f->cache[i].key, s->s) == 0) return f->cache[i].t;
+    }
     char name[160];
     snprintf(name, sizeof name, "%sdata/%s", f->prefix, s->s);
     int64_t e = ct__zip_find(f->z, name);
@@ -543,13 +547,31 @@ static ct_tensor *storage_tensor(flat *f, const obj *s) {
     }
     f->cache[f->nc].key = s->s, f->cache[f->nc].dt = s->dt, f->cache[f->nc].t = t;
     f->nc++;
+    if (2 * f->nc > f->nslots) { /* rebuild the index with room to spare */
+        int64_t ns = f->nslots ? 2 * f->nslots : 16;
+        while (ns < 2 * f->nc) ns *= 2;
+        int64_t *sl = calloc((size_t)ns, sizeof *sl);
+        if (!sl) { ct__errs(CT_ERR_OOM, "pt: out of memory"); return NULL; }
+        free(f->slots);
+        f->slots = sl, f->nslots = ns;
+        for (int64_t i = 0; i < f->nc; i++) {
+            uint64_t j = skey_hash(f->cache[i].key, f->cache[i].dt) & (uint64_t)(ns - 1);
+            while (sl[j]) j = (j + 1) & (uint64_t)(ns - 1);
+            sl[j] = i + 1;
+        }
+    } else {
+        uint64_t j = h & (uint64_t)(f->nslots - 1);
+        while (f->slots[j]) j = (j + 1) & (uint64_t)(f->nslots - 1);
+        f->slots[j] = f->nc;
+    }
     return t;
 }
 
 static int put_tensor(flat *f, const char *key, ct_tensor *t) {
     if (!t) return ct_last_status() ? ct_last_status() : CT_ERR_RUNTIME;
     if (!key[0]) return ffail(f, "a value has an empty name");
-    if (ct_dict_contains(f->out, key)) return ffail(f, "two values flatten to the same name '%.100s'", key);
+    if (ct_dict_contains(f->out, key))
+        return ffail(f, "two values have the name '%.100s' (a repeated key or a dotted key meeting a nested one)", key);
     return ct_dict_set(f->out, key, t);
 }
 
@@ -575,6 +597,8 @@ static int walk(flat *f, const obj *o, char *key, size_t klen, size_t kcap, int 
     case O_STR:
         if (!klen) return ffail(f, "the file holds a string, not a dict");
         if (strlen(o->s) != o->slen) return ffail(f, "a string value contains a NUL byte");
+        if (++f->nmeta > 4096) return ffail(f, "more than 4096 string values");
+        if (ct_dict_meta(f->out, key)) return ffail(f, "two string values have the name '%.100s'", key);
         return ct_dict_set_meta(f->out, key, o->s);
     case O_BOOL: return put_tensor(f, key, ct_scalar_tensor((double)o->i, CT_BOOL));
     case O_INT: {
@@ -655,6 +679,7 @@ ct_dict *ct__pt_unpickle(const unsigned char *pkl, size_t n, const ct__zip *z, c
         }
         free(key);
         free(f.cache);
+        free(f.slots);
         if (st) {
             if (f.err[0]) ct__err(CT_ERR_FORMAT, "pt: %s: %s", what, f.err);
             ct_dict_free(f.out);

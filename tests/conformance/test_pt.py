@@ -399,6 +399,8 @@ def test_malformed_pickles_are_refused(good_pt):
         "legacy": b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.",
         "list key": od + b"]K\x01s.",
         "proto": b"\x80\x09}.",
+        "repeated key": od + b"(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00aK\x02u.",
+        "dotted clash": od + b"(X\x03\x00\x00\x00a.bK\x01X\x01\x00\x00\x00a}X\x01\x00\x00\x00bK\x02su.",
     }
     with case("load_pt"):
         for name, pkl in cases.items():
@@ -408,6 +410,8 @@ def test_malformed_pickles_are_refused(good_pt):
         assert "legacy" in pt_error(cases["legacy"])
         assert "past its storage" in pt_error(rezip(good_pt, {"data.pkl": cases["view past its storage"]}))
         assert "9" in pt_error(rezip(good_pt, {"data.pkl": cases["missing record"]}))
+        assert "'a'" in pt_error(rezip(good_pt, {"data.pkl": cases["repeated key"]}))
+        assert "'a.b'" in pt_error(rezip(good_pt, {"data.pkl": cases["dotted clash"]}))
 
 
 def test_truncated_and_corrupt_archives(good_pt):
