@@ -464,3 +464,31 @@ def test_ctorch_module_state_dict_round_trips_through_torch(tmp_path):
         ct_lin.load_state_dict(ct_load(f))
         x = torch.randn(4, 5)
         torch.testing.assert_close(ct_lin(ctorch.from_torch(x)).torch(), lin(x), rtol=1.3e-6, atol=1e-5)
+
+
+def test_torch_optimizer_state_loads_into_ctorch_optimizer(tmp_path):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        lin(torch.randn(5, 4)).pow(2).sum().backward()
+        opt.step()
+    torch.save(opt.state_dict(), tmp_path / "opt.pt")
+    ct_lin = ctorch.module("ct_nn_linear_new", 4, 3, True)
+    params = ct_lin.named_parameters()
+    new = _raw("ct_optim_adam_new", P, P, *([ctypes.c_double] * 5 + [ctypes.c_bool] * 2))
+    ct_opt = new(params._p, 1.0, 0.9, 0.999, 1e-8, 0.0, False, False)
+    try:
+        with case("load_pt"):
+            d = ct_load(tmp_path / "opt.pt")
+            ctorch.lib.ct_clear_error()
+            assert _raw("ct_optim_load_state_dict", ctypes.c_int, P, P)(ct_opt, d._p) == 0, ctorch.lib.ct_last_error()
+            assert _raw("ct_optim_get_lr", ctypes.c_double, P, ctypes.c_int)(ct_opt, 0) == 0.01
+            back = ctorch.Dict(_raw("ct_optim_state_dict", P, P)(ct_opt)).torch()
+            for i, st in opt.state_dict()["state"].items():
+                for name in ("exp_avg", "exp_avg_sq", "step"):
+                    assert same(back[f"state.{i}.{name}"], st[name]), (i, name)
+            assert back["param_groups.0.weight_decay"].item() == 0.1
+    finally:
+        _raw("ct_optim_free", None, P)(ct_opt)
