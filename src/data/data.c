@@ -326,7 +326,7 @@ static ct_tensor *idx_parse(idx_src *f, const char *path) {
         idx_close(f);
         return ct__err(CT_ERR_FORMAT, "read_idx: %s has an unknown type code 0x%02x or %d dims", path, h[2], nd);
     }
-    int64_t sizes[8], numel = 1;
+    int64_t sizes[8], numel = 1, span = 1; /* span: product of the nonzero sizes (strides must fit) */
     for (int d = 0; d < nd; d++) {
         unsigned char b[4];
         if (idx_read(f, b, 4) != 4) {
@@ -334,11 +334,12 @@ static ct_tensor *idx_parse(idx_src *f, const char *path) {
             return ct__err(CT_ERR_FORMAT, "read_idx: %s is truncated in its header", path);
         }
         sizes[d] = ((int64_t)b[0] << 24) | ((int64_t)b[1] << 16) | ((int64_t)b[2] << 8) | b[3];
-        if (sizes[d] && numel > ((int64_t)1 << 40) / sizes[d]) {
+        if (sizes[d] && span > ((int64_t)1 << 40) / sizes[d]) {
             idx_close(f);
             return ct__err(CT_ERR_FORMAT, "read_idx: %s declares an implausible size", path);
         }
         numel *= sizes[d];
+        if (sizes[d]) span *= sizes[d];
     }
     size_t es = ct_dtype_size(dt), bytes = (size_t)numel * es;
     /* read in chunks so a lying header cannot make us allocate more than the data holds */

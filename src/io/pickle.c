@@ -220,7 +220,7 @@ static obj *rebuild_tensor(up *u, obj *a) {
     t->geo = malloc(sizeof(int64_t) * (size_t)(2 * nd + 1));
     if (!t->geo) { u->oom = true; fail(u, "out of memory"); return NULL; }
     /* the view must lie inside its storage: offset + sum (size-1)*stride < numel */
-    uint64_t max = (uint64_t)off->i, numel = 1;
+    uint64_t max = (uint64_t)off->i, span = 1;
     bool empty = false;
     for (int k = 0; k < nd; k++) {
         obj *s = sz->v[k], *r = sd->v[k];
@@ -236,8 +236,10 @@ static obj *rebuild_tensor(up *u, obj *a) {
             if (max > UINT64_MAX - step) { fail(u, "_rebuild_tensor_v2: geometry overflows"); return NULL; }
             max += step;
         }
-        if (numel > ((uint64_t)1 << 48) / (uint64_t)(s->i ? s->i : 1)) { fail(u, "_rebuild_tensor_v2: implausible size"); return NULL; }
-        numel *= (uint64_t)s->i;
+        /* the product of the nonzero sizes, so that no element count or contiguous stride
+         * computed from these sizes later can overflow, even when one size is 0 */
+        if (span > ((uint64_t)1 << 48) / (uint64_t)(s->i ? s->i : 1)) { fail(u, "_rebuild_tensor_v2: implausible size"); return NULL; }
+        if (s->i) span *= (uint64_t)s->i;
     }
     if (empty ? (uint64_t)off->i > (uint64_t)st->numel : max >= (uint64_t)st->numel) {
         fail(u, "_rebuild_tensor_v2: the view (offset %lld) reaches past its storage of %lld elements", (long long)off->i,

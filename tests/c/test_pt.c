@@ -189,11 +189,31 @@ static void test_idx(void) {
     ct_clear_error();
 }
 
+/* fuzz/regressions/idx-zero-size-stride-overflow (found by fuzz_idx: UBSan signed
+ * overflow computing contiguous strides) and its .npy twin: a size of 0 made the element
+ * count 0, so the sizes after it went unchecked and their strides overflowed */
+static void test_zero_size_overflow(void) {
+    const unsigned char idx[] = {0, 0, 8, 4, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
+    ct_clear_error();
+    CHECK(ct_data_read_idx_buffer(idx, sizeof idx) == NULL && ct_last_status() == CT_ERR_FORMAT);
+    char npy[128] = "\x93NUMPY\x01\x00";
+    const char *h = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1099511627776, 1099511627776), }";
+    size_t hl = strlen(h), pad = (64 - (10 + hl + 1) % 64) % 64, total = 10 + hl + pad + 1;
+    npy[8] = (char)(hl + pad + 1), npy[9] = 0;
+    memcpy(npy + 10, h, hl);
+    memset(npy + 10 + hl, ' ', pad);
+    npy[total - 1] = '\n';
+    ct_clear_error();
+    CHECK(ct_npy_load_buffer(npy, total) == NULL && ct_last_status() == CT_ERR_FORMAT);
+    ct_clear_error();
+}
+
 int main(void) {
     int64_t live0 = ct_live_tensors();
     test_pt();
     test_npz();
     test_idx();
+    test_zero_size_overflow();
     CHECK(ct_live_tensors() == live0);
     printf("test_pt: %d checks, %d failures\n", checks, failures);
     return failures != 0;

@@ -391,6 +391,7 @@ def test_malformed_pickles_are_refused(good_pt):
         "offset past": tensor_pkl(6, 7, [0], [1]),
         "negative stride": tensor_pkl(6, 5, [2], [-1]),
         "huge numel": tensor_pkl(2 ** 31 - 1, 0, [6], [1]),
+        "huge sizes after a 0": tensor_pkl(6, 0, [0, 2 ** 30, 2 ** 30], [1, 1, 1]),
         "missing record": tensor_pkl(6, 0, [6], [1], key=b"9"),
         "bad key": tensor_pkl(6, 0, [6], [1], key=b"../x"),
         "not a dict": b"\x80\x02K\x01.",
@@ -413,6 +414,7 @@ def test_malformed_pickles_are_refused(good_pt):
         assert "legacy" in pt_error(cases["legacy"])
         assert "past its storage" in pt_error(rezip(good_pt, {"data.pkl": cases["view past its storage"]}))
         assert "9" in pt_error(rezip(good_pt, {"data.pkl": cases["missing record"]}))
+        assert "implausible" in pt_error(rezip(good_pt, {"data.pkl": cases["huge sizes after a 0"]}))
         assert "'a'" in pt_error(rezip(good_pt, {"data.pkl": cases["repeated key"]}))
         assert "'a.b'" in pt_error(rezip(good_pt, {"data.pkl": cases["dotted clash"]}))
 
