@@ -1,11 +1,13 @@
 /* Datasets, data loaders and IDX files (include/ctorch/data.h). */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "core/internal.h"
 #include "ctorch/data.h"
+#include "ctorch/io.h"
 
 #define CT__MAX_BATCH_FIELDS 16
 
@@ -396,14 +398,74 @@ CT_API int ct_data_loader_next(ct_data_loader *l, ct_tensor **batch) {
 }
 
 /* ---- IDX files ---- */
+/* The bytes of an IDX file: a gzFile (plain or gzip'd file) or a memory buffer, which
+ * is inflated when it starts with the gzip magic. */
+typedef struct {
+    gzFile f;
+    const unsigned char *p;
+    size_t left;
+    z_stream zs;
+    bool inflating, done;
+} idx_src;
+
+static int idx_read(idx_src *s, void *buf, unsigned n) {
+    if (s->f) return gzread(s->f, buf, n);
+    if (!s->inflating) {
+        size_t k = n < s->left ? n : s->left;
+        if (k) memcpy(buf, s->p, k);
+        s->p += k, s->left -= k;
+        return (int)k;
+    }
+    if (s->done) return 0;
+    s->zs.next_out = buf, s->zs.avail_out = n;
+    while (s->zs.avail_out) {
+        unsigned ci = s->left > (1u << 30) ? (1u << 30) : (unsigned)s->left;
+        s->zs.next_in = (unsigned char *)(uintptr_t)s->p, s->zs.avail_in = ci;
+        int r = inflate(&s->zs, Z_NO_FLUSH);
+        size_t used = ci - s->zs.avail_in;
+        s->p += used, s->left -= used;
+        if (r == Z_STREAM_END) { s->done = true; break; }
+        if (r != Z_OK || (used == 0 && s->zs.avail_out)) return -1;
+    }
+    return (int)(n - s->zs.avail_out);
+}
+
+static void idx_close(idx_src *s) {
+    if (s->f) gzclose(s->f);
+    if (s->inflating) inflateEnd(&s->zs);
+}
+
+/* After the data: a gzip stream must end there intact (CRC and length trailer). */
+static bool idx_complete(idx_src *s) {
+    unsigned char x;
+    int r = idx_read(s, &x, 1);
+    return s->inflating ? r == 0 && s->done : r >= 0;
+}
+
+static ct_tensor *idx_parse(idx_src *f, const char *path);
+
 CT_API ct_tensor *ct_data_read_idx(const char *path) {
     if (!path) return ct__err(CT_ERR_ARG, "read_idx: NULL path");
-    gzFile f = gzopen(path, "rb"); /* reads plain and gzip'd files alike */
-    if (!f) return ct__err(CT_ERR_IO, "read_idx: cannot open %s", path);
+    idx_src s = {.f = gzopen(path, "rb")}; /* reads plain and gzip'd files alike */
+    if (!s.f) return ct__err(CT_ERR_IO, "read_idx: cannot open %s", path);
+    return idx_parse(&s, path);
+}
+
+CT_API ct_tensor *ct_data_read_idx_buffer(const void *data, size_t size) {
+    if (!data && size) return ct__err(CT_ERR_ARG, "read_idx: NULL buffer");
+    idx_src s = {.p = data, .left = size};
+    if (size >= 2 && s.p[0] == 0x1f && s.p[1] == 0x8b) {
+        if (inflateInit2(&s.zs, 16 + MAX_WBITS) != Z_OK) return ct__err(CT_ERR_OOM, "read_idx: zlib init failed");
+        s.inflating = true;
+    }
+    return idx_parse(&s, "buffer");
+}
+
+static ct_tensor *idx_parse(idx_src *f, const char *path) {
     unsigned char h[4];
     ct_tensor *t = NULL;
-    if (gzread(f, h, 4) != 4 || h[0] || h[1]) {
-        gzclose(f);
+    if (idx_read(f, h, 4) != 4 || h[0] || h[1]) {
+        idx_close(f);
         return ct__err(CT_ERR_FORMAT, "read_idx: %s is not an IDX file (bad magic)", path);
     }
     static const struct { unsigned char code; ct_dtype dt; } T[] = {
@@ -413,22 +475,23 @@ CT_API ct_tensor *ct_data_read_idx(const char *path) {
         if (T[i].code == h[2]) dt = T[i].dt;
     int nd = h[3];
     if (dt == CT_NUM_DTYPES || nd < 1 || nd > 8) {
-        gzclose(f);
+        idx_close(f);
         return ct__err(CT_ERR_FORMAT, "read_idx: %s has an unknown type code 0x%02x or %d dims", path, h[2], nd);
     }
-    int64_t sizes[8], numel = 1;
+    int64_t sizes[8], numel = 1, span = 1; /* span: product of the nonzero sizes (strides must fit) */
     for (int d = 0; d < nd; d++) {
         unsigned char b[4];
-        if (gzread(f, b, 4) != 4) {
-            gzclose(f);
+        if (idx_read(f, b, 4) != 4) {
+            idx_close(f);
             return ct__err(CT_ERR_FORMAT, "read_idx: %s is truncated in its header", path);
         }
         sizes[d] = ((int64_t)b[0] << 24) | ((int64_t)b[1] << 16) | ((int64_t)b[2] << 8) | b[3];
-        if (sizes[d] && numel > ((int64_t)1 << 40) / sizes[d]) {
-            gzclose(f);
+        if (sizes[d] && span > ((int64_t)1 << 40) / sizes[d]) {
+            idx_close(f);
             return ct__err(CT_ERR_FORMAT, "read_idx: %s declares an implausible size", path);
         }
         numel *= sizes[d];
+        if (sizes[d]) span *= sizes[d];
     }
     size_t es = ct_dtype_size(dt), bytes = (size_t)numel * es;
     /* read in chunks so a lying header cannot make us allocate more than the data holds */
@@ -439,16 +502,21 @@ CT_API ct_tensor *ct_data_read_idx(const char *path) {
             size_t nc = cap ? 2 * cap : 1 << 16;
             if (nc > bytes) nc = bytes;
             unsigned char *nb = realloc(buf, nc);
-            if (!nb) { free(buf); gzclose(f); return ct__err(CT_ERR_OOM, "read_idx: out of memory"); }
+            if (!nb) { free(buf); idx_close(f); return ct__err(CT_ERR_OOM, "read_idx: out of memory"); }
             buf = nb, cap = nc;
         }
         size_t want = cap - got;
         if (want > (1u << 30)) want = 1u << 30;
-        int r = gzread(f, buf + got, (unsigned)want);
+        int r = idx_read(f, buf + got, (unsigned)want);
         if (r <= 0) break;
         got += (size_t)r;
     }
-    gzclose(f);
+    if (got == bytes && !idx_complete(f)) {
+        free(buf);
+        idx_close(f);
+        return ct__err(CT_ERR_FORMAT, "read_idx: %s: truncated or corrupt gzip stream", path);
+    }
+    idx_close(f);
     if (got != bytes) {
         free(buf);
         return ct__err(CT_ERR_FORMAT, "read_idx: %s holds %zu data bytes, its header declares %zu", path, got, bytes);

@@ -72,7 +72,7 @@ static ct_tensor *parse(const unsigned char *d, size_t n, const char *what) {
     int64_t sizes[CT_MAX_DIMS];
     int nd = 0;
     const char *p = sh + 1;
-    uint64_t numel = 1;
+    uint64_t numel = 1, span = 1; /* span: product of the nonzero sizes (strides must fit) */
     for (;;) {
         while (p < he && (*p == ' ' || *p == ',')) p++;
         if (p < he && *p == ')') break;
@@ -82,8 +82,9 @@ static ct_tensor *parse(const unsigned char *d, size_t n, const char *what) {
             v = v * 10 + (uint64_t)(*p++ - '0');
             if (v > ((uint64_t)1 << 40)) return bad(what, "implausible shape");
         }
-        if (v && numel > ((uint64_t)1 << 40) / v) return bad(what, "implausible shape");
+        if (v && span > ((uint64_t)1 << 40) / v) return bad(what, "implausible shape");
         numel *= v;
+        if (v) span *= v;
         sizes[nd++] = (int64_t)v;
     }
     size_t bytes = (size_t)numel * (size_t)size, data = off + hl;
