@@ -697,6 +697,17 @@ CT_API int ct_optim_load_state_dict(ct_optimizer *opt, const ct_dict *state) {
                               CT_SHAPESTR(t), (long long)i, CT_SHAPESTR(opt->ps[i].p));
         }
     /* then restore */
+    for (int g = 0; g < opt->n_groups && !st; g++) {
+        /* a state dict from torch (ct_io_load_pt) has "betas" as a pair */
+        snprintf(key, sizeof key, "param_groups.%d.betas", g);
+        if (ct_dict_contains(state, key)) {
+            ct_tensor *b = ct_contiguous(ct_to_dtype(ct_dict_get(state, key), CT_FLOAT64));
+            if (b && ct_numel(b) == 2) {
+                opt->groups[g].beta1 = ((const double *)ct_data_ptr(b))[0];
+                opt->groups[g].beta2 = ((const double *)ct_data_ptr(b))[1];
+            }
+        }
+    }
     for (int g = 0; g < opt->n_groups && !st; g++)
         for (int k = 0; k < N_OPTION && !st; k++) {
             snprintf(key, sizeof key, "param_groups.%d.%s", g, OPTION[k].name);

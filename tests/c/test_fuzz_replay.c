@@ -45,7 +45,22 @@ static bool run_tensor(ct_tensor *t) {
 static bool run_npy(const unsigned char *b, size_t n) { return run_tensor(ct_npy_load_buffer(b, n)); }
 static bool run_idx(const unsigned char *b, size_t n) { return run_tensor(ct_data_read_idx_buffer(b, n)); }
 
-static const target TARGETS[] = {{"pt", run_pt}, {"npz", run_npz}, {"idx", run_idx}, {"npy", run_npy}, {"safetensors", run_st}};
+/* as fuzz/fuzz_csv.c: the first byte picks the options, the rest is the text */
+static bool run_csv(const unsigned char *b, size_t n) {
+    if (n < 1) return false;
+    static const char delims[] = {',', ';', '\t', ' '};
+    static const ct_dtype dtypes[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32, CT_INT64};
+    unsigned char k = b[0];
+    ct_csv_opts o = {delims[k & 3], (k >> 2) & 1, dtypes[(k >> 3) & 3], (k >> 5) & 1, (k >> 6) & 1 ? '#' : 0};
+    char **names = NULL;
+    int64_t nn = 0;
+    bool ok = run_tensor(ct_data_read_csv_buffer(b + 1, n - 1, &o, &names, &nn));
+    ct_data_csv_names_free(names, nn);
+    return ok;
+}
+
+static const target TARGETS[] = {{"pt", run_pt},   {"npz", run_npz},         {"idx", run_idx},
+                                 {"npy", run_npy}, {"safetensors", run_st}, {"csv", run_csv}};
 #define N_TARGETS (int)(sizeof TARGETS / sizeof TARGETS[0])
 
 static unsigned char *slurp(const char *path, size_t *n) {

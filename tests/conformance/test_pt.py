@@ -471,7 +471,7 @@ def test_ctorch_module_state_dict_round_trips_through_torch(tmp_path):
 def test_torch_optimizer_state_loads_into_ctorch_optimizer(tmp_path):
     torch.manual_seed(0)
     lin = torch.nn.Linear(4, 3)
-    opt = torch.optim.Adam(lin.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.01, betas=(0.8, 0.99), eps=1e-8, weight_decay=0.1)
     for _ in range(2):
         opt.zero_grad()
         lin(torch.randn(5, 4)).pow(2).sum().backward()
@@ -492,5 +492,7 @@ def test_torch_optimizer_state_loads_into_ctorch_optimizer(tmp_path):
                 for name in ("exp_avg", "exp_avg_sq", "step"):
                     assert same(back[f"state.{i}.{name}"], st[name]), (i, name)
             assert back["param_groups.0.weight_decay"].item() == 0.1
+            # torch's ("betas": (b1, b2)) pair sets beta1 and beta2
+            assert back["param_groups.0.beta1"].item() == 0.8 and back["param_groups.0.beta2"].item() == 0.99
     finally:
         _raw("ct_optim_free", None, P)(ct_opt)
