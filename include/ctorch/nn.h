@@ -218,12 +218,15 @@ CT_API ct_tensor *ct_nn_adaptive_max_pool1d(const ct_tensor *input, int64_t outp
 /* interpolate(input [N, C, *spatial] (1 to 3 spatial dims), size, scale_factor, mode,
  * align_corners, recompute_scale_factor) as torch.nn.functional.interpolate.
  * size / scale_factor: one value per spatial dim; exactly one of them non-NULL.
- * mode: "nearest" (NULL), "nearest-exact", "linear" (3-d input) or "bilinear" (4-d).
- * align_corners: CT_ALIGN_CORNERS_NONE (torch's None; False for the linear modes), 0
- * or 1; the nearest modes refuse 0 and 1 as torch does. With a scale_factor and no
- * recompute, the source index uses 1/scale_factor (torch's scales); with
- * recompute_scale_factor the output size floor(in*scale) alone defines it. Indices and
- * weights follow ATen's UpSample.h formulas (float arithmetic for float32).
+ * mode: "nearest" (NULL), "nearest-exact", "linear" (3-d input), "bilinear" (4-d),
+ * "bicubic" (4-d, A = -0.75, clamped taps), "trilinear" (5-d) or "area"
+ * (adaptive_avg_pool1d/2d, 3-d and 4-d input).
+ * align_corners: CT_ALIGN_CORNERS_NONE (torch's None; False for the interpolating
+ * modes), 0 or 1; nearest, nearest-exact and area refuse 0 and 1 as torch does. With a
+ * scale_factor and no recompute, the source index uses 1/scale_factor (torch's scales);
+ * with recompute_scale_factor (always, for area) the output size floor(in*scale) alone
+ * defines it. Indices and weights follow ATen's UpSample.h formulas (float arithmetic
+ * for float32).
  * float32 / float64; differentiable to any order (index_select compositions). */
 #define CT_ALIGN_CORNERS_NONE (-1)
 CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size, const double *scale_factor,

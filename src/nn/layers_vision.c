@@ -424,8 +424,10 @@ static ct_module *up_new(const ct_module_type *t, int n, const int64_t *size, co
     if (n < 1 || n > 3) return ct__err(CT_ERR_ARG, "%s: size / scale_factor must have 1 to 3 values", t->name);
     if (!size == !scale) return ct__err(CT_ERR_ARG, "%s: give exactly one of size and scale_factor", t->name);
     const char *m = mode ? mode : "nearest";
-    if (strcmp(m, "nearest") && strcmp(m, "nearest-exact") && strcmp(m, "linear") && strcmp(m, "bilinear"))
-        return ct__err(CT_ERR_ARG, "%s: unsupported mode '%s' (nearest, nearest-exact, linear, bilinear)", t->name, m);
+    if (strcmp(m, "nearest") && strcmp(m, "nearest-exact") && strcmp(m, "linear") && strcmp(m, "bilinear") &&
+        strcmp(m, "bicubic") && strcmp(m, "trilinear") && strcmp(m, "area"))
+        return ct__err(CT_ERR_ARG, "%s: unsupported mode '%s' (nearest, nearest-exact, linear, bilinear, bicubic, "
+                       "trilinear, area)", t->name, m);
     up_ctx *c = calloc(1, sizeof *c);
     if (c) {
         c->n = n, c->has_size = size != NULL, c->align = align < 0 ? CT_ALIGN_CORNERS_NONE : align > 0,

@@ -308,7 +308,7 @@ CT_API ct_tensor *ct_nn_adaptive_max_pool1d(const ct_tensor *input, int64_t outp
 }
 
 /* ============================== interpolate ============================== */
-enum { M_NEAREST, M_NEAREST_EXACT, M_LINEAR, M_BILINEAR };
+enum { M_NEAREST, M_NEAREST_EXACT, M_LINEAR, M_BILINEAR, M_TRILINEAR, M_BICUBIC, M_AREA };
 
 /* Nearest source indices (ATen's nearest_idx / nearest_exact_idx: float scale). */
 static void nearest_indices(int64_t *idx, int64_t in, int64_t out, bool has_scale, double scale, bool exact) {
@@ -350,6 +350,37 @@ static void nearest_indices(int64_t *idx, int64_t in, int64_t out, bool has_scal
 LINEAR_WEIGHTS(linear_weights_f32, float, floorf)
 LINEAR_WEIGHTS(linear_weights_f64, double, floor)
 
+/* Bicubic taps (source index without the clamp at 0, floor, then the 4 neighbours
+ * clamped to the input) and weights (cubic convolution, A = -0.75), in T. */
+#define CUBIC_WEIGHTS(NAME, T, FLOOR)                                                                         \
+    static void NAME(int64_t *idx, double *wt, int64_t in, int64_t out, bool align, bool has_scale,           \
+                     double scale) {                                                                          \
+        T sc;                                                                                                 \
+        if (align) sc = out > 1 ? (T)(in - 1) / (T)(out - 1) : (T)0;                                          \
+        else sc = has_scale && scale > 0 ? (T)(1.0 / scale) : (T)in / (T)out;                                 \
+        const T A = (T)-0.75;                                                                                 \
+        for (int64_t i = 0; i < out; i++) {                                                                   \
+            T src = align ? sc * (T)i : sc * ((T)i + (T)0.5) - (T)0.5;                                        \
+            int64_t k = (int64_t)FLOOR(src);                                                                  \
+            if (k > in - 1) k = in - 1;                                                                       \
+            T t = src - (T)k;                                                                                 \
+            if (t < (T)0) t = (T)0;                                                                           \
+            if (t > (T)1) t = (T)1;                                                                           \
+            T x1 = t + (T)1, x2 = (T)1 - t, x3 = x2 + (T)1;                                                   \
+            T c[4] = {((A * x1 - (T)5 * A) * x1 + (T)8 * A) * x1 - (T)4 * A,                                  \
+                      ((A + (T)2) * t - (A + (T)3)) * t * t + (T)1,                                           \
+                      ((A + (T)2) * x2 - (A + (T)3)) * x2 * x2 + (T)1,                                        \
+                      ((A * x3 - (T)5 * A) * x3 + (T)8 * A) * x3 - (T)4 * A};                                 \
+            for (int j = 0; j < 4; j++) {                                                                     \
+                int64_t q = k - 1 + j;                                                                        \
+                idx[j * out + i] = q < 0 ? 0 : q > in - 1 ? in - 1 : q;                                       \
+                wt[j * out + i] = (double)c[j];                                                               \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+CUBIC_WEIGHTS(cubic_weights_f32, float, floorf)
+CUBIC_WEIGHTS(cubic_weights_f64, double, floor)
+
 /* Resamples x along dim from in to out. */
 static ct_tensor *resample_dim(const ct_tensor *x, int dim, int64_t out, int mode, bool align, bool has_scale,
                                double scale) {
@@ -360,6 +391,26 @@ static ct_tensor *resample_dim(const ct_tensor *x, int dim, int64_t out, int mod
         nearest_indices(ct_data_ptr(ia), in, out, has_scale, scale, mode == M_NEAREST_EXACT);
         return ct_index_select(x, dim, ia);
     }
+    int64_t shp[CT_MAX_DIMS];
+    int nd = x->ndim - dim;
+    shp[0] = out;
+    for (int i = 1; i < nd; i++) shp[i] = 1;
+    if (mode == M_BICUBIC) {
+        ct_tensor *ix = ct_empty(1, (int64_t[]){4 * out}, CT_INT64);
+        ct_tensor *wx = ct_empty(1, (int64_t[]){4 * out}, CT_FLOAT64);
+        if (!ix || !wx) return NULL;
+        if (x->dtype == CT_FLOAT32)
+            cubic_weights_f32(ct_data_ptr(ix), ct_data_ptr(wx), in, out, align, has_scale, scale);
+        else
+            cubic_weights_f64(ct_data_ptr(ix), ct_data_ptr(wx), in, out, align, has_scale, scale);
+        ct_tensor *wc = ct_to_dtype(wx, x->dtype), *y = NULL;
+        for (int j = 0; j < 4; j++) { /* ((x0 w0 + x1 w1) + x2 w2) + x3 w3, as ATen accumulates */
+            ct_tensor *tj = ct_mul(ct_index_select(x, dim, ct_narrow(ix, 0, j * out, out)),
+                                   ct_reshape(ct_narrow(wc, 0, j * out, out), nd, shp));
+            y = j ? ct_add(y, tj) : tj;
+        }
+        return y;
+    }
     ct_tensor *ib = ct_empty(1, (int64_t[]){out}, CT_INT64);
     ct_tensor *wa = ct_empty(1, (int64_t[]){out}, CT_FLOAT64), *wb = ct_empty(1, (int64_t[]){out}, CT_FLOAT64);
     if (!ib || !wa || !wb) return NULL;
@@ -369,10 +420,6 @@ static ct_tensor *resample_dim(const ct_tensor *x, int dim, int64_t out, int mod
     else
         linear_weights_f64(ct_data_ptr(ia), ct_data_ptr(ib), ct_data_ptr(wa), ct_data_ptr(wb), in, out, align,
                            has_scale, scale);
-    int64_t shp[CT_MAX_DIMS];
-    int nd = x->ndim - dim;
-    shp[0] = out;
-    for (int i = 1; i < nd; i++) shp[i] = 1;
     ct_tensor *l0 = ct_reshape(ct_to_dtype(wa, x->dtype), nd, shp);
     ct_tensor *l1 = ct_reshape(ct_to_dtype(wb, x->dtype), nd, shp);
     return ct_add(ct_mul(ct_index_select(x, dim, ia), l0), ct_mul(ct_index_select(x, dim, ib), l1));
@@ -387,20 +434,29 @@ CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size,
     else if (strcmp(ms, "nearest-exact") == 0) m = M_NEAREST_EXACT;
     else if (strcmp(ms, "linear") == 0) m = M_LINEAR;
     else if (strcmp(ms, "bilinear") == 0) m = M_BILINEAR;
+    else if (strcmp(ms, "trilinear") == 0) m = M_TRILINEAR;
+    else if (strcmp(ms, "bicubic") == 0) m = M_BICUBIC;
+    else if (strcmp(ms, "area") == 0) m = M_AREA;
     else
         return ct__err(CT_ERR_ARG, "interpolate: Input Error: Only 3D, 4D and 5D input Tensors supported (got %dD) for "
                        "the modes: nearest | linear | bilinear | nearest-exact (got %s)", input->ndim, ms);
-    bool linear = m == M_LINEAR || m == M_BILINEAR;
+    bool linear = m == M_LINEAR || m == M_BILINEAR || m == M_TRILINEAR || m == M_BICUBIC;
     if (!linear && align_corners >= 0)
         return ct__err(CT_ERR_ARG, "interpolate: align_corners option can only be set with the interpolating modes: "
                        "linear | bilinear | bicubic | trilinear");
     if (input->ndim < 3 || input->ndim > 5)
         return ct__err(CT_ERR_SHAPE, "interpolate: Input Error: Only 3D, 4D and 5D input Tensors supported (got %dD) "
-                       "for the modes: nearest | linear | bilinear | nearest-exact (got %s)", input->ndim, ms);
+                       "for the modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact (got %s)", input->ndim, ms);
     if (m == M_LINEAR && input->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "interpolate: Got %dD input, but linear mode needs 3D input", input->ndim);
     if (m == M_BILINEAR && input->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "interpolate: Got %dD input, but bilinear mode needs 4D input", input->ndim);
+    if (m == M_BICUBIC && input->ndim != 4)
+        return ct__err(CT_ERR_SHAPE, "interpolate: Got %dD input, but bicubic mode needs 4D input", input->ndim);
+    if (m == M_TRILINEAR && input->ndim != 5)
+        return ct__err(CT_ERR_SHAPE, "interpolate: Got %dD input, but trilinear mode needs 5D input", input->ndim);
+    if (m == M_AREA && input->ndim == 5)
+        return ct__err(CT_ERR_ARG, "interpolate: mode 'area' on 5D input (adaptive_avg_pool3d) is not supported");
     if (check_float("interpolate", input)) return NULL;
     if (size && scale_factor) return ct__err(CT_ERR_ARG, "interpolate: only one of size or scale_factor should be defined");
     if (!size && !scale_factor) return ct__err(CT_ERR_ARG, "interpolate: either size or scale_factor should be defined");
@@ -432,8 +488,10 @@ CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size,
             return ct__err(CT_ERR_SHAPE, "interpolate: Input and output sizes should be greater than 0, but got input "
                            "(%s) output (%s)", a, b);
         }
-    bool has_scale = scale_factor && !recompute_scale_factor;
+    bool has_scale = scale_factor && !recompute_scale_factor && m != M_AREA; /* area: torch recomputes */
     bool align = align_corners > 0;
+    if (m == M_AREA)
+        return sp == 1 ? ct_nn_adaptive_avg_pool1d(input, out[0]) : ct_nn_adaptive_avg_pool2d(input, out);
     CT_COMPOSE_BEGIN
     ct_tensor *y = (ct_tensor *)input;
     for (int i = sp - 1; i >= 0 && y; i--) /* innermost dim first, as ATen's kernel nests */

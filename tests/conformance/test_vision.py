@@ -328,13 +328,14 @@ def interp(x, size=None, scale=None, mode="nearest", align=None, recompute=False
 INTERP = []
 for _mode, _shape in [("nearest", (2, 3, 7)), ("nearest", (2, 3, 5, 7)), ("nearest", (1, 2, 3, 4, 5)),
                       ("nearest-exact", (2, 3, 7)), ("nearest-exact", (2, 3, 5, 7)), ("nearest-exact", (1, 2, 3, 4, 5)),
-                      ("linear", (2, 3, 7)), ("bilinear", (2, 3, 5, 7))]:
+                      ("linear", (2, 3, 7)), ("bilinear", (2, 3, 5, 7)), ("bicubic", (2, 3, 5, 7)),
+                      ("trilinear", (1, 2, 3, 4, 5)), ("area", (2, 3, 7)), ("area", (2, 3, 5, 7))]:
     _sp = len(_shape) - 2
     for _size, _scale in [((11, 9, 10)[:_sp], None), ((3, 2, 4)[:_sp], None), ((10, 14, 10)[:_sp], None),
                           ((7, 5, 7)[-_sp:] if _sp < 3 else (3, 4, 5), None), ((1, 1, 1)[:_sp], None),
                           (None, (1.7, 2.3, 1.5)[:_sp]), (None, (2.0, 0.5, 3.0)[:_sp]),
                           (None, (0.6, 1.35, 0.8)[:_sp])]:
-        aligns = [None] if _mode.startswith("nearest") else [None, False, True]
+        aligns = [None] if _mode.startswith("nearest") or _mode == "area" else [None, False, True]
         recs = [False] if _size is not None else [False, True]
         for _al, _rec in itertools.product(aligns, recs):
             INTERP.append((_mode, _shape, _size, _scale, _al, _rec))
@@ -363,7 +364,9 @@ def test_interpolate(i):
     ("nearest", (1, 2, 3, 4), (5, 7), None, None), ("nearest-exact", (1, 2, 4), None, (1.6,), None),
     ("linear", (1, 2, 4), (7,), None, False), ("linear", (1, 2, 5), None, (0.7,), True),
     ("bilinear", (1, 2, 3, 4), (5, 6), None, False), ("bilinear", (1, 2, 3, 4), None, (1.5, 0.75), True),
-    ("nearest", (1, 1, 2, 3, 2), (3, 4, 3), None, None)])
+    ("nearest", (1, 1, 2, 3, 2), (3, 4, 3), None, None), ("bicubic", (1, 2, 3, 4), (5, 6), None, False),
+    ("bicubic", (1, 1, 4, 3), None, (0.75, 1.5), True), ("trilinear", (1, 1, 2, 3, 2), (3, 2, 4), None, False),
+    ("area", (1, 2, 5, 4), (3, 3), None, None), ("area", (1, 2, 6), None, (0.5,), None)])
 def test_interpolate_gradcheck(mode, shape, size, scale, al):
     x = torch.randn(shape, dtype=torch.float64)
     f = lambda a: interp(a, size, scale, mode, al)  # noqa: E731
@@ -385,6 +388,9 @@ def test_interpolate_errors():
         (x4, dict(scale_factor=(0.1, 2.0))),
         (torch.randn(4, 4), dict(size=(3,))),
         (x4.long(), dict(size=(8, 8), mode="bilinear")),
+        (x4, dict(size=(8, 8), mode="area", align_corners=False)),
+        (x4, dict(size=(8, 8, 8), mode="trilinear")),
+        (x3, dict(size=(8,), mode="bicubic")),
     ]
     for x, kw in cases:
         size = kw.get("size")
@@ -395,8 +401,8 @@ def test_interpolate_errors():
                         a, size, scale, kw.get("mode", "nearest"), al, kw.get("recompute_scale_factor", False)),
                     lambda a, kw=kw: F.interpolate(a, **kw), [x])
     with case("interpolate"):
-        with pytest.raises(ctorch.CtorchError, match="got area"):
-            interp(ctorch.from_torch(x4), (8, 8), None, "area")
+        with pytest.raises(ctorch.CtorchError, match="got lanczos"):
+            interp(ctorch.from_torch(x4), (8, 8), None, "lanczos")
 
 
 # ================================ pixel shuffle ================================
@@ -479,6 +485,10 @@ LAYERS = [
     (lambda: module("ct_nn_upsample_new", (ctypes.c_int, 2), None, D3(1.5, 2.5), "nearest-exact", (ctypes.c_int, -1),
                     True),
      lambda: nn.Upsample(scale_factor=(1.5, 2.5), mode="nearest-exact", recompute_scale_factor=True), (2, 3, 4, 5)),
+    (lambda: module("ct_nn_upsample_new", (ctypes.c_int, 1), None, D3(1.5), "bicubic", (ctypes.c_int, 0), False),
+     lambda: nn.Upsample(scale_factor=1.5, mode="bicubic", align_corners=False), (2, 3, 4, 5)),
+    (lambda: module("ct_nn_upsample_new", (ctypes.c_int, 3), I3(3, 5, 4), None, "trilinear", (ctypes.c_int, 1), False),
+     lambda: nn.Upsample(size=(3, 5, 4), mode="trilinear", align_corners=True), (1, 2, 2, 3, 4)),
     (lambda: module("ct_nn_upsampling_nearest2d_new", (ctypes.c_int, 1), None, D3(3.0)),
      lambda: nn.UpsamplingNearest2d(scale_factor=3), (2, 3, 4, 5)),
     (lambda: module("ct_nn_upsampling_bilinear2d_new", (ctypes.c_int, 2), I2(6, 9), None),
