@@ -591,7 +591,7 @@ def test_module_constructor_errors():
         lambda: module("ct_nn_adaptive_max_pool2d_new", I2(0, 2), False),
         lambda: module("ct_nn_upsample_new", (ctypes.c_int, 1), (I64 * 1)(4), D3(2.0), "nearest", (ctypes.c_int, -1),
                        False),
-        lambda: module("ct_nn_upsample_new", (ctypes.c_int, 1), (I64 * 1)(4), None, "bicubic", (ctypes.c_int, -1),
+        lambda: module("ct_nn_upsample_new", (ctypes.c_int, 1), (I64 * 1)(4), None, "lanczos", (ctypes.c_int, -1),
                        False),
         lambda: module("ct_nn_pixel_shuffle_new", 0),
         lambda: module("ct_nn_fold_new", I2(4, 4), I2(0, 2), None, None, None),
