@@ -314,7 +314,9 @@ CT_API ct_module *ct_nn_conv3d_new(int64_t in_channels, int64_t out_channels, co
 /* ConvTranspose2d / ConvTranspose1d(in, out, kernel, opts (stride, padding,
  * output_padding, groups, dilation; padding strings and fills refused), bias):
  * weight [in, out/groups, k...], fan_in = (out/groups) * prod(k) (torch computes it from
- * the weight's dim 1). */
+ * the weight's dim 1). forward_n takes (input[, output_size]): output_size, a 1-d int64
+ * tensor of the spatial sizes (optionally preceded by the batch/channel sizes), chooses
+ * the output_padding as torch's forward(input, output_size) does. */
 CT_API ct_module *ct_nn_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, const int64_t kernel[2],
                                              const struct ct_conv_opts *opts, bool bias);
 CT_API ct_module *ct_nn_conv_transpose1d_new(int64_t in_channels, int64_t out_channels, int64_t kernel,

@@ -65,6 +65,55 @@ static ct_tensor *conv_forward(ct_module *self, ct_tensor *x) {
     return c->kind == 2 ? ct_nn_conv_transpose2d(x, w, b, &o) : ct_nn_conv_transpose1d(x, w, b, &o);
 }
 
+/* ConvTranspose's forward(input, output_size): output_size (a 1-d int64 tensor of the
+ * spatial sizes, optionally with the batch/channel sizes first) picks the output_padding,
+ * as torch's _output_padding does. */
+static int convt_forward_n(ct_module *self, int n_in, ct_tensor *const *in, int n_out, ct_tensor **out) {
+    conv_ctx *c = ct_module_ctx(self);
+    const char *tn = ct_module_type_name(self);
+    if (n_in < 1 || n_in > 2) return ct__errs(CT_ERR_ARG, "%s.forward takes 1 or 2 inputs, got %d", tn, n_in);
+    ct_tensor *x = in[0];
+    CT_CHECK_ARG_S(tn, x);
+    if (n_in < 2 || !in[1]) {
+        ct_tensor *y = conv_forward(self, x);
+        if (!y) return ct_last_status();
+        if (n_out > 0) out[0] = y;
+        return n_out > 0;
+    }
+    ct_tensor *os = in[1];
+    int d = c->dims, nn = x->ndim == d + 2 ? 2 : 1;
+    if (x->ndim != d + 1 && x->ndim != d + 2)
+        return ct__errs(CT_ERR_SHAPE, "%s: Expected %dD (unbatched) or %dD (batched) input, but got input of size: %s",
+                        tn, d + 1, d + 2, CT_SHAPESTR(x));
+    if (os->dtype != CT_INT64 || os->ndim != 1 || (os->sizes[0] != d && os->sizes[0] != d + nn))
+        return ct__errs(CT_ERR_ARG, "%s: ConvTranspose%dD: for %dD input, output_size must have %d or %d elements", tn,
+                        d, x->ndim, d, d + nn);
+    int64_t v[8], res[3], mn[3], mx[3];
+    if (ct_copy_to_buffer(os, v, sizeof(int64_t) * (size_t)os->sizes[0], CT_INT64)) return ct_last_status();
+    const int64_t *req = v + (os->sizes[0] - d);
+    bool ok = true;
+    for (int i = 0; i < d; i++) {
+        mn[i] = (x->sizes[nn + i] - 1) * c->stride[i] - 2 * c->padding[i] + c->dilation[i] * (c->k[i] - 1) + 1;
+        mx[i] = mn[i] + c->stride[i] - 1;
+        ok &= req[i] >= mn[i] && req[i] <= mx[i];
+        res[i] = req[i] - mn[i];
+    }
+    if (!ok) {
+        char a[64], b[64], r[64];
+        return ct__errs(CT_ERR_ARG, "%s: requested an output size of %s, but valid sizes range from %s to %s", tn,
+                        ct__pytuple(d, req, r, sizeof r), ct__pytuple(d, mn, a, sizeof a), ct__pytuple(d, mx, b, sizeof b));
+    }
+    ct_conv_opts o = {.groups = c->groups};
+    for (int i = 0; i < d; i++)
+        o.stride[i] = c->stride[i], o.padding[i] = c->padding[i], o.dilation[i] = c->dilation[i],
+        o.output_padding[i] = res[i];
+    ct_tensor *w = ct__mod_param(self, 0), *b = ct__mod_param(self, 1);
+    ct_tensor *y = d == 2 ? ct_nn_conv_transpose2d(x, w, b, &o) : ct_nn_conv_transpose1d(x, w, b, &o);
+    if (!y) return ct_last_status();
+    if (n_out > 0) out[0] = y;
+    return n_out > 0;
+}
+
 static bool all_eq(int d, const int64_t *v, int64_t x) {
     for (int i = 0; i < d; i++)
         if (v[i] != x) return false;
@@ -88,10 +137,10 @@ static void conv_repr(const ct_module *self, char *buf, size_t n) {
 }
 
 static const ct_module_type CONV3D = {.name = "Conv3d", .forward = conv_forward, .extra_repr = conv_repr, .free_ctx = free};
-static const ct_module_type CONVT2D = {.name = "ConvTranspose2d", .forward = conv_forward, .extra_repr = conv_repr,
-                                       .free_ctx = free};
-static const ct_module_type CONVT1D = {.name = "ConvTranspose1d", .forward = conv_forward, .extra_repr = conv_repr,
-                                       .free_ctx = free};
+static const ct_module_type CONVT2D = {.name = "ConvTranspose2d", .forward_n = convt_forward_n,
+                                       .extra_repr = conv_repr, .free_ctx = free};
+static const ct_module_type CONVT1D = {.name = "ConvTranspose1d", .forward_n = convt_forward_n,
+                                       .extra_repr = conv_repr, .free_ctx = free};
 
 /* c filled with kind, dims, in, out, k, stride, padding, dilation, outpad, groups, mode, fill */
 static ct_module *conv_build(conv_ctx *c, bool bias) {
