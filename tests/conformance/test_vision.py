@@ -651,3 +651,21 @@ def test_avg_pool2d_backward_last_window_in_padding(kw):
     f = lambda a: _avg2(a, I2(3, 3), ctypes.byref(o))  # noqa: E731
     check("avg_pool2d", f, lambda a: F.avg_pool2d(a, 3, **kw), [x])
     gradcheck("avg_pool2d", f, [x[:, :, :6, :7].contiguous()])
+
+
+def test_noncontiguous_inputs():
+    x = torch.randn(2, 3, 6, 5, 4).transpose(2, 4)  # [2, 3, 4, 5, 6], strided
+    w = torch.randn(4, 3, 2, 2, 2).transpose(2, 3)
+    check("conv3d", lambda a, c: conv3d(a, c, None, dict(padding=1)), lambda a, c: F.conv3d(a, c, padding=1), [x, w])
+    x4 = torch.randn(2, 3, 7, 5).transpose(2, 3)
+    check("interpolate", lambda a: interp(a, (9, 4), None, "bilinear", False),
+          lambda a: F.interpolate(a, size=(9, 4), mode="bilinear", align_corners=False), [x4])
+    check("interpolate", lambda a: interp(a, None, (1.5, 2.0), "nearest"),
+          lambda a: F.interpolate(a, scale_factor=(1.5, 2.0)), [x4[..., ::2]])
+    check("adaptive_max_pool2d", lambda a: _amax2(a, [3, 2]),
+          lambda a: F.adaptive_max_pool2d(a, (3, 2), return_indices=True), [x4])
+    check("pixel_shuffle", lambda a: _shuffle(a, 2), lambda a: F.pixel_shuffle(a, 2),
+          [torch.randn(2, 8, 6, 4).transpose(2, 3)])
+    v, idx = F.max_pool2d(torch.randn(2, 3, 8, 6), 2, return_indices=True)
+    check("max_unpool2d", lambda a, i: _unpool2(a, i, I2(2, 2), None, None, None),
+          lambda a, i: F.max_unpool2d(a, i, 2), [v.transpose(2, 3).contiguous().transpose(2, 3), idx])
