@@ -52,9 +52,18 @@ static ct_tensor *conv_forward(ct_module *self, ct_tensor *x) {
         for (int i = 0; i < 3; i++)
             o.stride[i] = c->stride[i], o.padding[i] = c->padding[i], o.dilation[i] = c->dilation[i];
         if (strcmp(c->fill, "zeros") != 0) { /* nn.Conv3d's padding_mode: pad, then convolve unpadded */
-            int64_t pad[6] = {c->padding[2], c->padding[2], c->padding[1], c->padding[1], c->padding[0], c->padding[0]};
+            int64_t pad[6];
+            for (int i = 0; i < 3; i++) {
+                int64_t lo = c->padding[i], hi = c->padding[i];
+                if (strcmp(c->mode, "same") == 0) { /* torch: total//2 before, the rest after */
+                    int64_t t = c->dilation[i] * (c->k[i] - 1);
+                    lo = t / 2, hi = t - t / 2;
+                }
+                pad[2 * (2 - i)] = lo, pad[2 * (2 - i) + 1] = hi;
+            }
             x = ct_pad(x, 6, pad, c->fill, 0.0);
             memset(o.padding, 0, sizeof o.padding);
+            o.padding_mode = NULL;
         }
         return ct_nn_conv3d(x, w, b, &o);
     }
@@ -228,10 +237,6 @@ CT_API ct_module *ct_nn_conv3d_new(int64_t in_channels, int64_t out_channels, co
     }
     if (opts && opts->padding_mode) snprintf(c->mode, sizeof c->mode, "%s", opts->padding_mode);
     snprintf(c->fill, sizeof c->fill, "%s", opts && opts->padding_fill ? opts->padding_fill : "zeros");
-    if (c->mode[0] && strcmp(c->fill, "zeros")) {
-        free(c);
-        return ct__err(CT_ERR_ARG, "Conv3d: padding strings are supported with padding_mode 'zeros' only");
-    }
     if (strcmp(c->mode, "valid") == 0) memset(c->padding, 0, sizeof c->padding);
     if (strcmp(c->mode, "same") == 0) /* torch stores the padding it computed for its repr: keep the string */
         memset(c->padding, 0, sizeof c->padding);
