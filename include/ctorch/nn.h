@@ -227,7 +227,8 @@ CT_API ct_tensor *ct_nn_adaptive_max_pool1d(const ct_tensor *input, int64_t outp
  * with recompute_scale_factor (always, for area) the output size floor(in*scale) alone
  * defines it. Indices and weights follow ATen's UpSample.h formulas (float arithmetic
  * for float32).
- * float32 / float64; differentiable to any order (index_select compositions). */
+ * float32 / float64 (uint8 too for the nearest modes, as torch); differentiable to
+ * any order (index_select compositions). */
 #define CT_ALIGN_CORNERS_NONE (-1)
 CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size, const double *scale_factor,
                                     const char *mode, int align_corners, bool recompute_scale_factor);

@@ -457,7 +457,8 @@ CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size,
         return ct__err(CT_ERR_SHAPE, "interpolate: Got %dD input, but trilinear mode needs 5D input", input->ndim);
     if (m == M_AREA && input->ndim == 5)
         return ct__err(CT_ERR_ARG, "interpolate: mode 'area' on 5D input (adaptive_avg_pool3d) is not supported");
-    if (check_float("interpolate", input)) return NULL;
+    if (!((m == M_NEAREST || m == M_NEAREST_EXACT) && input->dtype == CT_UINT8) && check_float("interpolate", input))
+        return NULL; /* (torch's nearest kernels also take uint8 images) */
     if (size && scale_factor) return ct__err(CT_ERR_ARG, "interpolate: only one of size or scale_factor should be defined");
     if (!size && !scale_factor) return ct__err(CT_ERR_ARG, "interpolate: either size or scale_factor should be defined");
     if (size && recompute_scale_factor)

@@ -373,6 +373,16 @@ def test_interpolate_gradcheck(mode, shape, size, scale, al):
     gradgradcheck("interpolate", f, [x])
 
 
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_interpolate_uint8(mode):
+    x = torch.randint(0, 255, (2, 3, 5, 7), dtype=torch.uint8)
+    check("interpolate", lambda a: interp(a, (9, 4), None, mode), lambda a: F.interpolate(a, size=(9, 4), mode=mode), [x])
+    check("interpolate", lambda a: interp(a, None, (1.5, 2.5), mode),
+          lambda a: F.interpolate(a, scale_factor=(1.5, 2.5), mode=mode), [x])
+    check_error("interpolate", lambda a: interp(a, (9, 4), None, mode), lambda a: F.interpolate(a, size=(9, 4), mode=mode),
+                [x.long()])
+
+
 def test_interpolate_errors():
     x4, x3 = torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4)
     cases = [
