@@ -300,6 +300,61 @@ CT_API ct_module *ct_nn_glu_new(int64_t dim);                       /* -1 */
 /* ==== vision layers ====
  * (section kept for Conv3d, ConvTranspose, pooling, Upsample, PixelShuffle, Fold/Unfold modules; declarations are added below this line) */
 
+/* Conventions of this section: constructors return a module the caller owns (NULL with
+ * an error on bad arguments); parameters are initialised as PyTorch's reset_parameters
+ * (kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), then the bias likewise) from the
+ * default generator; names and reprs are PyTorch's. Where a torch argument may be an
+ * int or a tuple, the repr prints a pair of equal values as one int (as if an int was
+ * given). Modules with return_indices use forward_n: outputs (values, indices). */
+struct ct_conv3d_opts;
+/* Conv3d(in, out, kernel {kd, kh, kw}, opts (may be NULL), bias): weight
+ * [out, in/groups, kd, kh, kw], bias [out]. */
+CT_API ct_module *ct_nn_conv3d_new(int64_t in_channels, int64_t out_channels, const int64_t kernel[3],
+                                   const struct ct_conv3d_opts *opts, bool bias);
+/* ConvTranspose2d / ConvTranspose1d(in, out, kernel, opts (stride, padding,
+ * output_padding, groups, dilation; padding strings and fills refused), bias):
+ * weight [in, out/groups, k...], fan_in = (out/groups) * prod(k) (torch computes it from
+ * the weight's dim 1). forward_n takes (input[, output_size]): output_size, a 1-d int64
+ * tensor of the spatial sizes (optionally preceded by the batch/channel sizes), chooses
+ * the output_padding as torch's forward(input, output_size) does. */
+CT_API ct_module *ct_nn_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, const int64_t kernel[2],
+                                             const struct ct_conv_opts *opts, bool bias);
+CT_API ct_module *ct_nn_conv_transpose1d_new(int64_t in_channels, int64_t out_channels, int64_t kernel,
+                                             const struct ct_conv_opts *opts, bool bias);
+/* MaxPool1d(kernel, opts (1-d values in index 0), return_indices); AvgPool1d. */
+CT_API ct_module *ct_nn_max_pool1d_new(int64_t kernel, const struct ct_pool_opts *opts, bool return_indices);
+CT_API ct_module *ct_nn_avg_pool1d_new(int64_t kernel, const struct ct_pool_opts *opts);
+/* MaxUnpool2d(kernel, stride (NULL/0: kernel), padding (NULL: 0)); MaxUnpool1d.
+ * forward_n inputs: (input, indices[, output_size as a 1-d int64 tensor of the spatial
+ * sizes]); one output. */
+CT_API ct_module *ct_nn_max_unpool2d_new(const int64_t kernel[2], const int64_t stride[2], const int64_t padding[2]);
+CT_API ct_module *ct_nn_max_unpool1d_new(int64_t kernel, int64_t stride, int64_t padding);
+/* AdaptiveAvgPool1d(L); AdaptiveMaxPool1d(L, return_indices); AdaptiveMaxPool2d({Ho, Wo},
+ * return_indices) (repr: one int when Ho == Wo). */
+CT_API ct_module *ct_nn_adaptive_avg_pool1d_new(int64_t output_size);
+CT_API ct_module *ct_nn_adaptive_max_pool1d_new(int64_t output_size, bool return_indices);
+CT_API ct_module *ct_nn_adaptive_max_pool2d_new(const int64_t output_size[2], bool return_indices);
+/* Upsample(size or scale_factor, mode, align_corners, recompute_scale_factor): n values
+ * in size / scale_factor (exactly one non-NULL); n == 1 is torch's single int/float
+ * (applied to every spatial dim, printed as a scalar), n > 1 a tuple. mode and
+ * align_corners as ct_nn_interpolate. */
+CT_API ct_module *ct_nn_upsample_new(int n, const int64_t *size, const double *scale_factor, const char *mode,
+                                     int align_corners, bool recompute_scale_factor);
+/* UpsamplingNearest2d / UpsamplingBilinear2d (align_corners=True), size or scale_factor
+ * as Upsample (n values). */
+CT_API ct_module *ct_nn_upsampling_nearest2d_new(int n, const int64_t *size, const double *scale_factor);
+CT_API ct_module *ct_nn_upsampling_bilinear2d_new(int n, const int64_t *size, const double *scale_factor);
+/* PixelShuffle(upscale_factor), PixelUnshuffle(downscale_factor). */
+CT_API ct_module *ct_nn_pixel_shuffle_new(int64_t upscale_factor);
+CT_API ct_module *ct_nn_pixel_unshuffle_new(int64_t downscale_factor);
+/* Fold(output_size, kernel, dilation, padding, stride) and Unfold(kernel, dilation,
+ * padding, stride) over ct_nn_fold / ct_nn_unfold (NULL dilation/padding/stride: torch's
+ * 1 / 0 / 1). */
+CT_API ct_module *ct_nn_fold_new(const int64_t output_size[2], const int64_t kernel[2], const int64_t dilation[2],
+                                 const int64_t padding[2], const int64_t stride[2]);
+CT_API ct_module *ct_nn_unfold_new(const int64_t kernel[2], const int64_t dilation[2], const int64_t padding[2],
+                                   const int64_t stride[2]);
+
 /* ==== other layers and loss modules ====
  * (section kept for Bilinear, Dropout2d, EmbeddingBag, loss modules; declarations are added below this line) */
 #include "ctorch/nn.h" /* ct_reduction, CT_NO_PADDING_IDX (has its own guard and extern "C") */

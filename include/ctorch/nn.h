@@ -174,6 +174,69 @@ CT_API ct_tensor *ct_nn_gaussian_nll_loss(const ct_tensor *input, const ct_tenso
 /* ==== vision functionals ====
  * (section kept for conv3d, pooling, upsampling and pixel-shuffle functional forms; declarations are added below this line) */
 
+/* ---- 3-d convolution ----
+ * Options of conv3d; zero fields mean PyTorch's defaults (stride 1, padding 0,
+ * dilation 1, groups 1). padding_mode: NULL (explicit `padding`), "valid" or "same"
+ * (stride 1 only; the odd extra goes at the end, as PyTorch). padding_fill is read by
+ * the Conv3d module only (nn.Conv3d's padding_mode: NULL/"zeros", "reflect",
+ * "replicate" or "circular"). */
+typedef struct ct_conv3d_opts {
+    int64_t stride[3];
+    int64_t padding[3];
+    int64_t dilation[3];
+    int64_t groups;
+    const char *padding_mode;
+    const char *padding_fill;
+} ct_conv3d_opts;
+/* conv3d(input [N, C, D, H, W] or [C, D, H, W], weight [O, C/groups, kd, kh, kw], bias
+ * [O] or NULL). float32 / float64. Composite (depth taps stacked into channels, then
+ * conv2d): differentiable to any order in input, weight and bias. New reference. */
+CT_API ct_tensor *ct_nn_conv3d(const ct_tensor *input, const ct_tensor *weight, const ct_tensor *bias,
+                               const ct_conv3d_opts *opts);
+
+/* ---- unpooling and adaptive pooling ---- */
+/* max_unpool2d(input [N, C, H, W] or [C, H, W], indices (int64, input's shape, as
+ * max_pool2d returns them), kernel {kh, kw}, stride (NULL or 0: the kernel), padding
+ * (NULL: 0), output_size {Ho, Wo} (NULL: (H-1)*stride - 2*padding + kernel)): zeros
+ * with each input value written at its flat h*Wo+w index. An index outside the output
+ * is an error. New reference; differentiable in input (a gather). */
+CT_API ct_tensor *ct_nn_max_unpool2d(const ct_tensor *input, const ct_tensor *indices, const int64_t kernel[2],
+                                     const int64_t stride[2], const int64_t padding[2], const int64_t output_size[2]);
+/* max_unpool1d over [N, C, L] / [C, L]; stride 0 = kernel; output_size 0 = default. */
+CT_API ct_tensor *ct_nn_max_unpool1d(const ct_tensor *input, const ct_tensor *indices, int64_t kernel, int64_t stride,
+                                     int64_t padding, int64_t output_size);
+/* adaptive_avg_pool1d([N, C, L] / [C, L]) to output_size (PyTorch's window rule). */
+CT_API ct_tensor *ct_nn_adaptive_avg_pool1d(const ct_tensor *input, int64_t output_size);
+/* adaptive_max_pool2d([N, C, H, W] / [C, H, W]) to {Ho, Wo}: window i covers
+ * [floor(i*H/Ho), ceil((i+1)*H/Ho)). indices (may be NULL) receives the int64 flat
+ * h*W+w index of each maximum (return_indices=True), a new reference. */
+CT_API ct_tensor *ct_nn_adaptive_max_pool2d(const ct_tensor *input, const int64_t output_size[2], ct_tensor **indices);
+/* adaptive_max_pool1d([N, C, L] / [C, L]); indices as above (positions along L). */
+CT_API ct_tensor *ct_nn_adaptive_max_pool1d(const ct_tensor *input, int64_t output_size, ct_tensor **indices);
+
+/* ---- resampling ---- */
+/* interpolate(input [N, C, *spatial] (1 to 3 spatial dims), size, scale_factor, mode,
+ * align_corners, recompute_scale_factor) as torch.nn.functional.interpolate.
+ * size / scale_factor: one value per spatial dim; exactly one of them non-NULL.
+ * mode: "nearest" (NULL), "nearest-exact", "linear" (3-d input), "bilinear" (4-d),
+ * "bicubic" (4-d, A = -0.75, clamped taps), "trilinear" (5-d) or "area"
+ * (adaptive_avg_pool1d/2d, 3-d and 4-d input).
+ * align_corners: CT_ALIGN_CORNERS_NONE (torch's None; False for the interpolating
+ * modes), 0 or 1; nearest, nearest-exact and area refuse 0 and 1 as torch does. With a
+ * scale_factor and no recompute, the source index uses 1/scale_factor (torch's scales);
+ * with recompute_scale_factor (always, for area) the output size floor(in*scale) alone
+ * defines it. Indices and weights follow ATen's UpSample.h formulas (float arithmetic
+ * for float32).
+ * float32 / float64 (uint8 too for the nearest modes, as torch); differentiable to
+ * any order (index_select compositions). */
+#define CT_ALIGN_CORNERS_NONE (-1)
+CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size, const double *scale_factor,
+                                    const char *mode, int align_corners, bool recompute_scale_factor);
+/* pixel_shuffle([*, C*r*r, H, W]) -> [*, C, H*r, W*r]; pixel_unshuffle the inverse.
+ * Any dtype; new (contiguous) reference. */
+CT_API ct_tensor *ct_nn_pixel_shuffle(const ct_tensor *input, int64_t upscale_factor);
+CT_API ct_tensor *ct_nn_pixel_unshuffle(const ct_tensor *input, int64_t downscale_factor);
+
 /* ==== embedding, bilinear, CTC functionals ====
  * (section kept for embedding_bag, bilinear, dropout2d, ctc_loss; declarations are added below this line) */
 struct ct_generator;

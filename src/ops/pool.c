@@ -191,9 +191,12 @@ static int avg_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     /* each window's share, repeated over its kh*kw positions, folded back (padding dropped) */
     ct_tensor *share = ct_div(ct_reshape(go[0], 3, (int64_t[]){N * C, 1, L}), ct_reshape(div, 3, (int64_t[]){1, 1, L}));
     ct_tensor *cols = ct_expand(share, 3, (int64_t[]){N * C, g->kh * g->kw, L});
-    /* fold onto the extent the windows cover exactly (ceil_mode windows may reach past the
-     * input, trailing rows may be in none), then crop or zero-pad to the input */
-    int64_t Hf = (g->Ho - 1) * g->sh + g->kh - 2 * g->ph, Wf = (g->Wo - 1) * g->sw + g->kw - 2 * g->pw;
+    /* fold onto the largest extent with the same number of windows, so that the last
+     * window lies inside it even when it reaches into the right padding (ceil_mode
+     * windows may reach past the input, trailing rows may be in none), then crop or
+     * zero-pad to the input */
+    int64_t Hf = (g->Ho - 1) * g->sh + g->kh - 2 * g->ph + g->sh - 1;
+    int64_t Wf = (g->Wo - 1) * g->sw + g->kw - 2 * g->pw + g->sw - 1;
     ct_tensor *f = ct_nn_fold(cols, (int64_t[]){Hf, Wf}, (int64_t[]){g->kh, g->kw}, NULL, (int64_t[]){g->ph, g->pw},
                               (int64_t[]){g->sh, g->sw});
     if (Hf > H) f = ct_slice(f, 2, 0, H, 1);
