@@ -102,7 +102,7 @@ L.ct_neg = L.declare("ct_neg", "T(T)")
 @pytest.mark.parametrize("history", [100, 3])
 def test_lbfgs_matches_torch_float64(kind, ls, history):
     lr = 1.0 if ls else (0.5 if kind == "lsq" else 0.002)
-    traj, to, co, *_ = run_pair(kind, torch.float64, 4, lr=lr, history=history, ls=ls)
+    traj, to, co, *_ = run_pair(kind, torch.float64, 20, lr=lr, history=history, ls=ls)  # 20 steps
     # Rosenbrock: both libraries take the same path (the same sequence of closure
     # evaluations and line-search branches, checked when this was written), but
     # one-ulp differences in the vector arithmetic (first seen at the 7th evaluation)
