@@ -647,15 +647,15 @@ CT_API double ct_nn_utils_clip_grad_norm_(const ct_dict *params, double max_norm
     }
     ct_scope_begin();
     bool prev = ct_set_grad_enabled(false);
-    ct_tensor *norms[4096];
+    int64_t np = ct_dict_size(params);
+    ct_tensor **norms = malloc(sizeof(ct_tensor *) * (size_t)(np ? np : 1));
     int k = 0;
     double total = 0;
-    int st = 0;
-    for (int64_t i = 0; i < ct_dict_size(params) && !st; i++) {
+    int st = norms ? 0 : ct__errs(CT_ERR_OOM, "clip_grad_norm_: out of memory");
+    for (int64_t i = 0; i < np && !st; i++) {
         ct_tensor *g = ct_grad(ct_dict_value(params, i));
         if (!g) continue;
-        if (k == 4096) { st = ct__errs(CT_ERR_ARG, "clip_grad_norm_: more than 4096 parameters"); break; }
-        norms[k++] = ct_norm(g, norm_type, 0, NULL, false);
+        if (!(norms[k++] = ct_norm(g, norm_type, 0, NULL, false))) st = ct_last_status();
     }
     if (!st && k) {
         ct_tensor *all = ct_stack(k, (const ct_tensor *const *)norms, 0);
@@ -674,6 +674,7 @@ CT_API double ct_nn_utils_clip_grad_norm_(const ct_dict *params, double max_norm
     }
     ct_set_grad_enabled(prev);
     ct_scope_end();
+    free(norms);
     return st ? NAN : total;
 }
 

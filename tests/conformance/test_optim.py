@@ -269,6 +269,30 @@ def test_clip_grad_norm(norm_type):
             assert_same(grad_of(c), t.grad)
 
 
+def test_clip_grad_norm_many_parameters():
+    """5000 parameters (more than any fixed table): the same total norm and scaling as torch."""
+    torch.manual_seed(0)
+    grads = [torch.randn(3, dtype=torch.float64) for _ in range(5000)]
+    tp = [torch.zeros(3, dtype=torch.float64, requires_grad=True) for _ in grads]
+    for p, g in zip(tp, grads):
+        p.grad = g.clone()
+    d = ctorch.Dict()
+    keep = []
+    set_grad = L.declare("ct_set_grad", "st(T,T)")
+    for i, g in enumerate(grads):
+        c = ctorch.from_torch(torch.zeros(3, dtype=torch.float64)).requires_grad_()
+        assert set_grad(c, ctorch.from_torch(g.clone())) == 0
+        _raw("ct_dict_set", ctypes.c_int, P, ctypes.c_char_p, P)(d._p, f"p{i}".encode(), c.ptr)
+        keep.append(c)
+    want = torch.nn.utils.clip_grad_norm_(tp, 1.0)
+    got = _raw("ct_nn_utils_clip_grad_norm_", ctypes.c_double, P, ctypes.c_double, ctypes.c_double, ctypes.c_bool)(
+        d._p, 1.0, 2.0, False)
+    with case("clip_grad_norm_"):
+        assert got == pytest.approx(want.item(), rel=1e-12)
+        for t, c in zip(tp[::500], keep[::500]):
+            assert_same(grad_of(c), t.grad, atol=1e-14, rtol=1e-12)
+
+
 @pytest.mark.parametrize("mode_max,thr_abs,cooldown", [(False, False, 0), (True, True, 2), (False, True, 1)])
 def test_reduce_lr_on_plateau(mode_max, thr_abs, cooldown):
     metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85, 0.7, 0.71, 0.72, 0.9, 0.95, 0.96]
