@@ -3,8 +3,8 @@
  * Every function fills t IN PLACE without recording autograd history (torch's
  * no_grad), so it works on module parameters (leaves that require grad). gen NULL means
  * the default generator. The draws are torch's, in torch's order and with torch's
- * formulas: after ct_manual_seed(s), ct_nn_init_xxx_(t, ...) gives the values
- * torch.manual_seed(s); nn.init.xxx_(t, ...) gives (orthogonal_ to float tolerance:
+ * formulas: after ct_manual_seed(s), ct_nn_init_<name>_(t, ...) gives the values
+ * torch.manual_seed(s); nn.init.<name>_(t, ...) gives (orthogonal_ to float tolerance:
  * its QR is a double-precision Householder QR, torch's is LAPACK's in t's dtype).
  * Returns 0 or a negative status with a message naming the function (fewer dims than
  * the function supports, a bad mode or nonlinearity, ...). t must be floating point.

@@ -205,6 +205,9 @@ ct_dtype ct__result_type(int n, const ct_tensor *const *ts);
 /* Writes buf to path atomically (temporary file in the same directory, fsync, rename);
  * who names the caller in messages. 0 or CT_ERR_IO (src/io/safetensors.c). */
 int ct__atomic_write(const char *path, const void *buf, size_t n, const char *who);
+/* The whole file at path in a malloc'd buffer (*n bytes), or NULL with CT_ERR_IO /
+ * CT_ERR_OOM naming who (src/io/safetensors.c). */
+unsigned char *ct__read_file(const char *path, size_t *n, const char *who);
 /* PyTorch's ScalarType name of a dtype ("Float", "Long"), for error messages. */
 const char *ct__scalar_type_name(ct_dtype dt);
 /* Converts in place to the given dtype if needed: returns t retained or a cast copy

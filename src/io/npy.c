@@ -132,16 +132,10 @@ CT_API ct_tensor *ct_npy_load_buffer(const void *data, size_t size) {
 
 CT_API ct_tensor *ct_npy_load(const char *path) {
     if (!path) return ct__err(CT_ERR_ARG, "npy: NULL path");
-    FILE *f = fopen(path, "rb");
-    if (!f) return ct__err(CT_ERR_IO, "npy: cannot open %s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END)) { fclose(f); return ct__err(CT_ERR_IO, "npy: cannot seek %s", path); }
-    long sz = ftell(f);
-    rewind(f);
-    unsigned char *b = sz >= 0 ? malloc((size_t)sz + 1) : NULL;
-    if (!b) { fclose(f); return ct__err(CT_ERR_OOM, "npy: out of memory reading %s", path); }
-    size_t got = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    ct_tensor *t = got == (size_t)sz ? parse(b, got, path) : ct__err(CT_ERR_IO, "npy: short read from %s", path);
+    size_t n;
+    unsigned char *b = ct__read_file(path, &n, "npy");
+    if (!b) return NULL;
+    ct_tensor *t = parse(b, n, path);
     free(b);
     return t;
 }

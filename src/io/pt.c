@@ -20,22 +20,6 @@
 #include "io/pickle.h"
 #include "io/zip.h"
 
-static unsigned char *slurp(const char *path, size_t *n, const char *who) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ct__err(CT_ERR_IO, "%s: cannot open %s: %s", who, path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return ct__err(CT_ERR_IO, "%s: cannot seek %s", who, path); }
-    long sz = ftell(f);
-    rewind(f);
-    if (sz < 0) { fclose(f); return ct__err(CT_ERR_IO, "%s: cannot size %s", who, path); }
-    unsigned char *b = malloc((size_t)sz + 1);
-    if (!b) { fclose(f); return ct__err(CT_ERR_OOM, "%s: out of memory reading %s (%ld bytes)", who, path, sz); }
-    size_t got = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    if (got != (size_t)sz) { free(b); return ct__err(CT_ERR_IO, "%s: short read from %s", who, path); }
-    *n = got;
-    return b;
-}
-
 /* ---- .pt loading ---- */
 static ct_dict *pt_parse(const unsigned char *data, size_t size, const char *what) {
     if (size >= 2 && data[0] == 0x80 && data[1] == 0x02)
@@ -93,7 +77,7 @@ CT_API ct_dict *ct_io_load_pt_buffer(const void *data, size_t size) {
 CT_API ct_dict *ct_io_load_pt(const char *path) {
     if (!path) return ct__err(CT_ERR_ARG, "pt: NULL path");
     size_t n;
-    unsigned char *b = slurp(path, &n, "pt");
+    unsigned char *b = ct__read_file(path, &n, "pt");
     if (!b) return NULL;
     ct_dict *d = pt_parse(b, n, path);
     free(b);
@@ -324,7 +308,7 @@ CT_API ct_dict *ct_io_load_npz_buffer(const void *data, size_t size) {
 CT_API ct_dict *ct_io_load_npz(const char *path) {
     if (!path) return ct__err(CT_ERR_ARG, "npz: NULL path");
     size_t n;
-    unsigned char *b = slurp(path, &n, "npz");
+    unsigned char *b = ct__read_file(path, &n, "npz");
     if (!b) return NULL;
     ct_dict *d = npz_parse(b, n, path);
     free(b);

@@ -281,20 +281,28 @@ CT_API ct_dict *ct_safetensors_load_buffer(const void *data, size_t size) {
     return parse(data, size, "buffer");
 }
 
-CT_API ct_dict *ct_safetensors_load(const char *path) {
-    if (!path) return ct__err(CT_ERR_ARG, "safetensors: NULL path");
+unsigned char *ct__read_file(const char *path, size_t *n, const char *who) {
     FILE *f = fopen(path, "rb");
-    if (!f) return ct__err(CT_ERR_IO, "safetensors: cannot open %s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return ct__err(CT_ERR_IO, "safetensors: cannot seek %s", path); }
+    if (!f) return ct__err(CT_ERR_IO, "%s: cannot open %s: %s", who, path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return ct__err(CT_ERR_IO, "%s: cannot seek %s", who, path); }
     long sz = ftell(f);
     rewind(f);
-    if (sz < 0) { fclose(f); return ct__err(CT_ERR_IO, "safetensors: cannot size %s", path); }
+    if (sz < 0) { fclose(f); return ct__err(CT_ERR_IO, "%s: cannot size %s", who, path); }
     unsigned char *b = malloc((size_t)sz + 1);
-    if (!b) { fclose(f); return ct__err(CT_ERR_OOM, "safetensors: out of memory reading %s (%ld bytes)", path, sz); }
+    if (!b) { fclose(f); return ct__err(CT_ERR_OOM, "%s: out of memory reading %s (%ld bytes)", who, path, sz); }
     size_t got = fread(b, 1, (size_t)sz, f);
     fclose(f);
-    if (got != (size_t)sz) { free(b); return ct__err(CT_ERR_IO, "safetensors: short read from %s", path); }
-    ct_dict *d = parse(b, (size_t)sz, path);
+    if (got != (size_t)sz) { free(b); return ct__err(CT_ERR_IO, "%s: short read from %s", who, path); }
+    *n = got;
+    return b;
+}
+
+CT_API ct_dict *ct_safetensors_load(const char *path) {
+    if (!path) return ct__err(CT_ERR_ARG, "safetensors: NULL path");
+    size_t n;
+    unsigned char *b = ct__read_file(path, &n, "safetensors");
+    if (!b) return NULL;
+    ct_dict *d = parse(b, n, path);
     free(b);
     return d;
 }

@@ -46,12 +46,7 @@ CT_API ct_module *ct_nn_linear_new(int64_t in_features, int64_t out_features, bo
     /* torch: kaiming_uniform_(w, a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)); then the
      * bias from the same bound. Same draws from the default generator, in the same order. */
     double bound = in_features > 0 ? 1.0 / sqrt((double)in_features) : 0.0;
-    ct_scope_begin();
-    int st = ct__mod_uniform_param(m, "weight", 2, (int64_t[]){out_features, in_features}, bound);
-    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){out_features}, bound)
-                       : ct_module_register_parameter(m, "bias", NULL);
-    ct_scope_end();
-    if (st) {
+    if (ct__mod_weight_bias(m, 2, (int64_t[]){out_features, in_features}, out_features, bias, bound)) {
         ct_module_free(m);
         return NULL;
     }
@@ -63,6 +58,15 @@ int ct__mod_uniform_param(ct_module *m, const char *name, int nd, const int64_t 
     ct_tensor *t = ct_empty(nd, sizes, CT_FLOAT32);
     int st = t ? ct_uniform_(t, -bound, bound, NULL) : ct_last_status();
     if (!st) st = ct_module_register_parameter(m, name, t);
+    ct_scope_end();
+    return st;
+}
+
+int ct__mod_weight_bias(ct_module *m, int nd, const int64_t *wshape, int64_t bias_n, bool bias, double bound) {
+    ct_scope_begin();
+    int st = ct__mod_uniform_param(m, "weight", nd, wshape, bound);
+    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){bias_n}, bound)
+                       : ct_module_register_parameter(m, "bias", NULL);
     ct_scope_end();
     return st;
 }

@@ -45,10 +45,7 @@ CT_API ct_module *ct_nn_bilinear_new(int64_t in1_features, int64_t in2_features,
     if (!m) return NULL;
     /* torch: bound = 1 / sqrt(weight.size(1)); uniform_ weight then bias */
     double bound = 1.0 / sqrt((double)in1_features);
-    int st = ct__mod_uniform_param(m, "weight", 3, (int64_t[]){out_features, in1_features, in2_features}, bound);
-    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){out_features}, bound)
-                       : ct_module_register_parameter(m, "bias", NULL);
-    if (st) {
+    if (ct__mod_weight_bias(m, 3, (int64_t[]){out_features, in1_features, in2_features}, out_features, bias, bound)) {
         ct_module_free(m);
         return NULL;
     }

@@ -109,11 +109,8 @@ static ct_module *conv_new(int dims, int64_t in, int64_t out, const int64_t k[2]
     /* torch: kaiming_uniform_(a=sqrt(5)) == U(+-1/sqrt(fan_in)), then the bias likewise */
     int64_t fan_in = (in / g) * k[0] * k[1];
     double bound = 1.0 / sqrt((double)fan_in);
-    ct_scope_begin();
-    int st = dims == 2 ? ct__mod_uniform_param(m, "weight", 4, (int64_t[]){out, in / g, k[0], k[1]}, bound)
-                       : ct__mod_uniform_param(m, "weight", 3, (int64_t[]){out, in / g, k[1]}, bound);
-    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){out}, bound) : ct_module_register_parameter(m, "bias", NULL);
-    ct_scope_end();
+    int st = dims == 2 ? ct__mod_weight_bias(m, 4, (int64_t[]){out, in / g, k[0], k[1]}, out, bias, bound)
+                       : ct__mod_weight_bias(m, 3, (int64_t[]){out, in / g, k[1]}, out, bias, bound);
     if (st) {
         ct_module_free(m);
         return NULL;

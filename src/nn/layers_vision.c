@@ -207,12 +207,7 @@ static ct_module *conv_build(conv_ctx *c, bool bias) {
     ct_module *m = with_ctx(t, c);
     if (!m) return NULL;
     double bound = 1.0 / sqrt((double)fan_in);
-    ct_scope_begin();
-    int st = ct__mod_uniform_param(m, "weight", 2 + c->dims, wshape, bound);
-    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){bias_n}, bound)
-                       : ct_module_register_parameter(m, "bias", NULL);
-    ct_scope_end();
-    if (st) {
+    if (ct__mod_weight_bias(m, 2 + c->dims, wshape, bias_n, bias, bound)) {
         ct_module_free(m);
         return NULL;
     }

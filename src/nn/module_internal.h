@@ -40,6 +40,10 @@ static inline ct_tensor *ct__mod_buffer(const ct_module *m, int64_t i) { return 
  * 0 or status. */
 int ct__mod_uniform_param(ct_module *m, const char *name, int nd, const int64_t *sizes, double bound);
 int ct__mod_affine_params(ct_module *m, bool affine, bool with_bias, int nd, const int64_t *shape);
+/* PyTorch's reset_parameters of Linear, Conv*, Bilinear: "weight" of wshape, then
+ * "bias" [bias_n] (or an absent one), both drawn from U(-bound, bound) in that order.
+ * 0 or status. */
+int ct__mod_weight_bias(ct_module *m, int nd, const int64_t *wshape, int64_t bias_n, bool bias, double bound);
 
 /* A growable string for reprs (ct__sb_take returns it malloc'd, or NULL + error on OOM). */
 typedef struct {

@@ -81,10 +81,7 @@ static ct_module *ndq_linear_new(int64_t in, int64_t out, bool bias) {
         return NULL;
     }
     double bound = in > 0 ? 1.0 / sqrt((double)in) : 0.0; /* Linear's reset_parameters */
-    int st = ct__mod_uniform_param(m, "weight", 2, (int64_t[]){out, in}, bound);
-    if (!st) st = bias ? ct__mod_uniform_param(m, "bias", 1, (int64_t[]){out}, bound)
-                       : ct_module_register_parameter(m, "bias", NULL);
-    if (st) {
+    if (ct__mod_weight_bias(m, 2, (int64_t[]){out, in}, out, bias, bound)) {
         ct_module_free(m);
         return NULL;
     }

@@ -9,12 +9,12 @@
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
 #include "ctorch/nn.h"
+#include "ops/nn_common.h"
 
 typedef struct {
     int64_t kh, kw, dh, dw, ph, pw, sh, sw, Ho, Wo;
 } geom;
 
-static int64_t or1(int64_t v) { return v ? v : 1; }
 
 /* Number of sliding blocks along one dim (unfold's L factor); < 1 when the kernel does
  * not fit. */
@@ -60,20 +60,13 @@ static ct_tensor *record(ct_tensor *out, const char *name, ct_backward_fn fn, co
     return ct__ret(out);
 }
 
-static int check_float(const char *op, const ct_tensor *x) {
-    if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64)
-        return ct__errs(CT_ERR_DTYPE, "%s: \"%s\" not implemented for '%s' (float32 and float64 only)", op, op,
-                        ct__scalar_type_name(x->dtype));
-    return 0;
-}
-
 static int fill_geom(const char *op, geom *g, const int64_t kernel[2], const int64_t dilation[2],
                      const int64_t padding[2], const int64_t stride[2]) {
     if (!kernel) return ct__errs(CT_ERR_ARG, "%s: kernel_size is required", op);
     g->kh = kernel[0], g->kw = kernel[1];
-    g->dh = dilation ? or1(dilation[0]) : 1, g->dw = dilation ? or1(dilation[1]) : 1;
+    g->dh = dilation ? ct__or1(dilation[0]) : 1, g->dw = dilation ? ct__or1(dilation[1]) : 1;
     g->ph = padding ? padding[0] : 0, g->pw = padding ? padding[1] : 0;
-    g->sh = stride ? or1(stride[0]) : 1, g->sw = stride ? or1(stride[1]) : 1;
+    g->sh = stride ? ct__or1(stride[0]) : 1, g->sw = stride ? ct__or1(stride[1]) : 1;
     if (g->kh <= 0 || g->kw <= 0)
         return ct__errs(CT_ERR_ARG, "%s: kernel size should be greater than zero, but got kernel_size=(%lld, %lld)", op,
                         (long long)g->kh, (long long)g->kw);
@@ -124,7 +117,7 @@ CT_API ct_tensor *ct_nn_unfold(const ct_tensor *input, const int64_t kernel[2], 
     if (input->ndim != 3 && input->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "unfold: Input Error: Only 3D or 4D input Tensors are supported (got %dD)",
                        input->ndim);
-    if (check_float("im2col", input)) return NULL;
+    if (ct__check_float("im2col", input)) return NULL;
     geom g;
     if (fill_geom("unfold", &g, kernel, dilation, padding, stride)) return NULL;
     bool batched = input->ndim == 4;
@@ -151,7 +144,7 @@ CT_API ct_tensor *ct_nn_fold(const ct_tensor *input, const int64_t output_size[2
         return ct__err(CT_ERR_SHAPE,
                        "fold: Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero "
                        "dimensions for input, but got: %s", CT_SHAPESTR(input));
-    if (check_float("col2im", input)) return NULL;
+    if (ct__check_float("col2im", input)) return NULL;
     if (!output_size) return ct__err(CT_ERR_ARG, "fold: output_size is required");
     geom g;
     if (fill_geom("fold", &g, kernel, dilation, padding, stride)) return NULL;
@@ -201,9 +194,9 @@ static ct_tensor *conv_nd(const char *op, int dims, const ct_tensor *x, const ct
                           const ct_conv_opts *o) {
     int64_t N = x->sizes[0], C = x->sizes[1], H = x->sizes[2], W = x->sizes[3];
     int64_t O = w->sizes[0], Cg = w->sizes[1], kh = w->sizes[2], kw = w->sizes[3];
-    int64_t G = or1(o->groups);
-    int64_t sh = dims == 2 ? or1(o->stride[0]) : 1, sw = or1(o->stride[dims == 2]);
-    int64_t dh = dims == 2 ? or1(o->dilation[0]) : 1, dw = or1(o->dilation[dims == 2]);
+    int64_t G = ct__or1(o->groups);
+    int64_t sh = dims == 2 ? ct__or1(o->stride[0]) : 1, sw = ct__or1(o->stride[dims == 2]);
+    int64_t dh = dims == 2 ? ct__or1(o->dilation[0]) : 1, dw = ct__or1(o->dilation[dims == 2]);
     int64_t ph = dims == 2 ? o->padding[0] : 0, pw = o->padding[dims == 2];
     if (o->groups < 0) return ct__err(CT_ERR_ARG, "%s: non-positive groups is not supported", op);
     if (sh <= 0 || sw <= 0 || o->stride[0] < 0 || o->stride[1] < 0)
@@ -284,7 +277,7 @@ CT_API ct_tensor *ct_nn_conv2d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "conv2d: Expected 4-dimensional weight for conv2d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (check_float("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
     if (input->ndim == 3) IN_SCOPE(ct_squeeze_dim(conv_nd("conv2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_nd("conv2d", 2, input, weight, bias, o));
 }
@@ -300,7 +293,7 @@ CT_API ct_tensor *ct_nn_conv1d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "conv1d: Expected 3-dimensional weight for conv1d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (check_float("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
     /* a height of 1: [N, C, 1, L] with a [O, C/g, 1, k] kernel; conv_nd reads the 1-d
      * options from index 0 */
     if (ct_scope_begin()) return NULL;
@@ -318,10 +311,10 @@ static ct_tensor *conv_t_nd(const char *op, int dims, const ct_tensor *x, const 
                             const ct_conv_opts *o) {
     int64_t N = x->sizes[0], C = x->sizes[1], H = x->sizes[2], W = x->sizes[3];
     int64_t Og = w->sizes[1], kh = w->sizes[2], kw = w->sizes[3];
-    int64_t G = or1(o->groups);
+    int64_t G = ct__or1(o->groups);
     int i1 = dims == 2;
-    int64_t sh = dims == 2 ? or1(o->stride[0]) : 1, sw = or1(o->stride[i1]);
-    int64_t dh = dims == 2 ? or1(o->dilation[0]) : 1, dw = or1(o->dilation[i1]);
+    int64_t sh = dims == 2 ? ct__or1(o->stride[0]) : 1, sw = ct__or1(o->stride[i1]);
+    int64_t dh = dims == 2 ? ct__or1(o->dilation[0]) : 1, dw = ct__or1(o->dilation[i1]);
     int64_t ph = dims == 2 ? o->padding[0] : 0, pw = o->padding[i1];
     int64_t oph = dims == 2 ? o->output_padding[0] : 0, opw = o->output_padding[i1];
     if (o->padding_mode) return ct__err(CT_ERR_ARG, "%s: padding strings are not supported for transposed convolutions", op);
@@ -368,7 +361,7 @@ CT_API ct_tensor *ct_nn_conv_transpose2d(const ct_tensor *input, const ct_tensor
     if (weight->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "conv_transpose2d: Expected 4-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
-    if (check_float("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
     if (input->ndim == 3)
         IN_SCOPE(ct_squeeze_dim(conv_t_nd("conv_transpose2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_t_nd("conv_transpose2d", 2, input, weight, bias, o));
@@ -385,7 +378,7 @@ CT_API ct_tensor *ct_nn_conv_transpose1d(const ct_tensor *input, const ct_tensor
     if (weight->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "conv_transpose1d: Expected 3-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
-    if (check_float("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
     if (ct_scope_begin()) return NULL;
     ct_tensor *x = input->ndim == 2 ? ct_unsqueeze(input, 0) : (ct_tensor *)input;
     ct_tensor *y = conv_t_nd("conv_transpose1d", 1, ct_unsqueeze(x, 2), ct_unsqueeze(weight, 2), bias, o);

@@ -11,6 +11,7 @@
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
 #include "ctorch/nn.h"
+#include "ops/nn_common.h"
 
 typedef struct {
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, incl, divisor;
@@ -60,10 +61,7 @@ static int check_input(const char *op, const ct_tensor *x, int spatial) {
     if (x->ndim != spatial + 1 && x->ndim != spatial + 2)
         return ct__errs(CT_ERR_SHAPE, "%s: Expected %dD or %dD (batch mode) tensor with optional 0 dim batch size for "
                         "input, but got: %s", op, spatial + 1, spatial + 2, CT_SHAPESTR(x));
-    if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64)
-        return ct__errs(CT_ERR_DTYPE, "%s: \"%s\" not implemented for '%s' (float32 and float64 only)", op, op,
-                        ct__scalar_type_name(x->dtype));
-    return 0;
+    return ct__check_float(op, x);
 }
 
 static ct_tensor *contig(const ct_tensor *x) {

@@ -17,17 +17,10 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "ops/nn_common.h"
 #include "ctorch/nn.h"
 #include "ops/compose.h"
 
-static int64_t or1(int64_t v) { return v ? v : 1; }
-
-static int check_float(const char *op, const ct_tensor *x) {
-    if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64)
-        return ct__errs(CT_ERR_DTYPE, "%s: \"%s\" not implemented for '%s' (float32 and float64 only)", op, op,
-                        ct__scalar_type_name(x->dtype));
-    return 0;
-}
 
 /* ============================== conv3d ============================== */
 static const ct_conv3d_opts C3_DEFAULTS;
@@ -36,13 +29,13 @@ static ct_tensor *conv3d_impl(const ct_tensor *x, const ct_tensor *w, const ct_t
     const char *op = "conv3d";
     int64_t N = x->sizes[0], C = x->sizes[1], D = x->sizes[2], H = x->sizes[3], W = x->sizes[4];
     int64_t O = w->sizes[0], Cg = w->sizes[1], kd = w->sizes[2], kh = w->sizes[3], kw = w->sizes[4];
-    int64_t G = or1(o->groups);
+    int64_t G = ct__or1(o->groups);
     int64_t s[3], d[3], p[3];
     for (int i = 0; i < 3; i++) {
         if (o->stride[i] < 0) return ct__err(CT_ERR_ARG, "%s: non-positive stride is not supported", op);
         if (o->dilation[i] < 0) return ct__err(CT_ERR_ARG, "%s: dilation should be greater than zero", op);
         if (o->padding[i] < 0) return ct__err(CT_ERR_ARG, "%s: negative padding is not supported", op);
-        s[i] = or1(o->stride[i]), d[i] = or1(o->dilation[i]), p[i] = o->padding[i];
+        s[i] = ct__or1(o->stride[i]), d[i] = ct__or1(o->dilation[i]), p[i] = o->padding[i];
     }
     if (o->groups < 0) return ct__err(CT_ERR_ARG, "%s: non-positive groups is not supported", op);
     if (O % G != 0)
@@ -117,7 +110,7 @@ CT_API ct_tensor *ct_nn_conv3d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 5)
         return ct__err(CT_ERR_SHAPE, "conv3d: Expected 5-dimensional weight for conv3d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (check_float("conv3d", input)) return NULL;
+    if (ct__check_float("conv3d", input)) return NULL;
     if (weight->dtype != input->dtype || (bias && bias->dtype != input->dtype))
         return ct__err(CT_ERR_DTYPE, "conv3d: Input type (%s) and weight type (%s) should be the same",
                        ct__scalar_type_name(input->dtype),
@@ -133,7 +126,7 @@ static int check_pool_input(const char *op, const ct_tensor *x, int spatial, boo
     if (x->ndim != spatial + 1 && x->ndim != spatial + 2)
         return ct__errs(CT_ERR_SHAPE, "%s: Expected %dD or %dD (batch mode) tensor with optional 0 dim batch size for "
                         "input, but got: %s", op, spatial + 1, spatial + 2, CT_SHAPESTR(x));
-    if (!any_dtype && check_float(op, x)) return CT_ERR_DTYPE;
+    if (!any_dtype && ct__check_float(op, x)) return CT_ERR_DTYPE;
     for (int d = x->ndim - spatial; d < x->ndim; d++)
         if (x->sizes[d] == 0)
             return ct__errs(CT_ERR_SHAPE, "%s: Expected input to have non-zero size for non-batch dimensions, but input "
@@ -457,7 +450,7 @@ CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size,
         return ct__err(CT_ERR_SHAPE, "interpolate: Got %dD input, but trilinear mode needs 5D input", input->ndim);
     if (m == M_AREA && input->ndim == 5)
         return ct__err(CT_ERR_ARG, "interpolate: mode 'area' on 5D input (adaptive_avg_pool3d) is not supported");
-    if (!((m == M_NEAREST || m == M_NEAREST_EXACT) && input->dtype == CT_UINT8) && check_float("interpolate", input))
+    if (!((m == M_NEAREST || m == M_NEAREST_EXACT) && input->dtype == CT_UINT8) && ct__check_float("interpolate", input))
         return NULL; /* (torch's nearest kernels also take uint8 images) */
     if (size && scale_factor) return ct__err(CT_ERR_ARG, "interpolate: only one of size or scale_factor should be defined");
     if (!size && !scale_factor) return ct__err(CT_ERR_ARG, "interpolate: either size or scale_factor should be defined");

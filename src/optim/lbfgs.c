@@ -272,6 +272,15 @@ out:
     return st;
 }
 
+/* Forgets the oldest (y, s) pair of the history (torch's pop(0)). */
+static void drop_oldest(struct ct__lbfgs_state *s) {
+    free(s->old_dirs[0]), free(s->old_stps[0]);
+    memmove(s->old_dirs, s->old_dirs + 1, sizeof(double *) * (size_t)(s->n_old - 1));
+    memmove(s->old_stps, s->old_stps + 1, sizeof(double *) * (size_t)(s->n_old - 1));
+    memmove(s->ro, s->ro + 1, sizeof(double) * (size_t)(s->n_old - 1));
+    s->n_old--;
+}
+
 static struct ct__lbfgs_state *state_of(ct_optimizer *opt, int64_t n, int history) {
     struct ct__lbfgs_state *s = opt->lbfgs;
     if (s && s->n == n && s->cap == history) return s;
@@ -286,13 +295,7 @@ static struct ct__lbfgs_state *state_of(ct_optimizer *opt, int64_t n, int histor
         opt->lbfgs = s;
     }
     /* (re)size the history arrays to history_size, keeping the newest entries */
-    while (s->n_old > history) {
-        free(s->old_dirs[0]), free(s->old_stps[0]);
-        memmove(s->old_dirs, s->old_dirs + 1, sizeof(double *) * (size_t)(s->n_old - 1));
-        memmove(s->old_stps, s->old_stps + 1, sizeof(double *) * (size_t)(s->n_old - 1));
-        memmove(s->ro, s->ro + 1, sizeof(double) * (size_t)(s->n_old - 1));
-        s->n_old--;
-    }
+    while (s->n_old > history) drop_oldest(s);
     size_t c = (size_t)(history > 0 ? history : 1);
     double **a = realloc(s->old_dirs, sizeof(double *) * c), **b = a ? realloc(s->old_stps, sizeof(double *) * c) : NULL;
     if (a) s->old_dirs = a;
@@ -363,13 +366,7 @@ double ct__lbfgs_step(ct_optimizer *opt, double (*fn)(void *), void *user) {
             for (int64_t i = 0; i < n; i++) y[i] = flat_grad[i] - s->prev_flat_grad[i], sv[i] = d[i] * s->t;
             double ys = dot(y, sv, n);
             if (ys > 1e-10 && s->cap > 0) {
-                if (s->n_old == s->cap) {
-                    free(s->old_dirs[0]), free(s->old_stps[0]);
-                    memmove(s->old_dirs, s->old_dirs + 1, sizeof(double *) * (size_t)(s->n_old - 1));
-                    memmove(s->old_stps, s->old_stps + 1, sizeof(double *) * (size_t)(s->n_old - 1));
-                    memmove(s->ro, s->ro + 1, sizeof(double) * (size_t)(s->n_old - 1));
-                    s->n_old--;
-                }
+                if (s->n_old == s->cap) drop_oldest(s);
                 s->old_dirs[s->n_old] = y, s->old_stps[s->n_old] = sv, s->ro[s->n_old] = 1.0 / ys;
                 s->n_old++;
                 s->H_diag = ys / dot(y, y, n);

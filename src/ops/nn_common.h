@@ -1,0 +1,19 @@
+/* Helpers shared by the convolution, pooling and vision front ends (src/ops/conv.c,
+ * pool.c, vision.c). Internal. */
+#ifndef CT_OPS_NN_COMMON_H
+#define CT_OPS_NN_COMMON_H
+
+#include "core/internal.h"
+
+/* An option of 0 means PyTorch's default of 1 (stride, dilation, groups). */
+static inline int64_t ct__or1(int64_t v) { return v ? v : 1; }
+
+/* These ops compute in float32 or float64 only, as PyTorch's CPU kernels. 0 or status. */
+static inline int ct__check_float(const char *op, const ct_tensor *x) {
+    if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64)
+        return ct__errs(CT_ERR_DTYPE, "%s: \"%s\" not implemented for '%s' (float32 and float64 only)", op, op,
+                        ct__scalar_type_name(x->dtype));
+    return 0;
+}
+
+#endif
