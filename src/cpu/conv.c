@@ -1,7 +1,11 @@
 /* CPU kernels for convolution and pooling: im2col / col2im (the unfold and fold of
  * torch.nn.functional, and the core of conv2d and its gradients) and 2-D max / average
- * pooling. Tensors are contiguous NCHW; work is split over the N*C planes. */
+ * pooling, and convolution with its two gradients. Tensors are contiguous NCHW; im2col,
+ * col2im and pooling split their work over the N*C planes. */
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cpu/loops.h"
 
@@ -91,6 +95,188 @@ static int cpu_unfold_fold(const ct_kernel_args *a) {
         }
     }
     return 0;
+}
+
+/* ---- convolution (CONV2D, CONV2D_BWD_INPUT, CONV2D_BWD_WEIGHT) ----
+ * float32 goes to oneDNN when the library is built with it (conv_dnnl.c; it declines
+ * shapes it cannot take); float64, and float32 without oneDNN, take im2col/col2im +
+ * GEMM per image and group here. Images are split over the threads (one single-threaded
+ * GEMM each) when there are several, else the GEMM uses BLAS's threads. */
+typedef struct {
+    int64_t N, C, H, W, O, kh, kw, Ho, Wo, G, Cg, Og, K, L;
+    geom g; /* im2col geometry of one input plane */
+    size_t es;
+    bool f32, direct; /* direct: 1x1, stride 1, no padding: the image is its own column matrix */
+} conv_shape;
+
+static conv_shape conv_shape_of(const ct_kernel_args *a, const ct_tensor *x, const ct_tensor *w, const ct_tensor *y) {
+    const int64_t *iv = a->iv;
+    conv_shape c = {.N = x->sizes[0], .C = x->sizes[1], .H = x->sizes[2], .W = x->sizes[3], .O = w->sizes[0],
+                    .kh = w->sizes[2], .kw = w->sizes[3], .Ho = y->sizes[2], .Wo = y->sizes[3], .G = iv[6]};
+    c.Cg = c.C / c.G, c.Og = c.O / c.G, c.K = c.Cg * c.kh * c.kw, c.L = c.Ho * c.Wo;
+    c.g = (geom){c.kh, c.kw, iv[4], iv[5], iv[2], iv[3], iv[0], iv[1], c.Ho, c.Wo};
+    c.es = ct_dtype_size(x->dtype);
+    c.f32 = x->dtype == CT_FLOAT32;
+    c.direct = c.kh == 1 && c.kw == 1 && iv[0] == 1 && iv[1] == 1 && iv[2] == 0 && iv[3] == 0;
+    return c;
+}
+
+/* columns [K, L] of group g of one image (x points at the image) */
+static const char *conv_cols(const conv_shape *c, const char *x, int64_t g, char *buf) {
+    const char *xg = x + (size_t)(g * c->Cg * c->H * c->W) * c->es;
+    if (c->direct) return xg;
+    size_t csz = (size_t)(c->kh * c->kw * c->L) * c->es, psz = (size_t)(c->H * c->W) * c->es;
+    for (int64_t ch = 0; ch < c->Cg; ch++) {
+        if (c->f32) im2col_f32((const float *)(xg + ch * psz), (float *)(buf + ch * csz), c->H, c->W, &c->g);
+        else im2col_f64((const double *)(xg + ch * psz), (double *)(buf + ch * csz), c->H, c->W, &c->g);
+    }
+    return buf;
+}
+
+/* Images split over threads when there are at least two and enough work. */
+static bool conv_split(const conv_shape *c) { return c->N > 1 && c->N * c->O * c->K * c->L >= CT_GRAIN; }
+
+static int conv_ref_forward(const ct_kernel_args *a, const conv_shape *c) {
+    const char *xp = ct__data(a->in[0]), *wp = ct__data(a->in[1]);
+    const char *bp = a->n_in > 2 && a->in[2] ? ct__data(a->in[2]) : NULL;
+    char *yp = ct__data(a->out[0]);
+    size_t xs = (size_t)(c->C * c->H * c->W) * c->es, ys = (size_t)(c->O * c->L) * c->es;
+    size_t wgs = (size_t)(c->Og * c->K) * c->es, ygs = (size_t)(c->Og * c->L) * c->es;
+    int rc = 0;
+#pragma omp parallel if (conv_split(c))
+    {
+        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
+        if (!c->direct && !buf) {
+#pragma omp atomic write
+            rc = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < c->N; n++) {
+            if (!buf && !c->direct) continue;
+            for (int64_t g = 0; g < c->G; g++) {
+                const char *col = conv_cols(c, xp + n * xs, g, buf);
+                char *yg = yp + n * ys + g * ygs;
+                ct__cpu_gemm(a->in[0]->dtype, false, false, c->Og, c->L, c->K, 1.0, wp + g * wgs, c->K, col, c->L, 0.0,
+                             yg, c->L);
+            }
+            if (bp)
+                for (int64_t o = 0; o < c->O; o++) {
+                    char *yo = yp + n * ys + (size_t)(o * c->L) * c->es;
+                    if (c->f32) {
+                        float bv = ((const float *)bp)[o];
+                        for (int64_t l = 0; l < c->L; l++) ((float *)yo)[l] += bv;
+                    } else {
+                        double bv = ((const double *)bp)[o];
+                        for (int64_t l = 0; l < c->L; l++) ((double *)yo)[l] += bv;
+                    }
+                }
+        }
+        free(buf);
+    }
+    return rc ? ct__errs(CT_ERR_OOM, "convolution: out of memory for the column buffer") : 0;
+}
+
+static int conv_ref_backward_input(const ct_kernel_args *a, const conv_shape *c) {
+    const char *gp = ct__data(a->in[0]), *wp = ct__data(a->in[1]);
+    char *xp = ct__data(a->out[0]);
+    size_t xs = (size_t)(c->C * c->H * c->W) * c->es, ys = (size_t)(c->O * c->L) * c->es;
+    size_t wgs = (size_t)(c->Og * c->K) * c->es, ygs = (size_t)(c->Og * c->L) * c->es;
+    size_t csz = (size_t)(c->kh * c->kw * c->L) * c->es, psz = (size_t)(c->H * c->W) * c->es;
+    int rc = 0;
+    if (!c->direct) memset(xp, 0, xs * (size_t)c->N);
+#pragma omp parallel if (conv_split(c))
+    {
+        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
+        if (!c->direct && !buf) {
+#pragma omp atomic write
+            rc = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < c->N; n++) {
+            if (!buf && !c->direct) continue;
+            for (int64_t g = 0; g < c->G; g++) {
+                char *xg = xp + n * xs + (size_t)(g * c->Cg) * psz;
+                /* cols [K, L] = w_g^T [K, Og] @ grad_g [Og, L]; 1x1 direct writes the image */
+                ct__cpu_gemm(a->in[0]->dtype, true, false, c->K, c->L, c->Og, 1.0, wp + g * wgs, c->K,
+                             gp + n * ys + g * ygs, c->L, 0.0, c->direct ? xg : buf, c->L);
+                if (c->direct) continue;
+                for (int64_t ch = 0; ch < c->Cg; ch++) {
+                    if (c->f32) col2im_f32((const float *)(buf + ch * csz), (float *)(xg + ch * psz), c->H, c->W, &c->g);
+                    else col2im_f64((const double *)(buf + ch * csz), (double *)(xg + ch * psz), c->H, c->W, &c->g);
+                }
+            }
+        }
+        free(buf);
+    }
+    return rc ? ct__errs(CT_ERR_OOM, "convolution_backward: out of memory for the column buffer") : 0;
+}
+
+static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c) {
+    const char *xp = ct__data(a->in[0]), *gp = ct__data(a->in[1]);
+    char *wp = ct__data(a->out[0]);
+    size_t xs = (size_t)(c->C * c->H * c->W) * c->es, ys = (size_t)(c->O * c->L) * c->es;
+    size_t wgs = (size_t)(c->Og * c->K) * c->es, ygs = (size_t)(c->Og * c->L) * c->es, wsz = wgs * (size_t)c->G;
+    bool split = conv_split(c);
+    int nth = split ? omp_get_max_threads() : 1;
+    /* thread t accumulates its images into part[t] (part 0 is the output), summed at the end */
+    char *parts = nth > 1 ? calloc((size_t)(nth - 1), wsz) : NULL;
+    if (nth > 1 && !parts) nth = 1, split = false;
+    memset(wp, 0, wsz);
+    int rc = 0;
+#pragma omp parallel if (split) num_threads(nth)
+    {
+        int t = omp_get_thread_num();
+        char *acc = t == 0 ? wp : parts + (size_t)(t - 1) * wsz;
+        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
+        if (!c->direct && !buf) {
+#pragma omp atomic write
+            rc = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < c->N; n++) {
+            if (!buf && !c->direct) continue;
+            for (int64_t g = 0; g < c->G; g++) {
+                const char *col = conv_cols(c, xp + n * xs, g, buf);
+                /* w_g [Og, K] += grad_g [Og, L] @ cols^T [L, K] */
+                ct__cpu_gemm(a->in[0]->dtype, false, true, c->Og, c->K, c->L, 1.0, gp + n * ys + g * ygs, c->L, col,
+                             c->L, 1.0, acc + g * wgs, c->K);
+            }
+        }
+        free(buf);
+    }
+    int64_t total = c->O * c->K;
+    for (int t = 1; t < nth; t++) {
+        const char *pt = parts + (size_t)(t - 1) * wsz;
+        if (c->f32)
+            for (int64_t i = 0; i < total; i++) ((float *)wp)[i] += ((const float *)pt)[i];
+        else
+            for (int64_t i = 0; i < total; i++) ((double *)wp)[i] += ((const double *)pt)[i];
+    }
+    free(parts);
+    return rc ? ct__errs(CT_ERR_OOM, "convolution_backward: out of memory for the column buffer") : 0;
+}
+
+static int cpu_conv(const ct_kernel_args *a) {
+    const ct_tensor *x, *w, *y;
+    switch (a->op) {
+    case CT_OP_CONV2D: x = a->in[0], w = a->in[1], y = a->out[0]; break;
+    case CT_OP_CONV2D_BWD_INPUT: x = a->out[0], w = a->in[1], y = a->in[0]; break;
+    default: x = a->in[0], w = a->out[0], y = a->in[1]; break;
+    }
+    if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64)
+        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(x->dtype));
+    conv_shape c = conv_shape_of(a, x, w, y);
+    if (ct_numel(a->out[0]) == 0) return 0;
+    if (c.N == 0 || c.K == 0 || c.L == 0) return ct__fill_raw(a->out[0], 0); /* an empty sum */
+#ifdef CT_HAVE_DNNL
+    if (c.f32) {
+        int rc = ct__dnnl_conv(a);
+        if (rc <= 0) return rc; /* done, or failed with a message; > 0: declined */
+    }
+#endif
+    if (a->op == CT_OP_CONV2D) return conv_ref_forward(a, &c);
+    if (a->op == CT_OP_CONV2D_BWD_INPUT) return conv_ref_backward_input(a, &c);
+    return conv_ref_backward_weight(a, &c);
 }
 
 /* ---- pooling ---- */
@@ -199,6 +385,9 @@ static int cpu_pool2d(const ct_kernel_args *a) {
 void ct_cpu_register_conv(ct_kernel_fn *k) {
     k[CT_OP_UNFOLD] = cpu_unfold_fold;
     k[CT_OP_FOLD] = cpu_unfold_fold;
+    k[CT_OP_CONV2D] = cpu_conv;
+    k[CT_OP_CONV2D_BWD_INPUT] = cpu_conv;
+    k[CT_OP_CONV2D_BWD_WEIGHT] = cpu_conv;
     k[CT_OP_MAX_POOL2D] = cpu_pool2d;
     k[CT_OP_AVG_POOL2D] = cpu_pool2d;
 }

@@ -58,24 +58,35 @@ static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
     return 0;
 }
 
+/* Row-major C = alpha * op(A) @ op(B) + beta * C for float32/float64 (declared in
+ * cpu/loops.h for the other kernel families, e.g. convolution). */
+void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A,
+                  int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
+    if (dt == CT_FLOAT32) {
+#ifdef CT_HAVE_DNNL
+        /* dnnl_sgemm runs single-threaded inside a parallel region, as OpenBLAS does */
+        if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, (float)alpha, (const float *)A, lda, (const float *)B,
+                       ldb, (float)beta, (float *)C, ldc) == dnnl_success)
+            return;
+#endif
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, (float)alpha, (const float *)A, (int)lda, (const float *)B, (int)ldb, (float)beta,
+                    (float *)C, (int)ldc);
+    } else {
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, alpha, (const double *)A, (int)lda, (const double *)B, (int)ldb, beta, (double *)C,
+                    (int)ldc);
+    }
+}
+
 static void blas_call(ct_dtype dt, const blas_mat *A, const blas_mat *B, char *C, int64_t ldc, int64_t M, int64_t N,
                       int64_t K, double alpha, double beta, int64_t b) {
     const char *pa = A->base + b * A->bstride, *pb = B->base + b * B->bstride;
     switch (dt) {
     case CT_FLOAT32:
-#ifdef CT_HAVE_DNNL
-        /* row-major like the CBLAS call; dnnl_sgemm runs single-threaded inside a
-         * parallel region, as OpenBLAS does */
-        if (dnnl_sgemm(A->trans == CblasTrans ? 'T' : 'N', B->trans == CblasTrans ? 'T' : 'N', M, N, K, (float)alpha,
-                       (const float *)pa, A->ld, (const float *)pb, B->ld, (float)beta, (float *)C, ldc) == dnnl_success)
-            break;
-#endif
-        cblas_sgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, (float)alpha, (const float *)pa,
-                    (int)A->ld, (const float *)pb, (int)B->ld, (float)beta, (float *)C, (int)ldc);
-        break;
     case CT_FLOAT64:
-        cblas_dgemm(CblasRowMajor, A->trans, B->trans, (int)M, (int)N, (int)K, alpha, (const double *)pa, (int)A->ld,
-                    (const double *)pb, (int)B->ld, beta, (double *)C, (int)ldc);
+        ct__cpu_gemm(dt, A->trans == CblasTrans, B->trans == CblasTrans, M, N, K, alpha, pa, A->ld, pb, B->ld, beta,
+                     C, ldc);
         break;
     case CT_COMPLEX64: {
         ct_c64 al = (float)alpha, be = (float)beta;

@@ -20,6 +20,19 @@
 #define CT_LOOP_ATTR
 #endif
 
+/* Row-major C = alpha * op(A) @ op(B) + beta * C, float32 or float64 (src/cpu/linalg.c):
+ * oneDNN's sgemm when built with it, else OpenBLAS. Single-threaded inside a parallel
+ * region, BLAS's threads outside one. */
+void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A,
+                  int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
+
+#ifdef CT_HAVE_DNNL
+/* CONV2D / CONV2D_BWD_INPUT / CONV2D_BWD_WEIGHT on float32 through oneDNN
+ * (src/cpu/conv_dnnl.c): 0 done, < 0 failed (message set), > 0 declined (the caller
+ * runs its own kernel). */
+int ct__dnnl_conv(const ct_kernel_args *a);
+#endif
+
 /* storage type, compute type, load, store for each dtype */
 #define LD_ID(x) (x)
 #define ST_ID(x) (x)

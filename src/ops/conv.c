@@ -171,6 +171,166 @@ CT_API ct_tensor *ct_nn_fold(const ct_tensor *input, const int64_t output_size[2
     return record(fold_raw(input, H, W, &g), "Col2ImBackward0", fold_backward, input, &g);
 }
 
+/* ---- the three convolution primitives ----
+ * conv (x, w) -> y, its input gradient (grad_y, w) -> grad_x (also conv_transpose's
+ * forward) and its weight gradient (x, grad_y) -> grad_w are each bilinear, and the
+ * derivative of each in either argument is one of the other two, so their backward
+ * functions close over the three and every order of derivative comes free. The kernels
+ * (src/cpu/conv.c, oneDNN for float32) take contiguous NCHW tensors. */
+typedef struct {
+    int64_t sh, sw, ph, pw, dh, dw, G;
+} cgeom;
+
+static ct_tensor *conv_x(const ct_tensor *x, const ct_tensor *w, const cgeom *g, const char *node);
+static ct_tensor *conv_gx(const ct_tensor *gy, const ct_tensor *w, const cgeom *g, int64_t H, int64_t W,
+                          const char *node);
+static ct_tensor *conv_gw(const ct_tensor *x, const ct_tensor *gy, const cgeom *g, int64_t kh, int64_t kw,
+                          const char *node);
+
+static const ct_tensor *contig(const ct_tensor *t, ct_tensor **tmp) {
+    *tmp = NULL;
+    if (ct__is_contiguous(t)) return t;
+    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
+    if (!c || ct__copy_raw(c, t)) { ct_release(c); return NULL; }
+    return *tmp = c;
+}
+
+/* Runs one kernel into a new [out] tensor of the given sizes. */
+static ct_tensor *conv_raw(ct_op op, const ct_tensor *a, const ct_tensor *b, const ct_tensor *bias,
+                           const int64_t out_sizes[4], const cgeom *g) {
+    ct_tensor *ta, *tb, *tc = NULL;
+    const ct_tensor *ca = contig(a, &ta), *cb = ca ? contig(b, &tb) : NULL, *cc = NULL;
+    if (!cb) { ct_release(ta); return NULL; }
+    if (bias && !(cc = contig(bias, &tc))) { ct_release(ta); ct_release(tb); return NULL; }
+    ct_tensor *out = ct__empty_raw(4, out_sizes, a->dtype);
+    if (out) {
+        ct_kernel_args k = {.op = op, .n_out = 1, .n_in = cc ? 3 : 2, .out = {out}, .in = {ca, cb, cc},
+                            .iv = (const int64_t *)g, .n_iv = 7};
+        if (ct__dispatch(&k)) { ct_release(out); out = NULL; }
+    }
+    ct_release(ta);
+    ct_release(tb);
+    ct_release(tc);
+    return out;
+}
+
+static ct_node *conv_node(const char *name, ct_backward_fn fn, const ct_tensor *a, const ct_tensor *b,
+                          const cgeom *g, ct_tensor *out) {
+    ct_node *n = ct__node_new(name, fn, 2);
+    if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) || ct__save(n, a) < 0 || ct__save(n, b) < 0 ||
+        ct__node_set_ivec(n, 7, (const int64_t *)g)) {
+        if (n) ct__node_release(n);
+        ct_release(out);
+        return NULL;
+    }
+    ct__set_history(out, n, 0);
+    return n;
+}
+
+static void node_cgeom(const ct_node *n, cgeom *g) { memcpy(g, n->ivec, sizeof *g); }
+
+/* the backward node names: the forward conv's, and one level deeper */
+#define BWD_NAME "ConvolutionBackward0"
+#define BWD2_NAME "ConvolutionBackwardBackward0"
+
+static int conv_x_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    cgeom g;
+    node_cgeom(n, &g);
+    ct_tensor *x = ct__unpack(n, 0), *w = ct__unpack(n, 1);
+    if (!x || !w) return ct_last_status();
+    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(go[0], w, &g, x->sizes[2], x->sizes[3], BWD2_NAME)))
+        return ct_last_status();
+    if (ct__node_needs(n, 1) && !(gi[1] = conv_gw(x, go[0], &g, w->sizes[2], w->sizes[3], BWD2_NAME)))
+        return ct_last_status();
+    return 0;
+}
+
+static int conv_gx_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    cgeom g;
+    node_cgeom(n, &g);
+    ct_tensor *gy = ct__unpack(n, 0), *w = ct__unpack(n, 1);
+    if (!gy || !w) return ct_last_status();
+    if (ct__node_needs(n, 0) && !(gi[0] = conv_x(go[0], w, &g, BWD2_NAME))) return ct_last_status();
+    if (ct__node_needs(n, 1) && !(gi[1] = conv_gw(go[0], gy, &g, w->sizes[2], w->sizes[3], BWD2_NAME)))
+        return ct_last_status();
+    return 0;
+}
+
+static int conv_gw_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    cgeom g;
+    node_cgeom(n, &g);
+    ct_tensor *x = ct__unpack(n, 0), *gy = ct__unpack(n, 1);
+    if (!x || !gy) return ct_last_status();
+    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(gy, go[0], &g, x->sizes[2], x->sizes[3], BWD2_NAME)))
+        return ct_last_status();
+    if (ct__node_needs(n, 1) && !(gi[1] = conv_x(x, go[0], &g, BWD2_NAME))) return ct_last_status();
+    return 0;
+}
+
+
+/* y = conv(x, w) (no bias) */
+static ct_tensor *conv_x(const ct_tensor *x, const ct_tensor *w, const cgeom *g, const char *node) {
+    int64_t sz[4] = {x->sizes[0], w->sizes[0], blocks(x->sizes[2], w->sizes[2], g->dh, g->ph, g->sh),
+                     blocks(x->sizes[3], w->sizes[3], g->dw, g->pw, g->sw)};
+    ct_tensor *y = conv_raw(CT_OP_CONV2D, x, w, NULL, sz, g);
+    if (y && ct__needs_grad(2, (const ct_tensor *[]){x, w}) && !conv_node(node, conv_x_backward, x, w, g, y))
+        return NULL;
+    return y ? ct__ret(y) : NULL;
+}
+
+/* grad_x [N, C, H, W] of y = conv(x, w), from grad_y */
+static ct_tensor *conv_gx(const ct_tensor *gy, const ct_tensor *w, const cgeom *g, int64_t H, int64_t W,
+                          const char *node) {
+    int64_t sz[4] = {gy->sizes[0], w->sizes[1] * g->G, H, W};
+    ct_tensor *x = conv_raw(CT_OP_CONV2D_BWD_INPUT, gy, w, NULL, sz, g);
+    if (x && ct__needs_grad(2, (const ct_tensor *[]){gy, w}) && !conv_node(node, conv_gx_backward, gy, w, g, x))
+        return NULL;
+    return x ? ct__ret(x) : NULL;
+}
+
+/* grad_w [O, C/G, kh, kw] of y = conv(x, w), from grad_y */
+static ct_tensor *conv_gw(const ct_tensor *x, const ct_tensor *gy, const cgeom *g, int64_t kh, int64_t kw,
+                          const char *node) {
+    int64_t sz[4] = {gy->sizes[1], x->sizes[1] / g->G, kh, kw};
+    ct_tensor *w = conv_raw(CT_OP_CONV2D_BWD_WEIGHT, x, gy, NULL, sz, g);
+    if (w && ct__needs_grad(2, (const ct_tensor *[]){x, gy}) && !conv_node(node, conv_gw_backward, x, gy, g, w))
+        return NULL;
+    return w ? ct__ret(w) : NULL;
+}
+
+/* conv with bias: the bias rides in the kernel (oneDNN adds it in its output pass) */
+static int conv_bias_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    cgeom g;
+    node_cgeom(n, &g);
+    ct_tensor *x = ct__unpack(n, 0), *w = ct__unpack(n, 1);
+    if (!x || !w) return ct_last_status();
+    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(go[0], w, &g, x->sizes[2], x->sizes[3], BWD2_NAME)))
+        return ct_last_status();
+    if (ct__node_needs(n, 1) && !(gi[1] = conv_gw(x, go[0], &g, w->sizes[2], w->sizes[3], BWD2_NAME)))
+        return ct_last_status();
+    if (ct__node_needs(n, 2) && !(gi[2] = ct_sum_dim(go[0], 3, (int64_t[]){0, 2, 3}, false, CT_NUM_DTYPES)))
+        return ct_last_status();
+    return 0;
+}
+
+static ct_tensor *conv_xb(const ct_tensor *x, const ct_tensor *w, const ct_tensor *b, const cgeom *g) {
+    if (!b) return conv_x(x, w, g, BWD_NAME);
+    int64_t sz[4] = {x->sizes[0], w->sizes[0], blocks(x->sizes[2], w->sizes[2], g->dh, g->ph, g->sh),
+                     blocks(x->sizes[3], w->sizes[3], g->dw, g->pw, g->sw)};
+    ct_tensor *y = conv_raw(CT_OP_CONV2D, x, w, b, sz, g);
+    if (y && ct__needs_grad(3, (const ct_tensor *[]){x, w, b})) {
+        ct_node *n = ct__node_new(BWD_NAME, conv_bias_backward, 3);
+        if (!n || ct__node_set_next(n, 0, x) || ct__node_set_next(n, 1, w) || ct__node_set_next(n, 2, b) ||
+            ct__save(n, x) < 0 || ct__save(n, w) < 0 || ct__node_set_ivec(n, 7, (const int64_t *)g)) {
+            if (n) ct__node_release(n);
+            ct_release(y);
+            return NULL;
+        }
+        ct__set_history(y, n, 0);
+    }
+    return y ? ct__ret(y) : NULL;
+}
+
 /* ---- convolution ---- */
 static const ct_conv_opts DEFAULTS;
 
@@ -192,7 +352,7 @@ static bool same_dtype(const char *op, const ct_tensor *x, const ct_tensor *w, c
  * dims: 2 for conv2d, 1 for conv1d (for messages and "same" padding). */
 static ct_tensor *conv_nd(const char *op, int dims, const ct_tensor *x, const ct_tensor *w, const ct_tensor *b,
                           const ct_conv_opts *o) {
-    int64_t N = x->sizes[0], C = x->sizes[1], H = x->sizes[2], W = x->sizes[3];
+    int64_t C = x->sizes[1], H = x->sizes[2], W = x->sizes[3];
     int64_t O = w->sizes[0], Cg = w->sizes[1], kh = w->sizes[2], kw = w->sizes[3];
     int64_t G = ct__or1(o->groups);
     int64_t sh = dims == 2 ? ct__or1(o->stride[0]) : 1, sw = ct__or1(o->stride[dims == 2]);
@@ -229,7 +389,6 @@ static ct_tensor *conv_nd(const char *op, int dims, const ct_tensor *x, const ct
         return ct__err(CT_ERR_ARG, "%s: Invalid padding string '%s'", op, o->padding_mode);
     }
     if (ph < 0 || pw < 0) return ct__err(CT_ERR_ARG, "%s: negative padding is not supported", op);
-    int64_t Ho = blocks(H, kh, dh, ph, sh), Wo = blocks(W, kw, dw, pw, sw);
     if (H + 2 * ph < dh * (kh - 1) + 1 || W + 2 * pw < dw * (kw - 1) + 1) {
         if (dims == 2)
             return ct__err(CT_ERR_SHAPE, "%s: Calculated padded input size per channel: (%lld x %lld). Kernel size: "
@@ -240,20 +399,7 @@ static ct_tensor *conv_nd(const char *op, int dims, const ct_tensor *x, const ct
                        "Kernel size can't be greater than actual input size", op, (long long)(W + 2 * pw),
                        (long long)(dw * (kw - 1) + 1));
     }
-    ct_tensor *cols = ct_nn_unfold(xin, (int64_t[]){kh, kw}, (int64_t[]){dh, dw}, (int64_t[]){ph, pw},
-                                   (int64_t[]){sh, sw});
-    int64_t K = Cg * kh * kw, L = Ho * Wo;
-    ct_tensor *y;
-    if (G == 1) {
-        y = ct_matmul(ct_reshape(w, 2, (int64_t[]){O, K}), cols); /* [N, O, L] */
-    } else {
-        ct_tensor *cg = ct_reshape(cols, 4, (int64_t[]){N, G, K, L});
-        ct_tensor *wg = ct_reshape(w, 3, (int64_t[]){G, O / G, K});
-        y = ct_matmul(wg, cg); /* [N, G, O/G, L] */
-    }
-    y = ct_reshape(y, 4, (int64_t[]){N, O, Ho, Wo});
-    if (b) y = ct_add(y, ct_reshape(b, 4, (int64_t[]){1, O, 1, 1}));
-    return y;
+    return conv_xb(xin, w, b, &(cgeom){sh, sw, ph, pw, dh, dw, G});
 }
 
 /* Runs fn in a private scope and hands its result to the caller's scope. */
@@ -309,7 +455,7 @@ CT_API ct_tensor *ct_nn_conv1d(const ct_tensor *input, const ct_tensor *weight, 
 /* conv_transpose over batched 4-d input: weight [C, O/g, kh, kw]. */
 static ct_tensor *conv_t_nd(const char *op, int dims, const ct_tensor *x, const ct_tensor *w, const ct_tensor *b,
                             const ct_conv_opts *o) {
-    int64_t N = x->sizes[0], C = x->sizes[1], H = x->sizes[2], W = x->sizes[3];
+    int64_t C = x->sizes[1], H = x->sizes[2], W = x->sizes[3];
     int64_t Og = w->sizes[1], kh = w->sizes[2], kw = w->sizes[3];
     int64_t G = ct__or1(o->groups);
     int i1 = dims == 2;
@@ -339,13 +485,8 @@ static ct_tensor *conv_t_nd(const char *op, int dims, const ct_tensor *x, const 
         return ct__err(CT_ERR_SHAPE, "%s: Given input size per channel: (%lld x %lld). Calculated output size per "
                        "channel: (%lld x %lld). Output size is too small", op, (long long)H, (long long)W, (long long)Ho,
                        (long long)Wo);
-    int64_t K = Og * kh * kw, L = H * W, Cg = C / G;
-    /* cols[n, g] = w[g]^T @ x[n, g]: [N, G, Og*kh*kw, H*W] */
-    ct_tensor *wg = ct_transpose(ct_reshape(w, 3, (int64_t[]){G, Cg, K}), 1, 2);
-    ct_tensor *xg = ct_reshape(x, 4, (int64_t[]){N, G, Cg, L});
-    ct_tensor *cols = ct_reshape(ct_matmul(wg, xg), 3, (int64_t[]){N, G * K, L});
-    ct_tensor *y = ct_nn_fold(cols, (int64_t[]){Ho, Wo}, (int64_t[]){kh, kw}, (int64_t[]){dh, dw}, (int64_t[]){ph, pw},
-                              (int64_t[]){sh, sw});
+    /* the input gradient of the convolution that maps [N, O, Ho, Wo] to x's shape */
+    ct_tensor *y = conv_gx(x, w, &(cgeom){sh, sw, ph, pw, dh, dw, G}, Ho, Wo, BWD_NAME);
     if (b) y = ct_add(y, ct_reshape(b, 4, (int64_t[]){1, O, 1, 1}));
     return y;
 }

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import ctorch
-from harness import check, check_error, gradcheck, gradgradcheck
+from harness import assert_same, case, check, check_error, gradcheck, gradgradcheck
 
 I2 = ctypes.c_int64 * 2
 
@@ -126,6 +126,79 @@ def test_conv_transpose1d():
     check("conv_transpose1d", lambda *a: convt1d(a[0], a[1], a[2], o),
           lambda *a: F.conv_transpose1d(*a, stride=2, padding=1, output_padding=1), [x, w, b])
     gradcheck("conv_transpose1d", lambda *a: convt1d(a[0], a[1], a[2], o), [x, w, b])
+
+
+# float32 runs through oneDNN when the library has it (src/cpu/conv_dnnl.c); float64 through
+# the im2col kernels. ResNet-18 shapes (stem, 3x3, strided 3x3, strided 1x1), a stride that
+# never reaches the last rows (oneDNN gets a negative right padding), a non-contiguous
+# input, an empty batch.
+CONV2D_KERNELS = [
+    ((2, 3, 32, 32), (8, 3, 7, 7), False, dict(stride=2, padding=3)),
+    ((3, 16, 8, 8), (16, 16, 3, 3), False, dict(padding=1)),
+    ((2, 16, 8, 8), (32, 16, 3, 3), True, dict(stride=2, padding=1)),
+    ((2, 16, 8, 8), (32, 16, 1, 1), False, dict(stride=2)),
+    ((2, 3, 9, 9), (4, 3, 2, 2), True, dict(stride=3)),
+    ((2, 6, 9, 7), (6, 2, 3, 3), True, dict(stride=(2, 1), dilation=(1, 2), groups=3, padding=(1, 2))),
+    ((1, 8, 5, 5), (4, 8, 3, 3), True, dict(padding=4)),
+    ((0, 3, 5, 5), (4, 3, 3, 3), True, {}),
+]
+
+
+@pytest.mark.parametrize("k", range(len(CONV2D_KERNELS)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv2d_kernels(k, dtype):
+    xs, ws, bias, kw = CONV2D_KERNELS[k]
+    x, w = torch.randn(xs, dtype=dtype), torch.randn(ws, dtype=dtype)
+    b = torch.randn(ws[0], dtype=dtype) if bias else None
+    o = ct_opts_of(kw)
+    ins = [x, w] + ([b] if bias else [])
+    check("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o),
+          lambda *a: F.conv2d(a[0], a[1], a[2] if bias else None, **kw), ins)
+    if k == 1:  # channels-last input: the kernels get a contiguous copy
+        xl = x.to(memory_format=torch.channels_last)
+        check("conv2d", lambda *a: conv2d(a[0], a[1], None, o), lambda *a: F.conv2d(a[0], a[1], None, **kw), [xl, w])
+    if dtype == torch.float64 and xs[0] > 0 and k in (2, 4, 5):
+        gradgradcheck("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ins)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv2d_double_backward(dtype):
+    """d/d(x, w) of |grad_x|^2 + |grad_w|^2 through create_graph against torch: runs the
+    input- and weight-gradient kernels' own backward (each other and the forward)."""
+    L = ctorch.lib
+    sum_, mul, add = L.unary("ct_sum"), L.binary("ct_mul"), L.binary("ct_add")
+    x = torch.randn(2, 4, 7, 6, dtype=dtype, requires_grad=True)
+    w = torch.randn(6, 2, 3, 3, dtype=dtype, requires_grad=True)
+    gy = torch.randn(2, 6, 4, 6, dtype=dtype)
+    kw = dict(stride=(2, 1), padding=1, groups=2)
+    o = ct_opts_of(kw)
+    with case("conv2d"):
+        gx, gw = torch.autograd.grad(F.conv2d(x, w, **kw), (x, w), gy, create_graph=True)
+        want = torch.autograd.grad((gx * gx).sum() + (gw * gw).sum(), (x, w))
+        cx, cw = (ctorch.from_torch(t.detach()).requires_grad_() for t in (x, w))
+        conv2d(cx, cw, None, o).backward(ctorch.from_torch(gy), create_graph=True)
+        cgx, cgw = cx.grad, cw.grad
+        loss = add(sum_(mul(cgx, cgx)), sum_(mul(cgw, cgw)))
+        for c in (cx, cw):  # the second backward accumulates into .grad: start from zero
+            L.ct_set_grad(c, None)
+        loss.backward()
+        tol = dict(atol=1e-3, rtol=1e-4) if dtype == torch.float32 else {}
+        for c, wt in zip((cx, cw), want):
+            assert_same(c.grad.torch(), wt, what="second-order gradient", **tol)
+
+
+@pytest.mark.parametrize("k", range(len(CONVT2D)))
+def test_conv_transpose2d_float32(k):
+    xs, ws, bias, kw = CONVT2D[k]
+    x, w = torch.randn(xs), torch.randn(ws)
+    b = torch.randn(ws[1] * kw.get("groups", 1)) if bias else None
+    o = ct_opts_of(kw)
+    ins = [x, w] + ([b] if bias else [])
+    check("conv_transpose2d", lambda *a: convt2d(a[0], a[1], a[2] if bias else None, o),
+          lambda *a: F.conv_transpose2d(a[0], a[1], a[2] if bias else None, **kw), ins)
+    if k == 1:
+        x64, w64 = x.double(), w.double()
+        gradgradcheck("conv_transpose2d", lambda *a: convt2d(a[0], a[1], None, o), [x64, w64])
 
 
 def test_conv2d_errors():
