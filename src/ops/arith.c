@@ -43,12 +43,13 @@ CT_API ct_tensor *ct_add_alpha(const ct_tensor *a, const ct_tensor *b, double al
 CT_API ct_tensor *ct_sub_alpha(const ct_tensor *a, const ct_tensor *b, double alpha) {
     return addsub("sub", "SubBackward0", CT_OP_SUB, a, b, alpha);
 }
-CT_DEFINE_BINARY_VARIANTS(add)
-CT_DEFINE_BINARY_VARIANTS(sub)
+CT_DEFINE_BINARY_VARIANTS_DIRECT(add, CT_OP_ADD, CT_EW_SAME, ((double[4]){1.0}))
+CT_DEFINE_BINARY_VARIANTS_DIRECT(sub, CT_OP_SUB, CT_EW_SAME, ((double[4]){1.0}))
 
 CT_API int ct_add_alpha_(ct_tensor *self, const ct_tensor *b, double alpha) {
     int rc = ct__check_inplace("add_", self);
-    if (rc) return rc;
+    if (!rc) rc = ct__inplace_binary_direct(CT_OP_ADD, "add_", self, b, CT_EW_SAME, (double[4]){alpha});
+    if (rc <= 0) return rc;
     if (ct_scope_begin()) return ct_last_status();
     rc = ct__commit_inplace("add_", self, ct_add_alpha(self, b, alpha));
     ct_scope_end();
@@ -82,7 +83,7 @@ CT_API ct_tensor *ct_mul(const ct_tensor *a, const ct_tensor *b) {
     }
     return ct__ret(out);
 }
-CT_DEFINE_BINARY_VARIANTS(mul)
+CT_DEFINE_BINARY_VARIANTS_DIRECT(mul, CT_OP_MUL, CT_EW_SAME, NULL)
 
 /* ---- div (true division) ---- */
 static int div_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
@@ -115,7 +116,7 @@ CT_API ct_tensor *ct_div(const ct_tensor *a, const ct_tensor *b) {
     }
     return ct__ret(out);
 }
-CT_DEFINE_BINARY_VARIANTS(div)
+CT_DEFINE_BINARY_VARIANTS_DIRECT(div, CT_OP_DIV, CT_EW_FLOAT, NULL)
 
 /* ---- scalar shorthands: a Python-float scalar, as torch.add(t, 2.5) ---- */
 static ct_tensor *with_scalar(ct_binary_fn fn, const ct_tensor *a, double s, bool reversed) {

@@ -80,6 +80,64 @@ ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const 
     return out;
 }
 
+/* byte range [lo, hi] of t's elements in its storage (empty: hi < lo) */
+static void byte_range(const ct_tensor *t, int64_t *lo, int64_t *hi) {
+    int64_t es = (int64_t)ct_dtype_size(t->dtype), a = t->offset * es, b = a;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->sizes[i] == 0) { *lo = 0, *hi = -1; return; }
+        int64_t span = (t->sizes[i] - 1) * t->strides[i] * es;
+        if (span > 0) b += span;
+        else a += span;
+    }
+    *lo = a, *hi = b + es - 1;
+}
+
+int ct__check_no_partial_overlap(const char *name, const ct_tensor *self, const ct_tensor *b) {
+    if (!self || !b || self->storage != b->storage) return 0;
+    if (b->offset == self->offset && b->dtype == self->dtype &&
+        ct__same_sizes(b->ndim, b->sizes, self->ndim, self->sizes) &&
+        (self->ndim == 0 || memcmp(b->strides, self->strides, sizeof(int64_t) * (size_t)self->ndim) == 0))
+        return 0; /* the very same elements */
+    int64_t a0, a1, b0, b1;
+    byte_range(self, &a0, &a1);
+    byte_range(b, &b0, &b1);
+    if (a1 < a0 || b1 < b0 || a1 < b0 || b1 < a0) return 0;
+    return ct__errs(CT_ERR_ARG, "%s: unsupported operation: some elements of the input tensor and the written-to "
+                                "tensor refer to a single memory location. Please clone() the tensor before "
+                                "performing the operation.", name);
+}
+
+int ct__inplace_binary_direct(ct_op op, const char *name, ct_tensor *self, const ct_tensor *b, ct_ew_kind kind,
+                              const double *params) {
+    if (!self || !b || self->storage->device.type != b->storage->device.type ||
+        self->storage->device.index != b->storage->device.index ||
+        !ct__is_contiguous(self))
+        return 1;
+    if (ct_is_grad_enabled() && (ct__tensor_requires_grad(self) || ct__tensor_requires_grad(b) ||
+                                 (self->view_base && ct__tensor_requires_grad(self->view_base))))
+        return 1;
+    /* b may share self's memory only as the very same elements, or disjoint ones */
+    if (ct__check_no_partial_overlap(name, self, b)) return ct_last_status();
+    if (b->ndim > self->ndim) return 1;
+    for (int i = 0; i < b->ndim; i++) {
+        int64_t bs = b->sizes[b->ndim - 1 - i];
+        if (bs != 1 && bs != self->sizes[self->ndim - 1 - i]) return 1;
+    }
+    ct_dtype promoted = ct__result_type(2, (const ct_tensor *[]){self, b});
+    if (kind == CT_EW_LOGICAL || promoted != self->dtype) return 1;
+    int c = ct__ew_compute_dtype(name, promoted, kind);
+    if (c < 0) { ct_clear_error(); return 1; }
+    if ((ct_dtype)c != self->dtype || out_dtype((ct_dtype)c, kind) != self->dtype) return 1;
+    ct_tensor *bin = ct__cast_raw(b, self->dtype);
+    if (!bin) return ct_last_status();
+    ct_kernel_args k = {.op = op, .n_out = 1, .n_in = 2, .out = {self}, .in = {self, bin}};
+    if (params) memcpy(k.d, params, sizeof(double) * 4);
+    int rc = ct__dispatch(&k);
+    ct_release(bin);
+    if (!rc) ct__bump_version(self);
+    return rc;
+}
+
 int ct__inplace_unary(const char *name, ct_tensor *self, ct_unary_fn fn) {
     int rc = ct__check_inplace(name, self);
     if (rc) return rc;
@@ -101,6 +159,7 @@ int ct__out_unary(const char *name, ct_tensor *out, const ct_tensor *x, ct_unary
 
 int ct__inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn) {
     int rc = ct__check_inplace(name, self);
+    if (!rc) rc = ct__check_no_partial_overlap(name, self, b);
     if (rc) return rc;
     if (ct_scope_begin()) return ct_last_status();
     ct_tensor *r = fn(self, b);

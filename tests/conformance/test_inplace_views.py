@@ -144,3 +144,75 @@ def test_view_of_leaf_is_refused():
         L.ct_mul_(select(a, 0, 0), ctorch.from_torch(torch.tensor(2.0)))  # raises CtorchError
         return a
     check_error("mul_", c_fn, t_fn, [torch.randn(2, 3).requires_grad_(True)], match="view of a leaf")
+
+
+# add_/sub_/mul_/div_ and add_(alpha) write straight into self when nothing is recorded
+# (src/ops/elementwise.c, ct__inplace_binary_direct); every case here must equal torch's
+# in-place result, including the ones that must take the general path (partial overlap,
+# promotion to a wider dtype, a non-contiguous self, integer division) or fail.
+L.declare("ct_add_", "st(T,T)")
+L.declare("ct_sub_", "st(T,T)")
+L.declare("ct_div_", "st(T,T)")
+L.declare("ct_add_alpha_", "st(T,T,d)")
+
+
+def _inplace_cases():
+    f32, f64 = torch.float32, torch.float64
+    g = torch.Generator().manual_seed(7)
+
+    def r(*s, dtype=f32):
+        return torch.randn(*s, generator=g, dtype=dtype)
+    return [
+        ("add_", lambda s: s, r(4, 5), r(4, 5)),
+        ("mul_", lambda s: s, r(4, 5), r(5)),                       # broadcast b
+        ("sub_", lambda s: s, r(4, 5), r(4, 1)),
+        ("div_", lambda s: s, r(4, 5), r(4, 5) + 3),
+        ("add_", lambda s: s, r(4, 5), torch.tensor(2.5, dtype=f64)),  # 0-dim: no promotion
+        ("add_", lambda s: s, r(4, 5), r(4, 5, dtype=f64)),            # promotes: float64 math
+        ("mul_", lambda s: s.t(), r(5, 4), r(4, 5)),                   # non-contiguous self
+        ("add_", lambda s: s, torch.arange(20).reshape(4, 5), torch.arange(5)),
+        ("div_", lambda s: s, torch.arange(20).reshape(4, 5), torch.arange(1, 6)),  # int / int -> error
+    ]
+
+
+def test_inplace_binary_direct():
+    for k, (name, view, x, b) in enumerate(_inplace_cases()):
+        with case(name):
+            want_x = x.clone()
+            try:
+                getattr(view(want_x), name)(b)
+                want_err = None
+            except RuntimeError as e:
+                want_err = e
+            cx = ctorch.from_torch(x.clone())
+            target = cx if view(x) is x else L.unary("ct_t")(cx)
+            fn = getattr(L, "ct_" + name)
+            if want_err is not None:
+                try:
+                    fn(target, ctorch.from_torch(b))
+                except ctorch.CtorchError:
+                    continue
+                raise AssertionError(f"{name} case {k}: ctorch succeeded where torch raised {want_err}")
+            ok(fn(target, ctorch.from_torch(b)))
+            assert_same(cx.torch(), want_x, what=f"{name} case {k}")
+
+
+def test_inplace_add_overlap_and_alias():
+    with case("add_"):
+        x = torch.arange(10, dtype=torch.float32)
+        cx = ctorch.from_torch(x.clone())
+        # self += self: the same elements
+        ok(L.ct_add_(cx, cx))
+        want = x + x
+        assert_same(cx.torch(), want)
+    # x[1:] += x[:-1]: a partial overlap, refused as torch refuses it
+    x = torch.arange(10, dtype=torch.float32)
+    check_error("add_", lambda a: L.ct_add_(slice_(a, 0, 1, 10, 1), slice_(a, 0, 0, 9, 1)),
+                lambda a: a[1:].add_(a[:-1]), [x], match="single memory location")
+    check_error("mul_", lambda a: L.ct_mul_(slice_(a, 0, 0, 5, 1), slice_(a, 0, 2, 7, 1)),
+                lambda a: a[0:5].mul_(a[2:7]), [x], match="single memory location")
+    with case("add_"):
+        x, b = torch.randn(3, 4), torch.randn(3, 4)
+        cx = ctorch.from_torch(x.clone())
+        ok(L.ct_add_alpha_(cx, ctorch.from_torch(b), -0.5))
+        assert_same(cx.torch(), x.add(b, alpha=-0.5))
