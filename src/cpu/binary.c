@@ -256,14 +256,20 @@ static int cpu_int_div(const ct_kernel_args *a) {
 
 /* where(cond, a, b): selection by element size */
 #define WHERE_LOOP(fname, T)                                                                        \
-    static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                           \
+    CT_LOOP_ATTR static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {              \
         (void)ctx;                                                                                  \
         const int64_t E = (int64_t)sizeof(T);                                                       \
+        T *o = (T *)d[0];                                                                           \
+        const bool *c = (const bool *)d[1];                                                         \
+        const T *x = (const T *)d[2], *y = (const T *)d[3];                                         \
         if (s[0] == E && s[1] == 1 && s[2] == E && s[3] == E) {                                     \
-            T *o = (T *)d[0];                                                                       \
-            const bool *c = (const bool *)d[1];                                                     \
-            const T *x = (const T *)d[2], *y = (const T *)d[3];                                     \
             for (int64_t i = 0; i < n; i++) o[i] = c[i] ? x[i] : y[i];                              \
+        } else if (s[0] == E && s[1] == 1 && s[2] == E && s[3] == 0) { /* where(m, g, 0) */         \
+            const T yv = y[0];                                                                      \
+            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? x[i] : yv;                                \
+        } else if (s[0] == E && s[1] == 1 && s[2] == 0 && s[3] == E) {                              \
+            const T xv = x[0];                                                                      \
+            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? xv : y[i];                                \
         } else {                                                                                    \
             for (int64_t i = 0; i < n; i++)                                                         \
                 *(T *)(d[0] + i * s[0]) = *(const bool *)(d[1] + i * s[1]) ? *(const T *)(d[2] + i * s[2]) \
