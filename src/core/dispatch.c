@@ -32,7 +32,10 @@ static const char *dev_name(ct_device_type t) {
 
 int ct__dispatch(ct_kernel_args *a) {
     pthread_once(&init_once, init_backends);
-    const ct_tensor *first = a->n_out ? a->out[0] : a->in[0];
+    const ct_tensor *first = NULL; /* the first tensor given (optional slots may be NULL) */
+    for (int i = 0; i < a->n_out && !first; i++) first = a->out[i];
+    for (int i = 0; i < a->n_in && !first; i++) first = a->in[i];
+    if (!first) return ct__errs(CT_ERR_RUNTIME, "%s: internal error: a kernel call without tensors", ct__op_name(a->op));
     ct_device_type dt = first->storage->device.type;
     for (int i = 0; i < a->n_in; i++)
         if (a->in[i] && a->in[i]->storage->device.type != dt)

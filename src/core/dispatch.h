@@ -21,7 +21,7 @@ const char *ct__op_name(ct_op op);
 typedef struct ct_kernel_args {
     ct_op op;
     int n_out, n_in;
-    ct_tensor *out[4];
+    ct_tensor *out[5];
     const ct_tensor *in[6];
     double d[6];          /* scalar parameters, per op */
     int64_t i[6];         /* integer parameters, per op */
@@ -57,5 +57,6 @@ void ct_cpu_register_linalg(ct_kernel_fn *k);
 void ct_cpu_register_index(ct_kernel_fn *k);
 void ct_cpu_register_random(ct_kernel_fn *k);
 void ct_cpu_register_conv(ct_kernel_fn *k);
+void ct_cpu_register_batchnorm(ct_kernel_fn *k);
 
 #endif

@@ -3,7 +3,8 @@
  * a private scope and hands its result to the caller's. */
 #include <math.h>
 
-#include "core/internal.h"
+#include "core/autograd_internal.h"
+#include "core/dispatch.h"
 #include "ctorch/nn.h"
 
 #include "ops/compose.h"
@@ -27,6 +28,116 @@ CT_API ct_tensor *ct_nn_linear(const ct_tensor *input, const ct_tensor *weight, 
     END
 }
 
+/* ---- batch_norm: fused kernels (src/cpu/batchnorm.c) for float32/float64 ----
+ * The forward kernel computes the statistics, the output and the running-stat update in
+ * two passes over x; the backward kernel the three gradients in two more. Under
+ * create_graph the backward is instead the same formula written in differentiable ops
+ * (the statistics recomputed from x), so double backward still comes free. */
+static bool bn_vec_ok(const ct_tensor *v, const ct_tensor *x) {
+    return !v || (v->ndim == 1 && v->dtype == x->dtype && ct__is_contiguous(v));
+}
+
+static ct_tensor *raw_contig(const ct_tensor *t) {
+    if (ct__is_contiguous(t)) return ct_retain((ct_tensor *)t);
+    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
+    if (c && ct__copy_raw(c, t)) { ct_release(c); return NULL; }
+    return c;
+}
+
+/* reduce dims (all but 1) and the [1, C, 1, ...] broadcast shape of x */
+static int bn_dims(const ct_tensor *x, int64_t *rdims, int64_t *bshape) {
+    int nr = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        bshape[d] = d == 1 ? x->sizes[1] : 1;
+        if (d != 1) rdims[nr++] = d;
+    }
+    return nr;
+}
+
+static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    bool training = n->i[0], has_w = n->i[1];
+    ct_tensor *x = ct__unpack(n, 0), *mean = ct__unpack(n, 1), *invstd = ct__unpack(n, 2);
+    ct_tensor *w = has_w ? ct__unpack(n, 3) : NULL;
+    if (!x || !mean || !invstd || (has_w && !w)) return ct_last_status();
+    if (!ct_is_grad_enabled()) { /* first order: the fused kernel */
+        ct_tensor *g = raw_contig(go[0]), *xc = g ? raw_contig(x) : NULL, *out[3] = {NULL, NULL, NULL};
+        int rc = xc ? 0 : ct_last_status();
+        int64_t C = x->sizes[1];
+        if (!rc && ct__node_needs(n, 0) && !(out[0] = ct__empty_raw(x->ndim, x->sizes, x->dtype))) rc = ct_last_status();
+        for (int k = 1; k < 3 && !rc; k++)
+            if (ct__node_needs(n, k) && !(out[k] = ct__empty_raw(1, &C, x->dtype))) rc = ct_last_status();
+        if (!rc) {
+            ct_kernel_args a = {.op = CT_OP_BATCH_NORM_BWD, .n_out = 3, .n_in = 5, .out = {out[0], out[1], out[2]},
+                                .in = {g, xc, w, mean, invstd}, .i = {training}};
+            rc = ct__dispatch(&a);
+        }
+        ct_release(g);
+        ct_release(xc);
+        for (int k = 0; k < 3; k++) {
+            if (rc) ct_release(out[k]);
+            else if (out[k]) gi[k] = ct__ret(out[k]);
+        }
+        return rc;
+    }
+    /* create_graph: differentiable ops */
+    int64_t rdims[CT_MAX_DIMS], bshape[CT_MAX_DIMS];
+    int nd = x->ndim, nr = bn_dims(x, rdims, bshape);
+    ct_tensor *xhat, *is;
+    if (training) {
+        ct_tensor *m = ct_mean_dim(x, nr, rdims, true, CT_NUM_DTYPES);
+        is = ct_rsqrt(ct_add_scalar(ct_var(x, nr, rdims, 0.0, true), n->d[0]));
+        xhat = ct_mul(ct_sub(x, m), is);
+    } else {
+        is = ct_reshape(invstd, nd, bshape);
+        xhat = ct_mul(ct_sub(x, ct_reshape(mean, nd, bshape)), is);
+    }
+    ct_tensor *g = go[0];
+    if (ct__node_needs(n, 0)) {
+        ct_tensor *k = w ? ct_mul(is, ct_reshape(w, nd, bshape)) : is;
+        ct_tensor *inner = g;
+        if (training)
+            inner = ct_sub(ct_sub(g, ct_mean_dim(g, nr, rdims, true, CT_NUM_DTYPES)),
+                           ct_mul(xhat, ct_mean_dim(ct_mul(g, xhat), nr, rdims, true, CT_NUM_DTYPES)));
+        if (!(gi[0] = ct_mul(inner, k))) return ct_last_status();
+    }
+    if (ct__node_needs(n, 1) && !(gi[1] = ct_sum_dim(ct_mul(g, xhat), nr, rdims, false, CT_NUM_DTYPES)))
+        return ct_last_status();
+    if (ct__node_needs(n, 2) && !(gi[2] = ct_sum_dim(g, nr, rdims, false, CT_NUM_DTYPES))) return ct_last_status();
+    return 0;
+}
+
+static ct_tensor *bn_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
+                           const ct_tensor *b, bool training, double momentum, double eps) {
+    int64_t C = input->sizes[1];
+    ct_tensor *x = raw_contig(input);
+    ct_tensor *y = x ? ct__empty_raw(x->ndim, x->sizes, x->dtype) : NULL;
+    ct_tensor *mean = y ? ct__empty_raw(1, &C, x->dtype) : NULL, *invstd = mean ? ct__empty_raw(1, &C, x->dtype) : NULL;
+    int rc = invstd ? 0 : ct_last_status();
+    if (!rc) {
+        ct_kernel_args a = {.op = CT_OP_BATCH_NORM, .n_out = 5, .n_in = 3, .out = {y, mean, invstd, rm, rv},
+                            .in = {x, w, b}, .i = {training}, .d = {eps, momentum}};
+        rc = ct__dispatch(&a);
+        if (!rc && training && rm) ct__bump_version(rm);
+        if (!rc && training && rv) ct__bump_version(rv);
+    }
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b})) {
+        ct_node *n = ct__node_new("NativeBatchNormBackward0", bn_backward, 3);
+        if (!n || ct__node_set_next(n, 0, input) || ct__node_set_next(n, 1, w) || ct__node_set_next(n, 2, b) ||
+            ct__save(n, input) < 0 || ct__save(n, mean) < 0 || ct__save(n, invstd) < 0 || (w && ct__save(n, w) < 0)) {
+            if (n) ct__node_release(n);
+            rc = ct_last_status();
+        } else {
+            n->i[0] = training, n->i[1] = w != NULL, n->d[0] = eps;
+            ct__set_history(y, n, 0);
+        }
+    }
+    ct_release(x);
+    ct_release(mean);
+    ct_release(invstd);
+    if (rc) { ct_release(y); return NULL; }
+    return ct__ret(y);
+}
+
 CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_mean, ct_tensor *running_var,
                                    const ct_tensor *weight, const ct_tensor *bias, bool training, double momentum,
                                    double eps) {
@@ -45,13 +156,13 @@ CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_me
     if (training && count <= 1)
         return ct__err(CT_ERR_ARG, "batch_norm: Expected more than 1 value per channel when training, got input size %s",
                        CT_SHAPESTR(input));
+    if ((input->dtype == CT_FLOAT32 || input->dtype == CT_FLOAT64) && input->numel > 0 &&
+        bn_vec_ok(running_mean, input) && bn_vec_ok(running_var, input) && bn_vec_ok(weight, input) &&
+        bn_vec_ok(bias, input))
+        return bn_fused(input, running_mean, running_var, weight, bias, training, momentum, eps);
     int nd = input->ndim;
     int64_t bshape[CT_MAX_DIMS], rdims[CT_MAX_DIMS];
-    int nr = 0;
-    for (int d = 0; d < nd; d++) {
-        bshape[d] = d == 1 ? C : 1;
-        if (d != 1) rdims[nr++] = d;
-    }
+    int nr = bn_dims(input, rdims, bshape);
     BEGIN
     ct_tensor *mean, *var;
     if (training) {

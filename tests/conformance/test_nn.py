@@ -50,6 +50,53 @@ def test_batch_norm_training_and_running_stats(xs, affine):
         gradgradcheck("batch_norm", lambda a, *wb: f(a, None, None, *(wb or (None, None)), True, 0.1, 1e-5), ins)
 
 
+# float32/float64 run through the fused kernels (src/cpu/batchnorm.c): statistics and
+# gradient sums in double as PyTorch's CPU kernels; the eval-mode backward; a
+# channels-last input; create_graph through the differentiable formula.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_fused(dtype, training):
+    f = L.declare("ct_nn_batch_norm", "T(T,T,T,T,T,b,d,d)")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 16, 14, 14, generator=g, dtype=dtype) * 3 + 2
+    w, b = torch.randn(16, generator=g, dtype=dtype), torch.randn(16, generator=g, dtype=dtype)
+    rm_t, rv_t = torch.randn(16, generator=g, dtype=dtype), torch.rand(16, generator=g, dtype=dtype) + 0.5
+    rm_c, rv_c = ctorch.from_torch(rm_t.clone()), ctorch.from_torch(rv_t.clone())
+    with case("batch_norm"):
+        want = F.batch_norm(x, rm_t, rv_t, w, b, training=training, momentum=0.2, eps=1e-3)
+        got = f(x, rm_c, rv_c, w, b, training, 0.2, 1e-3)
+        assert_same(got, want)
+        assert_same(rm_c, rm_t, what="running_mean")
+        assert_same(rv_c, rv_t, what="running_var")
+    rm2, rv2 = rm_t.clone(), rv_t.clone()
+    # torch's float32 eval-mode weight gradient (a sum over 1568 products) is itself off
+    # the float64 value by 6.1e-5 here (ctorch's, summed in double: 2.3e-5), more than
+    # the default float32 atol of 1e-5: compare the gradients at that precision
+    gtol = dict(grad_atol=1e-4, grad_rtol=1e-5) if dtype == torch.float32 and not training else {}
+    check("batch_norm", lambda a, ww, bb: f(a, ctorch.from_torch(rm2.clone()), ctorch.from_torch(rv2.clone()), ww, bb,
+                                          training, 0.1, 1e-5),
+          lambda a, ww, bb: F.batch_norm(a, rm2.clone(), rv2.clone(), ww, bb, training=training), [x, w, b], **gtol)
+    if dtype == torch.float32 and not training:  # and ctorch's is the closer one to the float64 value
+        wt, w64 = w.clone().requires_grad_(), w.double().requires_grad_()
+        gy = torch.randn(x.shape, generator=g)
+        F.batch_norm(x, rm2, rv2, wt, b, training=False).backward(gy)
+        F.batch_norm(x.double(), rm2.double(), rv2.double(), w64, b.double(), training=False).backward(gy.double())
+        cw = ctorch.from_torch(w).requires_grad_()
+        f(ctorch.from_torch(x), ctorch.from_torch(rm2), ctorch.from_torch(rv2), cw, ctorch.from_torch(b), False, 0.1,
+          1e-5).backward(ctorch.from_torch(gy))
+        assert (cw.grad.torch().double() - w64.grad).abs().max() <= (wt.grad.double() - w64.grad).abs().max()
+    xl = x.to(memory_format=torch.channels_last)
+    check("batch_norm", lambda a: f(a, None, None, None, None, True, 0.1, 1e-5),
+          lambda a: F.batch_norm(a, None, None, training=True), [xl])
+    if dtype == torch.float64:
+        xs = x[:3, :4, :3, :5].contiguous()
+        rm3, rv3 = rm_t[:4].clone(), rv_t[:4].clone()
+        fn = lambda a, ww, bb: f(a, ctorch.from_torch(rm3.clone()), ctorch.from_torch(rv3.clone()), ww, bb,  # noqa
+                                 training, 0.1, 1e-5)
+        gradcheck("batch_norm", fn, [xs, w[:4].clone(), b[:4].clone()])
+        gradgradcheck("batch_norm", fn, [xs, w[:4].clone(), b[:4].clone()])
+
+
 def test_batch_norm_errors():
     f = L.declare("ct_nn_batch_norm", "T(T,T,T,T,T,b,d,d)")
     check_error("batch_norm", lambda a: f(a, None, None, None, None, True, 0.1, 1e-5),
