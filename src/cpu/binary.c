@@ -254,34 +254,43 @@ static int cpu_int_div(const ct_kernel_args *a) {
     return cpu_binary(a);
 }
 
-/* where(cond, a, b): selection by element size */
+/* where(cond, a, b): selection by element size, as a bit mask (m = 0 - cond: all ones or
+ * zero) so the contiguous loops vectorise; a `c ? x : y` with conditional loads
+ * compiles to a branch, and a random mask makes every other one mispredict. */
+#define WHERE_SEL(c, xv, yv, T) (((xv) & ((T)0 - (T)(c))) | ((yv) & ~((T)0 - (T)(c))))
 #define WHERE_LOOP(fname, T)                                                                        \
     CT_LOOP_ATTR static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {              \
         (void)ctx;                                                                                  \
         const int64_t E = (int64_t)sizeof(T);                                                       \
-        T *o = (T *)d[0];                                                                           \
-        const bool *c = (const bool *)d[1];                                                         \
-        const T *x = (const T *)d[2], *y = (const T *)d[3];                                         \
+        T *restrict o = (T *)d[0];                                                                  \
+        const uint8_t *restrict c = (const uint8_t *)d[1];                                          \
+        const T *restrict x = (const T *)d[2], *restrict y = (const T *)d[3];                       \
         if (s[0] == E && s[1] == 1 && s[2] == E && s[3] == E) {                                     \
-            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? x[i] : y[i];                              \
+            for (int64_t i = 0; i < n; i++) o[i] = WHERE_SEL(c[i] != 0, x[i], y[i], T);             \
         } else if (s[0] == E && s[1] == 1 && s[2] == E && s[3] == 0) { /* where(m, g, 0) */         \
             const T yv = y[0];                                                                      \
-            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? x[i] : yv;                                \
+            for (int64_t i = 0; i < n; i++) o[i] = WHERE_SEL(c[i] != 0, x[i], yv, T);               \
         } else if (s[0] == E && s[1] == 1 && s[2] == 0 && s[3] == E) {                              \
             const T xv = x[0];                                                                      \
-            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? xv : y[i];                                \
+            for (int64_t i = 0; i < n; i++) o[i] = WHERE_SEL(c[i] != 0, xv, y[i], T);               \
         } else {                                                                                    \
             for (int64_t i = 0; i < n; i++)                                                         \
                 *(T *)(d[0] + i * s[0]) = *(const bool *)(d[1] + i * s[1]) ? *(const T *)(d[2] + i * s[2]) \
                                                                             : *(const T *)(d[3] + i * s[3]); \
         }                                                                                           \
     }
-typedef struct { uint64_t lo, hi; } u128_t;
 WHERE_LOOP(where_1, uint8_t)
 WHERE_LOOP(where_2, uint16_t)
 WHERE_LOOP(where_4, uint32_t)
 WHERE_LOOP(where_8, uint64_t)
-WHERE_LOOP(where_16, u128_t)
+
+typedef struct { uint64_t lo, hi; } u128_t;
+static void where_16(char **d, const int64_t *s, int64_t n, void *ctx) {
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++)
+        *(u128_t *)(d[0] + i * s[0]) = *(const bool *)(d[1] + i * s[1]) ? *(const u128_t *)(d[2] + i * s[2])
+                                                                        : *(const u128_t *)(d[3] + i * s[3]);
+}
 
 static int cpu_where(const ct_kernel_args *a) {
     ct_loop_fn fn;
