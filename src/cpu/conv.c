@@ -280,26 +280,30 @@ static int cpu_conv(const ct_kernel_args *a) {
 }
 
 /* ---- pooling ---- */
-/* Max over each window; NaN wins (as PyTorch). The common 2x2/stride-2 unpadded case
- * gets a branch-light path. */
+/* Max over each window, visiting it row by row; a value replaces the best so far when
+ * it is greater or NaN, so NaN wins and the last NaN's index is kept (as PyTorch). The
+ * common 2x2/stride-2 unpadded case is branch-free so it vectorises. */
 #define MAXPOOL(NAME, T)                                                                                     \
-    static void NAME(const T *x, T *o, int64_t *ix, int64_t H, int64_t W, const geom *g) {                   \
+    CT_LOOP_ATTR static void NAME(const T *x, T *o, int64_t *ix, int64_t H, int64_t W, const geom *g) {      \
         if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 && g->dh == 1 &&  \
             g->dw == 1 && 2 * g->Ho <= H && 2 * g->Wo <= W) {                                                 \
             for (int64_t oh = 0; oh < g->Ho; oh++) {                                                         \
                 const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                                                  \
+                T *orow = o + oh * g->Wo;                                                                    \
+                int64_t *irow = ix + oh * g->Wo, base = 2 * oh * W;                                          \
                 for (int64_t ow = 0; ow < g->Wo; ow++) {                                                     \
-                    int64_t c = 2 * ow, b = 2 * oh * W + c;                                                  \
-                    T best = r0[c];                                                                          \
-                    int64_t bi = b;                                                                          \
-                    if (!(best != best)) {                                                                   \
-                        if (r0[c + 1] > best || r0[c + 1] != r0[c + 1]) best = r0[c + 1], bi = b + 1;        \
-                        if (!(best != best) && (r1[c] > best || r1[c] != r1[c])) best = r1[c], bi = b + W;   \
-                        if (!(best != best) && (r1[c + 1] > best || r1[c + 1] != r1[c + 1]))                 \
-                            best = r1[c + 1], bi = b + W + 1;                                                \
-                    }                                                                                        \
-                    o[oh * g->Wo + ow] = best;                                                               \
-                    ix[oh * g->Wo + ow] = bi;                                                                \
+                    int64_t c = 2 * ow;                                                                      \
+                    T a = r0[c], b = r0[c + 1], d = r1[c], e = r1[c + 1];                                    \
+                    T best = a;                                                                              \
+                    int64_t bi = base + c;                                                                   \
+                    bool u = b > best || b != b;                                                             \
+                    best = u ? b : best, bi = u ? base + c + 1 : bi;                                         \
+                    u = d > best || d != d;                                                                  \
+                    best = u ? d : best, bi = u ? base + W + c : bi;                                         \
+                    u = e > best || e != e;                                                                  \
+                    best = u ? e : best, bi = u ? base + W + c + 1 : bi;                                     \
+                    orow[ow] = best;                                                                         \
+                    irow[ow] = bi;                                                                           \
                 }                                                                                            \
             }                                                                                                \
             return;                                                                                          \
@@ -318,11 +322,9 @@ static int cpu_conv(const ct_kernel_args *a) {
                         if (v > best || v != v || bi < 0) {                                                  \
                             best = v;                                                                        \
                             bi = ih * W + iw;                                                                \
-                            if (v != v) goto done_##NAME;                                                    \
                         }                                                                                    \
                     }                                                                                        \
                 }                                                                                            \
-            done_##NAME:                                                                                     \
                 o[oh * g->Wo + ow] = best;                                                                   \
                 ix[oh * g->Wo + ow] = bi;                                                                    \
             }                                                                                                \

@@ -69,6 +69,21 @@ def test_max_pool2d(k):
     gradgradcheck("max_pool2d", lambda a: max2(a, pair(ks), o), [x])
 
 
+@pytest.mark.parametrize("k", [0, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_max_pool2d_nan_and_ties(k, dtype):
+    """NaN wins and a window's last NaN gives the index; ties keep the first maximum
+    (the 2x2 fast path and the general loop)."""
+    xs, ks, kw = MAXP[k]
+    x = torch.randn(xs, dtype=dtype)
+    x.view(-1)[::7] = float("nan")
+    x.view(-1)[3::11] = 0.5  # ties
+    x.view(-1)[4::11] = 0.5
+    o = popts(kw)
+    check("max_pool2d", lambda a: max2(a, pair(ks), o, True),
+          lambda a: F.max_pool2d(a, ks, return_indices=True, **kw), [x], grad=False)
+
+
 AVGP = [((2, 3, 8, 7), 2, {}), ((2, 3, 9, 9), 3, dict(stride=2, padding=1)),
         ((2, 3, 9, 9), 3, dict(stride=2, padding=1, count_include_pad=False)),
         ((3, 7, 8), (2, 3), dict(ceil_mode=True)), ((1, 2, 10, 9), 3, dict(stride=2, padding=1, ceil_mode=True)),
