@@ -283,29 +283,33 @@ static int cpu_conv(const ct_kernel_args *a) {
 /* Max over each window, visiting it row by row; a value replaces the best so far when
  * it is greater or NaN, so NaN wins and the last NaN's index is kept (as PyTorch). The
  * common 2x2/stride-2 unpadded case is branch-free so it vectorises. */
-#define MAXPOOL(NAME, T)                                                                                     \
+/* One output row of the 2x2/stride-2 case: bitwise conditions, no branch, so the loop
+ * vectorises. */
+#define MAXPOOL_ROW2(NAME, T)                                                                                \
+    CT_LOOP_ATTR static void NAME(const T *restrict r0, const T *restrict r1, T *restrict orow,              \
+                                  int64_t *restrict irow, int64_t Wo, int64_t base, int64_t W) {             \
+        for (int64_t ow = 0; ow < Wo; ow++) {                                                                \
+            int64_t c = 2 * ow, k = 0;                                                                       \
+            T a = r0[c], b = r0[c + 1], d = r1[c], e = r1[c + 1], best = a;                                  \
+            int u = (b > best) | (b != b);                                                                   \
+            best = u ? b : best, k = u ? 1 : k;                                                              \
+            u = (d > best) | (d != d);                                                                       \
+            best = u ? d : best, k = u ? 2 : k;                                                              \
+            u = (e > best) | (e != e);                                                                       \
+            best = u ? e : best, k = u ? 3 : k;                                                              \
+            orow[ow] = best;                                                                                 \
+            irow[ow] = base + c + (k & 1) + (k >> 1) * W;                                                    \
+        }                                                                                                    \
+    }
+MAXPOOL_ROW2(maxpool_row2_f32, float)
+MAXPOOL_ROW2(maxpool_row2_f64, double)
+
+#define MAXPOOL(NAME, T, ROW2)                                                                                     \
     CT_LOOP_ATTR static void NAME(const T *x, T *o, int64_t *ix, int64_t H, int64_t W, const geom *g) {      \
         if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 && g->dh == 1 &&  \
             g->dw == 1 && 2 * g->Ho <= H && 2 * g->Wo <= W) {                                                 \
-            for (int64_t oh = 0; oh < g->Ho; oh++) {                                                         \
-                const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                                                  \
-                T *orow = o + oh * g->Wo;                                                                    \
-                int64_t *irow = ix + oh * g->Wo, base = 2 * oh * W;                                          \
-                for (int64_t ow = 0; ow < g->Wo; ow++) {                                                     \
-                    int64_t c = 2 * ow;                                                                      \
-                    T a = r0[c], b = r0[c + 1], d = r1[c], e = r1[c + 1];                                    \
-                    T best = a;                                                                              \
-                    int64_t bi = base + c;                                                                   \
-                    bool u = b > best || b != b;                                                             \
-                    best = u ? b : best, bi = u ? base + c + 1 : bi;                                         \
-                    u = d > best || d != d;                                                                  \
-                    best = u ? d : best, bi = u ? base + W + c : bi;                                         \
-                    u = e > best || e != e;                                                                  \
-                    best = u ? e : best, bi = u ? base + W + c + 1 : bi;                                     \
-                    orow[ow] = best;                                                                         \
-                    irow[ow] = bi;                                                                           \
-                }                                                                                            \
-            }                                                                                                \
+            for (int64_t oh = 0; oh < g->Ho; oh++)                                                           \
+                ROW2(x + 2 * oh * W, x + (2 * oh + 1) * W, o + oh * g->Wo, ix + oh * g->Wo, g->Wo, 2 * oh * W, W); \
             return;                                                                                          \
         }                                                                                                    \
         for (int64_t oh = 0; oh < g->Ho; oh++)                                                               \
@@ -329,8 +333,8 @@ static int cpu_conv(const ct_kernel_args *a) {
                 ix[oh * g->Wo + ow] = bi;                                                                    \
             }                                                                                                \
     }
-MAXPOOL(maxpool_f32, float)
-MAXPOOL(maxpool_f64, double)
+MAXPOOL(maxpool_f32, float, maxpool_row2_f32)
+MAXPOOL(maxpool_f64, double, maxpool_row2_f64)
 
 #define AVGPOOL(NAME, T)                                                                                     \
     static void NAME(const T *x, T *o, int64_t H, int64_t W, const geom *g, bool incl, int64_t divisor) {    \
