@@ -7,7 +7,7 @@
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
 
-static _Thread_local bool grad_disabled;
+static _Thread_local CT_TLS_HOT bool grad_disabled;
 static pthread_mutex_t acc_lock = PTHREAD_MUTEX_INITIALIZER; /* guards leaves' grad_acc caches */
 static atomic_ullong next_seq;
 static atomic_int next_hook_id = 1;

@@ -7,8 +7,8 @@ typedef struct {
     size_t n, cap;
 } scope_t;
 
-static _Thread_local scope_t *scopes;
-static _Thread_local int depth, scopes_cap;
+static _Thread_local CT_TLS_HOT scope_t *scopes;
+static _Thread_local CT_TLS_HOT int depth, scopes_cap;
 
 CT_API int ct_scope_depth(void) { return depth; }
 

@@ -1,5 +1,6 @@
 /* Storage, tensor headers, properties and creation. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "core/autograd_internal.h"
@@ -9,27 +10,98 @@ static atomic_llong tensors_live;
 
 CT_API int64_t ct_live_tensors(void) { return tensors_live; }
 
-ct_storage *ct__storage_new(size_t nbytes) {
-    ct_storage *s = calloc(1, sizeof *s);
+/* ---- header blocks ----
+ * Every op makes a tensor header and a storage header, and most free two. Each thread
+ * keeps up to HDR_KEEP freed headers of each kind for reuse (a destructor frees them
+ * when the thread ends), and a storage block has room for INLINE_BYTES of data after
+ * the header, so a small tensor costs no separate data allocation either. */
+#define STORAGE_HDR 128 /* >= sizeof(ct_storage), a multiple of CT_ALIGN */
+#define INLINE_BYTES 128
+#define STORAGE_BLOCK (STORAGE_HDR + INLINE_BYTES)
+#define HDR_KEEP 256
+
+typedef struct hdr {
+    struct hdr *next;
+} hdr;
+typedef struct {
+    hdr *t, *s;
+    int nt, ns;
+    bool registered;
+} hdr_cache;
+static _Thread_local CT_TLS_HOT hdr_cache tlc;
+static pthread_key_t tlc_key;
+static pthread_once_t tlc_once = PTHREAD_ONCE_INIT;
+
+static void tlc_free(void *p) {
+    hdr_cache *c = p;
+    while (c->t) { hdr *n = c->t->next; free(c->t); c->t = n; }
+    while (c->s) { hdr *n = c->s->next; free(c->s); c->s = n; }
+    c->nt = c->ns = 0;
+}
+static void tlc_init(void) { (void)pthread_key_create(&tlc_key, tlc_free); }
+
+static hdr_cache *hcache(void) {
+    if (CT_UNLIKELY(!tlc.registered)) {
+        pthread_once(&tlc_once, tlc_init);
+        pthread_setspecific(tlc_key, &tlc);
+        tlc.registered = true;
+    }
+    return &tlc;
+}
+
+static void *hdr_get(bool storage) {
+    hdr_cache *c = hcache();
+    hdr **l = storage ? &c->s : &c->t;
+    if (*l) {
+        hdr *h = *l;
+        *l = h->next;
+        if (storage) c->ns--;
+        else c->nt--;
+        return h;
+    }
+    return storage ? aligned_alloc(CT_ALIGN, STORAGE_BLOCK) : malloc(sizeof(ct_tensor));
+}
+
+static void hdr_put(void *p, bool storage) {
+    hdr_cache *c = hcache();
+    int *n = storage ? &c->ns : &c->nt;
+    if (*n >= HDR_KEEP) { free(p); return; }
+    hdr *h = p;
+    h->next = storage ? c->s : c->t;
+    if (storage) c->s = h;
+    else c->t = h;
+    (*n)++;
+}
+
+static ct_storage *storage_hdr(void) {
+    _Static_assert(sizeof(ct_storage) <= STORAGE_HDR, "storage header block too small");
+    ct_storage *s = hdr_get(true);
     if (!s) return ct__err(CT_ERR_OOM, "out of memory allocating a storage");
-    s->data = ct__alloc(nbytes);
-    if (!s->data) { free(s); return NULL; }
+    memset(s, 0, sizeof *s);
     atomic_init(&s->refcount, 1);
-    s->nbytes = nbytes;
     s->device = CT_CPU;
     return s;
 }
 
+static bool data_inline(const ct_storage *s) { return s->data == (const char *)s + STORAGE_HDR; }
+
+ct_storage *ct__storage_new(size_t nbytes) {
+    ct_storage *s = storage_hdr();
+    if (!s) return NULL;
+    s->data = nbytes <= INLINE_BYTES ? (char *)s + STORAGE_HDR : ct__alloc(nbytes);
+    if (!s->data) { hdr_put(s, true); return NULL; }
+    s->nbytes = nbytes;
+    return s;
+}
+
 ct_storage *ct__storage_borrow(void *data, size_t nbytes, void (*deleter)(void *, void *), void *ctx) {
-    ct_storage *s = calloc(1, sizeof *s);
-    if (!s) return ct__err(CT_ERR_OOM, "out of memory allocating a storage");
-    atomic_init(&s->refcount, 1);
+    ct_storage *s = storage_hdr();
+    if (!s) return NULL;
     s->data = data;
     s->nbytes = nbytes;
     s->borrowed = true;
     s->deleter = deleter;
     s->deleter_ctx = ctx;
-    s->device = CT_CPU;
     return s;
 }
 
@@ -37,8 +109,8 @@ void ct__storage_release(ct_storage *s) {
     if (!s || atomic_fetch_sub(&s->refcount, 1) != 1) return;
     if (s->borrowed) {
         if (s->deleter) s->deleter(s->data, s->deleter_ctx);
-    } else ct__free(s->data, s->nbytes);
-    free(s);
+    } else if (!data_inline(s)) ct__free(s->data, s->nbytes);
+    hdr_put(s, true);
 }
 
 int64_t ct__prod(int ndim, const int64_t *sizes) {
@@ -79,7 +151,7 @@ ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t
                           int64_t offset) {
     if (ndim < 0 || ndim > CT_MAX_DIMS)
         return ct__err(CT_ERR_ARG, "tensors of rank %d are not supported (at most %d dims)", ndim, CT_MAX_DIMS);
-    ct_tensor *t = malloc(sizeof *t);
+    ct_tensor *t = hdr_get(false);
     if (!t) return ct__err(CT_ERR_OOM, "out of memory allocating a tensor");
     memset(t, 0, offsetof(ct_tensor, small));
     memset((char *)t + offsetof(ct_tensor, offset), 0, sizeof *t - offsetof(ct_tensor, offset));
@@ -91,7 +163,7 @@ ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t
         t->strides = t->small + CT_INLINE_DIMS;
     } else {
         t->sizes = malloc(sizeof(int64_t) * 2 * (size_t)ndim);
-        if (!t->sizes) { free(t); return ct__err(CT_ERR_OOM, "out of memory allocating a tensor"); }
+        if (!t->sizes) { hdr_put(t, false); return ct__err(CT_ERR_OOM, "out of memory allocating a tensor"); }
         t->strides = t->sizes + ndim;
     }
     if (ndim) memcpy(t->sizes, sizes, sizeof(int64_t) * (size_t)ndim);
@@ -147,7 +219,7 @@ CT_API void ct_release(ct_tensor *t) {
     ct__storage_release(t->storage);
     if (t->sizes != t->small) free(t->sizes);
     tensors_live--;
-    free(t);
+    hdr_put(t, false);
 }
 
 /* ---- properties ---- */
