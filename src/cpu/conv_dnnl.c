@@ -9,39 +9,21 @@
  * scratchpad and stream. Shapes oneDNN will not take are declined, and the caller runs
  * the im2col kernels in conv.c instead. */
 #ifdef CT_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/loops.h"
+#include "cpu/dnnl_common.h"
 
 enum { ROLE_SRC, ROLE_WEI, ROLE_DST, N_ROLES };
 
+/* key: op, N C H W, O kh kw, Ho Wo, sh sw ph pw dh dw G, bias */
 typedef struct {
-    int64_t v[18]; /* op, N C H W, O kh kw, Ho Wo, sh sw ph pw dh dw G, bias */
-} conv_key;
-
-typedef struct {
-    conv_key key;
     dnnl_primitive_t prim;
-    size_t scratch;                  /* bytes of the primitive's scratchpad */
     dnnl_memory_desc_t user[N_ROLES]; /* plain layouts of our tensors */
     dnnl_memory_desc_t mine[N_ROLES]; /* what the primitive wants */
     dnnl_primitive_t reorder[N_ROLES]; /* user -> mine for inputs, mine -> user for the output; NULL: same layout */
-    size_t reorder_scratch[N_ROLES];
     dnnl_memory_desc_t bias;
 } conv_entry;
-
-#define CACHE_CAP 256
-static conv_entry *cache[CACHE_CAP];
-static int cache_n;
-static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t engine;
-static bool engine_ok;
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-
-static void engine_init(void) { engine_ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success; }
 
 static void entry_free(conv_entry *e) {
     if (!e) return;
@@ -72,20 +54,15 @@ static int role_arg(int64_t op, int r) {
     }
 }
 
-static size_t scratch_of(const_dnnl_primitive_desc_t pd) {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    return md ? dnnl_memory_desc_get_size(md) : 0;
-}
-
-/* Builds the primitive for key k; NULL when oneDNN declines the shape. */
-static conv_entry *entry_build(const conv_key *k) {
-    const int64_t *v = k->v;
+/* Builds the primitive for key v; NULL when oneDNN declines the shape. */
+static void *entry_build(const int64_t *v, void *ctx) {
+    (void)ctx;
+    dnnl_engine_t engine = ct__dnnl_engine();
     int64_t op = v[0], N = v[1], C = v[2], H = v[3], W = v[4], O = v[5], kh = v[6], kw = v[7], Ho = v[8], Wo = v[9];
     int64_t sh = v[10], sw = v[11], ph = v[12], pw = v[13], dh = v[14], dw = v[15], G = v[16];
     bool has_bias = v[17];
     conv_entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
-    e->key = *k;
     dnnl_memory_desc_t any[N_ROLES];
     dnnl_dims_t sd = {N, C, H, W}, dd = {N, O, Ho, Wo};
     dnnl_dims_t wd = {O, C, kh, kw}, wgd = {G, O / G, C / G, kh, kw};
@@ -105,12 +82,10 @@ static conv_entry *entry_build(const conv_key *k) {
      * output size come out (negative when the last rows are never reached) */
     dnnl_dims_t strides = {sh, sw}, dil = {dh - 1, dw - 1}, pl = {ph, pw};
     dnnl_dims_t pr = {(Ho - 1) * sh + (kh - 1) * dh + 1 - H - ph, (Wo - 1) * sw + (kw - 1) * dw + 1 - W - pw};
-    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_attr_t attr = ct__dnnl_attr();
     dnnl_primitive_desc_t fwd = NULL, pd = NULL;
     dnnl_convolution_desc_t fd, bd;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
-        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
-        goto fail;
+    if (!attr) goto fail;
     if (dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
                                                    &any[ROLE_SRC], &any[ROLE_WEI],
                                                    op == CT_OP_CONV2D && has_bias ? &e->bias : NULL, &any[ROLE_DST],
@@ -129,7 +104,6 @@ static conv_entry *entry_build(const conv_key *k) {
                                                                       dil, pl, pr);
         if (st != dnnl_success || dnnl_primitive_desc_create(&pd, &bd, attr, engine, fwd) != dnnl_success) goto fail;
     }
-    e->scratch = scratch_of(pd);
     for (int r = 0; r < N_ROLES; r++) {
         const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, role_query(op, r), 0);
         if (!md) goto fail;
@@ -139,7 +113,6 @@ static conv_entry *entry_build(const conv_key *k) {
         dnnl_primitive_desc_t rpd = NULL;
         const dnnl_memory_desc_t *from = is_out ? &e->mine[r] : &e->user[r], *to = is_out ? &e->user[r] : &e->mine[r];
         if (dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, attr) != dnnl_success) goto fail;
-        e->reorder_scratch[r] = scratch_of(rpd);
         dnnl_status_t st = dnnl_primitive_create(&e->reorder[r], rpd);
         dnnl_primitive_desc_destroy(rpd);
         if (st != dnnl_success) goto fail;
@@ -157,53 +130,17 @@ fail:
     return NULL;
 }
 
-/* The cached entry for k (built on first use); *owned set when the cache is full and
- * the caller must free it. NULL: declined. */
-static conv_entry *entry_get(const conv_key *k, bool *owned) {
-    *owned = false;
-    pthread_mutex_lock(&cache_mu);
-    for (int i = 0; i < cache_n; i++)
-        if (memcmp(&cache[i]->key, k, sizeof *k) == 0) {
-            conv_entry *e = cache[i];
-            pthread_mutex_unlock(&cache_mu);
-            return e;
-        }
-    conv_entry *e = entry_build(k);
-    if (e && cache_n < CACHE_CAP) cache[cache_n++] = e;
-    else if (e) *owned = true;
-    pthread_mutex_unlock(&cache_mu);
-    return e;
-}
-
-/* a scratch buffer from the caching allocator (NULL for 0 bytes; *ok false on OOM) */
-static ct_tensor *scratch_buf(size_t bytes, bool *ok) {
+/* a buffer from the caching allocator (NULL for 0 bytes; *ok false on OOM) */
+static ct_tensor *buffer(size_t bytes, bool *ok) {
     if (!bytes) return NULL;
     ct_tensor *t = ct__empty_raw(1, (int64_t[]){(int64_t)bytes}, CT_UINT8);
     if (!t) *ok = false;
     return t;
 }
 
-static bool run(dnnl_primitive_t p, dnnl_stream_t s, size_t scratch_bytes, int nargs, dnnl_exec_arg_t *args) {
-    bool ok = true;
-    ct_tensor *sbuf = scratch_buf(scratch_bytes, &ok);
-    dnnl_memory_t sm = NULL;
-    if (ok && sbuf) {
-        const dnnl_memory_desc_t *md = NULL;
-        const_dnnl_primitive_desc_t pd;
-        ok = dnnl_primitive_get_primitive_desc(p, &pd) == dnnl_success &&
-             (md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)) != NULL &&
-             dnnl_memory_create(&sm, md, engine, ct__data(sbuf)) == dnnl_success;
-        if (ok) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, sm};
-    }
-    ok = ok && dnnl_primitive_execute(p, s, nargs, args) == dnnl_success;
-    if (sm) dnnl_memory_destroy(sm);
-    ct_release(sbuf);
-    return ok;
-}
-
 int ct__dnnl_conv(const ct_kernel_args *a) {
-    pthread_once(&engine_once, engine_init);
-    if (!engine_ok) return 1;
+    dnnl_engine_t engine = ct__dnnl_engine();
+    if (!engine) return 1;
     int64_t op = a->op;
     const ct_tensor *x, *w, *y;
     switch (a->op) {
@@ -213,10 +150,11 @@ int ct__dnnl_conv(const ct_kernel_args *a) {
     }
     const ct_tensor *bias = op == CT_OP_CONV2D && a->n_in > 2 ? a->in[2] : NULL;
     const int64_t *iv = a->iv;
-    conv_key k = {{op, x->sizes[0], x->sizes[1], x->sizes[2], x->sizes[3], w->sizes[0], w->sizes[2], w->sizes[3],
-                   y->sizes[2], y->sizes[3], iv[0], iv[1], iv[2], iv[3], iv[4], iv[5], iv[6], bias != NULL}};
+    int64_t key[CT_DNNL_KEY] = {op, x->sizes[0], x->sizes[1], x->sizes[2], x->sizes[3], w->sizes[0], w->sizes[2],
+                                w->sizes[3], y->sizes[2], y->sizes[3], iv[0], iv[1], iv[2], iv[3], iv[4], iv[5], iv[6],
+                                bias != NULL};
     bool owned;
-    conv_entry *e = entry_get(&k, &owned);
+    conv_entry *e = ct__dnnl_cached(key, entry_build, NULL, &owned);
     if (!e) return 1;
     const ct_tensor *t[N_ROLES] = {x, w, y};
     dnnl_memory_t um[N_ROLES] = {0}, mm[N_ROLES] = {0}, bm = NULL;
@@ -227,11 +165,10 @@ int ct__dnnl_conv(const ct_kernel_args *a) {
     for (int r = 0; r < N_ROLES && ok; r++) {
         ok = dnnl_memory_create(&um[r], &e->user[r], engine, ct__data(t[r])) == dnnl_success;
         if (!ok || !e->reorder[r]) continue;
-        buf[r] = scratch_buf(dnnl_memory_desc_get_size(&e->mine[r]), &ok);
+        buf[r] = buffer(dnnl_memory_desc_get_size(&e->mine[r]), &ok);
         ok = ok && dnnl_memory_create(&mm[r], &e->mine[r], engine, buf[r] ? ct__data(buf[r]) : NULL) == dnnl_success;
         if (ok && r != orole)
-            ok = run(e->reorder[r], s, e->reorder_scratch[r], 2,
-                     (dnnl_exec_arg_t[3]){{DNNL_ARG_FROM, um[r]}, {DNNL_ARG_TO, mm[r]}});
+            ok = ct__dnnl_run(e->reorder[r], s, 2, (dnnl_exec_arg_t[3]){{DNNL_ARG_FROM, um[r]}, {DNNL_ARG_TO, mm[r]}});
     }
     if (ok && bias) ok = dnnl_memory_create(&bm, &e->bias, engine, ct__data(bias)) == dnnl_success;
     if (ok) {
@@ -239,11 +176,11 @@ int ct__dnnl_conv(const ct_kernel_args *a) {
         int n = 0;
         for (int r = 0; r < N_ROLES; r++) args[n++] = (dnnl_exec_arg_t){role_arg(op, r), mm[r] ? mm[r] : um[r]};
         if (bm) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
-        ok = run(e->prim, s, e->scratch, n, args);
+        ok = ct__dnnl_run(e->prim, s, n, args);
     }
     if (ok && e->reorder[orole])
-        ok = run(e->reorder[orole], s, e->reorder_scratch[orole], 2,
-                 (dnnl_exec_arg_t[3]){{DNNL_ARG_FROM, mm[orole]}, {DNNL_ARG_TO, um[orole]}});
+        ok = ct__dnnl_run(e->reorder[orole], s, 2,
+                          (dnnl_exec_arg_t[3]){{DNNL_ARG_FROM, mm[orole]}, {DNNL_ARG_TO, um[orole]}});
     if (ok) ok = dnnl_stream_wait(s) == dnnl_success;
     for (int r = 0; r < N_ROLES; r++) {
         if (um[r]) dnnl_memory_destroy(um[r]);

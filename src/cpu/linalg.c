@@ -223,6 +223,12 @@ static int gemm_kernel(const ct_kernel_args *a) {
         ct_release(tB);
         return 0;
     }
+#ifdef CT_HAVE_DNNL
+    if (dt == CT_BFLOAT16) {
+        int rc = ct__dnnl_matmul(A, B, C, alpha, beta);
+        if (rc <= 0) return rc; /* done, or failed with a message; > 0: declined */
+    }
+#endif
     switch (dt) {
     case CT_FLOAT16: gemm_f16(A, B, C, alpha, beta); break;
     case CT_BFLOAT16: gemm_bf16(A, B, C, alpha, beta); break;

@@ -31,6 +31,9 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
  * (src/cpu/conv_dnnl.c): 0 done, < 0 failed (message set), > 0 declined (the caller
  * runs its own kernel). */
 int ct__dnnl_conv(const ct_kernel_args *a);
+/* C = A @ B over [B, M, K] x [B, K, N] bfloat16 operands through oneDNN
+ * (src/cpu/matmul_dnnl.c); same return convention. */
+int ct__dnnl_matmul(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, double alpha, double beta);
 #endif
 
 /* storage type, compute type, load, store for each dtype */

@@ -57,6 +57,33 @@ def test_bmm(dtype, shapes):
     check_op("bmm", _b("ct_bmm"), torch.bmm, [rand(shapes[0], dtype), rand(shapes[1], dtype)])
 
 
+# bfloat16 products go through oneDNN's matmul (float32 accumulation, one rounding) when
+# the library has it: larger shapes, transposed and strided operands, batches with a
+# broadcast side, and the gradients (products of transposed views themselves)
+BF16_MM = [((64, 96), (96, 80), False, False), ((33, 70), (70, 17), True, False), ((40, 24), (24, 56), False, True),
+           ((3, 20, 48), (3, 48, 36), True, True), ((5, 16, 32), (32, 8), False, False),
+           ((16, 32), (4, 32, 8), False, False)]
+
+
+@pytest.mark.parametrize("k", range(len(BF16_MM)))
+def test_matmul_bfloat16(k):
+    sa, sb, ta, tb = BF16_MM[k]
+    a, b = rand(sa, torch.bfloat16), rand(sb, torch.bfloat16)
+    if ta:  # the same values, stored transposed
+        a = a.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if tb:
+        b = b.transpose(-1, -2).contiguous().transpose(-1, -2)
+    check_op("matmul", _b("ct_matmul"), torch.matmul, [a, b])
+    with case("matmul"):  # every other column of a wider matrix: a strided operand
+        wide = rand((sa[-2], 2 * sa[-1]), torch.bfloat16)
+        lib.ct_slice.restype = P
+        lib.ct_slice.argtypes = [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+        cw = ct(wide)
+        sl = T(lib.ct_slice(cw, 1, 0, 2 * sa[-1], 2))
+        b2 = b if b.dim() == 2 else b[0]
+        assert_close(to_torch(call("ct_matmul", sl, ct(b2))), wide[:, ::2] @ b2)
+
+
 @pytest.mark.parametrize("dtype", FLOATS + [torch.int32])
 def test_mv_dot_vdot_outer(dtype):
     check_op("mv", _b("ct_mv"), torch.mv, [rand((4, 3), dtype), rand((3,), dtype)])
