@@ -388,6 +388,37 @@ static int cpu_pool2d(const ct_kernel_args *a) {
     return 0;
 }
 
+/* max_pool2d's input gradient: each plane zeroed, then every output gradient added at
+ * its window's index (windows may overlap, so indices may repeat within a plane);
+ * planes are independent and split over threads. */
+static int cpu_max_pool2d_bwd(const ct_kernel_args *a) {
+    const ct_tensor *g = a->in[0], *ix = a->in[1];
+    ct_tensor *o = a->out[0];
+    int64_t planes = o->sizes[0] * o->sizes[1], psz = o->sizes[2] * o->sizes[3], gsz = g->numel / (planes ? planes : 1);
+    if (o->dtype != CT_FLOAT32 && o->dtype != CT_FLOAT64)
+        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(o->dtype));
+    bool f32 = o->dtype == CT_FLOAT32;
+    const int64_t *ip = ct__data(ix);
+#pragma omp parallel for schedule(static) if (planes > 1 && planes * psz >= CT_GRAIN)
+    for (int64_t p = 0; p < planes; p++) {
+        const int64_t *pi = ip + p * gsz;
+        if (f32) {
+            float *op = (float *)ct__data(o) + p * psz;
+            const float *gp = (const float *)ct__data(g) + p * gsz;
+            memset(op, 0, sizeof(float) * (size_t)psz);
+            for (int64_t i = 0; i < gsz; i++)
+                if ((uint64_t)pi[i] < (uint64_t)psz) op[pi[i]] += gp[i];
+        } else {
+            double *op = (double *)ct__data(o) + p * psz;
+            const double *gp = (const double *)ct__data(g) + p * gsz;
+            memset(op, 0, sizeof(double) * (size_t)psz);
+            for (int64_t i = 0; i < gsz; i++)
+                if ((uint64_t)pi[i] < (uint64_t)psz) op[pi[i]] += gp[i];
+        }
+    }
+    return 0;
+}
+
 void ct_cpu_register_conv(ct_kernel_fn *k) {
     k[CT_OP_UNFOLD] = cpu_unfold_fold;
     k[CT_OP_FOLD] = cpu_unfold_fold;
@@ -396,4 +427,5 @@ void ct_cpu_register_conv(ct_kernel_fn *k) {
     k[CT_OP_CONV2D_BWD_WEIGHT] = cpu_conv;
     k[CT_OP_MAX_POOL2D] = cpu_pool2d;
     k[CT_OP_AVG_POOL2D] = cpu_pool2d;
+    k[CT_OP_MAX_POOL2D_BWD] = cpu_max_pool2d_bwd;
 }

@@ -77,6 +77,19 @@ static int max_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     if (!idx) return ct_last_status();
     const ct_meta *m = &n->in_meta[0];
     int64_t N = m->sizes[0], C = m->sizes[1], HW = m->sizes[2] * m->sizes[3];
+    if (!ct_is_grad_enabled()) { /* first order: one kernel pass (zero each plane, add at the indices) */
+        ct_tensor *g = contig(go[0]), *out = g ? ct__empty_raw(m->ndim, m->sizes, go[0]->dtype) : NULL;
+        int rc = out ? 0 : ct_last_status();
+        if (!rc) {
+            ct_kernel_args a = {.op = CT_OP_MAX_POOL2D_BWD, .n_out = 1, .n_in = 2, .out = {out}, .in = {g, idx}};
+            rc = ct__dispatch(&a);
+        }
+        ct_release(g);
+        if (rc) { ct_release(out); return rc; }
+        gi[0] = ct__ret(out);
+        return 0;
+    }
+    /* create_graph: scatter_add, differentiable in the gradient */
     ct_tensor *z = ct_zeros(3, (int64_t[]){N, C, HW}, go[0]->dtype);
     ct_tensor *g = ct_scatter_add(z, 2, ct_reshape(idx, 3, (int64_t[]){N, C, -1}),
                                   ct_reshape(go[0], 3, (int64_t[]){N, C, -1}));
