@@ -36,9 +36,12 @@ static void meta_free(ct_meta *m) {
     m->sizes = NULL;
 }
 
+size_t ct__node_size(void) { return sizeof(ct_node); }
+
 ct_node *ct__node_new(const char *name, ct_backward_fn fn, int n_inputs) {
-    ct_node *n = calloc(1, sizeof *n);
+    ct_node *n = ct__hdr_get(CT_HDR_NODE);
     if (!n) return ct__err(CT_ERR_OOM, "out of memory recording %s", name);
+    memset(n, 0, sizeof *n);
     atomic_init(&n->refcount, 1);
     n->name = name;
     n->backward = fn;
@@ -46,7 +49,7 @@ ct_node *ct__node_new(const char *name, ct_backward_fn fn, int n_inputs) {
     n->n_next = n_inputs;
     if (n_inputs > 4) {
         n->next = calloc((size_t)n_inputs, sizeof *n->next);
-        if (!n->next) { free(n); return ct__err(CT_ERR_OOM, "out of memory recording %s", name); }
+        if (!n->next) { ct__hdr_put(CT_HDR_NODE, n); return ct__err(CT_ERR_OOM, "out of memory recording %s", name); }
     } else if (n_inputs) {
         n->next = n->next_small;
     }
@@ -110,7 +113,7 @@ void ct__node_release(ct_node *n) {
         free(n->ivec);
         if (n->ctx_free) n->ctx_free(n->ctx);
         if (n->next != n->next_small) free(n->next);
-        free(n);
+        ct__hdr_put(CT_HDR_NODE, n);
         n = NULL;
     }
     if (stack != local) free(stack);

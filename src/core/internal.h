@@ -111,6 +111,12 @@ void ct__storage_release(ct_storage *s);
 ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t *sizes,
                           const int64_t *strides, int64_t offset);
 /* Contiguous uninitialised tensor; not registered in a scope. */
+/* Per-thread caches of fixed-size header blocks (src/core/tensor.c): get returns an
+ * uninitialised block (NULL on OOM), put hands one back. */
+typedef enum { CT_HDR_TENSOR, CT_HDR_STORAGE, CT_HDR_NODE, CT_HDR_KINDS } ct_hdr_kind;
+void *ct__hdr_get(ct_hdr_kind k);
+void ct__hdr_put(ct_hdr_kind k, void *p);
+size_t ct__node_size(void); /* sizeof(ct_node), from autograd.c */
 ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype);
 /* Uninitialised tensor shaped like `like`, with its dim order (torch's preserve_format). */
 ct_tensor *ct__empty_like_raw(const ct_tensor *like, ct_dtype dtype);

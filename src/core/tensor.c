@@ -11,10 +11,11 @@ static atomic_llong tensors_live;
 CT_API int64_t ct_live_tensors(void) { return tensors_live; }
 
 /* ---- header blocks ----
- * Every op makes a tensor header and a storage header, and most free two. Each thread
- * keeps up to HDR_KEEP freed headers of each kind for reuse (a destructor frees them
- * when the thread ends), and a storage block has room for INLINE_BYTES of data after
- * the header, so a small tensor costs no separate data allocation either. */
+ * Every op makes a tensor header and a storage header (and an autograd node when it
+ * records), and most free as many. Each thread keeps up to HDR_KEEP freed headers of
+ * each kind for reuse (a destructor frees them when the thread ends), and a storage
+ * block has room for INLINE_BYTES of data after the header, so a small tensor costs no
+ * separate data allocation either. */
 #define STORAGE_HDR 128 /* >= sizeof(ct_storage), a multiple of CT_ALIGN */
 #define INLINE_BYTES 128
 #define STORAGE_BLOCK (STORAGE_HDR + INLINE_BYTES)
@@ -24,8 +25,8 @@ typedef struct hdr {
     struct hdr *next;
 } hdr;
 typedef struct {
-    hdr *t, *s;
-    int nt, ns;
+    hdr *list[CT_HDR_KINDS];
+    int n[CT_HDR_KINDS];
     bool registered;
 } hdr_cache;
 static _Thread_local CT_TLS_HOT hdr_cache tlc;
@@ -34,9 +35,10 @@ static pthread_once_t tlc_once = PTHREAD_ONCE_INIT;
 
 static void tlc_free(void *p) {
     hdr_cache *c = p;
-    while (c->t) { hdr *n = c->t->next; free(c->t); c->t = n; }
-    while (c->s) { hdr *n = c->s->next; free(c->s); c->s = n; }
-    c->nt = c->ns = 0;
+    for (int k = 0; k < CT_HDR_KINDS; k++) {
+        while (c->list[k]) { hdr *n = c->list[k]->next; free(c->list[k]); c->list[k] = n; }
+        c->n[k] = 0;
+    }
 }
 static void tlc_init(void) { (void)pthread_key_create(&tlc_key, tlc_free); }
 
@@ -49,33 +51,33 @@ static hdr_cache *hcache(void) {
     return &tlc;
 }
 
-static void *hdr_get(bool storage) {
-    hdr_cache *c = hcache();
-    hdr **l = storage ? &c->s : &c->t;
-    if (*l) {
-        hdr *h = *l;
-        *l = h->next;
-        if (storage) c->ns--;
-        else c->nt--;
-        return h;
-    }
-    return storage ? aligned_alloc(CT_ALIGN, STORAGE_BLOCK) : malloc(sizeof(ct_tensor));
+static size_t hdr_size(ct_hdr_kind k) {
+    return k == CT_HDR_TENSOR ? sizeof(ct_tensor) : k == CT_HDR_STORAGE ? STORAGE_BLOCK : ct__node_size();
 }
 
-static void hdr_put(void *p, bool storage) {
+void *ct__hdr_get(ct_hdr_kind k) {
     hdr_cache *c = hcache();
-    int *n = storage ? &c->ns : &c->nt;
-    if (*n >= HDR_KEEP) { free(p); return; }
+    if (c->list[k]) {
+        hdr *h = c->list[k];
+        c->list[k] = h->next;
+        c->n[k]--;
+        return h;
+    }
+    return aligned_alloc(CT_ALIGN, (hdr_size(k) + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN);
+}
+
+void ct__hdr_put(ct_hdr_kind k, void *p) {
+    hdr_cache *c = hcache();
+    if (c->n[k] >= HDR_KEEP) { free(p); return; }
     hdr *h = p;
-    h->next = storage ? c->s : c->t;
-    if (storage) c->s = h;
-    else c->t = h;
-    (*n)++;
+    h->next = c->list[k];
+    c->list[k] = h;
+    c->n[k]++;
 }
 
 static ct_storage *storage_hdr(void) {
     _Static_assert(sizeof(ct_storage) <= STORAGE_HDR, "storage header block too small");
-    ct_storage *s = hdr_get(true);
+    ct_storage *s = ct__hdr_get(CT_HDR_STORAGE);
     if (!s) return ct__err(CT_ERR_OOM, "out of memory allocating a storage");
     memset(s, 0, sizeof *s);
     atomic_init(&s->refcount, 1);
@@ -89,7 +91,7 @@ ct_storage *ct__storage_new(size_t nbytes) {
     ct_storage *s = storage_hdr();
     if (!s) return NULL;
     s->data = nbytes <= INLINE_BYTES ? (char *)s + STORAGE_HDR : ct__alloc(nbytes);
-    if (!s->data) { hdr_put(s, true); return NULL; }
+    if (!s->data) { ct__hdr_put(CT_HDR_STORAGE, s); return NULL; }
     s->nbytes = nbytes;
     return s;
 }
@@ -110,7 +112,7 @@ void ct__storage_release(ct_storage *s) {
     if (s->borrowed) {
         if (s->deleter) s->deleter(s->data, s->deleter_ctx);
     } else if (!data_inline(s)) ct__free(s->data, s->nbytes);
-    hdr_put(s, true);
+    ct__hdr_put(CT_HDR_STORAGE, s);
 }
 
 int64_t ct__prod(int ndim, const int64_t *sizes) {
@@ -151,7 +153,7 @@ ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t
                           int64_t offset) {
     if (ndim < 0 || ndim > CT_MAX_DIMS)
         return ct__err(CT_ERR_ARG, "tensors of rank %d are not supported (at most %d dims)", ndim, CT_MAX_DIMS);
-    ct_tensor *t = hdr_get(false);
+    ct_tensor *t = ct__hdr_get(CT_HDR_TENSOR);
     if (!t) return ct__err(CT_ERR_OOM, "out of memory allocating a tensor");
     memset(t, 0, offsetof(ct_tensor, small));
     memset((char *)t + offsetof(ct_tensor, offset), 0, sizeof *t - offsetof(ct_tensor, offset));
@@ -163,7 +165,7 @@ ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t
         t->strides = t->small + CT_INLINE_DIMS;
     } else {
         t->sizes = malloc(sizeof(int64_t) * 2 * (size_t)ndim);
-        if (!t->sizes) { hdr_put(t, false); return ct__err(CT_ERR_OOM, "out of memory allocating a tensor"); }
+        if (!t->sizes) { ct__hdr_put(CT_HDR_TENSOR, t); return ct__err(CT_ERR_OOM, "out of memory allocating a tensor"); }
         t->strides = t->sizes + ndim;
     }
     if (ndim) memcpy(t->sizes, sizes, sizeof(int64_t) * (size_t)ndim);
@@ -219,7 +221,7 @@ CT_API void ct_release(ct_tensor *t) {
     ct__storage_release(t->storage);
     if (t->sizes != t->small) free(t->sizes);
     tensors_live--;
-    hdr_put(t, false);
+    ct__hdr_put(CT_HDR_TENSOR, t);
 }
 
 /* ---- properties ---- */
