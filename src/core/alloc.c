@@ -15,7 +15,9 @@
 #define SMALL_STEP 64
 #define SMALL_MAX 4096                       /* classes 64, 128, ..., 4096 */
 #define N_SMALL (SMALL_MAX / SMALL_STEP)
-#define N_LARGE (4 * 48)                     /* 4 classes per power of two above 4 KiB */
+#define CLASS_LOG 3                          /* 8 classes per power of two above 4 KiB: */
+#define CLASSES (1 << CLASS_LOG)             /* at most 1/8 of a block is rounding */
+#define N_LARGE (CLASSES * 48)
 #define HUGE ((size_t)2 << 20)               /* transparent huge page size */
 
 typedef struct block { struct block *next; } block;
@@ -33,11 +35,11 @@ static int size_class(size_t n, size_t *rounded) {
         return (int)(r / SMALL_STEP) - 1;
     }
     int k = 63 - __builtin_clzll((unsigned long long)n); /* 2^k <= n < 2^(k+1) */
-    size_t quarter = (size_t)1 << (k - 2);
-    size_t r = (n + quarter - 1) / quarter * quarter;    /* 5/4, 6/4, 7/4, 8/4 of 2^k */
-    if (r >= (size_t)1 << (k + 1)) { k++; quarter <<= 1; r = (size_t)1 << k; }
-    int q = (int)(r >> (k - 2)) - 4; /* 0..3 */
-    int idx = N_SMALL + 4 * (k - 12) + q;
+    size_t step = (size_t)1 << (k - CLASS_LOG);
+    size_t r = (n + step - 1) / step * step;             /* 9/8, 10/8, ..., 16/8 of 2^k */
+    if (r >= (size_t)1 << (k + 1)) { k++; r = (size_t)1 << k; }
+    int q = (int)(r >> (k - CLASS_LOG)) - CLASSES;       /* 0..CLASSES-1 */
+    int idx = N_SMALL + CLASSES * (k - 12) + q;
     *rounded = r;
     return idx < N_SMALL + N_LARGE ? idx : -1;
 }
@@ -99,8 +101,8 @@ void ct__free(void *p, size_t nbytes) {
                 size_t kr;
                 if (k < N_SMALL) kr = (size_t)(k + 1) * SMALL_STEP;
                 else {
-                    int e = (k - N_SMALL) / 4 + 12, q = (k - N_SMALL) % 4;
-                    kr = ((size_t)1 << (e - 2)) * (size_t)(4 + q);
+                    int e = (k - N_SMALL) / CLASSES + 12, q = (k - N_SMALL) % CLASSES;
+                    kr = ((size_t)1 << (e - CLASS_LOG)) * (size_t)(CLASSES + q);
                 }
                 cached_bytes -= kr;
                 b->next = evicted;
