@@ -14,5 +14,6 @@ ct_backend *ct_cpu_backend(void) {
     ct_cpu_register_random(k);
     ct_cpu_register_conv(k);
     ct_cpu_register_batchnorm(k);
+    ct_cpu_register_norm(k);
     return &cpu_backend;
 }

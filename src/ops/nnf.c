@@ -1,10 +1,12 @@
-/* Linear layers, normalisation and embedding (torch.nn.functional), composed from
- * differentiable ops: gradients and double backward come from autograd. Each runs in
- * a private scope and hands its result to the caller's. */
+/* Linear layers, normalisation and embedding (torch.nn.functional). Composites of
+ * differentiable ops run in a private scope and hand their result to the caller's;
+ * batch_norm and layer_norm have fused kernels (src/cpu/batchnorm.c, src/cpu/norm.c)
+ * whose backward switches to the differentiable formula under create_graph. */
 #include <math.h>
 
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
+#include "ctorch.h"
 #include "ctorch/nn.h"
 
 #include "ops/compose.h"
@@ -189,6 +191,131 @@ CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_me
     END
 }
 
+/* ---- layer_norm: a fused row kernel for float32 / float64 on the CPU (PyTorch's
+ * native_layer_norm), the composite of public ops for everything else ---- */
+
+/* t itself (retained) if contiguous, else a contiguous copy; unregistered, no autograd. */
+static ct_tensor *ln_contig_raw(const ct_tensor *t) {
+    if (ct__is_contiguous(t)) return ct_retain((ct_tensor *)t);
+    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
+    if (c && ct__copy_raw(c, t)) {
+        ct_release(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* Saved: 0 x, 1 mean [N], 2 rstd [N], 3 weight (i[1]); i[0] number of normalised dims; d[0] eps.
+ * Without a graph to build (no create_graph, or nothing involved requires grad) the fused
+ * backward kernel; otherwise the same gradients from differentiable ops (the statistics
+ * recomputed from x so that they carry x's history), for double backward. */
+static int layer_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi) {
+    int n = (int)nd->i[0];
+    bool has_w = nd->i[1] != 0;
+    double eps = nd->d[0];
+    ct_tensor *g = go[0], *x = ct__unpack(nd, 0), *mean = ct__unpack(nd, 1), *rstd = ct__unpack(nd, 2);
+    ct_tensor *w = has_w ? ct__unpack(nd, 3) : NULL;
+    if (!x || !mean || !rstd || (has_w && !w)) return ct_last_status();
+    bool need_x = ct__node_needs(nd, 0), need_w = has_w && ct__node_needs(nd, 1), need_b = ct__node_needs(nd, 2);
+    int nd_ = x->ndim, nlead = nd_ - n;
+    const int64_t *nshape = x->sizes + nlead;
+    if (!ct__needs_grad(3, (const ct_tensor *[]){g, x, w}) && g->dtype == x->dtype &&
+        g->storage->device.type == CT_DEVICE_CPU) {
+        int64_t M = ct__prod(n, nshape), N = M ? x->numel / M : 0;
+        ct_tensor *dy = ln_contig_raw(g), *xc = ln_contig_raw(x), *wc = w ? ln_contig_raw(w) : NULL;
+        ct_tensor *dx = need_x ? ct__empty_raw(nd_, x->sizes, x->dtype) : NULL;
+        ct_tensor *dw = need_w ? ct__empty_raw(n, nshape, x->dtype) : NULL;
+        ct_tensor *db = need_b ? ct__empty_raw(n, nshape, x->dtype) : NULL;
+        int rc = 0;
+        if (!dy || !xc || (w && !wc) || (need_x && !dx) || (need_w && !dw) || (need_b && !db)) rc = ct_last_status();
+        else {
+            ct_kernel_args a = {.op = CT_OP_LAYER_NORM_BACKWARD, .n_out = 0 /* some may be NULL */, .n_in = 5, .out = {dx, dw, db},
+                                .in = {dy, xc, mean, rstd, wc}, .i = {N, M}};
+            rc = ct__dispatch(&a);
+        }
+        ct_release(dy);
+        ct_release(xc);
+        ct_release(wc);
+        if (rc) {
+            ct_release(dx);
+            ct_release(dw);
+            ct_release(db);
+            return rc ? rc : CT_ERR_OOM;
+        }
+        gi[0] = dx ? ct__ret(dx) : NULL;
+        gi[1] = dw ? ct__ret(dw) : NULL;
+        gi[2] = db ? ct__ret(db) : NULL;
+        return 0;
+    }
+    int64_t dims[CT_MAX_DIMS], lead[CT_MAX_DIMS];
+    for (int k = 0; k < n; k++) dims[k] = nlead + k;
+    for (int k = 0; k < nlead; k++) lead[k] = k;
+    ct_tensor *xh = NULL;
+    if (need_x || need_w) {
+        ct_tensor *mu = ct_mean_dim(x, n, dims, true, CT_NUM_DTYPES);
+        ct_tensor *rs = ct_rsqrt(ct_add_scalar(ct_var(x, n, dims, 0.0, true), eps));
+        xh = ct_mul(ct_sub(x, mu), rs);
+        if (!xh) return ct_last_status();
+        if (need_x) { /* rstd * (g w - mean(g w) - xh * mean(g w xh)) */
+            ct_tensor *gw = w ? ct_mul(g, w) : g;
+            gi[0] = ct_mul(rs, ct_sub(ct_sub(gw, ct_mean_dim(gw, n, dims, true, CT_NUM_DTYPES)),
+                                      ct_mul(xh, ct_mean_dim(ct_mul(gw, xh), n, dims, true, CT_NUM_DTYPES))));
+            if (!gi[0]) return ct_last_status();
+        }
+    }
+    if (need_w) {
+        ct_tensor *gx = ct_mul(g, xh);
+        gi[1] = nlead ? ct_sum_dim(gx, nlead, lead, false, CT_NUM_DTYPES) : gx;
+        if (!gi[1]) return ct_last_status();
+    }
+    if (need_b) {
+        gi[2] = nlead ? ct_sum_dim(g, nlead, lead, false, CT_NUM_DTYPES) : ct__pass(g);
+        if (!gi[2]) return ct_last_status();
+    }
+    return 0;
+}
+
+static ct_tensor *layer_norm_fused(const ct_tensor *input, int n, const ct_tensor *weight, const ct_tensor *bias,
+                                   double eps) {
+    ct_dtype dt = input->dtype;
+    int64_t M = ct__prod(n, input->sizes + input->ndim - n), N = input->numel / M;
+    ct_tensor *xc = ln_contig_raw(input), *wc = weight ? ln_contig_raw(weight) : NULL;
+    ct_tensor *bc = bias ? ln_contig_raw(bias) : NULL;
+    ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
+    ct_tensor *mean = ct__empty_raw(1, &N, dt), *rstd = ct__empty_raw(1, &N, dt);
+    int rc = 0;
+    if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
+    else {
+        ct_kernel_args a = {.op = CT_OP_LAYER_NORM, .n_out = 3, .n_in = 3, .out = {y, mean, rstd},
+                            .in = {xc, wc, bc}, .d = {eps}, .i = {N, M}};
+        rc = ct__dispatch(&a);
+    }
+    ct_release(xc);
+    ct_release(wc);
+    ct_release(bc);
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, weight, bias})) {
+        ct_node *nd = ct__node_new("NativeLayerNormBackward0", layer_norm_backward, 3);
+        if (!nd || ct__node_set_next(nd, 0, input) || ct__node_set_next(nd, 1, weight) ||
+            ct__node_set_next(nd, 2, bias) || ct__save(nd, input) < 0 || ct__save(nd, mean) < 0 ||
+            ct__save(nd, rstd) < 0 || (weight && ct__save(nd, weight) < 0)) {
+            if (nd) ct__node_release(nd);
+            rc = -1;
+        } else {
+            nd->i[0] = n;
+            nd->i[1] = weight != NULL;
+            nd->d[0] = eps;
+            ct__set_history(y, nd, 0);
+        }
+    }
+    ct_release(mean);
+    ct_release(rstd);
+    if (rc) {
+        ct_release(y);
+        return NULL;
+    }
+    return ct__ret(y);
+}
+
 CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t *normalized_shape,
                                    const ct_tensor *weight, const ct_tensor *bias, double eps) {
     CT_CHECK_ARG("layer_norm", input);
@@ -206,6 +333,11 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
             return ct__err(CT_ERR_SHAPE, "layer_norm: Expected %s to be of same shape as normalized_shape, but got %s "
                            "of shape %s and normalized_shape = %s", k ? "bias" : "weight", k ? "bias" : "weight",
                            CT_SHAPESTR(wb[k]), CT_SIZESSTR(n, normalized_shape));
+    bool fused = (input->dtype == CT_FLOAT32 || input->dtype == CT_FLOAT64) && input->numel > 0 &&
+                 input->storage->device.type == CT_DEVICE_CPU;
+    for (int k = 0; k < 2; k++)
+        if (wb[k] && (wb[k]->dtype != input->dtype || wb[k]->storage->device.type != CT_DEVICE_CPU)) fused = false;
+    if (fused) return layer_norm_fused(input, n, weight, bias, eps);
     int64_t dims[CT_MAX_DIMS];
     for (int k = 0; k < n; k++) dims[k] = input->ndim - n + k;
     BEGIN

@@ -1,0 +1,152 @@
+"""layer_norm's fused path (float32 / float64 row kernel, fused backward) against
+torch.nn.functional.layer_norm: values, gradients of input, weight and bias, with and
+without weight/bias, multi-dim normalized_shape, non-contiguous inputs, row sizes from 1
+to 1024, rows enough for the threaded loops; float64 gradcheck and gradgradcheck (the
+differentiable backward used under create_graph), and second derivatives vs torch."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ctorch
+from harness import assert_same, case, check, gradcheck, gradgradcheck, make
+
+L = ctorch.lib
+f = L.declare("ct_nn_layer_norm", "T(T,shape,T,T,d)")
+
+# (input shape, normalized_shape)
+SHAPES = [((4, 6), (6,)), ((2, 3, 4, 5), (4, 5)), ((5, 1), (1,)), ((7, 3), (3,)), ((3, 1024), (1024,)),
+          ((2, 3, 4), (2, 3, 4)), ((6,), (6,)), ((64, 1024), (1024,)), ((40, 2, 512), (2, 512))]
+
+
+def ln(ns, eps=1e-5):
+    return lambda a, ww=None, bb=None: f(a, ns, ww, bb, eps)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("xs,ns", SHAPES, ids=lambda v: "x".join(map(str, v)))
+@pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
+def test_layer_norm_values_and_grads(dtype, xs, ns, affine):
+    g = torch.Generator().manual_seed(hash((xs, ns, affine)) % 1000)
+    x = make(xs, dtype, generator=g) * 3 + 1.5
+    w, b = make(ns, dtype, generator=g), make(ns, dtype, generator=g)
+    tol = {}
+    if ns == (1,) and dtype == torch.float32:
+        # One element per row: x - mean is exactly 0, but torch's backward forms x * rstd - mean * rstd
+        # with a fused multiply-add, leaving a rounding residue of x * rstd (rstd = 1/sqrt(eps) = 316)
+        # in the weight's gradient, ~3e-5 where the exact value (ours) is 0.
+        tol = dict(grad_atol=1e-3, grad_rtol=1.3e-6)
+    if affine == "wb":
+        check("layer_norm", lambda a, ww, bb: f(a, ns, ww, bb, 1e-5), lambda a, ww, bb: F.layer_norm(a, ns, ww, bb),
+              [x, w, b], **tol)
+    elif affine == "w":
+        check("layer_norm", lambda a, ww: f(a, ns, ww, None, 1e-5), lambda a, ww: F.layer_norm(a, ns, ww), [x, w],
+              **tol)
+    elif affine == "b":
+        check("layer_norm", lambda a, bb: f(a, ns, None, bb, 1e-5), lambda a, bb: F.layer_norm(a, ns, None, bb),
+              [x, b], **tol)
+    else:
+        check("layer_norm", lambda a: f(a, ns, None, None, 1e-5), lambda a: F.layer_norm(a, ns), [x], **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("layout", ["transposed", "strided", "expanded"])
+def test_layer_norm_non_contiguous(dtype, layout):
+    g = torch.Generator().manual_seed(3)
+    for xs, ns in [((5, 8), (8,)), ((3, 4, 6), (6,)), ((3, 4, 6), (4, 6))]:
+        x = make(xs, dtype, layout, generator=g)
+        w = make(ns, dtype, "strided", generator=g)  # weight and bias non-contiguous too
+        b = make(ns, dtype, generator=g)
+        check("layer_norm", lambda a, ww, bb: f(a, ns, ww, bb, 1e-5), lambda a, ww, bb: F.layer_norm(a, ns, ww, bb),
+              [x, w, b])
+
+
+def test_layer_norm_eps_and_constant_rows():
+    # constant rows (variance 0) and a large eps
+    x = torch.tensor([[2.0, 2.0, 2.0], [1.0, -1.0, 3.0]], dtype=torch.float64)
+    w, b = torch.tensor([1.0, 2.0, -1.0], dtype=torch.float64), torch.tensor([0.5, 0.0, 1.0], dtype=torch.float64)
+    for eps in (1e-5, 0.5):
+        for dt in (torch.float32, torch.float64):
+            check("layer_norm", lambda a, ww, bb: f(a, (3,), ww, bb, eps),
+                  lambda a, ww, bb: F.layer_norm(a, (3,), ww, bb, eps), [x.to(dt), w.to(dt), b.to(dt)])
+
+
+@pytest.mark.parametrize("xs,ns", [((3, 5), (5,)), ((2, 3, 4), (3, 4)), ((4, 1), (1,)), ((2, 3), (2, 3)),
+                                   ((2, 9, 4), (4,))])
+@pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
+def test_layer_norm_gradcheck(xs, ns, affine):
+    g = torch.Generator().manual_seed(7)
+    x = make(xs, torch.float64, generator=g)
+    w, b = make(ns, torch.float64, generator=g), make(ns, torch.float64, generator=g)
+    if affine == "wb":
+        fn, ins = (lambda a, ww, bb: f(a, ns, ww, bb, 1e-5)), [x, w, b]
+    elif affine == "w":
+        fn, ins = (lambda a, ww: f(a, ns, ww, None, 1e-5)), [x, w]
+    elif affine == "b":
+        fn, ins = (lambda a, bb: f(a, ns, None, bb, 1e-5)), [x, b]
+    else:
+        fn, ins = (lambda a: f(a, ns, None, None, 1e-5)), [x]
+    gradcheck("layer_norm", fn, ins)
+    gradgradcheck("layer_norm", fn, ins)
+
+
+def test_layer_norm_gradcheck_non_contiguous_and_partial():
+    g = torch.Generator().manual_seed(11)
+    x = make((5, 4), torch.float64, "transposed", generator=g)
+    w, b = make((4,), torch.float64, "strided", generator=g), make((4,), torch.float64, generator=g)
+    fn = lambda a, ww, bb: f(a, (4,), ww, bb, 1e-5)  # noqa: E731
+    gradcheck("layer_norm", fn, [x, w, b])
+    gradgradcheck("layer_norm", fn, [x, w, b])
+    # only some inputs require grad
+    for rg in ([False, True, True], [True, False, False], [False, True, False], [False, False, True]):
+        gradcheck("layer_norm", fn, [x, w, b], requires_grad=rg)
+        gradgradcheck("layer_norm", fn, [x, w, b], requires_grad=rg)
+
+
+def _grads(x, w, b, ns, gy, create_graph):
+    """ctorch's grads of layer_norm(x, ns, w, b) for grad_output gy; with create_graph also
+    the grads of sum(gx * v) + sum(gw * u) w.r.t. x, w and gy."""
+    cx, cw, cb = (ctorch.from_torch(t, requires_grad=True) for t in (x, w, b))
+    cg = ctorch.from_torch(gy, requires_grad=True)
+    y = f(cx, ns, cw, cb, 1e-5)
+    return cx, cw, cb, cg, y, ctorch.autograd_grad([y], [cx, cw, cb], [cg], retain_graph=True,
+                                                   create_graph=create_graph)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("xs,ns", [((6, 7), (7,)), ((2, 3, 8), (3, 8)), ((3, 1024), (1024,))])
+def test_layer_norm_fused_and_differentiable_backward_agree(dtype, xs, ns):
+    """The fused backward (no graph) and the differentiable one (create_graph) give the
+    same gradients, both those of torch; and the second derivatives match torch's."""
+    g = torch.Generator().manual_seed(5)
+    x = make(xs, dtype, generator=g) * 2 - 1
+    w, b, gy = make(ns, dtype, generator=g), make(ns, dtype, generator=g), make(xs, dtype, generator=g)
+    v, u = make(xs, dtype, generator=g), make(ns, dtype, generator=g)
+    tx, tw, tb, tg = (t.clone().requires_grad_() for t in (x, w, b, gy))
+    ty = F.layer_norm(tx, ns, tw, tb, 1e-5)
+    tgx, tgw, tgb = torch.autograd.grad(ty, [tx, tw, tb], tg, create_graph=True)
+    with case("layer_norm"):
+        _, _, _, _, _, fused = _grads(x, w, b, ns, gy, False)
+        cx, cw, cb, cg, _, comp = _grads(x, w, b, ns, gy, True)
+        for k, (a, c, t) in enumerate(zip(fused, comp, (tgx, tgw, tgb))):
+            assert_same(a, t, what=f"fused backward, grad {k}")
+            assert_same(c, t, what=f"differentiable backward, grad {k}")
+        # second order: d/d(x, w, gy) of sum(gx * v) + sum(gw * u)
+        cv, cu = ctorch.from_torch(v), ctorch.from_torch(u)
+        s = ctorch.call("ct_add", ctorch.call("ct_sum", comp[0] * cv), ctorch.call("ct_sum", comp[1] * cu))
+        got = ctorch.autograd_grad([s], [cx, cw, cg])
+        want = torch.autograd.grad((tgx * v).sum() + (tgw * u).sum(), [tx, tw, tg])
+        tol = dict(atol=1e-4, rtol=1e-4) if dtype == torch.float32 else {}
+        for k, (a, t) in enumerate(zip(got, want)):
+            assert_same(a, t, what=f"second derivative {k}", **tol)
+
+
+def test_layer_norm_grad_of_sum_and_module_dtypes():
+    # y.sum() hands backward an expanded (stride 0) grad_output
+    x = torch.randn(5, 9, dtype=torch.float32)
+    w, b = torch.randn(9), torch.randn(9)
+    check("layer_norm", lambda a, ww, bb: ctorch.call("ct_sum", f(a, (9,), ww, bb, 1e-5)),
+          lambda a, ww, bb: F.layer_norm(a, (9,), ww, bb).sum(), [x, w, b], atol=1e-4, rtol=1e-5)
+    # half types keep the composite path
+    for dt in (torch.bfloat16, torch.float16):
+        check("layer_norm", lambda a, ww, bb: f(a, (9,), ww, bb, 1e-5), lambda a, ww, bb: F.layer_norm(a, (9,), ww, bb),
+              [x.to(dt), w.to(dt), b.to(dt)], grad=False, atol=0.05, rtol=0.02)
