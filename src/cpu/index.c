@@ -244,6 +244,83 @@ static int k_index_select(const ct_kernel_args *a) {
     return 0;
 }
 
+/* ---- index_add: out[0] (contiguous, rank >= 1) += in[1] (contiguous, out's shape but
+ * idx->numel along dim) at the positions in[0] (1-D contiguous int64) along dim i[0];
+ * rows whose index equals i[1] (>= 0) are skipped (embedding's padding_idx).
+ * Each destination slice [o, idx[j], :] gets whole contiguous rows added, in index order.
+ * Parallel by destination: each thread owns a range of destination rows (or of outer
+ * slices) and scans all indices, so no two threads write the same row and every row sees
+ * its additions in the serial order: results are deterministic and equal to one thread. */
+#define IA_ROW(sfx, T, EXPR)                                                                       \
+    static void ia_row_##sfx(char *restrict dst, const char *restrict src, int64_t n) {               \
+        T *restrict d = (T *)dst;                                                                  \
+        const T *restrict s = (const T *)src;                                                      \
+        for (int64_t k = 0; k < n; k++) d[k] = EXPR;                                               \
+    }
+IA_ROW(b, bool, d[k] || s[k])
+IA_ROW(u8, uint8_t, (uint8_t)(d[k] + s[k]))
+IA_ROW(i8, int8_t, (int8_t)(d[k] + s[k]))
+IA_ROW(i16, int16_t, (int16_t)(d[k] + s[k]))
+IA_ROW(i32, int32_t, (int32_t)((uint32_t)d[k] + (uint32_t)s[k]))
+IA_ROW(i64, int64_t, (int64_t)((uint64_t)d[k] + (uint64_t)s[k]))
+IA_ROW(f16, ct_half, ct_float_to_half(ct_half_to_float(d[k]) + ct_half_to_float(s[k])))
+IA_ROW(bf16, ct_bf16, ct_float_to_bf16(ct_bf16_to_float(d[k]) + ct_bf16_to_float(s[k])))
+IA_ROW(f32, float, d[k] + s[k])
+IA_ROW(f64, double, d[k] + s[k])
+IA_ROW(c64, ct_c64, d[k] + s[k])
+IA_ROW(c128, ct_c128, d[k] + s[k])
+#undef IA_ROW
+
+static int k_index_add(const ct_kernel_args *a) {
+    ct_tensor *out = a->out[0];
+    const ct_tensor *idx = a->in[0], *src = a->in[1];
+    int dim = (int)a->i[0];
+    int64_t skip = a->i[1];
+    if (!ct__is_contiguous(out) || !ct__is_contiguous(src) || !ct__is_contiguous(idx))
+        return ct__errs(CT_ERR_RUNTIME, "index_add: internal: operands not contiguous");
+    void (*row)(char *restrict, const char *restrict, int64_t) = NULL;
+    switch (out->dtype) {
+#define IA_CASE(E, T, S) case E: row = ia_row_##S; break;
+        CT_FOR_ALL_DTYPES(IA_CASE)
+#undef IA_CASE
+    default: break;
+    }
+    if (!row) return ct__errs(CT_ERR_DTYPE, "index_add: unsupported dtype %s", ct_dtype_name(out->dtype));
+    int64_t outer = 1, inner = 1, size = out->sizes[dim], n = idx->numel;
+    for (int d = 0; d < dim; d++) outer *= out->sizes[d];
+    for (int d = dim + 1; d < out->ndim; d++) inner *= out->sizes[d];
+    const int64_t *ip = ct__data(idx);
+    for (int64_t j = 0; j < n; j++)
+        if (ip[j] < 0 || ip[j] >= size)
+            return ct__errs(CT_ERR_INDEX, "index_add(): index %lld is out of bounds for dimension %d with size %lld",
+                            (long long)ip[j], dim, (long long)size);
+    if (outer * n * inner == 0) return 0;
+    int64_t es = (int64_t)ct_dtype_size(out->dtype), rb = inner * es;
+    char *op = ct__data(out);
+    const char *sp = ct__data(src);
+    int nt = omp_in_parallel() ? 1 : ct__num_threads();
+    if (outer * n * inner < CT_GRAIN || nt < 2) nt = 1;
+    if (outer >= nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t j = 0; j < n; j++)
+                if (ip[j] != skip) row(op + (o * size + ip[j]) * rb, sp + (o * n + j) * rb, inner);
+    } else {
+        /* few outer slices: split the destination rows of each among the threads */
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            int64_t lo = size * t / T, hi = size * (t + 1) / T;
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t j = 0; j < n; j++) {
+                    int64_t ix = ip[j];
+                    if (ix >= lo && ix < hi && ix != skip) row(op + (o * size + ix) * rb, sp + (o * n + j) * rb, inner);
+                }
+        }
+    }
+    return 0;
+}
+
 /* ---- advanced indexing: INDEX: out[0] = in[0] (x restrided to the result shape, 0
  * strides over the broadcast index dims) at offsets from in[1..K]; INDEX_PUT: out[0]
  * (restrided destination) gets in[0] (values in the result shape), i[1] accumulate.
@@ -393,6 +470,7 @@ void ct_cpu_register_index(ct_kernel_fn *k) {
     k[CT_OP_SCATTER_ADD] = k_scatter;
     k[CT_OP_SCATTER_REDUCE] = k_scatter;
     k[CT_OP_INDEX_SELECT] = k_index_select;
+    k[CT_OP_INDEX_ADD] = k_index_add;
     k[CT_OP_INDEX] = k_index;
     k[CT_OP_INDEX_PUT] = k_index;
     k[CT_OP_NONZERO] = k_nonzero;

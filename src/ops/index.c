@@ -300,11 +300,13 @@ static ct_tensor *index_vector(const char *op, const ct_tensor *index) {
     return ct_to_dtype(index, CT_INT64);
 }
 
+static ct_tensor *index_add_zeros(int nd, const int64_t *sizes, int d, const ct_tensor *idx, const ct_tensor *src,
+                                  int64_t skip);
+
 static int index_select_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *index = ct__unpack(n, 0);
     if (!index) return ct_last_status();
-    ct_tensor *z = ct_zeros(n->n_ivec, n->ivec, go[0]->dtype);
-    gi[0] = ct_index_add(z, (int)n->i[0], index, go[0], 1.0);
+    gi[0] = index_add_zeros(n->n_ivec, n->ivec, (int)n->i[0], index, go[0], -1);
     return gi[0] ? 0 : ct_last_status();
 }
 
@@ -383,6 +385,85 @@ static ct_tensor *index_src_check(const char *op, const ct_tensor *x, int d, con
     return idx;
 }
 
+/* index_add core: out = (x, or zeros of sizes if x is NULL) with src's slices along d
+ * added at idx (1-D int64, in range); slices whose index equals skip (>= 0) are left out
+ * (embedding's padding_idx). src has the destination's rank (>= 1 unless x is 0-dim). One
+ * row-wise kernel (CT_OP_INDEX_ADD) on contiguous operands, no scatter index is built.
+ * saved: 0 idx. i[0] dim, i[1] skip, i[2] whether x is an input; ivec: src's sizes. */
+static int index_add_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *idx = ct__unpack(n, 0);
+    if (!idx) return ct_last_status();
+    int d = (int)n->i[0], si = n->i[2] ? 1 : 0;
+    int64_t skip = n->i[1];
+    ct_tensor *g = go[0];
+    if (si && ct__node_needs(n, 0)) gi[0] = ct__pass(g);
+    if (ct__node_needs(n, si)) {
+        ct_tensor *g1 = g->ndim == 0 ? ct_reshape(g, 1, (const int64_t[]){1}) : g;
+        ct_tensor *r = ct_index_select(g1, d, idx);
+        if (r && skip >= 0) { /* skipped slices got no gradient */
+            int64_t vs[CT_MAX_DIMS];
+            for (int i = 0; i < r->ndim; i++) vs[i] = i == d ? idx->numel : 1;
+            ct_tensor *keep = ct_reshape(ct_ne(idx, ct_scalar_tensor((double)skip, CT_INT64)), r->ndim, vs);
+            r = ct_mul(r, ct_to_dtype(keep, r->dtype));
+        }
+        gi[si] = r ? ct_reshape(r, n->n_ivec, n->ivec) : NULL;
+    }
+    if ((si && ct__node_needs(n, 0) && !gi[0]) || (ct__node_needs(n, si) && !gi[si])) return ct_last_status();
+    return 0;
+}
+
+static ct_tensor *index_add_core(const ct_tensor *x, int nd, const int64_t *sizes, ct_dtype dt, int d,
+                                 const ct_tensor *idx, const ct_tensor *src, int64_t skip) {
+    ct_tensor *ic = ct_contiguous(idx), *sc = ct_contiguous(ct_detach(src));
+    if (!ic || !sc) return NULL;
+    ct_tensor *out = x ? ct__empty_raw(nd, sizes, dt) : ct_zeros(nd, sizes, dt);
+    if (!out) return NULL;
+    if (x && ct__copy_raw(out, x)) {
+        ct_release(out);
+        return NULL;
+    }
+    if (!x) out = ct_retain(out); /* ct_zeros' result belongs to the scope */
+    if (idx->numel > 0 && out->numel > 0) {
+        ct_tensor *o1 = atleast1(out), *s1 = atleast1(sc);
+        ct_kernel_args a = {.op = CT_OP_INDEX_ADD, .n_out = 1, .n_in = 2, .out = {o1}, .in = {ic, s1}, .i = {d, skip}};
+        int rc = (o1 && s1) ? ct__dispatch(&a) : ct_last_status();
+        release_all(2, (ct_tensor *[]){o1, s1});
+        if (rc) {
+            ct_release(out);
+            return NULL;
+        }
+    }
+    const ct_tensor *ins[2] = {x ? x : src, x ? src : NULL};
+    if (ct__needs_grad(x ? 2 : 1, ins)) {
+        ct_node *n = ct__node_new("IndexAddBackward0", index_add_backward, x ? 2 : 1);
+        bool bad = !n || ct__node_set_next(n, 0, ins[0]) || (x && ct__node_set_next(n, 1, src)) ||
+                   ct__save(n, ic) < 0 || ct__node_set_ivec(n, src->ndim, src->sizes);
+        if (bad) {
+            node_fail(n, out);
+            return NULL;
+        }
+        n->i[0] = d;
+        n->i[1] = skip;
+        n->i[2] = x != NULL;
+        ct__set_history(out, n, 0);
+    }
+    return ct__ret(out);
+}
+
+static ct_tensor *index_add_zeros(int nd, const int64_t *sizes, int d, const ct_tensor *idx, const ct_tensor *src,
+                                  int64_t skip) {
+    SCOPE_BEGIN();
+    ct_tensor *i64 = ct_to_dtype(idx, CT_INT64);
+    return scope_return(i64 ? index_add_core(NULL, nd, sizes, src->dtype, d, i64, src, skip) : NULL);
+}
+
+static ct_tensor *alpha_scaled(const ct_tensor *x, const ct_tensor *source, double alpha) {
+    if (alpha == 1.0) return (ct_tensor *)source;
+    ct_tensor *a = ct_dtype_is_floating(x->dtype) || ct_dtype_is_complex(x->dtype) ? ct_float(alpha)
+                                                                                   : ct_int((int64_t)alpha);
+    return ct_mul(source, a);
+}
+
 CT_API ct_tensor *ct_index_add(const ct_tensor *x, int dim, const ct_tensor *index, const ct_tensor *source,
                                double alpha) {
     CT_CHECK_ARG("index_add", x);
@@ -393,20 +474,64 @@ CT_API ct_tensor *ct_index_add(const ct_tensor *x, int dim, const ct_tensor *ind
     SCOPE_BEGIN();
     ct_tensor *idx = index_src_check("index_add", x, d, index, source);
     if (!idx) return scope_return(NULL);
-    const ct_tensor *src = source;
-    if (alpha != 1.0) {
-        ct_tensor *a = ct_dtype_is_floating(x->dtype) || ct_dtype_is_complex(x->dtype) ? ct_float(alpha)
-                                                                                       : ct_int((int64_t)alpha);
-        src = ct_mul(source, a);
-    }
-    ct_tensor *s1 = src && src->ndim == 0 ? ct_reshape(src, 1, (const int64_t[]){1}) : (ct_tensor *)src;
-    ct_tensor *x1 = x->ndim == 0 ? ct_reshape(x, 1, (const int64_t[]){1}) : (ct_tensor *)x;
-    if (!s1 || !x1) return scope_return(NULL);
-    ct_tensor *r = ct_scatter_add(x1, d, expand_index(idx, s1->ndim, d, s1->sizes), s1);
-    if (r && x->ndim == 0) r = ct_reshape(r, 0, NULL);
-    return scope_return(r);
+    const ct_tensor *src = alpha_scaled(x, source, alpha);
+    if (!src) return scope_return(NULL);
+    return scope_return(index_add_core(x, x->ndim, x->sizes, x->dtype, d, idx, src, -1));
 }
+
+/* Embedding's lookup with its own backward: the weight's gradient is one zeroed table
+ * with the output gradient's rows added at the indices (skipping padding_idx, if >= 0). */
+static int embedding_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *idx = ct__unpack(n, 0);
+    if (!idx) return ct_last_status();
+    gi[0] = index_add_zeros(n->n_ivec, n->ivec, 0, idx, go[0], n->i[0]);
+    return gi[0] ? 0 : ct_last_status();
+}
+
+/* rows [idx->numel, D] of weight [num, D] at flat (1-D int64/int32); padding_idx < 0: none. */
+ct_tensor *ct__embedding_rows(const ct_tensor *weight, const ct_tensor *flat, int64_t padding_idx);
+ct_tensor *ct__embedding_rows(const ct_tensor *weight, const ct_tensor *flat, int64_t padding_idx) {
+    SCOPE_BEGIN();
+    ct_tensor *idx = index_vector("embedding", flat);
+    ct_tensor *rows = idx ? ct_index_select(ct_detach(weight), 0, idx) : NULL;
+    if (!rows) return scope_return(NULL);
+    if (ct__needs_grad(1, (const ct_tensor *[]){weight})) {
+        ct_node *n = ct__node_new("EmbeddingBackward0", embedding_backward, 1);
+        if (!n || ct__node_set_next(n, 0, weight) || ct__save(n, idx) < 0 ||
+            ct__node_set_ivec(n, weight->ndim, weight->sizes)) {
+            if (n) ct__node_release(n);
+            return scope_return(NULL);
+        }
+        n->i[0] = padding_idx;
+        ct__set_history(rows, n, 0);
+    }
+    return scope_return(rows);
+}
+
 CT_API int ct_index_add_(ct_tensor *self, int dim, const ct_tensor *index, const ct_tensor *source, double alpha) {
+    CT_CHECK_ARG_S("index_add_", self);
+    CT_CHECK_ARG_S("index_add_", index);
+    CT_CHECK_ARG_S("index_add_", source);
+    /* no autograd and no aliasing: add into self's own rows */
+    if (ct__is_contiguous(self) && self->numel > 0 && source->storage != self->storage &&
+        index->storage != self->storage && !ct__needs_grad(2, (const ct_tensor *[]){self, source}) &&
+        !(self->view_base && ct__needs_grad(1, (const ct_tensor *[]){self->view_base}))) {
+        int d = ct__wrap_dim("index_add_", dim, self->ndim);
+        if (d < 0) return ct_last_status();
+        if (ct_scope_begin()) return ct_last_status();
+        ct_tensor *idx = index_src_check("index_add_", self, d, index, source);
+        const ct_tensor *src = idx ? alpha_scaled(self, source, alpha) : NULL;
+        ct_tensor *ic = idx ? ct_contiguous(idx) : NULL, *sc = src ? ct_contiguous(src) : NULL;
+        int rc = sc && ic ? 0 : ct_last_status();
+        if (!rc && idx->numel > 0) {
+            ct_tensor *o1 = atleast1(self), *s1 = atleast1(sc);
+            ct_kernel_args a = {.op = CT_OP_INDEX_ADD, .n_out = 1, .n_in = 2, .out = {o1}, .in = {ic, s1}, .i = {d, -1}};
+            rc = (o1 && s1) ? ct__dispatch(&a) : ct_last_status();
+            release_all(2, (ct_tensor *[]){o1, s1});
+        }
+        if (!rc) ct__bump_version(self);
+        return scope_return_status(rc);
+    }
     return inplace_via("index_add_", self, mk_index_add, &(ip_args){self, index, source, dim, alpha});
 }
 

@@ -443,6 +443,7 @@ CT_API ct_tensor *ct_nn_instance_norm(const ct_tensor *input, ct_tensor *running
     END
 }
 
+ct_tensor *ct__embedding_rows(const ct_tensor *weight, const ct_tensor *flat, int64_t padding_idx); /* ops/index.c */
 CT_API ct_tensor *ct_nn_embedding(const ct_tensor *indices, const ct_tensor *weight, int64_t padding_idx) {
     CT_CHECK_ARG("embedding", indices);
     CT_CHECK_ARG("embedding", weight);
@@ -460,13 +461,9 @@ CT_API ct_tensor *ct_nn_embedding(const ct_tensor *indices, const ct_tensor *wei
     for (int d = 0; d < indices->ndim; d++) shp[d] = indices->sizes[d];
     shp[indices->ndim] = weight->sizes[1];
     BEGIN
-    ct_tensor *flat = ct_reshape(indices, 1, (int64_t[]){-1});
-    ct_tensor *rows = ct_index_select(weight, 0, flat);
-    if (padding_idx != CT_NO_PADDING_IDX && ct_requires_grad(weight)) {
-        /* the padding row's values, but no gradient to it */
-        ct_tensor *is_pad = ct_unsqueeze(ct_eq(flat, ct_scalar_tensor((double)padding_idx, flat->dtype)), 1);
-        rows = ct_where(is_pad, ct_index_select(ct_detach(weight), 0, flat), rows);
-    }
+    /* rows of weight; its gradient skips the padding row (src/ops/index.c) */
+    ct_tensor *rows = ct__embedding_rows(weight, ct_reshape(indices, 1, (int64_t[]){-1}),
+                                         padding_idx != CT_NO_PADDING_IDX ? padding_idx : -1);
     r_ = ct_reshape(rows, indices->ndim + 1, shp);
     END
 }

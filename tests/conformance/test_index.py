@@ -542,3 +542,42 @@ def test_scatter_reduce_prod_gradient_with_zeros():
     for include_self in (True, False):
         check("scatter_reduce", lambda a, b: f(a, 1, idx, b, "prod", include_self),
               lambda a, b: torch.scatter_reduce(a, 1, idx, b, "prod", include_self=include_self), [self_, src])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int32, torch.complex64])
+def test_index_add_rows_large(dtype):
+    """index_add's row kernel on shapes that run on several threads (dim 0 with repeated
+    indices, a middle dim, the last dim), non-contiguous operands, and index_add_ in place
+    (self written directly when nothing needs a gradient)."""
+    x, s = rand((2000, 48), dtype), rand((5000, 48), dtype)
+    i = torch.randint(0, 2000, (5000,))
+    i[:50] = 7
+    for alpha in (1.0, 2.0):
+        check("index_add", lambda a, b, c: call("ct_index_add", a, 0, b, c, D(alpha)),
+              lambda a, b, c: torch.index_add(a, 0, b, c, alpha=alpha), [x, i, s])
+    x3, s3, i3 = rand((3, 700, 20), dtype), rand((3, 900, 20), dtype), torch.randint(0, 700, (900,))
+    check("index_add", lambda a, b, c: call("ct_index_add", a, 1, b, c, D(1.0)),
+          lambda a, b, c: torch.index_add(a, 1, b, c), [x3, i3, s3])
+    check("index_add", lambda a, b, c: call("ct_index_add", a, 2, b, c, D(1.0)),
+          lambda a, b, c: torch.index_add(a, 2, b, c), [x3.transpose(1, 2).contiguous(), i3, s3.transpose(1, 2)])
+    check("index_add", lambda a, b, c: call("ct_index_add", a, 0, b, c, D(1.0)),
+          lambda a, b, c: torch.index_add(a, 0, b, c), [x.t().contiguous().t(), i, s.t().contiguous().t()])
+    with case("index_add_"):
+        c = ct(x)
+        assert lib.ct_index_add_(c, 0, ct(i), ct(s), D(2.0)) == 0
+        assert_close(to_torch(c), x.clone().index_add_(0, i, s, alpha=2.0))
+        c = ct(x3)
+        assert lib.ct_index_add_(c, 1, ct(i3.int()), ct(s3), D(1.0)) == 0
+        assert_close(to_torch(c), x3.clone().index_add_(1, i3, s3))
+
+
+def test_index_add_scalar_and_grad():
+    x0, s0 = torch.tensor(1.5, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64)
+    check("index_add", lambda a, b: call("ct_index_add", a, 0, ct(torch.tensor([0])), b, D(3.0)),
+          lambda a, b: torch.index_add(a, 0, torch.tensor([0]), b, alpha=3.0), [x0, s0])
+    x, s = rand((6, 4)), rand((5, 4))
+    ci = ct(torch.tensor([5, 0, 5, 2, 1]))
+    gradcheck("index_add", lambda a, b: call("ct_index_add", a, 0, ci, b, D(1.0)), [x, s], second=True)
+    x2, s2 = rand((4, 6)), rand((4, 3))
+    ci2 = ct(torch.tensor([5, 0, 5]))
+    gradcheck("index_add", lambda a, b: call("ct_index_add", a, 1, ci2, b, D(-0.5)), [x2, s2], second=True)

@@ -141,3 +141,24 @@ def test_group_rms_instance_norm_functional():
     check("instance_norm", lambda a, ww, bb: inn(a, None, None, ww, bb, True, 0.1, 1e-5),
           lambda a, ww, bb: F.instance_norm(a, weight=ww, bias=bb), [x, w, b])
     gradcheck("instance_norm", lambda a: inn(a, None, None, None, None, True, 0.1, 1e-5), [x])
+
+
+@pytest.mark.parametrize("pad", [None, 0, 3])
+def test_embedding_backward_rows(pad):
+    """The weight gradient is one zeroed table with the output gradient's rows added at
+    the indices (repeats summed, padding row left at zero): large enough to run on
+    several threads, float32 values vs torch; float64 gradcheck and gradgradcheck."""
+    f = L.declare("ct_nn_embedding", "T(T,T,i64)")
+    none = -(1 << 63)
+    p = none if pad is None else pad
+    w = torch.randn(3000, 64)
+    idx = torch.randint(0, 3000, (32, 128))
+    idx[0, :10] = 3  # repeats, some on the padding row
+    check("embedding", lambda ww: f(idx, ww, p), lambda ww: F.embedding(idx, ww, padding_idx=pad), [w])
+    ws, ids = d(7, 3), torch.tensor([[1, 3, 3], [0, 6, 3]], dtype=torch.int32)
+    check("embedding", lambda ww: f(ids, ww, p), lambda ww: F.embedding(ids, ww, padding_idx=pad), [ws])
+    # the padding row has no gradient, so the first-order check uses indices without it;
+    # the second-order one differentiates the backward itself (padding skipped) through E * E
+    gradcheck("embedding", lambda ww: f(ids if pad is None else ids[ids != pad], ww, p), [ws])
+    mul = L.binary("ct_mul")
+    gradgradcheck("embedding", lambda ww: mul(f(ids, ww, p), f(ids, ww, p)), [ws])
