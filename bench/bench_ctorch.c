@@ -65,7 +65,7 @@
     X(ct_add) X(ct_sub) X(ct_mul) X(ct_neg) X(ct_exp) X(ct_tanh) X(ct_sigmoid) X(ct_rsqrt)       \
     X(ct_add_scalar) X(ct_gelu) X(ct_relu) X(ct_softmax) X(ct_log_softmax) X(ct_sum)             \
     X(ct_sum_dim) X(ct_mean) X(ct_mean_dim) X(ct_max_dim) X(ct_var) X(ct_matmul) X(ct_gather)    \
-    X(ct_add_alpha_) X(ct_mul_scalar)
+    X(ct_add_alpha_) X(ct_mul_scalar) X(ct_nn_layer_norm)
 #define BENCH_DECL(n) static __typeof__(&n) p_##n;
 BENCH_OPS(BENCH_DECL)
 #define OP(n) p_##n
@@ -442,18 +442,8 @@ static int step_reduce(void *p) {
     case R_SOFTMAX: return release_ok(OP(ct_softmax)(x, -1, CT_NUM_DTYPES));
     case R_LOG_SOFTMAX: return release_ok(OP(ct_log_softmax)(x, -1, CT_NUM_DTYPES));
     case R_LAYER_NORM: {
-        /* ctorch has no layer_norm yet: composed from public ops the way a user would,
-         * d = x - mean(x); d * rsqrt(mean(d * d) + eps) * weight + bias (means as sums / n). */
-        if (ct_scope_begin()) return -1;
-        double inv_n = 1.0 / (double)ct_size(x, -1);
-        ct_tensor *mean = OP(ct_mul_scalar)(OP(ct_sum_dim)(x, 1, c->dims, true, CT_NUM_DTYPES), inv_n);
-        ct_tensor *d = OP(ct_sub)(x, mean);
-        ct_tensor *var = OP(ct_mul_scalar)(OP(ct_sum_dim)(OP(ct_mul)(d, d), 1, c->dims, true, CT_NUM_DTYPES), inv_n);
-        ct_tensor *y = OP(ct_mul)(d, OP(ct_rsqrt)(OP(ct_add_scalar)(var, 1e-5)));
-        y = OP(ct_add)(OP(ct_mul)(y, c->t[1]), c->t[2]);
-        int rc = y ? 0 : -1;
-        ct_scope_end();
-        return rc;
+        int64_t cols = ct_size(x, -1);
+        return release_ok(OP(ct_nn_layer_norm)(x, 1, &cols, c->t[1], c->t[2], 1e-5));
     }
     }
     return -1;

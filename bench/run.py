@@ -635,9 +635,6 @@ def main():
             e["blas_s"] = c["blas_s"]
             e["ratio_vs_blas"] = c["median_s"] / c["blas_s"]
         notes = [c["note"]] if c.get("note") else []
-        if spec["case"] == "reduce" and spec["op"] == "layer_norm":
-            notes.append("ctorch has no layer_norm yet: composed from sum_dim, mul, sub, rsqrt, add "
-                         "(PyTorch: F.layer_norm)")
         if notes:
             e["note"] = "; ".join(notes)
         entries.append(e)
