@@ -162,3 +162,23 @@ def test_embedding_backward_rows(pad):
     gradcheck("embedding", lambda ww: f(ids if pad is None else ids[ids != pad], ww, p), [ws])
     mul = L.binary("ct_mul")
     gradgradcheck("embedding", lambda ww: mul(f(ids, ww, p), f(ids, ww, p)), [ws])
+
+
+@pytest.mark.parametrize("pad", [None, 3])
+def test_embedding_double_backward_wrt_grad_output(pad):
+    """The weight gradient as a function of the output gradient (create_graph): its own
+    gradient is the gathered rows, zero where the index is padding_idx, as torch."""
+    f = L.declare("ct_nn_embedding", "T(T,T,i64)")
+    mul, sum_ = L.binary("ct_mul"), L.unary("ct_sum")
+    w, ids = d(7, 3), torch.tensor([[1, 3, 3], [0, 6, 3]])
+    g, v = d(2, 3, 3), d(7, 3)
+    with case("embedding"):
+        tw, tg = w.clone().requires_grad_(), g.clone().requires_grad_()
+        (gw,) = torch.autograd.grad(F.embedding(ids, tw, padding_idx=pad), tw, tg, create_graph=True)
+        (want,) = torch.autograd.grad((gw * v).sum(), tg)
+        cw, cg = ctorch.from_torch(w).requires_grad_(), ctorch.from_torch(g).requires_grad_()
+        f(ids, cw, -(1 << 63) if pad is None else pad).backward(cg, create_graph=True)
+        s = sum_(mul(cw.grad, ctorch.from_torch(v)))
+        L.ct_set_grad(cw, None)
+        s.backward()
+        assert_same(cg.grad.torch(), want, what="gradient of the weight gradient w.r.t. the output gradient")
