@@ -136,116 +136,118 @@ static const char *conv_cols(const conv_shape *c, const char *x, int64_t g, char
 /* Images split over threads when there are at least two and enough work. */
 static bool conv_split(const conv_shape *c) { return c->N > 1 && c->N * c->O * c->K * c->L >= CT_GRAIN; }
 
-static int conv_ref_forward(const ct_kernel_args *a, const conv_shape *c) {
+/* Runs fn for every image, split over threads when conv_split(c) (else one thread and
+ * BLAS's own threads); each thread brings its own column buffer (none for the direct 1x1
+ * case). Returns 0, or a status when a buffer could not be allocated. */
+typedef struct {
+    const ct_kernel_args *a;
+    const conv_shape *c;
+    char *parts; /* weight gradient: per-thread accumulators for threads 1.. */
+    size_t wsz;
+} conv_job;
+typedef void (*conv_image_fn)(const conv_job *j, int64_t n, char *buf);
+
+static int conv_each_image(const conv_job *j, conv_image_fn fn) {
+    const conv_shape *c = j->c;
+    int rc = 0;
+#pragma omp parallel if (conv_split(c))
+    {
+        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
+        if (!c->direct && !buf) {
+#pragma omp atomic write
+            rc = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < c->N; n++)
+            if (c->direct || buf) fn(j, n, buf);
+        free(buf);
+    }
+    return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for the column buffer", ct__op_name(j->a->op)) : 0;
+}
+
+/* byte sizes of one image of x and y, and of one group's weight and output block */
+#define CONV_STRIDES(c)                                                                                        \
+    size_t xs = (size_t)((c)->C * (c)->H * (c)->W) * (c)->es, ys = (size_t)((c)->O * (c)->L) * (c)->es;      \
+    size_t wgs = (size_t)((c)->Og * (c)->K) * (c)->es, ygs = (size_t)((c)->Og * (c)->L) * (c)->es
+
+/* y[n, g] = w_g [Og, K] @ cols [K, L] (+ bias) */
+static void conv_forward_image(const conv_job *j, int64_t n, char *buf) {
+    const conv_shape *c = j->c;
+    const ct_kernel_args *a = j->a;
+    CONV_STRIDES(c);
     const char *xp = ct__data(a->in[0]), *wp = ct__data(a->in[1]);
     const char *bp = a->n_in > 2 && a->in[2] ? ct__data(a->in[2]) : NULL;
     char *yp = ct__data(a->out[0]);
-    size_t xs = (size_t)(c->C * c->H * c->W) * c->es, ys = (size_t)(c->O * c->L) * c->es;
-    size_t wgs = (size_t)(c->Og * c->K) * c->es, ygs = (size_t)(c->Og * c->L) * c->es;
-    int rc = 0;
-#pragma omp parallel if (conv_split(c))
-    {
-        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
-        if (!c->direct && !buf) {
-#pragma omp atomic write
-            rc = 1;
+    for (int64_t g = 0; g < c->G; g++)
+        ct__cpu_gemm(a->in[0]->dtype, false, false, c->Og, c->L, c->K, 1.0, wp + g * wgs, c->K,
+                     conv_cols(c, xp + n * xs, g, buf), c->L, 0.0, yp + n * ys + g * ygs, c->L);
+    if (!bp) return;
+    for (int64_t o = 0; o < c->O; o++) {
+        char *yo = yp + n * ys + (size_t)(o * c->L) * c->es;
+        if (c->f32) {
+            float bv = ((const float *)bp)[o];
+            for (int64_t l = 0; l < c->L; l++) ((float *)yo)[l] += bv;
+        } else {
+            double bv = ((const double *)bp)[o];
+            for (int64_t l = 0; l < c->L; l++) ((double *)yo)[l] += bv;
         }
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < c->N; n++) {
-            if (!buf && !c->direct) continue;
-            for (int64_t g = 0; g < c->G; g++) {
-                const char *col = conv_cols(c, xp + n * xs, g, buf);
-                char *yg = yp + n * ys + g * ygs;
-                ct__cpu_gemm(a->in[0]->dtype, false, false, c->Og, c->L, c->K, 1.0, wp + g * wgs, c->K, col, c->L, 0.0,
-                             yg, c->L);
-            }
-            if (bp)
-                for (int64_t o = 0; o < c->O; o++) {
-                    char *yo = yp + n * ys + (size_t)(o * c->L) * c->es;
-                    if (c->f32) {
-                        float bv = ((const float *)bp)[o];
-                        for (int64_t l = 0; l < c->L; l++) ((float *)yo)[l] += bv;
-                    } else {
-                        double bv = ((const double *)bp)[o];
-                        for (int64_t l = 0; l < c->L; l++) ((double *)yo)[l] += bv;
-                    }
-                }
-        }
-        free(buf);
     }
-    return rc ? ct__errs(CT_ERR_OOM, "convolution: out of memory for the column buffer") : 0;
+}
+
+/* cols [K, L] = w_g^T [K, Og] @ grad_g [Og, L], folded back into x[n] (1x1 direct: the
+ * product is the image) */
+static void conv_backward_input_image(const conv_job *j, int64_t n, char *buf) {
+    const conv_shape *c = j->c;
+    const ct_kernel_args *a = j->a;
+    CONV_STRIDES(c);
+    size_t csz = (size_t)(c->kh * c->kw * c->L) * c->es, psz = (size_t)(c->H * c->W) * c->es;
+    const char *gp = ct__data(a->in[0]), *wp = ct__data(a->in[1]);
+    char *xp = ct__data(a->out[0]);
+    for (int64_t g = 0; g < c->G; g++) {
+        char *xg = xp + n * xs + (size_t)(g * c->Cg) * psz;
+        ct__cpu_gemm(a->in[0]->dtype, true, false, c->K, c->L, c->Og, 1.0, wp + g * wgs, c->K, gp + n * ys + g * ygs,
+                     c->L, 0.0, c->direct ? xg : buf, c->L);
+        if (c->direct) continue;
+        for (int64_t ch = 0; ch < c->Cg; ch++) {
+            if (c->f32) col2im_f32((const float *)(buf + ch * csz), (float *)(xg + ch * psz), c->H, c->W, &c->g);
+            else col2im_f64((const double *)(buf + ch * csz), (double *)(xg + ch * psz), c->H, c->W, &c->g);
+        }
+    }
+}
+
+/* w_g [Og, K] += grad_g [Og, L] @ cols^T [L, K], into this thread's accumulator */
+static void conv_backward_weight_image(const conv_job *j, int64_t n, char *buf) {
+    const conv_shape *c = j->c;
+    const ct_kernel_args *a = j->a;
+    CONV_STRIDES(c);
+    int t = omp_get_thread_num();
+    char *acc = t == 0 ? ct__data(a->out[0]) : j->parts + (size_t)(t - 1) * j->wsz;
+    const char *xp = ct__data(a->in[0]), *gp = ct__data(a->in[1]);
+    for (int64_t g = 0; g < c->G; g++)
+        ct__cpu_gemm(a->in[0]->dtype, false, true, c->Og, c->K, c->L, 1.0, gp + n * ys + g * ygs, c->L,
+                     conv_cols(c, xp + n * xs, g, buf), c->L, 1.0, acc + g * wgs, c->K);
+}
+
+static int conv_ref_forward(const ct_kernel_args *a, const conv_shape *c) {
+    return conv_each_image(&(conv_job){a, c, NULL, 0}, conv_forward_image);
 }
 
 static int conv_ref_backward_input(const ct_kernel_args *a, const conv_shape *c) {
-    const char *gp = ct__data(a->in[0]), *wp = ct__data(a->in[1]);
-    char *xp = ct__data(a->out[0]);
-    size_t xs = (size_t)(c->C * c->H * c->W) * c->es, ys = (size_t)(c->O * c->L) * c->es;
-    size_t wgs = (size_t)(c->Og * c->K) * c->es, ygs = (size_t)(c->Og * c->L) * c->es;
-    size_t csz = (size_t)(c->kh * c->kw * c->L) * c->es, psz = (size_t)(c->H * c->W) * c->es;
-    int rc = 0;
-    if (!c->direct) memset(xp, 0, xs * (size_t)c->N);
-#pragma omp parallel if (conv_split(c))
-    {
-        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
-        if (!c->direct && !buf) {
-#pragma omp atomic write
-            rc = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < c->N; n++) {
-            if (!buf && !c->direct) continue;
-            for (int64_t g = 0; g < c->G; g++) {
-                char *xg = xp + n * xs + (size_t)(g * c->Cg) * psz;
-                /* cols [K, L] = w_g^T [K, Og] @ grad_g [Og, L]; 1x1 direct writes the image */
-                ct__cpu_gemm(a->in[0]->dtype, true, false, c->K, c->L, c->Og, 1.0, wp + g * wgs, c->K,
-                             gp + n * ys + g * ygs, c->L, 0.0, c->direct ? xg : buf, c->L);
-                if (c->direct) continue;
-                for (int64_t ch = 0; ch < c->Cg; ch++) {
-                    if (c->f32) col2im_f32((const float *)(buf + ch * csz), (float *)(xg + ch * psz), c->H, c->W, &c->g);
-                    else col2im_f64((const double *)(buf + ch * csz), (double *)(xg + ch * psz), c->H, c->W, &c->g);
-                }
-            }
-        }
-        free(buf);
-    }
-    return rc ? ct__errs(CT_ERR_OOM, "convolution_backward: out of memory for the column buffer") : 0;
+    if (!c->direct) memset(ct__data(a->out[0]), 0, (size_t)(c->N * c->C * c->H * c->W) * c->es);
+    return conv_each_image(&(conv_job){a, c, NULL, 0}, conv_backward_input_image);
 }
 
 static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c) {
-    const char *xp = ct__data(a->in[0]), *gp = ct__data(a->in[1]);
-    char *wp = ct__data(a->out[0]);
-    size_t xs = (size_t)(c->C * c->H * c->W) * c->es, ys = (size_t)(c->O * c->L) * c->es;
-    size_t wgs = (size_t)(c->Og * c->K) * c->es, ygs = (size_t)(c->Og * c->L) * c->es, wsz = wgs * (size_t)c->G;
-    bool split = conv_split(c);
-    int nth = split ? omp_get_max_threads() : 1;
-    /* thread t accumulates its images into part[t] (part 0 is the output), summed at the end */
+    size_t wsz = (size_t)(c->O * c->K) * c->es;
+    int nth = conv_split(c) ? omp_get_max_threads() : 1;
+    /* thread t accumulates its images into part t (part 0 is the output), summed at the end */
     char *parts = nth > 1 ? calloc((size_t)(nth - 1), wsz) : NULL;
-    if (nth > 1 && !parts) nth = 1, split = false;
-    memset(wp, 0, wsz);
-    int rc = 0;
-#pragma omp parallel if (split) num_threads(nth)
-    {
-        int t = omp_get_thread_num();
-        char *acc = t == 0 ? wp : parts + (size_t)(t - 1) * wsz;
-        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
-        if (!c->direct && !buf) {
-#pragma omp atomic write
-            rc = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < c->N; n++) {
-            if (!buf && !c->direct) continue;
-            for (int64_t g = 0; g < c->G; g++) {
-                const char *col = conv_cols(c, xp + n * xs, g, buf);
-                /* w_g [Og, K] += grad_g [Og, L] @ cols^T [L, K] */
-                ct__cpu_gemm(a->in[0]->dtype, false, true, c->Og, c->K, c->L, 1.0, gp + n * ys + g * ygs, c->L, col,
-                             c->L, 1.0, acc + g * wgs, c->K);
-            }
-        }
-        free(buf);
-    }
+    if (nth > 1 && !parts) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
+    memset(ct__data(a->out[0]), 0, wsz);
+    int rc = conv_each_image(&(conv_job){a, c, parts, wsz}, conv_backward_weight_image);
+    char *wp = ct__data(a->out[0]);
     int64_t total = c->O * c->K;
-    for (int t = 1; t < nth; t++) {
+    for (int t = 1; t < nth && !rc; t++) {
         const char *pt = parts + (size_t)(t - 1) * wsz;
         if (c->f32)
             for (int64_t i = 0; i < total; i++) ((float *)wp)[i] += ((const float *)pt)[i];
@@ -253,7 +255,7 @@ static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c
             for (int64_t i = 0; i < total; i++) ((double *)wp)[i] += ((const double *)pt)[i];
     }
     free(parts);
-    return rc ? ct__errs(CT_ERR_OOM, "convolution_backward: out of memory for the column buffer") : 0;
+    return rc;
 }
 
 static int cpu_conv(const ct_kernel_args *a) {

@@ -300,14 +300,8 @@ static ct_tensor *conv_gw(const ct_tensor *x, const ct_tensor *gy, const cgeom *
 
 /* conv with bias: the bias rides in the kernel (oneDNN adds it in its output pass) */
 static int conv_bias_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
-    cgeom g;
-    node_cgeom(n, &g);
-    ct_tensor *x = ct__unpack(n, 0), *w = ct__unpack(n, 1);
-    if (!x || !w) return ct_last_status();
-    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(go[0], w, &g, x->sizes[2], x->sizes[3], BWD2_NAME)))
-        return ct_last_status();
-    if (ct__node_needs(n, 1) && !(gi[1] = conv_gw(x, go[0], &g, w->sizes[2], w->sizes[3], BWD2_NAME)))
-        return ct_last_status();
+    int rc = conv_x_backward(n, go, gi);
+    if (rc) return rc;
     if (ct__node_needs(n, 2) && !(gi[2] = ct_sum_dim(go[0], 3, (int64_t[]){0, 2, 3}, false, CT_NUM_DTYPES)))
         return ct_last_status();
     return 0;
