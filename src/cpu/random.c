@@ -40,6 +40,17 @@ static void walk_init(walk *w, const ct_tensor *t, const ct_tensor *order, const
     w->p = ct__data(t);
 }
 
+/* true when the walk visits consecutive elements (fastest dim stride es, each next dim
+ * the product of the ones before) */
+static bool walk_dense(const walk *w, int64_t es) {
+    int64_t want = es;
+    for (int d = 0; d < w->nd; d++) {
+        if (w->stride[d] != want) return false;
+        want *= w->size[d];
+    }
+    return true;
+}
+
 static inline void walk_next(walk *w) {
     for (int d = 0; d < w->nd; d++) {
         w->p += w->stride[d];
@@ -371,6 +382,23 @@ static int bernoulli_kernel(const ct_kernel_args *a) {
     if (a->n_in == 0) {
         /* scalar p: a float64 uniform per element */
         double p = a->d[0];
+        if (walk_dense(&w, (int64_t)ct_dtype_size(dt))) {
+            /* dense in draw order (dropout's masks): typed stores, no per-element walk */
+            char *base = w.p;
+            switch (dt) {
+            case CT_FLOAT32:
+                for (int64_t k = 0; k < n; k++) ((float *)base)[k] = unit_f64(g) < p ? 1.0f : 0.0f;
+                return 0;
+            case CT_FLOAT64:
+                for (int64_t k = 0; k < n; k++) ((double *)base)[k] = unit_f64(g) < p ? 1.0 : 0.0;
+                return 0;
+            case CT_BOOL:
+            case CT_UINT8:
+                for (int64_t k = 0; k < n; k++) ((uint8_t *)base)[k] = unit_f64(g) < p;
+                return 0;
+            default: break;
+            }
+        }
         for (int64_t k = 0; k < n; k++, walk_next(&w)) ct__store_i64(w.p, dt, unit_f64(g) < p);
         return 0;
     }
