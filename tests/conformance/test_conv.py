@@ -141,6 +141,10 @@ CONV2D_KERNELS = [
     ((2, 6, 9, 7), (6, 2, 3, 3), True, dict(stride=(2, 1), dilation=(1, 2), groups=3, padding=(1, 2))),
     ((1, 8, 5, 5), (4, 8, 3, 3), True, dict(padding=4)),
     ((0, 3, 5, 5), (4, 3, 3, 3), True, {}),
+    # small images with a batch: the weight gradient is one wide GEMM over all images
+    ((5, 8, 6, 6), (12, 8, 3, 3), True, dict(padding=1)),
+    ((4, 6, 5, 7), (5, 6, 1, 1), False, {}),  # 1x1: the images are their own columns
+    ((6, 4, 9, 9), (7, 4, 3, 3), True, dict(stride=2, dilation=(1, 2), padding=(1, 2))),
 ]
 
 
@@ -148,16 +152,22 @@ CONV2D_KERNELS = [
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_conv2d_kernels(k, dtype):
     xs, ws, bias, kw = CONV2D_KERNELS[k]
-    x, w = torch.randn(xs, dtype=dtype), torch.randn(ws, dtype=dtype)
-    b = torch.randn(ws[0], dtype=dtype) if bias else None
+    g = torch.Generator().manual_seed(100 + k)  # fixed inputs: the same case on every run
+    x, w = torch.randn(xs, dtype=dtype, generator=g), torch.randn(ws, dtype=dtype, generator=g)
+    b = torch.randn(ws[0], dtype=dtype, generator=g) if bias else None
     o = ct_opts_of(kw)
     ins = [x, w] + ([b] if bias else [])
     check("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o),
           lambda *a: F.conv2d(a[0], a[1], a[2] if bias else None, **kw), ins)
     if k == 1:  # channels-last input: the kernels get a contiguous copy
         xl = x.to(memory_format=torch.channels_last)
-        check("conv2d", lambda *a: conv2d(a[0], a[1], None, o), lambda *a: F.conv2d(a[0], a[1], None, **kw), [xl, w])
-    if dtype == torch.float64 and xs[0] > 0 and k in (2, 4, 5):
+        # PyTorch's channels-last kernel sums the weight gradient's 192 products in another
+        # order: float32 differences up to 1.2e-5 were seen (values ~0.5, partial sums ~10),
+        # just over the default atol of 1e-5 with random inputs
+        tol = dict(grad_atol=5e-5) if dtype == torch.float32 else {}
+        check("conv2d", lambda *a: conv2d(a[0], a[1], None, o), lambda *a: F.conv2d(a[0], a[1], None, **kw), [xl, w],
+              **tol)
+    if dtype == torch.float64 and xs[0] > 0 and k in (2, 4, 5, 8, 10):
         gradgradcheck("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ins)
 
 
