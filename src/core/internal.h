@@ -118,6 +118,9 @@ void *ct__hdr_get(ct_hdr_kind k);
 void ct__hdr_put(ct_hdr_kind k, void *p);
 size_t ct__node_size(void); /* sizeof(ct_node), from autograd.c */
 ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype);
+/* t itself (a new reference) when contiguous, else a contiguous copy; no autograd, not
+ * registered in a scope; NULL + error on failure. For kernels that need dense input. */
+ct_tensor *ct__contiguous_raw(const ct_tensor *t);
 /* Uninitialised tensor shaped like `like`, with its dim order (torch's preserve_format). */
 ct_tensor *ct__empty_like_raw(const ct_tensor *like, ct_dtype dtype);
 /* perm[0] = the fastest-varying dim of a strided layout (PyTorch's stride order). */

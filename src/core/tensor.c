@@ -205,6 +205,16 @@ ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype) {
     return t;
 }
 
+ct_tensor *ct__contiguous_raw(const ct_tensor *t) {
+    if (ct__is_contiguous(t)) return ct_retain((ct_tensor *)t);
+    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
+    if (c && ct__copy_raw(c, t)) {
+        ct_release(c);
+        return NULL;
+    }
+    return c;
+}
+
 ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides, int64_t offset) {
     ct_tensor *v = ct__tensor_new(t->storage, t->dtype, ndim, sizes, strides, offset);
     return v;

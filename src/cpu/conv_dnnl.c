@@ -130,14 +130,6 @@ fail:
     return NULL;
 }
 
-/* a buffer from the caching allocator (NULL for 0 bytes; *ok false on OOM) */
-static ct_tensor *buffer(size_t bytes, bool *ok) {
-    if (!bytes) return NULL;
-    ct_tensor *t = ct__empty_raw(1, (int64_t[]){(int64_t)bytes}, CT_UINT8);
-    if (!t) *ok = false;
-    return t;
-}
-
 int ct__dnnl_conv(const ct_kernel_args *a) {
     dnnl_engine_t engine = ct__dnnl_engine();
     if (!engine) return 1;
@@ -165,7 +157,7 @@ int ct__dnnl_conv(const ct_kernel_args *a) {
     for (int r = 0; r < N_ROLES && ok; r++) {
         ok = dnnl_memory_create(&um[r], &e->user[r], engine, ct__data(t[r])) == dnnl_success;
         if (!ok || !e->reorder[r]) continue;
-        buf[r] = buffer(dnnl_memory_desc_get_size(&e->mine[r]), &ok);
+        buf[r] = ct__dnnl_buffer(dnnl_memory_desc_get_size(&e->mine[r]), &ok);
         ok = ok && dnnl_memory_create(&mm[r], &e->mine[r], engine, buf[r] ? ct__data(buf[r]) : NULL) == dnnl_success;
         if (ok && r != orole)
             ok = ct__dnnl_run(e->reorder[r], s, 2, (dnnl_exec_arg_t[3]){{DNNL_ARG_FROM, um[r]}, {DNNL_ARG_TO, mm[r]}});

@@ -60,17 +60,23 @@ dnnl_primitive_attr_t ct__dnnl_attr(void) {
     return attr;
 }
 
+ct_tensor *ct__dnnl_buffer(size_t bytes, bool *ok) {
+    if (!bytes) return NULL;
+    ct_tensor *t = ct__empty_raw(1, (int64_t[]){(int64_t)bytes}, CT_UINT8);
+    if (!t) *ok = false;
+    return t;
+}
+
 bool ct__dnnl_run(dnnl_primitive_t p, dnnl_stream_t s, int nargs, dnnl_exec_arg_t *args) {
     const_dnnl_primitive_desc_t pd;
     if (dnnl_primitive_get_primitive_desc(p, &pd) != dnnl_success) return false;
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
-    ct_tensor *buf = NULL;
     dnnl_memory_t sm = NULL;
     bool ok = true;
-    if (bytes) {
-        buf = ct__empty_raw(1, (int64_t[]){(int64_t)bytes}, CT_UINT8);
-        ok = buf && dnnl_memory_create(&sm, md, ct__dnnl_engine(), ct__data(buf)) == dnnl_success;
+    ct_tensor *buf = ct__dnnl_buffer(bytes, &ok);
+    if (buf) {
+        ok = dnnl_memory_create(&sm, md, ct__dnnl_engine(), ct__data(buf)) == dnnl_success;
         if (ok) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, sm};
     }
     ok = ok && dnnl_primitive_execute(p, s, nargs, args) == dnnl_success;

@@ -23,6 +23,9 @@ void *ct__dnnl_cached(const int64_t key[CT_DNNL_KEY], void *(*build)(const int64
  * caller destroys them). */
 dnnl_primitive_attr_t ct__dnnl_attr(void);
 
+/* A byte buffer from the caching allocator (NULL for 0 bytes; *ok set false on OOM). */
+ct_tensor *ct__dnnl_buffer(size_t bytes, bool *ok);
+
 /* Executes p on stream s with its scratchpad taken from the caching allocator; args has
  * room for one more entry. */
 bool ct__dnnl_run(dnnl_primitive_t p, dnnl_stream_t s, int nargs, dnnl_exec_arg_t *args);

@@ -210,8 +210,7 @@ static ct_tensor *softmax_impl(const char *name, const ct_tensor *x0, int dim0, 
     ct_dtype cd = x->dtype == CT_FLOAT64 ? CT_FLOAT64 : CT_FLOAT32;
     ct_tensor *xin = ct__cast_raw(x, cd);
     if (xin && !ct__is_contiguous(xin)) {
-        ct_tensor *c = ct__empty_raw(xin->ndim, xin->sizes, cd);
-        if (c && ct__copy_raw(c, xin)) { ct_release(c); c = NULL; }
+        ct_tensor *c = ct__contiguous_raw(xin);
         ct_release(xin);
         xin = c;
     }

@@ -47,7 +47,7 @@ CT_DEFINE_BINARY_VARIANTS_DIRECT(add, CT_OP_ADD, CT_EW_SAME, ((double[4]){1.0}))
 CT_DEFINE_BINARY_VARIANTS_DIRECT(sub, CT_OP_SUB, CT_EW_SAME, ((double[4]){1.0}))
 
 CT_API int ct_add_alpha_(ct_tensor *self, const ct_tensor *b, double alpha) {
-    int rc = ct__check_inplace("add_", self);
+    int rc = ct__check_inplace_binary("add_", self, b);
     if (!rc) rc = ct__inplace_binary_direct(CT_OP_ADD, "add_", self, b, CT_EW_SAME, (double[4]){alpha});
     if (rc <= 0) return rc;
     if (ct_scope_begin()) return ct_last_status();

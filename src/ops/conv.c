@@ -79,11 +79,8 @@ static int fill_geom(const char *op, geom *g, const int64_t kernel[2], const int
 /* ---- unfold / fold ---- */
 static ct_tensor *unfold_raw(const ct_tensor *x4, const geom *g) {
     int64_t N = x4->sizes[0], C = x4->sizes[1];
-    ct_tensor *xc = ct__is_contiguous(x4) ? ct_retain((ct_tensor *)x4) : NULL;
-    if (!xc) {
-        xc = ct__empty_raw(4, x4->sizes, x4->dtype);
-        if (!xc || ct__copy_raw(xc, x4)) { ct_release(xc); return NULL; }
-    }
+    ct_tensor *xc = ct__contiguous_raw(x4);
+    if (!xc) return NULL;
     ct_tensor *out = ct__empty_raw(3, (int64_t[]){N, C * g->kh * g->kw, g->Ho * g->Wo}, x4->dtype);
     if (!out) { ct_release(xc); return NULL; }
     ct_kernel_args a = {.op = CT_OP_UNFOLD, .n_out = 1, .n_in = 1, .out = {out}, .in = {xc}, .iv = (const int64_t *)g,
@@ -96,11 +93,8 @@ static ct_tensor *unfold_raw(const ct_tensor *x4, const geom *g) {
 
 static ct_tensor *fold_raw(const ct_tensor *c3, int64_t H, int64_t W, const geom *g) {
     int64_t N = c3->sizes[0], C = c3->sizes[1] / (g->kh * g->kw);
-    ct_tensor *cc = ct__is_contiguous(c3) ? ct_retain((ct_tensor *)c3) : NULL;
-    if (!cc) {
-        cc = ct__empty_raw(3, c3->sizes, c3->dtype);
-        if (!cc || ct__copy_raw(cc, c3)) { ct_release(cc); return NULL; }
-    }
+    ct_tensor *cc = ct__contiguous_raw(c3);
+    if (!cc) return NULL;
     ct_tensor *out = ct__empty_raw(4, (int64_t[]){N, C, H, W}, c3->dtype);
     if (!out) { ct_release(cc); return NULL; }
     ct_kernel_args a = {.op = CT_OP_FOLD, .n_out = 1, .n_in = 1, .out = {out}, .in = {cc}, .iv = (const int64_t *)g,
@@ -187,30 +181,20 @@ static ct_tensor *conv_gx(const ct_tensor *gy, const ct_tensor *w, const cgeom *
 static ct_tensor *conv_gw(const ct_tensor *x, const ct_tensor *gy, const cgeom *g, int64_t kh, int64_t kw,
                           const char *node);
 
-static const ct_tensor *contig(const ct_tensor *t, ct_tensor **tmp) {
-    *tmp = NULL;
-    if (ct__is_contiguous(t)) return t;
-    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
-    if (!c || ct__copy_raw(c, t)) { ct_release(c); return NULL; }
-    return *tmp = c;
-}
-
 /* Runs one kernel into a new [out] tensor of the given sizes. */
 static ct_tensor *conv_raw(ct_op op, const ct_tensor *a, const ct_tensor *b, const ct_tensor *bias,
                            const int64_t out_sizes[4], const cgeom *g) {
-    ct_tensor *ta, *tb, *tc = NULL;
-    const ct_tensor *ca = contig(a, &ta), *cb = ca ? contig(b, &tb) : NULL, *cc = NULL;
-    if (!cb) { ct_release(ta); return NULL; }
-    if (bias && !(cc = contig(bias, &tc))) { ct_release(ta); ct_release(tb); return NULL; }
-    ct_tensor *out = ct__empty_raw(4, out_sizes, a->dtype);
+    ct_tensor *ca = ct__contiguous_raw(a), *cb = ca ? ct__contiguous_raw(b) : NULL;
+    ct_tensor *cc = cb && bias ? ct__contiguous_raw(bias) : NULL;
+    ct_tensor *out = cb && (!bias || cc) ? ct__empty_raw(4, out_sizes, a->dtype) : NULL;
     if (out) {
         ct_kernel_args k = {.op = op, .n_out = 1, .n_in = cc ? 3 : 2, .out = {out}, .in = {ca, cb, cc},
                             .iv = (const int64_t *)g, .n_iv = 7};
         if (ct__dispatch(&k)) { ct_release(out); out = NULL; }
     }
-    ct_release(ta);
-    ct_release(tb);
-    ct_release(tc);
+    ct_release(ca);
+    ct_release(cb);
+    ct_release(cc);
     return out;
 }
 

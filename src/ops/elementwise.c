@@ -92,7 +92,7 @@ static void byte_range(const ct_tensor *t, int64_t *lo, int64_t *hi) {
     *lo = a, *hi = b + es - 1;
 }
 
-int ct__check_no_partial_overlap(const char *name, const ct_tensor *self, const ct_tensor *b) {
+static int check_no_partial_overlap(const char *name, const ct_tensor *self, const ct_tensor *b) {
     if (!self || !b || self->storage != b->storage) return 0;
     if (b->offset == self->offset && b->dtype == self->dtype &&
         ct__same_sizes(b->ndim, b->sizes, self->ndim, self->sizes) &&
@@ -107,6 +107,11 @@ int ct__check_no_partial_overlap(const char *name, const ct_tensor *self, const 
                                 "performing the operation.", name);
 }
 
+int ct__check_inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b) {
+    int rc = ct__check_inplace(name, self);
+    return rc ? rc : check_no_partial_overlap(name, self, b);
+}
+
 int ct__inplace_binary_direct(ct_op op, const char *name, ct_tensor *self, const ct_tensor *b, ct_ew_kind kind,
                               const double *params) {
     if (!self || !b || self->storage->device.type != b->storage->device.type ||
@@ -116,8 +121,6 @@ int ct__inplace_binary_direct(ct_op op, const char *name, ct_tensor *self, const
     if (ct_is_grad_enabled() && (ct__tensor_requires_grad(self) || ct__tensor_requires_grad(b) ||
                                  (self->view_base && ct__tensor_requires_grad(self->view_base))))
         return 1;
-    /* b may share self's memory only as the very same elements, or disjoint ones */
-    if (ct__check_no_partial_overlap(name, self, b)) return ct_last_status();
     if (b->ndim > self->ndim) return 1;
     for (int i = 0; i < b->ndim; i++) {
         int64_t bs = b->sizes[b->ndim - 1 - i];
@@ -157,15 +160,25 @@ int ct__out_unary(const char *name, ct_tensor *out, const ct_tensor *x, ct_unary
     return rc;
 }
 
-int ct__inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn) {
-    int rc = ct__check_inplace(name, self);
-    if (!rc) rc = ct__check_no_partial_overlap(name, self, b);
-    if (rc) return rc;
+/* the general in-place path, after the checks: a result, committed into self */
+static int inplace_binary_general(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn) {
     if (ct_scope_begin()) return ct_last_status();
     ct_tensor *r = fn(self, b);
-    rc = ct__commit_inplace(name, self, r);
+    int rc = ct__commit_inplace(name, self, r);
     ct_scope_end();
     return rc;
+}
+
+int ct__inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn) {
+    int rc = ct__check_inplace_binary(name, self, b);
+    return rc ? rc : inplace_binary_general(name, self, b, fn);
+}
+
+int ct__inplace_binary_op(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn, ct_op op,
+                          ct_ew_kind kind, const double *params) {
+    int rc = ct__check_inplace_binary(name, self, b);
+    if (!rc) rc = ct__inplace_binary_direct(op, name, self, b, kind, params);
+    return rc <= 0 ? rc : inplace_binary_general(name, self, b, fn);
 }
 
 int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const ct_tensor *b, ct_binary_fn fn) {

@@ -43,16 +43,19 @@ int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const c
 
 /* The in-place form of a one-kernel binary op when nothing is recorded (grad mode off,
  * or neither operand nor self's base requires grad), self is contiguous and already the
- * result's shape and dtype, and b does not partly overlap self: the kernel writes into
- * self, no temporary and no copy back. Returns 1 when that does not apply (the caller
- * takes the general path, which also reports any error), else 0 or a status. The
- * caller has run ct__check_inplace. */
+ * result's shape and dtype: the kernel writes into self, no temporary and no copy back.
+ * Returns 1 when that does not apply (the caller takes the general path, which also
+ * reports any error), else 0 or a status. The caller has run ct__check_inplace_binary. */
 int ct__inplace_binary_direct(ct_op op, const char *name, ct_tensor *self, const ct_tensor *b, ct_ew_kind kind,
                               const double *params);
 
-/* PyTorch's refusal of an in-place op whose other operand shares some but not all of
- * self's memory (x[1:] += x[:-1]): 0, or CT_ERR_ARG with torch's message. */
-int ct__check_no_partial_overlap(const char *name, const ct_tensor *self, const ct_tensor *b);
+/* The checks of an in-place binary op: ct__check_inplace, and PyTorch's refusal of an
+ * operand that shares some but not all of self's memory (x[1:] += x[:-1]). 0 or status. */
+int ct__check_inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b);
+/* The in-place form of a one-kernel op: the checks, then ct__inplace_binary_direct, else
+ * the general path through fn. */
+int ct__inplace_binary_op(const char *name, ct_tensor *self, const ct_tensor *b, ct_binary_fn fn, ct_op op,
+                          ct_ew_kind kind, const double *params);
 
 /* Defines ct_NAME_ and ct_NAME_out from ct_NAME. */
 #define CT_DEFINE_UNARY_VARIANTS(name)                                                                  \
@@ -70,9 +73,7 @@ int ct__check_no_partial_overlap(const char *name, const ct_tensor *self, const 
  * into self when ct__inplace_binary_direct applies. */
 #define CT_DEFINE_BINARY_VARIANTS_DIRECT(name, op, kind, params)                                \
     CT_API int ct_##name##_(ct_tensor *self, const ct_tensor *b) {                            \
-        int rc_ = ct__check_inplace(#name "_", self);                                         \
-        if (!rc_) rc_ = ct__inplace_binary_direct(op, #name "_", self, b, kind, params);      \
-        return rc_ <= 0 ? rc_ : ct__inplace_binary(#name "_", self, b, ct_##name);             \
+        return ct__inplace_binary_op(#name "_", self, b, ct_##name, op, kind, params);        \
     }                                                                                         \
     CT_API int ct_##name##_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b) {      \
         return ct__out_binary(#name, out, a, b, ct_##name);                                   \

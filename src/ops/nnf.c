@@ -39,13 +39,6 @@ static bool bn_vec_ok(const ct_tensor *v, const ct_tensor *x) {
     return !v || (v->ndim == 1 && v->dtype == x->dtype && ct__is_contiguous(v));
 }
 
-static ct_tensor *raw_contig(const ct_tensor *t) {
-    if (ct__is_contiguous(t)) return ct_retain((ct_tensor *)t);
-    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
-    if (c && ct__copy_raw(c, t)) { ct_release(c); return NULL; }
-    return c;
-}
-
 /* reduce dims (all but 1) and the [1, C, 1, ...] broadcast shape of x */
 static int bn_dims(const ct_tensor *x, int64_t *rdims, int64_t *bshape) {
     int nr = 0;
@@ -62,7 +55,7 @@ static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *w = has_w ? ct__unpack(n, 3) : NULL;
     if (!x || !mean || !invstd || (has_w && !w)) return ct_last_status();
     if (!ct_is_grad_enabled()) { /* first order: the fused kernel */
-        ct_tensor *g = raw_contig(go[0]), *xc = g ? raw_contig(x) : NULL, *out[3] = {NULL, NULL, NULL};
+        ct_tensor *g = ct__contiguous_raw(go[0]), *xc = g ? ct__contiguous_raw(x) : NULL, *out[3] = {NULL, NULL, NULL};
         int rc = xc ? 0 : ct_last_status();
         int64_t C = x->sizes[1];
         if (!rc && ct__node_needs(n, 0) && !(out[0] = ct__empty_raw(x->ndim, x->sizes, x->dtype))) rc = ct_last_status();
@@ -111,7 +104,7 @@ static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 static ct_tensor *bn_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
                            const ct_tensor *b, bool training, double momentum, double eps) {
     int64_t C = input->sizes[1];
-    ct_tensor *x = raw_contig(input);
+    ct_tensor *x = ct__contiguous_raw(input);
     ct_tensor *y = x ? ct__empty_raw(x->ndim, x->sizes, x->dtype) : NULL;
     ct_tensor *mean = y ? ct__empty_raw(1, &C, x->dtype) : NULL, *invstd = mean ? ct__empty_raw(1, &C, x->dtype) : NULL;
     int rc = invstd ? 0 : ct_last_status();
@@ -194,17 +187,6 @@ CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_me
 /* ---- layer_norm: a fused row kernel for float32 / float64 on the CPU (PyTorch's
  * native_layer_norm), the composite of public ops for everything else ---- */
 
-/* t itself (retained) if contiguous, else a contiguous copy; unregistered, no autograd. */
-static ct_tensor *ln_contig_raw(const ct_tensor *t) {
-    if (ct__is_contiguous(t)) return ct_retain((ct_tensor *)t);
-    ct_tensor *c = ct__empty_raw(t->ndim, t->sizes, t->dtype);
-    if (c && ct__copy_raw(c, t)) {
-        ct_release(c);
-        c = NULL;
-    }
-    return c;
-}
-
 /* Saved: 0 x, 1 mean [N], 2 rstd [N], 3 weight (i[1]); i[0] number of normalised dims; d[0] eps.
  * Without a graph to build (no create_graph, or nothing involved requires grad) the fused
  * backward kernel; otherwise the same gradients from differentiable ops (the statistics
@@ -222,7 +204,7 @@ static int layer_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi
     if (!ct__needs_grad(3, (const ct_tensor *[]){g, x, w}) && g->dtype == x->dtype &&
         g->storage->device.type == CT_DEVICE_CPU) {
         int64_t M = ct__prod(n, nshape), N = M ? x->numel / M : 0;
-        ct_tensor *dy = ln_contig_raw(g), *xc = ln_contig_raw(x), *wc = w ? ln_contig_raw(w) : NULL;
+        ct_tensor *dy = ct__contiguous_raw(g), *xc = ct__contiguous_raw(x), *wc = w ? ct__contiguous_raw(w) : NULL;
         ct_tensor *dx = need_x ? ct__empty_raw(nd_, x->sizes, x->dtype) : NULL;
         ct_tensor *dw = need_w ? ct__empty_raw(n, nshape, x->dtype) : NULL;
         ct_tensor *db = need_b ? ct__empty_raw(n, nshape, x->dtype) : NULL;
@@ -279,8 +261,8 @@ static ct_tensor *layer_norm_fused(const ct_tensor *input, int n, const ct_tenso
                                    double eps) {
     ct_dtype dt = input->dtype;
     int64_t M = ct__prod(n, input->sizes + input->ndim - n), N = input->numel / M;
-    ct_tensor *xc = ln_contig_raw(input), *wc = weight ? ln_contig_raw(weight) : NULL;
-    ct_tensor *bc = bias ? ln_contig_raw(bias) : NULL;
+    ct_tensor *xc = ct__contiguous_raw(input), *wc = weight ? ct__contiguous_raw(weight) : NULL;
+    ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
     ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
     ct_tensor *mean = ct__empty_raw(1, &N, dt), *rstd = ct__empty_raw(1, &N, dt);
     int rc = 0;

@@ -64,13 +64,6 @@ static int check_input(const char *op, const ct_tensor *x, int spatial) {
     return ct__check_float(op, x);
 }
 
-static ct_tensor *contig(const ct_tensor *x) {
-    if (ct__is_contiguous(x)) return ct_retain((ct_tensor *)x);
-    ct_tensor *c = ct__empty_raw(x->ndim, x->sizes, x->dtype);
-    if (c && ct__copy_raw(c, x)) { ct_release(c); return NULL; }
-    return c;
-}
-
 /* ---- max pooling ---- */
 static int max_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *idx = ct__unpack(n, 0);
@@ -78,7 +71,7 @@ static int max_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     const ct_meta *m = &n->in_meta[0];
     int64_t N = m->sizes[0], C = m->sizes[1], HW = m->sizes[2] * m->sizes[3];
     if (!ct_is_grad_enabled()) { /* first order: one kernel pass (zero each plane, add at the indices) */
-        ct_tensor *g = contig(go[0]), *out = g ? ct__empty_raw(m->ndim, m->sizes, go[0]->dtype) : NULL;
+        ct_tensor *g = ct__contiguous_raw(go[0]), *out = g ? ct__empty_raw(m->ndim, m->sizes, go[0]->dtype) : NULL;
         int rc = out ? 0 : ct_last_status();
         if (!rc) {
             ct_kernel_args a = {.op = CT_OP_MAX_POOL2D_BWD, .n_out = 1, .n_in = 2, .out = {out}, .in = {g, idx}};
@@ -101,7 +94,7 @@ static ct_tensor *max_pool4(const ct_tensor *x, const int64_t k[2], const ct_poo
     pgeom g = {0};
     if (geom_of("max_pool2d", &g, x, k, o, true)) return NULL;
     int64_t N = x->sizes[0], C = x->sizes[1];
-    ct_tensor *xc = contig(x);
+    ct_tensor *xc = ct__contiguous_raw(x);
     ct_tensor *out = xc ? ct__empty_raw(4, (int64_t[]){N, C, g.Ho, g.Wo}, x->dtype) : NULL;
     ct_tensor *idx = out ? ct__empty_raw(4, (int64_t[]){N, C, g.Ho, g.Wo}, CT_INT64) : NULL;
     int rc = -1;
@@ -222,7 +215,7 @@ static ct_tensor *avg_pool4(const ct_tensor *x, const int64_t k[2], const ct_poo
     pgeom g = {0};
     if (geom_of("avg_pool2d", &g, x, k, o, false)) return NULL;
     int64_t N = x->sizes[0], C = x->sizes[1];
-    ct_tensor *xc = contig(x);
+    ct_tensor *xc = ct__contiguous_raw(x);
     ct_tensor *out = xc ? ct__empty_raw(4, (int64_t[]){N, C, g.Ho, g.Wo}, x->dtype) : NULL;
     int rc = -1;
     if (out) {
