@@ -351,13 +351,71 @@ static int cpu_conv(const ct_kernel_args *a) {
     }
 MAXPOOL_ROW2(maxpool_row2_f32, float)
 MAXPOOL_ROW2(maxpool_row2_f64, double)
+typedef void (*maxpool_row2_f32_fn)(const float *restrict, const float *restrict, float *restrict, int64_t *restrict,
+                                    int64_t, int64_t, int64_t);
+typedef void (*maxpool_row2_f64_fn)(const double *restrict, const double *restrict, double *restrict,
+                                    int64_t *restrict, int64_t, int64_t, int64_t);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CT_POOL_AVX512 1
+/* The float32 row with AVX-512: sixteen windows per step and the short rows of small
+ * images (Wo = 14, 7) in one masked step, where the compiler's vector loop leaves a
+ * scalar tail with branches. The same comparisons in the same order, so the same
+ * values and indices as maxpool_row2_f32. */
+__attribute__((target("avx512f"))) static void maxpool_row2_f32_avx512(const float *restrict r0,
+                                                                       const float *restrict r1,
+                                                                       float *restrict orow, int64_t *restrict irow,
+                                                                       int64_t Wo, int64_t base, int64_t W) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
+    const __m512i vW = _mm512_set1_epi64(W), two64 = _mm512_set1_epi64(2), one64 = _mm512_set1_epi64(1);
+    for (int64_t ow = 0; ow < Wo; ow += 16) {
+        int64_t m = Wo - ow < 16 ? Wo - ow : 16, n2 = 2 * m;
+        __mmask16 mlo = n2 >= 16 ? 0xFFFF : (__mmask16)((1u << n2) - 1);
+        __mmask16 mhi = n2 <= 16 ? 0 : n2 >= 32 ? 0xFFFF : (__mmask16)((1u << (n2 - 16)) - 1);
+        __mmask16 mo = m >= 16 ? 0xFFFF : (__mmask16)((1u << m) - 1);
+        const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+        __m512 lo0 = _mm512_maskz_loadu_ps(mlo, p0), hi0 = _mm512_maskz_loadu_ps(mhi, p0 + 16);
+        __m512 lo1 = _mm512_maskz_loadu_ps(mlo, p1), hi1 = _mm512_maskz_loadu_ps(mhi, p1 + 16);
+        __m512 best = _mm512_permutex2var_ps(lo0, ev, hi0), b = _mm512_permutex2var_ps(lo0, od, hi0);
+        __m512 d = _mm512_permutex2var_ps(lo1, ev, hi1), e = _mm512_permutex2var_ps(lo1, od, hi1);
+        __m512i k = _mm512_setzero_si512();
+        __mmask16 u = _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+        best = _mm512_mask_blend_ps(u, best, b), k = _mm512_mask_blend_epi32(u, k, one);
+        u = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
+        best = _mm512_mask_blend_ps(u, best, d), k = _mm512_mask_blend_epi32(u, k, two);
+        u = _mm512_cmp_ps_mask(e, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(e, e, _CMP_UNORD_Q);
+        best = _mm512_mask_blend_ps(u, best, e), k = _mm512_mask_blend_epi32(u, k, three);
+        _mm512_mask_storeu_ps(orow + ow, mo, best);
+        /* index = base + c + (k & 1) + (k >> 1) * W, with c = 2 * (ow + lane) */
+        __m512i start = _mm512_add_epi64(_mm512_set1_epi64(base + 2 * ow), lane2);
+        for (int h = 0; h < 2; h++) {
+            __m512i kh = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(k, 1) : _mm512_castsi512_si256(k));
+            __m512i idx = _mm512_add_epi64(start, _mm512_and_si512(kh, one64));
+            idx = _mm512_mask_add_epi64(idx, _mm512_test_epi64_mask(kh, two64), idx, vW);
+            if (h) idx = _mm512_add_epi64(idx, _mm512_set1_epi64(16));
+            _mm512_mask_storeu_epi64(irow + ow + 8 * h, (__mmask8)(h ? mo >> 8 : mo), idx);
+        }
+    }
+}
+#endif
+
+static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
+#ifdef CT_POOL_AVX512
+    if (__builtin_cpu_supports("avx512f")) return maxpool_row2_f32_avx512;
+#endif
+    return maxpool_row2_f32;
+}
 
 #define MAXPOOL(NAME, T, ROW2)                                                                                     \
-    CT_LOOP_ATTR static void NAME(const T *x, T *o, int64_t *ix, int64_t H, int64_t W, const geom *g) {      \
+    CT_LOOP_ATTR static void NAME(const T *x, T *o, int64_t *ix, int64_t H, int64_t W, const geom *g, ROW2##_fn row2) { \
         if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 && g->dh == 1 &&  \
             g->dw == 1 && 2 * g->Ho <= H && 2 * g->Wo <= W) {                                                 \
             for (int64_t oh = 0; oh < g->Ho; oh++)                                                           \
-                ROW2(x + 2 * oh * W, x + (2 * oh + 1) * W, o + oh * g->Wo, ix + oh * g->Wo, g->Wo, 2 * oh * W, W); \
+                row2(x + 2 * oh * W, x + (2 * oh + 1) * W, o + oh * g->Wo, ix + oh * g->Wo, g->Wo, 2 * oh * W, W); \
             return;                                                                                          \
         }                                                                                                    \
         for (int64_t oh = 0; oh < g->Ho; oh++)                                                               \
@@ -421,13 +479,14 @@ static int cpu_pool2d(const ct_kernel_args *a) {
     char *op = ct__data(o);
     int64_t *ip = is_max ? ct__data(a->out[1]) : NULL;
     size_t es = ct_dtype_size(x->dtype);
+    maxpool_row2_f32_fn row2_f32 = pick_maxpool_row2_f32();
 #pragma omp parallel for schedule(static) if (planes > 1 && planes * psz >= CT_GRAIN)
     for (int64_t p = 0; p < planes; p++) {
         const char *xi = xp + (size_t)(p * psz) * es;
         char *oi = op + (size_t)(p * osz) * es;
         if (is_max) {
-            if (f32) maxpool_f32((const float *)xi, (float *)oi, ip + p * osz, H, W, &g);
-            else maxpool_f64((const double *)xi, (double *)oi, ip + p * osz, H, W, &g);
+            if (f32) maxpool_f32((const float *)xi, (float *)oi, ip + p * osz, H, W, &g, row2_f32);
+            else maxpool_f64((const double *)xi, (double *)oi, ip + p * osz, H, W, &g, maxpool_row2_f64);
         } else {
             if (f32) avgpool_f32((const float *)xi, (float *)oi, H, W, &g, incl, divisor);
             else avgpool_f64((const double *)xi, (double *)oi, H, W, &g, incl, divisor);

@@ -84,6 +84,20 @@ def test_max_pool2d_nan_and_ties(k, dtype):
           lambda a: F.max_pool2d(a, ks, return_indices=True, **kw), [x], grad=False)
 
 
+@pytest.mark.parametrize("w", [2, 3, 14, 15, 28, 31, 32, 33, 34, 64, 66, 95])
+def test_max_pool2d_2x2_row_widths(w):
+    """The 2x2/stride-2 rows at widths around the 16-window vector step (one masked
+    step, full steps, full plus a masked tail), float32 with NaN and ties."""
+    x = torch.randn(2, 3, 5, w)
+    x.view(-1)[::7] = float("nan")
+    x.view(-1)[3::11] = 0.5
+    x.view(-1)[4::11] = 0.5
+    x.view(-1)[5::13] = float("-inf")
+    o = popts({})
+    check("max_pool2d", lambda a: max2(a, (2, 2), o, True),
+          lambda a: F.max_pool2d(a, 2, return_indices=True), [x], grad=False)
+
+
 AVGP = [((2, 3, 8, 7), 2, {}), ((2, 3, 9, 9), 3, dict(stride=2, padding=1)),
         ((2, 3, 9, 9), 3, dict(stride=2, padding=1, count_include_pad=False)),
         ((3, 7, 8), (2, 3), dict(ceil_mode=True)), ((1, 2, 10, 9), 3, dict(stride=2, padding=1, ceil_mode=True)),
