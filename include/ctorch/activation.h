@@ -15,6 +15,12 @@ struct ct_generator;
 CT_API ct_tensor *ct_relu(const ct_tensor *x);
 CT_API int ct_relu_(ct_tensor *self);
 CT_API ct_tensor *ct_relu6(const ct_tensor *x);
+/* F.threshold: x <= threshold ? value : x (threshold and value taken in x's dtype). */
+CT_API ct_tensor *ct_threshold(const ct_tensor *x, double threshold, double value);
+CT_API int ct_threshold_(ct_tensor *self, double threshold, double value);
+/* aten::threshold_backward: self <= threshold ? 0 : grad_output (broadcasting), relu's
+ * and threshold's backward; differentiable in grad_output. */
+CT_API ct_tensor *ct_threshold_backward(const ct_tensor *grad_output, const ct_tensor *self, double threshold);
 CT_API ct_tensor *ct_leaky_relu(const ct_tensor *x, double negative_slope); /* default 0.01 */
 CT_API ct_tensor *ct_elu(const ct_tensor *x, double alpha);                 /* default 1.0 */
 CT_API ct_tensor *ct_selu(const ct_tensor *x);

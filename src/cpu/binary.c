@@ -129,6 +129,10 @@ CT_BINARY_INTS(minimum, a < b ? a : b)
 CT_BINARY_BOOL(minimum, a && b)
 CT_BINARY_FLOATS(fmax, (a > b || b != b) ? a : b)
 CT_BINARY_FLOATS(fmin, (a < b || b != b) ? a : b)
+/* threshold_backward(grad a, self b): zero where self <= threshold (a NaN self passes
+ * the gradient, as PyTorch's relu backward) */
+CT_BINARY_FLOATS(threshold_bwd, b <= (__typeof__(a))p[0] ? (__typeof__(a))0 : a)
+CT_BINARY_INTS(threshold_bwd, b <= (__typeof__(a))p[0] ? (__typeof__(a))0 : a)
 
 /* ---- comparisons and logical ops: any input dtype, bool output ---- */
 #define CT_BOOL_OUT_ALL(pre, EXPR)                                                                 \
@@ -332,6 +336,7 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     /* fmax/fmin on integers and bool are maximum/minimum */
     CT_SET_FLOATS(tab[CT_OP_FMAX], fmax); CT_SET_INTS(tab[CT_OP_FMAX], maximum); tab[CT_OP_FMAX][CT_BOOL] = maximum_b;
     CT_SET_FLOATS(tab[CT_OP_FMIN], fmin); CT_SET_INTS(tab[CT_OP_FMIN], minimum); tab[CT_OP_FMIN][CT_BOOL] = minimum_b;
+    CT_SET_FLOATS(tab[CT_OP_THRESHOLD_BACKWARD], threshold_bwd); CT_SET_INTS(tab[CT_OP_THRESHOLD_BACKWARD], threshold_bwd);
     SET_BOOL_OUT_ALL(tab[CT_OP_EQ], eq); CT_SET_COMPLEX(tab[CT_OP_EQ], eq);
     SET_BOOL_OUT_ALL(tab[CT_OP_NE], ne); CT_SET_COMPLEX(tab[CT_OP_NE], ne);
     SET_BOOL_OUT_ALL(tab[CT_OP_LT], lt);

@@ -571,6 +571,9 @@ CT_UNARY_LOOP(n2n_c128, ct_c128, ct_c128, LD_ID, ST_ID, ct_c128, ST_ID, CMPLX(N2
 CT_UNARY_FLOATS(relu, RELU_F(a))
 CT_UNARY_SINTS(relu, a > 0 ? a : 0)
 CT_UNARY_LOOP(relu_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a)
+/* threshold: d[0] threshold, d[1] value, both in x's type as PyTorch (NaN passes) */
+CT_UNARY_FLOATS(threshold, a <= (__typeof__(a))p[0] ? (__typeof__(a))p[1] : a)
+CT_UNARY_INTS(threshold, a <= (__typeof__(a))p[0] ? (__typeof__(a))p[1] : a)
 /* hardtanh: d[0] min, d[1] max (NaN passes through) */
 CT_UNARY_FLOATS(hardtanh, a < (__typeof__(a))p[0] ? (__typeof__(a))p[0] : (a > (__typeof__(a))p[1] ? (__typeof__(a))p[1] : a))
 CT_UNARY_INTS(hardtanh, a < (__typeof__(a))p[0] ? (__typeof__(a))p[0] : (a > (__typeof__(a))p[1] ? (__typeof__(a))p[1] : a))
@@ -631,7 +634,7 @@ void ct_cpu_register_unary(ct_kernel_fn *k) {
     CT_SET_INTS(tab[CT_OP_BITWISE_NOT], bnot); tab[CT_OP_BITWISE_NOT][CT_BOOL] = bnot_b;
     SETFC(ISNAN, isnan); SETFC(ISINF, isinf); SETFC(ISFINITE, isfinite); SETFC(NAN_TO_NUM, n2n);
     SETF(RELU, relu); CT_SET_INTS(tab[CT_OP_RELU], relu);
-    SETF(HARDTANH, hardtanh); CT_SET_INTS(tab[CT_OP_HARDTANH], hardtanh);
+    SETF(HARDTANH, hardtanh); SETF(THRESHOLD, threshold); CT_SET_INTS(tab[CT_OP_THRESHOLD], threshold); CT_SET_INTS(tab[CT_OP_HARDTANH], hardtanh);
     SETF(LEAKY_RELU, leaky_relu); SETF(ELU, elu); SETF(GELU, gelu); SETF(GELU_TANH, gelu_tanh);
     SETFC(SILU, silu); SETF(MISH, mish); SETF(SOFTPLUS, softplus); SETF(SOFTSIGN, softsign);
     SETF(HARDSIGMOID, hardsigmoid); SETF(HARDSWISH, hardswish); SETF(LOGSIGMOID, logsigmoid);

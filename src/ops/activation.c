@@ -19,9 +19,50 @@
 
 static ct_tensor *S(double v) { return ct_float(v); }
 
+/* ---- threshold_backward: one pass over grad and self (relu's and threshold's
+ * backward); differentiable in grad, a zero gradient for self (derivatives.yaml) ---- */
+static int threshold_backward_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *self = ct__unpack(n, 1);
+    if (!self) return ct_last_status();
+    if (ct__node_needs(n, 0) && !(gi[0] = ct_threshold_backward(go[0], self, n->d[0]))) return ct_last_status();
+    if (ct__node_needs(n, 1) && !(gi[1] = ct_zeros_like(self))) return ct_last_status();
+    return 0;
+}
+CT_API ct_tensor *ct_threshold_backward(const ct_tensor *grad_output, const ct_tensor *self, double threshold) {
+    CT_CHECK_ARG("threshold_backward", grad_output);
+    CT_CHECK_ARG("threshold_backward", self);
+    const ct_tensor *ts[2] = {grad_output, self};
+    for (int i = 0; i < 2; i++)
+        if (ts[i]->dtype == CT_BOOL || ct_dtype_is_complex(ts[i]->dtype))
+            return ct__err(CT_ERR_DTYPE, "threshold_backward: not implemented for '%s'", ct_dtype_name(ts[i]->dtype));
+    double d[4] = {threshold};
+    return ct__record_binary(
+        ct__binary_raw(CT_OP_THRESHOLD_BACKWARD, "threshold_backward", grad_output, self, CT_EW_REAL, d),
+        "ThresholdBackwardBackward0", threshold_backward_backward, grad_output, self, false, threshold);
+}
+
+/* ---- threshold: x <= threshold ? value : x ---- */
+ACT_BACKWARD(threshold, ct_threshold_backward(g, s, p[0]))
+CT_API ct_tensor *ct_threshold(const ct_tensor *x, double threshold, double value) {
+    CT_CHECK_ARG("threshold", x);
+    if (x->dtype == CT_BOOL || ct_dtype_is_complex(x->dtype))
+        return ct__err(CT_ERR_DTYPE, "threshold: not implemented for '%s'", ct_dtype_name(x->dtype));
+    double d[4] = {threshold, value};
+    return ct__record_unary(ct__unary_raw(CT_OP_THRESHOLD, "threshold", x, CT_EW_REAL, d), "ThresholdBackward0",
+                            threshold_backward, x, true, false, d);
+}
+CT_API int ct_threshold_(ct_tensor *self, double threshold, double value) {
+    int rc = ct__check_inplace("threshold_", self);
+    if (rc) return rc;
+    if (ct_scope_begin()) return ct_last_status();
+    rc = ct__commit_inplace("threshold_", self, ct_threshold(self, threshold, value));
+    ct_scope_end();
+    return rc;
+}
+
 /* ---- relu ---- */
-/* where(mask, g, 0): one pass, no bool-to-float cast (s = result) */
-ACT_BACKWARD(relu, ct_where(ct_gt(s, S(0.0)), g, S(0.0)))
+/* threshold_backward(g, result, 0) (s = result) */
+ACT_BACKWARD(relu, ct_threshold_backward(g, s, 0.0))
 CT_API ct_tensor *ct_relu(const ct_tensor *x) {
     CT_CHECK_ARG("relu", x);
     if (x->dtype == CT_BOOL) return ct__err(CT_ERR_DTYPE, "relu: Boolean inputs not supported for relu");

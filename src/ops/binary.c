@@ -13,24 +13,6 @@ static ct_tensor *zero_like0(const ct_tensor *g) { return ct_scalar_tensor(0.0, 
 
 /* Records a node over inputs a, b (both saved; out saved too if save_out) on a raw
  * result and registers it. Only floating/complex results carry history. */
-static ct_tensor *record2(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *a,
-                          const ct_tensor *b, bool save_out, double d0) {
-    if (!out) return NULL;
-    if (ct__needs_grad(2, (const ct_tensor *[]){a, b}) &&
-        (ct_dtype_is_floating(out->dtype) || ct_dtype_is_complex(out->dtype))) {
-        ct_node *n = ct__node_new(node_name, fn, 2);
-        if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) || ct__save(n, a) < 0 ||
-            ct__save(n, b) < 0 || (save_out && ct__save_output(n, out, 0) < 0)) {
-            if (n) ct__node_release(n);
-            ct_release(out);
-            return NULL;
-        }
-        n->d[0] = d0;
-        ct__set_history(out, n, 0);
-    }
-    return ct__ret(out);
-}
-
 /* Ops whose inputs promote and whose result has no gradient (comparisons, logic). */
 static ct_tensor *nograd2(ct_op op, const char *name, const ct_tensor *a, const ct_tensor *b, ct_ew_kind kind) {
     ct_tensor *out = ct__binary_raw(op, name, a, b, kind, NULL);
@@ -52,8 +34,8 @@ static int not_implemented_backward(ct_node *n, ct_tensor *const *go, ct_tensor 
 static ct_tensor *div_rounding(const char *name, const ct_tensor *a, const ct_tensor *b, bool floor_mode,
                                bool differentiable) {
     ct_tensor *out = ct__binary_raw(floor_mode ? CT_OP_DIV_FLOOR : CT_OP_DIV_TRUNC, name, a, b, CT_EW_REAL, NULL);
-    if (differentiable) return record2(out, "DivBackward2", div_round_backward, a, b, false, 0);
-    return record2(out, "floor_divide", not_implemented_backward, a, b, false, 0);
+    if (differentiable) return ct__record_binary(out, "DivBackward2", div_round_backward, a, b, false, 0);
+    return ct__record_binary(out, "floor_divide", not_implemented_backward, a, b, false, 0);
 }
 
 CT_API ct_tensor *ct_div_mode(const ct_tensor *a, const ct_tensor *b, const char *mode) {
@@ -154,7 +136,7 @@ static int atan2_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return 0;
 }
 CT_API ct_tensor *ct_atan2(const ct_tensor *a, const ct_tensor *b) {
-    return record2(ct__binary_raw(CT_OP_ATAN2, "atan2", a, b, CT_EW_FLOAT_REAL, NULL), "Atan2Backward0", atan2_backward,
+    return ct__record_binary(ct__binary_raw(CT_OP_ATAN2, "atan2", a, b, CT_EW_FLOAT_REAL, NULL), "Atan2Backward0", atan2_backward,
                    a, b, false, 0);
 }
 CT_DEFINE_BINARY_VARIANTS(atan2)
@@ -170,7 +152,7 @@ static int hypot_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return 0;
 }
 CT_API ct_tensor *ct_hypot(const ct_tensor *a, const ct_tensor *b) {
-    return record2(ct__binary_raw(CT_OP_HYPOT, "hypot", a, b, CT_EW_REAL, NULL), "HypotBackward0", hypot_backward, a, b,
+    return ct__record_binary(ct__binary_raw(CT_OP_HYPOT, "hypot", a, b, CT_EW_REAL, NULL), "HypotBackward0", hypot_backward, a, b,
                    true, 0);
 }
 CT_DEFINE_BINARY_VARIANTS(hypot)
@@ -186,12 +168,12 @@ static int mod_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return 0;
 }
 CT_API ct_tensor *ct_fmod(const ct_tensor *a, const ct_tensor *b) {
-    return record2(ct__binary_raw(CT_OP_FMOD, "fmod", a, b, CT_EW_REAL, NULL), "FmodBackward1", mod_backward, a, b,
+    return ct__record_binary(ct__binary_raw(CT_OP_FMOD, "fmod", a, b, CT_EW_REAL, NULL), "FmodBackward1", mod_backward, a, b,
                    false, 0);
 }
 CT_DEFINE_BINARY_VARIANTS(fmod)
 CT_API ct_tensor *ct_remainder(const ct_tensor *a, const ct_tensor *b) {
-    return record2(ct__binary_raw(CT_OP_REMAINDER, "remainder", a, b, CT_EW_REAL, NULL), "RemainderBackward1",
+    return ct__record_binary(ct__binary_raw(CT_OP_REMAINDER, "remainder", a, b, CT_EW_REAL, NULL), "RemainderBackward1",
                    mod_backward, a, b, false, 1);
 }
 CT_DEFINE_BINARY_VARIANTS(remainder)
@@ -226,7 +208,7 @@ static ct_tensor *minmax(ct_op op, const char *name, const char *node, int kind,
     CT_CHECK_ARG(name, b);
     if (ct_dtype_is_complex(a->dtype) || ct_dtype_is_complex(b->dtype))
         return ct__err(CT_ERR_DTYPE, "%s not implemented for complex tensors.", name);
-    return record2(ct__binary_raw(op, name, a, b, CT_EW_REAL, NULL), node, minmax_backward, a, b, false, kind);
+    return ct__record_binary(ct__binary_raw(op, name, a, b, CT_EW_REAL, NULL), node, minmax_backward, a, b, false, kind);
 }
 CT_API ct_tensor *ct_maximum(const ct_tensor *a, const ct_tensor *b) {
     return minmax(CT_OP_MAXIMUM, "maximum", "MaximumBackward0", 0, a, b);
@@ -253,7 +235,7 @@ static int xlogy_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return 0;
 }
 CT_API ct_tensor *ct_xlogy(const ct_tensor *a, const ct_tensor *b) {
-    return record2(ct__binary_raw(CT_OP_XLOGY, "xlogy", a, b, CT_EW_FLOAT_REAL, NULL), "XlogyBackward0", xlogy_backward,
+    return ct__record_binary(ct__binary_raw(CT_OP_XLOGY, "xlogy", a, b, CT_EW_FLOAT_REAL, NULL), "XlogyBackward0", xlogy_backward,
                    a, b, false, 0);
 }
 CT_DEFINE_BINARY_VARIANTS(xlogy)

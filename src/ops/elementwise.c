@@ -190,6 +190,24 @@ int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const c
     return rc;
 }
 
+ct_tensor *ct__record_binary(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *a,
+                             const ct_tensor *b, bool save_out, double d0) {
+    if (!out) return NULL;
+    if (ct__needs_grad(2, (const ct_tensor *[]){a, b}) &&
+        (ct_dtype_is_floating(out->dtype) || ct_dtype_is_complex(out->dtype))) {
+        ct_node *n = ct__node_new(node_name, fn, 2);
+        if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) || ct__save(n, a) < 0 ||
+            ct__save(n, b) < 0 || (save_out && ct__save_output(n, out, 0) < 0)) {
+            if (n) ct__node_release(n);
+            ct_release(out);
+            return NULL;
+        }
+        n->d[0] = d0;
+        ct__set_history(out, n, 0);
+    }
+    return ct__ret(out);
+}
+
 ct_tensor *ct__record_unary(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
                             bool save_out, const double *d) {
     if (!out) return NULL;

@@ -33,6 +33,12 @@ int ct__ew_compute_dtype(const char *name, ct_dtype promoted, ct_ew_kind kind);
 ct_tensor *ct__record_unary(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *x, bool save_x,
                             bool save_out, const double *d);
 
+/* Records a two-input node on a raw result `out` when a or b needs grad (and out is
+ * floating or complex): saves a and b (and out, slot 2, if save_out), d[0] = d0.
+ * Registers and returns out; NULL (out released) on error. */
+ct_tensor *ct__record_binary(ct_tensor *out, const char *node_name, ct_backward_fn fn, const ct_tensor *a,
+                             const ct_tensor *b, bool save_out, double d0);
+
 /* Helpers for in-place / out= variants built from an out-of-place function. */
 typedef ct_tensor *(*ct_unary_fn)(const ct_tensor *);
 typedef ct_tensor *(*ct_binary_fn)(const ct_tensor *, const ct_tensor *);

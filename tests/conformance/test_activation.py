@@ -25,6 +25,9 @@ fn("ct_celu").argtypes = [P, D]
 fn("ct_gelu").argtypes = [P, B]
 fn("ct_softplus").argtypes = [P, D, D]
 fn("ct_hardtanh").argtypes = [P, D, D]
+fn("ct_threshold").argtypes = [P, D, D]
+fn("ct_threshold_").argtypes = [P, D, D]
+fn("ct_threshold_backward").argtypes = [P, P, D]
 fn("ct_softmax").argtypes = [P, I, I]
 fn("ct_log_softmax").argtypes = [P, I, I]
 fn("ct_glu").argtypes = [P, I]
@@ -53,6 +56,8 @@ ACTS = [
     ("softsign", (), F.softsign),
     ("hardtanh", (-1.0, 1.0), F.hardtanh),
     ("hardtanh", (-0.5, 2.0), lambda x: F.hardtanh(x, -0.5, 2.0)),
+    ("threshold", (1.5, -2.0), lambda x: F.threshold(x, 1.5, -2.0)),
+    ("threshold", (0.0, 0.0), lambda x: F.threshold(x, 0.0, 0.0)),
     ("hardsigmoid", (), F.hardsigmoid),
     ("hardswish", (), F.hardswish),
     ("logsigmoid", (), F.logsigmoid),
@@ -160,6 +165,63 @@ def test_relu_inplace():
     # a leaf requiring grad can't be modified in place
     with case("relu_"):
         assert fn("ct_relu_")(to_ct(torch.randn(3), requires_grad=True)) < 0
+
+
+def test_relu_nan_gradient():
+    """relu's gradient at a NaN input passes the incoming gradient (PyTorch's
+    threshold_backward: zero only where the result <= 0)."""
+    x = torch.tensor([NAN, 1.0, -1.0, 0.0, -0.0, math.inf, -math.inf], dtype=torch.float64)
+    check_grads("ct_relu", torch.relu, [x])
+    check_grads("ct_relu", torch.relu, [x.float()], rtol=0, atol=0)
+
+
+TB = torch.ops.aten.threshold_backward
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64,
+                                   torch.int32, torch.bool, torch.complex64], ids=str)
+def test_threshold_backward_values(dtype):
+    torch.manual_seed(3)
+    g, s = sample(dtype, (5, 7)), sample(dtype, (5, 7))
+    for th in (0.0, 0.5, -1.0):
+        with case("threshold_backward"):
+            try:
+                ref = TB(g, s, th)
+            except Exception:
+                assert not fn("ct_threshold_backward")(to_ct(g), to_ct(s), th)
+                assert last_error()
+                continue
+            h = fn("ct_threshold_backward")(to_ct(g), to_ct(s), th)
+            assert h, last_error()
+            assert_same(from_ct(h), ref)
+    if dtype.is_floating_point:
+        # broadcasting, non-contiguous, long runs with specials in self
+        x = torch.cat([torch.linspace(-3, 3, 1001), torch.tensor([NAN, math.inf, -math.inf, 0.0, -0.0])]).to(dtype)
+        gl = torch.randn(x.shape).to(dtype)
+        for gg, ss in ((gl, x), (gl[:13], x[-13:]), (torch.randn(4, 1).to(dtype), torch.randn(3).to(dtype)),
+                       (Noncontig(torch.randn(4, 6).to(dtype)), torch.randn(4, 6).to(dtype))):
+            with case("threshold_backward"):
+                ref = TB(gg.t if isinstance(gg, Noncontig) else gg, ss, 0.0)
+                h = fn("ct_threshold_backward")(to_ct(gg), to_ct(ss), 0.0)
+                assert h, last_error()
+                assert_same(from_ct(h), ref)
+
+
+def test_threshold_backward_grads():
+    """Differentiable in grad_output (double backward of relu); self gets zeros."""
+    g, s = torch.randn(4, 5, dtype=torch.float64), grad_input((4, 5))
+    check_grads("ct_threshold_backward", lambda a, b: TB(a, b, 0.3), [g, s], extra=(0.3,))
+    gradcheck("ct_threshold_backward", [g, s], extra=(0.3,), second_order=True)
+
+
+def test_threshold_inplace():
+    x = torch.randn(4, 5)
+    with case("threshold_"):
+        t = to_ct(x)
+        assert fn("ct_threshold_")(t, 0.2, 9.0) == 0, last_error()
+        assert_same(from_ct(t), F.threshold(x, 0.2, 9.0))
+    with case("threshold_"):
+        assert fn("ct_threshold_")(to_ct(torch.randn(3), requires_grad=True), 0.0, 0.0) < 0
 
 
 def test_errors():
