@@ -381,6 +381,9 @@ ct_tensor *ct__sum_to_size(ct_tensor *grad, int ndim, const int64_t *sizes) {
     for (int i = 0; i < lead; i++) dims[nd++] = i;
     for (int i = 0; i < ndim; i++)
         if (sizes[i] == 1 && grad->sizes[lead + i] != 1) dims[nd++] = lead + i;
+    /* only leading dims, or only kept size-1 dims: the sum has the shape already, and is
+     * a fresh tensor (not a view) that AccumulateGrad can take without a copy */
+    if (nd && (nd == lead || lead == 0)) return ct_sum_dim(grad, nd, dims, lead == 0, CT_NUM_DTYPES);
     ct_tensor *r = grad;
     if (nd) r = ct_sum_dim(grad, nd, dims, true, CT_NUM_DTYPES);
     return ct_reshape(r, ndim, sizes);
@@ -604,6 +607,18 @@ typedef struct {
 
 static _Thread_local run_ctx *current_run;
 
+/* Whether only g can reach g's memory: g has one reference and no history, and its
+ * storage is held by g alone, or by g and its view base when only g holds that base. */
+static bool grad_exclusive(const ct_tensor *g) {
+    if (atomic_load(&g->refcount) != 1 || g->grad_fn) return false;
+    int holders = 1;
+    if (g->view_base) {
+        if (atomic_load(&g->view_base->refcount) != 1 || g->view_base->grad_fn) return false;
+        holders += g->view_base->storage == g->storage;
+    }
+    return atomic_load(&g->storage->refcount) == holders;
+}
+
 static int accumulate_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     CT_UNUSED(gi);
     ct_tensor *leaf = n->leaf;
@@ -620,10 +635,12 @@ static int accumulate_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi)
     bool create = rc && rc->create_graph;
     if (!leaf->grad) {
         if (create) leaf->grad = ct_retain(g);
-        else if (atomic_load(&g->refcount) == 1 && atomic_load(&g->storage->refcount) == 1 && !g->grad_fn &&
-                 ct__is_contiguous(g) && g->offset == 0)
-            leaf->grad = ct_retain(g); /* nobody else sees it: steal */
-        else {
+        else if (grad_exclusive(g) && ct__is_contiguous(g) && g->offset == 0) {
+            /* nobody else sees it: steal (a fresh header when g is a view of a base that
+             * only g keeps alive, as the transposed gradient of a linear layer's weight) */
+            leaf->grad = g->view_base ? ct__alias(g, g->ndim, g->sizes, g->strides, 0) : ct_retain(g);
+            if (!leaf->grad) return ct_last_status();
+        } else {
             ct_tensor *c = ct__empty_raw(g->ndim, g->sizes, g->dtype);
             if (!c || ct__copy_raw(c, g)) { ct_release(c); return ct_last_status(); }
             leaf->grad = c;

@@ -25,6 +25,13 @@ static ct_tensor *adjoint(const ct_tensor *x) { return ct_conj(ct_transpose(x, -
 
 static ct_tensor *scale(ct_tensor *t, double alpha) { return (t && alpha != 1.0) ? ct_mul_scalar(t, alpha) : t; }
 
+/* Whether saved operand `slot` is a 2-D matrix laid out column by column (the
+ * transpose of a contiguous one); only its layout is read, not its values. */
+static bool col_major(const ct_node *n, int slot) {
+    const ct_tensor *t = slot < n->n_saved && n->saved ? n->saved[slot].t : NULL;
+    return t && t->ndim == 2 && t->strides[0] == 1 && t->strides[1] == t->sizes[0];
+}
+
 /* inputs: 0 = added input (optional), 1 = a, 2 = b. i[0] kind; d[0] alpha, d[1] beta. */
 static int gemm_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     gemm_kind kind = (gemm_kind)n->i[0];
@@ -39,7 +46,11 @@ static int gemm_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
         if (!b) return ct_last_status();
         ct_tensor *r = NULL;
         switch (kind) {
-        case K_MM: r = ct_mm(g, adjoint(b)); break;
+        case K_MM: /* a column-major a (a transposed view) gets its gradient in that layout,
+                    * (conj(b) g^T)^T, as PyTorch's mm_mat1_backward; so a transposed leaf's
+                    * gradient arrives contiguous */
+            r = col_major(n, 0) ? ct_t(ct_mm(ct_conj(b), ct_t(g))) : ct_mm(g, adjoint(b));
+            break;
         case K_BMM: r = ct_bmm(g, adjoint(b)); break;
         case K_MV: r = ct_outer(g, ct_conj(b)); break;
         case K_DOT: r = ct_mul(g, ct_conj(b)); break;
@@ -51,7 +62,9 @@ static int gemm_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
         if (!a) return ct_last_status();
         ct_tensor *r = NULL;
         switch (kind) {
-        case K_MM: r = ct_mm(adjoint(a), g); break;
+        case K_MM: /* likewise b (W^T of a linear layer): (g^T conj(a))^T, mm_mat2_backward */
+            r = col_major(n, 1) ? ct_t(ct_mm(ct_t(g), ct_conj(a))) : ct_mm(adjoint(a), g);
+            break;
         case K_BMM: r = ct_bmm(adjoint(a), g); break;
         case K_MV: r = ct_mv(adjoint(a), g); break;
         case K_DOT: r = ct_mul(g, ct_conj(a)); break;

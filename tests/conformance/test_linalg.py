@@ -50,6 +50,33 @@ def test_mm_noncontiguous(dtype, nc):
         assert_close(to_torch(call("ct_mm", sl, cb)), big[:, ::2] @ b)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("which", ["a", "b", "both"])
+def test_mm_grad_of_transposed_operand(dtype, which):
+    """mm(x, w.t()) as in a linear layer: the gradients (complex too) equal PyTorch's, and
+    a transposed leaf's gradient comes back contiguous (mm_mat1/mat2_backward's layout)."""
+    lib.ct_t.restype = P
+    lib.ct_t.argtypes = [P]
+    lib.ct_is_contiguous.argtypes = [P]
+    lib.ct_is_contiguous.restype = ctypes.c_bool
+    ta, tb = which in ("a", "both"), which in ("b", "both")
+    a = rand((5, 6) if ta else (6, 5), dtype)
+    b = rand((7, 5) if tb else (5, 7), dtype)
+    with case("mm"):
+        ca, cb = ct(a, requires_grad=True), ct(b, requires_grad=True)
+        got = call("ct_mm", T(lib.ct_t(ca)) if ta else ca, T(lib.ct_t(cb)) if tb else cb)
+        xa, xb = a.clone().requires_grad_(), b.clone().requires_grad_()
+        want = torch.mm(xa.t() if ta else xa, xb.t() if tb else xb)
+        assert_close(to_torch(got), want.detach())
+        g = rand(tuple(want.shape), dtype)
+        want.backward(g)
+        assert lib.ct_backward(got, ct(g), False, False) == 0, lib.ct_last_error()
+        for c, t in ((ca, xa), (cb, xb)):
+            gp = lib.ct_grad(c)
+            assert gp and lib.ct_is_contiguous(gp)
+            assert_close(to_torch(gp), t.grad)
+
+
 @pytest.mark.parametrize("dtype", FLOATS + [torch.int64, torch.float16])
 @pytest.mark.parametrize("shapes", [((2, 3, 4), (2, 4, 5)), ((1, 1, 1), (1, 1, 1)), ((0, 2, 3), (0, 3, 4)),
                                     ((3, 0, 2), (3, 2, 2)), ((70, 3, 4), (70, 4, 2))])
