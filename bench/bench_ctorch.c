@@ -19,7 +19,7 @@
  *
  * Output: one JSON object per line and case:
  *   {"name", "case", "status": "ok", "median_s", "min_s", "max_s", "q1_s", "q3_s",
- *    "repeats", "number", "mem_peak_bytes" (ct_memory_peak over the timed calls, beyond
+ *    "samples_s" (each repeat's seconds per call, sorted), "repeats", "number", "mem_peak_bytes" (ct_memory_peak over the timed calls, beyond
  *    what was allocated before them), ["blas_s" for matmul: the same product through
  *    cblas_sgemm directly], ["rss_peak_delta_bytes", "rss_hwm_bytes" with --rss]}
  *   or "status": "unavailable" with "reason" (ops ctorch does not have yet), or
@@ -240,6 +240,7 @@ typedef struct {
     double median, min, max, q1, q3;
     int64_t number;
     int repeats;
+    double *samples; /* the repeats' seconds per call, sorted (owned) */
 } timing;
 
 static int cmp_double(const void *a, const void *b) {
@@ -293,7 +294,7 @@ static int time_case(step_fn fn, void *ctx, const policy *pol, timing *out) {
     out->max = v[pol->repeat - 1];
     out->number = number;
     out->repeats = pol->repeat;
-    free(v);
+    out->samples = v;
     return 0;
 }
 
@@ -852,6 +853,10 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
     printf(", \"status\": \"ok\", \"median_s\": %.6e, \"min_s\": %.6e, \"max_s\": %.6e, \"q1_s\": %.6e, "
            "\"q3_s\": %.6e, \"repeats\": %d, \"number\": %lld, \"mem_peak_bytes\": %lld",
            t.median, t.min, t.max, t.q1, t.q3, t.repeats, (long long)t.number, (long long)peak);
+    printf(", \"samples_s\": [");
+    for (int i = 0; i < t.repeats; i++) printf("%s%.6e", i ? ", " : "", t.samples[i]);
+    printf("]");
+    free(t.samples);
     if (c.note) {
         char note[300];
         json_escape(c.note, note, sizeof note);
@@ -859,7 +864,10 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
     }
     if (c.a) {
         timing tb;
-        if (time_case(step_blas, &c, pol, &tb) == 0) printf(", \"blas_s\": %.6e", tb.median);
+        if (time_case(step_blas, &c, pol, &tb) == 0) {
+            printf(", \"blas_s\": %.6e", tb.median);
+            free(tb.samples);
+        }
     }
     if (rss) {
         int64_t hwm = proc_status_kb("VmHWM");

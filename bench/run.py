@@ -317,9 +317,14 @@ def time_timer(timer, warmup, repeat, target, max_number=1_000_000):
             break
         nxt = math.ceil(number * target / t * 1.05) if t > 0 else number * 10
         number = min(max_number, max(nxt, number * 2))
-    v = sorted(timer.timeit(number) / number for _ in range(repeat))
+    return dict(summarize([timer.timeit(number) / number for _ in range(repeat)]), number=number)
+
+
+def summarize(samples):
+    """Median, quartiles and range of per-call seconds (and the sorted samples)."""
+    v = sorted(samples)
     return dict(median_s=pct(v, 0.5), min_s=v[0], max_s=v[-1], q1_s=pct(v, 0.25), q3_s=pct(v, 0.75),
-                repeats=repeat, number=number)
+                repeats=len(v), samples_s=v)
 
 
 def pct(v, q):
@@ -369,7 +374,7 @@ def torch_rss_worker(args):
 
 # ------------------------------------------------------------------- ctorch side
 
-def run_ctorch(exe, specs, args, extra=()):
+def run_ctorch(exe, specs, args, extra=(), repeat=None):
     """Runs the specs through bench_ctorch (JSON list on stdin, JSON lines out). If the
     process dies, the case it died in is recorded as an error and the rest run in a
     new process."""
@@ -378,7 +383,7 @@ def run_ctorch(exe, specs, args, extra=()):
     while pending:
         payload = json.dumps([{k: v for k, v in s.items() if k != "group"} for s in pending])
         cmd = [str(exe), "--threads", str(args.threads), "--warmup", str(args.warmup),
-               "--repeat", str(args.repeat), "--target", str(args.target), *extra, "--json", "-"]
+               "--repeat", str(repeat or args.repeat), "--target", str(args.target), *extra, "--json", "-"]
         p = subprocess.run(cmd, input=payload, capture_output=True, text=True)
         got = 0
         for line in p.stdout.splitlines():
@@ -399,6 +404,50 @@ def run_ctorch(exe, specs, args, extra=()):
                                              f"{p.stderr.strip()[-300:]}"}
         pending = pending[len(done) + 1:]
     return results
+
+
+def measure_case(exe, spec, args, torch):
+    """Times one case on both sides in args.rounds rounds, the sides alternating (ctorch
+    first in even rounds, PyTorch first in odd ones), each round a share of the repeats;
+    the samples of all rounds are pooled. Measured close together in time, the two sides
+    see the same machine: a slow spell of a shared VM no longer lands on one side only.
+    Returns (ctorch result, PyTorch result), each with the pooled median and spread."""
+    rounds = max(1, args.rounds)
+    per = max(1, math.ceil(args.repeat / rounds))
+    timer, terr = None, None
+    try:
+        stmt, g = torch_case(torch, spec)
+        timer = timeit.Timer(stmt, globals=g)
+    except Exception as ex:
+        terr = str(ex)
+    cs, ts, blas, c, t = [], [], [], None, {}
+    for r in range(rounds):
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            if side == 0:
+                c = run_ctorch(exe, [spec], args, repeat=per).get(
+                    spec["name"], {"status": "error", "error": "no result from bench_ctorch"})
+                if c["status"] != "ok":
+                    return c, {}
+                cs += c["samples_s"]
+                if "blas_s" in c:
+                    blas.append(c["blas_s"])
+            elif "error" not in t:
+                if timer is None:
+                    t = {"error": terr}
+                    continue
+                try:
+                    tr = time_timer(timer, args.warmup, per, args.target)
+                except Exception as ex:
+                    t = {"error": str(ex)}
+                    continue
+                ts += tr["samples_s"]
+                t = tr
+    c = dict(c, **summarize(cs))
+    if blas:
+        c["blas_s"] = statistics.median(blas)
+    if "error" not in t:
+        t = dict(t, **summarize(ts))
+    return c, t
 
 
 # --------------------------------------------------------------- whole process
@@ -563,12 +612,13 @@ def main():
     ap.add_argument("--warmup", type=int)
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--target", type=float, help="minimum seconds per repeat")
+    ap.add_argument("--rounds", type=int, help="rounds per case, alternating the sides (default 3; quick 1)")
     ap.add_argument("--filter", help="only cases whose name contains this text")
     ap.add_argument("--torch-rss-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    for k, full, quick in (("warmup", 3, 1), ("repeat", 15, 3), ("target", 0.02, 0.002)):
+    for k, full, quick in (("warmup", 3, 1), ("repeat", 15, 3), ("target", 0.02, 0.002), ("rounds", 3, 1)):
         if getattr(args, k) is None:
             setattr(args, k, quick if args.quick else full)
     if args.torch_rss_worker:
@@ -594,13 +644,13 @@ def main():
     cases = case_list(args.quick)
     if args.filter:
         cases = [c for c in cases if args.filter in c["name"]]
-    print(f"bench: {len(cases)} cases, {args.threads} threads, "
-          f"{'quick' if args.quick else 'full'} run; ctorch first", flush=True)
-    cres = run_ctorch(exe, cases, args)
+    print(f"bench: {len(cases)} cases, {args.threads} threads, {'quick' if args.quick else 'full'} run; "
+          f"each case in {args.rounds} round(s) alternating ctorch and PyTorch", flush=True)
 
     import torch
     torch.set_num_threads(args.threads)
     entries = []
+    cres = {}
     failed = False
     for spec in cases:
         name = spec["name"]
@@ -609,7 +659,8 @@ def main():
              "target": CASE_TARGETS.get(spec["case"], TARGETS.get(spec["group"]))}
         if spec["group"] == "matmul":
             e["target"] = None  # the issue's matmul target is relative to BLAS: ratio_vs_blas <= 1.05
-        c = cres.get(name, {"status": "error", "error": "no result from bench_ctorch"})
+        c, t = measure_case(exe, spec, args, torch)
+        cres[name] = c
         if c["status"] != "ok":
             e["status"] = c["status"]
             e["reason"] = c.get("reason") or c.get("error")
@@ -617,11 +668,8 @@ def main():
             entries.append(e)
             print(f"  {name:48s} {c['status']}: {e['reason']}", flush=True)
             continue
-        stmt, g = torch_case(torch, spec)
-        try:
-            t = time_timer(timeit.Timer(stmt, globals=g), args.warmup, args.repeat, args.target)
-        except Exception as ex:  # a broken torch case breaks the suite, not the report
-            e.update(status="error", reason=f"PyTorch side failed: {ex}")
+        if "error" in t:  # a broken torch case breaks the suite, not the report
+            e.update(status="error", reason=f"PyTorch side failed: {t['error']}")
             failed = True
             entries.append(e)
             continue
@@ -630,7 +678,7 @@ def main():
                  ctorch_spread={k: c[k] for k in ("min_s", "max_s", "q1_s", "q3_s")},
                  torch_spread={k: t[k] for k in ("min_s", "max_s", "q1_s", "q3_s")},
                  ctorch_calls_per_repeat=c["number"], torch_calls_per_repeat=t["number"],
-                 repeats=args.repeat, ctorch_mem_peak_bytes=c.get("mem_peak_bytes"), torch_mem_peak_bytes=None)
+                 repeats=c["repeats"], rounds=args.rounds, ctorch_mem_peak_bytes=c.get("mem_peak_bytes"), torch_mem_peak_bytes=None)
         if "blas_s" in c:
             e["blas_s"] = c["blas_s"]
             e["ratio_vs_blas"] = c["median_s"] / c["blas_s"]
