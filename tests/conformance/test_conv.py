@@ -145,6 +145,9 @@ CONV2D_KERNELS = [
     ((5, 8, 6, 6), (12, 8, 3, 3), True, dict(padding=1)),
     ((4, 6, 5, 7), (5, 6, 1, 1), False, {}),  # 1x1: the images are their own columns
     ((6, 4, 9, 9), (7, 4, 3, 3), True, dict(stride=2, dilation=(1, 2), padding=(1, 2))),
+    ((4, 32, 1, 1), (32, 32, 3, 3), False, dict(padding=1)),  # ResNet-18's last stage on 32x32 images
+    ((4, 16, 2, 2), (32, 16, 3, 3), True, dict(stride=2, padding=1)),
+    ((4, 8, 4, 4), (16, 8, 1, 1), False, dict(stride=2)),  # strided 1x1 downsample
 ]
 
 
@@ -167,7 +170,7 @@ def test_conv2d_kernels(k, dtype):
         tol = dict(grad_atol=5e-5) if dtype == torch.float32 else {}
         check("conv2d", lambda *a: conv2d(a[0], a[1], None, o), lambda *a: F.conv2d(a[0], a[1], None, **kw), [xl, w],
               **tol)
-    if dtype == torch.float64 and xs[0] > 0 and k in (2, 4, 5, 8, 10):
+    if dtype == torch.float64 and xs[0] > 0 and k in (2, 4, 5, 8, 10, 11, 12):
         gradgradcheck("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ins)
 
 
