@@ -263,7 +263,14 @@ static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c
  * (or oneDNN 2.6's weight-gradient kernel, 1.8x slower than this at ResNet-18's 512
  * channels at 7x7, batch 32). Returns 1 when the shape is not one for it. */
 static bool conv_wide_weight_shape(const conv_shape *c) {
-    return c->G == 1 && c->L <= 64 && c->N >= 4 && (double)c->K * (double)(c->N * c->L) * (double)c->es < 512e6;
+    if (c->G != 1 || c->L > 64 || c->N < 4 || (double)c->K * (double)(c->N * c->L) * (double)c->es >= 512e6) return false;
+#ifdef CT_HAVE_DNNL
+    /* float32 against oneDNN, measured at batch 32 (fwd+bwd): this wins at 2x2 images
+     * and below (128-512 channels: 0.71-0.94 of oneDNN's time) and at 512 channels up to
+     * 7x7 (0.79-0.85); oneDNN wins at 4x4 and 8x8 with 64-256 channels (0.6-0.9 of this) */
+    if (c->f32) return c->L <= 4 || c->C >= 512;
+#endif
+    return true;
 }
 
 static int conv_wide_backward_weight(const ct_kernel_args *a, const conv_shape *c) {
