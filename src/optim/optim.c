@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "core/dispatch.h"
+#include "cpu/loops.h"
 #include "optim/optim_internal.h"
 
 static const char *const KIND_NAME[] = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
@@ -299,50 +302,80 @@ CT_API int ct_optim_zero_grad(ct_optimizer *opt, bool set_to_none) {
 }
 
 /* ---- the fused updates ---- */
-#define SGD_LOOP(T)                                                                                 \
-    {                                                                                               \
-        T *p = P, *b = B0;                                                                          \
-        const T *gr = G;                                                                            \
-        const T wd = (T)o->weight_decay, mom = (T)o->momentum, damp1 = (T)(1 - o->dampening),       \
-                lr = (T)o->lr;                                                                      \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
-            T g = o->maximize ? -gr[i] : gr[i];                                                     \
-            if (o->weight_decay != 0) g = g + wd * p[i];                                            \
-            if (o->momentum != 0) {                                                                 \
-                b[i] = first ? g : b[i] * mom + damp1 * g;                                          \
-                g = o->nesterov ? g + mom * b[i] : b[i];                                            \
-            }                                                                                       \
-            p[i] = p[i] + (-lr) * g;                                                                \
-        }                                                                                           \
-    }
+/* SGD and Adam/AdamW, the optimizers of most training loops, as vectorised kernels
+ * (AVX-512 / AVX2 / baseline clones) over a range of elements; the options are loop
+ * invariants read once, not through the optimizer on every element (where the compiler
+ * had to assume the parameter writes could change them). The other optimizers below
+ * stay plain loops. */
+typedef struct {
+    double wd, mom, damp1, lr;                   /* SGD */
+    double w1, b2, w2, bc2s, eps, nss, decay;    /* Adam */
+    bool maximize, use_wd, use_mom, first, nesterov, decoupled, amsgrad;
+} upd;
 
-#define ADAM_LOOP(T)                                                                                \
-    {                                                                                               \
-        T *p = P, *m = B0, *v = B1, *vmax = B2;                                                     \
-        const T *gr = G;                                                                            \
-        const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2,                  \
-                w2 = (T)(1 - o->beta2), bc2s = (T)bc2_sqrt, eps = (T)o->eps, nss = (T)(-step_size), \
-                decay = (T)(1 - o->lr * o->weight_decay);                                           \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
-            T g = o->maximize ? -gr[i] : gr[i];                                                     \
-            if (decoupled) {                                                                        \
-                if (o->weight_decay != 0) p[i] = p[i] * decay;                                      \
-            } else if (o->weight_decay != 0) {                                                      \
-                g = g + wd * p[i];                                                                  \
-            }                                                                                       \
-            m[i] = m[i] + w1 * (g - m[i]); /* lerp_(grad, 1 - beta1) */                             \
-            v[i] = v[i] * b2 + w2 * g * g; /* mul_(beta2).addcmul_(grad, grad, 1 - beta2) */        \
-            T s = v[i];                                                                             \
-            if (o->amsgrad) {                                                                       \
-                vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                                          \
-                s = vmax[i];                                                                        \
-            }                                                                                       \
-            T denom = (T)sqrt(s) / bc2s + eps;                                                      \
-            p[i] = p[i] + nss * m[i] / denom; /* addcdiv_(exp_avg, denom, -step_size) */            \
-        }                                                                                           \
+#define SGD_KERNEL(NAME, T)                                                                          \
+    CT_LOOP_ATTR static void NAME(T *restrict p, T *restrict b, const T *restrict gr, int64_t lo,    \
+                                  int64_t hi, const upd *u) {                                        \
+        const T wd = (T)u->wd, mom = (T)u->mom, damp1 = (T)u->damp1, nlr = (T)(-u->lr);              \
+        const T sgn = u->maximize ? (T)-1 : (T)1;                                                    \
+        const bool use_wd = u->use_wd, use_mom = u->use_mom, first = u->first, nesterov = u->nesterov; \
+        for (int64_t i = lo; i < hi; i++) {                                                          \
+            T g = sgn * gr[i];                                                                       \
+            if (use_wd) g = g + wd * p[i];                                                           \
+            if (use_mom) {                                                                           \
+                b[i] = first ? g : b[i] * mom + damp1 * g;                                           \
+                g = nesterov ? g + mom * b[i] : b[i];                                                \
+            }                                                                                        \
+            p[i] = p[i] + nlr * g;                                                                   \
+        }                                                                                            \
     }
+SGD_KERNEL(sgd_f32, float)
+SGD_KERNEL(sgd_f64, double)
+
+#define ADAM_KERNEL(NAME, T, SQRT)                                                                   \
+    CT_LOOP_ATTR static void NAME(T *restrict p, T *restrict m, T *restrict v, T *restrict vmax,     \
+                                  const T *restrict gr, int64_t lo, int64_t hi, const upd *u) {      \
+        const T wd = (T)u->wd, w1 = (T)u->w1, b2 = (T)u->b2, w2 = (T)u->w2, bc2s = (T)u->bc2s,       \
+                eps = (T)u->eps, nss = (T)u->nss, decay = (T)u->decay;                               \
+        const T sgn = u->maximize ? (T)-1 : (T)1;                                                    \
+        const bool use_wd = u->use_wd, decoupled = u->decoupled, amsgrad = u->amsgrad;               \
+        for (int64_t i = lo; i < hi; i++) {                                                          \
+            T g = sgn * gr[i];                                                                       \
+            if (use_wd) {                                                                            \
+                if (decoupled) p[i] = p[i] * decay;                                                  \
+                else g = g + wd * p[i];                                                              \
+            }                                                                                        \
+            m[i] = m[i] + w1 * (g - m[i]); /* lerp_(grad, 1 - beta1) */                              \
+            v[i] = v[i] * b2 + w2 * g * g; /* mul_(beta2).addcmul_(grad, grad, 1 - beta2) */         \
+            T s = v[i];                                                                              \
+            if (amsgrad) {                                                                           \
+                vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                                           \
+                s = vmax[i];                                                                         \
+            }                                                                                        \
+            T denom = SQRT(s) / bc2s + eps;                                                          \
+            p[i] = p[i] + nss * m[i] / denom; /* addcdiv_(exp_avg, denom, -step_size) */             \
+        }                                                                                            \
+    }
+ADAM_KERNEL(adam_f32, float, sqrtf)
+ADAM_KERNEL(adam_f64, double, sqrt)
+
+/* Runs CALL over [lo, hi) ranges of n elements: one range, or one per thread (starts
+ * rounded to 16 elements so threads do not share cache lines). */
+#define RUN_RANGES(n, CALL)                                                                          \
+    do {                                                                                             \
+        if ((n) >= CT_GRAIN) {                                                                       \
+            _Pragma("omp parallel")                                                                  \
+            {                                                                                        \
+                int64_t nt_ = omp_get_num_threads(), t_ = omp_get_thread_num();                      \
+                int64_t lo = t_ ? ((n) * t_ / nt_) & ~(int64_t)15 : 0;                               \
+                int64_t hi = t_ + 1 < nt_ ? ((n) * (t_ + 1) / nt_) & ~(int64_t)15 : (n);             \
+                CALL;                                                                                \
+            }                                                                                        \
+        } else {                                                                                     \
+            int64_t lo = 0, hi = (n);                                                                \
+            CALL;                                                                                    \
+        }                                                                                            \
+    } while (0)
 
 #define RMSPROP_LOOP(T)                                                                             \
     {                                                                                               \
@@ -520,7 +553,11 @@ static int step_param(ct_optimizer *opt, pstate *s) {
             B0 = ct__data(s->buf[0]);
         }
         s->step += 1;
-        if (f32) SGD_LOOP(float) else SGD_LOOP(double)
+        upd u = {.wd = o->weight_decay, .mom = o->momentum, .damp1 = 1 - o->dampening, .lr = o->lr,
+                 .maximize = o->maximize, .use_wd = o->weight_decay != 0, .use_mom = o->momentum != 0,
+                 .first = first, .nesterov = o->nesterov};
+        if (f32) RUN_RANGES(n, sgd_f32(P, B0, G, lo, hi, &u));
+        else RUN_RANGES(n, sgd_f64(P, B0, G, lo, hi, &u));
         break;
     case K_ADAM:
     case K_ADAMW: {
@@ -533,7 +570,11 @@ static int step_param(ct_optimizer *opt, pstate *s) {
         s->step += 1;
         double bc1 = 1 - pow(o->beta1, s->step), bc2 = 1 - pow(o->beta2, s->step);
         double step_size = o->lr / bc1, bc2_sqrt = sqrt(bc2);
-        if (f32) ADAM_LOOP(float) else ADAM_LOOP(double)
+        upd u = {.wd = o->weight_decay, .w1 = 1 - o->beta1, .b2 = o->beta2, .w2 = 1 - o->beta2, .bc2s = bc2_sqrt,
+                 .eps = o->eps, .nss = -step_size, .decay = 1 - o->lr * o->weight_decay, .maximize = o->maximize,
+                 .use_wd = o->weight_decay != 0, .decoupled = decoupled, .amsgrad = o->amsgrad};
+        if (f32) RUN_RANGES(n, adam_f32(P, B0, B1, B2, G, lo, hi, &u));
+        else RUN_RANGES(n, adam_f64(P, B0, B1, B2, G, lo, hi, &u));
         break;
     }
     case K_RMSPROP:
