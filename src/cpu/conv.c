@@ -425,8 +425,39 @@ static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
                 row2(x + 2 * oh * W, x + (2 * oh + 1) * W, o + oh * g->Wo, ix + oh * g->Wo, g->Wo, 2 * oh * W, W); \
             return;                                                                                          \
         }                                                                                                    \
-        for (int64_t oh = 0; oh < g->Ho; oh++)                                                               \
+        /* columns whose windows lie inside the row: [ow0, ow1) */                                         \
+        int64_t ow0 = (g->pw + g->sw - 1) / g->sw;                                                           \
+        int64_t ow1 = W - 1 + g->pw - (g->kw - 1) * g->dw >= 0 ? (W - 1 + g->pw - (g->kw - 1) * g->dw) / g->sw + 1 : 0; \
+        if (ow1 > g->Wo) ow1 = g->Wo;                                                                        \
+        if (ow0 > ow1) ow0 = ow1;                                                                            \
+        for (int64_t oh = 0; oh < g->Ho; oh++) {                                                             \
+            T *orow = o + oh * g->Wo;                                                                        \
+            int64_t *irow = ix + oh * g->Wo;                                                                 \
+            bool first = true;                                                                               \
+            /* the inner columns tap by tap, branch-free so they vectorise; the first tap of \
+             * the first row inside the image starts every window */                                        \
+            for (int64_t ki = 0; ki < g->kh && ow0 < ow1; ki++) {                                            \
+                int64_t ih = oh * g->sh - g->ph + ki * g->dh;                                                \
+                if (ih < 0 || ih >= H) continue;                                                             \
+                for (int64_t kj = 0; kj < g->kw; kj++) {                                                     \
+                    int64_t off = ih * W - g->pw + kj * g->dw, sw = g->sw;                                   \
+                    const T *xs = x + off;                                                                   \
+                    if (first) {                                                                             \
+                        for (int64_t ow = ow0; ow < ow1; ow++) orow[ow] = xs[ow * sw], irow[ow] = off + ow * sw; \
+                        first = false;                                                                       \
+                        continue;                                                                            \
+                    }                                                                                        \
+                    for (int64_t ow = ow0; ow < ow1; ow++) {                                                 \
+                        T v = xs[ow * sw], b = orow[ow];                                                     \
+                        int u = (v > b) | (v != v);                                                          \
+                        orow[ow] = u ? v : b;                                                                \
+                        irow[ow] = u ? off + ow * sw : irow[ow];                                             \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
             for (int64_t ow = 0; ow < g->Wo; ow++) {                                                         \
+                if (!first && ow == ow0) ow = ow1; /* done above */                                          \
+                if (ow >= g->Wo) break;                                                                      \
                 T best = -INFINITY;                                                                          \
                 int64_t bi = -1;                                                                             \
                 for (int64_t ki = 0; ki < g->kh; ki++) {                                                     \
@@ -442,9 +473,10 @@ static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
                         }                                                                                    \
                     }                                                                                        \
                 }                                                                                            \
-                o[oh * g->Wo + ow] = best;                                                                   \
-                ix[oh * g->Wo + ow] = bi;                                                                    \
+                orow[ow] = best;                                                                             \
+                irow[ow] = bi;                                                                               \
             }                                                                                                \
+        }                                                                                                    \
     }
 MAXPOOL(maxpool_f32, float, maxpool_row2_f32)
 MAXPOOL(maxpool_f64, double, maxpool_row2_f64)

@@ -69,7 +69,7 @@ def test_max_pool2d(k):
     gradgradcheck("max_pool2d", lambda a: max2(a, pair(ks), o), [x])
 
 
-@pytest.mark.parametrize("k", [0, 1])
+@pytest.mark.parametrize("k", [0, 1, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_max_pool2d_nan_and_ties(k, dtype):
     """NaN wins and a window's last NaN gives the index; ties keep the first maximum
@@ -85,17 +85,22 @@ def test_max_pool2d_nan_and_ties(k, dtype):
 
 
 @pytest.mark.parametrize("w", [2, 3, 14, 15, 28, 31, 32, 33, 34, 64, 66, 95])
-def test_max_pool2d_2x2_row_widths(w):
-    """The 2x2/stride-2 rows at widths around the 16-window vector step (one masked
-    step, full steps, full plus a masked tail), float32 with NaN and ties."""
+@pytest.mark.parametrize("k,kw", [(2, {}), (3, dict(stride=2, padding=1)), (3, dict(stride=1, padding=1, dilation=2)),
+                                  (2, dict(stride=1, ceil_mode=True))])
+def test_max_pool2d_row_widths(w, k, kw):
+    """Rows at widths around the vector steps: the 2x2/stride-2 rows (one masked 16-window
+    step, full steps, full plus a masked tail) and the general windows' inner columns
+    (padded edge columns apart), float32 with NaN, ties and -inf."""
+    if (k - 1) * kw.get("dilation", 1) + 1 > w + 2 * kw.get("padding", 0):
+        pytest.skip("window wider than the padded row")
     x = torch.randn(2, 3, 5, w)
     x.view(-1)[::7] = float("nan")
     x.view(-1)[3::11] = 0.5
     x.view(-1)[4::11] = 0.5
     x.view(-1)[5::13] = float("-inf")
-    o = popts({})
-    check("max_pool2d", lambda a: max2(a, (2, 2), o, True),
-          lambda a: F.max_pool2d(a, 2, return_indices=True), [x], grad=False)
+    o = popts(kw)
+    check("max_pool2d", lambda a: max2(a, (k, k), o, True),
+          lambda a: F.max_pool2d(a, k, return_indices=True, **kw), [x], grad=False)
 
 
 AVGP = [((2, 3, 8, 7), 2, {}), ((2, 3, 9, 9), 3, dict(stride=2, padding=1)),
