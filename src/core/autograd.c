@@ -41,17 +41,26 @@ size_t ct__node_size(void) { return sizeof(ct_node); }
 ct_node *ct__node_new(const char *name, ct_backward_fn fn, int n_inputs) {
     ct_node *n = ct__hdr_get(CT_HDR_NODE);
     if (!n) return ct__err(CT_ERR_OOM, "out of memory recording %s", name);
-    memset(n, 0, sizeof *n);
+    /* field by field, not a memset of the ~550 bytes (a `rep stos` whose start-up was a
+     * tenth of a recorded add): the metas are marked empty, the edges in use cleared */
+    n->n_saved = n->cap_saved = 0, n->saved = NULL, n->ivec = NULL, n->n_ivec = 0;
+    for (int k = 0; k < CT_NODE_I; k++) n->i[k] = 0;
+    for (int k = 0; k < CT_NODE_D; k++) n->d[k] = 0;
+    ct_meta *metas[3] = {&n->in_meta[0], &n->in_meta[1], &n->out_meta_small[0]};
+    for (int k = 0; k < 3; k++) metas[k]->dtype = 0, metas[k]->ndim = 0, metas[k]->sizes = NULL;
+    n->ctx = NULL, n->ctx_free = NULL, n->leaf = NULL, n->pre_hooks = NULL;
     atomic_init(&n->refcount, 1);
     n->name = name;
     n->backward = fn;
     n->seq = atomic_fetch_add(&next_seq, 1);
     n->n_next = n_inputs;
+    n->next = NULL;
     if (n_inputs > 4) {
         n->next = calloc((size_t)n_inputs, sizeof *n->next);
         if (!n->next) { ct__hdr_put(CT_HDR_NODE, n); return ct__err(CT_ERR_OOM, "out of memory recording %s", name); }
     } else if (n_inputs) {
         n->next = n->next_small;
+        memset(n->next_small, 0, sizeof n->next_small[0] * (size_t)n_inputs);
     }
     n->n_outputs = 1;
     n->out_meta = n->out_meta_small;

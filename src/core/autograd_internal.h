@@ -62,7 +62,7 @@ struct ct_hook_entry {
 #define CT_NODE_I 8
 #define CT_NODE_D 4
 
-struct ct_node {
+struct ct_node { /* ct__node_new sets every field by name: a new field needs a line there */
     atomic_int refcount;
     const char *name;
     ct_backward_fn backward;
