@@ -193,6 +193,11 @@ int ct__save(ct_node *n, const ct_tensor *t) {
     return push_saved(n, s);
 }
 
+int ct__save_if(ct_node *n, const ct_tensor *t, bool needed) {
+    if (needed) return ct__save(n, t);
+    return push_saved(n, (ct_saved){0}); /* keeps the slot numbers of the saves after it */
+}
+
 int ct__save_output(ct_node *n, const ct_tensor *out, int output_nr) {
     ct_tensor *alias = ct__alias(out, out->ndim, out->sizes, out->strides, out->offset);
     if (!alias) return -1;
@@ -208,6 +213,7 @@ ct_tensor *ct__unpack(ct_node *n, int slot) {
                        "call backward(). Specify retain_graph=True if you need to backward through the graph a "
                        "second time.");
     ct_saved *s = &n->saved[slot];
+    if (!s->t) return ct__err(CT_ERR_AUTOGRAD, "%s: saved tensor %d was not kept (not needed when recorded)", n->name, slot);
     if (s->t->storage->version != s->version)
         return ct__err(CT_ERR_AUTOGRAD,
                        "one of the variables needed for gradient computation has been modified by an inplace "
@@ -415,7 +421,7 @@ static bool can_cast(ct_dtype from, ct_dtype to) {
 static int preserve_saved(ct_node *n, const ct_tensor *t) {
     for (int i = 0; i < n->n_saved; i++) {
         ct_saved *sv = &n->saved[i];
-        if (sv->is_output || sv->t->storage != t->storage) continue;
+        if (!sv->t || sv->is_output || sv->t->storage != t->storage) continue;
         ct_tensor *c = ct__empty_raw(sv->t->ndim, sv->t->sizes, sv->t->dtype);
         if (!c || ct__copy_raw(c, sv->t)) { ct_release(c); return ct_last_status(); }
         if (sv->t->grad_fn) { ct__node_retain(sv->t->grad_fn); c->grad_fn = sv->t->grad_fn; c->output_nr = sv->t->output_nr; }

@@ -103,6 +103,10 @@ int ct__node_set_next(ct_node *n, int i, const ct_tensor *t);
 static inline bool ct__node_needs(const ct_node *n, int i) { return i < n->n_next && n->next[i].node != NULL; }
 /* Saves a tensor for backward (with its current version). Returns slot index or -1. */
 int ct__save(ct_node *n, const ct_tensor *t);
+/* ct__save(n, t) when needed, else an empty slot (the slots after it keep their numbers):
+ * PyTorch saves an operand only for the other operand's gradient (mul saves b for a's
+ * gradient, a for b's), so an operand nobody differentiates against is not kept alive. */
+int ct__save_if(ct_node *n, const ct_tensor *t, bool needed);
 /* Saves an output of n itself (no reference cycle). */
 int ct__save_output(ct_node *n, const ct_tensor *out, int output_nr);
 /* The saved tensor (borrowed, or scope-registered alias for outputs); NULL + error if

@@ -74,7 +74,9 @@ CT_API ct_tensor *ct_mul(const ct_tensor *a, const ct_tensor *b) {
     if (!out) return NULL;
     if (ct__needs_grad(2, (const ct_tensor *[]){a, b})) {
         ct_node *n = ct__node_new("MulBackward0", mul_backward, 2);
-        if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) || ct__save(n, a) < 0 || ct__save(n, b) < 0) {
+        /* a is needed only for b's gradient and b only for a's */
+        if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) ||
+            ct__save_if(n, a, ct__node_needs(n, 1)) < 0 || ct__save_if(n, b, ct__node_needs(n, 0)) < 0) {
             if (n) ct__node_release(n);
             ct_release(out);
             return NULL;
@@ -107,7 +109,8 @@ CT_API ct_tensor *ct_div(const ct_tensor *a, const ct_tensor *b) {
     if (!out) return NULL;
     if (ct__needs_grad(2, (const ct_tensor *[]){a, b})) {
         ct_node *n = ct__node_new("DivBackward0", div_backward, 2);
-        if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) || ct__save(n, a) < 0 || ct__save(n, b) < 0) {
+        if (!n || ct__node_set_next(n, 0, a) || ct__node_set_next(n, 1, b) ||
+            ct__save_if(n, a, ct__node_needs(n, 1)) < 0 || ct__save(n, b) < 0) {
             if (n) ct__node_release(n);
             ct_release(out);
             return NULL;

@@ -1,6 +1,7 @@
 """In-place ops through views of tensors in an autograd graph (PyTorch's CopySlices):
 gradients must equal torch's; views taken before the write must see the new history;
 a view of a leaf that requires grad must be refused."""
+import pytest
 import torch
 
 import ctorch
@@ -64,6 +65,42 @@ def test_copy_into_slice_from_other_leaf():
         return mul(x, a)
     with case("copy_"):
         grads_match(c_fn, t_fn, [(4, 5), (4, 2)])
+
+
+def test_mul_keeps_only_what_gradients_need():
+    """y = x * c with c constant saves c, not x (PyTorch's MulBackward0): x may then be
+    modified in place and backward still runs, with torch's gradient; div likewise keeps
+    a only for b's gradient. With both operands differentiable, x is saved and the same
+    write is refused at backward, as in PyTorch."""
+    g = torch.Generator().manual_seed(3)
+    a0, c0 = torch.randn(3, 4, dtype=torch.float64, generator=g), torch.randn(3, 4, dtype=torch.float64, generator=g)
+    one = torch.ones((), dtype=torch.float64)
+    for tname, cop in (("mul", mul), ("div", L.binary("ct_div"))):
+        with case(tname):
+            ta = a0.clone().requires_grad_(True)
+            tx = ta * 2
+            ty = getattr(torch, tname)(tx, c0 + 1.5)
+            tx.add_(1.0)
+            (ty * 3).sum().backward()
+            ca = ctorch.from_torch(a0).requires_grad_()
+            cx = mul(ca, 2.0)
+            cy = cop(cx, ctorch.from_torch(c0 + 1.5))
+            ok(L.ct_add_(cx, ctorch.from_torch(one)))
+            sum_(mul(cy, 3.0)).backward()
+            assert_same(ca.grad.torch(), ta.grad, what="gradient")
+    with case("mul"):
+        ta, tb = a0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
+        tx = ta * 2
+        ty = tx * tb
+        tx.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            ty.sum().backward()
+        ca, cb = ctorch.from_torch(a0).requires_grad_(), ctorch.from_torch(c0).requires_grad_()
+        cx = mul(ca, 2.0)
+        cy = mul(cx, cb)
+        ok(L.ct_add_(cx, ctorch.from_torch(one)))
+        with pytest.raises(ctorch.CtorchError, match="modified by an inplace operation"):
+            sum_(cy).backward()
 
 
 def test_write_into_tensor_without_grad():
