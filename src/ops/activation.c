@@ -305,6 +305,14 @@ CT_API ct_tensor *ct_glu(const ct_tensor *x, int dim) {
 
 /* ---- dropout: PyTorch's CPU formula, x * bernoulli(1 - p) / (1 - p), composed from
  * public ops so the mask is saved by mul's node and double backward works ---- */
+/* gradient of x * where(mask, v, 0): grad * where(mask, v, 0), in differentiable ops */
+static int dropout_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *mask = ct__unpack(n, 0), *v = ct__unpack(n, 1);
+    if (!mask || !v) return ct_last_status();
+    gi[0] = ct_mul(go[0], ct_where(mask, v, ct_scalar_tensor(0.0, v->dtype)));
+    return gi[0] ? 0 : ct_last_status();
+}
+
 CT_API ct_tensor *ct_dropout(const ct_tensor *x, double p, bool training, struct ct_generator *gen) {
     CT_CHECK_ARG("dropout", x);
     if (!(p >= 0 && p <= 1))
@@ -313,11 +321,29 @@ CT_API ct_tensor *ct_dropout(const ct_tensor *x, double p, bool training, struct
     if (!ct_dtype_is_floating(x->dtype) && !ct_dtype_is_complex(x->dtype))
         return ct__err(CT_ERR_DTYPE, "dropout: expected a floating point tensor, got %s", ct_dtype_name(x->dtype));
     if (ct_scope_begin()) return NULL;
-    ct_tensor *r;
+    ct_tensor *r = NULL;
     if (p == 1) r = ct_mul(x, ct_zeros(0, NULL, x->dtype));
     else {
-        ct_tensor *mask = ct_empty_like(x);
-        r = (!mask || ct_bernoulli_(mask, 1 - p, gen) || ct_div_(mask, ct_float(1 - p))) ? NULL : ct_mul(x, mask);
+        /* PyTorch's CPU dropout is x * noise, noise = bernoulli_(1 - p).div_(1 - p) in x's
+         * dtype, and its MulBackward0 keeps the noise. The same draws go into a bool mask
+         * instead (a quarter of float32's memory, for as long as the graph lives); the
+         * noise is made from it when needed, so the values are the same. */
+        ct_tensor *mask = ct__ret(ct__empty_like_raw(x, CT_BOOL));
+        ct_tensor *v = ct_div(ct_scalar_tensor(1.0, x->dtype), ct_float(1 - p)); /* the kept scale, in x's dtype */
+        if (mask && v && !ct_bernoulli_(mask, 1 - p, gen)) {
+            bool prev = ct_set_grad_enabled(false);
+            r = ct_mul(x, ct_where(mask, v, ct_scalar_tensor(0.0, x->dtype)));
+            ct_set_grad_enabled(prev);
+            if (r && prev && ct__needs_grad(1, (const ct_tensor *[]){x})) {
+                ct_node *n = ct__node_new("MulBackward0", dropout_backward, 1);
+                if (!n || ct__node_set_next(n, 0, x) || ct__save(n, mask) < 0 || ct__save(n, v) < 0) {
+                    if (n) ct__node_release(n);
+                    r = NULL;
+                } else {
+                    ct__set_history(r, n, 0);
+                }
+            }
+        }
     }
     r = ct_keep(r); /* to the enclosing scope, or to the caller */
     ct_scope_end();
