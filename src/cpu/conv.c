@@ -152,7 +152,8 @@ static int conv_each_image(const conv_job *j, conv_image_fn fn) {
     int rc = 0;
 #pragma omp parallel if (conv_split(c))
     {
-        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * c->es);
+        size_t bsz = (size_t)(c->K * c->L) * c->es;
+        char *buf = c->direct ? NULL : ct__alloc(bsz);
         if (!c->direct && !buf) {
 #pragma omp atomic write
             rc = 1;
@@ -160,7 +161,7 @@ static int conv_each_image(const conv_job *j, conv_image_fn fn) {
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < c->N; n++)
             if (c->direct || buf) fn(j, n, buf);
-        free(buf);
+        ct__free(buf, bsz);
     }
     return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for the column buffer", ct__op_name(j->a->op)) : 0;
 }
@@ -241,7 +242,9 @@ static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c
     size_t wsz = (size_t)(c->O * c->K) * c->es;
     int nth = conv_split(c) ? omp_get_max_threads() : 1;
     /* thread t accumulates its images into part t (part 0 is the output), summed at the end */
-    char *parts = nth > 1 ? calloc((size_t)(nth - 1), wsz) : NULL;
+    size_t psz = (size_t)(nth - 1) * wsz;
+    char *parts = nth > 1 ? ct__alloc(psz) : NULL;
+    if (parts) memset(parts, 0, psz);
     if (nth > 1 && !parts) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
     memset(ct__data(a->out[0]), 0, wsz);
     int rc = conv_each_image(&(conv_job){a, c, parts, wsz}, conv_backward_weight_image);
@@ -254,7 +257,7 @@ static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c
         else
             for (int64_t i = 0; i < total; i++) ((double *)wp)[i] += ((const double *)pt)[i];
     }
-    free(parts);
+    ct__free(parts, psz);
     return rc;
 }
 
@@ -276,10 +279,11 @@ static bool conv_wide_weight_shape(const conv_shape *c) {
 static int conv_wide_backward_weight(const ct_kernel_args *a, const conv_shape *c) {
     int64_t NL = c->N * c->L;
     size_t es = c->es, row = (size_t)c->L * es;
-    char *cols = malloc((size_t)(c->K * NL) * es), *gt = malloc((size_t)(c->O * NL) * es);
+    size_t csz = (size_t)(c->K * NL) * es, gsz = (size_t)(c->O * NL) * es;
+    char *cols = ct__alloc(csz), *gt = ct__alloc(gsz);
     if (!cols || !gt) {
-        free(cols);
-        free(gt);
+        ct__free(cols, csz);
+        ct__free(gt, gsz);
         return ct__errs(CT_ERR_OOM, "%s: out of memory for the column matrix", ct__op_name(a->op));
     }
     const char *xp = ct__data(a->in[0]), *gp = ct__data(a->in[1]);
@@ -287,7 +291,8 @@ static int conv_wide_backward_weight(const ct_kernel_args *a, const conv_shape *
     int rc = 0;
 #pragma omp parallel if (c->N * c->K * c->L >= CT_GRAIN)
     {
-        char *buf = c->direct ? NULL : malloc((size_t)(c->K * c->L) * es);
+        size_t bsz = (size_t)(c->K * c->L) * es;
+        char *buf = c->direct ? NULL : ct__alloc(bsz);
         if (!c->direct && !buf) {
 #pragma omp atomic write
             rc = 1;
@@ -300,13 +305,13 @@ static int conv_wide_backward_weight(const ct_kernel_args *a, const conv_shape *
             for (int64_t o = 0; o < c->O; o++) /* grad_y [N, O, L] -> [O, N, L] */
                 memcpy(gt + ((size_t)(o * NL) + (size_t)(n * c->L)) * es, gp + ((size_t)((n * c->O + o) * c->L)) * es, row);
         }
-        free(buf);
+        ct__free(buf, bsz);
     }
     if (!rc)
         ct__cpu_gemm(a->in[0]->dtype, false, true, c->O, c->K, NL, 1.0, gt, NL, cols, NL, 0.0, ct__data(a->out[0]),
                      c->K);
-    free(cols);
-    free(gt);
+    ct__free(cols, csz);
+    ct__free(gt, gsz);
     return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for the column buffer", ct__op_name(a->op)) : 0;
 }
 
