@@ -139,6 +139,9 @@ ct_tensor *ct__scope_take(ct_tensor *t);
 ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides, int64_t offset);
 void ct__contiguous_strides(int ndim, const int64_t *sizes, int64_t *strides);
 bool ct__is_contiguous(const ct_tensor *t);
+/* Every element at its own place in one gap-free block, in some order of the dims (a
+ * contiguous tensor, or a transpose or permutation of one). */
+bool ct__is_dense(const ct_tensor *t);
 int64_t ct__prod(int ndim, const int64_t *sizes);
 /* Normalises a dim for a tensor of rank ndim (ndim 0 accepts -1 and 0). -1 + error if bad. */
 int ct__wrap_dim(const char *op, int dim, int ndim);

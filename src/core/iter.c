@@ -20,7 +20,17 @@ int ct__broadcast_shapes(const char *op, int na, const int64_t *a, int nb, const
     return n;
 }
 
+static int iter_build(ct_iter *it, int n, int n_out, const ct_tensor *const *ops, bool any_order);
+
 int ct__iter_build(ct_iter *it, int n, int n_out, const ct_tensor *const *ops) {
+    return iter_build(it, n, n_out, ops, false);
+}
+
+int ct__iter_build_any_order(ct_iter *it, int n, int n_out, const ct_tensor *const *ops) {
+    return iter_build(it, n, n_out, ops, true);
+}
+
+static int iter_build(ct_iter *it, int n, int n_out, const ct_tensor *const *ops, bool any_order) {
     const ct_tensor *o = ops[0];
     int nd = o->ndim;
     if (n > CT_ITER_MAX_OPS) return ct__errs(CT_ERR_ARG, "internal: too many operands");
@@ -44,6 +54,24 @@ int ct__iter_build(ct_iter *it, int n, int n_out, const ct_tensor *const *ops) {
             else it->strides[k][d] = t->strides[td] * es;
         }
         CT_UNUSED(n_out);
+    }
+    /* any order: the dims sorted by the operands' strides (the output's first, as
+     * PyTorch's TensorIterator), innermost last, so that a transposed or permuted output
+     * is walked through memory in order rather than a stride apart */
+    if (any_order && nd > 1) {
+        int64_t perm[CT_MAX_DIMS], sh[CT_MAX_DIMS], st[CT_ITER_MAX_OPS][CT_MAX_DIMS];
+        const int64_t *sp[CT_ITER_MAX_OPS] = {0};
+        for (int k = 0; k < n; k++) sp[k] = it->strides[k];
+        ct__dim_order_n(nd, shape, n, sp, perm); /* innermost first */
+        for (int i = 0; i < nd; i++) {
+            int64_t d = perm[nd - 1 - i];
+            sh[i] = shape[d];
+            for (int k = 0; k < n; k++) st[k][i] = it->strides[k][d];
+        }
+        for (int i = 0; i < nd; i++) {
+            shape[i] = sh[i];
+            for (int k = 0; k < n; k++) it->strides[k][i] = st[k][i];
+        }
     }
     /* drop size-1 dims, then merge adjacent dims that are contiguous for every operand */
     int m = 0;

@@ -24,6 +24,11 @@ typedef struct ct_iter {
 /* Builds an iterator over ops[0..n) (ops[0..n_out) are outputs, already of the
  * broadcast shape). Inputs broadcast to the outputs' shape. Returns 0 or status. */
 int ct__iter_build(ct_iter *it, int n, int n_out, const ct_tensor *const *ops);
+/* The same, free to visit the elements in any order (elementwise kernels, copies, fills:
+ * each element written once, from its own inputs): the dims go in memory order, so
+ * transposed and permuted operands stream. Gathers and scatters that accumulate keep
+ * ct__iter_build's logical order. */
+int ct__iter_build_any_order(ct_iter *it, int n, int n_out, const ct_tensor *const *ops);
 /* Runs loop over the iterator; parallel if numel >= grain (grain <= 0: CT_GRAIN). */
 void ct__iter_run(const ct_iter *it, ct_loop_fn loop, void *ctx, int64_t grain);
 /* True if every operand is contiguous in the merged 1-D iteration (fast paths). */

@@ -328,6 +328,18 @@ void ct__dim_order(int nd, const int64_t *sizes, const int64_t *strides, int64_t
     ct__dim_order_n(nd, sizes, 1, (const int64_t *const[]){strides}, perm);
 }
 
+bool ct__is_dense(const ct_tensor *t) {
+    if (ct__is_contiguous(t)) return true;
+    int64_t perm[CT_MAX_DIMS], s = 1;
+    ct__dim_order(t->ndim, t->sizes, t->strides, perm);
+    for (int i = 0; i < t->ndim; i++) { /* innermost first */
+        int64_t d = perm[i];
+        if (t->sizes[d] != 1 && t->strides[d] != s) return false;
+        s *= t->sizes[d];
+    }
+    return true;
+}
+
 /* Dense strides for sizes in the order perm (perm[0] fastest). */
 static ct_tensor *empty_in_order(int nd, const int64_t *sizes, const int64_t *perm, ct_dtype dt) {
     int64_t strides[CT_MAX_DIMS], st = 1, numel = ct__prod(nd, sizes);

@@ -308,7 +308,7 @@ static int cpu_where(const ct_kernel_args *a) {
     }
     if (a->out[0]->numel == 0) return 0;
     ct_iter it;
-    if (ct__iter_build(&it, 4, 1, (const ct_tensor *[]){a->out[0], a->in[0], a->in[1], a->in[2]})) return ct_last_status();
+    if (ct__iter_build_any_order(&it, 4, 1, (const ct_tensor *[]){a->out[0], a->in[0], a->in[1], a->in[2]})) return ct_last_status();
     ct__iter_run(&it, fn, NULL, 0);
     return 0;
 }

@@ -72,7 +72,7 @@ static void copy_same(char **d, const int64_t *s, int64_t n, void *ctx) {
 static int cpu_copy(const ct_kernel_args *a) {
     ct_iter it;
     const ct_tensor *ops[2] = {a->out[0], a->in[0]};
-    if (ct__iter_build(&it, 2, 1, ops)) return ct_last_status();
+    if (ct__iter_build_any_order(&it, 2, 1, ops)) return ct_last_status();
     ct_dtype dd = a->out[0]->dtype, sd = a->in[0]->dtype;
     if (dd == sd) {
         size_t es = ct_dtype_size(dd);
@@ -107,7 +107,7 @@ static int cpu_fill(const ct_kernel_args *a) {
     } else ct__store_f64(f.bytes, t->dtype, a->d[0]);
     ct_iter it;
     const ct_tensor *ops[1] = {t};
-    if (ct__iter_build(&it, 1, 1, ops)) return ct_last_status();
+    if (ct__iter_build_any_order(&it, 1, 1, ops)) return ct_last_status();
     ct__iter_run(&it, fill_loop, &f, 0);
     return 0;
 }

@@ -27,7 +27,7 @@ int ct__cpu_run_loop(const ct_kernel_args *a, ct_loop_fn const *loops, const dou
         }
     }
     ct_iter it;
-    if (ct__iter_build(&it, n, a->n_out, ops)) return ct_last_status();
+    if (ct__iter_build_any_order(&it, n, a->n_out, ops)) return ct_last_status();
     ct__iter_run(&it, fn, (void *)params, 0);
     return 0;
 }

@@ -116,7 +116,7 @@ int ct__inplace_binary_direct(ct_op op, const char *name, ct_tensor *self, const
                               const double *params) {
     if (!self || !b || self->storage->device.type != b->storage->device.type ||
         self->storage->device.index != b->storage->device.index ||
-        !ct__is_contiguous(self))
+        !ct__is_dense(self))
         return 1;
     if (ct_is_grad_enabled() && (ct__tensor_requires_grad(self) || ct__tensor_requires_grad(b) ||
                                  (self->view_base && ct__tensor_requires_grad(self->view_base))))

@@ -48,7 +48,7 @@ int ct__inplace_binary(const char *name, ct_tensor *self, const ct_tensor *b, ct
 int ct__out_binary(const char *name, ct_tensor *out, const ct_tensor *a, const ct_tensor *b, ct_binary_fn fn);
 
 /* The in-place form of a one-kernel binary op when nothing is recorded (grad mode off,
- * or neither operand nor self's base requires grad), self is contiguous and already the
+ * or neither operand nor self's base requires grad), self is dense (contiguous, or a permutation of a contiguous block) and already the
  * result's shape and dtype: the kernel writes into self, no temporary and no copy back.
  * Returns 1 when that does not apply (the caller takes the general path, which also
  * reports any error), else 0 or a status. The caller has run ct__check_inplace_binary. */

@@ -328,3 +328,39 @@ def test_elementwise_result_layout_matches_torch(name):
     with case("exp"):
         got = ctorch.call("ct_exp", ctorch.from_torch(a))
         assert got.stride() == torch.exp(a).stride()
+
+
+_permute = ctorch._raw("ct_permute", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int))
+
+
+def _perm(t, dims):
+    return ctorch.Tensor(_permute(t.ptr, len(dims), (ctypes.c_int * len(dims))(*dims)))
+
+
+@pytest.mark.parametrize("perm", [(1, 0, 2), (2, 1, 0), (0, 2, 1), (2, 0, 1)])
+def test_permuted_outputs_in_memory_order(perm):
+    """In-place ops and copies into a permuted (non-contiguous but dense) tensor walk it
+    in memory order; every element still gets its own inputs: values as torch's, with
+    broadcast operands and operands in a third layout."""
+    lib = ctorch.lib
+    add_, mul_ = lib.declare("ct_add_", "st(T,T)"), lib.declare("ct_mul_", "st(T,T)")
+    base, t2 = torch.randn(5, 6, 7), torch.randn(7, 6, 5)
+    src = t2.permute(2, 1, 0).permute(*perm)  # same shape as base.permute(perm), another layout
+    row = torch.randn(base.permute(*perm).shape[-1])
+    with case("add_"):
+        want = base.permute(*perm) + row
+        view = _perm(ctorch.from_torch(base), perm)
+        add_(view, ctorch.from_torch(row))
+        h_assert_same(view.torch(), want)
+    with case("mul_"):
+        want = base.permute(*perm) * src
+        view = _perm(ctorch.from_torch(base), perm)
+        add_src = _perm(_perm(ctorch.from_torch(t2), (2, 1, 0)), perm)
+        mul_(view, add_src)
+        h_assert_same(view.torch(), want)
+    with case("copy_"):
+        cz = ctorch.from_torch(torch.zeros(5, 6, 7))
+        lib.ct_copy_(_perm(cz, perm), _perm(_perm(ctorch.from_torch(t2), (2, 1, 0)), perm))
+        want = torch.zeros(5, 6, 7)
+        want.permute(*perm).copy_(src)
+        h_assert_same(cz.torch(), want)
