@@ -406,6 +406,26 @@ def run_ctorch(exe, specs, args, extra=(), repeat=None):
     return results
 
 
+def parallel_speedup(exe, args):
+    """How much faster a compute-bound kernel (a 1024^3 float32 matmul through ctorch)
+    runs on args.threads threads than on one: about the thread count when each thread
+    has a core of its own; on a VM whose virtual CPUs share physical cores (or are
+    contended) it drops toward 1, and every parallel case with it. Recorded at the start
+    and end of a run so that a report says what machine it was measured on."""
+    if args.threads < 2:
+        return None
+    spec = {"name": "speedup probe", "case": "matmul", "m": 1024, "k": 1024, "n": 1024, "dtype": "float32"}
+    t = {}
+    for th in (1, args.threads):
+        cmd = [str(exe), "--threads", str(th), "--warmup", "2", "--repeat", "5", "--target", "0.05", "--json", "-"]
+        p = subprocess.run(cmd, input=json.dumps([spec]), capture_output=True, text=True)
+        try:
+            t[th] = json.loads(p.stdout.strip().splitlines()[-1])["median_s"]
+        except (IndexError, KeyError, json.JSONDecodeError):
+            return None
+    return t[1] / t[args.threads]
+
+
 def measure_case(exe, spec, args, torch):
     """Times one case on both sides in args.rounds rounds, the sides alternating (ctorch
     first in even rounds, PyTorch first in odd ones), each round a share of the repeats;
@@ -502,6 +522,11 @@ def write_md(path, meta, entries):
     out = ["# ctorch vs PyTorch benchmark", "",
            f"{meta['date']} · {meta['mode']} run · {meta['threads']} threads · PyTorch {meta['torch_version']} · "
            f"ctorch {meta['ctorch_version']} · {meta['cpu']} ({meta['cores']} cores) · {meta['platform']}", "",
+           *([f"Machine check: a compute-bound float32 matmul ran {meta['parallel_speedup_start']:.2f}x (start) and "
+              f"{meta['parallel_speedup_end']:.2f}x (end) faster on {meta['threads']} threads than on one "
+              f"(about {meta['threads']} when each thread has a core of its own; near 1 when the VM's virtual CPUs "
+              f"share a physical core, which slows ctorch's parallel kernels more than PyTorch's).", ""]
+             if meta.get("parallel_speedup_start") and meta.get("parallel_speedup_end") else []),
            *([f"**Warning:** the 1-minute load average was {meta['load_average_start']:.2f} when the run "
               f"started: other processes were busy and may have distorted these timings.", ""]
              if (meta.get("load_average_start") or 0) > 0.5 else []),
@@ -647,6 +672,10 @@ def main():
     print(f"bench: {len(cases)} cases, {args.threads} threads, {'quick' if args.quick else 'full'} run; "
           f"each case in {args.rounds} round(s) alternating ctorch and PyTorch", flush=True)
 
+    speedup_start = parallel_speedup(exe, args)
+    if speedup_start is not None:
+        print(f"bench: {args.threads}-thread speedup of a compute-bound matmul: {speedup_start:.2f}x", flush=True)
+
     import torch
     torch.set_num_threads(args.threads)
     entries = []
@@ -752,6 +781,7 @@ def main():
             "torch_blas": "MKL" if torch.backends.mkl.is_available() else "other",
             "duration_s": round(time.perf_counter() - t_start, 1),
             "load_average_start": load_start,
+            "parallel_speedup_start": speedup_start, "parallel_speedup_end": parallel_speedup(exe, args),
             "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     try:
         meta["git_commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
