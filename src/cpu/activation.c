@@ -8,11 +8,12 @@
 #include "cpu/loops.h"
 
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
+double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
 void ct_cpu_register_activation(ct_kernel_fn *k);
 
 /* One [dim, inner] block: x, o point at its start; buf holds 2 * inner doubles. */
-#define SOFTMAX_BLOCK(T, VEXP)                                                                           \
+#define SOFTMAX_BLOCK(T, VEXP, ESUM)                                                                           \
     CT_LOOP_ATTR static void softmax_block_##T(const T *x, T *o, int64_t dim, int64_t inner, bool log_, double *buf) { \
         if (inner == 1) {                                                                                \
             /* max with a NaN flag and the sum as SIMD reductions (omp simd: the lanes  */                   \
@@ -27,12 +28,7 @@ void ct_cpu_register_activation(ct_kernel_fn *k);
             }                                                                                            \
             if (anynan) mx = NAN;                                                                        \
             if (isinf(mx) && mx < 0) mx = 0; /* all -inf: exp gives 0s, sum 0 -> NaN like torch */       \
-            _Pragma("omp simd")                                                                          \
-            for (int64_t j = 0; j < dim; j++) o[j] = x[j] - mx;                                          \
-            VEXP(o, o, dim);                                                                             \
-            double s = 0;                                                                                \
-            _Pragma("omp simd reduction(+:s)")                                                           \
-            for (int64_t j = 0; j < dim; j++) s += o[j];                                                 \
+            double s = ESUM(x, o, dim, mx, !log_); /* o = exp(x - mx) (kept for softmax) */           \
             if (log_) {                                                                                  \
                 T ls = (T)log(s);                                                                        \
                 _Pragma("omp simd")                                                                      \
@@ -76,8 +72,17 @@ void ct_cpu_register_activation(ct_kernel_fn *k);
             }                                                                                            \
         }                                                                                                \
     }
-SOFTMAX_BLOCK(float, ct__cpu_vexp_f32)
-SOFTMAX_BLOCK(double, ct__cpu_vexp_f64)
+/* float64's row pass: the exps, then their sum */
+static double exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store) {
+    (void)store;
+    for (int64_t j = 0; j < n; j++) o[j] = x[j] - shift;
+    ct__cpu_vexp_f64(o, o, n);
+    double s = 0;
+    for (int64_t j = 0; j < n; j++) s += o[j];
+    return s;
+}
+SOFTMAX_BLOCK(float, ct__cpu_vexp_f32, ct__cpu_exp_shift_sum_f32)
+SOFTMAX_BLOCK(double, ct__cpu_vexp_f64, exp_shift_sum_f64)
 
 static int cpu_softmax(const ct_kernel_args *a) {
     const ct_tensor *x = a->in[0];

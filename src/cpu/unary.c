@@ -361,6 +361,41 @@ void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) {
     else for (int64_t i = 0; i < n; i++) o[i] = exp(x[i]);
 }
 
+/* softmax's row pass in one: o[i] = exp(x[i] - shift) and their sum. AVX-512 sums in
+ * 32 float lanes (as PyTorch's vectorised softmax) and adds the lanes in double; the
+ * exps are kept only if `store` (log_softmax needs just the sum). */
+__attribute__((target("avx512f"))) static double exp_shift_sum_v512(const float *x, float *o, int64_t n, float shift,
+                                                                    bool store) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 e0 = Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh));
+        __m512 e1 = Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), sh));
+        if (store) _mm512_storeu_ps(o + i, e0), _mm512_storeu_ps(o + i + 16, e1);
+        acc0 = _mm512_add_ps(acc0, e0), acc1 = _mm512_add_ps(acc1, e1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 e = Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
+        if (store) _mm512_mask_storeu_ps(o + i, m, e);
+        acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
+    }
+    __m512 acc = _mm512_add_ps(acc0, acc1);
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(acc));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+}
+double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
+double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store) {
+    if (isa == 2) return exp_shift_sum_v512(x, o, n, shift, store);
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] - shift;
+    ct__cpu_vexp_f32(o, o, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += o[i];
+    return s;
+}
+
 #define VEC_DISPATCH(pre, T, suf)                                                                        \
     if (isa && s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T)) {                               \
         if (isa == 2) pre##_v512_##suf((T *)d[0], (const T *)d[1], n);                                   \
@@ -413,6 +448,13 @@ void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]); }
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) { for (int64_t i = 0; i < n; i++) o[i] = exp(x[i]); }
+double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
+double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store) {
+    (void)store;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (o[i] = expf(x[i] - shift));
+    return s;
+}
 #endif
 
 /* Float family with a SLEEF fast path for contiguous float32/float64. */
