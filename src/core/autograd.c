@@ -600,7 +600,6 @@ static void graph_free(graph_t *g) {
     free(g->table);
 }
 
-/* Adds grad (a reference the caller owns) into slot *dst. */
 typedef struct {
     int n_inputs;
     ct_tensor *const *inputs;
@@ -613,9 +612,10 @@ static _Thread_local run_ctx *current_run;
 
 static bool grad_exclusive(const ct_tensor *g);
 
-/* Sums a gradient into a node's input buffer. Without create_graph, a buffer only this
- * run holds takes the sum in place (a weight used at every step of an RNN gathers one
- * gradient per step: no new buffer, and its pages stay warm, each time). */
+/* Adds grad (a reference the caller owns) into slot *dst, a node's input buffer. Without
+ * create_graph, a buffer only this run holds takes the sum in place (a weight used at
+ * every step of an RNN gathers one gradient per step: no new buffer, and its pages stay
+ * warm, each time). */
 static int accumulate_into(ct_tensor **dst, ct_tensor *grad) {
     if (!*dst) { *dst = grad; return 0; }
     if (current_run && !current_run->create_graph && !ct_is_grad_enabled() && grad_exclusive(*dst) &&
@@ -633,7 +633,6 @@ static int accumulate_into(ct_tensor **dst, ct_tensor *grad) {
     *dst = sum;
     return 0;
 }
-
 
 /* Whether only g can reach g's memory: g has one reference and no history, and its
  * storage is held by g alone, or by g and its view base when only g holds that base. */

@@ -303,9 +303,9 @@ CT_API ct_tensor *ct_glu(const ct_tensor *x, int dim) {
     return r;
 }
 
-/* ---- dropout: PyTorch's CPU formula, x * bernoulli(1 - p) / (1 - p), composed from
- * public ops so the mask is saved by mul's node and double backward works ---- */
-/* gradient of x * where(mask, v, 0): grad * where(mask, v, 0), in differentiable ops */
+/* ---- dropout: PyTorch's CPU formula, x * bernoulli(1 - p) / (1 - p); a node of its own
+ * keeps the draws as a bool mask, and its backward, grad * where(mask, v, 0), is written
+ * in differentiable ops so double backward works ---- */
 static int dropout_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *mask = ct__unpack(n, 0), *v = ct__unpack(n, 1);
     if (!mask || !v) return ct_last_status();
