@@ -9,6 +9,7 @@
 
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
+double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
 void ct_cpu_register_activation(ct_kernel_fn *k);
 
@@ -72,17 +73,8 @@ void ct_cpu_register_activation(ct_kernel_fn *k);
             }                                                                                            \
         }                                                                                                \
     }
-/* float64's row pass: the exps, then their sum */
-static double exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store) {
-    (void)store;
-    for (int64_t j = 0; j < n; j++) o[j] = x[j] - shift;
-    ct__cpu_vexp_f64(o, o, n);
-    double s = 0;
-    for (int64_t j = 0; j < n; j++) s += o[j];
-    return s;
-}
 SOFTMAX_BLOCK(float, ct__cpu_vexp_f32, ct__cpu_exp_shift_sum_f32)
-SOFTMAX_BLOCK(double, ct__cpu_vexp_f64, exp_shift_sum_f64)
+SOFTMAX_BLOCK(double, ct__cpu_vexp_f64, ct__cpu_exp_shift_sum_f64)
 
 static int cpu_softmax(const ct_kernel_args *a) {
     const ct_tensor *x = a->in[0];

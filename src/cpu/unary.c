@@ -386,14 +386,25 @@ __attribute__((target("avx512f"))) static double exp_shift_sum_v512(const float 
     __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
     return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
 }
+/* The same as three passes (shift, vector exp, sum in double): float64, and float32 below
+ * AVX-512. */
+#define EXP_SHIFT_SUM_PASSES(VEXP)                                        \
+    do {                                                                  \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = x[i] - shift; \
+        VEXP(o, o, n);                                                    \
+        double s = 0;                                                     \
+        _Pragma("omp simd reduction(+ : s)") for (int64_t i = 0; i < n; i++) s += o[i]; \
+        return s;                                                         \
+    } while (0)
 double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
 double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store) {
     if (isa == 2) return exp_shift_sum_v512(x, o, n, shift, store);
-    for (int64_t i = 0; i < n; i++) o[i] = x[i] - shift;
-    ct__cpu_vexp_f32(o, o, n);
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += o[i];
-    return s;
+    EXP_SHIFT_SUM_PASSES(ct__cpu_vexp_f32);
+}
+double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);
+double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store) {
+    (void)store;
+    EXP_SHIFT_SUM_PASSES(ct__cpu_vexp_f64);
 }
 
 #define VEC_DISPATCH(pre, T, suf)                                                                        \
@@ -453,6 +464,13 @@ double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shif
     (void)store;
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (o[i] = expf(x[i] - shift));
+    return s;
+}
+double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);
+double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store) {
+    (void)store;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (o[i] = exp(x[i] - shift));
     return s;
 }
 #endif
