@@ -243,6 +243,11 @@ static inline bool ct__tensor_requires_grad(const ct_tensor *t) {
     return t && (t->requires_grad || t->grad_fn != NULL);
 }
 
+/* ---- fused ops used by modules (src/ops) ---- */
+/* dropout(relu(h), p, training=True) with PyTorch's values and draws, saving only its
+ * output for backward (src/ops/activation.c). Scope-owned result. */
+ct_tensor *ct__relu_dropout(const ct_tensor *h, double p, struct ct_generator *gen);
+
 /* ---- threads ---- */
 #define CT_GRAIN 32768 /* elements below which a loop stays on one thread */
 int ct__num_threads(void);

@@ -197,6 +197,10 @@ ACT_TYPE(T_SOFTSIGN, "Softsign"); ACT_TYPE(T_HARDTANH, "Hardtanh"); ACT_TYPE(T_H
 ACT_TYPE(T_HARDSWISH, "Hardswish"); ACT_TYPE(T_LOGSIGMOID, "LogSigmoid"); ACT_TYPE(T_SOFTMAX, "Softmax");
 ACT_TYPE(T_LOG_SOFTMAX, "LogSoftmax"); ACT_TYPE(T_GLU, "GLU"); ACT_TYPE(T_DROPOUT, "Dropout");
 
+double ct__mod_dropout_p(const ct_module *m) {
+    return m && m->type == &T_DROPOUT ? ((const act_ctx *)m->ctx)->d0 : -1.0;
+}
+
 static ct_module *act_new(const ct_module_type *type, act_ctx v) {
     act_ctx *c = malloc(sizeof *c);
     if (!c) return ct__err(CT_ERR_OOM, "%s: out of memory", type->name);

@@ -45,6 +45,9 @@ int ct__mod_affine_params(ct_module *m, bool affine, bool with_bias, int nd, con
  * 0 or status. */
 int ct__mod_weight_bias(ct_module *m, int nd, const int64_t *wshape, int64_t bias_n, bool bias, double bound);
 
+/* p of a Dropout module, -1 for any other module (src/nn/layers.c). */
+double ct__mod_dropout_p(const ct_module *m);
+
 /* A growable string for reprs (ct__sb_take returns it malloc'd, or NULL + error on OOM). */
 typedef struct {
     char *s;

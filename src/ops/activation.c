@@ -313,6 +313,22 @@ static int dropout_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return gi[0] ? 0 : ct_last_status();
 }
 
+/* The draws of dropout(x, p) (0 < p < 1): a bool mask from bernoulli_(1 - p), as
+ * PyTorch draws its noise, and the kept scale v = 1 / (1 - p) in x's dtype; and x times
+ * the noise where(mask, v, 0), computed without autograd. All three scope-owned. */
+static int dropout_draw(const ct_tensor *x, double p, struct ct_generator *gen, ct_tensor **mask, ct_tensor **v) {
+    *mask = ct__ret(ct__empty_like_raw(x, CT_BOOL));
+    *v = ct_div(ct_scalar_tensor(1.0, x->dtype), ct_float(1 - p));
+    if (!*mask || !*v) return ct_last_status();
+    return ct_bernoulli_(*mask, 1 - p, gen);
+}
+static ct_tensor *dropout_apply(const ct_tensor *x, const ct_tensor *mask, const ct_tensor *v) {
+    bool prev = ct_set_grad_enabled(false);
+    ct_tensor *r = ct_mul(x, ct_where(mask, v, ct_scalar_tensor(0.0, x->dtype)));
+    ct_set_grad_enabled(prev);
+    return r;
+}
+
 CT_API ct_tensor *ct_dropout(const ct_tensor *x, double p, bool training, struct ct_generator *gen) {
     CT_CHECK_ARG("dropout", x);
     if (!(p >= 0 && p <= 1))
@@ -328,24 +344,57 @@ CT_API ct_tensor *ct_dropout(const ct_tensor *x, double p, bool training, struct
          * dtype, and its MulBackward0 keeps the noise. The same draws go into a bool mask
          * instead (a quarter of float32's memory, for as long as the graph lives); the
          * noise is made from it when needed, so the values are the same. */
-        ct_tensor *mask = ct__ret(ct__empty_like_raw(x, CT_BOOL));
-        ct_tensor *v = ct_div(ct_scalar_tensor(1.0, x->dtype), ct_float(1 - p)); /* the kept scale, in x's dtype */
-        if (mask && v && !ct_bernoulli_(mask, 1 - p, gen)) {
-            bool prev = ct_set_grad_enabled(false);
-            r = ct_mul(x, ct_where(mask, v, ct_scalar_tensor(0.0, x->dtype)));
-            ct_set_grad_enabled(prev);
-            if (r && prev && ct__needs_grad(1, (const ct_tensor *[]){x})) {
-                ct_node *n = ct__node_new("MulBackward0", dropout_backward, 1);
-                if (!n || ct__node_set_next(n, 0, x) || ct__save(n, mask) < 0 || ct__save(n, v) < 0) {
-                    if (n) ct__node_release(n);
-                    r = NULL;
-                } else {
-                    ct__set_history(r, n, 0);
-                }
+        ct_tensor *mask, *v;
+        if (!dropout_draw(x, p, gen, &mask, &v) && (r = dropout_apply(x, mask, v)) &&
+            ct__needs_grad(1, (const ct_tensor *[]){x})) {
+            ct_node *n = ct__node_new("MulBackward0", dropout_backward, 1);
+            if (!n || ct__node_set_next(n, 0, x) || ct__save(n, mask) < 0 || ct__save(n, v) < 0) {
+                if (n) ct__node_release(n);
+                r = NULL;
+            } else {
+                ct__set_history(r, n, 0);
             }
         }
     }
     r = ct_keep(r); /* to the enclosing scope, or to the caller */
+    ct_scope_end();
+    return r;
+}
+
+/* ---- dropout(relu(h)) as one node (the feed-forward block of a Transformer layer) ----
+ * The values are PyTorch's, relu(h) * noise with the same draws, but the node saves only
+ * its output y, which the next linear layer saves anyway: y > 0 exactly where h > 0 and
+ * the element was kept, so the gradient is threshold_backward(grad * v, y, 0). The
+ * separate ops would keep relu's output and the mask as well (for an [N, 1024] float32
+ * activation, 5 bytes per element). The gradients are the same except where a
+ * non-finite gradient meets a dropped element (PyTorch's grad * 0 is then NaN, here 0). */
+static int relu_dropout_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *y = ct__unpack(n, 0), *v = ct__unpack(n, 1);
+    if (!y || !v) return ct_last_status();
+    gi[0] = ct_threshold_backward(ct_mul(go[0], v), y, 0.0);
+    return gi[0] ? 0 : ct_last_status();
+}
+
+ct_tensor *ct__relu_dropout(const ct_tensor *h, double p, struct ct_generator *gen) {
+    CT_CHECK_ARG("relu_dropout", h);
+    if (!(p > 0 && p < 1) || !ct_dtype_is_floating(h->dtype) || h->numel == 0)
+        return ct_dropout(ct_relu(h), p, true, gen);
+    if (ct_scope_begin()) return NULL;
+    ct_tensor *mask, *v, *r = NULL;
+    bool prev = ct_set_grad_enabled(false);
+    ct_tensor *a = ct_relu(h);
+    ct_set_grad_enabled(prev);
+    if (a && !dropout_draw(h, p, gen, &mask, &v) && (r = dropout_apply(a, mask, v)) &&
+        ct__needs_grad(1, (const ct_tensor *[]){h})) {
+        ct_node *n = ct__node_new("ReluDropoutBackward", relu_dropout_backward, 1);
+        if (!n || ct__node_set_next(n, 0, h) || ct__save_output(n, r, 0) < 0 || ct__save(n, v) < 0) {
+            if (n) ct__node_release(n);
+            r = NULL;
+        } else {
+            ct__set_history(r, n, 0);
+        }
+    }
+    r = ct_keep(r);
     ct_scope_end();
     return r;
 }

@@ -563,6 +563,51 @@ def test_encoder_two_layers(norm_first):
         assert_same(ctorch.Tensor(outs[0]), tm(x), **TOL)
 
 
+@pytest.mark.parametrize("kind", ["encoder", "decoder"])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_layer_train_with_dropout(kind, activation):
+    """Train mode with dropout 0.1: the same seed gives torch's draws (attention weights,
+    feed-forward, residual branches, in torch's order), so values and every gradient
+    match. With relu, the feed-forward's dropout(relu(h)) is one node that saves only its
+    output; the gradients must not change."""
+    with case(f"Transformer{kind.title()}Layer train"):
+        torch.manual_seed(3)
+        kw = dict(dim_feedforward=64, dropout=0.1, activation=activation, batch_first=True)
+        tm = torch_layer(kind, 16, 4, **kw)
+        cm = new_layer(kind, 16, 4, **kw)
+        load(cm, tm)
+        tm.train(), cm.train()
+        x, mem = leaf(rn(3, 7, 16)), leaf(rn(3, 5, 16))
+        cx, cmem = cts(x, mem)
+        torch.manual_seed(17)
+        want = tm(x) if kind == "encoder" else tm(x, mem)
+        seed(17)
+        got = enc_layer_fwd(cm, cx, None, None, False) if kind == "encoder" else \
+            dec_layer_fwd(cm, cx, cmem, None, None, None, None, False, False)
+        assert_same(got, want, **TOL)
+        go = torch.randn_like(want)
+        want.backward(go)
+        got.backward(ctorch.from_torch(go))
+        compare_grads(cm, tm, [cx] if kind == "encoder" else [cx, cmem], [x] if kind == "encoder" else [x, mem],
+                      f"{kind} layer train", **TOL)
+
+
+def test_layer_train_dropout_gradcheck():
+    """The encoder layer in train mode (dropout 0.1, relu: the fused dropout(relu(h))
+    node) in float64: first and second derivatives against finite differences, with the
+    seed fixed inside the function so every call draws the same masks."""
+    cm = new_layer("encoder", 8, 2, dim_feedforward=16, dropout=0.1, batch_first=True)
+    cm.to(torch.float64)
+    cm.train()
+    x = torch.randn(2, 3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+
+    def f(a):
+        seed(23)
+        return enc_layer_fwd(cm, a, None, None, False)
+    gradcheck("TransformerEncoderLayer train", f, [x])
+    gradgradcheck("TransformerEncoderLayer train", f, [x])
+
+
 def test_decoder_and_transformer():
     with case("Transformer"):
         kw = dict(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=16)
