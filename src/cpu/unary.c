@@ -174,6 +174,24 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 #define AS_ERF(v, T_)                                                                                     \
     VOR(VSIGN(v), VFMA(VMUL(VSUB(VSET(0.0), VEXP(VSUB(VSET(0.0), VMUL(v, v)))), T_), AS_POLY(T_), VSET(1.0)))
 #define AS_T(v) VDIV(VSET(1.0), VFMA(VSET(AS_P), VABS(v), VSET(1.0)))
+/* float32: the erf's exp(-x^2) inline instead of SLEEF's call. exp(a) = 2^n e^r with
+ * n = round(a log2 e), r = a - n ln 2 (ln 2 in two parts), e^r by Cephes' expf
+ * polynomial (about 1 ulp), 2^n built in the exponent bits; a is clamped at -87 (n stays
+ * a normal exponent), where exp(a) < 2e-38 leaves 1 - t P exp(a) at exactly 1. */
+#define AS_EXP_NEG(a_)                                                                                    \
+    ({                                                                                                    \
+        __typeof__(a_) a = VMAX(a_, VSET(-87.0));                                                         \
+        __typeof__(a_) n = VROUND(VMUL(a, VSET(1.44269504088896341)));                                    \
+        __typeof__(a_) r = VFNMA(n, VSET(-2.12194440e-4), VFNMA(n, VSET(0.693359375), a));                \
+        __typeof__(a_) q = VFMA(VSET(1.9875691500e-4), r, VSET(1.3981999507e-3));                         \
+        q = VFMA(q, r, VSET(8.3334519073e-3));                                                            \
+        q = VFMA(q, r, VSET(4.1665795894e-2));                                                            \
+        q = VFMA(q, r, VSET(1.6666665459e-1));                                                            \
+        q = VFMA(q, r, VSET(5.0000001201e-1));                                                            \
+        VMUL(VFMA(VMUL(q, r), r, VADD(r, VSET(1.0))), VPOW2I(n));                                         \
+    })
+#define AS_ERF_INLINE(v, T_)                                                                              \
+    VOR(VSIGN(v), VFMA(VMUL(VSUB(VSET(0.0), AS_EXP_NEG(VSUB(VSET(0.0), VMUL(v, v)))), T_), AS_POLY(T_), VSET(1.0)))
 
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
@@ -195,7 +213,11 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 #define VSIGN(v) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)))
 #define VOR(a, b) _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VERF_GELU(v) AS_ERF(v, AS_T(v))
+#define VFNMA(a, b, c) _mm512_fnmadd_ps(a, b, c)
+#define VMAX _mm512_max_ps
+#define VROUND(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VPOW2I(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define VERF_GELU(v) AS_ERF_INLINE(v, AS_T(v))
 #define VEXP(v) V_F512(exp)(v)
 #define VEXP2(v) V_F512(exp2)(v)
 #define VEXPM1(v) V_F512(expm1)(v)
@@ -244,6 +266,10 @@ VEC_LIST(X)
 #undef VSIGN
 #undef VOR
 #undef VFMA
+#undef VFNMA
+#undef VMAX
+#undef VROUND
+#undef VPOW2I
 
 /* float64, AVX-512 */
 #define V_F512(fn) Sleef_##fn##d8_u10avx512f
@@ -282,7 +308,11 @@ VEC_LIST(X)
 #define VSIGN(v) _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)))
 #define VOR(a, b) _mm256_or_ps(a, b)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define VERF_GELU(v) AS_ERF(v, AS_T(v))
+#define VFNMA(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define VMAX _mm256_max_ps
+#define VROUND(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VPOW2I(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define VERF_GELU(v) AS_ERF_INLINE(v, AS_T(v))
 #define VSET(c) _mm256_set1_ps((float)(c))
 #define VADD _mm256_add_ps
 #define VSUB _mm256_sub_ps
@@ -313,6 +343,10 @@ VEC_LIST(X)
 #undef VSIGN
 #undef VOR
 #undef VFMA
+#undef VFNMA
+#undef VMAX
+#undef VROUND
+#undef VPOW2I
 
 /* float64, AVX2 */
 #define V_F512(fn) Sleef_##fn##d4_u10avx2
