@@ -15,5 +15,6 @@ ct_backend *ct_cpu_backend(void) {
     ct_cpu_register_conv(k);
     ct_cpu_register_batchnorm(k);
     ct_cpu_register_norm(k);
+    ct_cpu_register_rnn(k);
     return &cpu_backend;
 }

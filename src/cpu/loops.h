@@ -26,6 +26,11 @@
 void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A,
                   int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
 
+/* o[0..n) = op(x[0..n)) for a parameterless unary op (SIGMOID, TANH, EXP...) over
+ * contiguous runs of dtype dt (src/cpu/unary.c): the loop the op itself runs, so a fused
+ * kernel built on it gives the op's numbers. No threads of its own. */
+void ct__cpu_unary_contig(ct_op op, ct_dtype dt, void *o, const void *x, int64_t n);
+
 #ifdef CT_HAVE_DNNL
 /* CONV2D / CONV2D_BWD_INPUT / CONV2D_BWD_WEIGHT on float32 through oneDNN
  * (src/cpu/conv_dnnl.c): 0 done, < 0 failed (message set), > 0 declined (the caller

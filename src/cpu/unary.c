@@ -704,6 +704,13 @@ static ct_loop_fn tab[CT_OP_COUNT][CT_NUM_DTYPES];
 
 static int cpu_unary(const ct_kernel_args *a) { return ct__cpu_run_loop(a, tab[a->op], a->d); }
 
+void ct__cpu_unary_contig(ct_op op, ct_dtype dt, void *o, const void *x, int64_t n) {
+    char *d[2] = {o, (char *)x};
+    int64_t es = (int64_t)ct_dtype_size(dt), s[2] = {es, es};
+    double params[6] = {0};
+    tab[op][dt](d, s, n, params);
+}
+
 #define SETF(OP, pre) CT_SET_FLOATS(tab[CT_OP_##OP], pre)
 #define SETFC(OP, pre) (CT_SET_FLOATS(tab[CT_OP_##OP], pre), CT_SET_COMPLEX(tab[CT_OP_##OP], pre))
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "core/autograd_internal.h"
+#include "core/dispatch.h"
 #include "ctorch/rnn.h"
 
 #include "ops/compose.h"
@@ -79,6 +80,99 @@ static int pieces(const ct_tensor *x, int dim, int k, const int64_t *sizes, bool
     return rc;
 }
 
+/* ---- the LSTM cell's pointwise part, fused ----
+ * After the matmuls, a step's cell is ten elementwise ops on [B, H]-sized pieces (PyTorch's
+ * CPU cell runs them one by one, each recorded for autograd). For float32 and float64 one
+ * kernel does them all (CT_OP_LSTM_CELL) with the ops' own sigmoid and tanh loops, and one
+ * node takes their gradients. Outputs: 0 h', 1 c', 2 act = the four gate activations
+ * (kept for backward: as an output of the node, so a graph built from it reaches the
+ * gates again). Saved: act (output 2), c' (output 1), c. Without a graph to build the
+ * backward is one kernel (CT_OP_LSTM_CELL_BWD); under create_graph the same formulas in
+ * differentiable ops, so second derivatives work. */
+static ct_tensor *one_minus(const ct_tensor *x) { return ct_rsub_scalar(x, 1.0); }
+
+static int lstm_cell_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *act = ct__unpack(n, 0), *cn = ct__unpack(n, 1), *c = ct__unpack(n, 2);
+    if (!act || !cn || !c) return ct_last_status();
+    ct_tensor *dh = go[0], *dcn = go[1], *dact = go[2];
+    int64_t H = c->sizes[1];
+    bool need_c = ct__node_needs(n, 1);
+    if (!ct__needs_grad(6, (const ct_tensor *[]){dh, dcn, dact, act, cn, c})) {
+        ct_tensor *a[3] = {ct__contiguous_raw(dh), ct__contiguous_raw(dcn), ct__contiguous_raw(dact)};
+        ct_tensor *dg = ct__empty_raw(2, (int64_t[]){c->sizes[0], 4 * H}, c->dtype);
+        ct_tensor *dc = need_c ? ct__empty_raw(2, c->sizes, c->dtype) : NULL;
+        int rc = 0;
+        if (!a[0] || !a[1] || !a[2] || !dg || (need_c && !dc)) rc = ct_last_status();
+        else {
+            ct_kernel_args k = {.op = CT_OP_LSTM_CELL_BWD, .n_out = 0 /* dc may be NULL */, .n_in = 6,
+                                .out = {dg, dc}, .in = {a[0], a[1], a[2], act, c, cn}};
+            rc = ct__dispatch(&k);
+        }
+        for (int i = 0; i < 3; i++) ct_release(a[i]);
+        if (rc) {
+            ct_release(dg);
+            ct_release(dc);
+            return rc;
+        }
+        gi[0] = ct__ret(dg);
+        gi[1] = dc ? ct__ret(dc) : NULL;
+        return 0;
+    }
+    ct_tensor *ig = ct_narrow(act, 1, 0, H), *fg = ct_narrow(act, 1, H, H), *gg = ct_narrow(act, 1, 2 * H, H);
+    ct_tensor *og = ct_narrow(act, 1, 3 * H, H), *tc = ct_tanh(cn);
+    ct_tensor *d = ct_add(dcn, ct_mul(ct_mul(dh, og), one_minus(ct_mul(tc, tc))));
+    ct_tensor *da[4];
+    for (int k = 0; k < 4; k++) da[k] = ct_narrow(dact, 1, k * H, H);
+    if (!d) return ct_last_status();
+    ct_tensor *parts[4] = {
+        ct_mul(ct_add(ct_mul(d, gg), da[0]), ct_mul(ig, one_minus(ig))),
+        ct_mul(ct_add(ct_mul(d, c), da[1]), ct_mul(fg, one_minus(fg))),
+        ct_mul(ct_add(ct_mul(d, ig), da[2]), one_minus(ct_mul(gg, gg))),
+        ct_mul(ct_add(ct_mul(dh, tc), da[3]), ct_mul(og, one_minus(og))),
+    };
+    gi[0] = ct_cat(4, (const ct_tensor *const *)parts, 1);
+    gi[1] = need_c ? ct_mul(d, fg) : NULL;
+    return gi[0] && (!need_c || gi[1]) ? 0 : ct_last_status();
+}
+
+/* gates [B, 4H] (W_ih x + b + W_hh h), c [B, H] -> h' and *c_out = c' (scope-registered),
+ * float32 / float64 only. */
+static ct_tensor *lstm_cell_fused(const ct_tensor *gates, const ct_tensor *c, int64_t H, ct_tensor **c_out) {
+    ct_dtype dt = gates->dtype;
+    int64_t B = gates->sizes[0];
+    ct_tensor *gc = ct__contiguous_raw(gates), *cc = ct__contiguous_raw(c);
+    ct_tensor *hn = ct__empty_raw(2, (int64_t[]){B, H}, dt), *cn = ct__empty_raw(2, (int64_t[]){B, H}, dt);
+    ct_tensor *act = ct__empty_raw(2, (int64_t[]){B, 4 * H}, dt);
+    int rc = 0;
+    if (!gc || !cc || !hn || !cn || !act) rc = ct_last_status();
+    else {
+        ct_kernel_args k = {.op = CT_OP_LSTM_CELL, .n_out = 3, .n_in = 2, .out = {hn, cn, act}, .in = {gc, cc}};
+        rc = ct__dispatch(&k);
+    }
+    ct_release(gc);
+    ct_release(cc);
+    if (!rc && ct__needs_grad(2, (const ct_tensor *[]){gates, c})) {
+        ct_node *n = ct__node_new("LstmCellBackward", lstm_cell_backward, 2);
+        ct_tensor *outs[3] = {hn, cn, act};
+        if (!n || ct__node_set_outputs(n, 3) || ct__node_set_next(n, 0, gates) || ct__node_set_next(n, 1, c) ||
+            ct__save_output(n, act, 2) < 0 || ct__save_output(n, cn, 1) < 0 || ct__save(n, c) < 0) {
+            if (n) ct__node_release(n);
+            rc = ct_last_status();
+        } else {
+            ct__set_history_multi(outs, 3, n);
+        }
+    }
+    if (rc) {
+        ct_release(hn);
+        ct_release(cn);
+        ct_release(act);
+        return NULL;
+    }
+    ct__ret(act);
+    *c_out = ct__ret(cn);
+    return ct__ret(hn);
+}
+
 /* ---- one time step (batched, 2-D) ----
  * gi: this step's input projection [B, G*H]: W_ih x + b_ih + b_hh for RNN and LSTM (both
  * biases folded in), W_ih x + b_ih for GRU (whose b_hn sits inside r * (...)).
@@ -92,6 +186,11 @@ static ct_tensor *step(rnn_mode mode, const ct_tensor *gi, const ct_tensor *h, c
     case M_RELU: return ct_relu(ct_addmm(gi, h, whh_t, 1.0, 1.0));
     case M_LSTM: {
         ct_tensor *g = ct_addmm(gi, h, whh_t, 1.0, 1.0), *q[3], *inf[2];
+        if (g && (g->dtype == CT_FLOAT32 || g->dtype == CT_FLOAT64)) {
+            ct_tensor *hn = lstm_cell_fused(g, c, H, c_out);
+            if (hn && whr_t) hn = ct_mm(hn, whr_t);
+            return hn;
+        }
         if (!g || pieces(g, 1, 3, (int64_t[]){2 * H, H, H}, false, q)) return NULL;
         ct_tensor *in_forget = ct_sigmoid(q[0]); /* i and f in one op */
         if (!in_forget || pieces(in_forget, 1, 2, (int64_t[]){H, H}, false, inf)) return NULL;

@@ -235,6 +235,74 @@ def test_layer_matches_torch(kind, layers, bidi, batch_first, with_h0):
     compare_run(f"nn.{type(tm).__name__}", tm, cm, kind, ins)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("H", [300, 7])
+def test_lstm_fused_cell_rows_in_parallel(dtype, H):
+    """The fused cell kernel runs a step's rows on several threads from B * H = 4096 on:
+    16 x 300 does (and its rows end in a partial SIMD vector), 16 x 7 does not. Values,
+    h_n, c_n and every gradient against torch, over 12 steps."""
+    T, B, I = 12, 16, 5
+    tm, cm = make_layer("lstm", I, H, 1, True, False, 0.0, False)
+    tm.to(dtype), cm.to(dtype)
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(T, B, I, dtype=dtype, generator=g)
+    h0 = torch.randn(1, B, H, dtype=dtype, generator=g)
+    c0 = torch.randn(1, B, H, dtype=dtype, generator=g)
+    compare_run("nn.LSTM", tm, cm, "lstm", [x, h0, c0])
+
+
+def test_lstm_layer_gradgradcheck_all_inputs():
+    """Second derivatives through the fused cell with c0 and every weight differentiated
+    (the two-layer check below leaves them out)."""
+    I, H, B, T = 2, 3, 2, 3
+    tm, _ = make_layer("lstm", I, H, 1, True, False, 0.0, False)
+    tm.double()
+    ps = [p.detach().clone() for p in tm._flat_weights]
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=g)
+    h0 = torch.randn(1, B, H, dtype=torch.float64, generator=g)
+    c0 = torch.randn(1, B, H, dtype=torch.float64, generator=g)
+    o = opts(1, False)
+
+    def f(x, h0, c0, *ps):
+        out, hn, cn = functional("lstm", x, h0, c0, list(ps), o)
+        r = ctorch.call("ct_add", ctorch.call("ct_sum", ctorch.call("ct_mul", out, out)), ctorch.call("ct_sum", hn))
+        return ctorch.call("ct_add", r, ctorch.call("ct_sum", ctorch.call("ct_sin", cn)))
+    gradcheck("lstm", f, [x, h0, c0] + ps)
+    gradgradcheck("lstm", f, [x, h0, c0] + ps)
+
+
+def test_lstm_double_backward_against_torch():
+    """Gradients taken with create_graph (the fused cell's backward in differentiable ops)
+    against torch's, then d/d(everything) of the sum of their squares against torch:
+    gradgradcheck alone would not see create_graph gradients that are consistently wrong."""
+    I, H, B, T = 3, 5, 4, 6
+    tm, _ = make_layer("lstm", I, H, 1, True, False, 0.0, False)
+    tm.double()
+    g = torch.Generator().manual_seed(8)
+    ps = [p.detach().clone().requires_grad_() for p in tm._flat_weights]
+    x, h0, c0 = (torch.randn(*s, dtype=torch.float64, generator=g).requires_grad_()
+                 for s in ((T, B, I), (1, B, H), (1, B, H)))
+    gy = torch.randn(T, B, H, dtype=torch.float64, generator=g)
+    ins = [x, h0, c0] + ps
+    with case("lstm"):
+        out = torch.lstm(x, (h0, c0), ps, True, 1, 0.0, False, False, False)[0]
+        tg = torch.autograd.grad(out, ins, gy, create_graph=True)
+        want = torch.autograd.grad(sum((t * t).sum() for t in tg), ins)
+        c_in = [ctorch.from_torch(t.detach(), requires_grad=True) for t in ins]
+        cout = functional("lstm", c_in[0], c_in[1], c_in[2], c_in[3:], opts(1, False))[0]
+        cg = ctorch.autograd_grad([cout], c_in, [ctorch.from_torch(gy)], create_graph=True)
+        for k, (c, t) in enumerate(zip(cg, tg)):
+            assert_same(c, t.detach(), what=f"lstm create_graph gradient {k}")
+        loss = None
+        for c in cg:
+            sq = ctorch.call("ct_sum", ctorch.call("ct_mul", c, c))
+            loss = sq if loss is None else ctorch.call("ct_add", loss, sq)
+        got = ctorch.autograd_grad([loss], c_in)
+        for k, (c, t) in enumerate(zip(got, want)):
+            assert_same(c, t, what=f"lstm second-order gradient {k}")
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("bidi", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
