@@ -98,17 +98,19 @@ static int lstm_cell_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) 
     int64_t H = c->sizes[1];
     bool need_c = ct__node_needs(n, 1);
     if (!ct__needs_grad(6, (const ct_tensor *[]){dh, dcn, dact, act, cn, c})) {
-        ct_tensor *a[3] = {ct__contiguous_raw(dh), ct__contiguous_raw(dcn), ct__contiguous_raw(dact)};
+        /* c may be a strided view of the caller's c0 */
+        ct_tensor *a[4] = {ct__contiguous_raw(dh), ct__contiguous_raw(dcn), ct__contiguous_raw(dact),
+                           ct__contiguous_raw(c)};
         ct_tensor *dg = ct__empty_raw(2, (int64_t[]){c->sizes[0], 4 * H}, c->dtype);
         ct_tensor *dc = need_c ? ct__empty_raw(2, c->sizes, c->dtype) : NULL;
         int rc = 0;
-        if (!a[0] || !a[1] || !a[2] || !dg || (need_c && !dc)) rc = ct_last_status();
+        if (!a[0] || !a[1] || !a[2] || !a[3] || !dg || (need_c && !dc)) rc = ct_last_status();
         else {
             ct_kernel_args k = {.op = CT_OP_LSTM_CELL_BWD, .n_out = 0 /* dc may be NULL */, .n_in = 6,
-                                .out = {dg, dc}, .in = {a[0], a[1], a[2], act, c, cn}};
+                                .out = {dg, dc}, .in = {a[0], a[1], a[2], act, a[3], cn}};
             rc = ct__dispatch(&k);
         }
-        for (int i = 0; i < 3; i++) ct_release(a[i]);
+        for (int i = 0; i < 4; i++) ct_release(a[i]);
         if (rc) {
             ct_release(dg);
             ct_release(dc);

@@ -251,6 +251,19 @@ def test_lstm_fused_cell_rows_in_parallel(dtype, H):
     compare_run("nn.LSTM", tm, cm, "lstm", [x, h0, c0])
 
 
+def test_lstm_fused_cell_strided_c0():
+    """c0 given as a transposed view: the cell kernels read a contiguous copy of it,
+    forward and backward."""
+    T, B, I, H = 3, 4, 2, 5
+    tm, cm = make_layer("lstm", I, H, 1, True, False, 0.0, False)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(T, B, I, generator=g)
+    h0 = torch.randn(1, B, H, generator=g)
+    c0 = torch.randn(1, H, B, generator=g).transpose(1, 2)
+    assert not c0[0].is_contiguous()
+    compare_run("nn.LSTM", tm, cm, "lstm", [x, h0, c0])
+
+
 def test_lstm_layer_gradgradcheck_all_inputs():
     """Second derivatives through the fused cell with c0 and every weight differentiated
     (the two-layer check below leaves them out)."""
