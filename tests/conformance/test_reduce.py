@@ -281,6 +281,32 @@ def test_minmax_ties_nan():
     check("argmax", lambda a: c_argmax(a, ALL_DIMS, False), lambda a: torch.argmax(a), [n])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_minmax_dim_long_rows_ties_nan(dtype):
+    """Contiguous rows longer than a vector block (the two-pass kernel: the extreme, then
+    its first position, 64 at a time): ties across blocks, NaN early and late, signed
+    zeros, infinities, and a row of one element."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(-5, 6, (9, 300), generator=g).to(dtype)
+    x[1, 70] = x[1, 250] = 9.0          # tie in two blocks: the first wins
+    x[2, 5] = float("nan")              # NaN early
+    x[3, 299] = float("nan")            # NaN in the last, partial block
+    x[3, 10] = 99.0
+    x[4] = 0.0
+    x[4, 130] = -0.0
+    x[4, 20] = -0.0                     # zeros of both signs only: the first zero
+    x[5] = -float("inf")
+    x[6, 64] = float("inf")
+    x[7] = 2.0                          # all equal: index 0
+    for d in (1, -1):
+        check("max", lambda a: c_max_dim(a, d, False), lambda a: torch.max(a, d), [x])
+        check("min", lambda a: c_min_dim(a, d, True), lambda a: torch.min(a, d, keepdim=True), [x])
+        check("argmax", lambda a: c_argmax(a, d, False), lambda a: torch.argmax(a, d), [x])
+        check("argmin", lambda a: c_argmin(a, d, False), lambda a: torch.argmin(a, d), [x])
+    one = x[:, :1].contiguous()
+    check("max", lambda a: c_max_dim(a, 1, False), lambda a: torch.max(a, 1), [one])
+
+
 def test_minmax_errors():
     e = make((0, 3))
     msg = check_error("max", c_max, torch.max, [e])
