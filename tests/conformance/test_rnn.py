@@ -251,6 +251,20 @@ def test_lstm_fused_cell_rows_in_parallel(dtype, H):
     compare_run("nn.LSTM", tm, cm, "lstm", [x, h0, c0])
 
 
+def f64_layer_inputs(kind, I, H, B, T, layers, bidi, seed):
+    """float64 weights of a fresh torch layer (make_layer) and x [T, B, I], h0 and c0
+    [layers * directions, B, H] drawn in that order from a generator seeded with seed."""
+    tm, _ = make_layer(kind, I, H, layers, True, False, 0.0, bidi)
+    tm.double()
+    ps = [p.detach().clone() for p in tm._flat_weights]
+    g = torch.Generator().manual_seed(seed)
+    n = layers * (2 if bidi else 1)
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=g)
+    h0 = torch.randn(n, B, H, dtype=torch.float64, generator=g)
+    c0 = torch.randn(n, B, H, dtype=torch.float64, generator=g)
+    return ps, x, h0, c0
+
+
 def test_lstm_fused_cell_strided_c0():
     """c0 given as a transposed view: the cell kernels read a contiguous copy of it,
     forward and backward."""
@@ -267,14 +281,7 @@ def test_lstm_fused_cell_strided_c0():
 def test_lstm_layer_gradgradcheck_all_inputs():
     """Second derivatives through the fused cell with c0 and every weight differentiated
     (the two-layer check below leaves them out)."""
-    I, H, B, T = 2, 3, 2, 3
-    tm, _ = make_layer("lstm", I, H, 1, True, False, 0.0, False)
-    tm.double()
-    ps = [p.detach().clone() for p in tm._flat_weights]
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(T, B, I, dtype=torch.float64, generator=g)
-    h0 = torch.randn(1, B, H, dtype=torch.float64, generator=g)
-    c0 = torch.randn(1, B, H, dtype=torch.float64, generator=g)
+    ps, x, h0, c0 = f64_layer_inputs("lstm", 2, 3, 2, 3, 1, False, 4)
     o = opts(1, False)
 
     def f(x, h0, c0, *ps):
@@ -289,15 +296,10 @@ def test_lstm_double_backward_against_torch():
     """Gradients taken with create_graph (the fused cell's backward in differentiable ops)
     against torch's, then d/d(everything) of the sum of their squares against torch:
     gradgradcheck alone would not see create_graph gradients that are consistently wrong."""
-    I, H, B, T = 3, 5, 4, 6
-    tm, _ = make_layer("lstm", I, H, 1, True, False, 0.0, False)
-    tm.double()
-    g = torch.Generator().manual_seed(8)
-    ps = [p.detach().clone().requires_grad_() for p in tm._flat_weights]
-    x, h0, c0 = (torch.randn(*s, dtype=torch.float64, generator=g).requires_grad_()
-                 for s in ((T, B, I), (1, B, H), (1, B, H)))
-    gy = torch.randn(T, B, H, dtype=torch.float64, generator=g)
-    ins = [x, h0, c0] + ps
+    ps, x, h0, c0 = f64_layer_inputs("lstm", 3, 5, 4, 6, 1, False, 8)
+    ins = [t.requires_grad_() for t in [x, h0, c0] + ps]
+    x, h0, c0, ps = ins[0], ins[1], ins[2], ins[3:]
+    gy = torch.randn(6, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(18))
     with case("lstm"):
         out = torch.lstm(x, (h0, c0), ps, True, 1, 0.0, False, False, False)[0]
         tg = torch.autograd.grad(out, ins, gy, create_graph=True)
@@ -662,14 +664,7 @@ def test_cell_gradcheck(kind, batched):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_two_layer_bidirectional_gradcheck(kind):
-    I, H, B, T = 2, 2, 2, 3
-    tm, _ = make_layer(kind, I, H, 2, True, False, 0.0, True)
-    tm.double()
-    ps = [p.detach().clone() for p in tm._flat_weights]
-    g = torch.Generator().manual_seed(9)
-    x = torch.randn(T, B, I, dtype=torch.float64, generator=g)
-    h0 = torch.randn(4, B, H, dtype=torch.float64, generator=g)
-    c0 = torch.randn(4, B, H, dtype=torch.float64, generator=g)
+    ps, x, h0, c0 = f64_layer_inputs(kind, 2, 2, 2, 3, 2, True, 9)
     o = opts(2, True)
 
     def total(out, hn, cn=None):  # one output depending on all three results
