@@ -1,7 +1,9 @@
 /* Recurrent layers as functions: the cells (rnn_tanh/rnn_relu/lstm/gru_cell) and the
  * full multi-layer, optionally bidirectional layers (rnn_tanh, rnn_relu, lstm, gru),
  * composed from differentiable ops (addmm, sigmoid, tanh, addcmul, lerp, stack, cat),
- * so gradients and second derivatives come from autograd.
+ * so gradients and second derivatives come from autograd. One exception: an LSTM step's
+ * gate arithmetic in float32/float64 is one fused kernel and node (below), whose backward
+ * is written in differentiable ops again when a graph is being built.
  *
  * As PyTorch's CPU implementation does, a layer computes the input projection of the
  * whole sequence with one matmul per layer and direction (W_ih x_t + b for every t) and
