@@ -218,7 +218,8 @@ MAXMIN_FAST(min_f64, double, <, "omp simd reduction(min:r) reduction(|:anynan)")
  * order of every addition is the one above, so the results are the same bits. Two
  * builds of it: 64-byte vectors for AVX-512, and the same lanes held as pairs of 32-byte
  * vectors for AVX2 and the baseline (GCC lowers a 64-byte vector there through the
- * stack: 2.6x slower than PyTorch's sum on an AVX2 CPU). The CPU is read once when the backend registers. */
+ * stack: 2.6x slower than PyTorch's sum on an AVX2 CPU). The CPU is read once, when
+ * the backend registers. */
 typedef float ct_v16f __attribute__((vector_size(64)));
 typedef float ct_v8f __attribute__((vector_size(32)));
 typedef float ct_v4f __attribute__((vector_size(16)));
@@ -234,12 +235,11 @@ static void sum_isa_init(void) {
     __builtin_cpu_init();
     sum_isa_512 = __builtin_cpu_supports("avx512f");
 }
-static bool sum_use_512(void) { return sum_isa_512; }
 #else
 #define SUM_ATTR_512
 #define SUM_ATTR_256
+static const bool sum_isa_512 = false;
 static void sum_isa_init(void) {}
-static bool sum_use_512(void) { return false; }
 #endif
 /* float: 64 lanes in four accumulators; lanes 0-7 and 8-15 of each are lo/hi */
 SUM_ATTR_512 static double sum_f32_512(const float *x, int64_t n) {
@@ -320,8 +320,8 @@ SUM_ATTR_256 static double sum_f64_256(const double *x, int64_t n) {
     }
     return total;
 }
-static double sum_f32(const float *x, int64_t n) { return sum_use_512() ? sum_f32_512(x, n) : sum_f32_256(x, n); }
-static double sum_f64(const double *x, int64_t n) { return sum_use_512() ? sum_f64_512(x, n) : sum_f64_256(x, n); }
+static double sum_f32(const float *x, int64_t n) { return sum_isa_512 ? sum_f32_512(x, n) : sum_f32_256(x, n); }
+static double sum_f64(const double *x, int64_t n) { return sum_isa_512 ? sum_f64_512(x, n) : sum_f64_256(x, n); }
 #undef LOADV
 #else
 SUM_FAST(sum_f32, float, 16)

@@ -19,7 +19,7 @@
 
 #include "cpu/loops.h"
 
-#define LSTM_FWD_ROW(T, SFX)                                                                              \
+#define LSTM_ROWS(T, SFX)                                                                              \
     CT_LOOP_ATTR static void lstm_fwd_row_##SFX(const T *restrict c, const T *restrict act, T *restrict cn,   \
                                                 int64_t H) {                                                 \
         const T *i = act, *f = act + H, *g = act + 2 * H;                                                    \
@@ -39,7 +39,7 @@
         for (int64_t j = 0; j < H; j++) {                                                                    \
             T t = tc[j], d = dcn[j] + (dh[j] * o[j]) * ((T)1 - t * t);                                       \
             T di = d * g[j], df = d * c[j], dgg = d * i[j], dob = dh[j] * t;                                 \
-            if (dact) di += dact[j], df += dact[H + j], dgg += dact[2 * H + j], dob += dact[3 * H + j];      \
+            di += dact[j], df += dact[H + j], dgg += dact[2 * H + j], dob += dact[3 * H + j];                \
             dg[j] = di * (i[j] * ((T)1 - i[j]));                                                             \
             dg[H + j] = df * (f[j] * ((T)1 - f[j]));                                                         \
             dg[2 * H + j] = dgg * ((T)1 - g[j] * g[j]);                                                      \
@@ -47,13 +47,13 @@
             if (dc) dc[j] = d * f[j];                                                                        \
         }                                                                                                    \
     }
-LSTM_FWD_ROW(float, f32)
-LSTM_FWD_ROW(double, f64)
+LSTM_ROWS(float, f32)
+LSTM_ROWS(double, f64)
 
 /* rows run in parallel once a step has this many hidden units in all */
 #define LSTM_GRAIN 4096
 
-#define LSTM_FWD(T, SFX)                                                                                     \
+#define LSTM_KERNELS(T, SFX)                                                                                     \
     static void lstm_fwd_##SFX(const ct_kernel_args *a, int64_t B, int64_t H) {                              \
         const T *gates = ct__data(a->in[0]), *c = ct__data(a->in[1]);                                        \
         T *hn = ct__data(a->out[0]), *cn = ct__data(a->out[1]), *act = ct__data(a->out[2]);                  \
@@ -72,7 +72,7 @@ LSTM_FWD_ROW(double, f64)
     }                                                                                                        \
     static int lstm_bwd_##SFX(const ct_kernel_args *a, int64_t B, int64_t H) {                               \
         const T *dh = ct__data(a->in[0]), *dcn = ct__data(a->in[1]);                                         \
-        const T *dact = a->in[2] ? (const T *)ct__data(a->in[2]) : NULL;                                     \
+        const T *dact = ct__data(a->in[2]);                                                                  \
         const T *act = ct__data(a->in[3]), *c = ct__data(a->in[4]), *cn = ct__data(a->in[5]);                \
         T *dg = ct__data(a->out[0]), *dc = a->out[1] ? (T *)ct__data(a->out[1]) : NULL;                      \
         ct_dtype dt = a->in[0]->dtype;                                                                       \
@@ -85,15 +85,15 @@ LSTM_FWD_ROW(double, f64)
             for (int64_t b = 0; b < B; b++) {                                                                \
                 if (!tc) continue;                                                                           \
                 ct__cpu_unary_contig(CT_OP_TANH, dt, tc, cn + b * H, H);                                     \
-                lstm_bwd_row_##SFX(dh + b * H, dcn + b * H, dact ? dact + b * 4 * H : NULL, act + b * 4 * H, \
+                lstm_bwd_row_##SFX(dh + b * H, dcn + b * H, dact + b * 4 * H, act + b * 4 * H,               \
                                    c + b * H, tc, dg + b * 4 * H, dc ? dc + b * H : NULL, H);                \
             }                                                                                                \
             free(tc);                                                                                        \
         }                                                                                                    \
         return fail ? ct__errs(CT_ERR_OOM, "lstm_cell_backward: out of memory") : 0;                         \
     }
-LSTM_FWD(float, f32)
-LSTM_FWD(double, f64)
+LSTM_KERNELS(float, f32)
+LSTM_KERNELS(double, f64)
 
 static int cpu_lstm_cell(const ct_kernel_args *a) {
     int64_t B = a->in[1]->sizes[0], H = a->in[1]->sizes[1];
