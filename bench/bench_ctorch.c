@@ -21,7 +21,8 @@
  *   {"name", "case", "status": "ok", "median_s", "min_s", "max_s", "q1_s", "q3_s",
  *    "samples_s" (each repeat's seconds per call, sorted), "repeats", "number", "mem_peak_bytes" (ct_memory_peak over the timed calls, beyond
  *    what was allocated before them), ["blas_s" for matmul: the same product through
- *    cblas_sgemm directly], ["rss_peak_delta_bytes", "rss_hwm_bytes" with --rss]}
+ *    the sgemm ctorch calls (oneDNN's, else OpenBLAS's) directly, its repeats
+ *    alternating with ctorch's], ["rss_peak_delta_bytes", "rss_hwm_bytes" with --rss]}
  *   or "status": "unavailable" with "reason" (ops ctorch does not have yet), or
  *   "status": "error" with "error" (ct_last_error()).
  * Timings are seconds per call. The timing policy is the same as run.py's PyTorch side.
@@ -263,8 +264,8 @@ static int run_number(step_fn fn, void *ctx, int64_t number, double *elapsed) {
 }
 
 /* warm-up calls; then `number` doubled (or scaled up) until one repeat lasts
- * >= target; then `repeat` timed repeats of `number` calls each. */
-static int time_case(step_fn fn, void *ctx, const policy *pol, timing *out) {
+ * >= target. */
+static int calibrate(step_fn fn, void *ctx, const policy *pol, int64_t *number_out) {
     double t;
     for (int i = 0; i < pol->warmup; i++)
         if (fn(ctx) < 0) return -1;
@@ -277,27 +278,50 @@ static int time_case(step_fn fn, void *ctx, const policy *pol, timing *out) {
         if (next > pol->max_number) next = pol->max_number;
         number = next;
     }
-    double *v = malloc(sizeof(double) * (size_t)pol->repeat);
-    if (!v) return -1;
-    for (int r = 0; r < pol->repeat; r++) {
-        if (run_number(fn, ctx, number, &t)) {
-            free(v);
-            return -1;
-        }
-        v[r] = t / (double)number;
-    }
-    qsort(v, (size_t)pol->repeat, sizeof *v, cmp_double);
-    out->median = percentile(v, pol->repeat, 0.5);
-    out->q1 = percentile(v, pol->repeat, 0.25);
-    out->q3 = percentile(v, pol->repeat, 0.75);
-    out->min = v[0];
-    out->max = v[pol->repeat - 1];
-    out->number = number;
-    out->repeats = pol->repeat;
-    out->samples = v;
+    *number_out = number;
     return 0;
 }
 
+/* Sorts the repeats' seconds per call v (taken over) into *out. */
+static void summarize(double *v, int repeat, int64_t number, timing *out) {
+    qsort(v, (size_t)repeat, sizeof *v, cmp_double);
+    out->median = percentile(v, repeat, 0.5);
+    out->q1 = percentile(v, repeat, 0.25);
+    out->q3 = percentile(v, repeat, 0.75);
+    out->min = v[0];
+    out->max = v[repeat - 1];
+    out->number = number;
+    out->repeats = repeat;
+    out->samples = v;
+}
+
+/* Times fn, and fn2 too when given, with `repeat` timed repeats of `number` calls each;
+ * the repeats of the two alternate (fn, fn2, fn, fn2, ...) so that a drift in the
+ * machine's speed (a neighbour on the VM's cores, the clock) lands on both alike:
+ * their ratio is what the matmul cases report against the BLAS underneath. */
+static int time_cases(step_fn fn, void *ctx, step_fn fn2, const policy *pol, timing *out, timing *out2) {
+    int64_t n1, n2 = 0;
+    if (calibrate(fn, ctx, pol, &n1) || (fn2 && calibrate(fn2, ctx, pol, &n2))) return -1;
+    double *v = malloc(sizeof(double) * (size_t)pol->repeat), *v2 = malloc(sizeof(double) * (size_t)pol->repeat);
+    if (!v || !v2) goto fail;
+    for (int r = 0; r < pol->repeat; r++) {
+        double t;
+        if (run_number(fn, ctx, n1, &t)) goto fail;
+        v[r] = t / (double)n1;
+        if (fn2) {
+            if (run_number(fn2, ctx, n2, &t)) goto fail;
+            v2[r] = t / (double)n2;
+        }
+    }
+    summarize(v, pol->repeat, n1, out);
+    if (fn2) summarize(v2, pol->repeat, n2, out2);
+    else free(v2);
+    return 0;
+fail:
+    free(v);
+    free(v2);
+    return -1;
+}
 /* ---- resident memory (Linux): VmHWM can be reset by writing 5 to clear_refs ---- */
 static int64_t proc_status_kb(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -454,7 +478,18 @@ static int step_matmul(void *p) {
     ctx *c = p;
     return release_ok(OP(ct_matmul)(c->t[0], c->t[1]));
 }
-/* The same product through cblas_sgemm on private buffers (no ctorch involved). */
+/* n floats for the direct sgemm call, aligned as ctorch's allocator aligns tensors
+ * (64 bytes; 2 MiB from 2 MiB up): oneDNN's sgemm runs measurably faster or slower
+ * with the alignment of its operands on some hosts (on an AVX2 EPYC, 512^3 with B
+ * 64-byte aligned ran 1.3x slower than with B 16 bytes past it), so the reference
+ * gets the alignment ctorch's tensors have and the ratio measures ctorch alone. */
+static float *blas_buffer(size_t n) {
+    size_t bytes = (sizeof(float) * n + 63) / 64 * 64, align = bytes >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64;
+    return aligned_alloc(align, (bytes + align - 1) / align * align);
+}
+
+/* The same product through the sgemm ctorch's GEMM kernel calls (oneDNN's dnnl_sgemm
+ * when built with it, else cblas_sgemm) on private buffers (no ctorch involved). */
 static int step_blas(void *p) {
     ctx *c = p;
     for (int64_t i = 0; i < c->bb; i++)
@@ -684,9 +719,9 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         fn = step_matmul;
         if (dt == CT_FLOAT32) {
             c.bb = b > 0 ? b : 1, c.bm = m, c.bk = k, c.bn = n;
-            c.a = malloc(sizeof(float) * (size_t)(c.bb * m * k));
-            c.b = malloc(sizeof(float) * (size_t)(c.bb * k * n));
-            c.c = malloc(sizeof(float) * (size_t)(c.bb * m * n));
+            c.a = blas_buffer((size_t)(c.bb * m * k));
+            c.b = blas_buffer((size_t)(c.bb * k * n));
+            c.c = blas_buffer((size_t)(c.bb * m * n));
             if (!c.a || !c.b || !c.c) goto fail;
             if (ct_copy_to_buffer(c.t[0], c.a, sizeof(float) * (size_t)(c.bb * m * k), CT_FLOAT32) ||
                 ct_copy_to_buffer(c.t[1], c.b, sizeof(float) * (size_t)(c.bb * k * n), CT_FLOAT32))
@@ -846,8 +881,8 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
 
     int64_t base = ct_memory_allocated();
     ct_memory_reset_peak();
-    timing t;
-    if (time_case(fn, &c, pol, &t)) goto fail;
+    timing t, tb = {0};
+    if (time_cases(fn, &c, c.a ? step_blas : NULL, pol, &t, &tb)) goto fail;
     int64_t peak = ct_memory_peak() - base;
     print_head(s);
     printf(", \"status\": \"ok\", \"median_s\": %.6e, \"min_s\": %.6e, \"max_s\": %.6e, \"q1_s\": %.6e, "
@@ -863,11 +898,8 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         printf(", \"note\": \"%s\"", note);
     }
     if (c.a) {
-        timing tb;
-        if (time_case(step_blas, &c, pol, &tb) == 0) {
-            printf(", \"blas_s\": %.6e", tb.median);
-            free(tb.samples);
-        }
+        printf(", \"blas_s\": %.6e", tb.median);
+        free(tb.samples);
     }
     if (rss) {
         int64_t hwm = proc_status_kb("VmHWM");
