@@ -420,8 +420,46 @@ __attribute__((target("avx512f"))) static double exp_shift_sum_v512(const float 
     __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
     return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
 }
-/* The same as three passes (shift, vector exp, sum in double): float64, and float32 below
- * AVX-512. */
+/* The same pass on AVX2 (8 lanes): four accumulators hold what the AVX-512 pass's two
+ * hold (elements 0-7, 8-15 of a 32-block in the first, 16-23, 24-31 in the second), the
+ * tail goes in 16-element steps into the first, and the lanes are added in double in
+ * the AVX-512 pass's order, so both passes sum the same values the same way. */
+__attribute__((target("avx2,fma"))) static double exp_shift_sum_v256(const float *x, float *o, int64_t n, float shift,
+                                                                     bool store) {
+    const __m256 sh = _mm256_set1_ps(shift);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 e0 = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+        __m256 e1 = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), sh));
+        __m256 e2 = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i + 16), sh));
+        __m256 e3 = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i + 24), sh));
+        if (store) {
+            _mm256_storeu_ps(o + i, e0), _mm256_storeu_ps(o + i + 8, e1);
+            _mm256_storeu_ps(o + i + 16, e2), _mm256_storeu_ps(o + i + 24, e3);
+        }
+        a0 = _mm256_add_ps(a0, e0), a1 = _mm256_add_ps(a1, e1), a2 = _mm256_add_ps(a2, e2), a3 = _mm256_add_ps(a3, e3);
+    }
+    /* the tail in 8-element steps: even steps into a0, odd into a1 (a 16-step's halves) */
+    for (int64_t step = 0; i < n; i += 8, step++) {
+        int64_t r = n - i < 8 ? n - i : 8;
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 e = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), sh));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(m)); /* lanes past the end add +0 */
+        if (store) _mm256_maskstore_ps(o + i, m, e);
+        if (step % 2 == 0) a0 = _mm256_add_ps(a0, e);
+        else a1 = _mm256_add_ps(a1, e);
+    }
+    __m256 lo = _mm256_add_ps(a0, a2), hi = _mm256_add_ps(a1, a3);
+    __m256d l0 = _mm256_cvtps_pd(_mm256_castps256_ps128(lo)), l1 = _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1));
+    __m256d h0 = _mm256_cvtps_pd(_mm256_castps256_ps128(hi)), h1 = _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1));
+    /* the 8 doubles [l0 + h0, l1 + h1] reduced as _mm512_reduce_add_pd does: halves, then pairs */
+    __m256d t4 = _mm256_add_pd(_mm256_add_pd(l0, h0), _mm256_add_pd(l1, h1));
+    __m128d t2 = _mm_add_pd(_mm256_castpd256_pd128(t4), _mm256_extractf128_pd(t4, 1));
+    return _mm_cvtsd_f64(t2) + _mm_cvtsd_f64(_mm_unpackhi_pd(t2, t2));
+}
+/* The same as three passes (shift, vector exp, sum in double): float64, and float32
+ * without AVX2. */
 #define EXP_SHIFT_SUM_PASSES(VEXP)                                        \
     do {                                                                  \
         _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = x[i] - shift; \
@@ -433,6 +471,7 @@ __attribute__((target("avx512f"))) static double exp_shift_sum_v512(const float 
 double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
 double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store) {
     if (isa == 2) return exp_shift_sum_v512(x, o, n, shift, store);
+    if (isa == 1) return exp_shift_sum_v256(x, o, n, shift, store);
     EXP_SHIFT_SUM_PASSES(ct__cpu_vexp_f32);
 }
 double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);

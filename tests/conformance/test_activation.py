@@ -279,6 +279,17 @@ def test_softmax_dtype_arg_and_specials(log):
 
 
 @pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("cols", [1, 7, 8, 9, 16, 23, 31, 32, 33, 40, 47, 63, 64, 65, 1000, 1024])
+def test_softmax_row_lengths(log, cols):
+    # the float32 row kernels take 32-element blocks, then 8- or 16-element tail steps
+    # into separate accumulators: every tail length against torch, rows of distinct scale
+    name = "log_softmax" if log else "softmax"
+    tf = torch.log_softmax if log else torch.softmax
+    x = torch.randn(5, cols) * torch.tensor([[0.1], [1.0], [5.0], [30.0], [80.0]])
+    check_forward("ct_" + name, lambda t: tf(t, 1), [x], extra=(1, NUM_DTYPES))
+
+
+@pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_softmax_grads(log, dim):
     name = "log_softmax" if log else "softmax"
