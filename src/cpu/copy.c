@@ -86,6 +86,20 @@ static int cpu_copy(const ct_kernel_args *a) {
 typedef struct { unsigned char bytes[16]; size_t es; } fill_ctx;
 static void fill_loop(char **d, const int64_t *s, int64_t n, void *ctx) {
     const fill_ctx *f = ctx;
+    if (s[0] == (int64_t)f->es) {
+        /* a contiguous run: memset when every byte of the value is the same (zeros, the
+         * common case; glibc streams large runs past the cache), else a unit-stride
+         * loop the compiler vectorises */
+        bool bytewise = true;
+        for (size_t k = 1; k < f->es; k++) bytewise &= f->bytes[k] == f->bytes[0];
+        if (bytewise) { memset(d[0], f->bytes[0], (size_t)n * f->es); return; }
+        switch (f->es) {
+        case 2: { uint16_t v, *o = (uint16_t *)d[0]; memcpy(&v, f->bytes, 2); for (int64_t i = 0; i < n; i++) o[i] = v; } return;
+        case 4: { uint32_t v, *o = (uint32_t *)d[0]; memcpy(&v, f->bytes, 4); for (int64_t i = 0; i < n; i++) o[i] = v; } return;
+        case 8: { uint64_t v, *o = (uint64_t *)d[0]; memcpy(&v, f->bytes, 8); for (int64_t i = 0; i < n; i++) o[i] = v; } return;
+        default: break;
+        }
+    }
     switch (f->es) {
     case 1: { uint8_t v; memcpy(&v, f->bytes, 1); for (int64_t i = 0; i < n; i++) *(uint8_t *)(d[0] + i * s[0]) = v; } break;
     case 2: { uint16_t v; memcpy(&v, f->bytes, 2); for (int64_t i = 0; i < n; i++) *(uint16_t *)(d[0] + i * s[0]) = v; } break;
