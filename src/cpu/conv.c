@@ -413,11 +413,61 @@ __attribute__((target("avx512f"))) static void maxpool_row2_f32_avx512(const flo
         }
     }
 }
+
+/* The same with AVX2: eight windows per step, masked loads and stores for the short rows
+ * (Wo = 14, 7: the compiler's loop ran them scalar), even and odd columns split with
+ * in-lane shuffles and a 64-bit lane permute. Same comparisons, same order, same
+ * values and indices as maxpool_row2_f32. */
+#define POOL_EVEN(lo, hi) \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8))
+#define POOL_ODD(lo, hi) \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8))
+#define POOL_TAKE(v, kv)                                                                                    \
+    do {                                                                                                    \
+        __m256 u_ = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));     \
+        best = _mm256_blendv_ps(best, v, u_);                                                               \
+        k = _mm256_blendv_epi8(k, kv, _mm256_castps_si256(u_));                                              \
+    } while (0)
+__attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const float *restrict r0,
+                                                                      const float *restrict r1, float *restrict orow,
+                                                                      int64_t *restrict irow, int64_t Wo, int64_t base,
+                                                                      int64_t W) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), three = _mm256_set1_epi32(3);
+    const __m256i vW = _mm256_set1_epi64x(W), one64 = _mm256_set1_epi64x(1), lane2 = _mm256_setr_epi64x(0, 2, 4, 6);
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+        int64_t m = Wo - ow < 8 ? Wo - ow : 8, n2 = 2 * m;
+        __m256i mlo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n2 < 8 ? n2 : 8)), iota);
+        __m256i mhi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n2 > 8 ? n2 - 8 : 0)), iota);
+        __m256i mo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), iota);
+        const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+        __m256 lo0 = _mm256_maskload_ps(p0, mlo), hi0 = _mm256_maskload_ps(p0 + 8, mhi);
+        __m256 lo1 = _mm256_maskload_ps(p1, mlo), hi1 = _mm256_maskload_ps(p1 + 8, mhi);
+        __m256 best = POOL_EVEN(lo0, hi0), b = POOL_ODD(lo0, hi0), d = POOL_EVEN(lo1, hi1), e = POOL_ODD(lo1, hi1);
+        __m256i k = _mm256_setzero_si256();
+        POOL_TAKE(b, one);
+        POOL_TAKE(d, two);
+        POOL_TAKE(e, three);
+        _mm256_maskstore_ps(orow + ow, mo, best);
+        for (int h = 0; h < 2; h++) {
+            __m256i kh = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(k, 1) : _mm256_castsi256_si128(k));
+            __m256i mh = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(mo, 1) : _mm256_castsi256_si128(mo));
+            __m256i idx = _mm256_add_epi64(_mm256_set1_epi64x(base + 2 * ow + 8 * h), lane2);
+            idx = _mm256_add_epi64(idx, _mm256_and_si256(kh, one64));
+            idx = _mm256_add_epi64(idx, _mm256_and_si256(_mm256_cmpgt_epi64(kh, one64), vW)); /* k >= 2: next row */
+            _mm256_maskstore_epi64((long long *)(irow + ow + 4 * h), mh, idx);
+        }
+    }
+}
+#undef POOL_EVEN
+#undef POOL_ODD
+#undef POOL_TAKE
 #endif
 
 static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
 #ifdef CT_POOL_AVX512
     if (__builtin_cpu_supports("avx512f")) return maxpool_row2_f32_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return maxpool_row2_f32_avx2;
 #endif
     return maxpool_row2_f32;
 }
