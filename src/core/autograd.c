@@ -88,12 +88,50 @@ static void release_saved(ct_node *n) {
     n->n_saved = n->cap_saved = 0;
 }
 
+/* What a node owns besides its edges, and the node itself. */
+static void node_free(ct_node *n) {
+    release_saved(n);
+    for (ct_pre_hook *h = n->pre_hooks; h;) { ct_pre_hook *nx = h->next; free(h); h = nx; }
+    for (int i = 0; i < n->n_outputs; i++) meta_free(&n->out_meta[i]);
+    if (n->out_meta != n->out_meta_small) free(n->out_meta);
+    meta_free(&n->in_meta[0]);
+    meta_free(&n->in_meta[1]);
+    free(n->ivec);
+    if (n->ctx_free) n->ctx_free(n->ctx);
+    if (n->next != n->next_small) free(n->next);
+    ct__hdr_put(CT_HDR_NODE, n);
+}
+
+static int accumulate_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi);
+
+/* Drops a reference to a leaf's AccumulateGrad node. When the last graph reference goes,
+ * the node is parked in the leaf's cache (it stops holding the leaf, so no cycle) for
+ * the next op on the leaf to take up again, instead of freed and made anew for every
+ * op: on a small op with autograd, the two leaves' nodes were a third of its cost. The
+ * count of these nodes reaches 0 and leaves it only under acc_lock (grad_accumulator
+ * revives under it too), so a node is parked once per time it is taken up. The leaf
+ * frees a parked node when it goes (ct__autograd_tensor_freed). */
+static void release_accumulator(ct_node *n) {
+    ct_tensor *drop = NULL;
+    bool free_it = false;
+    pthread_mutex_lock(&acc_lock);
+    if (atomic_fetch_sub(&n->refcount, 1) == 1) {
+        drop = n->leaf;
+        n->leaf = NULL;
+        free_it = !drop || drop->grad_acc != n; /* not in a cache: nobody will take it up */
+    }
+    pthread_mutex_unlock(&acc_lock);
+    ct_release(drop); /* may free the leaf, and with it the parked node */
+    if (free_it) node_free(n);
+}
+
 /* Frees nodes iteratively: a long chain of nodes must not recurse once per node. */
 void ct__node_release(ct_node *n) {
     ct_node *local[32], **stack = local; /* the heap only for wide or deep graphs */
     size_t sn = 0, scap = 32;
     while (n || sn) {
         if (!n) n = stack[--sn];
+        if (n->backward == accumulate_backward) { release_accumulator(n); n = NULL; continue; }
         if (atomic_fetch_sub(&n->refcount, 1) != 1) { n = NULL; continue; }
         for (int i = 0; i < n->n_next; i++) {
             ct_node *c = n->next[i].node;
@@ -107,40 +145,24 @@ void ct__node_release(ct_node *n) {
             }
             stack[sn++] = c;
         }
-        release_saved(n);
-        if (n->leaf) {
-            pthread_mutex_lock(&acc_lock);
-            if (n->leaf->grad_acc == n) n->leaf->grad_acc = NULL;
-            pthread_mutex_unlock(&acc_lock);
-            ct_release(n->leaf);
-        }
-        for (ct_pre_hook *h = n->pre_hooks; h;) { ct_pre_hook *nx = h->next; free(h); h = nx; }
-        for (int i = 0; i < n->n_outputs; i++) meta_free(&n->out_meta[i]);
-        if (n->out_meta != n->out_meta_small) free(n->out_meta);
-        meta_free(&n->in_meta[0]);
-        meta_free(&n->in_meta[1]);
-        free(n->ivec);
-        if (n->ctx_free) n->ctx_free(n->ctx);
-        if (n->next != n->next_small) free(n->next);
-        ct__hdr_put(CT_HDR_NODE, n);
+        node_free(n);
         n = NULL;
     }
     if (stack != local) free(stack);
 }
 
-static int accumulate_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi);
-
-/* The AccumulateGrad node of a leaf, created on first use and cached (weakly). */
-/* The cache is shared between threads recording ops on the same leaf (forward passes
- * over shared parameters): guarded by a lock, and a node already on its way to being
- * freed (refcount 0) is never revived. */
+/* The AccumulateGrad node of a leaf, created on first use and cached: held by the
+ * graphs that reach it (it holds the leaf meanwhile), parked in the leaf when none does
+ * (see release_accumulator). The cache is shared between threads recording ops on the
+ * same leaf (forward passes over shared parameters): guarded by a lock, under which a
+ * parked node (count 0) is taken up again. */
 static ct_node *grad_accumulator(ct_tensor *leaf) {
     pthread_mutex_lock(&acc_lock);
     ct_node *n = leaf->grad_acc;
     if (n) {
-        int rc = atomic_load(&n->refcount);
-        while (rc > 0 && !atomic_compare_exchange_weak(&n->refcount, &rc, rc + 1)) {}
-        if (rc > 0) { pthread_mutex_unlock(&acc_lock); return n; }
+        if (atomic_fetch_add(&n->refcount, 1) == 0 && !n->leaf) n->leaf = ct_retain(leaf); /* parked: revive */
+        pthread_mutex_unlock(&acc_lock);
+        return n;
     }
     n = ct__node_new("AccumulateGrad", accumulate_backward, 0);
     if (n) {
@@ -277,6 +299,14 @@ void ct__set_history_multi(ct_tensor **outs, int n_outs, ct_node *n) {
 }
 
 void ct__autograd_tensor_freed(ct_tensor *t) {
+    if (t->grad_acc) {
+        /* only a parked node can be left: a node in use holds t */
+        pthread_mutex_lock(&acc_lock);
+        ct_node *n = t->grad_acc;
+        t->grad_acc = NULL;
+        pthread_mutex_unlock(&acc_lock);
+        if (n && atomic_load(&n->refcount) == 0 && !n->leaf) node_free(n);
+    }
     if (t->grad_fn) {
         for (ct_pre_hook *h = t->grad_fn->pre_hooks; h; h = h->next)
             if (h->retain_to == t) h->retain_to = NULL;

@@ -78,7 +78,7 @@ struct ct_tensor {
     int output_nr;
     int64_t hist_version;  /* storage graph_version when grad_fn was last set: older = stale */
     ct_node *grad_fn;      /* strong */
-    ct_node *grad_acc;     /* weak: cached AccumulateGrad for a leaf */
+    ct_node *grad_acc;     /* cached AccumulateGrad of a leaf (autograd.c: grad_accumulator) */
     ct_tensor *grad;       /* strong */
     ct_tensor *view_base;  /* strong: the root tensor a view was taken from (NULL if not a view) */
     ct_hook_entry *hooks;  /* leaf hooks (non-leaf hooks live on grad_fn) */

@@ -111,6 +111,39 @@ static void test_autograd(void) {
     ct_scope_end();
 }
 
+/* A leaf's AccumulateGrad node outlives the graphs that used it (parked in the leaf,
+ * taken up again by the next op) without keeping the leaf alive: graphs made and freed
+ * over the same leaf, a leaf released while a graph still needs it, and a leaf whose
+ * last graph goes first. Under the sanitizer build, a node or leaf left behind or freed
+ * twice fails this test. */
+static void test_grad_accumulator_reuse(void) {
+    ct_scope_begin();
+    ct_tensor *x = ct_from_data((double[]){1, 2, 3}, CT_SHAPE(3), CT_FLOAT64);
+    ct_set_requires_grad(x, true);
+    for (int it = 0; it < 3; it++) { /* graph made, freed without backward, made again */
+        ct_scope_begin();
+        ct_tensor *y = ct_mul(x, x);
+        CHECK(y && ct_requires_grad(y));
+        ct_scope_end();
+    }
+    for (int it = 1; it <= 3; it++) { /* backward through the taken-up node accumulates */
+        CHECK(ct_backward(ct_sum(ct_mul(x, x)), NULL, false, false) == 0);
+        CHECK(ct_grad(x) && NEAR(at(ct_grad(x), 2), 6.0 * it)); /* d/dx sum(x^2) = 2x, it times */
+    }
+    /* the only owner lets go of a leaf while a graph still reaches it: the graph keeps it */
+    ct_tensor *w = ct_from_data((double[]){4, 5}, CT_SHAPE(2), CT_FLOAT64);
+    ct_set_requires_grad(w, true);
+    ct_tensor *w2 = ct_keep(ct_mul(w, ct_float(3.0))); /* kept out of the scope */
+    ct_tensor *wref = ct_retain(w);
+    ct_scope_end(); /* x and the scope's reference to w go */
+    ct_tensor *s = ct_sum(w2), *g = NULL; /* no scope open: these references are ours */
+    CHECK(ct_backward(s, NULL, false, false) == 0);
+    CHECK((g = ct_grad(wref)) && NEAR(at(g, 1), 3.0)); /* borrowed */
+    ct_release(s);
+    ct_release(w2);   /* the graph goes first: its node is parked in w ... */
+    ct_release(wref); /* ... and freed with w */
+}
+
 /* In-place writes through views of tensors in a graph (CopySlices): the base's
  * gradient sees the write, and a view taken earlier follows the new history. */
 static void test_inplace_views(void) {
@@ -154,6 +187,7 @@ int main(void) {
     test_scopes();
     test_views();
     test_autograd();
+    test_grad_accumulator_reuse();
     test_inplace_views();
     test_gradcheck();
     printf("test_core: %d checks, %d failed\n", checks, failures);
