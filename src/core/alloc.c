@@ -65,10 +65,12 @@ void *ct__alloc(size_t nbytes) {
     if (!p) {
         if (r < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
         size_t align = r >= HUGE ? HUGE : CT_ALIGN;
-        p = aligned_alloc(align, r);
-        if (!p) {
+        /* posix_memalign: aligned_alloc requires the size to be a multiple of the
+         * alignment, which a 2 MiB-aligned block of, say, 7.5 MiB is not */
+        if (posix_memalign(&p, align, r)) {
+            p = NULL;
             ct_empty_cache(); /* give cached blocks back and try once more */
-            p = aligned_alloc(align, r);
+            if (posix_memalign(&p, align, r)) p = NULL;
         }
         if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
 #ifdef MADV_HUGEPAGE
