@@ -137,6 +137,12 @@ ct_tensor *ct__ret(ct_tensor *t);
 ct_tensor *ct__scope_take(ct_tensor *t);
 /* A view header sharing t's storage with new geometry (not registered). */
 ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides, int64_t offset);
+/* The same geometry written into a header the caller holds (on its stack), for handing
+ * a reshaped operand to a kernel: the storage is borrowed, not counted, so the header
+ * must not outlive t and must never be retained, released or returned. No autograd
+ * state. ndim <= CT_INLINE_DIMS. */
+void ct__alias_borrowed(ct_tensor *dst, const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides,
+                        int64_t offset);
 void ct__contiguous_strides(int ndim, const int64_t *sizes, int64_t *strides);
 bool ct__is_contiguous(const ct_tensor *t);
 /* Every element at its own place in one gap-free block, in some order of the dims (a

@@ -1,4 +1,5 @@
 /* Storage, tensor headers, properties and creation. */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -218,6 +219,24 @@ ct_tensor *ct__contiguous_raw(const ct_tensor *t) {
 ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides, int64_t offset) {
     ct_tensor *v = ct__tensor_new(t->storage, t->dtype, ndim, sizes, strides, offset);
     return v;
+}
+
+void ct__alias_borrowed(ct_tensor *dst, const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides,
+                        int64_t offset) {
+    assert(ndim >= 0 && ndim <= CT_INLINE_DIMS);
+    memset(dst, 0, sizeof *dst);
+    atomic_init(&dst->refcount, 1);
+    dst->dtype = t->dtype;
+    dst->ndim = ndim;
+    dst->sizes = dst->small;
+    dst->strides = dst->small + CT_INLINE_DIMS;
+    if (ndim) {
+        memcpy(dst->sizes, sizes, sizeof(int64_t) * (size_t)ndim);
+        memcpy(dst->strides, strides, sizeof(int64_t) * (size_t)ndim);
+    }
+    dst->offset = offset;
+    dst->numel = ct__prod(ndim, sizes);
+    dst->storage = t->storage;
 }
 
 CT_API ct_tensor *ct_retain(ct_tensor *t) {

@@ -74,9 +74,12 @@ static int gemm_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return 0;
 }
 
-/* A 3-D alias [B, r, c] of a 2-D / 1-D / 3-D operand (no autograd, unregistered). */
-static ct_tensor *as3(const ct_tensor *t, int64_t b, int64_t r, int64_t c, int64_t sb, int64_t sr, int64_t sc) {
-    return ct__alias(t, 3, (int64_t[]){b, r, c}, (int64_t[]){sb, sr, sc}, t->offset);
+/* A 3-D view [B, r, c] of a 2-D / 1-D / 3-D operand in a header the caller holds (the
+ * kernel's operands: no heap header, no count, gone with the call). */
+static ct_tensor *as3(ct_tensor *dst, const ct_tensor *t, int64_t b, int64_t r, int64_t c, int64_t sb, int64_t sr,
+                      int64_t sc) {
+    ct__alias_borrowed(dst, t, 3, (int64_t[]){b, r, c}, (int64_t[]){sb, sr, sc}, t->offset);
+    return dst;
 }
 
 /* The shared forward: shapes/dtypes already checked. input may be NULL (beta unused). */
@@ -84,52 +87,47 @@ static ct_tensor *gemm_forward(const char *name, const char *node_name, gemm_kin
                                const ct_tensor *a, const ct_tensor *b, double beta, double alpha) {
     int ond;
     int64_t osz[3];
-    ct_tensor *A3, *B3;
+    ct_tensor hA, hB, hC; /* the kernel's 3-D views (see as3) */
+    const ct_tensor *A3, *B3;
     switch (kind) {
     case K_MM:
         ond = 2; osz[0] = a->sizes[0]; osz[1] = b->sizes[1];
-        A3 = as3(a, 1, a->sizes[0], a->sizes[1], 0, a->strides[0], a->strides[1]);
-        B3 = as3(b, 1, b->sizes[0], b->sizes[1], 0, b->strides[0], b->strides[1]);
+        A3 = as3(&hA, a, 1, a->sizes[0], a->sizes[1], 0, a->strides[0], a->strides[1]);
+        B3 = as3(&hB, b, 1, b->sizes[0], b->sizes[1], 0, b->strides[0], b->strides[1]);
         break;
     case K_BMM:
         ond = 3; osz[0] = a->sizes[0]; osz[1] = a->sizes[1]; osz[2] = b->sizes[2];
-        A3 = ct_retain((ct_tensor *)a);
-        B3 = ct_retain((ct_tensor *)b);
+        A3 = a;
+        B3 = b;
         break;
     case K_MV:
         ond = 1; osz[0] = a->sizes[0];
-        A3 = as3(a, 1, a->sizes[0], a->sizes[1], 0, a->strides[0], a->strides[1]);
-        B3 = as3(b, 1, b->sizes[0], 1, 0, b->strides[0], 1);
+        A3 = as3(&hA, a, 1, a->sizes[0], a->sizes[1], 0, a->strides[0], a->strides[1]);
+        B3 = as3(&hB, b, 1, b->sizes[0], 1, 0, b->strides[0], 1);
         break;
     default:
         ond = 0;
-        A3 = as3(a, 1, 1, a->sizes[0], 0, 1, a->strides[0]);
-        B3 = as3(b, 1, b->sizes[0], 1, 0, b->strides[0], 1);
+        A3 = as3(&hA, a, 1, 1, a->sizes[0], 0, 1, a->strides[0]);
+        B3 = as3(&hB, b, 1, b->sizes[0], 1, 0, b->strides[0], 1);
         break;
     }
-    ct_tensor *out = (A3 && B3) ? ct__empty_raw(ond, osz, a->dtype) : NULL;
-    ct_tensor *C3 = NULL;
+    ct_tensor *out = ct__empty_raw(ond, osz, a->dtype);
     int rc = out ? 0 : -1;
     if (!rc) {
         if (input && beta != 0) rc = ct__copy_raw(out, input);
         else beta = 0;
     }
     if (!rc) {
+        ct_tensor *C3;
         switch (kind) {
-        case K_MM: C3 = as3(out, 1, osz[0], osz[1], 0, out->strides[0], out->strides[1]); break;
-        case K_BMM: C3 = ct_retain(out); break;
-        case K_MV: C3 = as3(out, 1, osz[0], 1, 0, out->strides[0], 1); break;
-        default: C3 = as3(out, 1, 1, 1, 0, 1, 1); break;
+        case K_MM: C3 = as3(&hC, out, 1, osz[0], osz[1], 0, out->strides[0], out->strides[1]); break;
+        case K_BMM: C3 = out; break;
+        case K_MV: C3 = as3(&hC, out, 1, osz[0], 1, 0, out->strides[0], 1); break;
+        default: C3 = as3(&hC, out, 1, 1, 1, 0, 1, 1); break;
         }
-        if (!C3) rc = -1;
-    }
-    if (!rc) {
         ct_kernel_args k = {.op = CT_OP_GEMM, .n_out = 1, .n_in = 2, .out = {C3}, .in = {A3, B3}, .d = {alpha, beta}};
         rc = ct__dispatch(&k);
     }
-    ct_release(A3);
-    ct_release(B3);
-    ct_release(C3);
     if (rc) { ct_release(out); return NULL; }
     const ct_tensor *ins[3] = {input, a, b};
     if (ct__needs_grad(3, ins)) {
