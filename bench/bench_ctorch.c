@@ -302,8 +302,9 @@ static void summarize(double *v, int repeat, int64_t number, timing *out) {
 static int time_cases(step_fn fn, void *ctx, step_fn fn2, const policy *pol, timing *out, timing *out2) {
     int64_t n1, n2 = 0;
     if (calibrate(fn, ctx, pol, &n1) || (fn2 && calibrate(fn2, ctx, pol, &n2))) return -1;
-    double *v = malloc(sizeof(double) * (size_t)pol->repeat), *v2 = malloc(sizeof(double) * (size_t)pol->repeat);
-    if (!v || !v2) goto fail;
+    double *v = malloc(sizeof(double) * (size_t)pol->repeat);
+    double *v2 = fn2 ? malloc(sizeof(double) * (size_t)pol->repeat) : NULL;
+    if (!v || (fn2 && !v2)) goto fail;
     for (int r = 0; r < pol->repeat; r++) {
         double t;
         if (run_number(fn, ctx, n1, &t)) goto fail;
@@ -315,7 +316,6 @@ static int time_cases(step_fn fn, void *ctx, step_fn fn2, const policy *pol, tim
     }
     summarize(v, pol->repeat, n1, out);
     if (fn2) summarize(v2, pol->repeat, n2, out2);
-    else free(v2);
     return 0;
 fail:
     free(v);

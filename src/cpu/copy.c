@@ -83,16 +83,14 @@ static int cpu_copy(const ct_kernel_args *a) {
     return 0;
 }
 
-typedef struct { unsigned char bytes[16]; size_t es; } fill_ctx;
+typedef struct { unsigned char bytes[16]; size_t es; bool bytewise; /* every byte the same */ } fill_ctx;
 static void fill_loop(char **d, const int64_t *s, int64_t n, void *ctx) {
     const fill_ctx *f = ctx;
     if (s[0] == (int64_t)f->es) {
         /* a contiguous run: memset when every byte of the value is the same (zeros, the
          * common case; glibc streams large runs past the cache), else a unit-stride
          * loop the compiler vectorises */
-        bool bytewise = true;
-        for (size_t k = 1; k < f->es; k++) bytewise &= f->bytes[k] == f->bytes[0];
-        if (bytewise) { memset(d[0], f->bytes[0], (size_t)n * f->es); return; }
+        if (f->bytewise) { memset(d[0], f->bytes[0], (size_t)n * f->es); return; }
         switch (f->es) {
         case 2: { uint16_t v, *o = (uint16_t *)d[0]; memcpy(&v, f->bytes, 2); for (int64_t i = 0; i < n; i++) o[i] = v; } return;
         case 4: { uint32_t v, *o = (uint32_t *)d[0]; memcpy(&v, f->bytes, 4); for (int64_t i = 0; i < n; i++) o[i] = v; } return;
@@ -119,6 +117,8 @@ static int cpu_fill(const ct_kernel_args *a) {
         double v = a->d[0];
         ct__store_i64(f.bytes, t->dtype, (v != v || v >= 9.2233720368547758e18 || v < -9.2233720368547758e18) ? INT64_MIN : (int64_t)v);
     } else ct__store_f64(f.bytes, t->dtype, a->d[0]);
+    f.bytewise = true;
+    for (size_t k = 1; k < f.es; k++) f.bytewise &= f.bytes[k] == f.bytes[0];
     ct_iter it;
     const ct_tensor *ops[1] = {t};
     if (ct__iter_build_any_order(&it, 1, 1, ops)) return ct_last_status();
