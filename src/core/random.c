@@ -76,14 +76,43 @@ static void mt_regenerate(ct_generator *g) {
 
 /* Generator interface for the kernels (the caller holds g's lock). */
 
+
+/* ct__gen_random's tempering of m state words: a loop the compiler vectorises */
+static void mt_temper(const uint32_t *s, uint32_t *out, int64_t m) {
+    for (int64_t k = 0; k < m; k++) {
+        uint32_t y = s[k];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        out[k] = y ^ (y >> 18);
+    }
+}
+
 uint32_t ct__gen_random(ct_generator *g) {
     if (--g->left == 0) mt_regenerate(g);
-    uint32_t y = g->state[g->next++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
+    uint32_t y;
+    mt_temper(&g->state[g->next++], &y, 1);
     return y;
+}
+
+void ct__gen_fill(ct_generator *g, uint32_t *out, int64_t n) {
+    while (n > 0) {
+        int64_t m;
+        if (g->left == 1) { /* as ct__gen_random: regenerate, and the first draw leaves left at MT_N */
+            mt_regenerate(g);
+            m = n < MT_N ? n : MT_N;
+            mt_temper(g->state, out, m);
+            g->left = MT_N - (int)(m - 1);
+            g->next = (uint32_t)m;
+        } else {
+            m = n < g->left - 1 ? n : g->left - 1;
+            mt_temper(g->state + g->next, out, m);
+            g->left -= (int)m;
+            g->next += (uint32_t)m;
+        }
+        out += m;
+        n -= m;
+    }
 }
 
 uint64_t ct__gen_random64(ct_generator *g) {

@@ -13,6 +13,7 @@
 
 #include "core/dispatch.h"
 #include "core/random_internal.h"
+#include "cpu/loops.h"
 #include "ctorch/random.h"
 
 /* The generator interface (src/core/random.c); the caller holds the lock. */
@@ -370,6 +371,23 @@ static int normal_kernel(const ct_kernel_args *a) {
 
 
 /* ---- bernoulli ---- */
+/* unit_f64(g) < p for m draws at once, from their 2m words (high word first, as
+ * ct__gen_random64): with d the low 53 bits of a draw, d * 2^-53 < p exactly when
+ * d < T = ceil(p * 2^53) (d and p * 2^53 are exact doubles), an integer compare that
+ * vectorises. */
+#define BERN_BLOCK 1024
+#define BERN(NAME, T_, ONE, ZERO)                                                                          \
+    CT_LOOP_ATTR static void NAME(const uint32_t *w, int64_t m, uint64_t T, T_ *o) {                       \
+        for (int64_t k = 0; k < m; k++) {                                                                  \
+            uint64_t d = (((uint64_t)w[2 * k] << 32) | w[2 * k + 1]) & 0x1fffffffffffffull;               \
+            o[k] = d < T ? (ONE) : (ZERO);                                                                 \
+        }                                                                                                  \
+    }
+BERN(bern_f32, float, 1.0f, 0.0f)
+BERN(bern_f64, double, 1.0, 0.0)
+BERN(bern_u8, uint8_t, 1, 0)
+#undef BERN
+
 static int bernoulli_kernel(const ct_kernel_args *a) {
     ct_tensor *t = a->out[0];
     ct_generator *g = gen_of(a);
@@ -382,22 +400,21 @@ static int bernoulli_kernel(const ct_kernel_args *a) {
     if (a->n_in == 0) {
         /* scalar p: a float64 uniform per element */
         double p = a->d[0];
-        if (walk_dense(&w, (int64_t)ct_dtype_size(dt))) {
-            /* dense in draw order (dropout's masks): typed stores, no per-element walk */
-            char *base = w.p;
-            switch (dt) {
-            case CT_FLOAT32:
-                for (int64_t k = 0; k < n; k++) ((float *)base)[k] = unit_f64(g) < p ? 1.0f : 0.0f;
-                return 0;
-            case CT_FLOAT64:
-                for (int64_t k = 0; k < n; k++) ((double *)base)[k] = unit_f64(g) < p ? 1.0 : 0.0;
-                return 0;
-            case CT_BOOL:
-            case CT_UINT8:
-                for (int64_t k = 0; k < n; k++) ((uint8_t *)base)[k] = unit_f64(g) < p;
-                return 0;
-            default: break;
+        if (walk_dense(&w, (int64_t)ct_dtype_size(dt)) && p >= 0 && p <= 1 &&
+            (dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_BOOL || dt == CT_UINT8)) {
+            /* dense in draw order (dropout's masks): the draws in bulk, compared in blocks */
+            uint32_t words[2 * BERN_BLOCK];
+            uint64_t T = (uint64_t)ceil(p * 0x1p53);
+            size_t es = ct_dtype_size(dt);
+            for (int64_t k = 0; k < n; k += BERN_BLOCK) {
+                int64_t m = n - k < BERN_BLOCK ? n - k : BERN_BLOCK;
+                ct__gen_fill(g, words, 2 * m);
+                char *o = w.p + (size_t)k * es;
+                if (dt == CT_FLOAT32) bern_f32(words, m, T, (float *)o);
+                else if (dt == CT_FLOAT64) bern_f64(words, m, T, (double *)o);
+                else bern_u8(words, m, T, (uint8_t *)o);
             }
+            return 0;
         }
         for (int64_t k = 0; k < n; k++, walk_next(&w)) ct__store_i64(w.p, dt, unit_f64(g) < p);
         return 0;
