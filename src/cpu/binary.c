@@ -277,6 +277,9 @@ static int cpu_int_div(const ct_kernel_args *a) {
         } else if (s[0] == E && s[1] == 1 && s[2] == 0 && s[3] == E) {                              \
             const T xv = x[0];                                                                      \
             for (int64_t i = 0; i < n; i++) o[i] = WHERE_SEL(c[i] != 0, xv, y[i], T);               \
+        } else if (s[0] == E && s[1] == 1 && s[2] == 0 && s[3] == 0) { /* dropout: where(m, v, 0) */ \
+            const T xv = x[0], yv = y[0];                                                           \
+            for (int64_t i = 0; i < n; i++) o[i] = WHERE_SEL(c[i] != 0, xv, yv, T);                 \
         } else {                                                                                    \
             for (int64_t i = 0; i < n; i++)                                                         \
                 *(T *)(d[0] + i * s[0]) = *(const bool *)(d[1] + i * s[1]) ? *(const T *)(d[2] + i * s[2]) \

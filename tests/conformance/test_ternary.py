@@ -45,6 +45,16 @@ def test_where_scalars_and_errors():
         assert "boolean" in (last_error() if not fn("ct_where")(to_ct(I), to_ct(I), to_ct(I)) else "")
 
 
+@pytest.mark.parametrize("dt", [torch.uint8, torch.float16, torch.float32, torch.float64], ids=str)
+def test_where_two_scalars(dt):
+    """where(mask, v, 0) with both values 0-dim (dropout's noise): every element size,
+    a long random mask (the vector loop and its tail)."""
+    c = torch.rand(1003, generator=torch.Generator().manual_seed(5)) > 0.3
+    v, z = torch.tensor(3, dtype=dt), torch.tensor(0, dtype=dt)
+    check_forward("ct_where", torch.where, [c, v, z])
+    check_forward("ct_where", torch.where, [c.view(17, 59), z, v])
+
+
 def test_where_grads():
     c = torch.rand(3, 4) > 0.5
     a = torch.randn(3, 4, dtype=torch.float64)
