@@ -58,6 +58,27 @@ static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
     return 0;
 }
 
+#ifdef CT_HAVE_DNNL
+/* Shapes where oneDNN 2.6's sgemm runs at half speed and OpenBLAS's does not. B (and A
+ * when transposed) is read down K with a row stride of N (of M): when that stride is a
+ * multiple of 512 floats and the other side of the product is thin, oneDNN's packing
+ * loses to cache-set conflicts (measured on 2 threads, AVX2, 2 MiB-aligned operands,
+ * oneDNN / OpenBLAS time: NN and TN with N = 1024 or 2048 and M <= 256 at K >= 256:
+ * 1.3-2.2; N = 512, M <= 512, K >= 1024: 1.2-1.4; TN with M = 1024 or 2048 and N = 256:
+ * 1.5-1.8 — a Transformer's feed-forward weight gradients; with the stride padded by 16
+ * floats oneDNN was as fast as OpenBLAS); and products with M, N, K all >= 1024, in any
+ * layout, by 0-15% (2048^3: 10%). Everywhere else oneDNN is as fast or faster:
+ * small K (up to 2x), a thin side under 16 rows or, in the TN case, 128 columns
+ * (OpenBLAS ran M = 1, N = K = 1024 at 9 GF/s against oneDNN's 30). A fixed rule, not
+ * a timing: a shape always takes the same library, so results repeat run to run. */
+static bool sgemm_prefers_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+    if (M >= 1024 && N >= 1024 && K >= 1024) return true; /* large: OpenBLAS 1.0-1.15x faster */
+    if (tb || K < 256) return false;
+    if (N % 512 == 0 && M >= 16 && (N == 512 ? M <= 512 && K >= 512 : M <= 256)) return true;
+    return ta && M % 1024 == 0 && N >= 128 && N <= 256;
+}
+#endif
+
 /* Row-major C = alpha * op(A) @ op(B) + beta * C for float32/float64 (declared in
  * cpu/loops.h for the other kernel families, e.g. convolution). */
 void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A,
@@ -65,7 +86,8 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
     if (dt == CT_FLOAT32) {
 #ifdef CT_HAVE_DNNL
         /* dnnl_sgemm runs single-threaded inside a parallel region, as OpenBLAS does */
-        if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, (float)alpha, (const float *)A, lda, (const float *)B,
+        if (!sgemm_prefers_openblas(ta, tb, M, N, K) &&
+            dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, (float)alpha, (const float *)A, lda, (const float *)B,
                        ldb, (float)beta, (float *)C, ldc) == dnnl_success)
             return;
 #endif

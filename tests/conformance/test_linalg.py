@@ -158,6 +158,37 @@ def test_beta_zero_ignores_nan():
                                    ctypes.c_double(1.0))), torch.addmv(v, a, b[:, 0], beta=0))
 
 
+# float32 products go to oneDNN's sgemm or OpenBLAS's by a fixed shape rule
+# (src/cpu/linalg.c, sgemm_prefers_openblas): shapes on both sides of each boundary, in
+# the three layouts the kernels pass (NN; A transposed, as weight gradients; B
+# transposed, as linear layers' forward). Against float64, within float32 sums of K terms.
+GEMM_ROUTES = [  # (M, K, N, layout)
+    (16, 256, 1024, "nn"), (15, 256, 1024, "nn"), (16, 255, 1024, "nn"),  # N % 512 == 0, thin M
+    (300, 512, 512, "nn"), (300, 511, 512, "nn"), (513, 512, 512, "nn"),  # N = 512
+    (1024, 300, 200, "tn"), (1024, 300, 100, "tn"), (1024, 300, 200, "nn"),  # TN, M % 1024 == 0
+    (1024, 1024, 1024, "nt"), (1024, 1024, 1024, "tn"), (1023, 1024, 1024, "nn"),  # all >= 1024
+]
+
+
+@pytest.mark.parametrize("k", range(len(GEMM_ROUTES)))
+def test_mm_float32_gemm_routes(k):
+    M, K, N, lay = GEMM_ROUTES[k]
+    g = torch.Generator().manual_seed(40 + k)
+    a = torch.randn((K, M) if lay == "tn" else (M, K), generator=g)
+    b = torch.randn((N, K) if lay == "nt" else (K, N), generator=g)
+    lib.ct_t.restype = P
+    lib.ct_t.argtypes = [P]
+    with case("mm"):
+        ca, cb = ct(a), ct(b)
+        if lay == "tn":
+            ca, a = T(lib.ct_t(ca)), a.t()
+        if lay == "nt":
+            cb, b = T(lib.ct_t(cb)), b.t()
+        got = to_torch(call("ct_mm", ca, cb))
+        want = (a.double() @ b.double()).float()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6 * K)
+
+
 MATMUL_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((5, 2, 3), (3,)),
                  ((5, 2, 3), (3, 4)), ((3,), (5, 3, 4)), ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4)),
                  ((1, 2, 3), (5, 3, 4)), ((2, 1, 2, 3), (5, 3, 4)), ((4, 1, 2, 3), (1, 6, 3, 2)),
