@@ -20,9 +20,10 @@
  * Output: one JSON object per line and case:
  *   {"name", "case", "status": "ok", "median_s", "min_s", "max_s", "q1_s", "q3_s",
  *    "samples_s" (each repeat's seconds per call, sorted), "repeats", "number", "mem_peak_bytes" (ct_memory_peak over the timed calls, beyond
- *    what was allocated before them), ["blas_s" for matmul: the same product through
- *    the sgemm ctorch calls (oneDNN's, else OpenBLAS's) directly, its repeats
- *    alternating with ctorch's], ["rss_peak_delta_bytes", "rss_hwm_bytes" with --rss]}
+ *    what was allocated before them), [for matmul: "openblas_s" and "onednn_s" (when
+ *    built with oneDNN), the same product through each library's sgemm directly, their
+ *    repeats taking turns with ctorch's, and "blas_s", the faster of the two],
+ *    ["rss_peak_delta_bytes", "rss_hwm_bytes" with --rss]}
  *   or "status": "unavailable" with "reason" (ops ctorch does not have yet), or
  *   "status": "error" with "error" (ct_last_error()).
  * Timings are seconds per call. The timing policy is the same as run.py's PyTorch side.
@@ -295,31 +296,25 @@ static void summarize(double *v, int repeat, int64_t number, timing *out) {
     out->samples = v;
 }
 
-/* Times fn, and fn2 too when given, with `repeat` timed repeats of `number` calls each;
- * the repeats of the two alternate (fn, fn2, fn, fn2, ...) so that a drift in the
- * machine's speed (a neighbour on the VM's cores, the clock) lands on both alike:
- * their ratio is what the matmul cases report against the BLAS underneath. */
-static int time_cases(step_fn fn, void *ctx, step_fn fn2, const policy *pol, timing *out, timing *out2) {
-    int64_t n1, n2 = 0;
-    if (calibrate(fn, ctx, pol, &n1) || (fn2 && calibrate(fn2, ctx, pol, &n2))) return -1;
-    double *v = malloc(sizeof(double) * (size_t)pol->repeat);
-    double *v2 = fn2 ? malloc(sizeof(double) * (size_t)pol->repeat) : NULL;
-    if (!v || (fn2 && !v2)) goto fail;
-    for (int r = 0; r < pol->repeat; r++) {
-        double t;
-        if (run_number(fn, ctx, n1, &t)) goto fail;
-        v[r] = t / (double)n1;
-        if (fn2) {
-            if (run_number(fn2, ctx, n2, &t)) goto fail;
-            v2[r] = t / (double)n2;
+/* Times nf functions with `repeat` timed repeats of `number` calls each (a number per
+ * function); the repeats take turns (f0, f1, f2, f0, f1, ...) so that a drift in the
+ * machine's speed (a neighbour on the VM's cores, the clock) lands on all alike: the
+ * matmul cases report ctorch against the GEMM libraries timed this way. */
+static int time_cases(int nf, const step_fn *fns, void *ctx, const policy *pol, timing *outs) {
+    int64_t num[4];
+    double *v[4] = {NULL};
+    for (int f = 0; f < nf; f++)
+        if (calibrate(fns[f], ctx, pol, &num[f]) || !(v[f] = malloc(sizeof(double) * (size_t)pol->repeat))) goto fail;
+    for (int r = 0; r < pol->repeat; r++)
+        for (int k = 0; k < nf; k++) {
+            double t;
+            if (run_number(fns[k], ctx, num[k], &t)) goto fail;
+            v[k][r] = t / (double)num[k];
         }
-    }
-    summarize(v, pol->repeat, n1, out);
-    if (fn2) summarize(v2, pol->repeat, n2, out2);
+    for (int k = 0; k < nf; k++) summarize(v[k], pol->repeat, num[k], &outs[k]);
     return 0;
 fail:
-    free(v);
-    free(v2);
+    for (int k = 0; k < nf; k++) free(v[k]); /* NULL past the last allocated */
     return -1;
 }
 /* ---- resident memory (Linux): VmHWM can be reset by writing 5 to clear_refs ---- */
@@ -488,19 +483,24 @@ static float *blas_buffer(size_t n) {
     return aligned_alloc(align, (bytes + align - 1) / align * align);
 }
 
-/* The same product through the sgemm ctorch's GEMM kernel calls (oneDNN's dnnl_sgemm
- * when built with it, else cblas_sgemm) on private buffers (no ctorch involved). */
-static int step_blas(void *p) {
+/* The same product through the two GEMM libraries ctorch's kernel can call (oneDNN's
+ * dnnl_sgemm when built with it, and OpenBLAS's cblas_sgemm) on private buffers (no
+ * ctorch involved); the reference is the faster of the two for the shape. */
+#ifdef CT_HAVE_DNNL
+static int step_dnnl(void *p) {
     ctx *c = p;
     for (int64_t i = 0; i < c->bb; i++)
-#ifdef CT_HAVE_DNNL
         dnnl_sgemm('N', 'N', c->bm, c->bn, c->bk, 1.0f, c->a + i * c->bm * c->bk, c->bk, c->b + i * c->bk * c->bn,
                    c->bn, 0.0f, c->c + i * c->bm * c->bn, c->bn);
-#else
+    return 0;
+}
+#endif
+static int step_openblas(void *p) {
+    ctx *c = p;
+    for (int64_t i = 0; i < c->bb; i++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->bm, (int)c->bn, (int)c->bk, 1.0f,
                     c->a + i * c->bm * c->bk, (int)c->bk, c->b + i * c->bk * c->bn, (int)c->bn, 0.0f,
                     c->c + i * c->bm * c->bn, (int)c->bn);
-#endif
     return 0;
 }
 
@@ -881,8 +881,18 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
 
     int64_t base = ct_memory_allocated();
     ct_memory_reset_peak();
-    timing t, tb = {0};
-    if (time_cases(fn, &c, c.a ? step_blas : NULL, pol, &t, &tb)) goto fail;
+    /* matmul: ctorch, then OpenBLAS, then oneDNN when built with it */
+    step_fn fns[3] = {fn, step_openblas, NULL};
+    int nf = 1;
+    if (c.a) {
+        nf = 2;
+#ifdef CT_HAVE_DNNL
+        fns[nf++] = step_dnnl;
+#endif
+    }
+    timing tt[3] = {{0}}, t;
+    if (time_cases(nf, fns, &c, pol, tt)) goto fail;
+    t = tt[0];
     int64_t peak = ct_memory_peak() - base;
     print_head(s);
     printf(", \"status\": \"ok\", \"median_s\": %.6e, \"min_s\": %.6e, \"max_s\": %.6e, \"q1_s\": %.6e, "
@@ -898,8 +908,11 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         printf(", \"note\": \"%s\"", note);
     }
     if (c.a) {
-        printf(", \"blas_s\": %.6e", tb.median);
-        free(tb.samples);
+        double best = tt[1].median;
+        for (int k = 2; k < nf; k++) best = tt[k].median < best ? tt[k].median : best;
+        printf(", \"blas_s\": %.6e, \"openblas_s\": %.6e", best, tt[1].median);
+        if (nf > 2) printf(", \"onednn_s\": %.6e", tt[2].median);
+        for (int k = 1; k < nf; k++) free(tt[k].samples);
     }
     if (rss) {
         int64_t hwm = proc_status_kb("VmHWM");
