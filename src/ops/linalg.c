@@ -371,6 +371,10 @@ static ct_tensor *matmul_impl(const ct_tensor *a, const ct_tensor *b) {
 CT_API ct_tensor *ct_matmul(const ct_tensor *a, const ct_tensor *b) {
     CT_CHECK_ARG("matmul", a);
     CT_CHECK_ARG("matmul", b);
+    /* one op and no temporaries: no scope of its own (its cost shows on small products) */
+    if (a->ndim == 2 && b->ndim == 2) return ct_mm(a, b);
+    if (a->ndim == 2 && b->ndim == 1) return ct_mv(a, b);
+    if (a->ndim == 1 && b->ndim == 1) return ct_dot(a, b);
     if (ct_scope_begin()) return NULL;
     ct_tensor *r = ct_keep(matmul_impl(a, b));
     ct_scope_end();
