@@ -517,7 +517,6 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
         int64_t m = Wo - ow < 8 ? Wo - ow : 8, n2 = 2 * m;
         __m256i mlo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n2 < 8 ? n2 : 8)), iota);
         __m256i mhi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n2 > 8 ? n2 - 8 : 0)), iota);
-        __m256i mo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), iota);
         const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
         __m256 lo0 = _mm256_maskload_ps(p0, mlo), hi0 = _mm256_maskload_ps(p0 + 8, mhi);
         __m256 lo1 = _mm256_maskload_ps(p1, mlo), hi1 = _mm256_maskload_ps(p1 + 8, mhi);
@@ -526,14 +525,24 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
         POOL_TAKE(b, one);
         POOL_TAKE(d, two);
         POOL_TAKE(e, three);
-        _mm256_maskstore_ps(orow + ow, mo, best);
+        /* A short step's results go through a buffer: masked stores (vmaskmov) are
+         * microcoded on AMD's cores, tens of cycles each, and took most of this loop's
+         * time at Wo = 14 (one full and one short step per row). */
+        float ob[8];
+        int64_t ib[8];
+        float *od = m == 8 ? orow + ow : ob;
+        int64_t *id = m == 8 ? irow + ow : ib;
+        _mm256_storeu_ps(od, best);
         for (int h = 0; h < 2; h++) {
             __m256i kh = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(k, 1) : _mm256_castsi256_si128(k));
-            __m256i mh = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(mo, 1) : _mm256_castsi256_si128(mo));
             __m256i idx = _mm256_add_epi64(_mm256_set1_epi64x(base + 2 * ow + 8 * h), lane2);
             idx = _mm256_add_epi64(idx, _mm256_and_si256(kh, one64));
             idx = _mm256_add_epi64(idx, _mm256_and_si256(_mm256_cmpgt_epi64(kh, one64), vW)); /* k >= 2: next row */
-            _mm256_maskstore_epi64((long long *)(irow + ow + 4 * h), mh, idx);
+            _mm256_storeu_si256((__m256i *)(id + 4 * h), idx);
+        }
+        if (m < 8) {
+            memcpy(orow + ow, ob, sizeof(float) * (size_t)m);
+            memcpy(irow + ow, ib, sizeof(int64_t) * (size_t)m);
         }
     }
 }

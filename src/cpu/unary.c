@@ -446,7 +446,12 @@ __attribute__((target("avx2,fma"))) static double exp_shift_sum_v256(const float
         __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         __m256 e = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), sh));
         e = _mm256_and_ps(e, _mm256_castsi256_ps(m)); /* lanes past the end add +0 */
-        if (store) _mm256_maskstore_ps(o + i, m, e);
+        if (store && r == 8) _mm256_storeu_ps(o + i, e);
+        else if (store) { /* not vmaskmov: microcoded on AMD's cores, tens of cycles per store */
+            float buf[8];
+            _mm256_storeu_ps(buf, e);
+            memcpy(o + i, buf, sizeof(float) * (size_t)r);
+        }
         if (step % 2 == 0) a0 = _mm256_add_ps(a0, e);
         else a1 = _mm256_add_ps(a1, e);
     }
