@@ -10,6 +10,8 @@
  * Other dtypes use a blocked loop accumulating in float (float16/bfloat16) or int64. */
 #include <cblas.h>
 #include <omp.h>
+#include <stdatomic.h>
+#include <strings.h>
 #ifdef CT_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #endif
@@ -59,6 +61,25 @@ static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
 }
 
 #ifdef CT_HAVE_DNNL
+/* Only when OpenBLAS runs its AVX2/AVX-512 kernels: 0.3.21 picks kernels by CPU model
+ * and falls back to its slowest ones on models it does not know (an AVX-512 host of an
+ * earlier session), where oneDNN, which picks by instruction set, is the better choice
+ * for every shape. Weak: a BLAS without the OpenBLAS extension counts as not knowing. */
+#pragma weak openblas_get_corename
+static bool openblas_fast_kernels(void) {
+    static atomic_int known = -1; /* -1: not asked yet; threads racing here store the same */
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    if (v < 0) {
+        static const char *const cores[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
+        const char *name = openblas_get_corename ? openblas_get_corename() : NULL;
+        int k = 0;
+        for (size_t i = 0; name && !k && i < sizeof cores / sizeof cores[0]; i++) k = strcasecmp(name, cores[i]) == 0;
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+        v = k;
+    }
+    return v == 1;
+}
+
 /* Shapes where oneDNN 2.6's sgemm runs at half speed and OpenBLAS's does not. B (and A
  * when transposed) is read down K with a row stride of N (of M): when that stride is a
  * multiple of 512 floats and the other side of the product is thin, oneDNN's packing
@@ -72,6 +93,7 @@ static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
  * (OpenBLAS ran M = 1, N = K = 1024 at 9 GF/s against oneDNN's 30). A fixed rule, not
  * a timing: a shape always takes the same library, so results repeat run to run. */
 static bool sgemm_prefers_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+    if (!openblas_fast_kernels()) return false;
     if (M >= 1024 && N >= 1024 && K >= 1024) return true; /* large: OpenBLAS 1.0-1.15x faster */
     if (tb || K < 256) return false;
     if (N % 512 == 0 && M >= 16 && (N == 512 ? M <= 512 && K >= 512 : M <= 256)) return true;

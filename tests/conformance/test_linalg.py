@@ -159,9 +159,10 @@ def test_beta_zero_ignores_nan():
 
 
 # float32 products go to oneDNN's sgemm or OpenBLAS's by a fixed shape rule
-# (src/cpu/linalg.c, sgemm_prefers_openblas): shapes on both sides of each boundary, in
-# the three layouts the kernels pass (NN; A transposed, as weight gradients; B
-# transposed, as linear layers' forward). Against float64, within float32 sums of K terms.
+# (src/cpu/linalg.c, sgemm_prefers_openblas; all to oneDNN where OpenBLAS does not know
+# the CPU): shapes on both sides of each boundary, in the three layouts the kernels pass
+# (NN; A transposed, as weight gradients; B transposed, as linear layers' forward).
+# Against float64, within float32 sums of K terms.
 GEMM_ROUTES = [  # (M, K, N, layout)
     (16, 256, 1024, "nn"), (15, 256, 1024, "nn"), (16, 255, 1024, "nn"),  # N % 512 == 0, thin M
     (300, 512, 512, "nn"), (300, 511, 512, "nn"), (513, 512, 512, "nn"),  # N = 512
