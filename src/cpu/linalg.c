@@ -87,15 +87,13 @@ static bool openblas_fast_kernels(void) {
  * oneDNN / OpenBLAS time: NN and TN with N = 1024 or 2048 and M <= 256 at K >= 256:
  * 1.3-2.2; N = 512, M <= 512, K >= 1024: 1.2-1.4; TN with M = 1024 or 2048 and N = 256:
  * 1.5-1.8 — a Transformer's feed-forward weight gradients; with the stride padded by 16
- * floats oneDNN was as fast as OpenBLAS); and products with M, N, K all >= 1024, in any
- * layout, by 0-15% (2048^3: 10%). Everywhere else oneDNN is as fast or faster:
- * small K (up to 2x), a thin side under 16 rows or, in the TN case, 128 columns
- * (OpenBLAS ran M = 1, N = K = 1024 at 9 GF/s against oneDNN's 30). A fixed rule, not
+ * floats oneDNN was as fast as OpenBLAS). Elsewhere oneDNN is as fast or faster: small
+ * K (up to 2x), a thin side under 16 rows or, in the TN case, 128 columns (OpenBLAS ran
+ * M = 1, N = K = 1024 at 9 GF/s against oneDNN's 30); large squares (1024^3, 2048^3)
+ * went either way by up to 10% from run to run and stay with oneDNN. A fixed rule, not
  * a timing: a shape always takes the same library, so results repeat run to run. */
 static bool sgemm_prefers_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
-    if (!openblas_fast_kernels()) return false;
-    if (M >= 1024 && N >= 1024 && K >= 1024) return true; /* large: OpenBLAS 1.0-1.15x faster */
-    if (tb || K < 256) return false;
+    if (tb || K < 256 || !openblas_fast_kernels()) return false;
     if (N % 512 == 0 && M >= 16 && (N == 512 ? M <= 512 && K >= 512 : M <= 256)) return true;
     return ta && M % 1024 == 0 && N >= 128 && N <= 256;
 }
