@@ -216,14 +216,15 @@ static void conv_backward_input_image(const conv_job *j, int64_t n, char *buf) {
     }
 }
 
-/* w_g [Og, K] += grad_g [Og, L] @ cols^T [L, K], into this thread's accumulator */
 /* The weight gradient's product grad_w [Og, K] += grad_y [Og, L] @ cols^T [L, K] when K
  * (input channels per group x kernel taps) is small, as in a first layer on 1- or
- * 3-channel images: there the GEMM's N = K is too thin for BLAS (and oneDNN 2.6's
+ * 2-channel images: there the GEMM's N = K is too thin for BLAS (and oneDNN 2.6's
  * kernel for 1 input channel ran at 3% of its peak: 3.5 ms for 29 MFLOP at batch 64,
  * 28x28, 32 channels). float32 with AVX2: each grad_y row is dotted with 8 column rows
  * at once (one load of grad_y per 8 FMAs), eight partial sums per dot in one register,
- * the ragged end of a row by masked loads. Other CPUs and dtypes take the GEMM. */
+ * the ragged end of a row by masked loads. Measured faster than oneDNN up to K = 25
+ * (1 channel 3x3 and 5x5, 2 channels 3x3); at K = 27 (3 channels 3x3) the two were
+ * even, so that stays with oneDNN. Other CPUs and dtypes take the GEMM. */
 #define CONV_SMALL_K 25
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -239,7 +240,7 @@ __attribute__((target("avx2,fma"))) static void wgrad_small_f32_avx2(const float
                                                                      int64_t O, int64_t K, int64_t L) {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(L % 8)), iota);
-    const int64_t l0 = 0, l1 = L, lv = L - L % 8;
+    const int64_t lv = L - L % 8;
     for (int64_t o = 0; o < O; o++) {
         const float *g = gy + o * L;
         int64_t k0 = 0;
@@ -255,8 +256,8 @@ __attribute__((target("avx2,fma"))) static void wgrad_small_f32_avx2(const float
         a6 = _mm256_fmadd_ps(v, LOAD(c + 6 * L + (l)), a6), a7 = _mm256_fmadd_ps(v, LOAD(c + 7 * L + (l)), a7);  \
     } while (0)
 #define WG_TAIL(p) _mm256_maskload_ps(p, tail)
-            for (int64_t l = l0; l < lv; l += 8) WG_ROWS(_mm256_loadu_ps, l);
-            if (lv < l1) WG_ROWS(WG_TAIL, lv);
+            for (int64_t l = 0; l < lv; l += 8) WG_ROWS(_mm256_loadu_ps, l);
+            if (lv < L) WG_ROWS(WG_TAIL, lv);
 #undef WG_TAIL
 #undef WG_ROWS
             float *d = dw + o * K + k0;
@@ -266,15 +267,12 @@ __attribute__((target("avx2,fma"))) static void wgrad_small_f32_avx2(const float
         for (; k0 < K; k0++) { /* the rows past the last block of 8, one at a time */
             const float *c = cols + k0 * L;
             __m256 a = _mm256_setzero_ps();
-            for (int64_t l = l0; l < lv; l += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(g + l), _mm256_loadu_ps(c + l), a);
-            if (lv < l1) a = _mm256_fmadd_ps(_mm256_maskload_ps(g + lv, tail), _mm256_maskload_ps(c + lv, tail), a);
+            for (int64_t l = 0; l < lv; l += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(g + l), _mm256_loadu_ps(c + l), a);
+            if (lv < L) a = _mm256_fmadd_ps(_mm256_maskload_ps(g + lv, tail), _mm256_maskload_ps(c + lv, tail), a);
             dw[o * K + k0] += hsum256(a);
         }
     }
 }
-
-/* in tiles of 256 columns, so a tile of the column matrix (K x 1 KiB) stays in L1 while
- * every output row passes over it */
 #endif
 
 /* true when this call's weight gradient takes wgrad_small_f32_avx2 */
@@ -287,6 +285,7 @@ static bool conv_small_weight_shape(const conv_shape *c) {
 #endif
 }
 
+/* w_g [Og, K] += grad_g [Og, L] @ cols^T [L, K], into this thread's accumulator */
 static void conv_backward_weight_image(const conv_job *j, int64_t n, char *buf) {
     const conv_shape *c = j->c;
     const ct_kernel_args *a = j->a;
