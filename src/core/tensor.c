@@ -230,9 +230,9 @@ void ct__alias_borrowed(ct_tensor *dst, const ct_tensor *t, int ndim, const int6
     dst->ndim = ndim;
     dst->sizes = dst->small;
     dst->strides = dst->small + CT_INLINE_DIMS;
-    if (ndim) {
-        memcpy(dst->sizes, sizes, sizeof(int64_t) * (size_t)ndim);
-        memcpy(dst->strides, strides, sizeof(int64_t) * (size_t)ndim);
+    for (int i = 0; i < ndim; i++) { /* at most CT_INLINE_DIMS: a loop, not two calls to memcpy */
+        dst->sizes[i] = sizes[i];
+        dst->strides[i] = strides[i];
     }
     dst->offset = offset;
     dst->numel = ct__prod(ndim, sizes);
