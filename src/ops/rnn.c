@@ -177,19 +177,136 @@ static ct_tensor *lstm_cell_fused(const ct_tensor *gates, const ct_tensor *c, in
     return ct__ret(hn);
 }
 
+/* ---- the recurrent weight's gradient as one product ----
+ * A step's gates are gi + h @ W_hh^T; recorded as addmm, each step's backward forms its
+ * own W_hh^T gradient h^T @ dgates ([H, B] x [B, 4H]: K = B, a thin product at a third of
+ * the GEMM's speed) and the engine sums T of them. Here the steps' products are recorded
+ * by RecurrentMmBackward nodes that give h and gi their gradients as addmm does, but hand
+ * (h, dgates) to one RecurrentWeightBackward node, the only consumer of W_hh^T; it runs
+ * after every step (it depends on all of them) and forms the sum as one product,
+ * cat(h)^T @ cat(dgates) ([H, T*B] x [T*B, 4H]). Written in differentiable ops, so under
+ * create_graph the deposits carry their history and second derivatives work. Outside
+ * create_graph a deposit keeps h without history (no reference cycle through the
+ * collector while it waits). */
+typedef struct {
+    int64_t n;          /* steps (slots) */
+    ct_tensor **h, **g; /* slot t: step t's h and dgates, between its backward and the collector's */
+} rec_deposits;
+
+static void rec_clear(rec_deposits *d) {
+    for (int64_t t = 0; t < d->n; t++) {
+        ct_release(d->h[t]);
+        ct_release(d->g[t]);
+        d->h[t] = d->g[t] = NULL;
+    }
+}
+static void rec_free(void *p) {
+    rec_deposits *d = p;
+    if (!d) return;
+    rec_clear(d);
+    free(d->h);
+    free(d);
+}
+
+static int rec_collect_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    /* go[0]: what reached the alias along ordinary edges — zeros in a first backward (no
+     * step passes a gradient along its edge), the gradient of the alias's uses inside the
+     * steps' backward (g @ W_hh) in a second one */
+    rec_deposits *d = n->ctx;
+    ct_tensor **hs = malloc(sizeof *hs * (size_t)(2 * d->n)), **gs = hs ? hs + d->n : NULL;
+    if (!hs) return ct__errs(CT_ERR_OOM, "RecurrentWeightBackward: out of memory");
+    int k = 0;
+    for (int64_t t = 0; t < d->n; t++)
+        if (d->g[t]) hs[k] = d->h[t], gs[k++] = d->g[t];
+    int rc = 0;
+    if (ct__node_needs(n, 0)) {
+        if (k) {
+            ct_tensor *H = ct_cat(k, (const ct_tensor *const *)hs, 0), *G = ct_cat(k, (const ct_tensor *const *)gs, 0);
+            gi[0] = ct_add(go[0], ct_mm(ct_t(H), G)); /* [H, 4H]: the gradient of W_hh^T */
+        } else {
+            gi[0] = ct__pass(go[0]);
+        }
+        if (!gi[0]) rc = ct_last_status();
+    }
+    free(hs);
+    rec_clear(d);
+    return rc;
+}
+
+/* The collector for the T steps of one direction: returns an alias of whh_t (W_hh^T)
+ * whose history is the collector (scope-registered), or NULL with an error. */
+static ct_tensor *rec_collector(const ct_tensor *whh_t, int64_t T) {
+    rec_deposits *d = calloc(1, sizeof *d);
+    ct_tensor **slots = calloc((size_t)(2 * T), sizeof *slots);
+    ct_node *n = d && slots ? ct__node_new("RecurrentWeightBackward", rec_collect_backward, 1) : NULL;
+    ct_tensor *alias = n ? ct__alias(whh_t, whh_t->ndim, whh_t->sizes, whh_t->strides, whh_t->offset) : NULL;
+    if (!alias || ct__node_set_next(n, 0, whh_t)) {
+        ct_release(alias);
+        if (n) ct__node_release(n);
+        free(slots);
+        free(d);
+        return ct__err(CT_ERR_OOM, "LSTM: out of memory");
+    }
+    d->n = T, d->h = slots, d->g = slots + T;
+    n->ctx = d;
+    n->ctx_free = rec_free;
+    ct__set_history(alias, n, 0);
+    return ct__ret(alias);
+}
+
+static int rec_mm_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    if (ct__node_needs(n, 0)) gi[0] = ct__pass(go[0]);
+    if (ct__node_needs(n, 1)) {
+        ct_tensor *w = ct__unpack(n, (int)n->i[1]);
+        if (!w || !(gi[1] = ct_mm(go[0], ct_t(w)))) return ct_last_status();
+    }
+    if (ct__node_needs(n, 2)) {
+        ct_tensor *h = ct__unpack(n, (int)n->i[0]);
+        if (!h) return ct_last_status();
+        rec_deposits *d = n->next[2].node->ctx;
+        int64_t t = n->i[2];
+        bool graph = ct__needs_grad(2, (const ct_tensor *[]){go[0], h});
+        ct_tensor *hk = graph ? ct_retain(h) : ct__alias(h, h->ndim, h->sizes, h->strides, h->offset);
+        if (!hk) return ct_last_status();
+        ct_release(d->h[t]);
+        ct_release(d->g[t]);
+        d->h[t] = hk;
+        d->g[t] = ct_retain(go[0]);
+    }
+    return 0;
+}
+
+/* gates = gi + h @ whh (whh: rec_collector's alias), step t, recorded for the collector */
+static ct_tensor *rec_addmm(const ct_tensor *gi, const ct_tensor *h, const ct_tensor *whh, int64_t t) {
+    bool prev = ct_set_grad_enabled(false);
+    ct_tensor *g = ct_addmm(gi, h, whh, 1.0, 1.0);
+    ct_set_grad_enabled(prev);
+    if (!g || !ct__needs_grad(3, (const ct_tensor *[]){gi, h, whh})) return g;
+    ct_node *n = ct__node_new("RecurrentMmBackward", rec_mm_backward, 3);
+    if (!n || ct__node_set_next(n, 0, gi) || ct__node_set_next(n, 1, h) || ct__node_set_next(n, 2, whh) ||
+        (n->i[0] = ct__save(n, h)) < 0 || (n->i[1] = ct__save(n, whh)) < 0) {
+        if (n) ct__node_release(n);
+        return NULL;
+    }
+    n->i[2] = t;
+    ct__set_history(g, n, 0);
+    return g;
+}
+
 /* ---- one time step (batched, 2-D) ----
  * gi: this step's input projection [B, G*H]: W_ih x + b_ih + b_hh for RNN and LSTM (both
  * biases folded in), W_ih x + b_ih for GRU (whose b_hn sits inside r * (...)).
- * whh_t = W_hh^T [Hr, G*H]; bhh: GRU's b_hh or NULL; whr_t = W_hr^T [H, Hr] or NULL.
+ * whh_t = W_hh^T [Hr, G*H]; bhh: GRU's b_hh or NULL; whr_t = W_hr^T [H, Hr] or NULL;
+ * slot >= 0: an LSTM step t whose recurrent product goes to rec_collector's node.
  * Returns h' and for LSTM *c_out = c' (scope-registered; NULL on error). */
 static ct_tensor *step(rnn_mode mode, const ct_tensor *gi, const ct_tensor *h, const ct_tensor *c,
                        const ct_tensor *whh_t, const ct_tensor *bhh, const ct_tensor *whr_t, int64_t H,
-                       ct_tensor **c_out) {
+                       int64_t slot, ct_tensor **c_out) {
     switch (mode) {
     case M_TANH: return ct_tanh(ct_addmm(gi, h, whh_t, 1.0, 1.0));
     case M_RELU: return ct_relu(ct_addmm(gi, h, whh_t, 1.0, 1.0));
     case M_LSTM: {
-        ct_tensor *g = ct_addmm(gi, h, whh_t, 1.0, 1.0), *q[3], *inf[2];
+        ct_tensor *g = slot >= 0 ? rec_addmm(gi, h, whh_t, slot) : ct_addmm(gi, h, whh_t, 1.0, 1.0), *q[3], *inf[2];
         if (g && (g->dtype == CT_FLOAT32 || g->dtype == CT_FLOAT64)) {
             ct_tensor *hn = lstm_cell_fused(g, c, H, c_out);
             if (hn && whr_t) hn = ct_mm(hn, whr_t);
@@ -314,7 +431,7 @@ static ct_tensor *cell(rnn_mode mode, const ct_tensor *input, const ct_tensor *h
         c = cx ? (batched ? (ct_tensor *)cx : ct_unsqueeze(cx, 0)) : ct_zeros(CT_SHAPE(B, H), input->dtype);
     ct_tensor *gi = linear(x, w_ih, input_bias(mode, b_ih, b_hh));
     ct_tensor *cn = NULL;
-    ct_tensor *hn = gi ? step(mode, gi, h, c, ct_t(w_hh), mode == M_GRU ? b_hh : NULL, NULL, H, &cn) : NULL;
+    ct_tensor *hn = gi ? step(mode, gi, h, c, ct_t(w_hh), mode == M_GRU ? b_hh : NULL, NULL, H, -1, &cn) : NULL;
     if (!batched) {
         hn = ct_squeeze_dim(hn, 0);
         if (cn) cn = ct_squeeze_dim(cn, 0);
@@ -361,6 +478,9 @@ static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_par
                             CT_SHAPE(T, B, G * H));
     ct_tensor *whh_t = ct_t(p->w_hh), *whr_t = p->w_hr ? ct_t(p->w_hr) : NULL;
     const ct_tensor *bhh = mode == M_GRU ? p->b_hh : NULL;
+    /* LSTM: W_hh's gradient as one product over the steps (rec_collector) */
+    bool rec = mode == M_LSTM && whh_t && ct__needs_grad(1, (const ct_tensor *[]){whh_t});
+    if (rec) whh_t = rec_collector(whh_t, T);
     if (!xp || !whh_t || (p->w_hr && !whr_t)) return NULL;
     ct_tensor **hs = calloc((size_t)(2 * T), sizeof *hs), **xs = hs ? hs + T : NULL;
     if (!hs) return ct__err(CT_ERR_OOM, "%s: out of memory", layer_name(mode));
@@ -381,7 +501,7 @@ static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_par
             break;
         }
         ct_tensor *cn = NULL;
-        ct_tensor *hn = step(mode, xs[t], h, c, whh_t, bhh, whr_t, H, &cn);
+        ct_tensor *hn = step(mode, xs[t], h, c, whh_t, bhh, whr_t, H, rec ? t : -1, &cn);
         ok = hn != NULL;
         if (ok) {
             hs[t] = ct_retain(hn);

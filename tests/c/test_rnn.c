@@ -269,6 +269,42 @@ static void test_errors(void) {
     CHECK(ct_live_tensors() == live0);
 }
 
+/* An LSTM's W_hh gradient comes from one collector node fed by every step's backward:
+ * under create_graph the gradient has history and a second backward goes through it;
+ * graphs and deposits are all gone afterwards (no reference cycle left behind). */
+static void test_recurrent_weight_graphs(void) {
+    int64_t live0 = ct_live_tensors();
+    ct_module *m = ct_nn_lstm_new(3, 4, 1, true, false, 0.0, false, 0);
+    CHECK(m && ct_module_to_dtype(m, CT_FLOAT64) == 0);
+    ct_dict *p = ct_module_named_parameters(m);
+    ct_tensor *whh = p ? ct_dict_get(p, "weight_hh_l0") : NULL; /* a new reference */
+    CHECK(whh != NULL);
+    ct_scope_begin();
+    ct_tensor *x = ct_randn(CT_SHAPE(5, 2, 3), CT_FLOAT64, NULL);
+    ct_set_requires_grad(x, true);
+    ct_tensor *out = ct_module_forward(m, x);
+    ct_tensor *loss = ct_sum(ct_mul(out, out));
+    CHECK(ct_backward(loss, NULL, true, true) == 0);
+    ct_tensor *g = ct_grad(whh);
+    CHECK(g && ct_grad_fn_name(g) != NULL);
+    ct_tensor *l2 = ct_sum(ct_mul(g, g));
+    CHECK(l2 && ct_module_zero_grad(m, true) == 0 && ct_set_grad(x, NULL) == 0);
+    CHECK(ct_backward(l2, NULL, true, false) == 0); /* through the forward graph too: kept */
+    CHECK(ct_grad(x) && ct_grad(whh));
+    CHECK(ct_backward(loss, NULL, false, false) == 0); /* the first graph, kept, once more */
+    CHECK(ct_module_zero_grad(m, true) == 0 && ct_set_grad(x, NULL) == 0);
+    /* a graph whose last backward was create_graph: the deposits it handed the collector
+     * carry history back to the collector; holding them would be a cycle */
+    out = ct_module_forward(m, x);
+    CHECK(ct_backward(ct_sum(ct_mul(out, out)), NULL, false, true) == 0);
+    CHECK(ct_module_zero_grad(m, true) == 0 && ct_set_grad(x, NULL) == 0);
+    ct_scope_end();
+    ct_release(whh);
+    ct_dict_free(p);
+    ct_module_free(m);
+    CHECK(ct_live_tensors() == live0);
+}
+
 int main(void) {
     int64_t live0 = ct_live_tensors();
     ct_manual_seed(0);
@@ -278,6 +314,7 @@ int main(void) {
     test_gradients_and_no_grad();
     test_training_remembers();
     test_gradcheck();
+    test_recurrent_weight_graphs();
     test_errors();
     CHECK(ct_live_tensors() == live0);
     printf("test_rnn: %d checks, %d failures\n", checks, failures);

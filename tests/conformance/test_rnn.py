@@ -318,6 +318,35 @@ def test_lstm_double_backward_against_torch():
             assert_same(c, t, what=f"lstm second-order gradient {k}")
 
 
+@pytest.mark.parametrize("bidi", [False, True])
+def test_lstm_recurrent_weight_grad_over_runs(bidi):
+    """W_hh's gradient is formed by one collector node from what every step deposits in
+    backward: a graph kept and run twice accumulates it twice; a run that asks only for
+    the input's gradient (autograd.grad) leaves nothing behind for the next backward; a
+    backward from the first steps' outputs alone sums only their deposits."""
+    ps, x, h0, c0 = f64_layer_inputs("lstm", 3, 5, 4, 6, 1, bidi, 21)
+    gy = torch.randn(6, 4, 10 if bidi else 5, dtype=torch.float64, generator=torch.Generator().manual_seed(22))
+    ins = [t.clone().requires_grad_() for t in [x, h0, c0] + ps]
+    out = torch.lstm(ins[0], (ins[1], ins[2]), ins[3:], True, 1, 0.0, False, bidi, False)[0]
+    want = torch.autograd.grad(out, ins, gy, retain_graph=True)
+    want_first = torch.autograd.grad(out[:2], ins, gy[:2])
+    with case("lstm"):
+        c_in = [ctorch.from_torch(t, requires_grad=True) for t in [x, h0, c0] + ps]
+        cout = functional("lstm", c_in[0], c_in[1], c_in[2], c_in[3:], opts(1, bidi))[0]
+        cgy = ctorch.from_torch(gy)
+        ctorch.autograd_grad([cout], [c_in[0]], [cgy], retain_graph=True)  # the input only
+        cout.backward(cgy, retain_graph=True)
+        for k, (c, t) in enumerate(zip(c_in, want)):
+            assert_same(c.grad.torch(), t, what=f"lstm gradient {k} after an input-only run")
+        cout.backward(cgy, retain_graph=True)
+        for k, (c, t) in enumerate(zip(c_in, want)):
+            assert_same(c.grad.torch(), 2 * t, what=f"lstm gradient {k} after two runs")
+        first = ctorch.call("ct_narrow", cout, 0, 0, 2)
+        got = ctorch.autograd_grad([first], c_in, [ctorch.from_torch(gy[:2].contiguous())])
+        for k, (c, t) in enumerate(zip(got, want_first)):
+            assert_same(c, t, what=f"lstm gradient {k} from the first two steps")
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("bidi", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
