@@ -107,6 +107,7 @@ typedef struct {
     geom g; /* im2col geometry of one input plane */
     size_t es;
     bool f32, direct; /* direct: 1x1, stride 1, no padding: the image is its own column matrix */
+    bool small_k;     /* the weight gradient takes wgrad_small_f32_avx2 (set by cpu_conv) */
 } conv_shape;
 
 static conv_shape conv_shape_of(const ct_kernel_args *a, const ct_tensor *x, const ct_tensor *w, const ct_tensor *y) {
@@ -296,7 +297,7 @@ static void conv_backward_weight_image(const conv_job *j, int64_t n, char *buf) 
     for (int64_t g = 0; g < c->G; g++) {
         const char *gy = gp + n * ys + g * ygs, *cols = conv_cols(c, xp + n * xs, g, buf);
 #ifdef CT_CONV_AVX2
-        if (conv_small_weight_shape(c)) {
+        if (c->small_k) {
             wgrad_small_f32_avx2((const float *)gy, (const float *)cols, (float *)(acc + g * wgs), c->Og, c->K, c->L);
             continue;
         }
@@ -405,7 +406,8 @@ static int cpu_conv(const ct_kernel_args *a) {
     if (ct_numel(a->out[0]) == 0) return 0;
     if (c.N == 0 || c.K == 0 || c.L == 0) return ct__fill_raw(a->out[0], 0); /* an empty sum */
     if (a->op == CT_OP_CONV2D_BWD_WEIGHT && conv_wide_weight_shape(&c)) return conv_wide_backward_weight(a, &c);
-    if (a->op == CT_OP_CONV2D_BWD_WEIGHT && conv_small_weight_shape(&c)) return conv_ref_backward_weight(a, &c);
+    c.small_k = a->op == CT_OP_CONV2D_BWD_WEIGHT && conv_small_weight_shape(&c);
+    if (c.small_k) return conv_ref_backward_weight(a, &c);
 #ifdef CT_HAVE_DNNL
     if (c.f32) {
         int rc = ct__dnnl_conv(a);
