@@ -30,6 +30,11 @@ static const char *dev_name(ct_device_type t) {
     }
 }
 
+bool ct__has_kernel(ct_device_type dt, ct_op op) {
+    pthread_once(&init_once, init_backends);
+    return (int)dt >= 0 && dt < CT_NUM_DEVICE_TYPES && backends[dt] && backends[dt]->kernels[op];
+}
+
 int ct__dispatch(ct_kernel_args *a) {
     pthread_once(&init_once, init_backends);
     const ct_tensor *first = NULL; /* the first tensor given (optional slots may be NULL) */

@@ -21,7 +21,7 @@ const char *ct__op_name(ct_op op);
 typedef struct ct_kernel_args {
     ct_op op;
     int n_out, n_in;
-    ct_tensor *out[5];
+    ct_tensor *out[6];
     const ct_tensor *in[6];
     double d[6];          /* scalar parameters, per op */
     int64_t i[6];         /* integer parameters, per op */
@@ -40,6 +40,9 @@ typedef struct ct_backend {
 
 /* Registers a backend for its device type (called once at startup). */
 void ct__register_backend(ct_backend *b);
+/* Whether the backend of device type dt has a kernel for op (for fused ops that fall
+ * back to their parts elsewhere). */
+bool ct__has_kernel(ct_device_type dt, ct_op op);
 /* Runs op on the device of the first output (or input). */
 int ct__dispatch(ct_kernel_args *a);
 

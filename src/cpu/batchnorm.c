@@ -11,8 +11,10 @@
  *   when not wanted); in[0] grad_output, in[1] x, in[2] weight or NULL, in[3] mean,
  *   in[4] invstd; i[0] training (the statistics depend on x). */
 #include <math.h>
+#include <string.h>
 
 #include "cpu/loops.h"
+#include "cpu/pool.h"
 
 typedef struct {
     int64_t N, C, S;
@@ -46,47 +48,71 @@ static bn_shape bn_shape_of(const ct_tensor *x) {
 BN_STATS(bn_stats_f32, float)
 BN_STATS(bn_stats_f64, double)
 
-/* y = x * scale + shift over channel c */
-#define BN_APPLY(NAME, T)                                                                                    \
-    CT_LOOP_ATTR static void NAME(const T *x, T *y, bn_shape s, int64_t c, T scale, T shift) {               \
-        for (int64_t n = 0; n < s.N; n++) {                                                                  \
-            const T *p = x + (n * s.C + c) * s.S;                                                            \
-            T *q = y + (n * s.C + c) * s.S;                                                                  \
-            for (int64_t i = 0; i < s.S; i++) q[i] = p[i] * scale + shift;                                   \
-        }                                                                                                    \
+/* y = x * scale + shift over one plane of S values (inlined into every caller, so the
+ * fused kernels below compute bn's output exactly as BATCH_NORM does) */
+#define BN_APPLY_PLANE(NAME, T)                                                                              \
+    static inline __attribute__((always_inline)) void NAME(const T *p, T *q, int64_t S, T scale, T shift) {  \
+        for (int64_t i = 0; i < S; i++) q[i] = p[i] * scale + shift;                                         \
     }
-BN_APPLY(bn_apply_f32, float)
-BN_APPLY(bn_apply_f64, double)
+BN_APPLY_PLANE(bn_apply_plane_f32, float)
+BN_APPLY_PLANE(bn_apply_plane_f64, double)
 
-/* Σ g and Σ g * (x - mean) over channel c, in double */
-#define BN_GSUMS(NAME, T)                                                                                    \
-    CT_LOOP_ATTR static void NAME(const T *g, const T *x, bn_shape s, int64_t c, T mean, double *sg,         \
-                                  double *sgx) {                                                             \
-        double a = 0, b = 0;                                                                                 \
-        for (int64_t n = 0; n < s.N; n++) {                                                                  \
-            const T *gp = g + (n * s.C + c) * s.S, *xp = x + (n * s.C + c) * s.S;                            \
-            _Pragma("omp simd reduction(+ : a, b)") for (int64_t i = 0; i < s.S; i++) {                      \
-                a += (double)gp[i];                                                                          \
-                b += (double)gp[i] * (double)(xp[i] - mean);                                                 \
-            }                                                                                                \
+/* y = x * scale + shift over channel c */
+#define BN_APPLY(NAME, T, PLANE)                                                                             \
+    CT_LOOP_ATTR static void NAME(const T *x, T *y, bn_shape s, int64_t c, T scale, T shift) {               \
+        for (int64_t n = 0; n < s.N; n++)                                                                    \
+            PLANE(x + (n * s.C + c) * s.S, y + (n * s.C + c) * s.S, s.S, scale, shift);                      \
+    }
+BN_APPLY(bn_apply_f32, float, bn_apply_plane_f32)
+BN_APPLY(bn_apply_f64, double, bn_apply_plane_f64)
+
+/* Σ g and Σ g * (x - mean) over one plane, added to *sg, *sgx (double) */
+#define BN_GSUMS_PLANE(NAME, T)                                                                              \
+    static inline __attribute__((always_inline)) void NAME(const T *gp, const T *xp, int64_t S, T mean,      \
+                                                           double *sg, double *sgx) {                        \
+        double a = *sg, b = *sgx;                                                                            \
+        _Pragma("omp simd reduction(+ : a, b)") for (int64_t i = 0; i < S; i++) {                            \
+            a += (double)gp[i];                                                                              \
+            b += (double)gp[i] * (double)(xp[i] - mean);                                                     \
         }                                                                                                    \
         *sg = a, *sgx = b;                                                                                   \
     }
-BN_GSUMS(bn_gsums_f32, float)
-BN_GSUMS(bn_gsums_f64, double)
+BN_GSUMS_PLANE(bn_gsums_plane_f32, float)
+BN_GSUMS_PLANE(bn_gsums_plane_f64, double)
 
-/* gx = k * (g - mg - (x - mean) * proj) over channel c (evaluation: mg = proj = 0) */
-#define BN_GX(NAME, T)                                                                                       \
+/* the same over channel c */
+#define BN_GSUMS(NAME, T, PLANE)                                                                             \
+    CT_LOOP_ATTR static void NAME(const T *g, const T *x, bn_shape s, int64_t c, T mean, double *sg,         \
+                                  double *sgx) {                                                             \
+        *sg = 0, *sgx = 0;                                                                                   \
+        for (int64_t n = 0; n < s.N; n++) {                                                                  \
+            int64_t off = (n * s.C + c) * s.S;                                                               \
+            PLANE(g + off, x + off, s.S, mean, sg, sgx);                                                     \
+        }                                                                                                    \
+    }
+BN_GSUMS(bn_gsums_f32, float, bn_gsums_plane_f32)
+BN_GSUMS(bn_gsums_f64, double, bn_gsums_plane_f64)
+
+/* gx = k * (g - mg - (x - mean) * proj) over one plane (evaluation: mg = proj = 0) */
+#define BN_GX_PLANE(NAME, T)                                                                                 \
+    static inline __attribute__((always_inline)) void NAME(const T *gp, const T *xp, T *o, int64_t S, T mean, \
+                                                           T k, T mg, T proj) {                              \
+        for (int64_t i = 0; i < S; i++) o[i] = k * (gp[i] - mg - (xp[i] - mean) * proj);                    \
+    }
+BN_GX_PLANE(bn_gx_plane_f32, float)
+BN_GX_PLANE(bn_gx_plane_f64, double)
+
+/* the same over channel c */
+#define BN_GX(NAME, T, PLANE)                                                                                \
     CT_LOOP_ATTR static void NAME(const T *g, const T *x, T *gx, bn_shape s, int64_t c, T mean, T k, T mg,   \
                                   T proj) {                                                                  \
         for (int64_t n = 0; n < s.N; n++) {                                                                  \
-            const T *gp = g + (n * s.C + c) * s.S, *xp = x + (n * s.C + c) * s.S;                            \
-            T *o = gx + (n * s.C + c) * s.S;                                                                 \
-            for (int64_t i = 0; i < s.S; i++) o[i] = k * (gp[i] - mg - (xp[i] - mean) * proj);              \
+            int64_t off = (n * s.C + c) * s.S;                                                               \
+            PLANE(g + off, x + off, gx + off, s.S, mean, k, mg, proj);                                       \
         }                                                                                                    \
     }
-BN_GX(bn_gx_f32, float)
-BN_GX(bn_gx_f64, double)
+BN_GX(bn_gx_f32, float, bn_gx_plane_f32)
+BN_GX(bn_gx_f64, double, bn_gx_plane_f64)
 
 static double ld(const ct_tensor *t, int64_t i) {
     return t->dtype == CT_FLOAT32 ? ((const float *)ct__data(t))[i] : ((const double *)ct__data(t))[i];
@@ -96,68 +122,363 @@ static void st(ct_tensor *t, int64_t i, double v) {
     else ((double *)ct__data(t))[i] = v;
 }
 
-static int cpu_batch_norm(const ct_kernel_args *a) {
+/* Channel c's statistics (training: from x; evaluation: the running ones) into mean and
+ * invstd, the running statistics updated, and bn's output as y = x * scale + shift.
+ * Shared by BATCH_NORM and the fused kernel below. a: either op's arguments (x, weight,
+ * bias in in[0..2], i[0] training, d[0] eps, d[1] momentum). */
+typedef struct {
+    double scale, shift; /* float32: the float values, exactly */
+} bn_affine;
+
+static bn_affine bn_channel(const ct_kernel_args *a, bn_shape s, int64_t c, ct_tensor *mean, ct_tensor *invstd,
+                            ct_tensor *rm, ct_tensor *rv) {
     const ct_tensor *x = a->in[0], *w = a->in[1], *b = a->in[2];
-    ct_tensor *y = a->out[0], *mean = a->out[1], *invstd = a->out[2], *rm = a->out[3], *rv = a->out[4];
-    bn_shape s = bn_shape_of(x);
     bool training = a->i[0], f32 = x->dtype == CT_FLOAT32;
-    double eps = a->d[0], mom = a->d[1];
+    double eps = a->d[0], mom = a->d[1], m, v;
     int64_t M = s.N * s.S;
+    if (training) {
+        if (f32) bn_stats_f32(ct__data(x), s, c, &m, &v);
+        else bn_stats_f64(ct__data(x), s, c, &m, &v);
+    } else {
+        m = ld(rm, c), v = ld(rv, c);
+    }
+    double is = 1.0 / sqrt(v + eps);
+    st(mean, c, m);
+    st(invstd, c, is);
+    if (training && rm) st(rm, c, (1 - mom) * ld(rm, c) + mom * m);
+    if (training && rv) st(rv, c, (1 - mom) * ld(rv, c) + mom * (M > 1 ? v * (double)M / (double)(M - 1) : v));
+    /* y = (x - m) * is * w + b = x * scale + shift, in the input's precision as the
+     * composite formula rounds: scale and shift from the rounded statistics */
+    double wc = w ? ld(w, c) : 1.0, bc = b ? ld(b, c) : 0.0;
+    if (f32) {
+        float mf = (float)m, isf = (float)is, scale = isf * (float)wc;
+        return (bn_affine){scale, (float)bc - mf * scale};
+    }
+    double scale = is * wc;
+    return (bn_affine){scale, bc - m * scale};
+}
+
+static int cpu_batch_norm(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    bn_shape s = bn_shape_of(x);
+    bool f32 = x->dtype == CT_FLOAT32;
     const void *xp = ct__data(x);
-    void *yp = ct__data(y);
-#pragma omp parallel for schedule(static) if (s.C > 1 && s.C * M >= CT_GRAIN)
+    void *yp = ct__data(a->out[0]);
+#pragma omp parallel for schedule(static) if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
     for (int64_t c = 0; c < s.C; c++) {
-        double m, v;
-        if (training) {
-            if (f32) bn_stats_f32(xp, s, c, &m, &v);
-            else bn_stats_f64(xp, s, c, &m, &v);
-        } else {
-            m = ld(rm, c), v = ld(rv, c);
-        }
-        double is = 1.0 / sqrt(v + eps);
-        st(mean, c, m);
-        st(invstd, c, is);
-        if (training && rm) st(rm, c, (1 - mom) * ld(rm, c) + mom * m);
-        if (training && rv) st(rv, c, (1 - mom) * ld(rv, c) + mom * (M > 1 ? v * (double)M / (double)(M - 1) : v));
-        /* y = (x - m) * is * w + b = x * scale + shift, in the input's precision as the
-         * composite formula rounds: scale and shift from the rounded statistics */
-        double wc = w ? ld(w, c) : 1.0, bc = b ? ld(b, c) : 0.0;
-        if (f32) {
-            float mf = (float)m, isf = (float)is, scale = isf * (float)wc;
-            bn_apply_f32(xp, yp, s, c, scale, (float)bc - mf * scale);
-        } else {
-            double scale = is * wc;
-            bn_apply_f64(xp, yp, s, c, scale, bc - m * scale);
-        }
+        bn_affine k = bn_channel(a, s, c, a->out[1], a->out[2], a->out[3], a->out[4]);
+        if (f32) bn_apply_f32(xp, yp, s, c, (float)k.scale, (float)k.shift);
+        else bn_apply_f64(xp, yp, s, c, k.scale, k.shift);
     }
     return 0;
 }
 
+/* The gradient coefficients of channel c from its sums Σ g (sg) and Σ g * (x - mean)
+ * (sgx): grad_weight and grad_bias stored, and gx = k * (g - mg - (x - mean) * proj). */
+typedef struct {
+    double mean, k, mg, proj;
+} bn_gcoef;
+
+static bn_gcoef bn_grad_coefs(const ct_kernel_args *a, const ct_tensor *w, const ct_tensor *mean,
+                              const ct_tensor *invstd, bn_shape s, int64_t c, double sg, double sgx) {
+    double m = ld(mean, c), is = ld(invstd, c), M = (double)(s.N * s.S);
+    bool training = a->i[0];
+    if (a->out[1]) st(a->out[1], c, sgx * is);
+    if (a->out[2]) st(a->out[2], c, sg);
+    /* training: gx = w * is * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - m) * is */
+    return (bn_gcoef){m, is * (w ? ld(w, c) : 1.0), training ? sg / M : 0, training ? sgx / M * is * is : 0};
+}
+
 static int cpu_batch_norm_bwd(const ct_kernel_args *a) {
     const ct_tensor *g = a->in[0], *x = a->in[1], *w = a->in[2], *mean = a->in[3], *invstd = a->in[4];
-    ct_tensor *gx = a->out[0], *gw = a->out[1], *gb = a->out[2];
+    ct_tensor *gx = a->out[0];
     bn_shape s = bn_shape_of(x);
-    bool training = a->i[0], f32 = x->dtype == CT_FLOAT32;
-    int64_t M = s.N * s.S;
+    bool f32 = x->dtype == CT_FLOAT32;
     const void *gp = ct__data(g), *xp = ct__data(x);
-#pragma omp parallel for schedule(static) if (s.C > 1 && s.C * M >= CT_GRAIN)
+#pragma omp parallel for schedule(static) if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
     for (int64_t c = 0; c < s.C; c++) {
-        double m = ld(mean, c), is = ld(invstd, c), sg, sgx;
-        if (f32) bn_gsums_f32(gp, xp, s, c, (float)m, &sg, &sgx);
-        else bn_gsums_f64(gp, xp, s, c, m, &sg, &sgx);
-        if (gw) st(gw, c, sgx * is);
-        if (gb) st(gb, c, sg);
+        double sg, sgx;
+        if (f32) bn_gsums_f32(gp, xp, s, c, (float)ld(mean, c), &sg, &sgx);
+        else bn_gsums_f64(gp, xp, s, c, ld(mean, c), &sg, &sgx);
+        bn_gcoef k = bn_grad_coefs(a, w, mean, invstd, s, c, sg, sgx);
         if (!gx) continue;
-        double k = is * (w ? ld(w, c) : 1.0);
-        /* training: gx = w * is * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - m) * is */
-        double mg = training ? sg / (double)M : 0, proj = training ? sgx / (double)M * is * is : 0;
-        if (f32) bn_gx_f32(gp, xp, ct__data(gx), s, c, (float)m, (float)k, (float)mg, (float)proj);
-        else bn_gx_f64(gp, xp, ct__data(gx), s, c, m, k, mg, proj);
+        if (f32) bn_gx_f32(gp, xp, ct__data(gx), s, c, (float)k.mean, (float)k.k, (float)k.mg, (float)k.proj);
+        else bn_gx_f64(gp, xp, ct__data(gx), s, c, k.mean, k.k, k.mg, k.proj);
     }
     return 0;
+}
+
+/* ---- max_pool2d(relu(batch_norm(x))) as one kernel (src/ops/nnf.c) ----
+ * Per [H, W] plane, bn's output goes to a buffer of the thread (computed as BATCH_NORM
+ * computes it), max_pool2d's own plane kernel pools the buffer, and relu is applied to
+ * the pooled values: relu is monotone, so max over relu(y) = relu(max over y), with the
+ * same first-maximum / NaN index; relu's gradient reaches that index only when the
+ * pooled value is > 0 or NaN (threshold_backward passes grad where y > 0 is not false).
+ * The kernel keeps that index (h*W+w, int32) for those outputs and -1 for the others,
+ * so the output and index are all that is written: one read of x after the statistics'
+ * (which read each channel while it is in cache), against bn's, relu's and pooling's
+ * six passes. The backward sums over the kept indices only and scatters the gradient
+ * into a plane buffer before bn's input-gradient formula, again once over x. */
+#define BN_POOL_PLANE(NAME, T, APPLY, F32)                                                                   \
+    CT_LOOP_ATTR static void NAME(const T *x, T *y, T *z, int32_t *zi, int64_t *pix, int64_t H, int64_t W,  \
+                                  int64_t osz, const int64_t *iv, T scale, T shift) {                        \
+        APPLY(x, y, H * W, scale, shift);                                                                    \
+        ct__cpu_max_pool_plane(F32, y, z, pix, H, W, iv);                                                    \
+        for (int64_t o = 0; o < osz; o++) {                                                                  \
+            T v = z[o];                                                                                      \
+            int keep = (v > 0) | (v != v);                                                                   \
+            z[o] = keep ? v : 0;                                                                             \
+            zi[o] = keep ? (int32_t)pix[o] : -1;                                                             \
+        }                                                                                                    \
+    }
+BN_POOL_PLANE(bn_pool_plane_f32, float, bn_apply_plane_f32, true)
+BN_POOL_PLANE(bn_pool_plane_f64, double, bn_apply_plane_f64, false)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CT_BN_POOL_AVX2 1
+/* The 2x2 / stride-2 / unpadded case for float32 with AVX2, straight from x: eight
+ * windows per step from two rows of sixteen values, y = x * scale + shift as a multiply
+ * then an add (the target leaves out FMA, so nothing is contracted and y rounds as
+ * BATCH_NORM's loop rounds it), then max_pool2d's comparisons in its order, then relu.
+ * The short last step of a row (Wo = 14, 7) loads under a mask and stores through a
+ * buffer (masked stores are microcoded on AMD). */
+__attribute__((target("avx2"))) static void bn_pool2_plane_f32_avx2(const float *x, float *z, int32_t *zi,
+                                                                    int64_t W, int64_t Ho, int64_t Wo, float scale,
+                                                                    float shift) {
+    const __m256 vs = _mm256_set1_ps(scale), vt = _mm256_set1_ps(shift), zero = _mm256_setzero_ps();
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), three = _mm256_set1_epi32(3);
+    const __m256i vW = _mm256_set1_epi32((int)W), none = _mm256_set1_epi32(-1);
+    for (int64_t oh = 0; oh < Ho; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < Wo; ow += 8) {
+            int64_t m = Wo - ow < 8 ? Wo - ow : 8;
+            const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+            __m256 lo0, hi0, lo1, hi1;
+            if (m == 8) {
+                lo0 = _mm256_loadu_ps(p0), hi0 = _mm256_loadu_ps(p0 + 8);
+                lo1 = _mm256_loadu_ps(p1), hi1 = _mm256_loadu_ps(p1 + 8);
+            } else {
+                __m256i mlo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(2 * m < 8 ? 2 * m : 8)), iota);
+                __m256i mhi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(2 * m > 8 ? 2 * m - 8 : 0)), iota);
+                lo0 = _mm256_maskload_ps(p0, mlo), hi0 = _mm256_maskload_ps(p0 + 8, mhi);
+                lo1 = _mm256_maskload_ps(p1, mlo), hi1 = _mm256_maskload_ps(p1 + 8, mhi);
+            }
+            lo0 = _mm256_add_ps(_mm256_mul_ps(lo0, vs), vt), hi0 = _mm256_add_ps(_mm256_mul_ps(hi0, vs), vt);
+            lo1 = _mm256_add_ps(_mm256_mul_ps(lo1, vs), vt), hi1 = _mm256_add_ps(_mm256_mul_ps(hi1, vs), vt);
+            __m256 best = CT_POOL_EVEN(lo0, hi0), b = CT_POOL_ODD(lo0, hi0), d = CT_POOL_EVEN(lo1, hi1),
+                   e = CT_POOL_ODD(lo1, hi1);
+            __m256i k = _mm256_setzero_si256();
+            CT_POOL_TAKE(best, k, b, one);
+            CT_POOL_TAKE(best, k, d, two);
+            CT_POOL_TAKE(best, k, e, three);
+            /* relu: kept where best > 0 or NaN (not <= 0); index h*W+w of the window's pick */
+            __m256 keep = _mm256_cmp_ps(best, zero, _CMP_NLE_UQ);
+            __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)(2 * oh * W + 2 * ow)), even);
+            idx = _mm256_add_epi32(idx, _mm256_and_si256(k, one));
+            idx = _mm256_add_epi32(idx, _mm256_and_si256(_mm256_cmpgt_epi32(k, one), vW));
+            idx = _mm256_blendv_epi8(none, idx, _mm256_castps_si256(keep));
+            best = _mm256_and_ps(best, keep);
+            float zb[8];
+            int32_t ib[8];
+            float *zd = m == 8 ? z + oh * Wo + ow : zb;
+            int32_t *id = m == 8 ? zi + oh * Wo + ow : ib;
+            _mm256_storeu_ps(zd, best);
+            _mm256_storeu_si256((__m256i *)id, idx);
+            for (int64_t j = 0; m < 8 && j < m; j++) z[oh * Wo + ow + j] = zb[j], zi[oh * Wo + ow + j] = ib[j];
+        }
+    }
+}
+
+/* The backward's gradient at bn's output for the same case: each pooled gradient put at
+ * its window's kept position and zeros at the other three, eight windows per step (the
+ * index compared with the four positions, then the columns interleaved back). Writes
+ * every value of the 2 * Ho rows' first 2 * Wo columns of buf [H, W]; a plane with an
+ * odd row or column left over needs those zeroed first. */
+__attribute__((target("avx2"))) static void bn_pool2_expand_f32_avx2(const float *g, const int32_t *ix, float *buf,
+                                                                     int64_t W, int64_t Ho, int64_t Wo) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), vW = _mm256_set1_epi32((int)W);
+    for (int64_t oh = 0; oh < Ho; oh++) {
+        float *r0 = buf + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < Wo; ow += 8) {
+            int64_t m = Wo - ow < 8 ? Wo - ow : 8;
+            __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), iota);
+            __m256 gv = _mm256_maskload_ps(g + oh * Wo + ow, mk);
+            __m256i iv = _mm256_maskload_epi32(ix + oh * Wo + ow, mk); /* masked-off lanes: 0, never a position here but (0, 0)'s, whose g is 0 */
+            __m256i e0 = _mm256_add_epi32(_mm256_set1_epi32((int)(2 * oh * W + 2 * ow)), even);
+            __m256i e2 = _mm256_add_epi32(e0, vW);
+            __m256 v0 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(iv, e0)));
+            __m256 v1 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(iv, _mm256_add_epi32(e0, one))));
+            __m256 v2 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(iv, e2)));
+            __m256 v3 = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(iv, _mm256_add_epi32(e2, one))));
+            __m256 a = _mm256_unpacklo_ps(v0, v1), b = _mm256_unpackhi_ps(v0, v1);
+            __m256 c = _mm256_unpacklo_ps(v2, v3), d = _mm256_unpackhi_ps(v2, v3);
+            float t[32];
+            float *d0 = m == 8 ? r0 + 2 * ow : t, *d1 = m == 8 ? r1 + 2 * ow : t + 16;
+            _mm256_storeu_ps(d0, _mm256_permute2f128_ps(a, b, 0x20));
+            _mm256_storeu_ps(d0 + 8, _mm256_permute2f128_ps(a, b, 0x31));
+            _mm256_storeu_ps(d1, _mm256_permute2f128_ps(c, d, 0x20));
+            _mm256_storeu_ps(d1 + 8, _mm256_permute2f128_ps(c, d, 0x31));
+            for (int64_t j = 0; m < 8 && j < 2 * m; j++) r0[2 * ow + j] = t[j], r1[2 * ow + j] = t[16 + j];
+        }
+    }
+}
+#endif
+
+static int cpu_bn_relu_max_pool(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    bn_shape s = bn_shape_of(x);
+    int64_t H = x->sizes[2], W = x->sizes[3], osz = a->iv[8] * a->iv[9];
+    bool f32 = x->dtype == CT_FLOAT32;
+    size_t es = ct_dtype_size(x->dtype), bsz = (size_t)osz * sizeof(int64_t) + (size_t)s.S * es;
+    const char *xp = ct__data(x);
+    char *zp = ct__data(a->out[0]);
+    int32_t *ip = ct__data(a->out[1]);
+    const int64_t *iv = a->iv; /* kh kw dh dw ph pw sh sw Ho Wo */
+    bool pool2 = false;
+#ifdef CT_BN_POOL_AVX2
+    pool2 = f32 && iv[0] == 2 && iv[1] == 2 && iv[2] == 1 && iv[3] == 1 && iv[4] == 0 && iv[5] == 0 && iv[6] == 2 &&
+            iv[7] == 2 && 2 * iv[8] <= H && 2 * iv[9] <= W && __builtin_cpu_supports("avx2");
+#endif
+    int rc = 0;
+#pragma omp parallel if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
+    {
+        char *buf = ct__alloc(bsz); /* the plane's int64 indices, then bn's output */
+        if (!buf) {
+#pragma omp atomic write
+            rc = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < s.C; c++) {
+            if (!buf) continue;
+            bn_affine k = bn_channel(a, s, c, a->out[2], a->out[3], a->out[4], a->out[5]);
+            int64_t *pix = (int64_t *)buf;
+            for (int64_t n = 0; n < s.N; n++) {
+                int64_t p = n * s.C + c;
+#ifdef CT_BN_POOL_AVX2
+                if (pool2) {
+                    bn_pool2_plane_f32_avx2((const float *)xp + p * s.S, (float *)zp + p * osz, ip + p * osz, W,
+                                            iv[8], iv[9], (float)k.scale, (float)k.shift);
+                    continue;
+                }
+#endif
+                if (f32)
+                    bn_pool_plane_f32((const float *)xp + p * s.S, (float *)(pix + osz), (float *)zp + p * osz,
+                                      ip + p * osz, pix, H, W, osz, a->iv, (float)k.scale, (float)k.shift);
+                else
+                    bn_pool_plane_f64((const double *)xp + p * s.S, (double *)(pix + osz), (double *)zp + p * osz,
+                                      ip + p * osz, pix, H, W, osz, a->iv, k.scale, k.shift);
+            }
+        }
+        ct__free(buf, bsz);
+    }
+    return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for a plane buffer", ct__op_name(a->op)) : 0;
+}
+
+/* The gradient at bn's output over one plane, into buf: the pooled gradient added at
+ * its indices in output order, as max_pool2d's backward adds it (a dropped output adds
+ * 0 at index 0, branch-free: about half the outputs are dropped, at random); then bn's
+ * sums over the plane, the loop BATCH_NORM_BWD runs. */
+#define BN_POOL_FILL_SUMS(NAME, T, SUMS)                                                                     \
+    CT_LOOP_ATTR static void NAME(bool filled, const T *g, const int32_t *ix, const T *x, T *buf, int64_t S, \
+                                  int64_t osz, T mean, double *sg, double *sgx) {                            \
+        if (!filled) {                                                                                       \
+            memset(buf, 0, sizeof(T) * (size_t)S);                                                           \
+            for (int64_t o = 0; o < osz; o++) buf[ix[o] < 0 ? 0 : ix[o]] += ix[o] < 0 ? (T)0 : g[o];         \
+        }                                                                                                    \
+        SUMS(buf, x, S, mean, sg, sgx);                                                                      \
+    }
+BN_POOL_FILL_SUMS(bn_pool_fill_sums_f32, float, bn_gsums_plane_f32)
+BN_POOL_FILL_SUMS(bn_pool_fill_sums_f64, double, bn_gsums_plane_f64)
+
+#define BN_POOL_GX(NAME, T, GX)                                                                              \
+    CT_LOOP_ATTR static void NAME(const T *gy, const T *x, T *gx, int64_t S, T mean, T k, T mg, T proj) {    \
+        GX(gy, x, gx, S, mean, k, mg, proj);                                                                 \
+    }
+BN_POOL_GX(bn_pool_gx_f32, float, bn_gx_plane_f32)
+BN_POOL_GX(bn_pool_gx_f64, double, bn_gx_plane_f64)
+
+/* asks for the n bytes at p to be brought into cache (the hardware's prefetcher does
+ * not follow the jumps between the planes of a channel) */
+static inline void prefetch_run(const void *p, size_t n) {
+    for (size_t i = 0; i < n; i += 64) __builtin_prefetch((const char *)p + i);
+}
+
+/* Per channel: the gradient at bn's output, plane by plane into a buffer of the channel
+ * with the sums, then (when wanted) the input gradient from the buffer and x, which the
+ * first pass has just read (a channel of x is often still in cache). */
+static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
+    const ct_tensor *g = a->in[0], *ix = a->in[1], *x = a->in[2], *w = a->in[3], *mean = a->in[4],
+                    *invstd = a->in[5];
+    ct_tensor *gx = a->out[0];
+    bn_shape s = bn_shape_of(x);
+    int64_t osz = g->sizes[2] * g->sizes[3];
+    bool f32 = x->dtype == CT_FLOAT32;
+    size_t es = ct_dtype_size(x->dtype), bsz = (size_t)(s.N * s.S) * es;
+    const char *gp = ct__data(g), *xp = ct__data(x);
+    char *gxp = gx ? ct__data(gx) : NULL;
+    const int32_t *ip = ct__data(ix);
+    int64_t H = x->sizes[2], W = x->sizes[3], Ho = g->sizes[2], Wo = g->sizes[3];
+    bool pool2 = false;
+#ifdef CT_BN_POOL_AVX2
+    pool2 = f32 && a->i[1] && __builtin_cpu_supports("avx2");
+#endif
+    bool odd = 2 * Ho < H || 2 * Wo < W;
+    int rc = 0;
+#pragma omp parallel if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
+    {
+        char *buf = ct__alloc(bsz);
+        if (!buf) {
+#pragma omp atomic write
+            rc = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < s.C; c++) {
+            if (!buf) continue;
+            double sg = 0, sgx = 0, m = ld(mean, c);
+            for (int64_t n = 0; n < s.N; n++) {
+                int64_t p = n * s.C + c;
+                char *gy = buf + (size_t)(n * s.S) * es;
+                if (n + 1 < s.N) { /* the next plane's index, gradient and x: a channel's planes lie C apart */
+                    prefetch_run(ip + (p + s.C) * osz, (size_t)osz * sizeof(int32_t));
+                    prefetch_run(gp + (size_t)((p + s.C) * osz) * es, (size_t)osz * es);
+                    prefetch_run(xp + (size_t)((p + s.C) * s.S) * es, (size_t)s.S * es);
+                }
+#ifdef CT_BN_POOL_AVX2
+                if (pool2) {
+                    if (odd) memset(gy, 0, (size_t)s.S * es);
+                    bn_pool2_expand_f32_avx2((const float *)gp + p * osz, ip + p * osz, (float *)gy, W, Ho, Wo);
+                }
+#endif
+                if (f32)
+                    bn_pool_fill_sums_f32(pool2, (const float *)gp + p * osz, ip + p * osz,
+                                          (const float *)xp + p * s.S, (float *)gy, s.S, osz, (float)m, &sg, &sgx);
+                else
+                    bn_pool_fill_sums_f64(false, (const double *)gp + p * osz, ip + p * osz,
+                                          (const double *)xp + p * s.S, (double *)gy, s.S, osz, m, &sg, &sgx);
+            }
+            bn_gcoef k = bn_grad_coefs(a, w, mean, invstd, s, c, sg, sgx);
+            for (int64_t n = 0; gxp && n < s.N; n++) {
+                int64_t p = n * s.C + c;
+                const char *gy = buf + (size_t)(n * s.S) * es;
+                if (f32)
+                    bn_pool_gx_f32((const float *)gy, (const float *)xp + p * s.S, (float *)gxp + p * s.S, s.S,
+                                   (float)k.mean, (float)k.k, (float)k.mg, (float)k.proj);
+                else
+                    bn_pool_gx_f64((const double *)gy, (const double *)xp + p * s.S, (double *)gxp + p * s.S, s.S,
+                                   k.mean, k.k, k.mg, k.proj);
+            }
+        }
+        ct__free(buf, bsz);
+    }
+    return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for a buffer of one channel", ct__op_name(a->op)) : 0;
 }
 
 void ct_cpu_register_batchnorm(ct_kernel_fn *k) {
     k[CT_OP_BATCH_NORM] = cpu_batch_norm;
     k[CT_OP_BATCH_NORM_BWD] = cpu_batch_norm_bwd;
+    k[CT_OP_BN_RELU_MAX_POOL2D] = cpu_bn_relu_max_pool;
+    k[CT_OP_BN_RELU_MAX_POOL2D_BWD] = cpu_bn_relu_max_pool_bwd;
 }

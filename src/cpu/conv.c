@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cpu/loops.h"
+#include "cpu/pool.h"
 
 typedef struct {
     int64_t kh, kw, dh, dw, ph, pw, sh, sw, Ho, Wo;
@@ -497,16 +498,6 @@ __attribute__((target("avx512f"))) static void maxpool_row2_f32_avx512(const flo
  * (Wo = 14, 7: the compiler's loop ran them scalar), even and odd columns split with
  * in-lane shuffles and a 64-bit lane permute. Same comparisons, same order, same
  * values and indices as maxpool_row2_f32. */
-#define POOL_EVEN(lo, hi) \
-    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8))
-#define POOL_ODD(lo, hi) \
-    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8))
-#define POOL_TAKE(v, kv)                                                                                    \
-    do {                                                                                                    \
-        __m256 u_ = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));     \
-        best = _mm256_blendv_ps(best, v, u_);                                                               \
-        k = _mm256_blendv_epi8(k, kv, _mm256_castps_si256(u_));                                              \
-    } while (0)
 __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const float *restrict r0,
                                                                       const float *restrict r1, float *restrict orow,
                                                                       int64_t *restrict irow, int64_t Wo, int64_t base,
@@ -521,11 +512,12 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
         const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
         __m256 lo0 = _mm256_maskload_ps(p0, mlo), hi0 = _mm256_maskload_ps(p0 + 8, mhi);
         __m256 lo1 = _mm256_maskload_ps(p1, mlo), hi1 = _mm256_maskload_ps(p1 + 8, mhi);
-        __m256 best = POOL_EVEN(lo0, hi0), b = POOL_ODD(lo0, hi0), d = POOL_EVEN(lo1, hi1), e = POOL_ODD(lo1, hi1);
+        __m256 best = CT_POOL_EVEN(lo0, hi0), b = CT_POOL_ODD(lo0, hi0), d = CT_POOL_EVEN(lo1, hi1),
+               e = CT_POOL_ODD(lo1, hi1);
         __m256i k = _mm256_setzero_si256();
-        POOL_TAKE(b, one);
-        POOL_TAKE(d, two);
-        POOL_TAKE(e, three);
+        CT_POOL_TAKE(best, k, b, one);
+        CT_POOL_TAKE(best, k, d, two);
+        CT_POOL_TAKE(best, k, e, three);
         /* A short step's results go through a buffer: masked stores (vmaskmov) are
          * microcoded on AMD's cores, tens of cycles each, and took most of this loop's
          * time at Wo = 14 (one full and one short step per row). */
@@ -547,9 +539,6 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
         }
     }
 }
-#undef POOL_EVEN
-#undef POOL_ODD
-#undef POOL_TAKE
 #endif
 
 static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
@@ -623,6 +612,12 @@ static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
     }
 MAXPOOL(maxpool_f32, float, maxpool_row2_f32)
 MAXPOOL(maxpool_f64, double, maxpool_row2_f64)
+
+void ct__cpu_max_pool_plane(bool f32, const void *x, void *o, int64_t *ix, int64_t H, int64_t W, const int64_t *iv) {
+    geom g = geom_of(iv);
+    if (f32) maxpool_f32(x, o, ix, H, W, &g, pick_maxpool_row2_f32());
+    else maxpool_f64(x, o, ix, H, W, &g, maxpool_row2_f64);
+}
 
 #define AVGPOOL(NAME, T)                                                                                     \
     static void NAME(const T *x, T *o, int64_t H, int64_t W, const geom *g, bool incl, int64_t divisor) {    \

@@ -197,6 +197,8 @@ ACT_TYPE(T_SOFTSIGN, "Softsign"); ACT_TYPE(T_HARDTANH, "Hardtanh"); ACT_TYPE(T_H
 ACT_TYPE(T_HARDSWISH, "Hardswish"); ACT_TYPE(T_LOGSIGMOID, "LogSigmoid"); ACT_TYPE(T_SOFTMAX, "Softmax");
 ACT_TYPE(T_LOG_SOFTMAX, "LogSoftmax"); ACT_TYPE(T_GLU, "GLU"); ACT_TYPE(T_DROPOUT, "Dropout");
 
+bool ct__mod_is_relu(const ct_module *m) { return m && m->type == &T_RELU; }
+
 double ct__mod_dropout_p(const ct_module *m) {
     return m && m->type == &T_DROPOUT ? ((const act_ctx *)m->ctx)->d0 : -1.0;
 }

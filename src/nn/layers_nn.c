@@ -201,22 +201,31 @@ typedef struct {
     bool affine, track;
 } bn_ctx;
 
-static ct_tensor *bn_forward(ct_module *self, ct_tensor *x) {
+/* what bn's forward passes to batch_norm (num_batches_tracked counted here) */
+typedef struct {
+    ct_tensor *w, *b, *rm, *rv;
+    bool training;
+} bn_args;
+
+static bn_args bn_prepare(ct_module *self) {
     bn_ctx *c = ct_module_ctx(self);
-    if (c->dims == 2 ? x->ndim != 4 : (x->ndim != 2 && x->ndim != 3))
-        return ct__err(CT_ERR_SHAPE, c->dims == 2 ? "BatchNorm2d: expected 4D input (got %dD input)"
-                                                  : "BatchNorm1d: expected 2D or 3D input (got %dD input)", x->ndim);
-    ct_tensor *w = ct__mod_param(self, 0), *b = ct__mod_param(self, 1);
     ct_tensor *rm = ct__mod_buffer(self, 0), *rv = ct__mod_buffer(self, 1), *nbt = ct__mod_buffer(self, 2);
-    bool training = self->training || !c->track;
     if (self->training && c->track && nbt) {
         bool prev = ct_set_grad_enabled(false);
         ct_add_alpha_(nbt, ct_scalar_tensor(1, CT_INT64), 1.0);
         ct_set_grad_enabled(prev);
     }
-    return ct_nn_batch_norm(x, self->training && c->track ? rm : (c->track ? rm : NULL),
-                            self->training && c->track ? rv : (c->track ? rv : NULL), w, b, training, c->momentum,
-                            c->eps);
+    return (bn_args){ct__mod_param(self, 0), ct__mod_param(self, 1), c->track ? rm : NULL, c->track ? rv : NULL,
+                     self->training || !c->track};
+}
+
+static ct_tensor *bn_forward(ct_module *self, ct_tensor *x) {
+    bn_ctx *c = ct_module_ctx(self);
+    if (c->dims == 2 ? x->ndim != 4 : (x->ndim != 2 && x->ndim != 3))
+        return ct__err(CT_ERR_SHAPE, c->dims == 2 ? "BatchNorm2d: expected 4D input (got %dD input)"
+                                                  : "BatchNorm1d: expected 2D or 3D input (got %dD input)", x->ndim);
+    bn_args a = bn_prepare(self);
+    return ct_nn_batch_norm(x, a.rm, a.rv, a.w, a.b, a.training, c->momentum, c->eps);
 }
 
 static void bn_repr(const ct_module *self, char *buf, size_t n) {
@@ -250,6 +259,20 @@ CT_API ct_module *ct_nn_batch_norm1d_new(int64_t C, double eps, double momentum,
 }
 CT_API ct_module *ct_nn_batch_norm2d_new(int64_t C, double eps, double momentum, bool affine, bool track) {
     return bn_new(2, C, eps, momentum, affine, track);
+}
+
+/* ---- Sequential's fusion (src/nn/module.c) ----
+ * BatchNorm2d, ReLU, MaxPool2d in a row on a 4-D input run as one node with the three
+ * modules' values and gradients (ct__nn_batch_norm_relu_max_pool2d). */
+int64_t ct__mod_seq_fuse(const ct__mod_child *ch, int64_t n, ct_tensor *x, ct_tensor **y) {
+    *y = NULL;
+    if (n < 3 || x->ndim != 4 || ch[0].m->type != &BN2 || !ct__mod_is_relu(ch[1].m) || ch[2].m->type != &MAXPOOL)
+        return 0;
+    const bn_ctx *c = ct_module_ctx(ch[0].m);
+    const pool_ctx *p = ct_module_ctx(ch[2].m);
+    bn_args a = bn_prepare(ch[0].m);
+    *y = ct__nn_batch_norm_relu_max_pool2d(x, a.rm, a.rv, a.w, a.b, a.training, c->momentum, c->eps, p->k, &p->o);
+    return 3;
 }
 
 /* ---- LayerNorm ---- */

@@ -890,8 +890,18 @@ CT_API char *ct_module_summary(ct_module *m, int ndim, const int64_t *input_shap
 }
 
 /* ---- containers ---- */
+/* Children in order; runs of them that have a fused op (ct__mod_seq_fuse) take it,
+ * except while a summary records every module's output. */
 static ct_tensor *sequential_forward(ct_module *self, ct_tensor *x) {
-    for (int64_t i = 0; i < self->n_children && x; i++) x = ct_module_forward(self->children[i].m, x);
+    for (int64_t i = 0; i < self->n_children && x; i++) {
+        ct_tensor *y;
+        int64_t used = summary ? 0 : ct__mod_seq_fuse(self->children + i, self->n_children - i, x, &y);
+        if (used > 0) {
+            x = y, i += used - 1;
+            continue;
+        }
+        x = ct_module_forward(self->children[i].m, x);
+    }
     return x;
 }
 static const ct_module_type SEQUENTIAL = {.name = "Sequential", .forward = sequential_forward};

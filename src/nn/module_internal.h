@@ -47,6 +47,12 @@ int ct__mod_weight_bias(ct_module *m, int nd, const int64_t *wshape, int64_t bia
 
 /* p of a Dropout module, -1 for any other module (src/nn/layers.c). */
 double ct__mod_dropout_p(const ct_module *m);
+/* whether m is a ReLU module (src/nn/layers.c) */
+bool ct__mod_is_relu(const ct_module *m);
+/* Sequential's fused runs (src/nn/layers_nn.c): when ch[0..n) starts with modules that
+ * run as one fused op on x, runs them, sets *y (their output, or NULL with the error)
+ * and returns how many it ran; else 0. */
+int64_t ct__mod_seq_fuse(const ct__mod_child *ch, int64_t n, ct_tensor *x, ct_tensor **y);
 
 /* A growable string for reprs (ct__sb_take returns it malloc'd, or NULL + error on OOM). */
 typedef struct {

@@ -10,6 +10,7 @@
 #include "ctorch/nn.h"
 
 #include "ops/compose.h"
+#include "ops/nn_common.h"
 #define BEGIN CT_COMPOSE_BEGIN
 #define END CT_COMPOSE_END
 
@@ -49,32 +50,13 @@ static int bn_dims(const ct_tensor *x, int64_t *rdims, int64_t *bshape) {
     return nr;
 }
 
-static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
-    bool training = n->i[0], has_w = n->i[1];
-    ct_tensor *x = ct__unpack(n, 0), *mean = ct__unpack(n, 1), *invstd = ct__unpack(n, 2);
-    ct_tensor *w = has_w ? ct__unpack(n, 3) : NULL;
-    if (!x || !mean || !invstd || (has_w && !w)) return ct_last_status();
-    if (!ct_is_grad_enabled()) { /* first order: the fused kernel */
-        ct_tensor *g = ct__contiguous_raw(go[0]), *xc = g ? ct__contiguous_raw(x) : NULL, *out[3] = {NULL, NULL, NULL};
-        int rc = xc ? 0 : ct_last_status();
-        int64_t C = x->sizes[1];
-        if (!rc && ct__node_needs(n, 0) && !(out[0] = ct__empty_raw(x->ndim, x->sizes, x->dtype))) rc = ct_last_status();
-        for (int k = 1; k < 3 && !rc; k++)
-            if (ct__node_needs(n, k) && !(out[k] = ct__empty_raw(1, &C, x->dtype))) rc = ct_last_status();
-        if (!rc) {
-            ct_kernel_args a = {.op = CT_OP_BATCH_NORM_BWD, .n_out = 3, .n_in = 5, .out = {out[0], out[1], out[2]},
-                                .in = {g, xc, w, mean, invstd}, .i = {training}};
-            rc = ct__dispatch(&a);
-        }
-        ct_release(g);
-        ct_release(xc);
-        for (int k = 0; k < 3; k++) {
-            if (rc) ct_release(out[k]);
-            else if (out[k]) gi[k] = ct__ret(out[k]);
-        }
-        return rc;
-    }
-    /* create_graph: differentiable ops */
+/* bn's three gradients from g (the gradient at its output) in differentiable ops, the
+ * statistics recomputed from x so that they carry its history: the create_graph
+ * backward of bn's node and of the fused node below. n: i[0] training, d[0] eps; the
+ * inputs x, weight, bias. */
+static int bn_backward_graph(ct_node *n, ct_tensor *x, ct_tensor *mean, ct_tensor *invstd, ct_tensor *w,
+                             ct_tensor *g, ct_tensor **gi) {
+    bool training = n->i[0];
     int64_t rdims[CT_MAX_DIMS], bshape[CT_MAX_DIMS];
     int nd = x->ndim, nr = bn_dims(x, rdims, bshape);
     ct_tensor *xhat, *is;
@@ -86,7 +68,6 @@ static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
         is = ct_reshape(invstd, nd, bshape);
         xhat = ct_mul(ct_sub(x, ct_reshape(mean, nd, bshape)), is);
     }
-    ct_tensor *g = go[0];
     if (ct__node_needs(n, 0)) {
         ct_tensor *k = w ? ct_mul(is, ct_reshape(w, nd, bshape)) : is;
         ct_tensor *inner = g;
@@ -98,6 +79,62 @@ static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     if (ct__node_needs(n, 1) && !(gi[1] = ct_sum_dim(ct_mul(g, xhat), nr, rdims, false, CT_NUM_DTYPES)))
         return ct_last_status();
     if (ct__node_needs(n, 2) && !(gi[2] = ct_sum_dim(g, nr, rdims, false, CT_NUM_DTYPES))) return ct_last_status();
+    return 0;
+}
+
+/* Runs a bn backward kernel (BATCH_NORM_BWD or the fused one) for the gradients node n
+ * needs; in: the kernel's inputs, whose x is in[xslot]. */
+static int bn_backward_kernel(ct_node *n, ct_op op, int n_in, const ct_tensor *const *in, int xslot, ct_tensor **gi) {
+    const ct_tensor *x = in[xslot];
+    int64_t C = x->sizes[1];
+    ct_tensor *out[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    if (ct__node_needs(n, 0) && !(out[0] = ct__empty_raw(x->ndim, x->sizes, x->dtype))) rc = ct_last_status();
+    for (int k = 1; k < 3 && !rc; k++)
+        if (ct__node_needs(n, k) && !(out[k] = ct__empty_raw(1, &C, x->dtype))) rc = ct_last_status();
+    if (!rc) {
+        ct_kernel_args a = {.op = op, .n_out = 3, .n_in = n_in, .out = {out[0], out[1], out[2]},
+                            .i = {n->i[0], n->i[2]}};
+        for (int k = 0; k < n_in; k++) a.in[k] = in[k];
+        rc = ct__dispatch(&a);
+    }
+    for (int k = 0; k < 3; k++) {
+        if (rc) ct_release(out[k]);
+        else if (out[k]) gi[k] = ct__ret(out[k]);
+    }
+    return rc;
+}
+
+static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    bool has_w = n->i[1];
+    ct_tensor *x = ct__unpack(n, 0), *mean = ct__unpack(n, 1), *invstd = ct__unpack(n, 2);
+    ct_tensor *w = has_w ? ct__unpack(n, 3) : NULL;
+    if (!x || !mean || !invstd || (has_w && !w)) return ct_last_status();
+    if (ct_is_grad_enabled()) return bn_backward_graph(n, x, mean, invstd, w, go[0], gi); /* create_graph */
+    /* first order: the fused kernel */
+    ct_tensor *g = ct__contiguous_raw(go[0]), *xc = g ? ct__contiguous_raw(x) : NULL;
+    int rc = xc ? bn_backward_kernel(n, CT_OP_BATCH_NORM_BWD, 5, (const ct_tensor *[]){g, xc, w, mean, invstd}, 1, gi)
+                : ct_last_status();
+    ct_release(g);
+    ct_release(xc);
+    return rc;
+}
+
+/* Records out's node (fn) of bn's inputs: saved 0 input, 1 mean, 2 invstd, 3 weight
+ * (an empty slot without one), 4 extra (when given); i[0] training, i[1] has weight,
+ * i[2] flag (the fused kernel's i[1]), d[0] eps. 0 or status. */
+static int bn_record(ct_tensor *out, const char *name, ct_backward_fn fn, const ct_tensor *input, const ct_tensor *w,
+                     const ct_tensor *b, const ct_tensor *mean, const ct_tensor *invstd, const ct_tensor *extra,
+                     bool training, int64_t flag, double eps) {
+    ct_node *n = ct__node_new(name, fn, 3);
+    if (!n || ct__node_set_next(n, 0, input) || ct__node_set_next(n, 1, w) || ct__node_set_next(n, 2, b) ||
+        ct__save(n, input) < 0 || ct__save(n, mean) < 0 || ct__save(n, invstd) < 0 ||
+        ct__save_if(n, w, w != NULL) < 0 || (extra && ct__save(n, extra) < 0)) {
+        if (n) ct__node_release(n);
+        return ct_last_status();
+    }
+    n->i[0] = training, n->i[1] = w != NULL, n->i[2] = flag, n->d[0] = eps;
+    ct__set_history(out, n, 0);
     return 0;
 }
 
@@ -115,17 +152,8 @@ static ct_tensor *bn_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv,
         if (!rc && training && rm) ct__bump_version(rm);
         if (!rc && training && rv) ct__bump_version(rv);
     }
-    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b})) {
-        ct_node *n = ct__node_new("NativeBatchNormBackward0", bn_backward, 3);
-        if (!n || ct__node_set_next(n, 0, input) || ct__node_set_next(n, 1, w) || ct__node_set_next(n, 2, b) ||
-            ct__save(n, input) < 0 || ct__save(n, mean) < 0 || ct__save(n, invstd) < 0 || (w && ct__save(n, w) < 0)) {
-            if (n) ct__node_release(n);
-            rc = ct_last_status();
-        } else {
-            n->i[0] = training, n->i[1] = w != NULL, n->d[0] = eps;
-            ct__set_history(y, n, 0);
-        }
-    }
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b}))
+        rc = bn_record(y, "NativeBatchNormBackward0", bn_backward, input, w, b, mean, invstd, NULL, training, 0, eps);
     ct_release(x);
     ct_release(mean);
     ct_release(invstd);
@@ -133,27 +161,41 @@ static ct_tensor *bn_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv,
     return ct__ret(y);
 }
 
-CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_mean, ct_tensor *running_var,
-                                   const ct_tensor *weight, const ct_tensor *bias, bool training, double momentum,
-                                   double eps) {
-    CT_CHECK_ARG("batch_norm", input);
+/* batch_norm's argument checks: 0 or a status with PyTorch's message */
+static int bn_check(const ct_tensor *input, const ct_tensor *running_mean, const ct_tensor *running_var,
+                    const ct_tensor *weight, const ct_tensor *bias, bool training) {
     if (input->ndim < 2)
-        return ct__err(CT_ERR_SHAPE, "batch_norm: expected 2D or more input (got %dD input)", input->ndim);
+        return ct__errs(CT_ERR_SHAPE, "batch_norm: expected 2D or more input (got %dD input)", input->ndim);
     int64_t C = input->sizes[1], count = input->numel / (C ? C : 1);
     const ct_tensor *vecs[4] = {running_mean, running_var, weight, bias};
     static const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
     for (int k = 0; k < 4; k++)
         if (vecs[k] && vecs[k]->numel != C)
-            return ct__err(CT_ERR_SHAPE, "batch_norm: running_mean should contain %lld elements not %lld (%s)",
-                           (long long)C, (long long)vecs[k]->numel, names[k]);
+            return ct__errs(CT_ERR_SHAPE, "batch_norm: running_mean should contain %lld elements not %lld (%s)",
+                            (long long)C, (long long)vecs[k]->numel, names[k]);
     if (!training && (!running_mean || !running_var))
-        return ct__err(CT_ERR_ARG, "batch_norm: running_mean and running_var must be defined in evaluation mode");
+        return ct__errs(CT_ERR_ARG, "batch_norm: running_mean and running_var must be defined in evaluation mode");
     if (training && count <= 1)
-        return ct__err(CT_ERR_ARG, "batch_norm: Expected more than 1 value per channel when training, got input size %s",
-                       CT_SHAPESTR(input));
-    if ((input->dtype == CT_FLOAT32 || input->dtype == CT_FLOAT64) && input->numel > 0 &&
-        bn_vec_ok(running_mean, input) && bn_vec_ok(running_var, input) && bn_vec_ok(weight, input) &&
-        bn_vec_ok(bias, input))
+        return ct__errs(CT_ERR_ARG,
+                        "batch_norm: Expected more than 1 value per channel when training, got input size %s",
+                        CT_SHAPESTR(input));
+    return 0;
+}
+
+/* whether bn's fused kernels take these arguments */
+static bool bn_fusable(const ct_tensor *input, const ct_tensor *rm, const ct_tensor *rv, const ct_tensor *w,
+                       const ct_tensor *b) {
+    return (input->dtype == CT_FLOAT32 || input->dtype == CT_FLOAT64) && input->numel > 0 && bn_vec_ok(rm, input) &&
+           bn_vec_ok(rv, input) && bn_vec_ok(w, input) && bn_vec_ok(b, input);
+}
+
+CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_mean, ct_tensor *running_var,
+                                   const ct_tensor *weight, const ct_tensor *bias, bool training, double momentum,
+                                   double eps) {
+    CT_CHECK_ARG("batch_norm", input);
+    if (bn_check(input, running_mean, running_var, weight, bias, training)) return NULL;
+    int64_t C = input->sizes[1], count = input->numel / (C ? C : 1);
+    if (bn_fusable(input, running_mean, running_var, weight, bias))
         return bn_fused(input, running_mean, running_var, weight, bias, training, momentum, eps);
     int nd = input->ndim;
     int64_t bshape[CT_MAX_DIMS], rdims[CT_MAX_DIMS];
@@ -182,6 +224,84 @@ CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_me
     if (bias) y = ct_add(y, ct_reshape(bias, nd, bshape));
     r_ = y;
     END
+}
+
+/* ---- max_pool2d(relu(batch_norm(x))) as one node (src/cpu/batchnorm.c) ----
+ * What Sequential runs for BatchNorm2d -> ReLU -> MaxPool2d (src/nn/module.c). The
+ * values and the gradients are the three ops' (the kernel computes bn's output as
+ * BATCH_NORM does and pools it with max_pool2d's kernel; only the order in which the
+ * gradient sums of the backward add up differs), but one node saves x, the statistics
+ * and an int32 index per output instead of bn's output, relu's output and an int64
+ * index, and the two kernels read and write each activation a third as often.
+ * Elsewhere (other dtypes, devices without the kernel, bad arguments) it is the three
+ * ops, with their errors. */
+static int bn_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    bool has_w = n->i[1];
+    ct_tensor *x = ct__unpack(n, 0), *mean = ct__unpack(n, 1), *invstd = ct__unpack(n, 2), *idx = ct__unpack(n, 4);
+    ct_tensor *w = has_w ? ct__unpack(n, 3) : NULL;
+    if (!x || !mean || !invstd || !idx || (has_w && !w)) return ct_last_status();
+    if (!ct_is_grad_enabled()) {
+        ct_tensor *g = ct__contiguous_raw(go[0]), *xc = g ? ct__contiguous_raw(x) : NULL;
+        int rc = xc ? bn_backward_kernel(n, CT_OP_BN_RELU_MAX_POOL2D_BWD, 6,
+                                         (const ct_tensor *[]){g, idx, xc, w, mean, invstd}, 2, gi)
+                    : ct_last_status();
+        ct_release(g);
+        ct_release(xc);
+        return rc;
+    }
+    /* create_graph: the gradient at bn's output in differentiable ops (the pooled
+     * gradient where relu passes it, added at its index), then bn's formula */
+    int64_t N = x->sizes[0], C = x->sizes[1], flat[3] = {N, C, -1};
+    ct_tensor *keep = ct_ge(idx, ct_scalar_tensor(0, CT_INT32));
+    ct_tensor *gk = ct_where(keep, go[0], ct_scalar_tensor(0, go[0]->dtype));
+    ct_tensor *ik = ct_where(keep, ct_to_dtype(idx, CT_INT64), ct_scalar_tensor(0, CT_INT64));
+    ct_tensor *z = ct_zeros(3, (int64_t[]){N, C, x->sizes[2] * x->sizes[3]}, go[0]->dtype);
+    ct_tensor *gy = ct_reshape(ct_scatter_add(z, 2, ct_reshape(ik, 3, flat), ct_reshape(gk, 3, flat)), 4, x->sizes);
+    return gy ? bn_backward_graph(n, x, mean, invstd, w, gy, gi) : ct_last_status();
+}
+
+ct_tensor *ct__nn_batch_norm_relu_max_pool2d(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
+                                             const ct_tensor *b, bool training, double momentum, double eps,
+                                             const int64_t kernel[2], const ct_pool_opts *opts) {
+    CT_CHECK_ARG("batch_norm", input);
+    int64_t kv[10];
+    if (input->ndim != 4 || !kernel || !bn_fusable(input, rm, rv, w, b) ||
+        !ct__has_kernel(input->storage->device.type, CT_OP_BN_RELU_MAX_POOL2D) ||
+        input->sizes[2] * input->sizes[3] > INT32_MAX || bn_check(input, rm, rv, w, b, training) ||
+        ct__max_pool2d_geometry(input, kernel, opts, kv)) {
+        if (ct_scope_begin()) return NULL;
+        ct_tensor *r = ct_nn_max_pool2d(ct_relu(ct_nn_batch_norm(input, rm, rv, w, b, training, momentum, eps)),
+                                        kernel, opts, NULL);
+        r = ct_keep(r);
+        ct_scope_end();
+        return r;
+    }
+    int64_t C = input->sizes[1], osz[4] = {input->sizes[0], C, kv[8], kv[9]};
+    /* 2x2 windows at stride 2 (kh kw dh dw ph pw sh sw): each input in at most one window */
+    bool pool2 = kv[0] == 2 && kv[1] == 2 && kv[2] == 1 && kv[3] == 1 && kv[4] == 0 && kv[5] == 0 && kv[6] == 2 &&
+                 kv[7] == 2;
+    ct_tensor *x = ct__contiguous_raw(input);
+    ct_tensor *z = x ? ct__empty_raw(4, osz, x->dtype) : NULL, *idx = z ? ct__empty_raw(4, osz, CT_INT32) : NULL;
+    ct_tensor *mean = idx ? ct__empty_raw(1, &C, x->dtype) : NULL;
+    ct_tensor *invstd = mean ? ct__empty_raw(1, &C, x->dtype) : NULL;
+    int rc = invstd ? 0 : ct_last_status();
+    if (!rc) {
+        ct_kernel_args a = {.op = CT_OP_BN_RELU_MAX_POOL2D, .n_out = 6, .n_in = 3,
+                            .out = {z, idx, mean, invstd, rm, rv}, .in = {x, w, b}, .i = {training},
+                            .d = {eps, momentum}, .iv = kv, .n_iv = 10};
+        rc = ct__dispatch(&a);
+        if (!rc && training && rm) ct__bump_version(rm);
+        if (!rc && training && rv) ct__bump_version(rv);
+    }
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b}))
+        rc = bn_record(z, "BatchNormReluMaxPool2DBackward", bn_pool_backward, input, w, b, mean, invstd, idx,
+                       training, pool2, eps);
+    ct_release(x);
+    ct_release(idx);
+    ct_release(mean);
+    ct_release(invstd);
+    if (rc) { ct_release(z); return NULL; }
+    return ct__ret(z);
 }
 
 /* ---- layer_norm: a fused row kernel for float32 / float64 on the CPU (PyTorch's

@@ -90,18 +90,24 @@ static int max_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return gi[0] ? 0 : ct_last_status();
 }
 
-static ct_tensor *max_pool4(const ct_tensor *x, const int64_t k[2], const ct_pool_opts *o, ct_tensor **indices) {
+int ct__max_pool2d_geometry(const ct_tensor *x, const int64_t k[2], const ct_pool_opts *o, int64_t kv[10]) {
     pgeom g = {0};
-    if (geom_of("max_pool2d", &g, x, k, o, true)) return NULL;
+    if (geom_of("max_pool2d", &g, x, k, o ? o : &DEFAULTS, true)) return ct_last_status();
+    /* the kernel's geometry order: kh kw dh dw ph pw sh sw Ho Wo */
+    int64_t v[10] = {g.kh, g.kw, g.dh, g.dw, g.ph, g.pw, g.sh, g.sw, g.Ho, g.Wo};
+    memcpy(kv, v, sizeof v);
+    return 0;
+}
+
+static ct_tensor *max_pool4(const ct_tensor *x, const int64_t k[2], const ct_pool_opts *o, ct_tensor **indices) {
+    int64_t kv[10];
+    if (ct__max_pool2d_geometry(x, k, o, kv)) return NULL;
     int64_t N = x->sizes[0], C = x->sizes[1];
     ct_tensor *xc = ct__contiguous_raw(x);
-    ct_tensor *out = xc ? ct__empty_raw(4, (int64_t[]){N, C, g.Ho, g.Wo}, x->dtype) : NULL;
-    ct_tensor *idx = out ? ct__empty_raw(4, (int64_t[]){N, C, g.Ho, g.Wo}, CT_INT64) : NULL;
+    ct_tensor *out = xc ? ct__empty_raw(4, (int64_t[]){N, C, kv[8], kv[9]}, x->dtype) : NULL;
+    ct_tensor *idx = out ? ct__empty_raw(4, (int64_t[]){N, C, kv[8], kv[9]}, CT_INT64) : NULL;
     int rc = -1;
     if (idx) {
-        int64_t iv[10] = {g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo};
-        /* the kernel's geometry order: kh kw dh dw ph pw sh sw Ho Wo */
-        int64_t kv[10] = {iv[0], iv[1], iv[6], iv[7], iv[4], iv[5], iv[2], iv[3], iv[8], iv[9]};
         ct_kernel_args a = {.op = CT_OP_MAX_POOL2D, .n_out = 2, .n_in = 1, .out = {out, idx}, .in = {xc}, .iv = kv,
                             .n_iv = 10};
         rc = ct__dispatch(&a);

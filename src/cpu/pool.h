@@ -1,0 +1,29 @@
+/* Pooling kernels shared between CPU kernel files. Internal. */
+#ifndef CT_CPU_POOL_H
+#define CT_CPU_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* max_pool2d of one contiguous [H, W] plane of float32 (f32) or float64 values into o
+ * [Ho, Wo] and the argmax indices h*W+w into ix; iv: the kernel geometry of
+ * CT_OP_MAX_POOL2D (kh kw dh dw ph pw sh sw Ho Wo). The same values and indices as
+ * CT_OP_MAX_POOL2D (src/cpu/conv.c). */
+void ct__cpu_max_pool_plane(bool f32, const void *x, void *o, int64_t *ix, int64_t H, int64_t W, const int64_t *iv);
+
+/* AVX2 pieces of the 2x2 / stride-2 max pooling rows (conv.c, batchnorm.c), for use
+ * inside functions compiled for AVX2: the even and odd columns of 16 values (lo, hi);
+ * a candidate v replacing the running best (and its window position k with kv) when
+ * greater or NaN, max_pool2d's rule. */
+#define CT_POOL_EVEN(lo, hi) \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8))
+#define CT_POOL_ODD(lo, hi) \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8))
+#define CT_POOL_TAKE(best, k, v, kv)                                                                        \
+    do {                                                                                                    \
+        __m256 u_ = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));     \
+        best = _mm256_blendv_ps(best, v, u_);                                                               \
+        k = _mm256_blendv_epi8(k, kv, _mm256_castps_si256(u_));                                              \
+    } while (0)
+
+#endif
