@@ -248,8 +248,7 @@ __attribute__((target("avx2"))) static void bn_pool2_plane_f32_avx2(const float 
                                                                     float shift) {
     const __m256 vs = _mm256_set1_ps(scale), vt = _mm256_set1_ps(shift), zero = _mm256_setzero_ps();
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), three = _mm256_set1_epi32(3);
-    const __m256i vW = _mm256_set1_epi32((int)W), none = _mm256_set1_epi32(-1);
+    const __m256i one = _mm256_set1_epi32(1), vW = _mm256_set1_epi32((int)W), none = _mm256_set1_epi32(-1);
     for (int64_t oh = 0; oh < Ho; oh++) {
         const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
         for (int64_t ow = 0; ow < Wo; ow += 8) {
@@ -267,12 +266,9 @@ __attribute__((target("avx2"))) static void bn_pool2_plane_f32_avx2(const float 
             }
             lo0 = _mm256_add_ps(_mm256_mul_ps(lo0, vs), vt), hi0 = _mm256_add_ps(_mm256_mul_ps(hi0, vs), vt);
             lo1 = _mm256_add_ps(_mm256_mul_ps(lo1, vs), vt), hi1 = _mm256_add_ps(_mm256_mul_ps(hi1, vs), vt);
-            __m256 best = CT_POOL_EVEN(lo0, hi0), b = CT_POOL_ODD(lo0, hi0), d = CT_POOL_EVEN(lo1, hi1),
-                   e = CT_POOL_ODD(lo1, hi1);
-            __m256i k = _mm256_setzero_si256();
-            CT_POOL_TAKE(best, k, b, one);
-            CT_POOL_TAKE(best, k, d, two);
-            CT_POOL_TAKE(best, k, e, three);
+            __m256 best;
+            __m256i k;
+            CT_POOL_PICK4(lo0, hi0, lo1, hi1, best, k);
             /* relu: kept where best > 0 or NaN (not <= 0); index h*W+w of the window's pick */
             __m256 keep = _mm256_cmp_ps(best, zero, _CMP_NLE_UQ);
             __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)(2 * oh * W + 2 * ow)), even);
@@ -327,54 +323,69 @@ __attribute__((target("avx2"))) static void bn_pool2_expand_f32_avx2(const float
 }
 #endif
 
-static int cpu_bn_relu_max_pool(const ct_kernel_args *a) {
-    const ct_tensor *x = a->in[0];
-    bn_shape s = bn_shape_of(x);
-    int64_t H = x->sizes[2], W = x->sizes[3], osz = a->iv[8] * a->iv[9];
-    bool f32 = x->dtype == CT_FLOAT32;
-    size_t es = ct_dtype_size(x->dtype), bsz = (size_t)osz * sizeof(int64_t) + (size_t)s.S * es;
-    const char *xp = ct__data(x);
-    char *zp = ct__data(a->out[0]);
-    int32_t *ip = ct__data(a->out[1]);
-    const int64_t *iv = a->iv; /* kh kw dh dw ph pw sh sw Ho Wo */
-    bool pool2 = false;
-#ifdef CT_BN_POOL_AVX2
-    pool2 = f32 && iv[0] == 2 && iv[1] == 2 && iv[2] == 1 && iv[3] == 1 && iv[4] == 0 && iv[5] == 0 && iv[6] == 2 &&
-            iv[7] == 2 && 2 * iv[8] <= H && 2 * iv[9] <= W && __builtin_cpu_supports("avx2");
-#endif
+/* The fused kernels' geometry: x [N, C, H, W] pooled to [N, C, Ho, Wo]. */
+typedef struct {
+    int64_t H, W, Ho, Wo, osz;
+    size_t es;
+    bool f32, pool2; /* pool2: float32 2x2 windows at stride 2 with the AVX2 kernels */
+} bn_pool_geom;
+
+/* Runs fn for every channel, the channels split over threads, each thread with a buffer
+ * of bsz bytes. 0, or CT_ERR_OOM. */
+typedef void (*bn_channel_fn)(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf);
+static int bn_each_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, size_t bsz, bn_channel_fn fn) {
     int rc = 0;
 #pragma omp parallel if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
     {
-        char *buf = ct__alloc(bsz); /* the plane's int64 indices, then bn's output */
+        char *buf = ct__alloc(bsz);
         if (!buf) {
 #pragma omp atomic write
             rc = 1;
         }
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < s.C; c++) {
-            if (!buf) continue;
-            bn_affine k = bn_channel(a, s, c, a->out[2], a->out[3], a->out[4], a->out[5]);
-            int64_t *pix = (int64_t *)buf;
-            for (int64_t n = 0; n < s.N; n++) {
-                int64_t p = n * s.C + c;
-#ifdef CT_BN_POOL_AVX2
-                if (pool2) {
-                    bn_pool2_plane_f32_avx2((const float *)xp + p * s.S, (float *)zp + p * osz, ip + p * osz, W,
-                                            iv[8], iv[9], (float)k.scale, (float)k.shift);
-                    continue;
-                }
-#endif
-                if (f32)
-                    bn_pool_plane_f32((const float *)xp + p * s.S, (float *)(pix + osz), (float *)zp + p * osz,
-                                      ip + p * osz, pix, H, W, osz, a->iv, (float)k.scale, (float)k.shift);
-                else
-                    bn_pool_plane_f64((const double *)xp + p * s.S, (double *)(pix + osz), (double *)zp + p * osz,
-                                      ip + p * osz, pix, H, W, osz, a->iv, k.scale, k.shift);
-            }
-        }
+        for (int64_t c = 0; c < s.C; c++)
+            if (buf) fn(a, s, g, c, buf);
         ct__free(buf, bsz);
     }
-    return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for a plane buffer", ct__op_name(a->op)) : 0;
+    return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for a scratch buffer", ct__op_name(a->op)) : 0;
+}
+
+/* buf: the plane's int64 indices, then bn's output (the generic path) */
+static void bn_pool_fwd_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf) {
+    const char *xp = ct__data(a->in[0]);
+    char *zp = ct__data(a->out[0]);
+    int32_t *ip = ct__data(a->out[1]);
+    int64_t osz = g->osz, *pix = (int64_t *)buf;
+    bn_affine k = bn_channel(a, s, c, a->out[2], a->out[3], a->out[4], a->out[5]);
+    for (int64_t n = 0; n < s.N; n++) {
+        int64_t p = n * s.C + c;
+#ifdef CT_BN_POOL_AVX2
+        if (g->pool2) {
+            bn_pool2_plane_f32_avx2((const float *)xp + p * s.S, (float *)zp + p * osz, ip + p * osz, g->W, g->Ho,
+                                    g->Wo, (float)k.scale, (float)k.shift);
+            continue;
+        }
+#endif
+        if (g->f32)
+            bn_pool_plane_f32((const float *)xp + p * s.S, (float *)(pix + osz), (float *)zp + p * osz, ip + p * osz,
+                              pix, g->H, g->W, osz, a->iv, (float)k.scale, (float)k.shift);
+        else
+            bn_pool_plane_f64((const double *)xp + p * s.S, (double *)(pix + osz), (double *)zp + p * osz,
+                              ip + p * osz, pix, g->H, g->W, osz, a->iv, k.scale, k.shift);
+    }
+}
+
+static int cpu_bn_relu_max_pool(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    const int64_t *iv = a->iv; /* kh kw dh dw ph pw sh sw Ho Wo */
+    bn_shape s = bn_shape_of(x);
+    bn_pool_geom g = {x->sizes[2], x->sizes[3], iv[8], iv[9], iv[8] * iv[9], ct_dtype_size(x->dtype),
+                      x->dtype == CT_FLOAT32, false};
+#ifdef CT_BN_POOL_AVX2
+    g.pool2 = g.f32 && iv[0] == 2 && iv[1] == 2 && iv[2] == 1 && iv[3] == 1 && iv[4] == 0 && iv[5] == 0 &&
+              iv[6] == 2 && iv[7] == 2 && __builtin_cpu_supports("avx2");
+#endif
+    return bn_each_channel(a, s, &g, (size_t)g.osz * sizeof(int64_t) + (size_t)s.S * g.es, bn_pool_fwd_channel);
 }
 
 /* The gradient at bn's output over one plane, into buf: the pooled gradient added at
@@ -406,74 +417,60 @@ static inline void prefetch_run(const void *p, size_t n) {
     for (size_t i = 0; i < n; i += 64) __builtin_prefetch((const char *)p + i);
 }
 
-/* Per channel: the gradient at bn's output, plane by plane into a buffer of the channel
- * with the sums, then (when wanted) the input gradient from the buffer and x, which the
- * first pass has just read (a channel of x is often still in cache). */
-static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
-    const ct_tensor *g = a->in[0], *ix = a->in[1], *x = a->in[2], *w = a->in[3], *mean = a->in[4],
-                    *invstd = a->in[5];
-    ct_tensor *gx = a->out[0];
-    bn_shape s = bn_shape_of(x);
-    int64_t osz = g->sizes[2] * g->sizes[3];
-    bool f32 = x->dtype == CT_FLOAT32;
-    size_t es = ct_dtype_size(x->dtype), bsz = (size_t)(s.N * s.S) * es;
-    const char *gp = ct__data(g), *xp = ct__data(x);
-    char *gxp = gx ? ct__data(gx) : NULL;
-    const int32_t *ip = ct__data(ix);
-    int64_t H = x->sizes[2], W = x->sizes[3], Ho = g->sizes[2], Wo = g->sizes[3];
-    bool pool2 = false;
-#ifdef CT_BN_POOL_AVX2
-    pool2 = f32 && a->i[1] && __builtin_cpu_supports("avx2");
-#endif
-    bool odd = 2 * Ho < H || 2 * Wo < W;
-    int rc = 0;
-#pragma omp parallel if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
-    {
-        char *buf = ct__alloc(bsz);
-        if (!buf) {
-#pragma omp atomic write
-            rc = 1;
+/* One channel: the gradient at bn's output plane by plane into buf ([N, S]) with the
+ * sums, then (when wanted) the input gradient from buf and x, which the first pass has
+ * just read (a channel of x is often still in cache). */
+static void bn_pool_bwd_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf) {
+    const ct_tensor *w = a->in[3], *mean = a->in[4], *invstd = a->in[5];
+    const char *gp = ct__data(a->in[0]), *xp = ct__data(a->in[2]);
+    const int32_t *ip = ct__data(a->in[1]);
+    char *gxp = a->out[0] ? ct__data(a->out[0]) : NULL;
+    int64_t osz = g->osz;
+    size_t es = g->es;
+    double sg = 0, sgx = 0, m = ld(mean, c);
+    for (int64_t n = 0; n < s.N; n++) {
+        int64_t p = n * s.C + c;
+        char *gy = buf + (size_t)(n * s.S) * es;
+        if (n + 1 < s.N) { /* the next plane's index, gradient and x: a channel's planes lie C apart */
+            prefetch_run(ip + (p + s.C) * osz, (size_t)osz * sizeof(int32_t));
+            prefetch_run(gp + (size_t)((p + s.C) * osz) * es, (size_t)osz * es);
+            prefetch_run(xp + (size_t)((p + s.C) * s.S) * es, (size_t)s.S * es);
         }
-#pragma omp for schedule(static)
-        for (int64_t c = 0; c < s.C; c++) {
-            if (!buf) continue;
-            double sg = 0, sgx = 0, m = ld(mean, c);
-            for (int64_t n = 0; n < s.N; n++) {
-                int64_t p = n * s.C + c;
-                char *gy = buf + (size_t)(n * s.S) * es;
-                if (n + 1 < s.N) { /* the next plane's index, gradient and x: a channel's planes lie C apart */
-                    prefetch_run(ip + (p + s.C) * osz, (size_t)osz * sizeof(int32_t));
-                    prefetch_run(gp + (size_t)((p + s.C) * osz) * es, (size_t)osz * es);
-                    prefetch_run(xp + (size_t)((p + s.C) * s.S) * es, (size_t)s.S * es);
-                }
 #ifdef CT_BN_POOL_AVX2
-                if (pool2) {
-                    if (odd) memset(gy, 0, (size_t)s.S * es);
-                    bn_pool2_expand_f32_avx2((const float *)gp + p * osz, ip + p * osz, (float *)gy, W, Ho, Wo);
-                }
-#endif
-                if (f32)
-                    bn_pool_fill_sums_f32(pool2, (const float *)gp + p * osz, ip + p * osz,
-                                          (const float *)xp + p * s.S, (float *)gy, s.S, osz, (float)m, &sg, &sgx);
-                else
-                    bn_pool_fill_sums_f64(false, (const double *)gp + p * osz, ip + p * osz,
-                                          (const double *)xp + p * s.S, (double *)gy, s.S, osz, m, &sg, &sgx);
-            }
-            bn_gcoef k = bn_grad_coefs(a, w, mean, invstd, s, c, sg, sgx);
-            for (int64_t n = 0; gxp && n < s.N; n++) {
-                int64_t p = n * s.C + c;
-                const char *gy = buf + (size_t)(n * s.S) * es;
-                if (f32)
-                    bn_pool_gx_f32((const float *)gy, (const float *)xp + p * s.S, (float *)gxp + p * s.S, s.S,
-                                   (float)k.mean, (float)k.k, (float)k.mg, (float)k.proj);
-                else
-                    bn_pool_gx_f64((const double *)gy, (const double *)xp + p * s.S, (double *)gxp + p * s.S, s.S,
-                                   k.mean, k.k, k.mg, k.proj);
-            }
+        if (g->pool2) {
+            if (2 * g->Ho < g->H || 2 * g->Wo < g->W) memset(gy, 0, (size_t)s.S * es); /* a row or column left over */
+            bn_pool2_expand_f32_avx2((const float *)gp + p * osz, ip + p * osz, (float *)gy, g->W, g->Ho, g->Wo);
         }
-        ct__free(buf, bsz);
+#endif
+        if (g->f32)
+            bn_pool_fill_sums_f32(g->pool2, (const float *)gp + p * osz, ip + p * osz, (const float *)xp + p * s.S,
+                                  (float *)gy, s.S, osz, (float)m, &sg, &sgx);
+        else
+            bn_pool_fill_sums_f64(false, (const double *)gp + p * osz, ip + p * osz, (const double *)xp + p * s.S,
+                                  (double *)gy, s.S, osz, m, &sg, &sgx);
     }
-    return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for a buffer of one channel", ct__op_name(a->op)) : 0;
+    bn_gcoef k = bn_grad_coefs(a, w, mean, invstd, s, c, sg, sgx);
+    for (int64_t n = 0; gxp && n < s.N; n++) {
+        int64_t p = n * s.C + c;
+        const char *gy = buf + (size_t)(n * s.S) * es;
+        if (g->f32)
+            bn_pool_gx_f32((const float *)gy, (const float *)xp + p * s.S, (float *)gxp + p * s.S, s.S,
+                           (float)k.mean, (float)k.k, (float)k.mg, (float)k.proj);
+        else
+            bn_pool_gx_f64((const double *)gy, (const double *)xp + p * s.S, (double *)gxp + p * s.S, s.S, k.mean,
+                           k.k, k.mg, k.proj);
+    }
+}
+
+static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
+    const ct_tensor *g = a->in[0], *x = a->in[2];
+    bn_shape s = bn_shape_of(x);
+    bn_pool_geom pg = {x->sizes[2], x->sizes[3], g->sizes[2], g->sizes[3], g->sizes[2] * g->sizes[3],
+                       ct_dtype_size(x->dtype), x->dtype == CT_FLOAT32, false};
+#ifdef CT_BN_POOL_AVX2
+    pg.pool2 = pg.f32 && a->i[1] && __builtin_cpu_supports("avx2");
+#endif
+    return bn_each_channel(a, s, &pg, (size_t)(s.N * s.S) * pg.es, bn_pool_bwd_channel);
 }
 
 void ct_cpu_register_batchnorm(ct_kernel_fn *k) {

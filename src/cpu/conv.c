@@ -503,7 +503,6 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
                                                                       int64_t *restrict irow, int64_t Wo, int64_t base,
                                                                       int64_t W) {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), three = _mm256_set1_epi32(3);
     const __m256i vW = _mm256_set1_epi64x(W), one64 = _mm256_set1_epi64x(1), lane2 = _mm256_setr_epi64x(0, 2, 4, 6);
     for (int64_t ow = 0; ow < Wo; ow += 8) {
         int64_t m = Wo - ow < 8 ? Wo - ow : 8, n2 = 2 * m;
@@ -512,12 +511,9 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
         const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
         __m256 lo0 = _mm256_maskload_ps(p0, mlo), hi0 = _mm256_maskload_ps(p0 + 8, mhi);
         __m256 lo1 = _mm256_maskload_ps(p1, mlo), hi1 = _mm256_maskload_ps(p1 + 8, mhi);
-        __m256 best = CT_POOL_EVEN(lo0, hi0), b = CT_POOL_ODD(lo0, hi0), d = CT_POOL_EVEN(lo1, hi1),
-               e = CT_POOL_ODD(lo1, hi1);
-        __m256i k = _mm256_setzero_si256();
-        CT_POOL_TAKE(best, k, b, one);
-        CT_POOL_TAKE(best, k, d, two);
-        CT_POOL_TAKE(best, k, e, three);
+        __m256 best;
+        __m256i k;
+        CT_POOL_PICK4(lo0, hi0, lo1, hi1, best, k);
         /* A short step's results go through a buffer: masked stores (vmaskmov) are
          * microcoded on AMD's cores, tens of cycles each, and took most of this loop's
          * time at Wo = 14 (one full and one short step per row). */

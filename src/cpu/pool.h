@@ -11,10 +11,11 @@
  * CT_OP_MAX_POOL2D (src/cpu/conv.c). */
 void ct__cpu_max_pool_plane(bool f32, const void *x, void *o, int64_t *ix, int64_t H, int64_t W, const int64_t *iv);
 
-/* AVX2 pieces of the 2x2 / stride-2 max pooling rows (conv.c, batchnorm.c), for use
- * inside functions compiled for AVX2: the even and odd columns of 16 values (lo, hi);
- * a candidate v replacing the running best (and its window position k with kv) when
- * greater or NaN, max_pool2d's rule. */
+/* The 2x2 / stride-2 max pooling of eight windows with AVX2 (conv.c, batchnorm.c), for
+ * use inside functions compiled for AVX2: from two rows of sixteen values each (lo0 hi0,
+ * lo1 hi1), best = each window's maximum and k = its position (0 1 / 2 3), visited in
+ * max_pool2d's order with its rule (a later value replaces the best when greater or
+ * NaN). Built from the even and odd columns of 16 values and one visit. */
 #define CT_POOL_EVEN(lo, hi) \
     _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8))
 #define CT_POOL_ODD(lo, hi) \
@@ -24,6 +25,14 @@ void ct__cpu_max_pool_plane(bool f32, const void *x, void *o, int64_t *ix, int64
         __m256 u_ = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));     \
         best = _mm256_blendv_ps(best, v, u_);                                                               \
         k = _mm256_blendv_epi8(k, kv, _mm256_castps_si256(u_));                                              \
+    } while (0)
+#define CT_POOL_PICK4(lo0, hi0, lo1, hi1, best, k)                                                          \
+    do {                                                                                                    \
+        __m256 b_ = CT_POOL_ODD(lo0, hi0), d_ = CT_POOL_EVEN(lo1, hi1), e_ = CT_POOL_ODD(lo1, hi1);          \
+        best = CT_POOL_EVEN(lo0, hi0), k = _mm256_setzero_si256();                                          \
+        CT_POOL_TAKE(best, k, b_, _mm256_set1_epi32(1));                                                    \
+        CT_POOL_TAKE(best, k, d_, _mm256_set1_epi32(2));                                                    \
+        CT_POOL_TAKE(best, k, e_, _mm256_set1_epi32(3));                                                    \
     } while (0)
 
 #endif
