@@ -253,11 +253,14 @@ static inline bool ct__tensor_requires_grad(const ct_tensor *t) {
 /* dropout(relu(h), p, training=True) with PyTorch's values and draws, saving only its
  * output for backward (src/ops/activation.c). Scope-owned result. */
 ct_tensor *ct__relu_dropout(const ct_tensor *h, double p, struct ct_generator *gen);
-/* max_pool2d(relu(batch_norm(input))) as one node with the three ops' values and
- * gradients (src/ops/nnf.c): what Sequential runs for BatchNorm2d -> ReLU -> MaxPool2d.
+/* relu(batch_norm(input)) and max_pool2d(relu(batch_norm(input))) as one node each, with
+ * the ops' values and gradients (src/ops/nnf.c): what Sequential runs for BatchNorm2d ->
+ * ReLU (-> MaxPool2d) on 4-D input.
  * Arguments as ct_nn_batch_norm's and ct_nn_max_pool2d's; a new tensor (the current
  * scope's), or NULL with the failing op's error. */
 struct ct_pool_opts;
+ct_tensor *ct__nn_batch_norm_relu(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
+                                  const ct_tensor *b, bool training, double momentum, double eps);
 ct_tensor *ct__nn_batch_norm_relu_max_pool2d(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
                                              const ct_tensor *b, bool training, double momentum, double eps,
                                              const int64_t kernel[2], const struct ct_pool_opts *opts);

@@ -411,6 +411,18 @@ BN_POOL_FILL_SUMS(bn_pool_fill_sums_f64, double, bn_gsums_plane_f64)
 BN_POOL_GX(bn_pool_gx_f32, float, bn_gx_plane_f32)
 BN_POOL_GX(bn_pool_gx_f64, double, bn_gx_plane_f64)
 
+/* BN_RELU (no pooling): the gradient at bn's output is threshold_backward's, the output
+ * gradient where relu's output z is not <= 0 (> 0 or NaN), written into buf; then the
+ * sums, as above. */
+#define BN_RELU_FILL_SUMS(NAME, T, SUMS)                                                                     \
+    CT_LOOP_ATTR static void NAME(const T *g, const T *z, const T *x, T *buf, int64_t S, T mean, double *sg, \
+                                  double *sgx) {                                                             \
+        for (int64_t i = 0; i < S; i++) buf[i] = z[i] <= 0 ? (T)0 : g[i];                                    \
+        SUMS(buf, x, S, mean, sg, sgx);                                                                      \
+    }
+BN_RELU_FILL_SUMS(bn_relu_fill_sums_f32, float, bn_gsums_plane_f32)
+BN_RELU_FILL_SUMS(bn_relu_fill_sums_f64, double, bn_gsums_plane_f64)
+
 /* asks for the n bytes at p to be brought into cache (the hardware's prefetcher does
  * not follow the jumps between the planes of a channel) */
 static inline void prefetch_run(const void *p, size_t n) {
@@ -423,18 +435,31 @@ static inline void prefetch_run(const void *p, size_t n) {
 static void bn_pool_bwd_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf) {
     const ct_tensor *w = a->in[3], *mean = a->in[4], *invstd = a->in[5];
     const char *gp = ct__data(a->in[0]), *xp = ct__data(a->in[2]);
-    const int32_t *ip = ct__data(a->in[1]);
+    const char *zp = ct__data(a->in[1]); /* BN_RELU_BWD: relu's output; else the int32 index */
+    const int32_t *ip = (const int32_t *)zp;
+    bool pooled = a->op == CT_OP_BN_RELU_MAX_POOL2D_BWD;
     char *gxp = a->out[0] ? ct__data(a->out[0]) : NULL;
-    int64_t osz = g->osz;
-    size_t es = g->es;
+    int64_t osz = pooled ? g->osz : s.S; /* values of the output gradient per plane */
+    size_t es = g->es, isz = pooled ? sizeof(int32_t) : es;
     double sg = 0, sgx = 0, m = ld(mean, c);
     for (int64_t n = 0; n < s.N; n++) {
         int64_t p = n * s.C + c;
         char *gy = buf + (size_t)(n * s.S) * es;
-        if (n + 1 < s.N) { /* the next plane's index, gradient and x: a channel's planes lie C apart */
-            prefetch_run(ip + (p + s.C) * osz, (size_t)osz * sizeof(int32_t));
+        const float *xf = (const float *)xp + p * s.S;
+        const double *xd = (const double *)xp + p * s.S;
+        if (n + 1 < s.N) { /* the next plane's index (or z), gradient and x: a channel's planes lie C apart */
+            prefetch_run(zp + (size_t)((p + s.C) * osz) * isz, (size_t)osz * isz);
             prefetch_run(gp + (size_t)((p + s.C) * osz) * es, (size_t)osz * es);
             prefetch_run(xp + (size_t)((p + s.C) * s.S) * es, (size_t)s.S * es);
+        }
+        if (!pooled) {
+            if (g->f32)
+                bn_relu_fill_sums_f32((const float *)gp + p * osz, (const float *)zp + p * osz, xf, (float *)gy, s.S,
+                                      (float)m, &sg, &sgx);
+            else
+                bn_relu_fill_sums_f64((const double *)gp + p * osz, (const double *)zp + p * osz, xd, (double *)gy,
+                                      s.S, m, &sg, &sgx);
+            continue;
         }
 #ifdef CT_BN_POOL_AVX2
         if (g->pool2) {
@@ -443,11 +468,11 @@ static void bn_pool_bwd_channel(const ct_kernel_args *a, bn_shape s, const bn_po
         }
 #endif
         if (g->f32)
-            bn_pool_fill_sums_f32(g->pool2, (const float *)gp + p * osz, ip + p * osz, (const float *)xp + p * s.S,
-                                  (float *)gy, s.S, osz, (float)m, &sg, &sgx);
+            bn_pool_fill_sums_f32(g->pool2, (const float *)gp + p * osz, ip + p * osz, xf, (float *)gy, s.S, osz,
+                                  (float)m, &sg, &sgx);
         else
-            bn_pool_fill_sums_f64(false, (const double *)gp + p * osz, ip + p * osz, (const double *)xp + p * s.S,
-                                  (double *)gy, s.S, osz, m, &sg, &sgx);
+            bn_pool_fill_sums_f64(false, (const double *)gp + p * osz, ip + p * osz, xd, (double *)gy, s.S, osz, m,
+                                  &sg, &sgx);
     }
     bn_gcoef k = bn_grad_coefs(a, w, mean, invstd, s, c, sg, sgx);
     for (int64_t n = 0; gxp && n < s.N; n++) {
@@ -462,15 +487,46 @@ static void bn_pool_bwd_channel(const ct_kernel_args *a, bn_shape s, const bn_po
     }
 }
 
+/* BN_RELU_MAX_POOL2D_BWD and BN_RELU_BWD */
 static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
     const ct_tensor *g = a->in[0], *x = a->in[2];
     bn_shape s = bn_shape_of(x);
     bn_pool_geom pg = {x->sizes[2], x->sizes[3], g->sizes[2], g->sizes[3], g->sizes[2] * g->sizes[3],
                        ct_dtype_size(x->dtype), x->dtype == CT_FLOAT32, false};
 #ifdef CT_BN_POOL_AVX2
-    pg.pool2 = pg.f32 && a->i[1] && __builtin_cpu_supports("avx2");
+    pg.pool2 = a->op == CT_OP_BN_RELU_MAX_POOL2D_BWD && pg.f32 && a->i[1] && __builtin_cpu_supports("avx2");
 #endif
     return bn_each_channel(a, s, &pg, (size_t)(s.N * s.S) * pg.es, bn_pool_bwd_channel);
+}
+
+/* ---- relu(batch_norm(x)) (BN_RELU): bn's output and relu in one pass per plane ---- */
+#define BN_RELU_PLANE(NAME, T)                                                                               \
+    CT_LOOP_ATTR static void NAME(const T *p, T *q, int64_t S, T scale, T shift) {                           \
+        for (int64_t i = 0; i < S; i++) {                                                                    \
+            T y = p[i] * scale + shift; /* as BATCH_NORM, then relu as RELU */                              \
+            q[i] = (y > 0) | (y != y) ? y : (T)0;                                                            \
+        }                                                                                                    \
+    }
+BN_RELU_PLANE(bn_relu_plane_f32, float)
+BN_RELU_PLANE(bn_relu_plane_f64, double)
+
+static void bn_relu_fwd_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf) {
+    (void)buf;
+    const char *xp = ct__data(a->in[0]);
+    char *zp = ct__data(a->out[0]);
+    bn_affine k = bn_channel(a, s, c, a->out[1], a->out[2], a->out[3], a->out[4]);
+    for (int64_t n = 0; n < s.N; n++) {
+        int64_t off = (n * s.C + c) * s.S;
+        if (g->f32) bn_relu_plane_f32((const float *)xp + off, (float *)zp + off, s.S, (float)k.scale, (float)k.shift);
+        else bn_relu_plane_f64((const double *)xp + off, (double *)zp + off, s.S, k.scale, k.shift);
+    }
+}
+
+static int cpu_bn_relu(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    bn_shape s = bn_shape_of(x);
+    bn_pool_geom g = {.es = ct_dtype_size(x->dtype), .f32 = x->dtype == CT_FLOAT32};
+    return bn_each_channel(a, s, &g, 64, bn_relu_fwd_channel);
 }
 
 void ct_cpu_register_batchnorm(ct_kernel_fn *k) {
@@ -478,4 +534,6 @@ void ct_cpu_register_batchnorm(ct_kernel_fn *k) {
     k[CT_OP_BATCH_NORM_BWD] = cpu_batch_norm_bwd;
     k[CT_OP_BN_RELU_MAX_POOL2D] = cpu_bn_relu_max_pool;
     k[CT_OP_BN_RELU_MAX_POOL2D_BWD] = cpu_bn_relu_max_pool_bwd;
+    k[CT_OP_BN_RELU] = cpu_bn_relu;
+    k[CT_OP_BN_RELU_BWD] = cpu_bn_relu_max_pool_bwd;
 }

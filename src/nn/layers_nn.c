@@ -262,17 +262,20 @@ CT_API ct_module *ct_nn_batch_norm2d_new(int64_t C, double eps, double momentum,
 }
 
 /* ---- Sequential's fusion (src/nn/module.c) ----
- * BatchNorm2d, ReLU, MaxPool2d in a row on a 4-D input run as one node with the three
- * modules' values and gradients (ct__nn_batch_norm_relu_max_pool2d). */
+ * BatchNorm2d, ReLU (and MaxPool2d) in a row on a 4-D input run as one node with the
+ * modules' values and gradients (ct__nn_batch_norm_relu(_max_pool2d)). */
 int64_t ct__mod_seq_fuse(const ct__mod_child *ch, int64_t n, ct_tensor *x, ct_tensor **y) {
     *y = NULL;
-    if (n < 3 || x->ndim != 4 || ch[0].m->type != &BN2 || !ct__mod_is_relu(ch[1].m) || ch[2].m->type != &MAXPOOL)
-        return 0;
+    if (n < 2 || x->ndim != 4 || ch[0].m->type != &BN2 || !ct__mod_is_relu(ch[1].m)) return 0;
     const bn_ctx *c = ct_module_ctx(ch[0].m);
-    const pool_ctx *p = ct_module_ctx(ch[2].m);
     bn_args a = bn_prepare(ch[0].m);
-    *y = ct__nn_batch_norm_relu_max_pool2d(x, a.rm, a.rv, a.w, a.b, a.training, c->momentum, c->eps, p->k, &p->o);
-    return 3;
+    if (n >= 3 && ch[2].m->type == &MAXPOOL) {
+        const pool_ctx *p = ct_module_ctx(ch[2].m);
+        *y = ct__nn_batch_norm_relu_max_pool2d(x, a.rm, a.rv, a.w, a.b, a.training, c->momentum, c->eps, p->k, &p->o);
+        return 3;
+    }
+    *y = ct__nn_batch_norm_relu(x, a.rm, a.rv, a.w, a.b, a.training, c->momentum, c->eps);
+    return 2;
 }
 
 /* ---- LayerNorm ---- */

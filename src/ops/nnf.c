@@ -121,19 +121,21 @@ static int bn_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 }
 
 /* Records out's node (fn) of bn's inputs: saved 0 input, 1 mean, 2 invstd, 3 weight
- * (an empty slot without one), 4 extra (when given); i[0] training, i[1] has weight,
- * i[2] flag (the fused kernel's i[1]), d[0] eps. 0 or status. */
+ * (an empty slot without one), 4 extra (when given; extra_is_out: out itself, saved
+ * as an output); i[0] training, i[1] has weight, i[2] flag (the fused kernel's i[1]),
+ * i[3] an extra that is not the output, d[0] eps. 0 or status. */
 static int bn_record(ct_tensor *out, const char *name, ct_backward_fn fn, const ct_tensor *input, const ct_tensor *w,
                      const ct_tensor *b, const ct_tensor *mean, const ct_tensor *invstd, const ct_tensor *extra,
-                     bool training, int64_t flag, double eps) {
+                     bool extra_is_out, bool training, int64_t flag, double eps) {
     ct_node *n = ct__node_new(name, fn, 3);
     if (!n || ct__node_set_next(n, 0, input) || ct__node_set_next(n, 1, w) || ct__node_set_next(n, 2, b) ||
         ct__save(n, input) < 0 || ct__save(n, mean) < 0 || ct__save(n, invstd) < 0 ||
-        ct__save_if(n, w, w != NULL) < 0 || (extra && ct__save(n, extra) < 0)) {
+        ct__save_if(n, w, w != NULL) < 0 ||
+        (extra && (extra_is_out ? ct__save_output(n, extra, 0) : ct__save(n, extra)) < 0)) {
         if (n) ct__node_release(n);
         return ct_last_status();
     }
-    n->i[0] = training, n->i[1] = w != NULL, n->i[2] = flag, n->d[0] = eps;
+    n->i[0] = training, n->i[1] = w != NULL, n->i[2] = flag, n->i[3] = extra && !extra_is_out, n->d[0] = eps;
     ct__set_history(out, n, 0);
     return 0;
 }
@@ -153,7 +155,8 @@ static ct_tensor *bn_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv,
         if (!rc && training && rv) ct__bump_version(rv);
     }
     if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b}))
-        rc = bn_record(y, "NativeBatchNormBackward0", bn_backward, input, w, b, mean, invstd, NULL, training, 0, eps);
+        rc = bn_record(y, "NativeBatchNormBackward0", bn_backward, input, w, b, mean, invstd, NULL, false, training, 0,
+                       eps);
     ct_release(x);
     ct_release(mean);
     ct_release(invstd);
@@ -226,82 +229,112 @@ CT_API ct_tensor *ct_nn_batch_norm(const ct_tensor *input, ct_tensor *running_me
     END
 }
 
-/* ---- max_pool2d(relu(batch_norm(x))) as one node (src/cpu/batchnorm.c) ----
- * What Sequential runs for BatchNorm2d -> ReLU -> MaxPool2d (src/nn/module.c). The
- * values and the gradients are the three ops' (the kernel computes bn's output as
- * BATCH_NORM does and pools it with max_pool2d's kernel; only the order in which the
- * gradient sums of the backward add up differs), but one node saves x, the statistics
- * and an int32 index per output instead of bn's output, relu's output and an int64
- * index, and the two kernels read and write each activation a third as often.
- * Elsewhere (other dtypes, devices without the kernel, bad arguments) it is the three
- * ops, with their errors. */
-static int bn_pool_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
-    bool has_w = n->i[1];
-    ct_tensor *x = ct__unpack(n, 0), *mean = ct__unpack(n, 1), *invstd = ct__unpack(n, 2), *idx = ct__unpack(n, 4);
+/* ---- relu(batch_norm(x)) and max_pool2d(relu(batch_norm(x))) as one node each
+ * (src/cpu/batchnorm.c) ----
+ * What Sequential runs for BatchNorm2d -> ReLU (-> MaxPool2d) (src/nn/module.c). The
+ * values and the gradients are the ops' own: the kernels compute bn's output as
+ * BATCH_NORM does, relu as RELU and pool with max_pool2d's kernel, and the backward
+ * forms threshold_backward's (and max_pool2d's) gradient at bn's output before bn's
+ * own sums and formula. One node saves x, the statistics and relu's output (with
+ * pooling: an int32 index per output, -1 where relu stops the gradient, instead of
+ * bn's output, relu's output and an int64 index), and the kernels read and write each
+ * activation far less often. Elsewhere (other dtypes, devices without the kernel, bad
+ * arguments) it is the ops one by one, with their errors. */
+static int bn_relu_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    bool has_w = n->i[1], pooled = n->i[3];
+    ct_tensor *x = ct__unpack(n, 0), *mean = ct__unpack(n, 1), *invstd = ct__unpack(n, 2), *zi = ct__unpack(n, 4);
     ct_tensor *w = has_w ? ct__unpack(n, 3) : NULL;
-    if (!x || !mean || !invstd || !idx || (has_w && !w)) return ct_last_status();
+    if (!x || !mean || !invstd || !zi || (has_w && !w)) return ct_last_status();
     if (!ct_is_grad_enabled()) {
         ct_tensor *g = ct__contiguous_raw(go[0]), *xc = g ? ct__contiguous_raw(x) : NULL;
-        int rc = xc ? bn_backward_kernel(n, CT_OP_BN_RELU_MAX_POOL2D_BWD, 6,
-                                         (const ct_tensor *[]){g, idx, xc, w, mean, invstd}, 2, gi)
+        int rc = xc ? bn_backward_kernel(n, pooled ? CT_OP_BN_RELU_MAX_POOL2D_BWD : CT_OP_BN_RELU_BWD, 6,
+                                         (const ct_tensor *[]){g, zi, xc, w, mean, invstd}, 2, gi)
                     : ct_last_status();
         ct_release(g);
         ct_release(xc);
         return rc;
     }
-    /* create_graph: the gradient at bn's output in differentiable ops (the pooled
-     * gradient where relu passes it, added at its index), then bn's formula */
-    int64_t N = x->sizes[0], C = x->sizes[1], flat[3] = {N, C, -1};
-    ct_tensor *keep = ct_ge(idx, ct_scalar_tensor(0, CT_INT32));
-    ct_tensor *gk = ct_where(keep, go[0], ct_scalar_tensor(0, go[0]->dtype));
-    ct_tensor *ik = ct_where(keep, ct_to_dtype(idx, CT_INT64), ct_scalar_tensor(0, CT_INT64));
-    ct_tensor *z = ct_zeros(3, (int64_t[]){N, C, x->sizes[2] * x->sizes[3]}, go[0]->dtype);
-    ct_tensor *gy = ct_reshape(ct_scatter_add(z, 2, ct_reshape(ik, 3, flat), ct_reshape(gk, 3, flat)), 4, x->sizes);
+    /* create_graph: the gradient at bn's output in differentiable ops (relu's
+     * threshold_backward; with pooling, the pooled gradient where relu passes it, added
+     * at its index), then bn's formula */
+    ct_tensor *gy;
+    if (!pooled) {
+        gy = ct_threshold_backward(go[0], zi, 0.0);
+    } else {
+        int64_t N = x->sizes[0], C = x->sizes[1], flat[3] = {N, C, -1};
+        ct_tensor *keep = ct_ge(zi, ct_scalar_tensor(0, CT_INT32));
+        ct_tensor *gk = ct_where(keep, go[0], ct_scalar_tensor(0, go[0]->dtype));
+        ct_tensor *ik = ct_where(keep, ct_to_dtype(zi, CT_INT64), ct_scalar_tensor(0, CT_INT64));
+        ct_tensor *z = ct_zeros(3, (int64_t[]){N, C, x->sizes[2] * x->sizes[3]}, go[0]->dtype);
+        gy = ct_reshape(ct_scatter_add(z, 2, ct_reshape(ik, 3, flat), ct_reshape(gk, 3, flat)), 4, x->sizes);
+    }
     return gy ? bn_backward_graph(n, x, mean, invstd, w, gy, gi) : ct_last_status();
 }
 
-ct_tensor *ct__nn_batch_norm_relu_max_pool2d(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
-                                             const ct_tensor *b, bool training, double momentum, double eps,
-                                             const int64_t kernel[2], const ct_pool_opts *opts) {
+/* kernel NULL: relu(batch_norm(input)); else max_pool2d of it */
+static ct_tensor *bn_relu_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
+                                const ct_tensor *b, bool training, double momentum, double eps, const int64_t *kernel,
+                                const ct_pool_opts *opts) {
     CT_CHECK_ARG("batch_norm", input);
     int64_t kv[10];
-    if (input->ndim != 4 || !kernel || !bn_fusable(input, rm, rv, w, b) ||
-        !ct__has_kernel(input->storage->device.type, CT_OP_BN_RELU_MAX_POOL2D) ||
+    bool pooled = kernel != NULL;
+    if (input->ndim != 4 || !bn_fusable(input, rm, rv, w, b) ||
+        !ct__has_kernel(input->storage->device.type, pooled ? CT_OP_BN_RELU_MAX_POOL2D : CT_OP_BN_RELU) ||
         input->sizes[2] * input->sizes[3] > INT32_MAX || bn_check(input, rm, rv, w, b, training) ||
-        ct__max_pool2d_geometry(input, kernel, opts, kv)) {
+        (pooled && ct__max_pool2d_geometry(input, kernel, opts, kv))) {
         if (ct_scope_begin()) return NULL;
-        ct_tensor *r = ct_nn_max_pool2d(ct_relu(ct_nn_batch_norm(input, rm, rv, w, b, training, momentum, eps)),
-                                        kernel, opts, NULL);
+        ct_tensor *r = ct_relu(ct_nn_batch_norm(input, rm, rv, w, b, training, momentum, eps));
+        if (pooled) r = ct_nn_max_pool2d(r, kernel, opts, NULL);
         r = ct_keep(r);
         ct_scope_end();
         return r;
     }
-    int64_t C = input->sizes[1], osz[4] = {input->sizes[0], C, kv[8], kv[9]};
+    int64_t C = input->sizes[1], osz[4] = {input->sizes[0], C, pooled ? kv[8] : input->sizes[2],
+                                            pooled ? kv[9] : input->sizes[3]};
     /* 2x2 windows at stride 2 (kh kw dh dw ph pw sh sw): each input in at most one window */
-    bool pool2 = kv[0] == 2 && kv[1] == 2 && kv[2] == 1 && kv[3] == 1 && kv[4] == 0 && kv[5] == 0 && kv[6] == 2 &&
-                 kv[7] == 2;
+    bool pool2 = pooled && kv[0] == 2 && kv[1] == 2 && kv[2] == 1 && kv[3] == 1 && kv[4] == 0 && kv[5] == 0 &&
+                 kv[6] == 2 && kv[7] == 2;
     ct_tensor *x = ct__contiguous_raw(input);
-    ct_tensor *z = x ? ct__empty_raw(4, osz, x->dtype) : NULL, *idx = z ? ct__empty_raw(4, osz, CT_INT32) : NULL;
-    ct_tensor *mean = idx ? ct__empty_raw(1, &C, x->dtype) : NULL;
+    ct_tensor *z = x ? ct__empty_raw(4, osz, x->dtype) : NULL;
+    ct_tensor *idx = z && pooled ? ct__empty_raw(4, osz, CT_INT32) : NULL;
+    ct_tensor *mean = z && (idx || !pooled) ? ct__empty_raw(1, &C, x->dtype) : NULL;
     ct_tensor *invstd = mean ? ct__empty_raw(1, &C, x->dtype) : NULL;
     int rc = invstd ? 0 : ct_last_status();
     if (!rc) {
         ct_kernel_args a = {.op = CT_OP_BN_RELU_MAX_POOL2D, .n_out = 6, .n_in = 3,
                             .out = {z, idx, mean, invstd, rm, rv}, .in = {x, w, b}, .i = {training},
                             .d = {eps, momentum}, .iv = kv, .n_iv = 10};
+        if (!pooled)
+            a = (ct_kernel_args){.op = CT_OP_BN_RELU, .n_out = 5, .n_in = 3, .out = {z, mean, invstd, rm, rv},
+                                 .in = {x, w, b}, .i = {training}, .d = {eps, momentum}};
         rc = ct__dispatch(&a);
         if (!rc && training && rm) ct__bump_version(rm);
         if (!rc && training && rv) ct__bump_version(rv);
     }
-    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b}))
-        rc = bn_record(z, "BatchNormReluMaxPool2DBackward", bn_pool_backward, input, w, b, mean, invstd, idx,
-                       training, pool2, eps);
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, w, b})) {
+        rc = pooled ? bn_record(z, "BatchNormReluMaxPool2DBackward", bn_relu_backward, input, w, b, mean, invstd, idx,
+                                false, training, pool2, eps)
+                    : bn_record(z, "BatchNormReluBackward", bn_relu_backward, input, w, b, mean, invstd, z, true,
+                                training, 0, eps);
+    }
     ct_release(x);
     ct_release(idx);
     ct_release(mean);
     ct_release(invstd);
     if (rc) { ct_release(z); return NULL; }
     return ct__ret(z);
+}
+
+ct_tensor *ct__nn_batch_norm_relu_max_pool2d(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
+                                             const ct_tensor *b, bool training, double momentum, double eps,
+                                             const int64_t kernel[2], const ct_pool_opts *opts) {
+    if (!kernel) return ct__err(CT_ERR_ARG, "max_pool2d: kernel_size is required");
+    return bn_relu_fused(input, rm, rv, w, b, training, momentum, eps, kernel, opts);
+}
+
+ct_tensor *ct__nn_batch_norm_relu(const ct_tensor *input, ct_tensor *rm, ct_tensor *rv, const ct_tensor *w,
+                                  const ct_tensor *b, bool training, double momentum, double eps) {
+    return bn_relu_fused(input, rm, rv, w, b, training, momentum, eps, NULL, NULL);
 }
 
 /* ---- layer_norm: a fused row kernel for float32 / float64 on the CPU (PyTorch's

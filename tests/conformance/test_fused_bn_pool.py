@@ -1,11 +1,11 @@
-"""Sequential's fused BatchNorm2d -> ReLU -> MaxPool2d (one autograd node: src/ops/nnf.c,
-kernels in src/cpu/batchnorm.c) against torch.nn — outputs, running statistics, input
-and parameter gradients, second order — and against ctorch's own three ops run one by
-one, which it must match bit for bit: the fused kernel computes bn's output with the
-same arithmetic and pools with the same comparisons. The shapes cover the AVX2 2x2 path
-(full and short steps of eight windows, odd rows and columns left over), the generic
-path (overlapping, padded, dilated, ceil-mode windows), float32 and float64, train and
-eval, NaN and ties, negative and zero bn weights."""
+"""Sequential's fused BatchNorm2d -> ReLU (-> MaxPool2d) (one autograd node each:
+src/ops/nnf.c, kernels in src/cpu/batchnorm.c) against torch.nn — outputs, running
+statistics, input and parameter gradients, second order — and against ctorch's own ops
+run one by one, which it must match bit for bit: the fused kernels compute bn's output
+and relu with the same arithmetic and pool with the same comparisons. The shapes cover
+the AVX2 2x2 path (full and short steps of eight windows, odd rows and columns left
+over), the generic path (overlapping, padded, dilated, ceil-mode windows), no pooling,
+float32 and float64, train and eval, NaN and ties, negative and zero bn weights."""
 import ctypes
 
 import pytest
@@ -23,11 +23,15 @@ grad_of = L.declare("ct_grad", "T&(T)")
 bn_f = L.declare("ct_nn_batch_norm", "T(T,T,T,T,T,b,d,d)")
 relu_f = L.unary("ct_relu")
 OP = "nn.Sequential(BatchNorm2d, ReLU, MaxPool2d)"
-FUSED = "BatchNormReluMaxPool2DBackward"
 
-# (kernel, stride, padding, dilation, ceil_mode); stride 0: the kernel size
-POOLS = [((2, 2), 0, (0, 0), (1, 1), False), ((3, 3), 2, (1, 1), (1, 1), False), ((2, 3), 1, (1, 0), (1, 1), False),
-         ((2, 2), 2, (0, 0), (2, 2), False), ((3, 3), 2, (0, 0), (1, 1), True)]
+# (kernel, stride, padding, dilation, ceil_mode); stride 0: the kernel size; None: no
+# MaxPool2d (BatchNorm2d -> ReLU)
+POOLS = [((2, 2), 0, (0, 0), (1, 1), False), ((3, 3), 2, (1, 1), (1, 1), False), None,
+         ((2, 3), 1, (1, 0), (1, 1), False), ((2, 2), 2, (0, 0), (2, 2), False), ((3, 3), 2, (0, 0), (1, 1), True)]
+
+
+def fused_name(pool):
+    return "BatchNormReluBackward" if pool is None else "BatchNormReluMaxPool2DBackward"
 SHAPES = [(4, 3, 28, 28), (3, 5, 14, 14), (2, 3, 9, 11), (2, 2, 32, 34), (5, 2, 2, 2)]
 
 
@@ -36,9 +40,11 @@ def pool_opts(stride, padding, dilation, ceil_mode):
 
 
 def make_pair(C, pool, dtype, affine=True, track=True, seed=0):
-    k, s, p, d, ceil = pool
-    tseq = nn.Sequential(nn.BatchNorm2d(C, affine=affine, track_running_stats=track), nn.ReLU(),
-                         nn.MaxPool2d(k, stride=s or None, padding=p, dilation=d, ceil_mode=ceil))
+    mods = [nn.BatchNorm2d(C, affine=affine, track_running_stats=track), nn.ReLU()]
+    if pool is not None:
+        k, s, p, d, ceil = pool
+        mods.append(nn.MaxPool2d(k, stride=s or None, padding=p, dilation=d, ceil_mode=ceil))
+    tseq = nn.Sequential(*mods)
     g = torch.Generator().manual_seed(seed)
     if affine:
         with torch.no_grad():  # weights of both signs and a zero: bn's scale flips or vanishes
@@ -55,10 +61,11 @@ def make_pair(C, pool, dtype, affine=True, track=True, seed=0):
 
 
 def ctorch_seq(C, pool, affine=True, track=True):
-    k, s, p, d, ceil = pool
     s_ = module("ct_nn_sequential_new")
-    mods = [module("ct_nn_batch_norm2d_new", C, 1e-5, 0.1, affine, track), module("ct_nn_relu_new"),
-            module("ct_nn_max_pool2d_new", I2(*k), ctypes.pointer(pool_opts(s, p, d, ceil)))]
+    mods = [module("ct_nn_batch_norm2d_new", C, 1e-5, 0.1, affine, track), module("ct_nn_relu_new")]
+    if pool is not None:
+        k, s, p, d, ceil = pool
+        mods.append(module("ct_nn_max_pool2d_new", I2(*k), ctypes.pointer(pool_opts(s, p, d, ceil))))
     for m in mods:
         if L.declare("ct_nn_sequential_append", "st(p,p)")(s_, m.take()) < 0:
             raise ctorch.CtorchError("append failed")
@@ -95,7 +102,7 @@ def test_matches_torch_train_and_eval(dtype, shape, pool):
                 return
             xc = ctorch.from_torch(x.detach()).requires_grad_()
             got = cseq(xc)
-            assert got.grad_fn_name == FUSED, f"{mode}: ran {got.grad_fn_name}, not the fused node"
+            assert got.grad_fn_name == fused_name(pool), f"{mode}: ran {got.grad_fn_name}, not the fused node"
             assert_same(got, want, what=f"{mode} output")
             gy = torch.randn_like(want)
             tseq.zero_grad()
@@ -122,17 +129,19 @@ def test_matches_torch_train_and_eval(dtype, shape, pool):
 
 
 def unfused(cseq, xc, pool, training=True):
-    """ctorch's three ops one by one with the Sequential's own parameters and statistics"""
-    k, s, p, d, ceil = pool
+    """ctorch's ops one by one with the Sequential's own parameters and statistics"""
     params, bufs = dict(cseq.named_parameters().items()), dict(cseq.named_buffers().items())
     y = bn_f(xc, bufs["0.running_mean"], bufs["0.running_var"], params["0.weight"], params["0.bias"], training, 0.1,
              1e-5)
+    if pool is None:
+        return relu_f(y)
+    k, s, p, d, ceil = pool
     return max2(relu_f(y), k, pool_opts(s, p, d, ceil))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", SHAPES[:4], ids=str)
-@pytest.mark.parametrize("pool", POOLS[:2], ids=str)
+@pytest.mark.parametrize("pool", POOLS[:3], ids=str)
 @pytest.mark.parametrize("special", [False, True])
 def test_same_bits_as_the_three_ops(dtype, shape, pool, special):
     C = shape[1]
@@ -142,7 +151,7 @@ def test_same_bits_as_the_three_ops(dtype, shape, pool, special):
         x = inputs(shape, dtype, seed=5, special=special)
         xa, xb = ctorch.from_torch(x).requires_grad_(), ctorch.from_torch(x).requires_grad_()
         got, want = cseq(xa), unfused(cref, xb, pool)
-        assert got.grad_fn_name == FUSED
+        assert got.grad_fn_name == fused_name(pool)
         assert torch.equal(got.torch().nan_to_num(7.0), want.torch().nan_to_num(7.0)), "output bits differ"
         gy = ctorch.from_torch(torch.randn(want.shape, dtype=dtype))
         backward(got, gy, False, False)
@@ -159,8 +168,8 @@ def test_same_bits_as_the_three_ops(dtype, shape, pool, special):
 
 
 @pytest.mark.parametrize("affine,track", [(False, True), (True, False), (False, False)])
-def test_without_affine_or_running_stats(affine, track):
-    pool = POOLS[0]
+@pytest.mark.parametrize("pool", [POOLS[0], None], ids=str)
+def test_without_affine_or_running_stats(affine, track, pool):
     tseq, cseq = make_pair(3, pool, torch.float64, affine=affine, track=track)
     with case(OP):
         x = inputs((4, 3, 10, 10), torch.float64).requires_grad_()
@@ -176,7 +185,7 @@ def test_without_affine_or_running_stats(affine, track):
             assert_same(bufs[name], b, what=name)
 
 
-@pytest.mark.parametrize("pool", POOLS[:2], ids=str)
+@pytest.mark.parametrize("pool", POOLS[:3], ids=str)
 @pytest.mark.parametrize("training", [True, False])
 def test_second_order(pool, training):
     """create_graph runs the differentiable formula: gradgradcheck in x, and the
@@ -214,21 +223,23 @@ def same_or_none(got, want, what):
         assert_same(got, want, what=what)
 
 
-def test_errors_and_fallbacks_are_the_three_modules():
-    """Inputs the fused kernel does not take run the three modules, with their errors."""
-    tseq, cseq = make_pair(3, POOLS[0], torch.float32)
+@pytest.mark.parametrize("pool", [POOLS[0], None], ids=str)
+def test_errors_and_fallbacks_are_the_modules(pool):
+    """Inputs the fused kernels do not take run the modules one by one, with their errors."""
+    tseq, cseq = make_pair(3, pool, torch.float32)
     with case(OP):
         with pytest.raises(ctorch.CtorchError, match="BatchNorm2d: expected 4D input"):
             cseq(ctorch.from_torch(torch.randn(3, 4, 4)))
-        with pytest.raises(ctorch.CtorchError, match="max_pool2d"):  # torch: output size is too small
-            cseq(ctorch.from_torch(torch.randn(2, 3, 1, 1)))
-        with pytest.raises(RuntimeError):
-            tseq(torch.randn(2, 3, 1, 1))
+        if pool is not None:
+            with pytest.raises(ctorch.CtorchError, match="max_pool2d"):  # torch: output size is too small
+                cseq(ctorch.from_torch(torch.randn(2, 3, 1, 1)))
+            with pytest.raises(RuntimeError):
+                tseq(torch.randn(2, 3, 1, 1))
         with pytest.raises(ctorch.CtorchError, match="batch_norm"):  # one value per channel
             cseq(ctorch.from_torch(torch.randn(1, 3, 1, 1)))
         x = torch.randn(2, 3, 6, 6)[:, :, ::2, ::2]  # not contiguous: the kernel takes a copy
         got = cseq(ctorch.from_torch(x))
-        assert got.grad_fn_name is None or got.grad_fn_name == FUSED
+        assert got.grad_fn_name is None or got.grad_fn_name == fused_name(pool)
         assert_same(got, tseq(x).detach())
 
 
