@@ -209,7 +209,11 @@ CT_API char *ct_module_repr(const ct_module *m);
 CT_API char *ct_module_summary(ct_module *m, int ndim, const int64_t *input_shape, ct_dtype dtype);
 
 /* ---- containers ---- */
-/* Sequential: forward runs the children in order. Children are named "0", "1", ... */
+/* Sequential: forward runs the children in order. Children are named "0", "1", ...
+ * BatchNorm2d followed by ReLU (and MaxPool2d) on a 4-D float input runs as one fused
+ * autograd node (grad_fn "BatchNormReluBackward" / "BatchNormReluMaxPool2DBackward")
+ * with the same outputs, running statistics and gradients, bit for bit, as running the
+ * modules one by one; ct_module_summary still records each module. */
 CT_API ct_module *ct_nn_sequential_new(void);
 /* Appends (taking over the reference to m, also on failure). 0 or status. */
 CT_API int ct_nn_sequential_append(ct_module *seq, ct_module *m);
