@@ -291,9 +291,10 @@ static ct_tensor *bn_relu_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor
     }
     int64_t C = input->sizes[1], osz[4] = {input->sizes[0], C, pooled ? kv[8] : input->sizes[2],
                                             pooled ? kv[9] : input->sizes[3]};
-    /* 2x2 windows at stride 2 (kh kw dh dw ph pw sh sw): each input in at most one window */
+    /* whole 2x2 windows at stride 2 (kh kw dh dw ph pw sh sw Ho Wo; no ceil-mode partial
+     * window): each input in at most one window */
     bool pool2 = pooled && kv[0] == 2 && kv[1] == 2 && kv[2] == 1 && kv[3] == 1 && kv[4] == 0 && kv[5] == 0 &&
-                 kv[6] == 2 && kv[7] == 2;
+                 kv[6] == 2 && kv[7] == 2 && 2 * kv[8] <= input->sizes[2] && 2 * kv[9] <= input->sizes[3];
     ct_tensor *x = ct__contiguous_raw(input);
     ct_tensor *z = x ? ct__empty_raw(4, osz, x->dtype) : NULL;
     ct_tensor *idx = z && pooled ? ct__empty_raw(4, osz, CT_INT32) : NULL;
@@ -301,12 +302,12 @@ static ct_tensor *bn_relu_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor
     ct_tensor *invstd = mean ? ct__empty_raw(1, &C, x->dtype) : NULL;
     int rc = invstd ? 0 : ct_last_status();
     if (!rc) {
-        ct_kernel_args a = {.op = CT_OP_BN_RELU_MAX_POOL2D, .n_out = 6, .n_in = 3,
-                            .out = {z, idx, mean, invstd, rm, rv}, .in = {x, w, b}, .i = {training},
-                            .d = {eps, momentum}, .iv = kv, .n_iv = 10};
-        if (!pooled)
-            a = (ct_kernel_args){.op = CT_OP_BN_RELU, .n_out = 5, .n_in = 3, .out = {z, mean, invstd, rm, rv},
-                                 .in = {x, w, b}, .i = {training}, .d = {eps, momentum}};
+        ct_kernel_args a = pooled ? (ct_kernel_args){.op = CT_OP_BN_RELU_MAX_POOL2D, .n_out = 6, .n_in = 3,
+                                                     .out = {z, idx, mean, invstd, rm, rv}, .in = {x, w, b},
+                                                     .i = {training}, .d = {eps, momentum}, .iv = kv, .n_iv = 10}
+                                  : (ct_kernel_args){.op = CT_OP_BN_RELU, .n_out = 5, .n_in = 3,
+                                                     .out = {z, mean, invstd, rm, rv}, .in = {x, w, b},
+                                                     .i = {training}, .d = {eps, momentum}};
         rc = ct__dispatch(&a);
         if (!rc && training && rm) ct__bump_version(rm);
         if (!rc && training && rv) ct__bump_version(rv);

@@ -27,7 +27,8 @@ OP = "nn.Sequential(BatchNorm2d, ReLU, MaxPool2d)"
 # (kernel, stride, padding, dilation, ceil_mode); stride 0: the kernel size; None: no
 # MaxPool2d (BatchNorm2d -> ReLU)
 POOLS = [((2, 2), 0, (0, 0), (1, 1), False), ((3, 3), 2, (1, 1), (1, 1), False), None,
-         ((2, 3), 1, (1, 0), (1, 1), False), ((2, 2), 2, (0, 0), (2, 2), False), ((3, 3), 2, (0, 0), (1, 1), True)]
+         ((2, 2), 0, (0, 0), (1, 1), True), ((2, 3), 1, (1, 0), (1, 1), False), ((2, 2), 2, (0, 0), (2, 2), False),
+         ((3, 3), 2, (0, 0), (1, 1), True)]
 
 
 def fused_name(pool):
@@ -141,7 +142,7 @@ def unfused(cseq, xc, pool, training=True):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", SHAPES[:4], ids=str)
-@pytest.mark.parametrize("pool", POOLS[:3], ids=str)
+@pytest.mark.parametrize("pool", POOLS[:4], ids=str)
 @pytest.mark.parametrize("special", [False, True])
 def test_same_bits_as_the_three_ops(dtype, shape, pool, special):
     C = shape[1]
