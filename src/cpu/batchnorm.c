@@ -48,8 +48,8 @@ static bn_shape bn_shape_of(const ct_tensor *x) {
 BN_STATS(bn_stats_f32, float)
 BN_STATS(bn_stats_f64, double)
 
-/* y = x * scale + shift over one plane of S values (inlined into every caller, so the
- * fused kernels below compute bn's output exactly as BATCH_NORM does) */
+/* y = x * scale + shift over one plane of S values (the fused kernels below compute
+ * bn's output with the same expression, so the same values as BATCH_NORM) */
 #define BN_APPLY_PLANE(NAME, T)                                                                              \
     static inline __attribute__((always_inline)) void NAME(const T *p, T *q, int64_t S, T scale, T shift) {  \
         for (int64_t i = 0; i < S; i++) q[i] = p[i] * scale + shift;                                         \
@@ -208,31 +208,35 @@ static int cpu_batch_norm_bwd(const ct_kernel_args *a) {
     return 0;
 }
 
-/* ---- max_pool2d(relu(batch_norm(x))) as one kernel (src/ops/nnf.c) ----
- * Per [H, W] plane, bn's output goes to a buffer of the thread (computed as BATCH_NORM
- * computes it), max_pool2d's own plane kernel pools the buffer, and relu is applied to
- * the pooled values: relu is monotone, so max over relu(y) = relu(max over y), with the
- * same first-maximum / NaN index; relu's gradient reaches that index only when the
- * pooled value is > 0 or NaN (threshold_backward passes grad where y > 0 is not false).
- * The kernel keeps that index (h*W+w, int32) for those outputs and -1 for the others,
- * so the output and index are all that is written: one read of x after the statistics'
- * (which read each channel while it is in cache), against bn's, relu's and pooling's
- * six passes. The backward sums over the kept indices only and scatters the gradient
- * into a plane buffer before bn's input-gradient formula, again once over x. */
-#define BN_POOL_PLANE(NAME, T, APPLY, F32)                                                                   \
-    CT_LOOP_ATTR static void NAME(const T *x, T *y, T *z, int32_t *zi, int64_t *pix, int64_t H, int64_t W,  \
-                                  int64_t osz, const int64_t *iv, T scale, T shift) {                        \
-        APPLY(x, y, H * W, scale, shift);                                                                    \
-        ct__cpu_max_pool_plane(F32, y, z, pix, H, W, iv);                                                    \
-        for (int64_t o = 0; o < osz; o++) {                                                                  \
-            T v = z[o];                                                                                      \
-            int keep = (v > 0) | (v != v);                                                                   \
-            z[o] = keep ? v : 0;                                                                             \
-            zi[o] = keep ? (int32_t)pix[o] : -1;                                                             \
+/* ---- relu(batch_norm(x)) and max_pool2d of it in one kernel each (src/ops/nnf.c) ----
+ * y = x * scale + shift as BATCH_NORM computes it, then relu as RELU does (y < 0 gives
+ * 0; NaN and -0 pass), over one plane. */
+#define BN_RELU_PLANE_INLINE(NAME, T)                                                                        \
+    static inline __attribute__((always_inline)) void NAME(const T *p, T *q, int64_t S, T scale, T shift) {  \
+        for (int64_t i = 0; i < S; i++) {                                                                    \
+            T y = p[i] * scale + shift;                                                                      \
+            q[i] = y < 0 ? (T)0 : y;                                                                         \
         }                                                                                                    \
     }
-BN_POOL_PLANE(bn_pool_plane_f32, float, bn_apply_plane_f32, true)
-BN_POOL_PLANE(bn_pool_plane_f64, double, bn_apply_plane_f64, false)
+BN_RELU_PLANE_INLINE(bn_relu_plane_inl_f32, float)
+BN_RELU_PLANE_INLINE(bn_relu_plane_inl_f64, double)
+
+/* With pooling: per [H, W] plane, bn's output and relu go to a buffer of the thread and
+ * max_pool2d's own plane kernel pools the buffer, so the values and the window's index
+ * are the three ops'. relu's gradient reaches that index only where the pooled value is
+ * not <= 0 (threshold_backward's rule); the kernel keeps the index (h*W+w, int32) for
+ * those outputs and -1 for the others, so the output and index are all that is written:
+ * one read of x after the statistics' (which read each channel while it is in cache),
+ * against bn's, relu's and pooling's six passes. */
+#define BN_POOL_PLANE(NAME, T, BNRELU, F32)                                                                  \
+    CT_LOOP_ATTR static void NAME(const T *x, T *y, T *z, int32_t *zi, int64_t *pix, int64_t H, int64_t W,  \
+                                  int64_t osz, const int64_t *iv, T scale, T shift) {                        \
+        BNRELU(x, y, H * W, scale, shift);                                                                   \
+        ct__cpu_max_pool_plane(F32, y, z, pix, H, W, iv);                                                    \
+        for (int64_t o = 0; o < osz; o++) zi[o] = z[o] <= 0 ? -1 : (int32_t)pix[o];                          \
+    }
+BN_POOL_PLANE(bn_pool_plane_f32, float, bn_relu_plane_inl_f32, true)
+BN_POOL_PLANE(bn_pool_plane_f64, double, bn_relu_plane_inl_f64, false)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -240,7 +244,7 @@ BN_POOL_PLANE(bn_pool_plane_f64, double, bn_apply_plane_f64, false)
 /* The 2x2 / stride-2 / unpadded case for float32 with AVX2, straight from x: eight
  * windows per step from two rows of sixteen values, y = x * scale + shift as a multiply
  * then an add (the target leaves out FMA, so nothing is contracted and y rounds as
- * BATCH_NORM's loop rounds it), then max_pool2d's comparisons in its order, then relu.
+ * BATCH_NORM's loop rounds it), relu, then max_pool2d's comparisons in its order.
  * The short last step of a row (Wo = 14, 7) loads under a mask and stores through a
  * buffer (masked stores are microcoded on AMD). */
 __attribute__((target("avx2"))) static void bn_pool2_plane_f32_avx2(const float *x, float *z, int32_t *zi,
@@ -264,18 +268,21 @@ __attribute__((target("avx2"))) static void bn_pool2_plane_f32_avx2(const float 
                 lo0 = _mm256_maskload_ps(p0, mlo), hi0 = _mm256_maskload_ps(p0 + 8, mhi);
                 lo1 = _mm256_maskload_ps(p1, mlo), hi1 = _mm256_maskload_ps(p1 + 8, mhi);
             }
-            lo0 = _mm256_add_ps(_mm256_mul_ps(lo0, vs), vt), hi0 = _mm256_add_ps(_mm256_mul_ps(hi0, vs), vt);
-            lo1 = _mm256_add_ps(_mm256_mul_ps(lo1, vs), vt), hi1 = _mm256_add_ps(_mm256_mul_ps(hi1, vs), vt);
+#define BN_RELU_V(v) _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), v) /* y < 0 gives +0; NaN, -0 pass */
+            lo0 = BN_RELU_V(_mm256_add_ps(_mm256_mul_ps(lo0, vs), vt));
+            hi0 = BN_RELU_V(_mm256_add_ps(_mm256_mul_ps(hi0, vs), vt));
+            lo1 = BN_RELU_V(_mm256_add_ps(_mm256_mul_ps(lo1, vs), vt));
+            hi1 = BN_RELU_V(_mm256_add_ps(_mm256_mul_ps(hi1, vs), vt));
+#undef BN_RELU_V
             __m256 best;
             __m256i k;
             CT_POOL_PICK4(lo0, hi0, lo1, hi1, best, k);
-            /* relu: kept where best > 0 or NaN (not <= 0); index h*W+w of the window's pick */
+            /* the gradient passes where best is not <= 0 (> 0 or NaN): index h*W+w of the pick */
             __m256 keep = _mm256_cmp_ps(best, zero, _CMP_NLE_UQ);
             __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)(2 * oh * W + 2 * ow)), even);
             idx = _mm256_add_epi32(idx, _mm256_and_si256(k, one));
             idx = _mm256_add_epi32(idx, _mm256_and_si256(_mm256_cmpgt_epi32(k, one), vW));
             idx = _mm256_blendv_epi8(none, idx, _mm256_castps_si256(keep));
-            best = _mm256_and_ps(best, keep);
             float zb[8];
             int32_t ib[8];
             float *zd = m == 8 ? z + oh * Wo + ow : zb;
@@ -501,15 +508,10 @@ static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
 }
 
 /* ---- relu(batch_norm(x)) (BN_RELU): bn's output and relu in one pass per plane ---- */
-#define BN_RELU_PLANE(NAME, T)                                                                               \
-    CT_LOOP_ATTR static void NAME(const T *p, T *q, int64_t S, T scale, T shift) {                           \
-        for (int64_t i = 0; i < S; i++) {                                                                    \
-            T y = p[i] * scale + shift; /* as BATCH_NORM, then relu as RELU */                              \
-            q[i] = (y > 0) | (y != y) ? y : (T)0;                                                            \
-        }                                                                                                    \
-    }
-BN_RELU_PLANE(bn_relu_plane_f32, float)
-BN_RELU_PLANE(bn_relu_plane_f64, double)
+#define BN_RELU_PLANE(NAME, T, INL)                                                                          \
+    CT_LOOP_ATTR static void NAME(const T *p, T *q, int64_t S, T scale, T shift) { INL(p, q, S, scale, shift); }
+BN_RELU_PLANE(bn_relu_plane_f32, float, bn_relu_plane_inl_f32)
+BN_RELU_PLANE(bn_relu_plane_f64, double, bn_relu_plane_inl_f64)
 
 static void bn_relu_fwd_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf) {
     (void)buf;

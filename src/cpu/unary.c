@@ -715,7 +715,8 @@ CT_UNARY_LOOP(n2n_c64, ct_c64, ct_c64, LD_ID, ST_ID, ct_c64, ST_ID, CMPLXF(N2N(c
 CT_UNARY_LOOP(n2n_c128, ct_c128, ct_c128, LD_ID, ST_ID, ct_c128, ST_ID, CMPLX(N2N(creal(a), double), N2N(cimag(a), double)))
 
 /* ---- activations; parameters in d[] ---- */
-#define RELU_F(a) ((a) > 0 || isnan(a) ? (a) : (__typeof__(a))0)
+/* relu as PyTorch's clamp_min(x, 0): NaN and -0 pass through (relu(-0) is -0) */
+#define RELU_F(a) ((a) < 0 ? (__typeof__(a))0 : (a))
 CT_UNARY_FLOATS(relu, RELU_F(a))
 CT_UNARY_SINTS(relu, a > 0 ? a : 0)
 CT_UNARY_LOOP(relu_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a)

@@ -141,6 +141,17 @@ def test_gradcheck(act):
     gradcheck("ct_" + name, [grad_input((3, 4))], extra=extra, second_order=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_relu_signed_zero_and_nan_bits(dtype):
+    """relu is PyTorch's clamp_min(x, 0): -0 stays -0, NaN stays NaN, negatives give +0
+    (assert_same does not see the sign of zero: compared as bits here)"""
+    x = torch.tensor([-0.0, 0.0, -1.5, NAN, 2.0, -NAN, -1e-30], dtype=dtype)
+    with case("relu"):
+        got, want = from_ct(fn("ct_relu")(to_ct(x))), torch.relu(x)
+        view = {torch.float64: torch.int64, torch.float32: torch.int32}.get(dtype, torch.int16)
+        assert torch.equal(got.view(view), want.view(view)), f"{got} vs {want}"
+
+
 def test_relu_inplace():
     x = torch.randn(4, 5)
     with case("relu_"):
