@@ -3,8 +3,9 @@
 #   make                 configure and build (Release) in build/
 #   make test            build, run the C tests (ctest), the Python conformance suite
 #                        and the install test
-#   make test-asan       build with AddressSanitizer + UBSan in build-asan/ and run ctest,
-#                        then make fuzz-smoke
+#   make test-asan       build with AddressSanitizer + UBSan in build-asan/ and run ctest
+#                        and the conformance suite against that library, then make
+#                        fuzz-smoke
 #   make fuzz-smoke      build the libFuzzer targets (clang) in build-fuzz/ and run each for
 #                        FUZZ_SECONDS (5) over its seed corpus and saved regressions
 #   make demo            install missing dependencies, build, run the demo
@@ -34,7 +35,7 @@ LIB             = $(BUILD_ABS)/libctorch.so
 INSTALL_TEST    = $(BUILD_ABS)/install-test
 INSTALL_PREFIX  = $(INSTALL_TEST)/prefix
 
-.PHONY: all test conformance test-asan fuzz-smoke demo bench bench-quick install test-install clean
+.PHONY: all test conformance test-asan conformance-asan fuzz-smoke demo bench bench-quick install test-install clean
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
@@ -61,7 +62,19 @@ test-asan:
 	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(CTEST) --output-on-failure -LE train
+	@$(MAKE) --no-print-directory conformance-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# The conformance suite against the sanitized library (built by test-asan with gcc):
+# Python is not built with ASan, so the runtimes are preloaded; leak detection is off
+# (the interpreter keeps objects alive at exit), and --capture=sys leaves the C side's
+# stderr alone, so a sanitizer report reaches the log even when it stops the process.
+ASAN_RT = $(shell gcc -print-file-name=libasan.so):$(shell gcc -print-file-name=libubsan.so)
+conformance-asan:
+	@test -f $(ASAN_BUILD)/libctorch.so || { echo "conformance-asan: run make test-asan first"; exit 1; }
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LD_PRELOAD="$(ASAN_RT)" \
+		CTORCH_LIB="$(abspath $(ASAN_BUILD))/libctorch.so" $(PYTHON) -m pytest -q -p no:cacheprovider \
+		--capture=sys tests/conformance
 
 # Each fuzz/fuzz_<name>.c runs over fuzz/corpus/<name> (new inputs go to a scratch
 # corpus in the build dir) and replays fuzz/regressions/<name>-*.

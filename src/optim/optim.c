@@ -42,7 +42,10 @@ static const char *const BUF_NAME[][N_BUF] = {
     [K_ADAMAX] = {"exp_avg", "exp_inf", NULL},
     [K_NADAM] = {"exp_avg", "exp_avg_sq", NULL},
     [K_RADAM] = {"exp_avg", "exp_avg_sq", NULL},
+    [K_LBFGS] = {NULL, NULL, NULL}, /* its state goes through ct__lbfgs_state_dict */
 };
+_Static_assert(sizeof BUF_NAME / sizeof BUF_NAME[0] == K_LBFGS + 1, "BUF_NAME: a row per optimizer kind");
+_Static_assert(sizeof KIND_NAME / sizeof KIND_NAME[0] == K_LBFGS + 1, "KIND_NAME: a name per optimizer kind");
 
 static int check_opts(kind k, const opts *o) {
     if (!(o->lr >= 0)) return ct__errs(CT_ERR_ARG, "Invalid learning rate: %g", o->lr);
