@@ -3,6 +3,8 @@ torch.nn.functional.layer_norm: values, gradients of input, weight and bias, wit
 without weight/bias, multi-dim normalized_shape, non-contiguous inputs, row sizes from 1
 to 1024, rows enough for the threaded loops; float64 gradcheck and gradgradcheck (the
 differentiable backward used under create_graph), and second derivatives vs torch."""
+import zlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,7 +28,8 @@ def ln(ns, eps=1e-5):
 @pytest.mark.parametrize("xs,ns", SHAPES, ids=lambda v: "x".join(map(str, v)))
 @pytest.mark.parametrize("affine", ["wb", "w", "b", "none"])
 def test_layer_norm_values_and_grads(dtype, xs, ns, affine):
-    g = torch.Generator().manual_seed(hash((xs, ns, affine)) % 1000)
+    # a stable seed per case: hash() of a tuple with a str changes with every Python process
+    g = torch.Generator().manual_seed(zlib.crc32(repr((xs, ns, affine)).encode()) % 1000)
     x = make(xs, dtype, generator=g) * 3 + 1.5
     w, b = make(ns, dtype, generator=g), make(ns, dtype, generator=g)
     tol = {}
