@@ -389,9 +389,7 @@ static int cpu_bn_relu_max_pool(const ct_kernel_args *a) {
     bn_pool_geom g = {x->sizes[2], x->sizes[3], iv[8], iv[9], iv[8] * iv[9], ct_dtype_size(x->dtype),
                       x->dtype == CT_FLOAT32, false};
 #ifdef CT_BN_POOL_AVX2
-    g.pool2 = g.f32 && iv[0] == 2 && iv[1] == 2 && iv[2] == 1 && iv[3] == 1 && iv[4] == 0 && iv[5] == 0 &&
-              iv[6] == 2 && iv[7] == 2 && 2 * g.Ho <= g.H && 2 * g.Wo <= g.W && /* no ceil-mode partial window */
-              __builtin_cpu_supports("avx2");
+    g.pool2 = g.f32 && a->i[1] && __builtin_cpu_supports("avx2");
 #endif
     return bn_each_channel(a, s, &g, (size_t)g.osz * sizeof(int64_t) + (size_t)s.S * g.es, bn_pool_fwd_channel);
 }

@@ -304,7 +304,8 @@ static ct_tensor *bn_relu_fused(const ct_tensor *input, ct_tensor *rm, ct_tensor
     if (!rc) {
         ct_kernel_args a = pooled ? (ct_kernel_args){.op = CT_OP_BN_RELU_MAX_POOL2D, .n_out = 6, .n_in = 3,
                                                      .out = {z, idx, mean, invstd, rm, rv}, .in = {x, w, b},
-                                                     .i = {training}, .d = {eps, momentum}, .iv = kv, .n_iv = 10}
+                                                     .i = {training, pool2}, .d = {eps, momentum}, .iv = kv,
+                                                     .n_iv = 10}
                                   : (ct_kernel_args){.op = CT_OP_BN_RELU, .n_out = 5, .n_in = 3,
                                                      .out = {z, mean, invstd, rm, rv}, .in = {x, w, b},
                                                      .i = {training}, .d = {eps, momentum}};
