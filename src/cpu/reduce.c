@@ -384,6 +384,29 @@ CT_LOOP_ATTR static void col_reduce(rkind k, ct_dtype dt, const char *row, int64
     }
 }
 
+/* acc[c] += r0[c], += r1[c], ... in double, in row order, for nr (1 or 4) float32 or
+ * float64 rows: col_reduce's RK_SUM case, with four rows per pass over the accumulators
+ * when there are four. */
+CT_LOOP_ATTR static void col_sum_float(ct_dtype dt, const char *const *rows, int nr, int64_t n, double *acc) {
+    if (dt == CT_FLOAT32) {
+        const float *x0 = (const float *)rows[0];
+        if (nr == 4) {
+            const float *x1 = (const float *)rows[1], *x2 = (const float *)rows[2], *x3 = (const float *)rows[3];
+            for (int64_t c = 0; c < n; c++) acc[c] = (((acc[c] + (double)x0[c]) + (double)x1[c]) + (double)x2[c]) + (double)x3[c];
+        } else {
+            for (int64_t c = 0; c < n; c++) acc[c] += (double)x0[c];
+        }
+    } else {
+        const double *x0 = (const double *)rows[0];
+        if (nr == 4) {
+            const double *x1 = (const double *)rows[1], *x2 = (const double *)rows[2], *x3 = (const double *)rows[3];
+            for (int64_t c = 0; c < n; c++) acc[c] = (((acc[c] + x0[c]) + x1[c]) + x2[c]) + x3[c];
+        } else {
+            for (int64_t c = 0; c < n; c++) acc[c] += x0[c];
+        }
+    }
+}
+
 /* Combines partial b into a (same kind). */
 static void acc_merge(rkind k, rcat cat, racc *a, const racc *b) {
     switch (k) {
@@ -429,6 +452,10 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
     if (p.nk >= 1 && p.kstride[p.nk - 1] == 1 && p.ksize[p.nk - 1] >= 8 && p.n_red > 1 && p.rstride[p.nr - 1] != 1) {
         int64_t K = p.ksize[p.nk - 1], ntile = (K + COL_TILE - 1) / COL_TILE, nouter = p.n_out / K;
         int64_t jobs = nouter * ntile;
+        /* a float sum into its own dtype (a bias's gradient): the same double accumulators
+         * without the per-row dtype switch and per-element store switch (4.3 -> ~1 µs for
+         * [64, 256] over dim 0) */
+        bool float_sum = k == RK_SUM && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && out->dtype == dt;
 #pragma omp parallel for schedule(static) if (big && nt > 1)
         for (int64_t j = 0; j < jobs; j++) {
             int64_t ob = j / ntile, c0 = (j % ntile) * COL_TILE, len = K - c0 < COL_TILE ? K - c0 : COL_TILE;
@@ -438,11 +465,23 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
             int64_t ai[COL_TILE];
             ct_c128 ac[COL_TILE];
             racc ini = acc_init(k);
-            for (int64_t c = 0; c < len; c++) { af[c] = ini.f; ai[c] = ini.i; ac[c] = ini.c; }
+            if (float_sum) for (int64_t c = 0; c < len; c++) af[c] = 0;
+            else for (int64_t c = 0; c < len; c++) { af[c] = ini.f; ai[c] = ini.i; ac[c] = ini.c; }
             int64_t idx[CT_MAX_DIMS] = {0};
             int64_t off = 0;
+            const char *rows[4];
+            int nrows = 0;
             for (int64_t r = 0; r < p.n_red; r++) {
-                col_reduce(k, dt, base + off * es, len, af, ai, ac);
+                if (float_sum) { /* rows gathered in fours, added in order */
+                    rows[nrows++] = base + off * es;
+                    if (nrows == 4 || r == p.n_red - 1) {
+                        if (nrows == 4) col_sum_float(dt, rows, 4, len, af);
+                        else
+                            for (int q = 0; q < nrows; q++) col_sum_float(dt, rows + q, 1, len, af);
+                        nrows = 0;
+                    }
+                } else
+                    col_reduce(k, dt, base + off * es, len, af, ai, ac);
                 for (int d = p.nr - 1; d >= 0; d--) {
                     off += p.rstride[d];
                     if (++idx[d] < p.rsize[d]) break;
@@ -450,10 +489,15 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
                     idx[d] = 0;
                 }
             }
-            for (int64_t c = 0; c < len; c++) {
-                racc v = {af[c], ai[c], ac[c]};
-                acc_store(o + (m0 + c) * oes, out->dtype, k, cat, &v);
-            }
+            if (float_sum && dt == CT_FLOAT32)
+                for (int64_t c = 0; c < len; c++) ((float *)o)[m0 + c] = (float)af[c];
+            else if (float_sum)
+                for (int64_t c = 0; c < len; c++) ((double *)o)[m0 + c] = af[c];
+            else
+                for (int64_t c = 0; c < len; c++) {
+                    racc v = {af[c], ai[c], ac[c]};
+                    acc_store(o + (m0 + c) * oes, out->dtype, k, cat, &v);
+                }
         }
         return 0;
     }

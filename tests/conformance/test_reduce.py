@@ -139,6 +139,36 @@ def test_sum_large_paths():
     check("any", lambda a: c_any(a, [], False), lambda a: a.any(), [~b])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 9, 64, 65])
+@pytest.mark.parametrize("cols", [8, 10, 256, 257, 600])
+def test_sum_columns_in_order(dtype, rows, cols):
+    # a float sum over the leading dim (a bias's gradient) adds rows four at a time; each
+    # column must still be the rows added one by one in double, in row order, rounded once
+    g = torch.Generator().manual_seed(rows * 1000 + cols)
+    # rows of magnitudes 1e-12 .. 1e12, so that the double sums round and another order of
+    # addition shows (in float64; for float32 the final rounding to float hides it nearly
+    # always: the float32 cases check the values and the rows' bookkeeping)
+    scale = 10.0 ** (torch.rand(rows, 1, generator=g, dtype=torch.float64) * 24 - 12)
+    x = (torch.randn(rows, cols, generator=g, dtype=torch.float64) * scale).to(dtype)
+    def in_order(times):
+        acc = torch.zeros(cols, dtype=torch.float64)
+        for _ in range(times):
+            for r in range(rows):
+                acc = acc + x[r].double()
+        return acc.to(dtype)
+
+    with case("sum"):
+        got = c_sum_dim(ctorch.from_torch(x), [0], False, None).torch()
+        assert_same(got, in_order(1), atol=0, rtol=0)
+        # the same rows through strides: a transposed view (reduced dim 1), and a
+        # broadcast [3, rows, cols] reduced over (0, 1): the rows three times over
+        got = c_sum_dim(ctorch.from_torch(x.t()), [1], False, None).torch()
+        assert_same(got, in_order(1), atol=0, rtol=0)
+        got = c_sum_dim(ctorch.from_torch(x.expand(3, rows, cols)), [0, 1], False, None).torch()
+        assert_same(got, in_order(3), atol=0, rtol=0)
+
+
 def test_sum_deterministic():
     x = torch.randn(1 << 21, generator=torch.Generator().manual_seed(3))
     with case("sum"):
