@@ -10,8 +10,46 @@
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shift, bool store);
 double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);
+void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
+                                    double *sums);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
 void ct_cpu_register_activation(ct_kernel_fn *k);
+
+enum { SHORT_ROW = 16, SHORT_CHUNK = 64 };
+
+/* Up to SHORT_CHUNK float32 rows of dim <= SHORT_ROW (inner 1): the exps of all of them
+ * in one vector pass (ct__cpu_exp_shift_sum_rows_f32), the same numbers as row by row.
+ * [64, 10] log_softmax: 5.4-7.3 -> 2.6 µs per call. */
+CT_LOOP_ATTR static void softmax_short_rows(const float *x, float *o, int64_t rows, int64_t dim, bool log_) {
+    float mx[SHORT_CHUNK] = {0}; /* rows >= 1 always; zeroed for the compiler's flow analysis */
+    double s[SHORT_CHUNK];
+    /* the max and the finish of softmax_block's row pass, as plain loops: for 16
+     * elements or fewer, omp simd's reduction set-up and remainder cost more than the
+     * row (the max's value is the same in any order; only a zero's sign could differ,
+     * and x - mx feeds exp and the subtraction, where it cannot show) */
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float m = -INFINITY;
+        bool anynan = false;
+        for (int64_t j = 0; j < dim; j++) {
+            m = xr[j] > m ? xr[j] : m;
+            anynan |= xr[j] != xr[j];
+        }
+        mx[r] = anynan ? NAN : isinf(m) && m < 0 ? 0 : m;
+    }
+    ct__cpu_exp_shift_sum_rows_f32(x, o, rows, dim, mx, s);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *orow = o + r * dim;
+        if (log_) {
+            float ls = (float)log(s[r]);
+            for (int64_t j = 0; j < dim; j++) orow[j] = xr[j] - mx[r] - ls;
+        } else {
+            float rc = (float)(1.0 / s[r]);
+            for (int64_t j = 0; j < dim; j++) orow[j] *= rc;
+        }
+    }
+}
 
 /* One [dim, inner] block: x, o point at its start; buf holds 2 * inner doubles. */
 #define SOFTMAX_BLOCK(T, VEXP, ESUM)                                                                           \
@@ -88,6 +126,15 @@ static int cpu_softmax(const ct_kernel_args *a) {
     const char *xd = ct__data(x);
     char *od = ct__data(out);
     int64_t block = dim * inner;
+    if (inner == 1 && dim <= SHORT_ROW && x->dtype == CT_FLOAT32) {
+        int64_t nch = (outer + SHORT_CHUNK - 1) / SHORT_CHUNK;
+#pragma omp parallel for schedule(static) if (nch > 1 && outer * block > CT_GRAIN)
+        for (int64_t c = 0; c < nch; c++) {
+            int64_t r0 = c * SHORT_CHUNK, rows = outer - r0 < SHORT_CHUNK ? outer - r0 : SHORT_CHUNK;
+            softmax_short_rows((const float *)xd + r0 * dim, (float *)od + r0 * dim, rows, dim, log_);
+        }
+        return 0;
+    }
     int failed = 0;
 #pragma omp parallel if (outer > 1 && outer * block > CT_GRAIN)
     {

@@ -479,6 +479,29 @@ double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shif
     if (isa == 1) return exp_shift_sum_v256(x, o, n, shift, store);
     EXP_SHIFT_SUM_PASSES(ct__cpu_vexp_f32);
 }
+/* ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true) for each of `rows`
+ * rows of n <= 16 floats (a classifier's logits), with one vector exp pass over them all
+ * instead of one or two masked steps per row: each row's sum is formed in the order the
+ * single-row passes add (AVX2 and AVX-512 agree for n <= 16: lanes q and q + 8 in
+ * double, then halves, then pairs), so the results are the same bits. */
+void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
+                                    double *sums);
+void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
+                                    double *sums) {
+    if (!isa || n > 16) {
+        for (int64_t r = 0; r < rows; r++) sums[r] = ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true);
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) o[r * n + j] = x[r * n + j] - shift[r];
+    ct__cpu_vexp_f32(o, o, rows * n);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *e = o + r * n;
+        double d[8];
+        for (int q = 0; q < 8; q++) d[q] = (q < n ? (double)e[q] : 0.0) + (q + 8 < n ? (double)e[q + 8] : 0.0);
+        sums[r] = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
+    }
+}
 double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);
 double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store) {
     (void)store;

@@ -301,6 +301,23 @@ def test_softmax_row_lengths(log, cols):
 
 
 @pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("rows", [1, 63, 64, 65, 200, 5000])
+@pytest.mark.parametrize("cols", [1, 2, 10, 16])
+def test_softmax_short_rows(log, rows, cols):
+    # float32 rows of 16 or fewer are taken 64 at a time (one vector exp pass per chunk,
+    # chunks shared between threads from 32K elements): chunk edges, a partial chunk, the
+    # threaded case, and special rows inside a chunk
+    name = "log_softmax" if log else "softmax"
+    tf = torch.log_softmax if log else torch.softmax
+    x = torch.randn(rows, cols) * torch.tensor([0.1, 1.0, 5.0, 30.0, 80.0]).repeat(rows)[:rows, None]
+    if rows > 4 and cols > 1:
+        x[1] = -math.inf
+        x[2, 0], x[3, 1], x[4, cols - 1] = NAN, math.inf, -math.inf
+    check_forward("ct_" + name, lambda t: tf(t, 1), [x], extra=(1, NUM_DTYPES))
+    check_forward("ct_" + name, lambda t: tf(t, -1), [Noncontig(x)], extra=(-1, NUM_DTYPES))
+
+
+@pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_softmax_grads(log, dim):
     name = "log_softmax" if log else "softmax"
