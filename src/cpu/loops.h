@@ -7,6 +7,7 @@
 #define CT_CPU_LOOPS_H
 
 #include <math.h>
+#include <string.h>
 
 #include "core/dispatch.h"
 #include "core/iter.h"
@@ -19,6 +20,18 @@
 #else
 #define CT_LOOP_ATTR
 #endif
+
+/* GCC/Clang vector types for kernels that keep several independent accumulators in
+ * registers (the reductions, layer_norm's row sums), and an unaligned load into one.
+ * Macros and locals only: a function taking or returning a 32- or 64-byte vector would
+ * change its calling convention between the ISA clones. */
+typedef float ct_v16f __attribute__((vector_size(64)));
+typedef float ct_v8f __attribute__((vector_size(32)));
+typedef float ct_v4f __attribute__((vector_size(16)));
+typedef double ct_v8d __attribute__((vector_size(64)));
+typedef double ct_v4d __attribute__((vector_size(32)));
+typedef double ct_v2d __attribute__((vector_size(16)));
+#define LOADV(T, p) ({ T v_; memcpy(&v_, (p), sizeof(T)); v_; })
 
 /* Row-major C = alpha * op(A) @ op(B) + beta * C, float32 or float64 (src/cpu/linalg.c):
  * oneDNN's sgemm when built with it, else OpenBLAS. Single-threaded inside a parallel

@@ -13,7 +13,6 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cpu/loops.h"
 
@@ -23,78 +22,73 @@
  * The accumulators are added (a0 + a1) + (a2 + a3), its lanes in order, then the tail
  * elements in order: the same result on every ISA clone and thread count. [4096, 1024]
  * float32 forward: 0.87-0.91 of the time with single accumulators. */
-typedef float ln_vf32 __attribute__((vector_size(32)));
-typedef double ln_vf64 __attribute__((vector_size(32)));
-/* (macros, not functions: a function taking or returning a 32-byte vector would change
- * the calling convention between the ISA clones) */
-#define LN_LD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define LN_HSUM(T, L, a0, a1, a2, a3)                       \
-    ({                                                      \
-        __typeof__(a0) a_ = ((a0) + (a1)) + ((a2) + (a3)); \
-        T s_ = 0;                                           \
-        for (int k_ = 0; k_ < (L); k_++) s_ += a_[k_];      \
-        s_;                                                 \
+#define LN_HSUM(T, L, a0, a1, a2, a3)                                                                      \
+    ({                                                                                                     \
+        __typeof__(a0) a_ = ((a0) + (a1)) + ((a2) + (a3));                                                 \
+        T s_ = 0;                                                                                          \
+        for (int k_ = 0; k_ < (L); k_++) s_ += a_[k_];                                                     \
+        s_;                                                                                                \
     })
-#define LN_SUM_KERNELS(T, SFX)                                                                            \
-    enum { LN_L_##SFX = 32 / sizeof(T) };                                                                 \
-    /* sum of x[j] */                                                                                     \
-    __attribute__((always_inline)) static inline T ln_sum_##SFX(const T *x, int64_t M) {                  \
-        const int L = LN_L_##SFX;                                                                         \
-        ln_v##SFX a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                                 \
-        int64_t j = 0;                                                                                    \
-        for (; j + 4 * L <= M; j += 4 * L) {                                                              \
-            a0 += LN_LD(ln_v##SFX, x + j), a1 += LN_LD(ln_v##SFX, x + j + L);                                       \
-            a2 += LN_LD(ln_v##SFX, x + j + 2 * L), a3 += LN_LD(ln_v##SFX, x + j + 3 * L);                           \
-        }                                                                                                 \
-        T s = LN_HSUM(T, L, a0, a1, a2, a3);                                                              \
-        for (; j < M; j++) s += x[j];                                                                     \
-        return s;                                                                                         \
-    }                                                                                                     \
-    /* sums of d = x[j] - mean and of d * d */                                                            \
-    __attribute__((always_inline)) static inline void ln_dev_sums_##SFX(const T *x, T mean, int64_t M,   \
-                                                                       T *r_o, T *q_o) {                  \
-        const int L = LN_L_##SFX;                                                                         \
-        ln_v##SFX r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};         \
-        int64_t j = 0;                                                                                    \
-        for (; j + 4 * L <= M; j += 4 * L) {                                                              \
-            ln_v##SFX d0 = LN_LD(ln_v##SFX, x + j) - mean, d1 = LN_LD(ln_v##SFX, x + j + L) - mean;                 \
-            ln_v##SFX d2 = LN_LD(ln_v##SFX, x + j + 2 * L) - mean, d3 = LN_LD(ln_v##SFX, x + j + 3 * L) - mean;     \
-            r0 += d0, r1 += d1, r2 += d2, r3 += d3;                                                       \
-            q0 += d0 * d0, q1 += d1 * d1, q2 += d2 * d2, q3 += d3 * d3;                                   \
-        }                                                                                                 \
-        T r = LN_HSUM(T, L, r0, r1, r2, r3), q = LN_HSUM(T, L, q0, q1, q2, q3);                           \
-        for (; j < M; j++) {                                                                              \
-            T d = x[j] - mean;                                                                            \
-            r += d, q += d * d;                                                                           \
-        }                                                                                                 \
-        *r_o = r, *q_o = q;                                                                               \
-    }                                                                                                     \
-    /* sums of g = dy[j] * w[j] (dy[j] without w) and of g * xh, xh = (x[j] - mean) * rstd */             \
+#define LN_SUM_KERNELS(T, VT, SFX)                                                                         \
+    enum { LN_L_##SFX = 32 / sizeof(T) };                                                                  \
+    /* sum of x[j] */                                                                                      \
+    __attribute__((always_inline)) static inline T ln_sum_##SFX(const T *x, int64_t M) {                   \
+        const int L = LN_L_##SFX;                                                                          \
+        VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                                         \
+        int64_t j = 0;                                                                                     \
+        for (; j + 4 * L <= M; j += 4 * L) {                                                               \
+            a0 += LOADV(VT, x + j), a1 += LOADV(VT, x + j + L);                                            \
+            a2 += LOADV(VT, x + j + 2 * L), a3 += LOADV(VT, x + j + 3 * L);                                \
+        }                                                                                                  \
+        T s = LN_HSUM(T, L, a0, a1, a2, a3);                                                               \
+        for (; j < M; j++) s += x[j];                                                                      \
+        return s;                                                                                          \
+    }                                                                                                      \
+    /* sums of d = x[j] - mean and of d * d */                                                             \
+    __attribute__((always_inline)) static inline void ln_dev_sums_##SFX(const T *x, T mean, int64_t M,     \
+                                                                       T *r_o, T *q_o) {                   \
+        const int L = LN_L_##SFX;                                                                          \
+        VT r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};                 \
+        int64_t j = 0;                                                                                     \
+        for (; j + 4 * L <= M; j += 4 * L) {                                                               \
+            VT d0 = LOADV(VT, x + j) - mean, d1 = LOADV(VT, x + j + L) - mean;                             \
+            VT d2 = LOADV(VT, x + j + 2 * L) - mean, d3 = LOADV(VT, x + j + 3 * L) - mean;                 \
+            r0 += d0, r1 += d1, r2 += d2, r3 += d3;                                                        \
+            q0 += d0 * d0, q1 += d1 * d1, q2 += d2 * d2, q3 += d3 * d3;                                    \
+        }                                                                                                  \
+        T r = LN_HSUM(T, L, r0, r1, r2, r3), q = LN_HSUM(T, L, q0, q1, q2, q3);                            \
+        for (; j < M; j++) {                                                                               \
+            T d = x[j] - mean;                                                                             \
+            r += d, q += d * d;                                                                            \
+        }                                                                                                  \
+        *r_o = r, *q_o = q;                                                                                \
+    }                                                                                                      \
+    /* sums of g = dy[j] * w[j] (dy[j] without w) and of g * xh, xh = (x[j] - mean) * rstd */              \
     __attribute__((always_inline)) static inline void ln_grad_sums_##SFX(const T *dy, const T *w, const T *x, \
                                                                         T mean, T rstd, int64_t M, T *sg_o, \
-                                                                        T *sgx_o) {                       \
-        const int L = LN_L_##SFX;                                                                         \
-        ln_v##SFX g0 = {0}, g1 = {0}, g2 = {0}, g3 = {0}, p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};         \
-        int64_t j = 0;                                                                                    \
-        for (; j + 4 * L <= M; j += 4 * L) {                                                              \
-            ln_v##SFX v[4], h[4];                                                                         \
-            for (int u = 0; u < 4; u++) {                                                                 \
-                v[u] = LN_LD(ln_v##SFX, dy + j + u * L);                                                       \
-                if (w) v[u] = v[u] * LN_LD(ln_v##SFX, w + j + u * L);                                          \
-                h[u] = (LN_LD(ln_v##SFX, x + j + u * L) - mean) * rstd;                                        \
-            }                                                                                             \
-            g0 += v[0], g1 += v[1], g2 += v[2], g3 += v[3];                                               \
-            p0 += v[0] * h[0], p1 += v[1] * h[1], p2 += v[2] * h[2], p3 += v[3] * h[3];                   \
-        }                                                                                                 \
-        T sg = LN_HSUM(T, L, g0, g1, g2, g3), sgx = LN_HSUM(T, L, p0, p1, p2, p3);                        \
-        for (; j < M; j++) {                                                                              \
-            T g = w ? dy[j] * w[j] : dy[j];                                                               \
-            sg += g, sgx += g * ((x[j] - mean) * rstd);                                                   \
-        }                                                                                                 \
-        *sg_o = sg, *sgx_o = sgx;                                                                         \
+                                                                        T *sgx_o) {                        \
+        const int L = LN_L_##SFX;                                                                          \
+        VT g0 = {0}, g1 = {0}, g2 = {0}, g3 = {0}, p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};                 \
+        int64_t j = 0;                                                                                     \
+        for (; j + 4 * L <= M; j += 4 * L) {                                                               \
+            VT v[4], h[4];                                                                                 \
+            for (int u = 0; u < 4; u++) {                                                                  \
+                v[u] = LOADV(VT, dy + j + u * L);                                                          \
+                if (w) v[u] = v[u] * LOADV(VT, w + j + u * L);                                             \
+                h[u] = (LOADV(VT, x + j + u * L) - mean) * rstd;                                           \
+            }                                                                                              \
+            g0 += v[0], g1 += v[1], g2 += v[2], g3 += v[3];                                                \
+            p0 += v[0] * h[0], p1 += v[1] * h[1], p2 += v[2] * h[2], p3 += v[3] * h[3];                    \
+        }                                                                                                  \
+        T sg = LN_HSUM(T, L, g0, g1, g2, g3), sgx = LN_HSUM(T, L, p0, p1, p2, p3);                         \
+        for (; j < M; j++) {                                                                               \
+            T g = w ? dy[j] * w[j] : dy[j];                                                                \
+            sg += g, sgx += g * ((x[j] - mean) * rstd);                                                    \
+        }                                                                                                  \
+        *sg_o = sg, *sgx_o = sgx;                                                                          \
     }
-LN_SUM_KERNELS(float, f32)
-LN_SUM_KERNELS(double, f64)
+LN_SUM_KERNELS(float, ct_v8f, f32)
+LN_SUM_KERNELS(double, ct_v4d, f64)
 
 /* A row's last, elementwise pass in blocks of 64 elements, each block first prefetching
  * PF(j0 + u) for its cache lines: the forward and backward read their rows once from
@@ -104,30 +98,30 @@ LN_SUM_KERNELS(double, f64)
  * 1024] float32 forward, same-process A/B: one row ahead 0.84-0.90 of the time without
  * a look-ahead, two rows ahead 0.84-0.88 of one row ahead. */
 #define PF2(p) __builtin_prefetch((p) + 2 * M + j0 + u)
-#define LN_ROW_LOOP(T, M, PF, BODY)                                                       \
-    do {                                                                                  \
-        for (int64_t j0 = 0; j0 < (M); j0 += 64) {                                        \
-            int64_t j1 = j0 + 64 < (M) ? j0 + 64 : (M);                                   \
-            for (int64_t u = 0; u < 64; u += 64 / (int64_t)sizeof(T)) PF;                 \
-            _Pragma("omp simd") for (int64_t j = j0; j < j1; j++) BODY;                   \
-        }                                                                                 \
+#define LN_ROW_LOOP(T, M, PF, BODY)                                                                        \
+    do {                                                                                                   \
+        for (int64_t j0 = 0; j0 < (M); j0 += 64) {                                                         \
+            int64_t j1 = j0 + 64 < (M) ? j0 + 64 : (M);                                                    \
+            for (int64_t u = 0; u < 64; u += 64 / (int64_t)sizeof(T)) PF;                                  \
+            _Pragma("omp simd") for (int64_t j = j0; j < j1; j++) BODY;                                    \
+        }                                                                                                  \
     } while (0)
 
 /* One row forward. Two passes: the mean, then the squared deviations corrected by the
  * mean's residual (sum of deviations), which absorbs the rounding of the mean. */
 #define LN_FWD_ROW(T, SFX, SQRT)                                                                           \
     CT_LOOP_ATTR static void ln_fwd_row_##SFX(const T *x, const T *w, const T *b, T *y, T *mean_o, T *rstd_o, \
-                                              int64_t M, T eps) {                                         \
-        T mean = ln_sum_##SFX(x, M) / (T)M, r, q;                                                         \
-        ln_dev_sums_##SFX(x, mean, M, &r, &q);                                                            \
-        T var = (q - r * r / (T)M) / (T)M;                                                                \
-        if (var < 0) var = 0;                                                                             \
-        T rstd = (T)1 / SQRT(var + eps), nb = -mean * rstd;                                               \
-        *mean_o = mean, *rstd_o = rstd;                                                                   \
+                                              int64_t M, T eps) {                                          \
+        T mean = ln_sum_##SFX(x, M) / (T)M, r, q;                                                          \
+        ln_dev_sums_##SFX(x, mean, M, &r, &q);                                                             \
+        T var = (q - r * r / (T)M) / (T)M;                                                                 \
+        if (var < 0) var = 0;                                                                              \
+        T rstd = (T)1 / SQRT(var + eps), nb = -mean * rstd;                                                \
+        *mean_o = mean, *rstd_o = rstd;                                                                    \
         if (w && b) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) * w[j] + b[j]);                    \
-        else if (w) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) * w[j]);                          \
-        else if (b) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) + b[j]);                          \
-        else LN_ROW_LOOP(T, M, PF2(x), y[j] = x[j] * rstd + nb);                                          \
+        else if (w) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) * w[j]);                           \
+        else if (b) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) + b[j]);                           \
+        else LN_ROW_LOOP(T, M, PF2(x), y[j] = x[j] * rstd + nb);                                           \
     }
 LN_FWD_ROW(float, f32, sqrtf)
 LN_FWD_ROW(double, f64, sqrt)
@@ -136,25 +130,25 @@ LN_FWD_ROW(double, f64, sqrt)
  * dx = rstd * (g - mean(g) - xh * mean(g * xh)); dw += dy * xh; db += dy. */
 #define LN_BWD_ROW(T, SFX)                                                                                 \
     CT_LOOP_ATTR static void ln_bwd_row_##SFX(const T *dy, const T *x, const T *w, T mean, T rstd, int64_t M, \
-                                              T *dx, double *dw, double *db) {                            \
-        if (dx) {                                                                                         \
-            T sg, sgx;                                                                                    \
-            ln_grad_sums_##SFX(dy, w, x, mean, rstd, M, &sg, &sgx);                                       \
-            T c1 = sg / (T)M, c2 = sgx / (T)M;                                                            \
-            if (w)                                                                                        \
-                LN_ROW_LOOP(T, M, (PF2(x), PF2(dy)),                                                      \
-                            dx[j] = rstd * (dy[j] * w[j] - c1 - ((x[j] - mean) * rstd) * c2));            \
-            else                                                                                          \
+                                              T *dx, double *dw, double *db) {                             \
+        if (dx) {                                                                                          \
+            T sg, sgx;                                                                                     \
+            ln_grad_sums_##SFX(dy, w, x, mean, rstd, M, &sg, &sgx);                                        \
+            T c1 = sg / (T)M, c2 = sgx / (T)M;                                                             \
+            if (w)                                                                                         \
+                LN_ROW_LOOP(T, M, (PF2(x), PF2(dy)),                                                       \
+                            dx[j] = rstd * (dy[j] * w[j] - c1 - ((x[j] - mean) * rstd) * c2));             \
+            else                                                                                           \
                 LN_ROW_LOOP(T, M, (PF2(x), PF2(dy)), dx[j] = rstd * (dy[j] - c1 - ((x[j] - mean) * rstd) * c2)); \
-        }                                                                                                 \
-        if (dw) {                                                                                         \
-            _Pragma("omp simd")                                                                           \
-            for (int64_t j = 0; j < M; j++) dw[j] += (double)(dy[j] * ((x[j] - mean) * rstd));            \
-        }                                                                                                 \
-        if (db) {                                                                                         \
-            _Pragma("omp simd")                                                                           \
-            for (int64_t j = 0; j < M; j++) db[j] += (double)dy[j];                                       \
-        }                                                                                                 \
+        }                                                                                                  \
+        if (dw) {                                                                                          \
+            _Pragma("omp simd")                                                                            \
+            for (int64_t j = 0; j < M; j++) dw[j] += (double)(dy[j] * ((x[j] - mean) * rstd));             \
+        }                                                                                                  \
+        if (db) {                                                                                          \
+            _Pragma("omp simd")                                                                            \
+            for (int64_t j = 0; j < M; j++) db[j] += (double)dy[j];                                        \
+        }                                                                                                  \
     }
 LN_BWD_ROW(float, f32)
 LN_BWD_ROW(double, f64)

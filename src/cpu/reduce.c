@@ -220,13 +220,7 @@ MAXMIN_FAST(min_f64, double, <, "omp simd reduction(min:r) reduction(|:anynan)")
  * vectors for AVX2 and the baseline (GCC lowers a 64-byte vector there through the
  * stack: 2.6x slower than PyTorch's sum on an AVX2 CPU). The CPU is read once, when
  * the backend registers. */
-typedef float ct_v16f __attribute__((vector_size(64)));
-typedef float ct_v8f __attribute__((vector_size(32)));
-typedef float ct_v4f __attribute__((vector_size(16)));
-typedef double ct_v8d __attribute__((vector_size(64)));
-typedef double ct_v4d __attribute__((vector_size(32)));
-typedef double ct_v2d __attribute__((vector_size(16)));
-#define LOADV(T, p) ({ T v_; memcpy(&v_, (p), sizeof(T)); v_; })
+/* (the vector types and LOADV: cpu/loops.h) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(CT_NO_MULTIVERSION)
 #define SUM_ATTR_512 __attribute__((target("avx512f")))
 #define SUM_ATTR_256 __attribute__((target_clones("avx2", "default")))
