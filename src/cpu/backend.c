@@ -1,10 +1,23 @@
 /* The CPU backend: fills its dispatch table from the kernel families in src/cpu/. */
-#include "core/dispatch.h"
+#include "cpu/loops.h"
 
 static ct_backend cpu_backend = {.name = "cpu", .type = CT_DEVICE_CPU};
 
+static ct_cpu_isa cpu_isa = CT_ISA_BASELINE;
+
+ct_cpu_isa ct__cpu_isa(void) { return cpu_isa; }
+
+static void detect_isa(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) cpu_isa = CT_ISA_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cpu_isa = CT_ISA_AVX2;
+#endif
+}
+
 ct_backend *ct_cpu_backend(void) {
     ct_kernel_fn *k = cpu_backend.kernels;
+    detect_isa(); /* first: the register functions below may ask */
     ct_cpu_register_copy(k);
     ct_cpu_register_unary(k);
     ct_cpu_register_binary(k);

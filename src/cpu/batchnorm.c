@@ -389,7 +389,7 @@ static int cpu_bn_relu_max_pool(const ct_kernel_args *a) {
     bn_pool_geom g = {x->sizes[2], x->sizes[3], iv[8], iv[9], iv[8] * iv[9], ct_dtype_size(x->dtype),
                       x->dtype == CT_FLOAT32, false};
 #ifdef CT_BN_POOL_AVX2
-    g.pool2 = g.f32 && a->i[1] && __builtin_cpu_supports("avx2");
+    g.pool2 = g.f32 && a->i[1] && ct__cpu_isa() >= CT_ISA_AVX2;
 #endif
     return bn_each_channel(a, s, &g, (size_t)g.osz * sizeof(int64_t) + (size_t)s.S * g.es, bn_pool_fwd_channel);
 }
@@ -500,7 +500,7 @@ static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
     bn_pool_geom pg = {x->sizes[2], x->sizes[3], g->sizes[2], g->sizes[3], g->sizes[2] * g->sizes[3],
                        ct_dtype_size(x->dtype), x->dtype == CT_FLOAT32, false};
 #ifdef CT_BN_POOL_AVX2
-    pg.pool2 = a->op == CT_OP_BN_RELU_MAX_POOL2D_BWD && pg.f32 && a->i[1] && __builtin_cpu_supports("avx2");
+    pg.pool2 = a->op == CT_OP_BN_RELU_MAX_POOL2D_BWD && pg.f32 && a->i[1] && ct__cpu_isa() >= CT_ISA_AVX2;
 #endif
     return bn_each_channel(a, s, &pg, (size_t)(s.N * s.S) * pg.es, bn_pool_bwd_channel);
 }

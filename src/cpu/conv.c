@@ -280,7 +280,7 @@ __attribute__((target("avx2,fma"))) static void wgrad_small_f32_avx2(const float
 /* true when this call's weight gradient takes wgrad_small_f32_avx2 */
 static bool conv_small_weight_shape(const conv_shape *c) {
 #ifdef CT_CONV_AVX2
-    return c->f32 && c->K <= CONV_SMALL_K && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return c->f32 && c->K <= CONV_SMALL_K && ct__cpu_isa() >= CT_ISA_AVX2;
 #else
     (void)c;
     return false;
@@ -539,8 +539,8 @@ __attribute__((target("avx2,fma"))) static void maxpool_row2_f32_avx2(const floa
 
 static maxpool_row2_f32_fn pick_maxpool_row2_f32(void) {
 #ifdef CT_POOL_AVX512
-    if (__builtin_cpu_supports("avx512f")) return maxpool_row2_f32_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return maxpool_row2_f32_avx2;
+    if (ct__cpu_isa() == CT_ISA_AVX512) return maxpool_row2_f32_avx512;
+    if (ct__cpu_isa() == CT_ISA_AVX2) return maxpool_row2_f32_avx2;
 #endif
     return maxpool_row2_f32;
 }

@@ -21,6 +21,12 @@
 #define CT_LOOP_ATTR
 #endif
 
+/* The vector instruction sets the hand-written x86 kernels may use (AVX2 means AVX2
+ * with FMA), read once when the CPU backend registers, before any kernel runs
+ * (src/cpu/backend.c); CT_ISA_BASELINE on other architectures. */
+typedef enum { CT_ISA_BASELINE, CT_ISA_AVX2, CT_ISA_AVX512 } ct_cpu_isa;
+ct_cpu_isa ct__cpu_isa(void);
+
 /* GCC/Clang vector types for kernels that keep several independent accumulators in
  * registers (the reductions, layer_norm's row sums), and an unaligned load into one.
  * Macros and locals only: a function taking or returning a 32- or 64-byte vector would

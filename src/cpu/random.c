@@ -293,7 +293,7 @@ __attribute__((target("avx2,fma"))) static void normal16_f32_avx2(float *d, floa
 typedef void (*normal16_fn)(float *d, float mean, float std);
 static normal16_fn pick_normal16(void) {
 #ifdef CT_RANDOM_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return normal16_f32_avx2;
+    if (ct__cpu_isa() >= CT_ISA_AVX2) return normal16_f32_avx2;
 #endif
     return normal16_f32;
 }

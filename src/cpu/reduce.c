@@ -225,10 +225,7 @@ MAXMIN_FAST(min_f64, double, <, "omp simd reduction(min:r) reduction(|:anynan)")
 #define SUM_ATTR_512 __attribute__((target("avx512f")))
 #define SUM_ATTR_256 __attribute__((target_clones("avx2", "default")))
 static bool sum_isa_512; /* set once by ct_cpu_register_reduce */
-static void sum_isa_init(void) {
-    __builtin_cpu_init();
-    sum_isa_512 = __builtin_cpu_supports("avx512f");
-}
+static void sum_isa_init(void) { sum_isa_512 = ct__cpu_isa() == CT_ISA_AVX512; }
 #else
 #define SUM_ATTR_512
 #define SUM_ATTR_256

@@ -784,10 +784,7 @@ void ct__cpu_unary_contig(ct_op op, ct_dtype dt, void *o, const void *x, int64_t
 
 void ct_cpu_register_unary(ct_kernel_fn *k) {
 #ifdef CT_HAVE_SLEEF_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) isa = 2;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = 1;
-    else isa = 0;
+    isa = ct__cpu_isa() == CT_ISA_AVX512 ? 2 : ct__cpu_isa() == CT_ISA_AVX2 ? 1 : 0;
 #endif
     SETFC(NEG, neg); CT_SET_INTS(tab[CT_OP_NEG], neg);
     CT_SET_COMPLEX(tab[CT_OP_CONJ], conj);
