@@ -61,7 +61,7 @@ test-asan:
 	$(CMAKE) -S . -B $(ASAN_BUILD) -DCT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(CTEST) --output-on-failure -LE train
+		$(CTEST) --output-on-failure
 	@$(MAKE) --no-print-directory conformance-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
 
