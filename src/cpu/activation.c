@@ -160,7 +160,69 @@ static int cpu_softmax(const ct_kernel_args *a) {
     return 0;
 }
 
+/* ---- cross_entropy's parts after log_softmax (contract in core/ops.def) ---- */
+#define NLL_PICK_ROWS(T, SFX)                                                                              \
+    static int nll_pick_##SFX(const T *logp, const int64_t *t, const T *wt, int64_t N, int64_t C, int64_t ign, \
+                              T *loss, T *w) {                                                             \
+        for (int64_t i = 0; i < N; i++)                                                                    \
+            if (t[i] != ign && (t[i] < 0 || t[i] >= C))                                                    \
+                return ct__errs(CT_ERR_INDEX, "cross_entropy: Target %lld is out of bounds.", (long long)t[i]); \
+        for (int64_t i = 0; i < N; i++) {                                                                  \
+            bool skip = t[i] == ign;                                                                       \
+            int64_t k = skip ? 0 : t[i];                                                                   \
+            T wi = skip ? (T)0 : wt ? wt[k] : (T)1;                                                        \
+            w[i] = wi;                                                                                     \
+            loss[i] = -(logp[i * C + k] * wi);                                                             \
+        }                                                                                                  \
+        return 0;                                                                                          \
+    }                                                                                                      \
+    /* dx = go_i w_i (exp(logp) - onehot(t_i)): the row's exps with exp's own vector loop */               \
+    CT_LOOP_ATTR static void ce_bwd_row_##SFX(T g, const T *logp, int64_t k, int64_t C, T *dx) {           \
+        ct__cpu_unary_contig(CT_OP_EXP, sizeof(T) == 4 ? CT_FLOAT32 : CT_FLOAT64, dx, logp, C);             \
+        for (int64_t j = 0; j < C; j++) dx[j] *= g;                                                        \
+        dx[k] -= g;                                                                                        \
+    }
+NLL_PICK_ROWS(float, f32)
+NLL_PICK_ROWS(double, f64)
+
+static int cpu_nll_pick(const ct_kernel_args *a) {
+    const ct_tensor *logp = a->in[0], *t = a->in[1], *wt = a->in[2];
+    int64_t N = logp->sizes[0], C = logp->sizes[1];
+    const int64_t *td = ct__data(t);
+    if (logp->dtype == CT_FLOAT32)
+        return nll_pick_f32(ct__data(logp), td, wt ? ct__data(wt) : NULL, N, C, a->i[0], ct__data(a->out[0]),
+                            ct__data(a->out[1]));
+    if (logp->dtype == CT_FLOAT64)
+        return nll_pick_f64(ct__data(logp), td, wt ? ct__data(wt) : NULL, N, C, a->i[0], ct__data(a->out[0]),
+                            ct__data(a->out[1]));
+    return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(logp->dtype));
+}
+
+static int cpu_cross_entropy_bwd(const ct_kernel_args *a) {
+    const ct_tensor *go = a->in[0], *logp = a->in[1], *t = a->in[2], *w = a->in[3];
+    ct_tensor *dx = a->out[0];
+    int64_t N = logp->sizes[0], C = logp->sizes[1];
+    const int64_t *td = ct__data(t);
+    bool f32 = logp->dtype == CT_FLOAT32;
+    if (!f32 && logp->dtype != CT_FLOAT64)
+        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(logp->dtype));
+#pragma omp parallel for schedule(static) if (N > 1 && N * C >= CT_GRAIN)
+    for (int64_t i = 0; i < N; i++) {
+        int64_t k = td[i] >= 0 && td[i] < C ? td[i] : 0; /* ignored rows have w 0 */
+        if (f32) {
+            float g = ((const float *)ct__data(go))[i] * ((const float *)ct__data(w))[i];
+            ce_bwd_row_f32(g, (const float *)ct__data(logp) + i * C, k, C, (float *)ct__data(dx) + i * C);
+        } else {
+            double g = ((const double *)ct__data(go))[i] * ((const double *)ct__data(w))[i];
+            ce_bwd_row_f64(g, (const double *)ct__data(logp) + i * C, k, C, (double *)ct__data(dx) + i * C);
+        }
+    }
+    return 0;
+}
+
 void ct_cpu_register_activation(ct_kernel_fn *k) {
     k[CT_OP_SOFTMAX] = cpu_softmax;
     k[CT_OP_LOG_SOFTMAX] = cpu_softmax;
+    k[CT_OP_NLL_PICK] = cpu_nll_pick;
+    k[CT_OP_CROSS_ENTROPY_BWD] = cpu_cross_entropy_bwd;
 }

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/autograd_internal.h"
+#include "core/dispatch.h"
 #include "core/internal.h"
 #include "core/iter.h"
 #include "ctorch/nn.h"
@@ -155,6 +157,94 @@ CT_API ct_tensor *ct_nn_nll_loss(const ct_tensor *input, const ct_tensor *target
     END
 }
 
+/* ---- cross_entropy over class indices as one node ----
+ * [N, C] float32/float64 logits with integer targets and no label smoothing, the common
+ * classifier loss: log_softmax's own kernel, then one pass picking -logp[i, t_i] * w_i
+ * (CT_OP_NLL_PICK), so the per-row losses and their weights are the composed path's bits
+ * (nll_loss(log_softmax(x)), checked in the tests), and the reduction is nll_reduce as
+ * there; the ~15 small ops of the composed path (target checks, gather, where, ...) and
+ * their autograd nodes become two kernels and one node. [64, 10] forward + backward:
+ * 14.4-16.3 -> 9.6-10 µs (forward 7.7-8.4 -> 4.4). The node saves logp, t, w and x; its
+ * backward is one kernel, go_i w_i
+ * (exp(logp) - onehot(t)), or under create_graph (softmax(x) - onehot(t)) * (go * w) in
+ * differentiable ops, so second derivatives work. */
+static int ce_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *logp = ct__unpack(n, 0), *t = ct__unpack(n, 1), *w = ct__unpack(n, 2), *x = ct__unpack(n, 3);
+    if (!logp || !t || !w || !x) return ct_last_status();
+    if (!ct__needs_grad(2, (const ct_tensor *[]){go[0], x})) { /* no graph to build (grad mode is off then) */
+        ct_tensor *g = ct__contiguous_raw(go[0]), *dx = ct__empty_raw(2, logp->sizes, logp->dtype);
+        int rc = 0;
+        if (!g || !dx) rc = ct_last_status();
+        else {
+            ct_kernel_args k = {.op = CT_OP_CROSS_ENTROPY_BWD, .n_out = 1, .n_in = 4, .out = {dx}, .in = {g, logp, t, w}};
+            rc = ct__dispatch(&k);
+        }
+        ct_release(g);
+        if (rc) { ct_release(dx); return rc; }
+        gi[0] = ct__ret(dx);
+        return 0;
+    }
+    int64_t C = logp->sizes[1];
+    ct_tensor *in_range = ct_logical_and(ct_ge(t, ct_scalar_tensor(0, CT_INT64)), ct_lt(t, ct_scalar_tensor((double)C, CT_INT64)));
+    ct_tensor *safe = ct_where(in_range, t, ct_scalar_tensor(0, CT_INT64)); /* ignored rows: their w is 0 */
+    ct_tensor *onehot = ct_to_dtype(ct_one_hot(safe, C), logp->dtype);
+    gi[0] = ct_mul(ct_sub(ct_softmax(x, 1, CT_NUM_DTYPES), onehot), ct_unsqueeze(ct_mul(go[0], w), 1));
+    return gi[0] ? 0 : ct_last_status();
+}
+
+static bool ce_fusable(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight, double smoothing) {
+    ct_dtype dt = input->dtype;
+    return input->ndim == 2 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && smoothing == 0 && target->ndim == 1 &&
+           target->sizes[0] == input->sizes[0] &&
+           (target->dtype == CT_INT64 || target->dtype == CT_INT32 || target->dtype == CT_UINT8) &&
+           (!weight || (weight->ndim == 1 && weight->numel == input->sizes[1] && !ct_requires_grad(weight) &&
+                        weight->storage->device.type == input->storage->device.type)) &&
+           target->storage->device.type == input->storage->device.type &&
+           ct__has_kernel(input->storage->device.type, CT_OP_NLL_PICK) &&
+           ct__has_kernel(input->storage->device.type, CT_OP_CROSS_ENTROPY_BWD);
+}
+
+/* (per-row loss, per-row weight) of the fused path, scope-registered; NULL on error */
+static ct_tensor *ce_fused(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
+                           int64_t ignore_index, ct_tensor **w_out) {
+    ct_dtype dt = input->dtype;
+    int64_t N = input->sizes[0], C = input->sizes[1];
+    ct_tensor *x = ct__contiguous_raw(input);
+    ct_tensor *t = ct_contiguous(ct_to_dtype(target, CT_INT64));
+    ct_tensor *wt = weight ? ct_contiguous(ct_to_dtype(weight, dt)) : NULL;
+    ct_tensor *logp = ct__empty_raw(2, input->sizes, dt), *loss = ct__empty_raw(1, &N, dt), *w = ct__empty_raw(1, &N, dt);
+    int rc = 0;
+    if (!x || !t || (weight && !wt) || !logp || !loss || !w) rc = ct_last_status();
+    if (!rc && N * C > 0) {
+        ct_kernel_args k = {.op = CT_OP_LOG_SOFTMAX, .n_out = 1, .n_in = 1, .out = {logp}, .in = {x}, .i = {N, C, 1}};
+        rc = ct__dispatch(&k);
+    }
+    if (!rc && N) {
+        ct_kernel_args k = {.op = CT_OP_NLL_PICK, .n_out = 2, .n_in = 3, .out = {loss, w}, .in = {logp, t, wt},
+                            .i = {ignore_index}};
+        rc = ct__dispatch(&k);
+    }
+    if (!rc && ct__needs_grad(1, (const ct_tensor *[]){input})) {
+        ct_node *n = ct__node_new("CrossEntropyBackward", ce_backward, 1);
+        if (!n || ct__node_set_next(n, 0, input) || ct__save(n, logp) < 0 || ct__save(n, t) < 0 ||
+            ct__save(n, w) < 0 || ct__save(n, input) < 0) {
+            if (n) ct__node_release(n);
+            rc = ct_last_status();
+        } else {
+            ct__set_history(loss, n, 0);
+        }
+    }
+    ct_release(x);
+    ct_release(logp);
+    if (rc) {
+        ct_release(loss);
+        ct_release(w);
+        return NULL;
+    }
+    *w_out = ct__ret(w);
+    return ct__ret(loss);
+}
+
 CT_API ct_tensor *ct_nn_cross_entropy(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight,
                                       int64_t ignore_index, ct_reduction reduction, double label_smoothing) {
     if (check_nll("cross_entropy", input, target, weight) || check_reduction("cross_entropy", reduction, false))
@@ -167,6 +257,11 @@ CT_API ct_tensor *ct_nn_cross_entropy(const ct_tensor *input, const ct_tensor *t
     int64_t wshape[CT_MAX_DIMS];
     for (int d = 0; d < nd; d++) wshape[d] = d == cd ? C : 1;
     BEGIN
+    if (ce_fusable(input, target, weight, label_smoothing)) {
+        ct_tensor *w = NULL, *loss = ce_fused(input, target, weight, ignore_index, &w);
+        r_ = loss ? nll_reduce(loss, w, reduction) : NULL;
+        goto done;
+    }
     ct_tensor *logp = ct_log_softmax(input, cd, CT_NUM_DTYPES);
     ct_tensor *wv = weight ? ct_reshape(ct_to_dtype(weight, input->dtype), nd, wshape) : NULL;
     if (ct_dtype_is_floating(target->dtype)) {
@@ -204,6 +299,7 @@ CT_API ct_tensor *ct_nn_cross_entropy(const ct_tensor *input, const ct_tensor *t
             r_ = nll;
         }
     }
+done:
     END
 }
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import ctorch
-from harness import check, check_error, gradcheck, gradgradcheck
+from harness import case, check, check_error, gradcheck, gradgradcheck
 
 RED = {"mean": 0, "sum": 1, "none": 2, "batchmean": 3}
 L = ctorch.lib
@@ -85,11 +85,62 @@ def test_cross_entropy_second_order():
     gradgradcheck("cross_entropy", lambda a: f(a, t, None, -100, 0, 0.1), [x])
 
 
+def bits(t):
+    return t.view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 10), (65, 17), (200, 3), (7, 1000), (0, 4)], ids=str)
+@pytest.mark.parametrize("variant", ["plain", "weight", "ignore", "weight+ignore", "int32", "uint8"])
+def test_cross_entropy_fused_rows(dtype, shape, variant):
+    # [N, C] logits with class indices and no smoothing take one fused node: its per-row
+    # losses must be nll_loss(log_softmax(x))'s bits, every reduction too, and values and
+    # gradients must match torch's
+    N, C = shape
+    g = torch.Generator().manual_seed(N * 131 + C)
+    x = (torch.randn(N, C, generator=g, dtype=torch.float64) * 4).to(dtype)
+    t = torch.randint(0, min(C, 256) if variant == "uint8" else C, (N,), generator=g)
+    ign = -100
+    if "ignore" in variant and N > 1:
+        ign = int(t[0])
+        t[N // 2] = ign
+    w = torch.rand(C, generator=g, dtype=dtype) + 0.5 if "weight" in variant else None
+    tt = t.to({"int32": torch.int32, "uint8": torch.uint8}.get(variant, torch.int64))
+    cw = ctorch.from_torch(w) if w is not None else None
+    f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
+    nll = L.declare("ct_nn_nll_loss", "T(T,T,T,i64,i)")
+    lsm = L.declare("ct_log_softmax", "T(T,i,dt)")
+    for red in ("none", "sum", "mean"):
+        with case("cross_entropy"):
+            cx = ctorch.from_torch(x)
+            fused = f(cx, ctorch.from_torch(tt), cw, ign, RED[red], 0.0).torch()
+            composed = nll(lsm(cx, 1, None), ctorch.from_torch(t), cw, ign, RED[red]).torch()
+            assert torch.equal(bits(fused), bits(composed)), f"{red}: {fused} vs {composed}"
+        if dtype == torch.float64 or red != "none":
+            check("cross_entropy", lambda a: f(a, ctorch.from_torch(tt), cw, ign, RED[red], 0.0),
+                  lambda a: F.cross_entropy(a, t, weight=w, ignore_index=ign, reduction=red), [x])
+
+
+@pytest.mark.parametrize("variant", ["plain", "weight+ignore"])
+def test_cross_entropy_fused_second_order(variant):
+    x, t = d(5, 4), torch.tensor([0, 3, 1, 2, 3])
+    w = ctorch.from_torch(torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=torch.float64)) if "weight" in variant else None
+    ign = 3 if "ignore" in variant else -100
+    f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
+    for red in ("mean", "sum", "none"):
+        gradcheck("cross_entropy", lambda a: f(a, t, w, ign, RED[red], 0.0), [x])
+        gradgradcheck("cross_entropy", lambda a: f(a, t, w, ign, RED[red], 0.0), [x])
+
+
 def test_cross_entropy_errors():
     f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
     x = torch.randn(4, 3)
     check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 0.0), lambda a, b: F.cross_entropy(a, b),
-                [x, torch.tensor([0, 1, 5, 2])])  # target out of bounds
+                [x, torch.tensor([0, 1, 5, 2])], match="Target 5 is out of bounds")  # target out of bounds
+    check_error("cross_entropy", lambda a, b: f(a, b, None, 1, 0, 0.0), lambda a, b: F.cross_entropy(a, b, ignore_index=1),
+                [x, torch.tensor([1, -2, 0, 1])], match="Target -2 is out of bounds")
+    check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 0.0), lambda a, b: F.cross_entropy(a, b),
+                [x, torch.tensor([0.0, 1.0, 2.0, 0.0])])  # float target of the wrong shape
     check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 0.0), lambda a, b: F.cross_entropy(a, b),
                 [x, torch.tensor([0, 1, 2])])  # batch mismatch
     check_error("cross_entropy", lambda a, b: f(a, b, None, -100, 0, 1.5),
