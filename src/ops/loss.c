@@ -125,13 +125,18 @@ static int nll_parts(const char *op, const ct_tensor *logp, const ct_tensor *tar
     ct_tensor *safe = ct_where(ign, ct_scalar_tensor(0, CT_INT64), t64);
     /* out-of-range targets (other than ignore_index) are an error, as in PyTorch */
     if (safe && safe->numel) {
-        ct_tensor *bad = ct_logical_or(ct_lt(safe, ct_scalar_tensor(0, CT_INT64)), ct_ge(safe, ct_scalar_tensor((double)C, CT_INT64)));
+        /* (ignored targets are not checked: with no classes at all their safe 0 is out of range too) */
+        ct_tensor *bad = ct_logical_and(ct_logical_not(ign), ct_logical_or(ct_lt(safe, ct_scalar_tensor(0, CT_INT64)),
+                                                                           ct_ge(safe, ct_scalar_tensor((double)C, CT_INT64))));
         if (bad && ct_item(ct_any(bad, 0, NULL, false)) != 0) {
             ct_tensor *which = ct_masked_select(safe, bad);
             return ct__errs(CT_ERR_INDEX, "%s: Target %lld is out of bounds.", op, (long long)ct_item(ct_select(which, 0, 0)));
         }
     }
-    ct_tensor *picked = ct_squeeze_dim(ct_gather(logp, cd, ct_unsqueeze(safe, cd)), cd);
+    /* no classes (every target ignored, or the error above): the sum over the empty class
+     * dim is the zeros gather cannot give, still linked to logp for its (empty) gradient */
+    ct_tensor *picked = C > 0 ? ct_squeeze_dim(ct_gather(logp, cd, ct_unsqueeze(safe, cd)), cd)
+                              : ct_sum_dim(logp, 1, (int64_t[]){cd}, false, CT_NUM_DTYPES);
     ct_tensor *w = weight ? ct_index_select(ct_to_dtype(weight, logp->dtype), 0, ct_reshape(safe, 1, (int64_t[]){-1}))
                           : NULL;
     if (w) w = ct_reshape(w, safe->ndim, safe->sizes);
@@ -194,7 +199,8 @@ static int ce_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 
 static bool ce_fusable(const ct_tensor *input, const ct_tensor *target, const ct_tensor *weight, double smoothing) {
     ct_dtype dt = input->dtype;
-    return input->ndim == 2 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && smoothing == 0 && target->ndim == 1 &&
+    return input->ndim == 2 && input->sizes[1] > 0 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && smoothing == 0 &&
+           target->ndim == 1 &&
            target->sizes[0] == input->sizes[0] &&
            (target->dtype == CT_INT64 || target->dtype == CT_INT32 || target->dtype == CT_UINT8) &&
            (!weight || (weight->ndim == 1 && weight->numel == input->sizes[1] && !ct_requires_grad(weight) &&

@@ -121,6 +121,21 @@ def test_cross_entropy_fused_rows(dtype, shape, variant):
                   lambda a: F.cross_entropy(a, t, weight=w, ignore_index=ign, reduction=red), [x])
 
 
+def test_cross_entropy_no_classes():
+    # [N, 0] logits stay on the composed path: every target ignored gives torch's values
+    # (0 per row, a NaN mean), any other target is out of bounds
+    f = L.declare("ct_nn_cross_entropy", "T(T,T,T,i64,i,d)")
+    t = torch.full((2,), -100)
+    for red in ("none", "sum", "mean"):
+        check("cross_entropy", lambda a: f(a, t, None, -100, RED[red], 0.0),
+              lambda a: F.cross_entropy(a, t, reduction=red), [torch.randn(2, 0, dtype=torch.float64)], grad=False)
+        nll = L.declare("ct_nn_nll_loss", "T(T,T,T,i64,i)")
+        check("nll_loss", lambda a: nll(a, t, None, -100, RED[red]), lambda a: F.nll_loss(a, t, reduction=red),
+              [torch.randn(2, 0, dtype=torch.float64)], grad=False)
+    check_error("cross_entropy", lambda a: f(a, torch.tensor([-100, 0]), None, -100, 0, 0.0),
+                lambda a: F.cross_entropy(a, torch.tensor([-100, 0])), [torch.randn(2, 0)], match="out of bounds")
+
+
 @pytest.mark.parametrize("variant", ["plain", "weight+ignore"])
 def test_cross_entropy_fused_second_order(variant):
     x, t = d(5, 4), torch.tensor([0, 3, 1, 2, 3])
