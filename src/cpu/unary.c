@@ -28,8 +28,10 @@
 /* Registers the fused softmax kernels (src/cpu/activation.c). */
 void ct_cpu_register_activation(ct_kernel_fn *k);
 
+#ifdef CT_HAVE_SLEEF_X86
 /* 0: scalar, 1: AVX2+FMA, 2: AVX-512F */
 static int isa;
+#endif
 
 /* ---- special functions (double; float versions round the double result) ---- */
 static double sp_erfinv(double x) {
@@ -479,29 +481,6 @@ double ct__cpu_exp_shift_sum_f32(const float *x, float *o, int64_t n, float shif
     if (isa == 1) return exp_shift_sum_v256(x, o, n, shift, store);
     EXP_SHIFT_SUM_PASSES(ct__cpu_vexp_f32);
 }
-/* ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true) for each of `rows`
- * rows of n <= 16 floats (a classifier's logits), with one vector exp pass over them all
- * instead of one or two masked steps per row: each row's sum is formed in the order the
- * single-row passes add (AVX2 and AVX-512 agree for n <= 16: lanes q and q + 8 in
- * double, then halves, then pairs), so the results are the same bits. */
-void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
-                                    double *sums);
-void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
-                                    double *sums) {
-    if (!isa || n > 16) {
-        for (int64_t r = 0; r < rows; r++) sums[r] = ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true);
-        return;
-    }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++) o[r * n + j] = x[r * n + j] - shift[r];
-    ct__cpu_vexp_f32(o, o, rows * n);
-    for (int64_t r = 0; r < rows; r++) {
-        const float *e = o + r * n;
-        double d[8];
-        for (int q = 0; q < 8; q++) d[q] = (q < n ? (double)e[q] : 0.0) + (q + 8 < n ? (double)e[q + 8] : 0.0);
-        sums[r] = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
-    }
-}
 double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store);
 double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double shift, bool store) {
     (void)store;
@@ -575,6 +554,33 @@ double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double s
     return s;
 }
 #endif
+
+/* ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true) for each of `rows`
+ * rows of n floats. For n <= 16 on AVX2/AVX-512 (a classifier's logits) one vector exp
+ * pass over them all instead of one or two masked steps per row: each row's sum is
+ * formed in the order the single-row passes add (AVX2 and AVX-512 agree for n <= 16:
+ * lanes q and q + 8 in double, then halves, then pairs), so the results are the same
+ * bits. Otherwise (and in builds without the SLEEF x86 kernels) row by row. */
+void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
+                                    double *sums);
+void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int64_t n, const float *shift,
+                                    double *sums) {
+#ifdef CT_HAVE_SLEEF_X86
+    if (isa && n <= 16) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < n; j++) o[r * n + j] = x[r * n + j] - shift[r];
+        ct__cpu_vexp_f32(o, o, rows * n);
+        for (int64_t r = 0; r < rows; r++) {
+            const float *e = o + r * n;
+            double d[8];
+            for (int q = 0; q < 8; q++) d[q] = (q < n ? (double)e[q] : 0.0) + (q + 8 < n ? (double)e[q + 8] : 0.0);
+            sums[r] = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
+        }
+        return;
+    }
+#endif
+    for (int64_t r = 0; r < rows; r++) sums[r] = ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true);
+}
 
 /* Float family with a SLEEF fast path for contiguous float32/float64. */
 #define CT_UNARY_VEC(pre, EXPR)                                                                          \
