@@ -444,8 +444,8 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
         int64_t K = p.ksize[p.nk - 1], ntile = (K + COL_TILE - 1) / COL_TILE, nouter = p.n_out / K;
         int64_t jobs = nouter * ntile;
         /* a float sum into its own dtype (a bias's gradient): the same double accumulators
-         * without the per-row dtype switch and per-element store switch (4.3 -> ~1 µs for
-         * [64, 256] over dim 0) */
+         * without the per-row dtype switch and per-element store switch ([64, 256] over
+         * dim 0 inside an MLP's training step: 5.6 -> 2.9 µs) */
         bool float_sum = k == RK_SUM && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && out->dtype == dt;
 #pragma omp parallel for schedule(static) if (big && nt > 1)
         for (int64_t j = 0; j < jobs; j++) {
