@@ -170,9 +170,8 @@ CT_API ct_tensor *ct_nn_nll_loss(const ct_tensor *input, const ct_tensor *target
  * there; the ~15 small ops of the composed path (target checks, gather, where, ...) and
  * their autograd nodes become two kernels and one node. [64, 10] forward + backward:
  * 14.4-16.3 -> 9.6-10 µs (forward 7.7-8.4 -> 4.4). The node saves logp, t, w and x; its
- * backward is one kernel, go_i w_i
- * (exp(logp) - onehot(t)), or under create_graph (softmax(x) - onehot(t)) * (go * w) in
- * differentiable ops, so second derivatives work. */
+ * backward is one kernel, go_i w_i (exp(logp) - onehot(t)), or under create_graph
+ * (softmax(x) - onehot(t)) * (go * w) in differentiable ops, so second derivatives work. */
 static int ce_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *logp = ct__unpack(n, 0), *t = ct__unpack(n, 1), *w = ct__unpack(n, 2), *x = ct__unpack(n, 3);
     if (!logp || !t || !w || !x) return ct_last_status();
