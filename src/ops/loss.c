@@ -189,8 +189,7 @@ static int ce_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
         return 0;
     }
     int64_t C = logp->sizes[1];
-    ct_tensor *in_range = ct_logical_and(ct_ge(t, ct_scalar_tensor(0, CT_INT64)), ct_lt(t, ct_scalar_tensor((double)C, CT_INT64)));
-    ct_tensor *safe = ct_where(in_range, t, ct_scalar_tensor(0, CT_INT64)); /* ignored rows: their w is 0 */
+    ct_tensor *safe = ct_clamp_scalar(t, 0.0, (double)(C - 1)); /* only ignored rows leave the range; their w is 0 */
     ct_tensor *onehot = ct_to_dtype(ct_one_hot(safe, C), logp->dtype);
     gi[0] = ct_mul(ct_sub(ct_softmax(x, 1, CT_NUM_DTYPES), onehot), ct_unsqueeze(ct_mul(go[0], w), 1));
     return gi[0] ? 0 : ct_last_status();
