@@ -48,7 +48,7 @@ ct_node *ct__node_new(const char *name, ct_backward_fn fn, int n_inputs) {
     for (int k = 0; k < CT_NODE_D; k++) n->d[k] = 0;
     ct_meta *metas[3] = {&n->in_meta[0], &n->in_meta[1], &n->out_meta_small[0]};
     for (int k = 0; k < 3; k++) metas[k]->dtype = 0, metas[k]->ndim = 0, metas[k]->sizes = NULL;
-    n->ctx = NULL, n->ctx_free = NULL, n->leaf = NULL, n->pre_hooks = NULL;
+    n->ctx = NULL, n->ctx_free = NULL, n->keep_missing = false, n->leaf = NULL, n->pre_hooks = NULL;
     atomic_init(&n->refcount, 1);
     n->name = name;
     n->backward = fn;
@@ -866,7 +866,7 @@ static int run_backward(int n_roots, ct_tensor *const *roots, const ct_tensor *c
         if (ct_scope_begin()) { status = ct_last_status(); goto done; }
         for (int k = 0; k < nout && !status; k++)
             if (!grads[k]) {
-                if (n->leaf) { grads[k] = NULL; continue; }
+                if (n->leaf || n->keep_missing) continue;
                 grads[k] = zeros_meta(&n->out_meta[k]);
                 if (!grads[k]) status = ct_last_status();
             }

@@ -11,7 +11,7 @@
  *     }
  *
  * A backward function receives one gradient per output (never NULL: missing ones are
- * zero-filled) and writes one gradient per input into grad_inputs (a new reference, or
+ * zero-filled, unless the node sets keep_missing) and writes one gradient per input into grad_inputs (a new reference, or
  * NULL where no gradient is needed: see ct__node_needs(n, i)). Gradients must be
  * scope-owned: results of public ops, or ct__pass(t) to hand on a tensor unchanged.
  * It runs inside a scope
@@ -81,6 +81,8 @@ struct ct_node { /* ct__node_new sets every field by name: a new field needs a l
     ct_meta in_meta[2]; /* optional: shapes/dtypes of inputs 0,1 (ct__node_save_meta) */
     void *ctx;
     void (*ctx_free)(void *ctx);
+    bool keep_missing;     /* outputs no gradient reached get NULL in backward, not zeros
+                            * (PyTorch's materialize_grads = False); the backward handles NULL */
     ct_tensor *leaf;       /* AccumulateGrad: the leaf (strong) */
     ct_pre_hook *pre_hooks;
     /* inline storage: one allocation per node for the common case */

@@ -10,7 +10,8 @@
  *   ct_tanh's.
  * CT_OP_LSTM_CELL_BWD: in[0] dh' [B, H], in[1] dc' [B, H], in[2] dact [B, 4H] (the
  *   gradient reaching act itself: zeros in a first-order backward), in[3] act, in[4] c,
- *   in[5] c'. out[0] dgates [B, 4H], out[1] dc [B, H] (NULL: not wanted). With
+ *   in[5] c'; in[1] and in[2] may be NULL (zeros: no gradient reached c' or act). out[0]
+ *   dgates [B, 4H], out[1] dc [B, H] (NULL: not wanted). With
  *   tc = tanh(c'): dc'' = dc' + dh' o (1 - tc^2), and
  *   dgates = ((dc'' g + dact_i) i(1-i), (dc'' c + dact_f) f(1-f), (dc'' i + dact_g)(1-g^2),
  *   (dh' tc + dact_o) o(1-o)); dc = dc'' f. */
@@ -71,22 +72,24 @@ LSTM_ROWS(double, f64)
         }                                                                                                    \
     }                                                                                                        \
     static int lstm_bwd_##SFX(const ct_kernel_args *a, int64_t B, int64_t H) {                               \
-        const T *dh = ct__data(a->in[0]), *dcn = ct__data(a->in[1]);                                         \
-        const T *dact = ct__data(a->in[2]);                                                                  \
+        const T *dh = ct__data(a->in[0]);                                                                    \
+        const T *dcn = a->in[1] ? (const T *)ct__data(a->in[1]) : NULL;                                      \
+        const T *dact = a->in[2] ? (const T *)ct__data(a->in[2]) : NULL;                                     \
         const T *act = ct__data(a->in[3]), *c = ct__data(a->in[4]), *cn = ct__data(a->in[5]);                \
         T *dg = ct__data(a->out[0]), *dc = a->out[1] ? (T *)ct__data(a->out[1]) : NULL;                      \
         ct_dtype dt = a->in[0]->dtype;                                                                       \
         int fail = 0;                                                                                        \
         _Pragma("omp parallel if (B * H >= LSTM_GRAIN && B > 1) reduction(| : fail)")                       \
         {                                                                                                    \
-            T *tc = malloc(sizeof(T) * (size_t)H);                                                           \
+            /* tc: tanh(c') of a row; then 4H zeros standing in for an absent dc' or dact */                 \
+            T *tc = dcn && dact ? malloc(sizeof(T) * (size_t)H) : calloc((size_t)(5 * H), sizeof(T));        \
             if (!tc) fail = 1;                                                                               \
             _Pragma("omp for schedule(static)")                                                             \
             for (int64_t b = 0; b < B; b++) {                                                                \
                 if (!tc) continue;                                                                           \
                 ct__cpu_unary_contig(CT_OP_TANH, dt, tc, cn + b * H, H);                                     \
-                lstm_bwd_row_##SFX(dh + b * H, dcn + b * H, dact + b * 4 * H, act + b * 4 * H,               \
-                                   c + b * H, tc, dg + b * 4 * H, dc ? dc + b * H : NULL, H);                \
+                lstm_bwd_row_##SFX(dh + b * H, dcn ? dcn + b * H : tc + H, dact ? dact + b * 4 * H : tc + H, \
+                                   act + b * 4 * H, c + b * H, tc, dg + b * 4 * H, dc ? dc + b * H : NULL, H); \
             }                                                                                                \
             free(tc);                                                                                        \
         }                                                                                                    \

@@ -93,6 +93,33 @@ static int pieces(const ct_tensor *x, int dim, int k, const int64_t *sizes, bool
  * differentiable ops, so second derivatives work. */
 static ct_tensor *one_minus(const ct_tensor *x) { return ct_rsub_scalar(x, 1.0); }
 
+/* x + opt, or x when opt is NULL (no gradient reached it); a NULL x (a failed op) stays NULL */
+static ct_tensor *plus_opt(ct_tensor *x, const ct_tensor *opt) { return opt ? ct_add(x, opt) : x; }
+
+/* The cell's backward in differentiable ops (the formulas of CT_OP_LSTM_CELL_BWD, for a
+ * graph being built): *dg = dgates [B, 4H] and, if need_c, *dc (scope-registered). dcn
+ * and dact may be NULL (no gradient reached c' or act); dh may not. 0 or status. */
+static int cell_backward_ops(const ct_tensor *dh, const ct_tensor *dcn, const ct_tensor *dact, const ct_tensor *act,
+                             const ct_tensor *c, const ct_tensor *cn, bool need_c, ct_tensor **dg, ct_tensor **dc) {
+    int64_t H = c->sizes[1];
+    ct_tensor *ig = ct_narrow(act, 1, 0, H), *fg = ct_narrow(act, 1, H, H), *gg = ct_narrow(act, 1, 2 * H, H);
+    ct_tensor *og = ct_narrow(act, 1, 3 * H, H), *tc = ct_tanh(cn);
+    ct_tensor *d = plus_opt(ct_mul(ct_mul(dh, og), one_minus(ct_mul(tc, tc))), dcn);
+    ct_tensor *da[4] = {NULL, NULL, NULL, NULL};
+    for (int k = 0; k < 4 && dact; k++)
+        if (!(da[k] = ct_narrow(dact, 1, k * H, H))) return ct_last_status();
+    if (!d) return ct_last_status();
+    ct_tensor *parts[4] = {
+        ct_mul(plus_opt(ct_mul(d, gg), da[0]), ct_mul(ig, one_minus(ig))),
+        ct_mul(plus_opt(ct_mul(d, c), da[1]), ct_mul(fg, one_minus(fg))),
+        ct_mul(plus_opt(ct_mul(d, ig), da[2]), one_minus(ct_mul(gg, gg))),
+        ct_mul(plus_opt(ct_mul(dh, tc), da[3]), ct_mul(og, one_minus(og))),
+    };
+    *dg = ct_cat(4, (const ct_tensor *const *)parts, 1);
+    *dc = need_c ? ct_mul(d, fg) : NULL;
+    return *dg && (!need_c || *dc) ? 0 : ct_last_status();
+}
+
 static int lstm_cell_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *act = ct__unpack(n, 0), *cn = ct__unpack(n, 1), *c = ct__unpack(n, 2);
     if (!act || !cn || !c) return ct_last_status();
@@ -122,21 +149,7 @@ static int lstm_cell_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) 
         gi[1] = dc ? ct__ret(dc) : NULL;
         return 0;
     }
-    ct_tensor *ig = ct_narrow(act, 1, 0, H), *fg = ct_narrow(act, 1, H, H), *gg = ct_narrow(act, 1, 2 * H, H);
-    ct_tensor *og = ct_narrow(act, 1, 3 * H, H), *tc = ct_tanh(cn);
-    ct_tensor *d = ct_add(dcn, ct_mul(ct_mul(dh, og), one_minus(ct_mul(tc, tc))));
-    ct_tensor *da[4];
-    for (int k = 0; k < 4; k++) da[k] = ct_narrow(dact, 1, k * H, H);
-    if (!d) return ct_last_status();
-    ct_tensor *parts[4] = {
-        ct_mul(ct_add(ct_mul(d, gg), da[0]), ct_mul(ig, one_minus(ig))),
-        ct_mul(ct_add(ct_mul(d, c), da[1]), ct_mul(fg, one_minus(fg))),
-        ct_mul(ct_add(ct_mul(d, ig), da[2]), one_minus(ct_mul(gg, gg))),
-        ct_mul(ct_add(ct_mul(dh, tc), da[3]), ct_mul(og, one_minus(og))),
-    };
-    gi[0] = ct_cat(4, (const ct_tensor *const *)parts, 1);
-    gi[1] = need_c ? ct_mul(d, fg) : NULL;
-    return gi[0] && (!need_c || gi[1]) ? 0 : ct_last_status();
+    return cell_backward_ops(dh, dcn, dact, act, c, cn, need_c, &gi[0], &gi[1]);
 }
 
 /* gates [B, 4H] (W_ih x + b + W_hh h), c [B, H] -> h' and *c_out = c' (scope-registered),
@@ -466,6 +479,298 @@ typedef struct {
     const ct_tensor *w_ih, *w_hh, *b_ih, *b_hh, *w_hr;
 } dir_params;
 
+/* ---- an LSTM direction as one node (float32/float64, no projection) ----
+ * The step-by-step graph above records five nodes per step, and its backward copies every
+ * step's gate gradients twice (stacked for the input projection, concatenated for W_hh),
+ * zero-fills a gradient for every step's activations and copies each step's input
+ * projection before adding the recurrent product. Here one node holds the whole direction,
+ * as PyTorch's fused CPU layer does:
+ *   forward: G = x W_ih^T + (b_ih + b_hh) for all steps at once, then per step
+ *     G_t += h_{t-1} W_hh^T in place and the cell kernel writes h_t, c_t and the gate
+ *     activations into whole-sequence buffers (hb: h_0 and every h_t, one block, so the
+ *     output is a window of it and the h_{t-1} of every step is another);
+ *   backward: per step (last first) the cell's backward kernel writes dG_t into one
+ *     [T, B, 4H] buffer and dh_{t-1} = dG_t W_hh; then dx = dG W_ih, dW_ih = dG^T x,
+ *     dW_hh = dG^T [h_{t-1}], db = the column sums of dG, each one product.
+ * Outputs, final states and the gradients of x, W_ih and the biases are the step-by-step
+ * graph's bits (the same kernels in the same order: the GEMM adds the recurrent product to
+ * G_t as addmm adds it to its copy); W_hh's gradient is formed as dG^T h, a [4H, H] product,
+ * where the step-by-step graph formed its transpose h^T dG, so it may differ in the last
+ * bit (the sums are the same, the BLAS blocks them another way).
+ * Outputs: 0 y [T, B, H], 1 h_n, 2 c_n, 3 act [T, B, 4H], 4 cs [T, B, H] (every c_t;
+ * outputs so that under create_graph a graph built from them reaches this node again).
+ * Missing output gradients stay NULL (keep_missing): no zero-filled [T, B, 4H] buffer.
+ * Under create_graph the backward is the same recursion in differentiable ops. */
+enum { LS_X, LS_H0, LS_C0, LS_WIH, LS_WHH, LS_Y, LS_ACT, LS_CS }; /* saved slots */
+
+/* A header over rows [r0, r0 + rows) of the [R, ...] contiguous tensor t, seen as 2-D
+ * [rows * inner, cols] (inner: the rows' middle size), borrowed: no reference taken. */
+static ct_tensor *rows2(ct_tensor *dst, const ct_tensor *t, int64_t r0, int64_t rows) {
+    int64_t cols = t->sizes[t->ndim - 1], per = t->strides[0]; /* elements per row of dim 0 */
+    int64_t n = rows * (per / (cols ? cols : 1));
+    ct__alias_borrowed(dst, t, 2, (int64_t[]){n, cols}, (int64_t[]){cols, 1}, t->offset + r0 * per);
+    return dst;
+}
+
+/* C = A @ B (+ C when beta is 1) on the GEMM kernel; 2-D operands of any strides */
+static int mm_into(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, double beta) {
+    ct_tensor a3, b3, c3;
+    const ct_tensor *m[3] = {A, B, C};
+    ct_tensor *h[3] = {&a3, &b3, &c3};
+    for (int k = 0; k < 3; k++)
+        ct__alias_borrowed(h[k], m[k], 3, (int64_t[]){1, m[k]->sizes[0], m[k]->sizes[1]},
+                           (int64_t[]){0, m[k]->strides[0], m[k]->strides[1]}, m[k]->offset);
+    ct_kernel_args k = {.op = CT_OP_GEMM, .n_out = 1, .n_in = 2, .out = {&c3}, .in = {&a3, &b3}, .d = {1.0, beta}};
+    return ct__dispatch(&k);
+}
+
+/* The transpose of a contiguous 2-D w, borrowed */
+static ct_tensor *tr2(ct_tensor *dst, const ct_tensor *w) {
+    ct__alias_borrowed(dst, w, 2, (int64_t[]){w->sizes[1], w->sizes[0]}, (int64_t[]){1, w->sizes[1]}, w->offset);
+    return dst;
+}
+
+/* Backward in differentiable ops (create_graph): the recursion of lstm_layer_backward. */
+static int lstm_layer_backward_ops(ct_node *n, ct_tensor *const *go, ct_tensor **gi, ct_tensor *const *sv) {
+    const ct_tensor *x = sv[LS_X], *h0 = sv[LS_H0], *c0 = sv[LS_C0], *wih = sv[LS_WIH], *whh = sv[LS_WHH];
+    const ct_tensor *y = sv[LS_Y], *act = sv[LS_ACT], *cs = sv[LS_CS];
+    const int64_t T = x->sizes[0], B = x->sizes[1], In = x->sizes[2], H = whh->sizes[1], G = 4 * H;
+    const bool reverse = n->i[0];
+    ct_tensor **dgs = calloc((size_t)T, sizeof *dgs);
+    if (!dgs) return ct__errs(CT_ERR_OOM, "LSTM backward: out of memory");
+    ct_tensor *dh = go[1], *dc = go[2];
+    int rc = 0;
+    for (int64_t s = 0; s < T && !rc; s++) {
+        int64_t t = reverse ? s : T - 1 - s, tp = reverse ? t + 1 : t - 1; /* tp: the step before t */
+        bool first = s == T - 1;
+        ct_tensor *dy = go[0] ? ct_select(go[0], 0, t) : NULL, *dcs = go[4] ? ct_select(go[4], 0, t) : NULL;
+        ct_tensor *dat = go[3] ? ct_select(go[3], 0, t) : NULL;
+        if ((go[0] && !dy) || (go[4] && !dcs) || (go[3] && !dat)) { rc = ct_last_status(); break; }
+        ct_tensor *dht = dy && dh ? ct_add(dy, dh) : dy ? dy : dh ? dh : ct_zeros(CT_SHAPE(B, H), x->dtype);
+        ct_tensor *dct = dcs && dc ? ct_add(dc, dcs) : dcs ? dcs : dc;
+        if (!dht || ((dcs || dc) && !dct)) { rc = ct_last_status(); break; }
+        rc = cell_backward_ops(dht, dct, dat, ct_select(act, 0, t), first ? c0 : ct_select(cs, 0, tp), ct_select(cs, 0, t),
+                               !first || ct__node_needs(n, LS_C0), &dgs[t], &dc);
+        if (!rc && (!first || ct__node_needs(n, LS_H0)) && !(dh = ct_mm(dgs[t], whh))) rc = ct_last_status();
+    }
+    ct_tensor *dg = rc ? NULL : ct_reshape(ct_stack((int)T, (const ct_tensor *const *)dgs, 0), CT_SHAPE(T * B, G));
+    free(dgs);
+    if (rc || !dg) return rc ? rc : ct_last_status();
+    if (ct__node_needs(n, LS_X) && !(gi[0] = ct_reshape(ct_mm(dg, wih), CT_SHAPE(T, B, In)))) return ct_last_status();
+    if (ct__node_needs(n, LS_H0)) gi[1] = ct__pass(dh);
+    if (ct__node_needs(n, LS_C0)) gi[2] = ct__pass(dc);
+    ct_tensor *dgt = ct_t(dg);
+    if (ct__node_needs(n, 3) && !(gi[3] = ct_mm(dgt, ct_reshape(x, CT_SHAPE(T * B, In))))) return ct_last_status();
+    if (ct__node_needs(n, 4)) {
+        ct_tensor *h0r = ct_unsqueeze(h0, 0), *prev = h0r;
+        if (T > 1) {
+            ct_tensor *rest = ct_narrow(y, 0, reverse ? 1 : 0, T - 1);
+            prev = ct_cat(2, (const ct_tensor *[]){reverse ? rest : h0r, reverse ? h0r : rest}, 0);
+        }
+        if (!(gi[4] = ct_mm(dgt, ct_reshape(prev, CT_SHAPE(T * B, H))))) return ct_last_status();
+    }
+    if (ct__node_needs(n, 5) || ct__node_needs(n, 6)) {
+        ct_tensor *db = ct_sum_dim(dg, 1, (int64_t[]){0}, false, CT_NUM_DTYPES);
+        if (!db) return ct_last_status();
+        if (ct__node_needs(n, 5)) gi[5] = ct__pass(db);
+        if (ct__node_needs(n, 6)) gi[6] = ct__pass(db);
+    }
+    return 0;
+}
+
+static int lstm_layer_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *sv[8];
+    for (int k = 0; k < 8; k++)
+        if (!(sv[k] = ct__unpack(n, k))) return ct_last_status();
+    const ct_tensor *chk[13] = {sv[0], sv[1], sv[2], sv[3], sv[4], sv[5], sv[6], sv[7], go[0], go[1], go[2], go[3], go[4]};
+    if (ct__needs_grad(13, chk)) return lstm_layer_backward_ops(n, go, gi, sv);
+    const ct_tensor *y = sv[LS_Y], *act = sv[LS_ACT], *cs = sv[LS_CS];
+    const int64_t T = y->sizes[0], B = y->sizes[1], H = y->sizes[2], G = 4 * H, In = sv[LS_X]->sizes[2];
+    const ct_dtype dt = y->dtype;
+    const bool reverse = n->i[0];
+    /* contiguous copies where needed (the kernels take contiguous operands) */
+    ct_tensor *own[8] = {0};
+    ct_tensor *x = own[0] = ct__contiguous_raw(sv[LS_X]), *c0 = own[1] = ct__contiguous_raw(sv[LS_C0]);
+    ct_tensor *wih = own[2] = ct__contiguous_raw(sv[LS_WIH]), *whh = own[3] = ct__contiguous_raw(sv[LS_WHH]);
+    ct_tensor *dy = own[4] = go[0] ? ct__contiguous_raw(go[0]) : NULL, *dhn = own[5] = go[1] ? ct__contiguous_raw(go[1]) : NULL;
+    ct_tensor *dcn = own[6] = go[2] ? ct__contiguous_raw(go[2]) : NULL, *dact = own[7] = go[3] ? ct__contiguous_raw(go[3]) : NULL;
+    ct_tensor *dcs = go[4] ? ct__contiguous_raw(go[4]) : NULL;
+    ct_tensor *dg = ct__empty_raw(3, (int64_t[]){T, B, G}, dt);
+    ct_tensor *buf = ct__empty_raw(3, (int64_t[]){4, B, H}, dt); /* dh (two), dc (two), alternating */
+    int rc = 0;
+    if (!x || !c0 || !wih || !whh || (go[0] && !dy) || (go[1] && !dhn) || (go[2] && !dcn) || (go[3] && !dact) ||
+        (go[4] && !dcs) || !dg || !buf)
+        rc = ct_last_status();
+    ct_tensor hdh[2], hdc[2], hy, hcs, hdcs, hact, hdact, hdg, hcp, *dh_in = dhn, *dc_in = dcn;
+    if (!rc && !dy && !dhn) rc = ct__fill_raw(rows2(&hdh[1], buf, 1, 1), 0); /* no dh reached the last step */
+    if (!rc && !dy && !dhn) dh_in = &hdh[1];
+    for (int64_t s = 0; s < T && !rc; s++) {
+        int64_t t = reverse ? s : T - 1 - s, tp = reverse ? t + 1 : t - 1;
+        bool first = s == T - 1; /* the first step in time order: its c_{t-1} is c0 */
+        /* dh_t = dy_t + (dh_{t} from the later step) */
+        if (dy) {
+            rows2(&hy, dy, t, 1);
+            if (dh_in) {
+                ct_tensor *o = dh_in == &hdh[0] || dh_in == &hdh[1] ? dh_in : rows2(&hdh[s & 1], buf, s & 1, 1);
+                ct_kernel_args k = {.op = CT_OP_ADD, .n_out = 1, .n_in = 2, .out = {o}, .in = {dh_in, &hy}, .d = {1.0}};
+                rc = ct__dispatch(&k);
+                dh_in = o;
+            } else dh_in = &hy;
+        }
+        if (!rc && dcs) { /* dc_t += the gradient reaching c_t itself */
+            rows2(&hdcs, dcs, t, 1);
+            if (dc_in) {
+                ct_tensor *o = dc_in == &hdc[0] || dc_in == &hdc[1] ? dc_in : rows2(&hdc[s & 1], buf, 2 + (s & 1), 1);
+                ct_kernel_args k = {.op = CT_OP_ADD, .n_out = 1, .n_in = 2, .out = {o}, .in = {dc_in, &hdcs}, .d = {1.0}};
+                rc = ct__dispatch(&k);
+                dc_in = o;
+            } else dc_in = &hdcs;
+        }
+        if (rc) break;
+        bool want_dc = !first || ct__node_needs(n, LS_C0), want_dh = !first || ct__node_needs(n, LS_H0);
+        ct_tensor *dc_out = want_dc ? rows2(&hdc[(s + 1) & 1], buf, 2 + ((s + 1) & 1), 1) : NULL;
+        ct_tensor *cprev = first ? c0 : rows2(&hcp, cs, tp, 1);
+        ct_kernel_args k = {.op = CT_OP_LSTM_CELL_BWD, .n_out = 0, .n_in = 6, .out = {rows2(&hdg, dg, t, 1), dc_out},
+                            .in = {dh_in, dc_in, dact ? rows2(&hdact, dact, t, 1) : NULL, rows2(&hact, act, t, 1), cprev,
+                                   rows2(&hcs, cs, t, 1)}};
+        rc = ct__dispatch(&k);
+        dc_in = dc_out;
+        if (!rc && want_dh) { /* dh_{t-1} = dG_t W_hh */
+            ct_tensor *o = rows2(&hdh[(s + 1) & 1], buf, (s + 1) & 1, 1);
+            rc = mm_into(&hdg, whh, o, 0.0);
+            dh_in = o;
+        }
+    }
+    if (!rc && ct__node_needs(n, LS_H0)) {
+        ct_tensor *r = ct__empty_raw(2, (int64_t[]){B, H}, dt);
+        rc = r ? ct__copy_raw(r, dh_in) : ct_last_status();
+        gi[1] = r;
+    }
+    if (!rc && ct__node_needs(n, LS_C0)) {
+        ct_tensor *r = ct__empty_raw(2, (int64_t[]){B, H}, dt);
+        rc = r ? ct__copy_raw(r, dc_in) : ct_last_status();
+        gi[2] = r;
+    }
+    ct_tensor hg2, hx2, hp2;
+    rows2(&hg2, dg, 0, T);
+    if (!rc && ct__node_needs(n, LS_X)) { /* dx = dG W_ih */
+        ct_tensor *r = ct__empty_raw(3, (int64_t[]){T, B, In}, dt);
+        rc = r ? mm_into(&hg2, wih, rows2(&hx2, r, 0, T), 0.0) : ct_last_status();
+        gi[0] = r;
+    }
+    ct_tensor dgt;
+    tr2(&dgt, &hg2);
+    if (!rc && ct__node_needs(n, 3)) { /* dW_ih = dG^T x */
+        ct_tensor *r = ct__empty_raw(2, (int64_t[]){G, In}, dt);
+        rc = r ? mm_into(&dgt, rows2(&hx2, x, 0, T), r, 0.0) : ct_last_status();
+        gi[3] = r;
+    }
+    if (!rc && ct__node_needs(n, 4)) { /* dW_hh = dG^T [h_{t-1}]: the rows of hb before (after) y's */
+        ct_tensor *r = ct__empty_raw(2, (int64_t[]){G, H}, dt);
+        ct__alias_borrowed(&hp2, y, 2, (int64_t[]){T * B, H}, (int64_t[]){H, 1}, y->offset + (reverse ? B * H : -B * H));
+        rc = r ? mm_into(&dgt, &hp2, r, 0.0) : ct_last_status();
+        gi[4] = r;
+    }
+    ct_tensor *db = NULL;
+    if (!rc && (ct__node_needs(n, 5) || ct__node_needs(n, 6))) {
+        db = ct_sum_dim(&hg2, 1, (int64_t[]){0}, false, CT_NUM_DTYPES); /* scope-registered */
+        if (!db) rc = ct_last_status();
+    }
+    for (int k = 0; k < 8; k++) ct_release(own[k]);
+    ct_release(dcs);
+    ct_release(dg);
+    ct_release(buf);
+    for (int k = 0; k < 5; k++) {
+        if (rc) { ct_release(gi[k]); gi[k] = NULL; }
+        else if (gi[k]) ct__ret(gi[k]);
+    }
+    if (rc) return rc;
+    if (ct__node_needs(n, 5)) gi[5] = ct__pass(db);
+    if (ct__node_needs(n, 6)) gi[6] = ct__pass(db);
+    return 0;
+}
+
+/* One LSTM direction over x [T, B, In] (B, In > 0) as one node; returns y
+ * [T, B, H] and *h_last, *c_last (scope-registered), or NULL. */
+static ct_tensor *lstm_direction(const ct_tensor *x, const dir_params *p, int64_t H, const ct_tensor *h0,
+                                 const ct_tensor *c0, bool reverse, ct_tensor **h_last, ct_tensor **c_last) {
+    const int64_t T = x->sizes[0], B = x->sizes[1], G = 4 * H;
+    const ct_dtype dt = x->dtype;
+    const ct_tensor *ins[7] = {x, h0, c0, p->w_ih, p->w_hh, p->b_ih, p->b_hh};
+    const bool grad = ct__needs_grad(7, ins);
+    ct_tensor *own[5] = {ct__contiguous_raw(p->w_ih), ct__contiguous_raw(p->w_hh), ct__contiguous_raw(h0),
+                         ct__contiguous_raw(c0), ct__contiguous_raw(x)};
+    ct_tensor *wih = own[0], *whh = own[1], *h0c = own[2], *c0c = own[3], *xc = own[4];
+    ct_tensor *gates = ct__empty_raw(3, (int64_t[]){T, B, G}, dt);
+    ct_tensor *hb = ct__empty_raw(3, (int64_t[]){T + 1, B, H}, dt);
+    /* without a graph only the current step's activations and two cell states are kept */
+    ct_tensor *act = ct__empty_raw(3, (int64_t[]){grad ? T : 1, B, G}, dt);
+    ct_tensor *cs = ct__empty_raw(3, (int64_t[]){grad ? T : 2, B, H}, dt);
+    ct_tensor *y = NULL, *hn = NULL, *cn = NULL;
+    int rc = wih && whh && h0c && c0c && xc && gates && hb && act && cs ? 0 : ct_last_status();
+    ct_tensor hw, hx, hg, hh, hh2, hc, hc2, ha, wt;
+    if (!rc && p->b_ih) { /* G = b_ih + b_hh in every row, then G += x W_ih^T */
+        bool prev = ct_set_grad_enabled(false);
+        ct_tensor *b = ct_add(p->b_ih, p->b_hh);
+        ct_set_grad_enabled(prev);
+        ct_tensor bb;
+        if (b) ct__alias_borrowed(&bb, b, 2, (int64_t[]){T * B, G}, (int64_t[]){0, b->strides[0]}, b->offset);
+        rc = b ? ct__copy_raw(rows2(&hg, gates, 0, T), &bb) : ct_last_status();
+    }
+    if (!rc) rc = mm_into(rows2(&hx, xc, 0, T), tr2(&wt, wih), rows2(&hg, gates, 0, T), p->b_ih ? 1.0 : 0.0);
+    if (!rc) rc = ct__copy_raw(rows2(&hh, hb, reverse ? T : 0, 1), h0c);
+    tr2(&hw, whh);
+    for (int64_t s = 0; s < T && !rc; s++) {
+        int64_t t = reverse ? T - 1 - s : s;
+        int64_t ci = grad ? t : s & 1, cpi = grad ? (reverse ? t + 1 : t - 1) : (s + 1) & 1;
+        rows2(&hg, gates, t, 1);
+        rc = mm_into(rows2(&hh, hb, reverse ? t + 1 : t, 1), &hw, &hg, 1.0); /* G_t += h_{t-1} W_hh^T */
+        ct_kernel_args k = {.op = CT_OP_LSTM_CELL, .n_out = 3, .n_in = 2,
+                            .out = {rows2(&hh2, hb, reverse ? t : t + 1, 1), rows2(&hc, cs, ci, 1),
+                                    rows2(&ha, act, grad ? t : 0, 1)},
+                            .in = {&hg, s == 0 ? c0c : rows2(&hc2, cs, cpi, 1)}};
+        if (!rc) rc = ct__dispatch(&k);
+    }
+    if (!rc) { /* y: hb without h0; h_n and c_n: copies (their own tensors, as PyTorch's) */
+        y = ct__alias(hb, 3, (int64_t[]){T, B, H}, (int64_t[]){B * H, H, 1}, hb->offset + (reverse ? 0 : B * H));
+        hn = ct__empty_raw(2, (int64_t[]){B, H}, dt);
+        cn = ct__empty_raw(2, (int64_t[]){B, H}, dt);
+        rc = y && hn && cn ? 0 : ct_last_status();
+        if (!rc) rc = ct__copy_raw(hn, rows2(&hh, hb, reverse ? 0 : T, 1));
+        if (!rc) rc = ct__copy_raw(cn, rows2(&hc, cs, grad ? (reverse ? 0 : T - 1) : (T - 1) & 1, 1));
+    }
+    if (!rc && grad) {
+        ct_node *n = ct__node_new("LstmBackward", lstm_layer_backward, 7);
+        ct_tensor *outs[5] = {y, hn, cn, act, cs};
+        rc = n ? ct__node_set_outputs(n, 5) : ct_last_status();
+        for (int i = 0; i < 7 && !rc; i++) rc = ct__node_set_next(n, i, ins[i]);
+        for (int i = 0; i < 5 && !rc; i++) rc = ct__save(n, ins[i]) < 0 ? ct_last_status() : 0;
+        if (!rc && (ct__save_output(n, y, 0) < 0 || ct__save_output(n, act, 3) < 0 || ct__save_output(n, cs, 4) < 0))
+            rc = ct_last_status();
+        if (rc) {
+            if (n) ct__node_release(n);
+        } else {
+            n->i[0] = reverse;
+            n->keep_missing = true;
+            ct__set_history_multi(outs, 5, n);
+        }
+    }
+    for (int k = 0; k < 5; k++) ct_release(own[k]);
+    ct_release(gates);
+    ct_release(hb);
+    ct_release(act);
+    ct_release(cs);
+    if (rc) {
+        ct_release(y);
+        ct_release(hn);
+        ct_release(cn);
+        return NULL;
+    }
+    *h_last = ct__ret(hn);
+    *c_last = ct__ret(cn);
+    return ct__ret(y);
+}
+
 /* One direction of one layer over x [T, B, In] (contiguous). Returns its output
  * [T, B, Hr] and the final states *h_last, *c_last (scope-registered). */
 static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_params *p, int64_t H,
@@ -473,6 +778,8 @@ static ct_tensor *run_direction(rnn_mode mode, const ct_tensor *x, const dir_par
                                 ct_tensor **c_last) {
     int64_t T = x->sizes[0], B = x->sizes[1], G = n_gates(mode);
     *h_last = *c_last = NULL;
+    if (mode == M_LSTM && !p->w_hr && (x->dtype == CT_FLOAT32 || x->dtype == CT_FLOAT64) && B > 0 && x->sizes[2] > 0)
+        return lstm_direction(x, p, H, h0, c0, reverse, h_last, c_last);
     /* the input projection of all T steps at once: [T*B, In] x [In, G*H] */
     ct_tensor *xp = ct_view(linear(ct_view(x, CT_SHAPE(T * B, x->sizes[2])), p->w_ih, input_bias(mode, p->b_ih, p->b_hh)),
                             CT_SHAPE(T, B, G * H));

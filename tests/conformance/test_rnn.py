@@ -318,6 +318,57 @@ def test_lstm_double_backward_against_torch():
             assert_same(c, t, what=f"lstm second-order gradient {k}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T", [1, 2, 7])
+@pytest.mark.parametrize("layers,bidi", [(1, False), (2, True)])
+def test_lstm_without_grad_same_bits(dtype, T, layers, bidi):
+    """Without a graph the layer keeps only the current step's activations and two cell
+    states (alternating buffers) instead of the whole sequence's: the outputs and final
+    states are bit-equal to the recorded run's, and match torch's."""
+    B, I, H = 3, 4, 5
+    tm, cm = make_layer("lstm", I, H, layers, True, False, 0.0, bidi)
+    tm.to(dtype), cm.to(dtype)
+    g = torch.Generator().manual_seed(31)
+    D = layers * (2 if bidi else 1)
+    x, h0, c0 = (torch.randn(*s, dtype=dtype, generator=g) for s in ((T, B, I), (D, B, H), (D, B, H)))
+    with case("nn.LSTM without grad"):
+        recorded = forward_n(cm, [x, h0, c0], 3)
+        assert ctorch.call("ct_requires_grad", recorded[0])
+        with ctorch.no_grad():
+            plain = forward_n(cm, [x, h0, c0], 3)
+        assert not ctorch.call("ct_requires_grad", plain[0])
+        want = torch_outputs("lstm", tm(x, (h0, c0)))
+        for k, (p, r, w) in enumerate(zip(plain, recorded, want)):
+            assert torch.equal(p.torch(), r.torch()), f"output {k}: not the recorded run's bits"
+            assert_same(p, w.detach(), what=f"output {k}")
+
+
+def test_lstm_final_states_are_own_tensors():
+    """h_n and c_n are tensors of their own (PyTorch's are): writing into them after the
+    forward leaves the output and the saved states alone, and backward gives torch's
+    gradients."""
+    T, B, I, H = 4, 2, 3, 5
+    tm, cm = make_layer("lstm", I, H, 1, True, False, 0.0, False)
+    x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(5))
+    with case("nn.LSTM h_n / c_n written in place"):
+        tx = x.clone().requires_grad_()
+        ty, (thn, tcn) = tm(tx)
+        cx = ctorch.from_torch(x, requires_grad=True)
+        cy, chn, ccn = forward_n(cm, [cx], 3)
+        y_before = cy.torch().clone()
+        with ctorch.no_grad():
+            ctorch.call("ct_zero_", chn)
+            ctorch.call("ct_zero_", ccn)
+        assert torch.equal(cy.torch(), y_before)
+        gy = torch.randn(T, B, H, generator=torch.Generator().manual_seed(6))
+        ty.backward(gy)
+        cy.backward(ctorch.from_torch(gy))
+        assert_same(cx.grad, tx.grad, what="grad of x")
+        params = dict(cm.named_parameters().items())
+        for n, p in tm.named_parameters():
+            assert_same(grad_of(params[n]), p.grad, what=f"grad of {n}")
+
+
 @pytest.mark.parametrize("bidi", [False, True])
 def test_lstm_recurrent_weight_grad_over_runs(bidi):
     """W_hh's gradient is formed by one collector node from what every step deposits in
