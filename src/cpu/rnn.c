@@ -4,13 +4,15 @@
  * CT_OP_LSTM_CELL: in[0] gates [B, 4H] (pre-activations of the input, forget, cell and
  *   output gates, PyTorch's order), in[1] c [B, H]. out[0] h' [B, H], out[1] c' [B, H],
  *   out[2] act [B, 4H] = (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)).
- *   c' = f * c + i * g and h' = o * tanh(c'), rounded as PyTorch's CPU cell rounds them
+ *   Optional out[3] [B, H]: tanh(c') kept (for the backward, which then need not
+ *   recompute it). c' = f * c + i * g and h' = o * tanh(c'), rounded as PyTorch's CPU cell rounds them
  *   (two products, then the sum; no fused multiply-add), with the sigmoid and tanh loops
  *   of the ops themselves (ct__cpu_unary_contig), so the numbers are ct_sigmoid's and
  *   ct_tanh's.
  * CT_OP_LSTM_CELL_BWD: in[0] dh' [B, H], in[1] dc' [B, H], in[2] dact [B, 4H] (the
  *   gradient reaching act itself: zeros in a first-order backward), in[3] act, in[4] c,
- *   in[5] c'; in[1] and in[2] may be NULL (zeros: no gradient reached c' or act). out[0]
+ *   in[5] c' (with i[0] = 1: tanh(c') as the forward kept it); in[1] and in[2] may be NULL
+ *   (zeros: no gradient reached c' or act). out[0]
  *   dgates [B, 4H], out[1] dc [B, H] (NULL: not wanted). With
  *   tc = tanh(c'): dc'' = dc' + dh' o (1 - tc^2), and
  *   dgates = ((dc'' g + dact_i) i(1-i), (dc'' c + dact_f) f(1-f), (dc'' i + dact_g)(1-g^2),
@@ -29,8 +31,8 @@
             cn[j] = fc + ig;                                                                                 \
         }                                                                                                    \
     }                                                                                                        \
-    CT_LOOP_ATTR static void lstm_out_row_##SFX(const T *restrict o, T *restrict hn, int64_t H) {           \
-        for (int64_t j = 0; j < H; j++) hn[j] = o[j] * hn[j];                                                \
+    CT_LOOP_ATTR static void lstm_out_row_##SFX(const T *restrict o, const T *tc, T *hn, int64_t H) {       \
+        for (int64_t j = 0; j < H; j++) hn[j] = o[j] * tc[j];                                                \
     }                                                                                                        \
     CT_LOOP_ATTR static void lstm_bwd_row_##SFX(const T *restrict dh, const T *restrict dcn,                \
                                                 const T *restrict dact, const T *restrict act,               \
@@ -58,6 +60,7 @@ LSTM_ROWS(double, f64)
     static void lstm_fwd_##SFX(const ct_kernel_args *a, int64_t B, int64_t H) {                              \
         const T *gates = ct__data(a->in[0]), *c = ct__data(a->in[1]);                                        \
         T *hn = ct__data(a->out[0]), *cn = ct__data(a->out[1]), *act = ct__data(a->out[2]);                  \
+        T *tcs = a->out[3] ? (T *)ct__data(a->out[3]) : NULL;                                                \
         ct_dtype dt = a->in[0]->dtype;                                                                       \
         _Pragma("omp parallel for schedule(static) if (B * H >= LSTM_GRAIN && B > 1)")                      \
         for (int64_t b = 0; b < B; b++) {                                                                    \
@@ -67,8 +70,9 @@ LSTM_ROWS(double, f64)
             ct__cpu_unary_contig(CT_OP_TANH, dt, ar + 2 * H, gr + 2 * H, H);                                 \
             ct__cpu_unary_contig(CT_OP_SIGMOID, dt, ar + 3 * H, gr + 3 * H, H);                              \
             lstm_fwd_row_##SFX(c + b * H, ar, cn + b * H, H);                                                 \
-            ct__cpu_unary_contig(CT_OP_TANH, dt, hn + b * H, cn + b * H, H);                                 \
-            lstm_out_row_##SFX(ar + 3 * H, hn + b * H, H);                                                   \
+            T *tc = tcs ? tcs + b * H : hn + b * H; /* tanh(c'), kept when asked for */                      \
+            ct__cpu_unary_contig(CT_OP_TANH, dt, tc, cn + b * H, H);                                         \
+            lstm_out_row_##SFX(ar + 3 * H, tc, hn + b * H, H);                                               \
         }                                                                                                    \
     }                                                                                                        \
     static int lstm_bwd_##SFX(const ct_kernel_args *a, int64_t B, int64_t H) {                               \
@@ -76,6 +80,7 @@ LSTM_ROWS(double, f64)
         const T *dcn = a->in[1] ? (const T *)ct__data(a->in[1]) : NULL;                                      \
         const T *dact = a->in[2] ? (const T *)ct__data(a->in[2]) : NULL;                                     \
         const T *act = ct__data(a->in[3]), *c = ct__data(a->in[4]), *cn = ct__data(a->in[5]);                \
+        const T *tcs = a->i[0] ? cn : NULL; /* in[5] is tanh(c') already */                                  \
         T *dg = ct__data(a->out[0]), *dc = a->out[1] ? (T *)ct__data(a->out[1]) : NULL;                      \
         ct_dtype dt = a->in[0]->dtype;                                                                       \
         int fail = 0;                                                                                        \
@@ -87,9 +92,10 @@ LSTM_ROWS(double, f64)
             _Pragma("omp for schedule(static)")                                                             \
             for (int64_t b = 0; b < B; b++) {                                                                \
                 if (!tc) continue;                                                                           \
-                ct__cpu_unary_contig(CT_OP_TANH, dt, tc, cn + b * H, H);                                     \
+                if (!tcs) ct__cpu_unary_contig(CT_OP_TANH, dt, tc, cn + b * H, H);                           \
                 lstm_bwd_row_##SFX(dh + b * H, dcn ? dcn + b * H : tc + H, dact ? dact + b * 4 * H : tc + H, \
-                                   act + b * 4 * H, c + b * H, tc, dg + b * 4 * H, dc ? dc + b * H : NULL, H); \
+                                   act + b * 4 * H, c + b * H, tcs ? tcs + b * H : tc, dg + b * 4 * H,       \
+                                   dc ? dc + b * H : NULL, H);                                               \
             }                                                                                                \
             free(tc);                                                                                        \
         }                                                                                                    \
