@@ -123,17 +123,19 @@ static int cell_backward_ops(const ct_tensor *dh, const ct_tensor *dcn, const ct
 static int lstm_cell_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *act = ct__unpack(n, 0), *cn = ct__unpack(n, 1), *c = ct__unpack(n, 2);
     if (!act || !cn || !c) return ct_last_status();
-    ct_tensor *dh = go[0], *dcn = go[1], *dact = go[2];
+    /* the node keeps missing gradients NULL (act's, as a rule): only dh must exist */
+    ct_tensor *dh = go[0] ? go[0] : ct_zeros(c->ndim, c->sizes, c->dtype), *dcn = go[1], *dact = go[2];
+    if (!dh) return ct_last_status();
     int64_t H = c->sizes[1];
     bool need_c = ct__node_needs(n, 1);
     if (!ct__needs_grad(6, (const ct_tensor *[]){dh, dcn, dact, act, cn, c})) {
         /* c may be a strided view of the caller's c0 */
-        ct_tensor *a[4] = {ct__contiguous_raw(dh), ct__contiguous_raw(dcn), ct__contiguous_raw(dact),
-                           ct__contiguous_raw(c)};
+        ct_tensor *a[4] = {ct__contiguous_raw(dh), dcn ? ct__contiguous_raw(dcn) : NULL,
+                           dact ? ct__contiguous_raw(dact) : NULL, ct__contiguous_raw(c)};
         ct_tensor *dg = ct__empty_raw(2, (int64_t[]){c->sizes[0], 4 * H}, c->dtype);
         ct_tensor *dc = need_c ? ct__empty_raw(2, c->sizes, c->dtype) : NULL;
         int rc = 0;
-        if (!a[0] || !a[1] || !a[2] || !a[3] || !dg || (need_c && !dc)) rc = ct_last_status();
+        if (!a[0] || (dcn && !a[1]) || (dact && !a[2]) || !a[3] || !dg || (need_c && !dc)) rc = ct_last_status();
         else {
             ct_kernel_args k = {.op = CT_OP_LSTM_CELL_BWD, .n_out = 0 /* dc may be NULL */, .n_in = 6,
                                 .out = {dg, dc}, .in = {a[0], a[1], a[2], act, a[3], cn}};
@@ -176,6 +178,7 @@ static ct_tensor *lstm_cell_fused(const ct_tensor *gates, const ct_tensor *c, in
             if (n) ct__node_release(n);
             rc = ct_last_status();
         } else {
+            n->keep_missing = true;
             ct__set_history_multi(outs, 3, n);
         }
     }
