@@ -63,5 +63,6 @@ void ct_cpu_register_conv(ct_kernel_fn *k);
 void ct_cpu_register_batchnorm(ct_kernel_fn *k);
 void ct_cpu_register_norm(ct_kernel_fn *k);
 void ct_cpu_register_rnn(ct_kernel_fn *k);
+void ct_cpu_register_attention(ct_kernel_fn *k);
 
 #endif

@@ -29,5 +29,6 @@ ct_backend *ct_cpu_backend(void) {
     ct_cpu_register_batchnorm(k);
     ct_cpu_register_norm(k);
     ct_cpu_register_rnn(k);
+    ct_cpu_register_attention(k);
     return &cpu_backend;
 }

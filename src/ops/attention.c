@@ -8,7 +8,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/autograd_internal.h"
+#include "core/dispatch.h"
 #include "ctorch.h"
 
 #include "ops/compose.h"
@@ -20,6 +21,105 @@
 #define CAUSAL_BLOCK_MIN 256
 #define CAUSAL_BLOCK 128
 #define CAUSAL_MAX_BLOCKS 32
+
+/* The fused kernel (CT_OP_SDPA_FLASH) takes float32/float64 attention without a mask or
+ * dropout from this many query x key pairs on; smaller products stay with the three
+ * batched passes, where a block's GEMM calls would cost more than they save. */
+#define FUSED_MIN_PAIRS (64 * 64)
+
+/* ---- fused attention: one node, the scores never whole ----
+ * Forward: the kernel's o and lse (the rows' log-sum-exp). Backward: rowsum(do * o) -
+ * dlse, then the kernel (probabilities rebuilt from lse block by block). Outputs: 0 o,
+ * 1 lse (an output so that under create_graph the formulas below, which read it, reach
+ * this node again); missing gradients stay NULL (keep_missing). Under create_graph the
+ * same formulas in differentiable ops, holding the [N, L, S] probabilities as the
+ * composed path does. */
+static int flash_backward_ops(ct_node *n, ct_tensor *const *go, ct_tensor **gi, const ct_tensor *q, const ct_tensor *k,
+                              const ct_tensor *v, const ct_tensor *o, const ct_tensor *lse) {
+    double scale = n->d[0];
+    int64_t L = q->sizes[1], S = k->sizes[1];
+    ct_tensor *s = ct_mul_scalar(ct_bmm(q, ct_transpose(k, 1, 2)), scale);
+    if (n->i[0]) s = ct_add(s, ct_triu(ct_full(2, (int64_t[]){L, S}, -INFINITY, q->dtype), 1));
+    ct_tensor *p = ct_exp(ct_sub(s, ct_unsqueeze(lse, -1)));
+    ct_tensor *dO = go[0] ? go[0] : ct_zeros_like(o);
+    ct_tensor *dd = ct_sum_dim(ct_mul(dO, o), 1, (int64_t[]){-1}, false, CT_NUM_DTYPES);
+    if (go[1]) dd = ct_sub(dd, go[1]);
+    ct_tensor *ds = ct_mul(p, ct_sub(ct_bmm(dO, ct_transpose(v, 1, 2)), ct_unsqueeze(dd, -1)));
+    if (!ds) return ct_last_status();
+    if (ct__node_needs(n, 0) && !(gi[0] = ct_mul_scalar(ct_bmm(ds, k), scale))) return ct_last_status();
+    if (ct__node_needs(n, 1) && !(gi[1] = ct_mul_scalar(ct_bmm(ct_transpose(ds, 1, 2), q), scale)))
+        return ct_last_status();
+    if (ct__node_needs(n, 2) && !(gi[2] = ct_bmm(ct_transpose(p, 1, 2), dO))) return ct_last_status();
+    return 0;
+}
+
+static int flash_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *q = ct__unpack(n, 0), *k = q ? ct__unpack(n, 1) : NULL, *v = k ? ct__unpack(n, 2) : NULL;
+    ct_tensor *o = v ? ct__unpack(n, 3) : NULL, *lse = o ? ct__unpack(n, 4) : NULL;
+    if (!lse) return ct_last_status();
+    if (ct__needs_grad(7, (const ct_tensor *[]){q, k, v, o, lse, go[0], go[1]}))
+        return flash_backward_ops(n, go, gi, q, k, v, o, lse);
+    /* dd = rowsum(do * o) - dlse: how much each row's probabilities move together */
+    ct_tensor *dO = go[0] ? go[0] : ct_zeros_like(o);
+    ct_tensor *dd = ct_sum_dim(ct_mul(dO, o), 1, (int64_t[]){-1}, false, CT_NUM_DTYPES);
+    if (dd && go[1]) dd = ct_sub(dd, go[1]);
+    if (!dd) return ct_last_status();
+    ct_tensor *in[6] = {ct__contiguous_raw(dO), ct__contiguous_raw(q), ct__contiguous_raw(k), ct__contiguous_raw(v),
+                        ct__contiguous_raw(lse), ct__contiguous_raw(dd)};
+    ct_tensor *out[3] = {ct__empty_raw(3, q->sizes, q->dtype), ct__empty_raw(3, k->sizes, k->dtype),
+                         ct__empty_raw(3, v->sizes, v->dtype)};
+    int rc = 0;
+    for (int i = 0; i < 6 && !rc; i++) rc = in[i] ? 0 : ct_last_status();
+    for (int i = 0; i < 3 && !rc; i++) rc = out[i] ? 0 : ct_last_status();
+    if (!rc) {
+        ct_kernel_args a = {.op = CT_OP_SDPA_FLASH_BWD, .n_out = 3, .n_in = 6, .out = {out[0], out[1], out[2]},
+                            .in = {in[0], in[1], in[2], in[3], in[4], in[5]}, .d = {n->d[0]}, .i = {n->i[0]}};
+        rc = ct__dispatch(&a);
+    }
+    for (int i = 0; i < 6; i++) ct_release(in[i]);
+    for (int i = 0; i < 3; i++) {
+        if (!rc && ct__node_needs(n, i)) gi[i] = ct__ret(out[i]);
+        else ct_release(out[i]);
+    }
+    return rc;
+}
+
+/* q [N, L, E], k [N, S, E], v [N, S, Ev] (L, S > 0) -> o [N, L, Ev] (scope-registered) */
+static ct_tensor *sdpa_fused(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, bool causal, double scale) {
+    int64_t N = q->sizes[0], L = q->sizes[1], Ev = v->sizes[2];
+    ct_tensor *in[3] = {ct__contiguous_raw(q), ct__contiguous_raw(k), ct__contiguous_raw(v)};
+    ct_tensor *o = ct__empty_raw(3, (int64_t[]){N, L, Ev}, q->dtype), *lse = ct__empty_raw(2, (int64_t[]){N, L}, q->dtype);
+    int rc = in[0] && in[1] && in[2] && o && lse ? 0 : ct_last_status();
+    if (!rc) {
+        ct_kernel_args a = {.op = CT_OP_SDPA_FLASH, .n_out = 2, .n_in = 3, .out = {o, lse}, .in = {in[0], in[1], in[2]},
+                            .d = {scale}, .i = {causal}};
+        rc = ct__dispatch(&a);
+    }
+    for (int i = 0; i < 3; i++) ct_release(in[i]);
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){q, k, v})) {
+        ct_node *n = ct__node_new("ScaledDotProductFlashAttentionForCpuBackward0", flash_backward, 3);
+        ct_tensor *outs[2] = {o, lse};
+        rc = n ? ct__node_set_outputs(n, 2) : ct_last_status();
+        for (int i = 0; i < 3 && !rc; i++) rc = ct__node_set_next(n, i, (const ct_tensor *[]){q, k, v}[i]);
+        if (!rc && (ct__save(n, q) < 0 || ct__save(n, k) < 0 || ct__save(n, v) < 0 || ct__save_output(n, o, 0) < 0 ||
+                    ct__save_output(n, lse, 1) < 0))
+            rc = ct_last_status();
+        if (rc) {
+            if (n) ct__node_release(n);
+        } else {
+            n->d[0] = scale;
+            n->i[0] = causal;
+            n->keep_missing = true;
+            ct__set_history_multi(outs, 2, n);
+        }
+    }
+    ct_release(lse);
+    if (rc) {
+        ct_release(o);
+        return NULL;
+    }
+    return ct__ret(o);
+}
 
 /* A 0-dim tensor of dtype dt (scope-owned). */
 static ct_tensor *scalar(double v, ct_dtype dt) { return ct_scalar_tensor(v, dt); }
@@ -90,6 +190,28 @@ CT_API ct_tensor *ct_nn_scaled_dot_product_attention(const ct_tensor *query, con
         }
         if (hq != hk) k = ct_repeat_interleave_int(key, hq / hk, -3);
         if (hq != hv) v = ct_repeat_interleave_int(value, hq / hv, -3);
+    }
+
+    if (!k || !v) goto done;
+    /* Fused: no mask, no dropout, float32/float64, q, k, v with the same batch dims */
+    if (!attn_mask && dropout_p == 0 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && L * S >= FUSED_MIN_PAIRS &&
+        query->ndim >= 3 && key->ndim == query->ndim && value->ndim == query->ndim &&
+        k->sizes[k->ndim - 1] == E && v->sizes[v->ndim - 2] == S && E > 0 && v->sizes[v->ndim - 1] > 0) {
+        int64_t qb[CT_MAX_DIMS], kb[CT_MAX_DIMS], vb[CT_MAX_DIMS];
+        int nq = batch_of(query, qb), nk = batch_of(k, kb), nv = batch_of(v, vb);
+        bool same = nq == nk && nq == nv;
+        for (int i = 0; same && i < nq; i++) same = qb[i] == kb[i] && qb[i] == vb[i];
+        int64_t B = ct__prod(nq, qb), Ev = v->sizes[v->ndim - 1];
+        if (same && B > 0) {
+            ct_tensor *q3 = ct_reshape(query, 3, (int64_t[]){B, L, E}), *k3 = ct_reshape(k, 3, (int64_t[]){B, S, E});
+            ct_tensor *v3 = ct_reshape(v, 3, (int64_t[]){B, S, Ev});
+            ct_tensor *o = q3 && k3 && v3 ? sdpa_fused(q3, k3, v3, is_causal, scale) : NULL;
+            int64_t osz[CT_MAX_DIMS];
+            memcpy(osz, qb, sizeof(int64_t) * (size_t)nq);
+            osz[nq] = L, osz[nq + 1] = Ev;
+            r_ = o ? ct_reshape(o, nq + 2, osz) : NULL;
+            goto done;
+        }
     }
 
     /* The additive bias (NULL: none), as torch's reference builds attn_bias. */
