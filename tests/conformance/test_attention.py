@@ -128,20 +128,20 @@ def _sdpa_cases():
             ("broadcast batch", (r(2, 3, 4, 8, dt=dt), r(1, 3, 5, 8, dt=dt), r(1, 3, 5, 8, dt=dt)), {}),
             ("broadcast heads", (r(2, 3, 4, 8, dt=dt), r(2, 1, 5, 8, dt=dt), r(2, 1, 5, 8, dt=dt)), {}),
         ]
-        # from 64 x 64 query-key pairs on (no mask, no dropout, float32/float64) one fused
-        # kernel: query blocks of 64 rows, key blocks of 256, an online softmax; these
-        # shapes end mid-block on both sides
+        # causal attention from 128 x 128 query-key pairs on (no dropout, float32/float64)
+        # runs one fused kernel: query blocks of 64 rows, key blocks of 256, an online
+        # softmax; these shapes end mid-block on both sides
         C += [
-            ("fused L==S", (r(2, 64, 16, dt=dt), r(2, 64, 16, dt=dt), r(2, 64, 16, dt=dt)), {}),
-            ("fused L!=S Ev", (r(2, 2, 100, 8, dt=dt), r(2, 2, 70, 8, dt=dt), r(2, 2, 70, 5, dt=dt)), {}),
-            ("fused blocks", (r(1, 2, 257, 8, dt=dt), r(1, 2, 513, 8, dt=dt), r(1, 2, 513, 12, dt=dt)), {"scale": 0.3}),
-            ("fused causal blocks", (r(3, 1, 257, 8, dt=dt), r(3, 1, 513, 8, dt=dt), r(3, 1, 513, 8, dt=dt)),
+            ("fused L==S", (r(2, 2, 128, 16, dt=dt), r(2, 2, 128, 16, dt=dt), r(2, 2, 128, 16, dt=dt)),
              {"is_causal": True}),
-            ("fused causal L>S", (r(1, 1, 600, 4, dt=dt), r(1, 1, 70, 4, dt=dt), r(1, 1, 70, 4, dt=dt)),
+            ("fused L!=S Ev", (r(2, 2, 150, 8, dt=dt), r(2, 2, 140, 8, dt=dt), r(2, 2, 140, 5, dt=dt)),
              {"is_causal": True}),
-            ("fused 2d", (r(65, 4, dt=dt), r(300, 4, dt=dt), r(300, 3, dt=dt)), {}),
-            ("fused one batch-head", (r(1, 1, 128, 8, dt=dt), r(1, 1, 128, 8, dt=dt), r(1, 1, 128, 8, dt=dt)),
-             {"is_causal": True}),
+            ("fused blocks", (r(3, 1, 257, 8, dt=dt), r(3, 1, 513, 8, dt=dt), r(3, 1, 513, 12, dt=dt)),
+             {"is_causal": True, "scale": 0.3}),
+            ("fused L>S", (r(1, 1, 600, 4, dt=dt), r(1, 1, 70, 4, dt=dt), r(1, 1, 70, 4, dt=dt)), {"is_causal": True}),
+            ("fused 2d", (r(130, 4, dt=dt), r(300, 4, dt=dt), r(300, 3, dt=dt)), {"is_causal": True}),
+            ("fused gqa", (r(1, 4, 130, 8, dt=dt), r(1, 2, 130, 8, dt=dt), r(1, 2, 130, 8, dt=dt)),
+             {"is_causal": True, "enable_gqa": True}),
         ]
     # a row with every key masked gives zeros (values and gradients)
     m = bm(4, 6)
@@ -222,14 +222,13 @@ def test_sdpa_gradcheck():
         gradgradcheck(op, fn, ins)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_sdpa_fused_gradcheck(causal):
+def test_sdpa_fused_gradcheck():
     """The fused kernel's first derivatives (its own backward kernel) and second ones
     (the same formulas in differentiable ops, lse an output of the node) in float64."""
     g = torch.Generator().manual_seed(2)
-    q, k = (torch.randn(1, 64, 2, dtype=torch.float64, generator=g) for _ in range(2))
-    v = torch.randn(1, 64, 3, dtype=torch.float64, generator=g)
-    fn = lambda a, b, c: sdpa(a, b, c, is_causal=causal)
+    q, k = (torch.randn(1, 128, 1, dtype=torch.float64, generator=g) for _ in range(2))
+    v = torch.randn(1, 128, 2, dtype=torch.float64, generator=g)
+    fn = lambda a, b, c: sdpa(a, b, c, is_causal=True)
     gradcheck("scaled_dot_product_attention", fn, [q, k, v])
     gradgradcheck("scaled_dot_product_attention", fn, [q, k, v])
 
@@ -238,13 +237,13 @@ def test_sdpa_fused_double_backward_against_torch():
     """create_graph gradients of the fused path against torch's, then the gradient of the
     sum of their squares: gradgradcheck alone would pass consistently wrong ones."""
     g = torch.Generator().manual_seed(3)
-    ins = [torch.randn(2, 70, 4, dtype=torch.float64, generator=g).requires_grad_() for _ in range(3)]
-    gy = torch.randn(2, 70, 4, dtype=torch.float64, generator=g)
+    ins = [torch.randn(2, 130, 4, dtype=torch.float64, generator=g).requires_grad_() for _ in range(3)]
+    gy = torch.randn(2, 130, 4, dtype=torch.float64, generator=g)
     with case("scaled_dot_product_attention"):
         # torch's CPU flash kernel has no double backward: its math formulation instead
         q, k, v = ins
         s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        out = torch.softmax(s.masked_fill(torch.ones(70, 70, dtype=torch.bool).triu(1), -math.inf), -1) @ v
+        out = torch.softmax(s.masked_fill(torch.ones(130, 130, dtype=torch.bool).triu(1), -math.inf), -1) @ v
         tg = torch.autograd.grad(out, ins, gy, create_graph=True)
         want = torch.autograd.grad(sum((t * t).sum() for t in tg), ins)
         c_in = [ctorch.from_torch(t.detach(), requires_grad=True) for t in ins]
