@@ -112,7 +112,11 @@ def _sdpa_cases():
             ("causal L==S", (r(2, 2, 6, 8, dt=dt), r(2, 2, 6, 8, dt=dt), r(2, 2, 6, 8, dt=dt)), {"is_causal": True}),
             ("causal L<S", (r(2, 2, 3, 8, dt=dt), r(2, 2, 6, 8, dt=dt), r(2, 2, 6, 8, dt=dt)), {"is_causal": True}),
             ("causal L>S", (r(2, 2, 6, 8, dt=dt), r(2, 2, 3, 8, dt=dt), r(2, 2, 3, 8, dt=dt)), {"is_causal": True}),
-            # long causal attention runs in blocks of query rows (>= 256 rows)
+            # long causal attention: the fused kernel from 128 x 128 query-key pairs on (the
+            # next four), blocks of query rows (>= 256 rows) below that (the first), with
+            # dropout and in half types
+            ("causal blocks few keys", (r(1, 2, 300, 8, dt=dt), r(1, 2, 40, 8, dt=dt), r(1, 2, 40, 6, dt=dt)),
+             {"is_causal": True}),
             ("causal blocks L==S", (r(1, 2, 300, 16, dt=dt), r(1, 2, 300, 16, dt=dt), r(1, 2, 300, 8, dt=dt)),
              {"is_causal": True}),
             ("causal blocks L>S", (r(2, 1, 390, 16, dt=dt), r(2, 1, 200, 16, dt=dt), r(2, 1, 200, 16, dt=dt)),
