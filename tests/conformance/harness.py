@@ -413,3 +413,22 @@ def gradcheck(op_name, ct_fn, inputs, *, requires_grad=None, eps=1e-6, atol=1e-5
 def gradgradcheck(op_name, ct_fn, inputs, *, requires_grad=None, eps=1e-6, atol=1e-5, rtol=1e-3):
     """One case: ct_gradgradcheck (second derivatives through create_graph) of ct_fn."""
     _c_gradcheck("ct_gradgradcheck", op_name, ct_fn, inputs, requires_grad, eps, atol, rtol)
+
+
+def second_order_against_torch(what, ct_fn, torch_out, inputs, grad_out):
+    """create_graph gradients of ct_fn(*inputs) against torch's (torch_out: torch's output
+    computed from `inputs`, which require grad), then the gradients of the sum of their
+    squares: gradgradcheck alone would pass create_graph gradients that are consistently
+    wrong. ct_fn takes ctorch tensors; grad_out is the first backward's output gradient."""
+    tg = torch.autograd.grad(torch_out, inputs, grad_out, create_graph=True)
+    want = torch.autograd.grad(sum((t * t).sum() for t in tg), inputs)
+    c_in = [ctorch.from_torch(t.detach(), requires_grad=True) for t in inputs]
+    cg = ctorch.autograd_grad([ct_fn(*c_in)], c_in, [ctorch.from_torch(grad_out)], create_graph=True)
+    for i, (c, t) in enumerate(zip(cg, tg)):
+        assert_same(c, t.detach(), what=f"{what} create_graph gradient {i}")
+    loss = None
+    for c in cg:
+        sq = ctorch.call("ct_sum", ctorch.call("ct_mul", c, c))
+        loss = sq if loss is None else ctorch.call("ct_add", loss, sq)
+    for i, (c, t) in enumerate(zip(ctorch.autograd_grad([loss], c_in), want)):
+        assert_same(c, t, what=f"{what} second-order gradient {i}")

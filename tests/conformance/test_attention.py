@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 import ctorch
 from ctorch import Module, module
-from harness import assert_same, case, check, check_error, count, gradcheck, gradgradcheck
+from harness import (assert_same, case, check, check_error, count, gradcheck, gradgradcheck,
+                     second_order_against_torch)
 
 nn = torch.nn
 P = ctypes.c_void_p
@@ -248,19 +249,7 @@ def test_sdpa_fused_double_backward_against_torch():
         q, k, v = ins
         s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
         out = torch.softmax(s.masked_fill(torch.ones(130, 130, dtype=torch.bool).triu(1), -math.inf), -1) @ v
-        tg = torch.autograd.grad(out, ins, gy, create_graph=True)
-        want = torch.autograd.grad(sum((t * t).sum() for t in tg), ins)
-        c_in = [ctorch.from_torch(t.detach(), requires_grad=True) for t in ins]
-        cout = sdpa(*c_in, is_causal=True)
-        cg = ctorch.autograd_grad([cout], c_in, [ctorch.from_torch(gy)], create_graph=True)
-        for i, (c, t) in enumerate(zip(cg, tg)):
-            assert_same(c, t.detach(), what=f"create_graph gradient {i}")
-        loss = None
-        for c in cg:
-            sq = ctorch.call("ct_sum", ctorch.call("ct_mul", c, c))
-            loss = sq if loss is None else ctorch.call("ct_add", loss, sq)
-        for i, (c, t) in enumerate(zip(ctorch.autograd_grad([loss], c_in), want)):
-            assert_same(c, t, what=f"second-order gradient {i}")
+        second_order_against_torch("sdpa", lambda *c: sdpa(*c, is_causal=True), out, ins, gy)
 
 
 def test_square_subsequent_mask():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import ctorch
-from harness import assert_same, case, check, check_error, gradcheck, gradgradcheck
+from harness import assert_same, case, check, check_error, gradcheck, gradgradcheck, second_order_against_torch
 
 nn = torch.nn
 L = ctorch.lib
@@ -302,20 +302,8 @@ def test_lstm_double_backward_against_torch():
     gy = torch.randn(6, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(18))
     with case("lstm"):
         out = torch.lstm(x, (h0, c0), ps, True, 1, 0.0, False, False, False)[0]
-        tg = torch.autograd.grad(out, ins, gy, create_graph=True)
-        want = torch.autograd.grad(sum((t * t).sum() for t in tg), ins)
-        c_in = [ctorch.from_torch(t.detach(), requires_grad=True) for t in ins]
-        cout = functional("lstm", c_in[0], c_in[1], c_in[2], c_in[3:], opts(1, False))[0]
-        cg = ctorch.autograd_grad([cout], c_in, [ctorch.from_torch(gy)], create_graph=True)
-        for k, (c, t) in enumerate(zip(cg, tg)):
-            assert_same(c, t.detach(), what=f"lstm create_graph gradient {k}")
-        loss = None
-        for c in cg:
-            sq = ctorch.call("ct_sum", ctorch.call("ct_mul", c, c))
-            loss = sq if loss is None else ctorch.call("ct_add", loss, sq)
-        got = ctorch.autograd_grad([loss], c_in)
-        for k, (c, t) in enumerate(zip(got, want)):
-            assert_same(c, t, what=f"lstm second-order gradient {k}")
+        second_order_against_torch("lstm", lambda *c: functional("lstm", c[0], c[1], c[2], list(c[3:]), opts(1, False))[0],
+                                   out, ins, gy)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
