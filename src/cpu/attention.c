@@ -1,8 +1,7 @@
 /* Fused scaled dot-product attention on the CPU, float32 and float64 (flash-attention
  * style: the [L, S] scores are never held whole, only one block of them at a time).
  *
- * (The front end sends causal attention only: see FUSED_MIN_PAIRS in src/ops/attention.c;
- * the kernels handle both.)
+ * (Which products the front end sends here: FUSED_MIN_PAIRS in src/ops/attention.c.)
  * CT_OP_SDPA_FLASH: in[0] q [N, L, E], in[1] k [N, S, E], in[2] v [N, S, Ev], all
  *   contiguous; d[0] the scale, i[0] causal (query row i sees keys j <= i, PyTorch's
  *   top-left aligned mask). out[0] o [N, L, Ev], out[1] lse [N, L] (each row's

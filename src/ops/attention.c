@@ -22,14 +22,16 @@
 #define CAUSAL_BLOCK 128
 #define CAUSAL_MAX_BLOCKS 32
 
-/* The fused kernel (CT_OP_SDPA_FLASH) takes causal float32/float64 attention without a
- * mask or dropout from this many query x key pairs on: measured forward + backward on 2
- * threads, [64 heads, L, 64], against the batched passes below: L = 96 1.07x slower,
- * 128 0.95, 256 0.78, 1024 0.75 (peak memory at 1024: 84 MB against 344). Without the
- * causal mask it measured slower (L = 128 1.22x, 768 1.21x, 1024 0.91-0.98): there the
- * batched passes waste nothing, and the backward's recomputed scores and small-block
- * GEMMs cost more than the scores' memory traffic they save. */
-#define FUSED_MIN_PAIRS (128 * 128)
+/* The fused kernel (CT_OP_SDPA_FLASH) takes float32/float64 attention without a mask or
+ * dropout from this many query x key pairs on: measured forward + backward on 2 threads,
+ * [64 heads, L, 64], against the batched passes below: causal, L = 96 1.07x slower, 128
+ * 0.95, 256 0.78, 1024 0.75 (peak memory at 1024: 84 MB against 344). Without the mask
+ * the batched passes waste nothing and the backward's recomputed scores and small-block
+ * GEMMs cost more than the scores' memory traffic saves (L = 128 1.22x, 768 1.21x), until
+ * the scores outgrow the caches (1024: 0.91-0.98); from there on the fused kernel also
+ * keeps memory linear in L (the batched passes hold N x L x S scores twice). */
+#define FUSED_MIN_PAIRS_CAUSAL (128 * 128)
+#define FUSED_MIN_PAIRS (1024 * 1024)
 
 /* ---- fused attention: one node, the scores never whole ----
  * Forward: the kernel's o and lse (the rows' log-sum-exp). Backward: rowsum(do * o) -
@@ -197,8 +199,9 @@ CT_API ct_tensor *ct_nn_scaled_dot_product_attention(const ct_tensor *query, con
     }
 
     if (!k || !v) goto done;
-    /* Fused: causal, no dropout, float32/float64, q, k, v with the same batch dims */
-    if (is_causal && dropout_p == 0 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && L * S >= FUSED_MIN_PAIRS &&
+    /* Fused: no mask, no dropout, float32/float64, q, k, v with the same batch dims */
+    if (!attn_mask && dropout_p == 0 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) &&
+        L * S >= (is_causal ? FUSED_MIN_PAIRS_CAUSAL : FUSED_MIN_PAIRS) &&
         query->ndim >= 3 && key->ndim == query->ndim && value->ndim == query->ndim &&
         k->sizes[k->ndim - 1] == E && v->sizes[v->ndim - 2] == S && E > 0 && v->sizes[v->ndim - 1] > 0) {
         int64_t qb[CT_MAX_DIMS], kb[CT_MAX_DIMS], vb[CT_MAX_DIMS];

@@ -133,10 +133,11 @@ def _sdpa_cases():
             ("broadcast batch", (r(2, 3, 4, 8, dt=dt), r(1, 3, 5, 8, dt=dt), r(1, 3, 5, 8, dt=dt)), {}),
             ("broadcast heads", (r(2, 3, 4, 8, dt=dt), r(2, 1, 5, 8, dt=dt), r(2, 1, 5, 8, dt=dt)), {}),
         ]
-        # causal attention from 128 x 128 query-key pairs on (no dropout, float32/float64)
-        # runs one fused kernel: query blocks of 64 rows, key blocks of 256, an online
-        # softmax; these shapes end mid-block on both sides
+        # causal attention from 128 x 128 query-key pairs on, other attention from 1024 x
+        # 1024 (no mask or dropout, float32/float64), runs one fused kernel: query blocks
+        # of 64 rows, key blocks of 256, an online softmax; these shapes end mid-block
         C += [
+            ("fused no mask", (r(1, 1, 1030, 4, dt=dt), r(1, 1, 1100, 4, dt=dt), r(1, 1, 1100, 3, dt=dt)), {}),
             ("fused L==S", (r(2, 2, 128, 16, dt=dt), r(2, 2, 128, 16, dt=dt), r(2, 2, 128, 16, dt=dt)),
              {"is_causal": True}),
             ("fused L!=S Ev", (r(2, 2, 150, 8, dt=dt), r(2, 2, 140, 8, dt=dt), r(2, 2, 140, 5, dt=dt)),
@@ -238,18 +239,20 @@ def test_sdpa_fused_gradcheck():
     gradgradcheck("scaled_dot_product_attention", fn, [q, k, v])
 
 
-def test_sdpa_fused_double_backward_against_torch():
+@pytest.mark.parametrize("causal,L,E", [(True, 130, 4), (False, 1024, 2)])
+def test_sdpa_fused_double_backward_against_torch(causal, L, E):
     """create_graph gradients of the fused path against torch's, then the gradient of the
     sum of their squares: gradgradcheck alone would pass consistently wrong ones."""
     g = torch.Generator().manual_seed(3)
-    ins = [torch.randn(2, 130, 4, dtype=torch.float64, generator=g).requires_grad_() for _ in range(3)]
-    gy = torch.randn(2, 130, 4, dtype=torch.float64, generator=g)
+    ins = [torch.randn(2, L, E, dtype=torch.float64, generator=g).requires_grad_() for _ in range(3)]
+    gy = torch.randn(2, L, E, dtype=torch.float64, generator=g)
     with case("scaled_dot_product_attention"):
         # torch's CPU flash kernel has no double backward: its math formulation instead
         q, k, v = ins
         s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        out = torch.softmax(s.masked_fill(torch.ones(130, 130, dtype=torch.bool).triu(1), -math.inf), -1) @ v
-        second_order_against_torch("sdpa", lambda *c: sdpa(*c, is_causal=True), out, ins, gy)
+        if causal:
+            s = s.masked_fill(torch.ones(L, L, dtype=torch.bool).triu(1), -math.inf)
+        second_order_against_torch("sdpa", lambda *c: sdpa(*c, is_causal=causal), torch.softmax(s, -1) @ v, ins, gy)
 
 
 def test_square_subsequent_mask():
