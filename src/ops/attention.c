@@ -202,7 +202,7 @@ CT_API ct_tensor *ct_nn_scaled_dot_product_attention(const ct_tensor *query, con
     /* Fused: no mask, no dropout, float32/float64, q, k, v with the same batch dims */
     if (!attn_mask && dropout_p == 0 && (dt == CT_FLOAT32 || dt == CT_FLOAT64) &&
         L * S >= (is_causal ? FUSED_MIN_PAIRS_CAUSAL : FUSED_MIN_PAIRS) &&
-        query->ndim >= 3 && key->ndim == query->ndim && value->ndim == query->ndim &&
+        k->ndim == query->ndim && v->ndim == query->ndim &&
         k->sizes[k->ndim - 1] == E && v->sizes[v->ndim - 2] == S && E > 0 && v->sizes[v->ndim - 1] > 0) {
         int64_t qb[CT_MAX_DIMS], kb[CT_MAX_DIMS], vb[CT_MAX_DIMS];
         int nq = batch_of(query, qb), nk = batch_of(k, kb), nv = batch_of(v, vb);
