@@ -40,16 +40,13 @@
  * this node again); missing gradients stay NULL (keep_missing). Under create_graph the
  * same formulas in differentiable ops, holding the [N, L, S] probabilities as the
  * composed path does. */
-static int flash_backward_ops(ct_node *n, ct_tensor *const *go, ct_tensor **gi, const ct_tensor *q, const ct_tensor *k,
-                              const ct_tensor *v, const ct_tensor *o, const ct_tensor *lse) {
+static int flash_backward_ops(ct_node *n, ct_tensor **gi, const ct_tensor *q, const ct_tensor *k, const ct_tensor *v,
+                              const ct_tensor *lse, const ct_tensor *dO, const ct_tensor *dd) {
     double scale = n->d[0];
     int64_t L = q->sizes[1], S = k->sizes[1];
     ct_tensor *s = ct_mul_scalar(ct_bmm(q, ct_transpose(k, 1, 2)), scale);
     if (n->i[0]) s = ct_add(s, ct_triu(ct_full(2, (int64_t[]){L, S}, -INFINITY, q->dtype), 1));
     ct_tensor *p = ct_exp(ct_sub(s, ct_unsqueeze(lse, -1)));
-    ct_tensor *dO = go[0] ? go[0] : ct_zeros_like(o);
-    ct_tensor *dd = ct_sum_dim(ct_mul(dO, o), 1, (int64_t[]){-1}, false, CT_NUM_DTYPES);
-    if (go[1]) dd = ct_sub(dd, go[1]);
     ct_tensor *ds = ct_mul(p, ct_sub(ct_bmm(dO, ct_transpose(v, 1, 2)), ct_unsqueeze(dd, -1)));
     if (!ds) return ct_last_status();
     if (ct__node_needs(n, 0) && !(gi[0] = ct_mul_scalar(ct_bmm(ds, k), scale))) return ct_last_status();
@@ -63,13 +60,14 @@ static int flash_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *q = ct__unpack(n, 0), *k = q ? ct__unpack(n, 1) : NULL, *v = k ? ct__unpack(n, 2) : NULL;
     ct_tensor *o = v ? ct__unpack(n, 3) : NULL, *lse = o ? ct__unpack(n, 4) : NULL;
     if (!lse) return ct_last_status();
-    if (ct__needs_grad(7, (const ct_tensor *[]){q, k, v, o, lse, go[0], go[1]}))
-        return flash_backward_ops(n, go, gi, q, k, v, o, lse);
-    /* dd = rowsum(do * o) - dlse: how much each row's probabilities move together */
+    /* dd = rowsum(do * o) - dlse: how much each row's probabilities move together (in
+     * ops: differentiable when a graph is being built, plain values otherwise) */
     ct_tensor *dO = go[0] ? go[0] : ct_zeros_like(o);
     ct_tensor *dd = ct_sum_dim(ct_mul(dO, o), 1, (int64_t[]){-1}, false, CT_NUM_DTYPES);
     if (dd && go[1]) dd = ct_sub(dd, go[1]);
     if (!dd) return ct_last_status();
+    if (ct__needs_grad(7, (const ct_tensor *[]){q, k, v, o, lse, go[0], go[1]}))
+        return flash_backward_ops(n, gi, q, k, v, lse, dO, dd);
     ct_tensor *in[6] = {ct__contiguous_raw(dO), ct__contiguous_raw(q), ct__contiguous_raw(k), ct__contiguous_raw(v),
                         ct__contiguous_raw(lse), ct__contiguous_raw(dd)};
     ct_tensor *out[3] = {ct__empty_raw(3, q->sizes, q->dtype), ct__empty_raw(3, k->sizes, k->dtype),
