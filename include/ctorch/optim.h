@@ -5,7 +5,8 @@
  * order, are the parameters; the keys are names only. The optimizer keeps its own
  * references. Updates follow PyTorch's single-tensor update rules exactly (same
  * order of operations, float32 arithmetic for float32 parameters, step counts and bias
- * corrections in double) and run as one fused loop per parameter under no-grad.
+ * corrections in double) and run as fused loops under no-grad: SGD, Adam and AdamW in
+ * one pass over all parameters shared by the threads, the others one per parameter.
  * Parameters without a gradient are skipped, as in PyTorch.
  *
  *     ct_dict *params = ct_module_named_parameters(net);
@@ -69,7 +70,11 @@ CT_API ct_optimizer *ct_optim_lbfgs_new(const ct_dict *params, double lr, int64_
                                         const char *line_search_fn, bool maximize);
 
 CT_API void ct_optim_free(ct_optimizer *opt);
-/* One update of every parameter that has a gradient. 0 or status. */
+/* One update of every parameter that has a gradient. 0 or status. SGD, Adam and AdamW
+ * check every parameter before updating any, so an error (a float16 parameter, a
+ * gradient of the wrong size) leaves all of them, their step counts and state as they
+ * were; the other optimizers update parameter by parameter and stop at the first one
+ * that fails. */
 CT_API int ct_optim_step(ct_optimizer *opt);
 /* torch's step(closure): closure(user) re-evaluates the model — zero the gradients,
  * run the forward pass, call ct_backward — and returns the loss (NaN with an error set,

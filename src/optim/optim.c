@@ -1,8 +1,9 @@
 /* Optimizers (include/ctorch/optim.h): SGD, Adam, AdamW, RMSprop, Adagrad with
- * parameter groups and state dicts. Each step is one fused loop per parameter that
- * follows PyTorch's single-tensor update (the torch.optim sources) operation by operation in
- * the parameter's precision; step counts and bias corrections are doubles as in
- * Python. */
+ * parameter groups and state dicts. Each update is a fused loop that follows PyTorch's
+ * single-tensor update (the torch.optim sources) operation by operation in the
+ * parameter's precision (SGD and Adam/AdamW: one pass over all parameters, see
+ * step_many; the others: one loop per parameter); step counts and bias corrections
+ * are doubles as in Python. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -519,67 +520,47 @@ static ct_tensor *state_buf(pstate *s, int b, double fill) {
     return s->buf[b];
 }
 
-static int step_param(ct_optimizer *opt, pstate *s) {
-    const opts *o = &opt->groups[s->group];
+/* Checks s's gradient against its parameter and gives it in the parameter's dtype and
+ * layout (*g = NULL: no gradient; *own: a copy the caller releases). 0 or status. */
+static int param_grad(const ct_optimizer *opt, const pstate *s, ct_tensor **g, bool *own) {
     ct_tensor *grad = ct_grad(s->p);
+    *g = NULL;
+    *own = false;
     if (!grad) return 0;
     if (!ct__same_sizes(grad->ndim, grad->sizes, s->p->ndim, s->p->sizes))
         return ct__errs(CT_ERR_SHAPE, "%s: gradient of size %s does not match parameter of size %s", KIND_NAME[opt->k],
                         CT_SHAPESTR(grad), CT_SHAPESTR(s->p));
     if (!ct__is_contiguous(s->p))
         return ct__errs(CT_ERR_ARG, "%s: parameters must be contiguous", KIND_NAME[opt->k]);
-    /* the gradient in the parameter's dtype and layout */
-    ct_tensor *g = grad;
-    bool own = false;
+    if (s->p->dtype != CT_FLOAT32 && s->p->dtype != CT_FLOAT64)
+        return ct__errs(CT_ERR_DTYPE, "%s: float32 and float64 parameters are supported, got %s", KIND_NAME[opt->k],
+                        ct_dtype_name(s->p->dtype));
     if (grad->dtype != s->p->dtype || !ct__is_contiguous(grad)) {
-        g = ct__empty_raw(s->p->ndim, s->p->sizes, s->p->dtype);
-        if (!g || ct__copy_raw(g, grad)) { ct_release(g); return ct_last_status(); }
-        own = true;
+        ct_tensor *c = ct__empty_raw(s->p->ndim, s->p->sizes, s->p->dtype);
+        if (!c || ct__copy_raw(c, grad)) { ct_release(c); return ct_last_status(); }
+        *own = true;
+        grad = c;
     }
+    *g = grad;
+    return 0;
+}
+
+static int step_param(ct_optimizer *opt, pstate *s) {
+    const opts *o = &opt->groups[s->group];
+    ct_tensor *g;
+    bool own;
+    int st = param_grad(opt, s, &g, &own);
+    if (st || !g) return st;
     bool first = !s->has_state;
     s->has_state = true;
     int64_t n = s->p->numel;
     bool f32 = s->p->dtype == CT_FLOAT32;
-    if (s->p->dtype != CT_FLOAT32 && s->p->dtype != CT_FLOAT64) {
-        if (own) ct_release(g);
-        return ct__errs(CT_ERR_DTYPE, "%s: float32 and float64 parameters are supported, got %s", KIND_NAME[opt->k],
-                        ct_dtype_name(s->p->dtype));
-    }
     void *P = ct__data(s->p), *G = ct__data(g), *B0 = NULL, *B1 = NULL, *B2 = NULL;
-    int st = 0;
     switch (opt->k) {
-    case K_SGD:
-        if (o->momentum != 0) {
-            bool fresh = !s->buf[0];
-            if (!state_buf(s, 0, 0)) { st = ct_last_status(); break; }
-            first = fresh;
-            B0 = ct__data(s->buf[0]);
-        }
-        s->step += 1;
-        upd u = {.wd = o->weight_decay, .mom = o->momentum, .damp1 = 1 - o->dampening, .lr = o->lr,
-                 .maximize = o->maximize, .use_wd = o->weight_decay != 0, .use_mom = o->momentum != 0,
-                 .first = first, .nesterov = o->nesterov};
-        if (f32) RUN_RANGES(n, sgd_f32(P, B0, G, lo, hi, &u));
-        else RUN_RANGES(n, sgd_f64(P, B0, G, lo, hi, &u));
-        break;
+    case K_SGD: /* step_many */
     case K_ADAM:
-    case K_ADAMW: {
-        bool decoupled = opt->k == K_ADAMW;
-        if (!state_buf(s, 0, 0) || !state_buf(s, 1, 0) || (o->amsgrad && !state_buf(s, 2, 0))) {
-            st = ct_last_status();
-            break;
-        }
-        B0 = ct__data(s->buf[0]), B1 = ct__data(s->buf[1]), B2 = o->amsgrad ? ct__data(s->buf[2]) : NULL;
-        s->step += 1;
-        double bc1 = 1 - pow(o->beta1, s->step), bc2 = 1 - pow(o->beta2, s->step);
-        double step_size = o->lr / bc1, bc2_sqrt = sqrt(bc2);
-        upd u = {.wd = o->weight_decay, .w1 = 1 - o->beta1, .b2 = o->beta2, .w2 = 1 - o->beta2, .bc2s = bc2_sqrt,
-                 .eps = o->eps, .nss = -step_size, .decay = 1 - o->lr * o->weight_decay, .maximize = o->maximize,
-                 .use_wd = o->weight_decay != 0, .decoupled = decoupled, .amsgrad = o->amsgrad};
-        if (f32) RUN_RANGES(n, adam_f32(P, B0, B1, B2, G, lo, hi, &u));
-        else RUN_RANGES(n, adam_f64(P, B0, B1, B2, G, lo, hi, &u));
+    case K_ADAMW:
         break;
-    }
     case K_RMSPROP:
         if (!state_buf(s, 0, 0) || (o->momentum > 0 && !state_buf(s, 1, 0)) || (o->centered && !state_buf(s, 2, 0))) {
             st = ct_last_status();
@@ -647,9 +628,169 @@ static int step_param(ct_optimizer *opt, pstate *s) {
     return st;
 }
 
+/* ---- SGD and Adam/AdamW: one pass over all parameters ----
+ * The step first checks every parameter and readies its gradient and state (an error
+ * there leaves every parameter, step count and buffer as it was), then updates all of
+ * them in one parallel region: the parameters' elements are taken as one sequence cut
+ * into a contiguous range per thread (cuts rounded to 16 elements inside a parameter,
+ * so threads do not share cache lines). Small parameters (biases, norms) thus run on
+ * every thread instead of one, and a step opens one region instead of one per large
+ * parameter. Each element's arithmetic is the per-parameter kernel's, so the bits do
+ * not depend on where the cuts fall (the library is built with -ffp-contract=off). */
+typedef struct {
+    pstate *s;
+    ct_tensor *g;          /* the gradient in the parameter's dtype and layout */
+    bool own, f32;         /* own: g is a copy to release */
+    unsigned char made;    /* bit b: state buffer b was created by this step */
+    void *P, *G, *B0, *B1, *B2;
+    int64_t n, base;       /* elements; offset in the sequence of all parameters */
+    upd u;
+} job;
+
+static void run_job(kind k, const job *j, int64_t lo, int64_t hi) {
+    if (k == K_SGD) {
+        if (j->f32) sgd_f32(j->P, j->B0, j->G, lo, hi, &j->u);
+        else sgd_f64(j->P, j->B0, j->G, lo, hi, &j->u);
+    } else if (j->f32) {
+        adam_f32(j->P, j->B0, j->B1, j->B2, j->G, lo, hi, &j->u);
+    } else {
+        adam_f64(j->P, j->B0, j->B1, j->B2, j->G, lo, hi, &j->u);
+    }
+}
+
+/* pos in the sequence, moved down to a multiple of 16 inside its parameter */
+static int64_t job_cut(const job *js, int nj, int64_t pos) {
+    for (int i = 0; i < nj; i++)
+        if (pos < js[i].base + js[i].n)
+            return pos < js[i].base ? js[i].base : js[i].base + ((pos - js[i].base) & ~(int64_t)15);
+    return pos;
+}
+
+static void run_span(kind k, const job *js, int nj, int64_t lo, int64_t hi) {
+    for (int i = 0; i < nj && lo < hi; i++) {
+        int64_t b = js[i].base, e = b + js[i].n;
+        if (e <= lo) continue;
+        if (b >= hi) break;
+        run_job(k, &js[i], (lo > b ? lo : b) - b, (hi < e ? hi : e) - b);
+    }
+}
+
+typedef struct {
+    uintptr_t lo, hi;
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+    uintptr_t x = ((const span *)a)->lo, y = ((const span *)b)->lo;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether the memory of two of the step's tensors (parameters, gradients) overlaps,
+ * e.g. a gradient that is another parameter: then the updates run one parameter after
+ * another, in order, as PyTorch's per-parameter loop does. Views of one flat buffer
+ * that do not overlap stay in the shared pass. */
+static bool jobs_overlap(const job *js, int nj) {
+    span *v = malloc(sizeof *v * 2 * (size_t)nj);
+    if (!v) return true; /* the safe answer */
+    int n = 0;
+    for (int i = 0; i < nj; i++) {
+        if (js[i].n == 0) continue;
+        uintptr_t bytes = (uintptr_t)js[i].n * (js[i].f32 ? 4 : 8);
+        v[n++] = (span){(uintptr_t)js[i].P, (uintptr_t)js[i].P + bytes};
+        v[n++] = (span){(uintptr_t)js[i].G, (uintptr_t)js[i].G + bytes};
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_span);
+    bool hit = false;
+    for (int i = 1; i < n && !hit; i++) hit = v[i].lo < v[i - 1].hi;
+    free(v);
+    return hit;
+}
+
+static void drop_jobs(job *js, int nj, bool undo_state) {
+    for (int i = 0; i < nj; i++) {
+        if (js[i].own) ct_release(js[i].g);
+        for (int b = 0; undo_state && b < N_BUF; b++)
+            if (js[i].made & (1u << b)) {
+                ct_release(js[i].s->buf[b]);
+                js[i].s->buf[b] = NULL;
+            }
+    }
+    free(js);
+}
+
+static int step_many(ct_optimizer *opt) {
+    const kind k = opt->k;
+    job *js = malloc(sizeof *js * (size_t)(opt->n_params > 0 ? opt->n_params : 1));
+    if (!js) return ct__errs(CT_ERR_OOM, "%s: out of memory", KIND_NAME[k]);
+    int nj = 0, st = 0;
+    int64_t total = 0;
+    /* 1. check and ready everything; nothing the user sees changes */
+    for (int64_t i = 0; i < opt->n_params && !st; i++) {
+        pstate *s = &opt->ps[i];
+        const opts *o = &opt->groups[s->group];
+        job *j = &js[nj];
+        *j = (job){.s = s};
+        if ((st = param_grad(opt, s, &j->g, &j->own)) || !j->g) continue;
+        nj++;
+        int nbuf = k == K_SGD ? (o->momentum != 0) : 2 + o->amsgrad;
+        for (int b = 0; b < nbuf && !st; b++) {
+            if (!s->buf[b]) j->made |= (unsigned char)(1u << b);
+            if (!state_buf(s, b, 0)) st = ct_last_status();
+        }
+        j->f32 = s->p->dtype == CT_FLOAT32;
+        j->n = s->p->numel;
+        j->base = total;
+        total += j->n;
+    }
+    if (st) {
+        drop_jobs(js, nj, true);
+        return st;
+    }
+    /* 2. step counts and each parameter's constants */
+    for (int i = 0; i < nj; i++) {
+        job *j = &js[i];
+        pstate *s = j->s;
+        const opts *o = &opt->groups[s->group];
+        s->has_state = true;
+        s->step += 1;
+        j->P = ct__data(s->p);
+        j->G = ct__data(j->g);
+        if (k == K_SGD) {
+            j->B0 = o->momentum != 0 ? ct__data(s->buf[0]) : NULL;
+            j->u = (upd){.wd = o->weight_decay, .mom = o->momentum, .damp1 = 1 - o->dampening, .lr = o->lr,
+                         .maximize = o->maximize, .use_wd = o->weight_decay != 0, .use_mom = o->momentum != 0,
+                         .first = (j->made & 1) != 0, .nesterov = o->nesterov};
+        } else {
+            j->B0 = ct__data(s->buf[0]);
+            j->B1 = ct__data(s->buf[1]);
+            j->B2 = o->amsgrad ? ct__data(s->buf[2]) : NULL;
+            double bc1 = 1 - pow(o->beta1, s->step), bc2 = 1 - pow(o->beta2, s->step);
+            j->u = (upd){.wd = o->weight_decay, .w1 = 1 - o->beta1, .b2 = o->beta2, .w2 = 1 - o->beta2,
+                         .bc2s = sqrt(bc2), .eps = o->eps, .nss = -(o->lr / bc1), .decay = 1 - o->lr * o->weight_decay,
+                         .maximize = o->maximize, .use_wd = o->weight_decay != 0, .decoupled = k == K_ADAMW,
+                         .amsgrad = o->amsgrad};
+        }
+    }
+    /* 3. the updates (one thread: in order, whatever shares memory) */
+    if (total < CT_GRAIN) {
+        run_span(k, js, nj, 0, total);
+    } else if (jobs_overlap(js, nj)) {
+        for (int i = 0; i < nj; i++) RUN_RANGES(js[i].n, run_job(k, &js[i], lo, hi));
+    } else {
+#pragma omp parallel
+        {
+            int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            run_span(k, js, nj, job_cut(js, nj, total * t / nt), job_cut(js, nj, total * (t + 1) / nt));
+        }
+    }
+    for (int i = 0; i < nj; i++) ct__bump_version(js[i].s->p);
+    drop_jobs(js, nj, false);
+    return 0;
+}
+
 CT_API int ct_optim_step(ct_optimizer *opt) {
     if (!opt) return ct__errs(CT_ERR_ARG, "step: NULL optimizer");
     if (opt->k == K_LBFGS) return ct__errs(CT_ERR_ARG, "LBFGS: step needs a closure (ct_optim_step_closure)");
+    if (opt->k == K_SGD || opt->k == K_ADAM || opt->k == K_ADAMW) return step_many(opt);
     for (int64_t i = 0; i < opt->n_params; i++) {
         int st = step_param(opt, &opt->ps[i]);
         if (st) return st;

@@ -160,6 +160,111 @@ def test_param_groups(kind):
             assert_same(c, t.detach(), atol=1e-12, rtol=1e-12)
 
 
+# SGD, Adam and AdamW update all parameters in one pass split between the threads once
+# the parameters hold CT_GRAIN (32768) elements together: sizes here that are not
+# multiples of 16, below and above that grain, in two groups with different options.
+MANY = [(3,), (17,), (130, 257), (40, 50), (1,), (5, 3), (100, 90)]
+
+
+def many_params(dtype):
+    g = torch.Generator().manual_seed(1)
+    tp = [torch.randn(*s, dtype=dtype, generator=g).requires_grad_() for s in MANY]
+    grads = [[torch.randn(*s, dtype=dtype, generator=g) for s in MANY] for _ in range(4)]
+    cp = [ctorch.from_torch(t.detach()).requires_grad_() for t in tp]
+    dicts = [ctorch.Dict(), ctorch.Dict()]
+    for i, c in enumerate(cp):
+        _raw("ct_dict_set", ctypes.c_int, P, ctypes.c_char_p, P)(dicts[i % 2]._p, f"p{i}".encode(), c.ptr)
+    return tp, cp, grads, dicts
+
+
+def step_many(kind, tkw, cargs, dtype, threads):
+    tp, cp, grads, dicts = many_params(dtype)
+    topt = TORCH[kind]([{"params": tp[0::2]}, {"params": tp[1::2], "lr": tkw["lr"] * 3}], **tkw)
+    copt = Opt(kind, dicts[0], *cargs)
+    assert copt.add_group(dicts[1]) == 1
+    copt.set(1, "lr", tkw["lr"] * 3)
+    old = L.ct_get_num_threads()
+    L.ct_set_num_threads(threads)
+    try:
+        for gs in grads:
+            for t, c, gr in zip(tp, cp, gs):
+                t.grad = gr.clone()
+                c.grad = ctorch.from_torch(gr)
+            topt.step()
+            copt.step()
+    finally:
+        L.ct_set_num_threads(old)
+    return tp, [c.torch().clone() for c in cp]
+
+
+@pytest.mark.parametrize("k", range(8))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_pass_over_all_parameters(k, dtype):
+    kind, tkw, cargs = CONFIGS[k]
+    assert kind in ("sgd", "adam", "adamw")
+    with case(f"optim.{kind}"):
+        tp, c2 = step_many(kind, tkw, cargs, dtype, 2)
+        _, c1 = step_many(kind, tkw, cargs, dtype, 1)
+        tol = dict(atol=1e-12, rtol=1e-12) if dtype == torch.float64 else {}
+        for t, a, b in zip(tp, c2, c1):
+            assert_same(a, t.detach(), **tol)
+            assert torch.equal(a, b)  # the same bits however the pass is cut between threads
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_step_refusing_one_parameter_changes_none(kind):
+    """A parameter the step refuses (float16) leaves the others, their step counts and
+    their state as they were (PyTorch's loop would have updated those before it)."""
+    _, tkw, cargs = CONFIGS[{"sgd": 1, "adam": 3}[kind]]  # SGD with momentum; Adam
+    good = ctorch.from_torch(torch.ones(300, 200)).requires_grad_()
+    bad = ctorch.from_torch(torch.ones(4, dtype=torch.float16)).requires_grad_()
+    d = ctorch.Dict()
+    for name, t in (("good", good), ("bad", bad)):
+        _raw("ct_dict_set", ctypes.c_int, P, ctypes.c_char_p, P)(d._p, name.encode(), t.ptr)
+    opt = Opt(kind, d, *cargs)
+    good.grad = ctorch.from_torch(torch.full((300, 200), 0.5))
+    bad.grad = ctorch.from_torch(torch.ones(4, dtype=torch.float16))
+    with case(f"optim.{kind}"):
+        assert _raw("ct_optim_step", ctypes.c_int, P)(opt.p) != 0
+        assert "float32 and float64 parameters are supported, got float16" in L.ct_last_error()
+        assert torch.equal(good.torch(), torch.ones(300, 200))
+        assert not any(k.startswith("state.") for k in opt.state_dict().keys())
+        bad.grad = None
+        opt.step()  # now a first step: SGD's momentum buffer starts as the gradient
+        tgood = torch.ones(300, 200, requires_grad=True)
+        tgood.grad = torch.full((300, 200), 0.5)
+        TORCH[kind]([tgood], **tkw).step()
+        assert_same(good, tgood.detach())
+
+
+def test_gradient_sharing_a_parameter_memory_steps_in_order():
+    """b's gradient is a's memory: PyTorch updates a first, and b then reads a's new
+    values. In one pass on two threads, a would be the last parameter of the first
+    thread's range (after x) and b the first of the second's, read long before the
+    first thread gets to a: the update must see the overlap and run in order."""
+    g = torch.Generator().manual_seed(2)
+    ts = [torch.randn(n, generator=g).requires_grad_() for n in (300000, 10000, 10000, 310000)]
+    cs = [ctorch.from_torch(t.detach()).requires_grad_() for t in ts]
+    for t, c in zip(ts, cs):
+        gr = torch.randn(t.shape, generator=g)
+        t.grad, c.grad = gr.clone(), ctorch.from_torch(gr)
+    ts[2].grad, cs[2].grad = ts[1].detach(), cs[1].detach()
+    d = ctorch.Dict()
+    for name, c in zip("xaby", cs):
+        _raw("ct_dict_set", ctypes.c_int, P, ctypes.c_char_p, P)(d._p, name.encode(), c.ptr)
+    opt = Opt("sgd", d, 0.5, 0.0, 0.0, 0.0, False, False)
+    torch.optim.SGD(ts, lr=0.5).step()
+    old = L.ct_get_num_threads()
+    L.ct_set_num_threads(2)
+    try:
+        with case("optim.sgd"):
+            opt.step()
+            for t, c in zip(ts, cs):
+                assert_same(c, t.detach())
+    finally:
+        L.ct_set_num_threads(old)
+
+
 @pytest.mark.parametrize("k", [1, 4, 9])
 def test_state_dict_round_trip_resumes_identically(k):
     kind, tkw, cargs = CONFIGS[k]
