@@ -616,6 +616,34 @@ static int step_cnn(void *p) {
     return rc;
 }
 
+/* an optimizer step alone, the gradients fixed (set once) */
+static int step_optim(void *p) {
+    ctx *c = p;
+    return ct_optim_step(c->opt);
+}
+
+/* the demo's CNN (examples/demo.c's model) */
+static ct_module *demo_cnn_new(void) {
+    ct_conv_opts pad1 = {.padding = {1, 1}};
+    return ct_nn_sequential(CT_MODULES(
+        ct_nn_conv2d_new(1, 32, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(32, 1e-5, 0.1, true, true),
+        ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL),
+        ct_nn_conv2d_new(32, 64, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(64, 1e-5, 0.1, true, true),
+        ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL), ct_nn_flatten_new(1, -1),
+        ct_nn_linear_new(64 * 7 * 7, 128, true), ct_nn_relu_new(), ct_nn_dropout_new(0.25),
+        ct_nn_linear_new(128, 10, true)));
+}
+
+/* nn.TransformerEncoder(layers x TransformerEncoderLayer(d_model, heads, ff, batch_first)) */
+static ct_module *encoder_new(const spec *s) {
+    ct_transformer_opts to = ct_transformer_default_opts();
+    to.dim_feedforward = spec_int(s, "ff", 1024);
+    to.batch_first = true;
+    return ct_nn_transformer_encoder_new(
+        ct_nn_transformer_encoder_layer_new(spec_int(s, "d_model", 256), spec_int(s, "heads", 4), &to),
+        spec_int(s, "layers", 6), NULL);
+}
+
 /* Cases of the issue that need ops ctorch does not have yet: listed so that the
  * suite reports them as unavailable (and says so once the ops appear). */
 static const struct {
@@ -789,11 +817,7 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         fn = step_sdpa;
     } else if (strcmp(kind, "transformer_train") == 0) {
         int64_t B = spec_int(s, "batch", 16), T = spec_int(s, "seq", 128), D = spec_int(s, "d_model", 256);
-        ct_transformer_opts to = ct_transformer_default_opts();
-        to.dim_feedforward = spec_int(s, "ff", 1024);
-        to.batch_first = true;
-        c.m = ct_nn_transformer_encoder_new(ct_nn_transformer_encoder_layer_new(D, spec_int(s, "heads", 4), &to),
-                                            spec_int(s, "layers", 6), NULL);
+        c.m = encoder_new(s);
         hold(&c, ct_randn(CT_SHAPE(B, T, D), CT_FLOAT32, NULL));
         hold(&c, ct_randn(CT_SHAPE(B, T, D), CT_FLOAT32, NULL));
         if (!c.m || c.nt < 2) goto fail;
@@ -813,20 +837,29 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         fn = step_embedding;
     } else if (strcmp(kind, "cnn_train") == 0) {
         int64_t bs = spec_int(s, "batch", 64);
-        ct_conv_opts pad1 = {.padding = {1, 1}};
-        c.m = ct_nn_sequential(CT_MODULES(
-            ct_nn_conv2d_new(1, 32, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(32, 1e-5, 0.1, true, true),
-            ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL),
-            ct_nn_conv2d_new(32, 64, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(64, 1e-5, 0.1, true, true),
-            ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL), ct_nn_flatten_new(1, -1),
-            ct_nn_linear_new(64 * 7 * 7, 128, true), ct_nn_relu_new(), ct_nn_dropout_new(0.25),
-            ct_nn_linear_new(128, 10, true)));
+        c.m = demo_cnn_new();
         c.params = ct_module_named_parameters(c.m);
         c.opt = ct_optim_adam_new(c.params, 1e-3, 0.9, 0.999, 1e-8, 0.0, false, false);
         hold(&c, ct_randn(CT_SHAPE(bs, 1, 28, 28), CT_FLOAT32, NULL));
         hold(&c, ct_randint(0, 10, CT_SHAPE(bs), CT_INT64, NULL));
         if (!c.m || !c.opt || c.nt < 2) goto fail;
         fn = step_cnn;
+    } else if (strcmp(kind, "optim_step") == 0) {
+        /* Adam (lr 1e-3) over a model's parameters with fixed random gradients */
+        bool cnn = strcmp(spec_str(s, "model", "cnn"), "cnn") == 0;
+        c.m = cnn ? demo_cnn_new() : encoder_new(s);
+        c.params = c.m ? ct_module_named_parameters(c.m) : NULL;
+        c.opt = c.params ? ct_optim_adam_new(c.params, 1e-3, 0.9, 0.999, 1e-8, 0.0, false, false) : NULL;
+        if (!c.opt) goto fail;
+        for (int64_t i = 0; i < ct_dict_size(c.params); i++) {
+            ct_tensor *p = ct_dict_value(c.params, i);
+            ct_tensor *g = p ? ct_randn_like(p, NULL) : NULL;
+            int rc = g ? ct_set_grad(p, g) : -1;
+            ct_release(g);
+            ct_release(p);
+            if (rc) goto fail;
+        }
+        fn = step_optim;
     } else if (strcmp(kind, "mlp_train") == 0) {
         int64_t bs = spec_int(s, "batch", 64), in = spec_int(s, "in", 784), hid = spec_int(s, "hidden", 256),
                 out = spec_int(s, "out", 10);
@@ -959,7 +992,9 @@ static void usage(void) {
             "usage: bench_ctorch [--threads N] [--warmup W] [--repeat R] [--target SEC] [--rss]\n"
             "                    (CASE [key=value ...] | --json FILE)\n"
             "       bench_ctorch --first-result | --version\n"
-            "cases: add chain unary binary reduce matmul mlp_train (see bench/README.md)\n");
+            "cases: add chain unary binary reduce matmul conv2d max_pool2d batch_norm2d embedding lstm sdpa\n"
+            "       mlp_train cnn_train resnet18_train transformer_train resnet18_infer optim_step\n"
+            "       (see bench/README.md)\n");
 }
 
 int main(int argc, char **argv) {

@@ -105,10 +105,28 @@ def case_list(quick):
     add("training", "Transformer encoder 6 x d256 h4 ff1024, seq 128 batch 16 train step (Adam)",
         case="transformer_train", layers=6, d_model=256, heads=4, ff=1024, seq=128, batch=16)
     add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer", batch=1, hw=224)
+    add("other", "Adam step, the demo CNN's 12 parameters (422K)", case="optim_step", model="cnn")
+    if not quick:
+        add("other", "Adam step, the Transformer encoder's 72 parameters (4.7M)", case="optim_step",
+            model="transformer", layers=6, d_model=256, heads=4, ff=1024)
     return cs
 
 
 # ------------------------------------------------------------------- PyTorch side
+
+def torch_demo_cnn(torch):
+    """The demo's CNN (examples/demo.c), the twin of bench_ctorch's demo_cnn_new."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+
+
+def torch_encoder(torch, spec):
+    layer = torch.nn.TransformerEncoderLayer(spec["d_model"], spec["heads"], spec["ff"], batch_first=True)
+    return torch.nn.TransformerEncoder(layer, spec["layers"], enable_nested_tensor=False)
+
 
 def torch_resnet18(torch, num_classes):
     """torchvision's ResNet-18 (BasicBlock x [2, 2, 2, 2]) written out, the twin of
@@ -273,8 +291,7 @@ def torch_case(torch, spec):
             q.grad = k.grad = v.grad = None
         return sdpa_step, g
     if kind == "transformer_train":
-        layer = torch.nn.TransformerEncoderLayer(spec["d_model"], spec["heads"], spec["ff"], batch_first=True)
-        enc = torch.nn.TransformerEncoder(layer, spec["layers"], enable_nested_tensor=False)
+        enc = torch_encoder(torch, spec)
         opt = torch.optim.Adam(enc.parameters(), lr=1e-4)
         x, y = randn(spec["batch"], spec["seq"], spec["d_model"]), randn(spec["batch"], spec["seq"], spec["d_model"])
 
@@ -294,11 +311,7 @@ def torch_case(torch, spec):
             w.grad = None
         return emb_step, g
     if kind == "cnn_train":
-        nn = torch.nn
-        net = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+        net = torch_demo_cnn(torch)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         x, y = torch.randn(spec["batch"], 1, 28, 28), torch.randint(0, 10, (spec["batch"],))
 
@@ -307,6 +320,12 @@ def torch_case(torch, spec):
             F.cross_entropy(net(x), y).backward()
             opt.step()
         return cnn_step, g
+    if kind == "optim_step":
+        net = torch_demo_cnn(torch) if spec["model"] == "cnn" else torch_encoder(torch, spec)
+        for p in net.parameters():
+            p.grad = torch.randn_like(p)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)  # PyTorch's default on the CPU: one loop per parameter
+        return opt.step, g
     return None, None
 
 
