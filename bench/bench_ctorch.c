@@ -873,16 +873,16 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         hold(&c, ct_randint(0, out, 2, (int64_t[]){bs, 1}, CT_INT64, NULL));
         /* the same init scale as nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
         double s1 = 1.0 / sqrt((double)in), s2 = 1.0 / sqrt((double)hid);
-        ct_tensor *u[4] = {ct_rand(2, (int64_t[]){in, hid}, CT_FLOAT32, NULL),
-                           ct_rand(1, (int64_t[]){hid}, CT_FLOAT32, NULL),
-                           ct_rand(2, (int64_t[]){hid, out}, CT_FLOAT32, NULL),
-                           ct_rand(1, (int64_t[]){out}, CT_FLOAT32, NULL)};
+        /* each temporary released as soon as the next one exists, as Python frees
+         * torch.rand(...) * (2 * s) - s: the peak resident memory is compared */
+        const int64_t shapes[4][2] = {{in, hid}, {hid, 0}, {hid, out}, {out, 0}};
         for (int i = 0; i < 4; i++) {
             double sc = i < 2 ? s1 : s2;
-            ct_tensor *w = ct_mul_scalar(u[i], 2 * sc);
+            ct_tensor *u = ct_rand(shapes[i][1] ? 2 : 1, shapes[i], CT_FLOAT32, NULL);
+            ct_tensor *w = ct_mul_scalar(u, 2 * sc);
+            ct_release(u);
             ct_tensor *w2 = ct_sub_scalar(w, sc);
             ct_release(w);
-            ct_release(u[i]);
             if (hold(&c, w2)) ct_set_requires_grad(w2, true);
         }
         if (c.nt < 6) goto fail;
