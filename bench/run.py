@@ -79,6 +79,9 @@ def case_list(quick):
     for m, k, n in skinny:
         add("matmul", f"matmul [{m}, {k}] x [{k}, {n}]", case="matmul", m=m, k=k, n=n, dtype="float32")
     add("matmul", "bmm [32, 128, 64] x [32, 64, 128]", case="matmul", b=32, m=128, k=64, n=128, dtype="float32")
+    # small matrices: ctorch's direct kernel instead of a BLAS call (src/cpu/linalg.c)
+    add("matmul", "matmul 16x16x16", case="matmul", m=16, k=16, n=16, dtype="float32")
+    add("matmul", "bmm [1024, 8, 8] x [1024, 8, 8]", case="matmul", b=1024, m=8, k=8, n=8, dtype="float32")
 
     add("training", "MLP 784-256-10 train step batch 64", case="mlp_train", batch=64, **{"in": 784},
         hidden=256, out=10, lr=0.01)

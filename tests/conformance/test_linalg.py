@@ -190,6 +190,66 @@ def test_mm_float32_gemm_routes(k):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6 * K)
 
 
+# Small float32/float64 products run a direct kernel (src/cpu/linalg.c, gemm_is_small:
+# N and K up to 32, M * N * K up to 8192, or 32768 when N is a multiple of 8): B's rows
+# W = 8/16/32 wide, C's rows R at a time (R = 8, 4, 2 or 1 by W and dtype) and the rows
+# left one by one. Shapes on both sides of those cuts (remainder rows, partial vectors,
+# shapes that stay with the BLAS), each operand plain, transposed or strided (B's copy
+# into the padded block), batched (parallel above 32768 multiply-adds), with alpha and
+# beta (beta = 0 ignoring NaN in the input). Against float64, within the sums' rounding.
+SMALL_MNK = [(1, 1, 1), (3, 5, 7), (9, 4, 8), (8, 3, 8), (3, 7, 16), (5, 32, 16), (17, 16, 9), (4, 32, 32),
+             (32, 32, 32), (16, 20, 20), (12, 24, 24), (2, 2, 31), (33, 16, 8), (40, 32, 32), (6, 33, 4)]
+
+
+def _small_ref(a, b, dtype):
+    return (a.double() @ b.double()).to(dtype)
+
+
+def _small_close(got, want, K):
+    tol = dict(rtol=1e-5, atol=1e-6 * K) if want.dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13 * K)
+    torch.testing.assert_close(got, want, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt", "strided"])
+@pytest.mark.parametrize("mkn", SMALL_MNK)
+def test_small_products(mkn, layout, dtype):
+    M, K, N = mkn
+    a = torch.randn((K, M) if layout == "tn" else (M, K), dtype=dtype)
+    b = torch.randn((N, K) if layout == "nt" else (K, 2 * N if layout == "strided" else N), dtype=dtype)
+    lib.ct_t.restype = P
+    lib.ct_t.argtypes = [P]
+    lib.ct_slice.restype = P
+    lib.ct_slice.argtypes = [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+    with case("mm"):
+        ca, cb = ct(a), ct(b)
+        if layout == "tn":
+            ca, a = T(lib.ct_t(ca)), a.t()
+        if layout == "nt":
+            cb, b = T(lib.ct_t(cb)), b.t()
+        if layout == "strided":
+            cb, b = T(lib.ct_slice(cb, 1, 0, 2 * N, 2)), b[:, ::2]
+        _small_close(to_torch(call("ct_mm", ca, cb)), _small_ref(a, b, dtype), K)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("nb,mkn", [(3, (9, 4, 8)), (70, (9, 8, 17)), (64, (10, 10, 10)), (5, (32, 32, 32)),
+                                    (2, (40, 32, 32))])
+def test_small_batched_products_alpha_beta(nb, mkn, dtype):
+    M, K, N = mkn
+    a, b = torch.randn(nb, M, K, dtype=dtype), torch.randn(nb, K, N, dtype=dtype)
+    inp = torch.randn(nb, M, N, dtype=dtype)
+    with case("bmm"):
+        _small_close(to_torch(call("ct_bmm", ct(a), ct(b))), _small_ref(a, b, dtype), K)
+    with case("baddbmm"):
+        got = to_torch(call("ct_baddbmm", ct(inp), ct(a), ct(b), ctypes.c_double(0.5), ctypes.c_double(-2.0)))
+        _small_close(got, (0.5 * inp.double() - 2.0 * (a.double() @ b.double())).to(dtype), K)
+    with case("baddbmm"):  # beta = 0: the input's NaN never reaches the result
+        nan = torch.full((nb, M, N), float("nan"), dtype=dtype)
+        got = to_torch(call("ct_baddbmm", ct(nan), ct(a), ct(b), ctypes.c_double(0.0), ctypes.c_double(1.5)))
+        _small_close(got, (1.5 * (a.double() @ b.double())).to(dtype), K)
+
+
 MATMUL_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((5, 2, 3), (3,)),
                  ((5, 2, 3), (3, 4)), ((3,), (5, 3, 4)), ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4)),
                  ((1, 2, 3), (5, 3, 4)), ((2, 1, 2, 3), (5, 3, 4)), ((4, 1, 2, 3), (1, 6, 3, 2)),
