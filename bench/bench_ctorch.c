@@ -56,6 +56,7 @@
 #include <ctorch/rnn.h>
 #include <ctorch/transformer.h>
 
+#include "../examples/demo_common.h" /* demo_cnn(): the demo's model */
 #include "../examples/resnet18.h"
 
 /* ------------------------------------------------------------------ ops, resolved at run time
@@ -622,18 +623,6 @@ static int step_optim(void *p) {
     return ct_optim_step(c->opt);
 }
 
-/* the demo's CNN (examples/demo.c's model) */
-static ct_module *demo_cnn_new(void) {
-    ct_conv_opts pad1 = {.padding = {1, 1}};
-    return ct_nn_sequential(CT_MODULES(
-        ct_nn_conv2d_new(1, 32, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(32, 1e-5, 0.1, true, true),
-        ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL),
-        ct_nn_conv2d_new(32, 64, (int64_t[]){3, 3}, &pad1, true), ct_nn_batch_norm2d_new(64, 1e-5, 0.1, true, true),
-        ct_nn_relu_new(), ct_nn_max_pool2d_new((int64_t[]){2, 2}, NULL), ct_nn_flatten_new(1, -1),
-        ct_nn_linear_new(64 * 7 * 7, 128, true), ct_nn_relu_new(), ct_nn_dropout_new(0.25),
-        ct_nn_linear_new(128, 10, true)));
-}
-
 /* nn.TransformerEncoder(layers x TransformerEncoderLayer(d_model, heads, ff, batch_first)) */
 static ct_module *encoder_new(const spec *s) {
     ct_transformer_opts to = ct_transformer_default_opts();
@@ -837,7 +826,7 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         fn = step_embedding;
     } else if (strcmp(kind, "cnn_train") == 0) {
         int64_t bs = spec_int(s, "batch", 64);
-        c.m = demo_cnn_new();
+        c.m = demo_cnn();
         c.params = ct_module_named_parameters(c.m);
         c.opt = ct_optim_adam_new(c.params, 1e-3, 0.9, 0.999, 1e-8, 0.0, false, false);
         hold(&c, ct_randn(CT_SHAPE(bs, 1, 28, 28), CT_FLOAT32, NULL));
@@ -847,7 +836,7 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
     } else if (strcmp(kind, "optim_step") == 0) {
         /* Adam (lr 1e-3) over a model's parameters with fixed random gradients */
         bool cnn = strcmp(spec_str(s, "model", "cnn"), "cnn") == 0;
-        c.m = cnn ? demo_cnn_new() : encoder_new(s);
+        c.m = cnn ? demo_cnn() : encoder_new(s);
         c.params = c.m ? ct_module_named_parameters(c.m) : NULL;
         c.opt = c.params ? ct_optim_adam_new(c.params, 1e-3, 0.9, 0.999, 1e-8, 0.0, false, false) : NULL;
         if (!c.opt) goto fail;

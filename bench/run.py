@@ -118,7 +118,7 @@ def case_list(quick):
 # ------------------------------------------------------------------- PyTorch side
 
 def torch_demo_cnn(torch):
-    """The demo's CNN (examples/demo.c), the twin of bench_ctorch's demo_cnn_new."""
+    """The demo's CNN, the twin of demo_cnn() in examples/demo_common.h (bench_ctorch's)."""
     nn = torch.nn
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
