@@ -550,6 +550,23 @@ static int step_bn(void *p) {
     ctx *c = p;
     return release_ok(ct_nn_batch_norm(c->t[0], c->t[1], c->t[2], c->t[3], c->t[4], true, 0.1, 1e-5));
 }
+/* row ops on x [rows, cols]: topk along rows, a transposed copy, the 2-norm of rows */
+static int step_rows(void *p) {
+    ctx *c = p;
+    if (c->op == 0) {
+        ct_tensor *idx = NULL;
+        ct_tensor *v = ct_topk(c->t[0], c->dims[0], 1, true, true, &idx);
+        ct_release(idx);
+        return release_ok(v);
+    }
+    if (c->op == 1) {
+        ct_tensor *t = ct_transpose(c->t[0], 0, 1);
+        ct_tensor *r = t ? ct_contiguous(t) : NULL;
+        ct_release(t);
+        return release_ok(r);
+    }
+    return release_ok(ct_norm(c->t[0], 2.0, 1, (int64_t[]){1}, false));
+}
 /* embedding lookup, then backward of a given output gradient into the weight */
 static int step_embedding(void *p) {
     ctx *c = p;
@@ -833,6 +850,17 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         hold(&c, ct_randint(0, 10, CT_SHAPE(bs), CT_INT64, NULL));
         if (!c.m || !c.opt || c.nt < 2) goto fail;
         fn = step_cnn;
+    } else if (strcmp(kind, "rows") == 0) {
+        static const char *const ops[] = {"topk", "transpose_copy", "norm2"};
+        c.op = lookup(spec_str(s, "op", ""), ops, 3);
+        if (c.op < 0) {
+            print_unavailable(s, "unknown row op");
+            return;
+        }
+        c.dims[0] = spec_int(s, "k", 10);
+        hold(&c, ct_randn(CT_SHAPE(spec_int(s, "rows", 4096), spec_int(s, "cols", 1024)), CT_FLOAT32, NULL));
+        if (c.nt < 1) goto fail;
+        fn = step_rows;
     } else if (strcmp(kind, "optim_step") == 0) {
         /* Adam (lr 1e-3) over a model's parameters with fixed random gradients */
         bool cnn = strcmp(spec_str(s, "model", "cnn"), "cnn") == 0;
@@ -982,7 +1010,7 @@ static void usage(void) {
             "                    (CASE [key=value ...] | --json FILE)\n"
             "       bench_ctorch --first-result | --version\n"
             "cases: add chain unary binary reduce matmul conv2d max_pool2d batch_norm2d embedding lstm sdpa\n"
-            "       mlp_train cnn_train resnet18_train transformer_train resnet18_infer optim_step\n"
+            "       mlp_train cnn_train resnet18_train transformer_train resnet18_infer optim_step rows\n"
             "       (see bench/README.md)\n");
 }
 

@@ -107,6 +107,11 @@ def case_list(quick):
     add("training", "ResNet-18 32x32 train step batch 32 (SGD)", case="resnet18_train", batch=32, hw=32)
     add("training", "Transformer encoder 6 x d256 h4 ff1024, seq 128 batch 16 train step (Adam)",
         case="transformer_train", layers=6, d_model=256, heads=4, ff=1024, seq=128, batch=16)
+    add("other", "topk 10 of [4096, 1024] along rows", case="rows", op="topk", rows=4096, cols=1024, k=10)
+    if not quick:
+        add("other", "transposed copy [4096, 1024] -> [1024, 4096]", case="rows", op="transpose_copy", rows=4096,
+            cols=1024)
+        add("other", "2-norm of the rows of [4096, 1024]", case="rows", op="norm2", rows=4096, cols=1024)
     add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer", batch=1, hw=224)
     add("other", "Adam step, the demo CNN's 12 parameters (422K)", case="optim_step", model="cnn")
     if not quick:
@@ -323,6 +328,10 @@ def torch_case(torch, spec):
             F.cross_entropy(net(x), y).backward()
             opt.step()
         return cnn_step, g
+    if kind == "rows":
+        g.update(x=randn(spec["rows"], spec["cols"]), k=spec.get("k", 10))
+        return {"topk": "torch.topk(x, k, 1)", "transpose_copy": "x.t().contiguous()",
+                "norm2": "x.norm(2, 1)"}[spec["op"]], g
     if kind == "optim_step":
         net = torch_demo_cnn(torch) if spec["model"] == "cnn" else torch_encoder(torch, spec)
         for p in net.parameters():

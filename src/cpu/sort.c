@@ -1,4 +1,4 @@
-/* CPU kernels: ordering (stable sort along a dim, searchsorted).
+/* CPU kernels: ordering (stable sort along a dim, topk, searchsorted).
  * Keys are compared as double (floating dtypes, exact) or int64 (integers, bool);
  * NaN sorts as the largest value, as in PyTorch. */
 #include <omp.h>
@@ -101,6 +101,145 @@ static int k_sort(const ct_kernel_args *a) {
     return oom ? ct__errs(CT_ERR_OOM, "sort: out of memory") : 0;
 }
 
+/* ---- topk: the first k of the stable sort without sorting everything ----
+ * A heap of the k best seen so far (its root the one that ranks last), then those k
+ * sorted. Ranks are the stable sort's: by key, ties by index, so the result is the
+ * sort's first k exactly. */
+#define RANKS_BEFORE(BEFORE, a, b) (BEFORE(a, b) || (!BEFORE(b, a) && (a).i < (b).i))
+#define F_ASC_T(a, b) RANKS_BEFORE(F_ASC, a, b)
+#define F_DESC_T(a, b) RANKS_BEFORE(F_DESC, a, b)
+#define I_ASC_T(a, b) RANKS_BEFORE(I_ASC, a, b)
+#define I_DESC_T(a, b) RANKS_BEFORE(I_DESC, a, b)
+MERGESORT(sort_f_asc_t, kv_f, F_ASC_T)
+MERGESORT(sort_f_desc_t, kv_f, F_DESC_T)
+MERGESORT(sort_i_asc_t, kv_i, I_ASC_T)
+MERGESORT(sort_i_desc_t, kv_i, I_DESC_T)
+
+/* The heap of the k best so far, its root the one that ranks last: _sift moves entry p
+ * down to its place, _heapify orders h[0..k), _finish sorts it in rank order (tmp: k
+ * entries). */
+#define TOPK_SELECT(name, T, BEFORE, SORT)                                                \
+    static void name##_sift(T *v, int64_t k, int64_t p) {                                 \
+        for (;;) {                                                                        \
+            int64_t c = 2 * p + 1;                                                        \
+            if (c >= k) return;                                                           \
+            if (c + 1 < k && BEFORE(v[c], v[c + 1])) c++; /* the child ranking later */  \
+            if (!BEFORE(v[p], v[c])) return;                                              \
+            T t = v[p]; v[p] = v[c]; v[c] = t;                                            \
+            p = c;                                                                        \
+        }                                                                                 \
+    }                                                                                     \
+    static void name##_heapify(T *v, int64_t k) {                                         \
+        for (int64_t h = k / 2 - 1; h >= 0; h--) name##_sift(v, k, h);                    \
+    }                                                                                     \
+    static void name##_finish(T *v, T *tmp, int64_t k) { SORT(v, tmp, k); }
+TOPK_SELECT(topk_f_asc, kv_f, F_ASC_T, sort_f_asc_t)
+TOPK_SELECT(topk_f_desc, kv_f, F_DESC_T, sort_f_desc_t)
+TOPK_SELECT(topk_i_asc, kv_i, I_ASC_T, sort_i_asc_t)
+TOPK_SELECT(topk_i_desc, kv_i, I_DESC_T, sort_i_desc_t)
+
+/* The heap pass over one row: h (k entries) takes the row's first k, then each later
+ * element that ranks before the root replaces it. Later elements have larger indices,
+ * so one equal to the root ranks after it and stays out: the test is a strict compare
+ * on the key (NaN the largest). LOAD(j) reads element j. */
+#define TOPK_SCAN(h, t, len, k, LOAD, KT, KV, ENTERS, SELECT_SORT)                        \
+    do {                                                                                  \
+        for (int64_t j_ = 0; j_ < (k); j_++) (h)[j_] = (KV){(KT)(LOAD(j_)), j_};          \
+        SELECT_SORT##_heapify(h, k);                                                      \
+        KT thr_ = (h)[0].k;                                                               \
+        for (int64_t j_ = (k); j_ < (len); j_++) {                                        \
+            KT key_ = (KT)(LOAD(j_));                                                     \
+            if (ENTERS(key_, thr_)) {                                                     \
+                (h)[0] = (KV){key_, j_};                                                  \
+                SELECT_SORT##_sift(h, k, 0);                                              \
+                thr_ = (h)[0].k;                                                          \
+            }                                                                             \
+        }                                                                                 \
+        SELECT_SORT##_finish(h, t, k);                                                    \
+    } while (0)
+#define ENTERS_F_DESC(key, thr) ((key) > (thr) || ((key) != (key) && (thr) == (thr)))
+#define ENTERS_F_ASC(key, thr) ((key) < (thr) || ((thr) != (thr) && (key) == (key)))
+#define ENTERS_I_DESC(key, thr) ((key) > (thr))
+#define ENTERS_I_ASC(key, thr) ((key) < (thr))
+
+/* TOPK: out[0] values, out[1] int64 indices (in[0]'s shape with k along dim); i[0] dim,
+ * i[1] largest, i[2] k (0 < k <= the dim's size, in[0] at least 1-D). Up to len / 8
+ * the heap, above it a whole stable sort. */
+static int k_topk(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    ct_tensor *vo = a->out[0], *io = a->out[1];
+    int dim = (int)a->i[0];
+    bool desc = a->i[1] != 0, flt = ct_dtype_is_floating(x->dtype);
+    int64_t k = a->i[2], len = x->sizes[dim];
+    if (vo->numel == 0) return 0;
+    int64_t slices = x->numel / len;
+    int64_t xsd = x->strides[dim], vsd = vo->strides[dim], isd = io->strides[dim];
+    bool heap = k * 8 <= len;
+    ct_dtype dt = x->dtype;
+    size_t es = ct_dtype_size(dt);
+    const char *xp = ct__data(x);
+    char *vp = ct__data(vo);
+    int64_t *ip = ct__data(io);
+    bool oom = false;
+#pragma omp parallel if (x->numel >= CT_GRAIN && slices > 1)
+    {
+        void *buf = malloc(sizeof(kv_f) * (size_t)(heap ? 2 * k : 2 * len));
+        if (!buf) {
+#pragma omp atomic write
+            oom = true;
+        }
+#pragma omp for
+        for (int64_t s = 0; s < slices; s++) {
+            if (!buf) continue;
+            int64_t ox, oo, dummy, oi;
+            slice_offsets(x, vo, dim, s, &ox, &oo);
+            slice_offsets(x, io, dim, s, &dummy, &oi);
+            const char *xs = xp + ox * (int64_t)es;
+            int64_t *idx = ip + oi;
+            char *vs = vp + oo * (int64_t)es;
+#define LOAD_F32(j) (((const float *)xs)[(j) * xsd])
+#define LOAD_F64(j) (((const double *)xs)[(j) * xsd])
+#define LOAD_ANYF(j) ct__load_f64(xs + (j) * xsd * (int64_t)es, dt)
+#define LOAD_ANYI(j) ct__load_i64(xs + (j) * xsd * (int64_t)es, dt)
+            if (flt) {
+                kv_f *v = buf, *t = v + (heap ? k : len);
+                if (!heap) {
+                    for (int64_t j = 0; j < len; j++) v[j] = (kv_f){LOAD_ANYF(j), j};
+                    desc ? sort_f_desc(v, t, len) : sort_f_asc(v, t, len);
+                } else if (dt == CT_FLOAT32) {
+                    if (desc) TOPK_SCAN(v, t, len, k, LOAD_F32, double, kv_f, ENTERS_F_DESC, topk_f_desc);
+                    else TOPK_SCAN(v, t, len, k, LOAD_F32, double, kv_f, ENTERS_F_ASC, topk_f_asc);
+                } else if (dt == CT_FLOAT64) {
+                    if (desc) TOPK_SCAN(v, t, len, k, LOAD_F64, double, kv_f, ENTERS_F_DESC, topk_f_desc);
+                    else TOPK_SCAN(v, t, len, k, LOAD_F64, double, kv_f, ENTERS_F_ASC, topk_f_asc);
+                } else {
+                    if (desc) TOPK_SCAN(v, t, len, k, LOAD_ANYF, double, kv_f, ENTERS_F_DESC, topk_f_desc);
+                    else TOPK_SCAN(v, t, len, k, LOAD_ANYF, double, kv_f, ENTERS_F_ASC, topk_f_asc);
+                }
+                for (int64_t j = 0; j < k; j++) idx[j * isd] = v[j].i;
+            } else {
+                kv_i *v = buf, *t = v + (heap ? k : len);
+                if (!heap) {
+                    for (int64_t j = 0; j < len; j++) v[j] = (kv_i){LOAD_ANYI(j), j};
+                    desc ? sort_i_desc(v, t, len) : sort_i_asc(v, t, len);
+                } else if (desc) {
+                    TOPK_SCAN(v, t, len, k, LOAD_ANYI, int64_t, kv_i, ENTERS_I_DESC, topk_i_desc);
+                } else {
+                    TOPK_SCAN(v, t, len, k, LOAD_ANYI, int64_t, kv_i, ENTERS_I_ASC, topk_i_asc);
+                }
+                for (int64_t j = 0; j < k; j++) idx[j * isd] = v[j].i;
+            }
+#undef LOAD_F32
+#undef LOAD_F64
+#undef LOAD_ANYF
+#undef LOAD_ANYI
+            for (int64_t j = 0; j < k; j++) memcpy(vs + j * vsd * (int64_t)es, xs + idx[j * isd] * xsd * (int64_t)es, es);
+        }
+        free(buf);
+    }
+    return oom ? ct__errs(CT_ERR_OOM, "topk: out of memory") : 0;
+}
+
 /* SEARCHSORTED: in[0] sorted rows [..., L] (contiguous), in[1] values (contiguous, same
  * dtype); out[0] int64 or int32 of the values' shape; i[0] right, i[1] in[0] is 1-D. */
 static int k_searchsorted(const ct_kernel_args *a) {
@@ -143,5 +282,6 @@ static int k_searchsorted(const ct_kernel_args *a) {
 
 void ct_cpu_register_sort(ct_kernel_fn *k) {
     k[CT_OP_SORT] = k_sort;
+    k[CT_OP_TOPK] = k_topk;
     k[CT_OP_SEARCHSORTED] = k_searchsorted;
 }

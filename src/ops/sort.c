@@ -82,16 +82,38 @@ CT_API ct_tensor *ct_topk(const ct_tensor *x, int64_t k, int dim, bool largest, 
     if (d < 0) return NULL;
     int64_t size = x->ndim ? x->sizes[d] : 1;
     if (k < 0 || k > size) return ct__err(CT_ERR_INDEX, "topk(): selected index k out of range");
-    if (ct_scope_begin()) return NULL;
-    ct_tensor *i = NULL;
-    ct_tensor *v = ct_sort(x, d, largest, true, &i);
-    if (v && x->ndim) {
-        v = ct_contiguous(ct_narrow(v, d, 0, k));
-        i = ct_contiguous(ct_narrow(i, d, 0, k));
+    if (ct_dtype_is_complex(x->dtype)) return ct__err(CT_ERR_DTYPE, "topk does not support complex dtypes on CPU");
+    if (x->ndim == 0) { /* a 0-dim tensor: its one value, or none */
+        if (ct_scope_begin()) return NULL;
+        ct_tensor *i = NULL;
+        ct_tensor *v = ct_sort(x, 0, largest, true, &i);
+        if (!v || !i) return scope_return(NULL);
+        if (indices) *indices = ct_keep(i);
+        return scope_return(v);
     }
-    if (!v || !i) return scope_return(NULL);
-    if (indices) *indices = ct_keep(i);
-    return scope_return(v);
+    /* the kernel (src/cpu/sort.c): the sort's first k, ties by index */
+    int64_t osz[CT_MAX_DIMS];
+    memcpy(osz, x->sizes, sizeof(int64_t) * (size_t)x->ndim);
+    osz[d] = k;
+    ct_tensor *v = ct__empty_raw(x->ndim, osz, x->dtype), *i = ct__empty_raw(x->ndim, osz, CT_INT64);
+    ct_kernel_args a = {.op = CT_OP_TOPK, .n_out = 2, .n_in = 1, .out = {v, i}, .in = {x}, .i = {d, largest, k}};
+    if (!v || !i || ct__dispatch(&a)) goto fail;
+    if (ct__needs_grad(1, (const ct_tensor *[]){x})) {
+        ct_node *n = ct__node_new("TopkBackward0", sort_backward, 1);
+        if (!n || ct__node_set_next(n, 0, x) || ct__save(n, i) < 0 || ct__node_set_ivec(n, x->ndim, x->sizes)) {
+            if (n) ct__node_release(n);
+            goto fail;
+        }
+        n->i[0] = d;
+        ct__set_history(v, n, 0);
+    }
+    if (indices) *indices = ct__ret(i);
+    else ct_release(i);
+    return ct__ret(v);
+fail:
+    ct_release(v);
+    ct_release(i);
+    return NULL;
 }
 
 CT_API ct_tensor *ct_kthvalue(const ct_tensor *x, int64_t k, int dim, bool keepdim, ct_tensor **indices) {

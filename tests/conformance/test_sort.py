@@ -123,6 +123,38 @@ def test_topk_grad_nan_errors():
     raises("ct_topk", ct(x), I64(8), 1, B(True), B(True), None, match="selected index k out of range")
 
 
+# topk takes the k best through a heap when k <= size / 8 (src/cpu/sort.c), the whole
+# sort otherwise; either way the result is the stable sort's first k (ties by index,
+# NaN the largest), which is what these compare with: PyTorch's own topk picks tied
+# indices in no documented order.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int64, torch.int16,
+                                   torch.uint8])
+@pytest.mark.parametrize("shape,k,dim", [((7, 200), 5, 1), ((300, 3), 10, 0), ((2, 3, 97), 1, 2), ((50,), 6, 0),
+                                         ((6, 64), 8, 1), ((6, 64), 9, 1)])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_ties_nan_and_layouts(dtype, shape, k, dim, largest):
+    x = torch.randint(0, 20, shape).to(dtype)
+    if dtype.is_floating_point:
+        x = x + torch.randn(shape).to(dtype) * (torch.rand(shape) < 0.5)  # ties and distinct values
+        x.view(-1)[::17] = float("nan")
+    sv, si = torch.sort(x, stable=True, dim=dim, descending=largest)
+    wv, wi = sv.narrow(dim, 0, k), si.narrow(dim, 0, k)
+    with case("topk"):
+        v, i = topk_ct(ct(x), k, dim, largest)
+        torch.testing.assert_close(to_torch(v), wv, equal_nan=True, rtol=0, atol=0)
+        assert torch.equal(to_torch(i), wi)
+    with case("topk"):  # the same values in a transposed (strided) layout
+        v, i = topk_ct(ct(x, noncontig=True), k, dim, largest)
+        torch.testing.assert_close(to_torch(v), wv, equal_nan=True, rtol=0, atol=0)
+        assert torch.equal(to_torch(i), wi)
+
+
+def test_topk_heap_path_grad():
+    x = rand((4, 40))
+    gradcheck("topk", lambda a: call("ct_topk", a, I64(3), 1, B(True), B(True), None), [x], second=True)
+    gradcheck("topk", lambda a: call("ct_topk", a, I64(4), 0, B(False), B(True), None), [rand((40, 3))])
+
+
 def kth_ct(x, k, dim, keepdim):
     ip = out_ptr()
     v = call("ct_kthvalue", x, I64(k), dim, B(keepdim), ctypes.byref(ip))
