@@ -69,7 +69,70 @@ static void copy_same(char **d, const int64_t *s, int64_t n, void *ctx) {
     }
 }
 
+/* ---- transposed copies ----
+ * A copy where the output's last dim is contiguous in dst but strided in src, and
+ * another dim is contiguous in src (x.t().contiguous(), permute(0, 2, 1), NHWC <->
+ * NCHW): element by element one side jumps a whole row per element, each touching a
+ * new cache line. Done in 8 x 8 tiles instead, a strip of 8 rows at a time: 8 lines of
+ * each side live at once, which fit the L1's 8 ways even when the row strides are
+ * powers of two and every line falls in one set (tiles of 16 and 32 measured 1.2 and
+ * 1.7x slower on [4096, 1024]; on 1000 x 1000 all three within 15 %). */
+#define TILE 8
+#define TRANSPOSE_PLANE(NAME, T)                                                                    \
+    static void NAME(char *dst, const char *src, int64_t rows, int64_t cols, int64_t drow,          \
+                     int64_t scol, int64_t r0, int64_t c0) {                                        \
+        int64_t r1 = r0 + TILE < rows ? r0 + TILE : rows, c1 = c0 + TILE < cols ? c0 + TILE : cols; \
+        for (int64_t r = r0; r < r1; r++) {                                                         \
+            T *o = (T *)dst + r * drow;                                                             \
+            const T *in = (const T *)src + r;                                                       \
+            for (int64_t c = c0; c < c1; c++) o[c] = in[c * scol];                                  \
+        }                                                                                           \
+    }
+TRANSPOSE_PLANE(tile_2, uint16_t)
+TRANSPOSE_PLANE(tile_4, uint32_t)
+TRANSPOSE_PLANE(tile_8, uint64_t)
+
+/* dst[..., r, ..., c] = src[...] with dst's dim i (c) contiguous, src's dim j (r)
+ * contiguous; the other dims are walked as an outer index. Returns false (nothing
+ * done) for any other layout. */
+static bool transpose_copy(ct_tensor *dst, const ct_tensor *src) {
+    size_t es = ct_dtype_size(dst->dtype);
+    if (dst->dtype != src->dtype || (es != 2 && es != 4 && es != 8) || dst->ndim != src->ndim || dst->ndim < 2 ||
+        dst->numel < 1024 || !ct__is_contiguous(dst))
+        return false;
+    int nd = dst->ndim, i = -1, j = -1;
+    for (int d = 0; d < nd; d++)
+        if (dst->sizes[d] != src->sizes[d]) return false; /* broadcasting */
+    for (int d = nd - 1; d >= 0 && i < 0; d--)
+        if (dst->sizes[d] > 1) i = d; /* dst's contiguous dim */
+    if (i < 0 || src->strides[i] == 1) return false;
+    for (int d = 0; d < nd; d++)
+        if (d != i && dst->sizes[d] > 1 && src->strides[d] == 1) j = d;
+    if (j < 0 || dst->sizes[i] < 8 || dst->sizes[j] < 8) return false;
+    const int64_t rows = dst->sizes[j], cols = dst->sizes[i], drow = dst->strides[j], scol = src->strides[i];
+    const int64_t outer = dst->numel / (rows * cols), tr = (rows + TILE - 1) / TILE;
+    char *dp = ct__data(dst);
+    const char *sp = ct__data(src);
+    void (*tile)(char *, const char *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) =
+        es == 2 ? tile_2 : es == 4 ? tile_4 : tile_8;
+#pragma omp parallel for schedule(static) if (dst->numel >= CT_GRAIN)
+    for (int64_t w = 0; w < outer * tr; w++) { /* a strip of TILE rows, tile by tile */
+        int64_t o = w / tr, r0 = (w % tr) * TILE, rem = o, doff = 0, soff = 0;
+        for (int d = nd - 1; d >= 0; d--) { /* the outer index over the dims other than i and j */
+            if (d == i || d == j) continue;
+            int64_t q = rem % dst->sizes[d];
+            rem /= dst->sizes[d];
+            doff += q * dst->strides[d];
+            soff += q * src->strides[d];
+        }
+        for (int64_t c0 = 0; c0 < cols; c0 += TILE)
+            tile(dp + doff * (int64_t)es, sp + soff * (int64_t)es, rows, cols, drow, scol, r0, c0);
+    }
+    return true;
+}
+
 static int cpu_copy(const ct_kernel_args *a) {
+    if (transpose_copy(a->out[0], a->in[0])) return 0;
     ct_iter it;
     const ct_tensor *ops[2] = {a->out[0], a->in[0]};
     if (ct__iter_build_any_order(&it, 2, 1, ops)) return ct_last_status();

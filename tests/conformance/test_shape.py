@@ -405,3 +405,28 @@ def test_view_ops_gradcheck(name):
 def test_view_as_real_gradcheck():
     from harness import gradcheck
     gradcheck("view_as_real", lambda t: ctorch.call("ct_view_as_real", t), [torch.randn(3, dtype=torch.complex128)])
+
+
+# Copies whose output's last dim is strided in the source and another dim contiguous
+# there (x.t().contiguous(), permutes between NCHW and NHWC) run in 8 x 8 tiles
+# (src/cpu/copy.c, transpose_copy): 2-, 4- and 8-byte elements, batch dims walked
+# outside the planes, sizes off the tile, a source that starts inside its storage,
+# and layouts that stay with the element loop (16-byte complex, planes under 8).
+PERMUTE_COPIES = [((64, 48), (1, 0)), ((37, 129), (1, 0)), ((3, 20, 17), (0, 2, 1)), ((2, 9, 11, 10), (0, 2, 3, 1)),
+                  ((2, 12, 9, 10), (0, 3, 1, 2)), ((4, 5, 6, 8), (3, 2, 1, 0)), ((7, 300), (1, 0)), ((5, 40), (1, 0))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int16, torch.int64,
+                                   torch.complex64, torch.complex128, torch.uint8])
+@pytest.mark.parametrize("shape,perm", PERMUTE_COPIES)
+def test_permuted_contiguous_copies(shape, perm, dtype):
+    base = (torch.randn((3,) + shape) * 100).to(dtype)
+    x = base[1]  # a view starting inside its storage
+    want = x.permute(*perm).contiguous()
+    permute = ctorch.lib.declare("ct_permute", "T(T,dims)")
+    with case("contiguous"):
+        cb = ctorch.from_torch(base)
+        cx = ctorch.call("ct_select", cb, 0, 1, sig="T(T,i,i64)")
+        got = ctorch.call("ct_contiguous", permute(cx, list(perm)))
+        assert got.is_contiguous()
+        assert torch.equal(got.torch(), want)
