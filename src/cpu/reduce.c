@@ -762,19 +762,35 @@ static int cpu_mode(const ct_kernel_args *a) { return select_reduce(a, true); }
     }
 VAR_GRID(var_grid_f32, float)
 VAR_GRID(var_grid_f64, double)
+/* the uncentred form: sum_{a,d} x[a,b,d]^2 in double (the 2-norm's square) */
+#define SUMSQ_GRID(NAME, T)                                                                \
+    CT_LOOP_ATTR static double NAME(const T *x, int64_t A, int64_t B, int64_t D, int64_t b, double dof) { \
+        double q = 0;                                                                      \
+        for (int64_t a = 0; a < A; a++) {                                                  \
+            const T *row = x + (a * B + b) * D;                                            \
+            _Pragma("omp simd reduction(+:q)")                                             \
+            for (int64_t j = 0; j < D; j++) q += (double)row[j] * (double)row[j];           \
+        }                                                                                  \
+        return q / dof;                                                                    \
+    }
+SUMSQ_GRID(sumsq_grid_f32, float)
+SUMSQ_GRID(sumsq_grid_f64, double)
 
 static int cpu_var_rows(const ct_kernel_args *a) {
     const ct_tensor *x = a->in[0];
     ct_tensor *out = a->out[0];
     int64_t A = a->i[0], B = a->i[1], D = a->i[2];
-    bool take_sqrt = a->i[3] != 0;
+    bool take_sqrt = a->i[3] != 0, centred = a->i[4] == 0;
     double dof = a->d[0];
     const char *xd = ct__data(x);
     char *od = ct__data(out);
     bool f32 = x->dtype == CT_FLOAT32;
 #pragma omp parallel for schedule(static) if (B > 1 && x->numel >= CT_GRAIN)
     for (int64_t b = 0; b < B; b++) {
-        double v = f32 ? var_grid_f32((const float *)xd, A, B, D, b, dof) : var_grid_f64((const double *)xd, A, B, D, b, dof);
+        double v = centred ? (f32 ? var_grid_f32((const float *)xd, A, B, D, b, dof)
+                                  : var_grid_f64((const double *)xd, A, B, D, b, dof))
+                           : (f32 ? sumsq_grid_f32((const float *)xd, A, B, D, b, dof)
+                                  : sumsq_grid_f64((const double *)xd, A, B, D, b, dof));
         if (v < 0) v = 0; /* rounding of the correction */
         if (take_sqrt) v = sqrt(v);
         if (f32) ((float *)od)[b] = (float)v;

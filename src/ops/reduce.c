@@ -478,6 +478,44 @@ static int std_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     BW_RET(var_grad(n, x, gv));
 }
 
+/* The VAR_ROWS kernel for a contiguous float32/float64 tensor whose kept dims form one
+ * block between reduced ones ([A reduced][B kept][D reduced]: rows, batch-norm
+ * channels): sum_{a,d} (x - mean)^2 / dof (uncentred: x^2), sqrt'd or not. NULL
+ * with *failed false when the layout does not fit (the caller composes ops instead),
+ * with *failed true and the error set if the kernel failed. */
+static ct_tensor *var_rows(const ct_tensor *x, const bool *mask, bool keepdim, bool take_sqrt, bool uncentred,
+                           double dof, bool *failed) {
+    *failed = false;
+    int k0 = 0, k1;
+    while (k0 < x->ndim && mask[k0]) k0++;
+    k1 = k0;
+    while (k1 < x->ndim && !mask[k1]) k1++;
+    bool grid_ok = (x->dtype == CT_FLOAT32 || x->dtype == CT_FLOAT64) && x->ndim > 0 && ct__is_contiguous(x) &&
+                   x->numel > 0;
+    for (int d = k1; d < x->ndim && grid_ok; d++) grid_ok = mask[d];
+    if (!grid_ok || (k0 == 0 && k1 == x->ndim)) return NULL;
+    int ond;
+    int64_t osz[CT_MAX_DIMS];
+    ct__reduced_shape(x, mask, keepdim, &ond, osz);
+    ct_tensor *o = ct__empty_raw(ond, osz, x->dtype);
+    *failed = !o;
+    if (!o) return NULL;
+    ct_kernel_args a = {.op = CT_OP_VAR_ROWS, .n_out = 1, .n_in = 1, .out = {o}, .in = {x}};
+    a.i[0] = ct__prod(k0, x->sizes);
+    a.i[1] = ct__prod(k1 - k0, x->sizes + k0);
+    a.i[2] = ct__prod(x->ndim - k1, x->sizes + k1);
+    if (k0 == x->ndim) a.i[0] = 1, a.i[2] = x->numel; /* everything reduced: one row */
+    a.i[3] = take_sqrt;
+    a.i[4] = uncentred;
+    a.d[0] = dof;
+    if (ct__dispatch(&a)) {
+        ct_release(o);
+        *failed = true;
+        return NULL;
+    }
+    return o;
+}
+
 static ct_tensor *var_std(const char *op, bool is_std, const ct_tensor *x, int ndims, const int64_t *dims,
                           double correction, bool keepdim) {
     CT_CHECK_ARG(op, x);
@@ -489,28 +527,10 @@ static ct_tensor *var_std(const char *op, bool is_std, const ct_tensor *x, int n
     /* two passes in double precision (PyTorch accumulates in double on CPU too) */
     bool cpx = ct_dtype_is_complex(x->dtype);
     ct_dtype odt = cpx ? (x->dtype == CT_COMPLEX64 ? CT_FLOAT32 : CT_FLOAT64) : x->dtype;
-    /* fast path: a contiguous float32/float64 tensor whose kept dims form one block
-     * between reduced ones ([A reduced][B kept][D reduced]: rows, batch-norm channels) */
-    int k0 = 0, k1;
-    while (k0 < x->ndim && mask[k0]) k0++;
-    k1 = k0;
-    while (k1 < x->ndim && !mask[k1]) k1++;
-    bool grid_ok = (x->dtype == CT_FLOAT32 || x->dtype == CT_FLOAT64) && x->ndim > 0 && ct__is_contiguous(x) &&
-                   x->numel > 0 && dof > 0;
-    for (int d = k1; d < x->ndim && grid_ok; d++) grid_ok = mask[d];
-    if (grid_ok && !(k0 == 0 && k1 == x->ndim)) {
-        int ond;
-        int64_t osz[CT_MAX_DIMS];
-        ct__reduced_shape(x, mask, keepdim, &ond, osz);
-        ct_tensor *o = ct__empty_raw(ond, osz, x->dtype);
-        if (!o) return NULL;
-        ct_kernel_args a = {.op = CT_OP_VAR_ROWS, .n_out = 1, .n_in = 1, .out = {o}, .in = {x}};
-        a.i[0] = ct__prod(k0, x->sizes);
-        a.i[1] = ct__prod(k1 - k0, x->sizes + k0);
-        a.i[2] = ct__prod(x->ndim - k1, x->sizes + k1);
-        a.i[3] = is_std;
-        a.d[0] = dof;
-        if (ct__dispatch(&a)) { ct_release(o); return NULL; }
+    bool failed = false;
+    ct_tensor *o = dof > 0 ? var_rows(x, mask, keepdim, is_std, false, dof, &failed) : NULL;
+    if (failed) return NULL;
+    if (o) {
         ct_tensor *out = record(o, is_std ? "StdBackward0" : "VarBackward0", is_std ? std_backward : var_backward, x,
                                 mask, keepdim, 0, correction, 0, NULL);
         if (out && out->grad_fn) out->grad_fn->i[2] = ndims == 0 || x->ndim == 0;
@@ -612,6 +632,16 @@ CT_API ct_tensor *ct_norm(const ct_tensor *x, double p, int ndims, const int64_t
             if (mask[d] && x->sizes[d] == 0)
                 return ct__err(CT_ERR_ARG, "linalg.vector_norm cannot compute the %g norm on an empty tensor because "
                                            "the operation does not have an identity", p);
+    bool all = true;
+    for (int d = 0; d < x->ndim; d++) all &= mask[d];
+    /* one pass, accumulated in double; a whole large tensor's norm (one output, which the
+     * kernel would run on one thread) stays with the parallel sum below */
+    if (p == 2 && !(all && x->numel >= CT_GRAIN)) {
+        bool failed;
+        ct_tensor *o = var_rows(x, mask, keepdim, true, true, 1.0, &failed);
+        if (failed) return NULL;
+        if (o) return record(o, "LinalgVectorNormBackward0", norm_backward, x, mask, keepdim, 0, p, 0, NULL);
+    }
     FWD_BEGIN
     {
         ct_tensor *ax = ct_abs(x);

@@ -411,6 +411,22 @@ def test_norm_zero_grad_and_errors():
                 [make((0,))], names=["norm"])
 
 
+# The 2-norm of a contiguous float tensor whose kept dims form one block runs as one
+# pass (VAR_ROWS uncentred, in double): rows, columns, a kept middle block, everything
+# (below 32768 elements; above, the parallel sum), and a strided input composing ops.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,dims", [((64, 1000), [1]), ((1000, 64), [0]), ((6, 50, 40), [0, 2]),
+                                        ((6, 50, 40), []), ((40000,), []), ((7, 9, 5), [2])])
+def test_norm2_one_pass(shape, dims, dtype):
+    x = torch.randn(shape, dtype=dtype)
+    for keep in (False, True):
+        check("norm", lambda a: c_norm(a, 2.0, dims, keep),
+              lambda a: torch.linalg.vector_norm(a, ord=2, dim=tdim(dims), keepdim=keep), [x])
+    if x.dim() > 1:
+        check("norm", lambda a: c_norm(a, 2.0, dims, False),
+              lambda a: torch.linalg.vector_norm(a, ord=2, dim=tdim(dims)), [x.transpose(0, 1)])
+
+
 # ---------------------------------------------------------------- logsumexp
 @pytest.mark.parametrize("x", S("unary", FLOATING + [torch.int64]), ids=describe)
 def test_logsumexp(x):
