@@ -567,6 +567,10 @@ static int step_rows(void *p) {
     }
     return release_ok(ct_norm(c->t[0], 2.0, 1, (int64_t[]){1}, false));
 }
+static int step_group_norm(void *p) {
+    ctx *c = p;
+    return release_ok(ct_nn_group_norm(c->t[0], c->dims[0], c->t[1], c->t[2], 1e-5));
+}
 /* embedding lookup, then backward of a given output gradient into the weight */
 static int step_embedding(void *p) {
     ctx *c = p;
@@ -861,6 +865,14 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         hold(&c, ct_randn(CT_SHAPE(spec_int(s, "rows", 4096), spec_int(s, "cols", 1024)), CT_FLOAT32, NULL));
         if (c.nt < 1) goto fail;
         fn = step_rows;
+    } else if (strcmp(kind, "group_norm") == 0) {
+        int64_t C = spec_int(s, "c", 64), H = spec_int(s, "h", 56);
+        c.dims[0] = spec_int(s, "groups", 32);
+        hold(&c, ct_randn(CT_SHAPE(spec_int(s, "n", 32), C, H, H), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(C), CT_FLOAT32, NULL));
+        hold(&c, ct_randn(CT_SHAPE(C), CT_FLOAT32, NULL));
+        if (c.nt < 3) goto fail;
+        fn = step_group_norm;
     } else if (strcmp(kind, "optim_step") == 0) {
         /* Adam (lr 1e-3) over a model's parameters with fixed random gradients */
         bool cnn = strcmp(spec_str(s, "model", "cnn"), "cnn") == 0;
@@ -1011,6 +1023,7 @@ static void usage(void) {
             "       bench_ctorch --first-result | --version\n"
             "cases: add chain unary binary reduce matmul conv2d max_pool2d batch_norm2d embedding lstm sdpa\n"
             "       mlp_train cnn_train resnet18_train transformer_train resnet18_infer optim_step rows\n"
+            "       group_norm\n"
             "       (see bench/README.md)\n");
 }
 

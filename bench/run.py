@@ -109,6 +109,8 @@ def case_list(quick):
         case="transformer_train", layers=6, d_model=256, heads=4, ff=1024, seq=128, batch=16)
     add("other", "topk 10 of [4096, 1024] along rows", case="rows", op="topk", rows=4096, cols=1024, k=10)
     if not quick:
+        add("other", "group_norm 32 groups [32, 64, 56, 56]", case="group_norm", n=32, c=64, h=56, groups=32)
+    if not quick:
         add("other", "transposed copy [4096, 1024] -> [1024, 4096]", case="rows", op="transpose_copy", rows=4096,
             cols=1024)
         add("other", "2-norm of the rows of [4096, 1024]", case="rows", op="norm2", rows=4096, cols=1024)
@@ -328,6 +330,10 @@ def torch_case(torch, spec):
             F.cross_entropy(net(x), y).backward()
             opt.step()
         return cnn_step, g
+    if kind == "group_norm":
+        C, H = spec["c"], spec["h"]
+        g.update(x=randn(spec["n"], C, H, H), w=randn(C), b=randn(C), G=spec["groups"])
+        return "F.group_norm(x, G, w, b, 1e-5)", g
     if kind == "rows":
         g.update(x=randn(spec["rows"], spec["cols"]), k=spec.get("k", 10))
         return {"topk": "torch.topk(x, k, 1)", "transpose_copy": "x.t().contiguous()",

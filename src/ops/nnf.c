@@ -507,12 +507,16 @@ CT_API ct_tensor *ct_nn_group_norm(const ct_tensor *input, int64_t num_groups, c
     int64_t bshape[CT_MAX_DIMS];
     for (int d = 0; d < nd; d++) bshape[d] = d == 1 ? C : 1;
     BEGIN
-    ct_tensor *g = ct_reshape(input, 3, (int64_t[]){N, num_groups, -1});
-    ct_tensor *mean = ct_mean_dim(g, 1, (int64_t[]){2}, true, CT_NUM_DTYPES);
-    ct_tensor *var = ct_var(g, 1, (int64_t[]){2}, 0.0, true);
-    ct_tensor *y = ct_reshape(ct_mul(ct_sub(g, mean), ct_rsqrt(ct_add_scalar(var, eps))), nd, input->sizes);
-    if (weight) y = ct_mul(y, ct_reshape(weight, nd, bshape));
-    if (bias) y = ct_add(y, ct_reshape(bias, nd, bshape));
+    /* each (sample, group) is a row normalised as layer_norm does (biased variance, eps
+     * inside the root): its fused kernel and node, then the per-channel affine in one
+     * pass (b + y * w) */
+    int64_t L = C / num_groups * ct__prod(nd - 2, input->sizes + 2);
+    ct_tensor *g = ct_reshape(input, 3, (int64_t[]){N, num_groups, L});
+    ct_tensor *y = ct_reshape(ct_nn_layer_norm(g, 1, &L, NULL, NULL, eps), nd, input->sizes);
+    ct_tensor *w = weight ? ct_reshape(weight, nd, bshape) : NULL, *b = bias ? ct_reshape(bias, nd, bshape) : NULL;
+    if (w && b) y = ct_add(ct_mul(y, w), b);
+    else if (w) y = ct_mul(y, w);
+    else if (b) y = ct_add(y, b);
     r_ = y;
     END
 }

@@ -134,6 +134,15 @@ def test_group_rms_instance_norm_functional():
     check("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), lambda a, ww, bb: F.group_norm(a, 3, ww, bb), [x, w, b])
     gradcheck("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), [x, w, b])
     check_error("group_norm", lambda a: gn(a, 4, None, None, 1e-5), lambda a: F.group_norm(a, 4), [x])
+    # layer_norm's kernel per (sample, group), then the affine: weight and bias, one, none;
+    # 4-D float32, a strided input, an empty batch
+    x4 = torch.randn(2, 8, 5, 3)
+    for ww, bb in ((torch.randn(8), torch.randn(8)), (torch.randn(8), None), (None, torch.randn(8)), (None, None)):
+        check("group_norm", lambda a: gn(a, 4, ww, bb, 1e-5), lambda a: F.group_norm(a, 4, ww, bb), [x4])
+        check("group_norm", lambda a: gn(a, 2, ww, bb, 1e-5), lambda a: F.group_norm(a, 2, ww, bb),
+              [x4.transpose(2, 3)])
+    check("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), lambda a, ww, bb: F.group_norm(a, 3, ww, bb),
+          [d(0, 6, 4), w, b])
     w4 = d(4)
     check("rms_norm", lambda a, ww: rms(a, (4,), ww, -1.0), lambda a, ww: F.rms_norm(a, (4,), ww), [x, w4])
     check("rms_norm", lambda a: rms(a, (4,), None, 1e-3), lambda a: F.rms_norm(a, (4,), eps=1e-3), [x.float()])
