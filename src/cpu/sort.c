@@ -52,55 +52,6 @@ static void slice_offsets(const ct_tensor *x, const ct_tensor *out, int dim, int
     *ox = a, *oo = b;
 }
 
-/* SORT: out[0] values, out[1] int64 indices (same shape as in[0]); i[0] dim, i[1] descending. */
-static int k_sort(const ct_kernel_args *a) {
-    const ct_tensor *x = a->in[0];
-    ct_tensor *vo = a->out[0], *io = a->out[1];
-    int dim = (int)a->i[0];
-    bool desc = a->i[1] != 0, flt = ct_dtype_is_floating(x->dtype);
-    if (x->numel == 0) return 0;
-    int64_t len = x->ndim ? x->sizes[dim] : 1, slices = x->numel / len;
-    int64_t xsd = x->ndim ? x->strides[dim] : 0, vsd = x->ndim ? vo->strides[dim] : 0, isd = x->ndim ? io->strides[dim] : 0;
-    size_t es = ct_dtype_size(x->dtype);
-    const char *xp = ct__data(x);
-    char *vp = ct__data(vo);
-    int64_t *ip = ct__data(io);
-    bool oom = false;
-#pragma omp parallel if (x->numel >= CT_GRAIN && slices > 1)
-    {
-        void *buf = malloc(2 * sizeof(kv_f) * (size_t)len);
-        if (!buf) {
-#pragma omp atomic write
-            oom = true;
-        }
-#pragma omp for
-        for (int64_t s = 0; s < slices; s++) {
-            if (!buf) continue;
-            int64_t ox, oo;
-            slice_offsets(x, vo, dim, s, &ox, &oo);
-            int64_t dummy, oi;
-            slice_offsets(x, io, dim, s, &dummy, &oi);
-            const char *xs = xp + ox * (int64_t)es;
-            int64_t *idx = ip + oi;
-            char *vs = vp + oo * (int64_t)es;
-            if (flt) {
-                kv_f *v = buf, *t = v + len;
-                for (int64_t j = 0; j < len; j++) v[j] = (kv_f){ct__load_f64(xs + j * xsd * (int64_t)es, x->dtype), j};
-                if (desc) sort_f_desc(v, t, len); else sort_f_asc(v, t, len);
-                for (int64_t j = 0; j < len; j++) idx[j * isd] = v[j].i;
-            } else {
-                kv_i *v = buf, *t = v + len;
-                for (int64_t j = 0; j < len; j++) v[j] = (kv_i){ct__load_i64(xs + j * xsd * (int64_t)es, x->dtype), j};
-                if (desc) sort_i_desc(v, t, len); else sort_i_asc(v, t, len);
-                for (int64_t j = 0; j < len; j++) idx[j * isd] = v[j].i;
-            }
-            for (int64_t j = 0; j < len; j++) memcpy(vs + j * vsd * (int64_t)es, xs + idx[j * isd] * xsd * (int64_t)es, es);
-        }
-        free(buf);
-    }
-    return oom ? ct__errs(CT_ERR_OOM, "sort: out of memory") : 0;
-}
-
 /* ---- topk: the first k of the stable sort without sorting everything ----
  * A heap of the k best seen so far (its root the one that ranks last), then those k
  * sorted. Ranks are the stable sort's: by key, ties by index, so the result is the
@@ -162,18 +113,17 @@ TOPK_SELECT(topk_i_desc, kv_i, I_DESC_T, sort_i_desc_t)
 #define ENTERS_I_DESC(key, thr) ((key) > (thr))
 #define ENTERS_I_ASC(key, thr) ((key) < (thr))
 
-/* TOPK: out[0] values, out[1] int64 indices (in[0]'s shape with k along dim); i[0] dim,
- * i[1] largest, i[2] k (0 < k <= the dim's size, in[0] at least 1-D). Up to len / 8
- * the heap, above it a whole stable sort. */
-static int k_topk(const ct_kernel_args *a) {
+/* The first k of each slice's stable sort along dim into out[0] (values) and out[1]
+ * (int64 indices), both in[0]'s shape with k along dim; descending or ascending. Up to
+ * len / 8 through the heap, above it the whole slice sorted. */
+static int sort_slices(const ct_kernel_args *a, int dim, bool desc, int64_t k) {
     const ct_tensor *x = a->in[0];
     ct_tensor *vo = a->out[0], *io = a->out[1];
-    int dim = (int)a->i[0];
-    bool desc = a->i[1] != 0, flt = ct_dtype_is_floating(x->dtype);
-    int64_t k = a->i[2], len = x->sizes[dim];
+    bool flt = ct_dtype_is_floating(x->dtype);
     if (vo->numel == 0) return 0;
-    int64_t slices = x->numel / len;
-    int64_t xsd = x->strides[dim], vsd = vo->strides[dim], isd = io->strides[dim];
+    int64_t len = x->ndim ? x->sizes[dim] : 1, slices = x->numel / len;
+    int64_t xsd = x->ndim ? x->strides[dim] : 0, vsd = x->ndim ? vo->strides[dim] : 0,
+            isd = x->ndim ? io->strides[dim] : 0;
     bool heap = k * 8 <= len;
     ct_dtype dt = x->dtype;
     size_t es = ct_dtype_size(dt);
@@ -237,8 +187,17 @@ static int k_topk(const ct_kernel_args *a) {
         }
         free(buf);
     }
-    return oom ? ct__errs(CT_ERR_OOM, "topk: out of memory") : 0;
+    return oom ? ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op)) : 0;
 }
+
+/* SORT: out[0] values, out[1] int64 indices (same shape as in[0]); i[0] dim, i[1] descending. */
+static int k_sort(const ct_kernel_args *a) {
+    const ct_tensor *x = a->in[0];
+    return sort_slices(a, (int)a->i[0], a->i[1] != 0, x->ndim ? x->sizes[a->i[0]] : 1);
+}
+/* TOPK: out[0] values, out[1] int64 indices (in[0]'s shape with k along dim); i[0] dim,
+ * i[1] largest, i[2] k (0 < k <= the dim's size, in[0] at least 1-D). */
+static int k_topk(const ct_kernel_args *a) { return sort_slices(a, (int)a->i[0], a->i[1] != 0, a->i[2]); }
 
 /* SEARCHSORTED: in[0] sorted rows [..., L] (contiguous), in[1] values (contiguous, same
  * dtype); out[0] int64 or int32 of the values' shape; i[0] right, i[1] in[0] is 1-D. */

@@ -20,6 +20,20 @@ static int sort_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     return gi[0] ? 0 : ct_last_status();
 }
 
+/* v's graph node when x needs a gradient: v holds x's elements at indices idx along
+ * dim d (sort, topk), so the gradient scatters back through them. 0 or status. */
+static int record_pick(ct_tensor *v, const char *name, const ct_tensor *x, ct_tensor *idx, int d) {
+    if (!ct__needs_grad(1, (const ct_tensor *[]){x})) return 0;
+    ct_node *n = ct__node_new(name, sort_backward, 1);
+    if (!n || ct__node_set_next(n, 0, x) || ct__save(n, idx) < 0 || ct__node_set_ivec(n, x->ndim, x->sizes)) {
+        if (n) ct__node_release(n);
+        return ct_last_status();
+    }
+    n->i[0] = d;
+    ct__set_history(v, n, 0);
+    return 0;
+}
+
 /* values and indices as new unregistered references (values carries autograd). */
 static int sort_raw(const char *op, const ct_tensor *x, int dim, bool descending, ct_tensor **values,
                     ct_tensor **indices, int *wrapped) {
@@ -33,16 +47,7 @@ static int sort_raw(const char *op, const ct_tensor *x, int dim, bool descending
     ct_tensor *v = ct__empty_raw(x->ndim, x->sizes, x->dtype), *i = ct__empty_raw(x->ndim, x->sizes, CT_INT64);
     if (!v || !i) goto fail;
     ct_kernel_args a = {.op = CT_OP_SORT, .n_out = 2, .n_in = 1, .out = {v, i}, .in = {x}, .i = {d, descending}};
-    if (ct__dispatch(&a)) goto fail;
-    if (ct__needs_grad(1, (const ct_tensor *[]){x})) {
-        ct_node *n = ct__node_new("SortBackward0", sort_backward, 1);
-        if (!n || ct__node_set_next(n, 0, x) || ct__save(n, i) < 0 || ct__node_set_ivec(n, x->ndim, x->sizes)) {
-            if (n) ct__node_release(n);
-            goto fail;
-        }
-        n->i[0] = d;
-        ct__set_history(v, n, 0);
-    }
+    if (ct__dispatch(&a) || record_pick(v, "SortBackward0", x, i, d)) goto fail;
     *values = v;
     *indices = i;
     return 0;
@@ -97,16 +102,7 @@ CT_API ct_tensor *ct_topk(const ct_tensor *x, int64_t k, int dim, bool largest, 
     osz[d] = k;
     ct_tensor *v = ct__empty_raw(x->ndim, osz, x->dtype), *i = ct__empty_raw(x->ndim, osz, CT_INT64);
     ct_kernel_args a = {.op = CT_OP_TOPK, .n_out = 2, .n_in = 1, .out = {v, i}, .in = {x}, .i = {d, largest, k}};
-    if (!v || !i || ct__dispatch(&a)) goto fail;
-    if (ct__needs_grad(1, (const ct_tensor *[]){x})) {
-        ct_node *n = ct__node_new("TopkBackward0", sort_backward, 1);
-        if (!n || ct__node_set_next(n, 0, x) || ct__save(n, i) < 0 || ct__node_set_ivec(n, x->ndim, x->sizes)) {
-            if (n) ct__node_release(n);
-            goto fail;
-        }
-        n->i[0] = d;
-        ct__set_history(v, n, 0);
-    }
+    if (!v || !i || ct__dispatch(&a) || record_pick(v, "TopkBackward0", x, i, d)) goto fail;
     if (indices) *indices = ct__ret(i);
     else ct_release(i);
     return ct__ret(v);
