@@ -148,10 +148,11 @@ static void blas_call(ct_dtype dt, const blas_mat *A, const blas_mat *B, char *C
 /* ---- small matrices (float32/float64) ----
  * Products of tiny matrices cost more in a BLAS call's setup than in arithmetic
  * (oneDNN's sgemm: 0.37-0.45 us for 4^3..16^3; OpenBLAS's 0.1-0.6 us), and a batch of
- * them paid that per matrix. Here B is copied into a zero-padded [K, W] block (W = 8,
- * 16 or 32 columns, fixed at compile time, so a row of C accumulates in registers),
- * then each row of C is the sum over k, in order, of A[i, k] * B[k, :], and C =
- * alpha * acc (+ beta * C). Any strides. */
+ * them paid that per matrix. Here each row of C is the sum over k, in order, of
+ * A[i, k] * B[k, :], accumulated W = 8, 16 or 32 columns wide (fixed at compile time,
+ * so the row stays in vector registers), then C = alpha * acc (+ beta * C). B's rows
+ * are read in place when they are whole contiguous vectors (N = W), else copied into a
+ * zero-padded [K, W] block first. Any strides. */
 #define SMALL_N 32 /* N and K at most this */
 /* Measured against the BLAS calls they replace, per product on one AVX2 core, in
  * process: float32 faster everywhere up to M * N * K = 8192 (4^3 0.17 against oneDNN's
@@ -258,7 +259,7 @@ SMALL_ROWS_ALL(_fma, __attribute__((target("avx2,fma"))), MADD_F32_FMA, MADD_F64
 #else
 #define SMALL_PICK(fma, name) name
 #endif
-#define SMALL_GEMM(NAME, T, V, R8, R16, R32)                                                                      \
+#define SMALL_GEMM(NAME, T, R8, R16, R32)                                                                         \
     static void NAME(bool fma, const T *A, const int64_t *as, const T *B, const int64_t *bs, T *C,                \
                      const int64_t *cs, int64_t M, int64_t N, int64_t K, T alpha, T beta) {                       \
         (void)fma;                                                                                                \
@@ -276,8 +277,8 @@ SMALL_ROWS_ALL(_fma, __attribute__((target("avx2,fma"))), MADD_F32_FMA, MADD_F64
         else if (W == 16) SMALL_PICK(fma, R16)(A, as[1], as[2], bp, ldb, C, cs[1], cs[2], M, N, K, alpha, beta);  \
         else SMALL_PICK(fma, R32)(A, as[1], as[2], bp, ldb, C, cs[1], cs[2], M, N, K, alpha, beta);               \
     }
-SMALL_GEMM(small_gemm_f32, float, ct_v8f, small_rows_f32_8, small_rows_f32_16, small_rows_f32_32)
-SMALL_GEMM(small_gemm_f64, double, ct_v4d, small_rows_f64_8, small_rows_f64_16, small_rows_f64_32)
+SMALL_GEMM(small_gemm_f32, float, small_rows_f32_8, small_rows_f32_16, small_rows_f32_32)
+SMALL_GEMM(small_gemm_f64, double, small_rows_f64_8, small_rows_f64_16, small_rows_f64_32)
 
 /* C = alpha * A @ B + beta * C over the batches of 3-D operands */
 static void small_gemm(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, double alpha, double beta) {
