@@ -289,6 +289,9 @@ CT_API ct_tensor *ct_nn_adaptive_avg_pool2d(const ct_tensor *input, const int64_
     if (H == 0 || W == 0)
         return ct__err(CT_ERR_SHAPE, "adaptive_avg_pool2d: Expected input to have non-zero size for non-batch "
                        "dimensions, but input has sizes %s", CT_SHAPESTR(input));
+    /* global average pooling (a ResNet's head): the mean of each plane, a row reduction
+     * (the window kernel took 6x PyTorch's time on [16, 64, 56, 56]) */
+    if (Ho == 1 && Wo == 1) return ct_mean_dim(input, 2, (int64_t[]){nd - 2, nd - 1}, true, CT_NUM_DTYPES);
     if (H % Ho == 0 && W % Wo == 0)
         return ct_nn_avg_pool2d(input, (int64_t[]){H / Ho, W / Wo}, NULL);
     if (ct_scope_begin()) return NULL;

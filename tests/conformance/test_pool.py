@@ -146,6 +146,14 @@ def test_adaptive_avg_pool2d(size):
     gradcheck("adaptive_avg_pool2d", lambda a: f(a, size), [x])
 
 
+def test_adaptive_avg_pool2d_global():
+    """output (1, 1): each plane's mean, through the row reduction (3-D and 4-D, float32)"""
+    f = ctorch.lib.declare("ct_nn_adaptive_avg_pool2d", "T(T,i64[])")
+    for shape in ((4, 16, 56, 56), (5, 9, 9), (2, 512, 7, 7)):
+        x = torch.randn(shape)
+        check("adaptive_avg_pool2d", lambda a: f(a, (1, 1)), lambda a: F.adaptive_avg_pool2d(a, (1, 1)), [x])
+
+
 def test_pool_errors():
     x = torch.randn(1, 2, 4, 4)
     o = popts(dict(padding=2))
