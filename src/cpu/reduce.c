@@ -398,6 +398,24 @@ CT_LOOP_ATTR static void col_sum_float(ct_dtype dt, const char *const *rows, int
     }
 }
 
+/* acc[c] = max (min) of acc[c] and row[c], NaN propagating (C_MAX / C_MIN), in the
+ * row's own float type: col_reduce's RK_MAX / RK_MIN cases without the widening to
+ * double, so the compare-and-select vectorises (amax over dim 0 of [4096, 1024] float32:
+ * 4.3x PyTorch's time through col_reduce). */
+CT_LOOP_ATTR static void col_minmax_float(ct_dtype dt, bool is_max, const char *row, int64_t n, char *acc) {
+    if (dt == CT_FLOAT32) {
+        const float *x = (const float *)row;
+        float *a = (float *)acc;
+        if (is_max) for (int64_t c = 0; c < n; c++) C_MAX(a[c], x[c]);
+        else for (int64_t c = 0; c < n; c++) C_MIN(a[c], x[c]);
+    } else {
+        const double *x = (const double *)row;
+        double *a = (double *)acc;
+        if (is_max) for (int64_t c = 0; c < n; c++) C_MAX(a[c], x[c]);
+        else for (int64_t c = 0; c < n; c++) C_MIN(a[c], x[c]);
+    }
+}
+
 /* Combines partial b into a (same kind). */
 static void acc_merge(rkind k, rcat cat, racc *a, const racc *b) {
     switch (k) {
@@ -447,6 +465,7 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
          * without the per-row dtype switch and per-element store switch ([64, 256] over
          * dim 0 inside an MLP's training step: 5.6 -> 2.9 µs) */
         bool float_sum = k == RK_SUM && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && out->dtype == dt;
+        bool float_mm = (k == RK_MAX || k == RK_MIN) && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && out->dtype == dt;
 #pragma omp parallel for schedule(static) if (big && nt > 1)
         for (int64_t j = 0; j < jobs; j++) {
             int64_t ob = j / ntile, c0 = (j % ntile) * COL_TILE, len = K - c0 < COL_TILE ? K - c0 : COL_TILE;
@@ -456,7 +475,9 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
             int64_t ai[COL_TILE];
             ct_c128 ac[COL_TILE];
             racc ini = acc_init(k);
+            char *mm = o + m0 * oes; /* float max/min accumulate in the output itself */
             if (float_sum) for (int64_t c = 0; c < len; c++) af[c] = 0;
+            else if (float_mm) for (int64_t c = 0; c < len; c++) ct__store_f64(mm + c * oes, dt, ini.f);
             else for (int64_t c = 0; c < len; c++) { af[c] = ini.f; ai[c] = ini.i; ac[c] = ini.c; }
             int64_t idx[CT_MAX_DIMS] = {0};
             int64_t off = 0;
@@ -471,8 +492,11 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
                             for (int q = 0; q < nrows; q++) col_sum_float(dt, rows + q, 1, len, af);
                         nrows = 0;
                     }
-                } else
+                } else if (float_mm) {
+                    col_minmax_float(dt, k == RK_MAX, base + off * es, len, mm);
+                } else {
                     col_reduce(k, dt, base + off * es, len, af, ai, ac);
+                }
                 for (int d = p.nr - 1; d >= 0; d--) {
                     off += p.rstride[d];
                     if (++idx[d] < p.rsize[d]) break;
@@ -480,6 +504,7 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
                     idx[d] = 0;
                 }
             }
+            if (float_mm) continue; /* already in place */
             if (float_sum && dt == CT_FLOAT32)
                 for (int64_t c = 0; c < len; c++) ((float *)o)[m0 + c] = (float)af[c];
             else if (float_sum)

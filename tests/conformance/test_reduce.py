@@ -384,6 +384,20 @@ def test_var_edge():
                 names=["std", "var"])
 
 
+# amax/amin of float32/float64 over outer dims with the kept innermost dim contiguous
+# accumulate in place in the output's own type (col_minmax_float): NaN propagating,
+# columns past one 256-wide tile, outer dims reduced together, keepdim.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,dims", [((4096, 300), [0]), ((7, 9, 300), [0, 1]), ((6, 5, 40), [0]),
+                                        ((3, 8, 20), [1])])
+def test_amax_amin_columns(shape, dims, dtype):
+    x = torch.randn(shape, dtype=dtype)
+    x.view(-1)[::997] = float("nan")
+    for keep in (False, True):
+        check("amax", lambda a: c_amax(a, dims, keep), lambda a: torch.amax(a, dim=dims, keepdim=keep), [x])
+        check("amin", lambda a: c_amin(a, dims, keep), lambda a: torch.amin(a, dim=dims, keepdim=keep), [x])
+
+
 # ---------------------------------------------------------------- norm
 PS = [2.0, 1.0, math.inf, -math.inf, 0.0, 3.0, 0.5, 1.5]
 
