@@ -463,6 +463,18 @@ static inline void copy_elem(char *dst, const char *src, size_t es) {
     }
 }
 
+/* one output row from src, elements sinner bytes apart (negative: a flipped last dim) */
+#define FLIP_ROW(T)                                                                                               \
+    do {                                                                                                          \
+        T *o_ = (T *)dst;                                                                                         \
+        if (sinner == -(int64_t)sizeof(T)) {                                                                      \
+            const T *s_ = (const T *)src;                                                                         \
+            for (int64_t j = 0; j < inner; j++) o_[j] = s_[-j];                                                   \
+        } else {                                                                                                  \
+            for (int64_t j = 0; j < inner; j++) memcpy(&o_[j], src + j * sinner, sizeof(T));                      \
+        }                                                                                                         \
+    } while (0)
+
 /* FLIP: out (contiguous) <- in with the dims flagged in iv reversed. */
 static int flip_kernel(const ct_kernel_args *a) {
     ct_tensor *out = a->out[0];
@@ -487,10 +499,18 @@ static int flip_kernel(const ct_kernel_args *a) {
         const char *src = base;
         for (int d = nd - 2; d >= 0; d--) { src += (rem % in->sizes[d]) * st[d]; rem /= in->sizes[d]; }
         char *dst = po + r * inner * (int64_t)es;
-        for (int64_t j = 0; j < inner; j++) copy_elem(dst + j * (int64_t)es, src + j * sinner, es);
+        switch (es) { /* typed loops (a reversed row becomes vector loads and a permute) */
+        case 2: FLIP_ROW(uint16_t); break;
+        case 4: FLIP_ROW(uint32_t); break;
+        case 8: FLIP_ROW(uint64_t); break;
+        default:
+            for (int64_t j = 0; j < inner; j++) copy_elem(dst + j * (int64_t)es, src + j * sinner, es);
+            break;
+        }
     }
     return 0;
 }
+#undef FLIP_ROW
 
 /* TRIL / TRIU: out (contiguous) <- in with elements outside the triangle zeroed. */
 static int tril_kernel(const ct_kernel_args *a) {
