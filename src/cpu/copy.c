@@ -57,9 +57,28 @@ CT_FOR_ALL_DTYPES(CAST_FROM)
     [CT_FLOAT64] = cast_##dsn##_f64, [CT_COMPLEX64] = cast_##dsn##_c64, [CT_COMPLEX128] = cast_##dsn##_c128},
 static const ct_loop_fn cast_table[CT_NUM_DTYPES][CT_NUM_DTYPES] = {CT_FOR_ALL_DTYPES(TABLE_ROW)};
 
+/* A contiguous run whose destination lies just past its source modulo 4 KiB (a view of
+ * a power-of-two-wide tensor copied a few elements over: cat of column slices, roll):
+ * copied front to back, every load would match the low address bits of a store just
+ * issued, and the CPU holds each load until that store is done (4K aliasing; 10x
+ * slower: cat of [4096, 5] and [4096, 1019] slices of a [4096, 1024] tensor took 5.7 ms
+ * against 0.56 with contiguous parts). Back to front the loads run away from the
+ * stores. Other runs: memmove. */
+static void copy_run(char *dst, const char *src, size_t bytes) {
+    uintptr_t ahead = ((uintptr_t)dst - (uintptr_t)src) & 4095;
+    if (bytes < 1024 || ahead == 0 || ahead >= 512 || (dst < src + bytes && src < dst + bytes)) {
+        memmove(dst, src, bytes);
+        return;
+    }
+    size_t i = bytes - (((uintptr_t)dst + bytes) & 31); /* the stores 32-byte aligned */
+    memcpy(dst + i, src + i, bytes - i);
+    for (; i >= 32; i -= 32) memcpy(dst + i - 32, src + i - 32, 32);
+    memcpy(dst, src, i);
+}
+
 static void copy_same(char **d, const int64_t *s, int64_t n, void *ctx) {
     size_t es = *(size_t *)ctx;
-    if (s[0] == (int64_t)es && s[1] == (int64_t)es) { memmove(d[0], d[1], (size_t)n * es); return; }
+    if (s[0] == (int64_t)es && s[1] == (int64_t)es) { copy_run(d[0], d[1], (size_t)n * es); return; }
     switch (es) {
     case 1: for (int64_t i = 0; i < n; i++) *(uint8_t *)(d[0] + i * s[0]) = *(uint8_t *)(d[1] + i * s[1]); break;
     case 2: for (int64_t i = 0; i < n; i++) *(uint16_t *)(d[0] + i * s[0]) = *(uint16_t *)(d[1] + i * s[1]); break;

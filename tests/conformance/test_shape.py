@@ -430,3 +430,24 @@ def test_permuted_contiguous_copies(shape, perm, dtype):
         got = ctorch.call("ct_contiguous", permute(cx, list(perm)))
         assert got.is_contiguous()
         assert torch.equal(got.torch(), want)
+
+
+# Copies of long contiguous runs whose destination sits just past the source modulo
+# 4 KiB run back to front (src/cpu/copy.c, copy_run): cat of column slices and roll of
+# power-of-two-wide rows put shifts and alignments through it (tensors from 2 MiB up
+# are 2 MiB-aligned, so for float32 and float64 the source and the result share their
+# 4 KiB offsets and the small shifts and 1000 take that path every time).
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int16])
+@pytest.mark.parametrize("shift", [1, 3, 5, 8, 100, 1000, -7])
+def test_roll_and_cat_of_column_slices(shift, dtype):
+    x = (torch.randn(600, 1024) * 1000).to(dtype)
+    roll = ctorch.lib.declare("ct_roll", "T(T,shape,shape)")
+    with case("roll"):
+        assert torch.equal(roll(ctorch.from_torch(x), [shift], [1]).torch(), x.roll(shift, 1))
+    k = shift % 1024
+    with case("cat"):
+        cx = ctorch.from_torch(x)
+        parts = [ctorch.call("ct_narrow", cx, 1, k, 1024 - k, sig="T(T,i,i64,i64)"),
+                 ctorch.call("ct_narrow", cx, 1, 0, k, sig="T(T,i,i64,i64)")]
+        got = ctorch.call("ct_cat", parts, 1, sig="T(Tn,i)")
+        assert torch.equal(got.torch(), torch.cat([x[:, k:], x[:, :k]], 1))
