@@ -622,7 +622,6 @@ static int step_param(ct_optimizer *opt, pstate *s) {
         break;
     }
     }
-    (void)first;
     if (own) ct_release(g);
     if (!st) ct__bump_version(s->p);
     return st;
