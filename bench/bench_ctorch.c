@@ -571,6 +571,16 @@ static int step_group_norm(void *p) {
     ctx *c = p;
     return release_ok(ct_nn_group_norm(c->t[0], c->dims[0], c->t[1], c->t[2], 1e-5));
 }
+/* group_norm forward, then backward of a given output gradient into x, weight, bias */
+static int step_group_norm_bwd(void *p) {
+    ctx *c = p;
+    if (ct_scope_begin()) return -1;
+    ct_tensor *y = ct_nn_group_norm(c->t[0], c->dims[0], c->t[1], c->t[2], 1e-5);
+    int rc = y ? ct_backward(y, c->t[3], false, false) : -1;
+    for (int i = 0; i < 3 && !rc; i++) rc = ct_set_grad(c->t[i], NULL);
+    ct_scope_end();
+    return rc;
+}
 /* embedding lookup, then backward of a given output gradient into the weight */
 static int step_embedding(void *p) {
     ctx *c = p;
@@ -871,8 +881,13 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         hold(&c, ct_randn(CT_SHAPE(spec_int(s, "n", 32), C, H, H), CT_FLOAT32, NULL));
         hold(&c, ct_randn(CT_SHAPE(C), CT_FLOAT32, NULL));
         hold(&c, ct_randn(CT_SHAPE(C), CT_FLOAT32, NULL));
-        if (c.nt < 3) goto fail;
         fn = step_group_norm;
+        if (spec_int(s, "backward", 0)) { /* x, w, b require grad; t[3] the output gradient */
+            hold(&c, ct_randn_like(c.nt > 0 ? c.t[0] : NULL, NULL));
+            for (int i = 0; i < 3 && c.nt == 4; i++) ct_set_requires_grad(c.t[i], true);
+            fn = step_group_norm_bwd;
+        }
+        if (c.nt < (fn == step_group_norm ? 3 : 4)) goto fail;
     } else if (strcmp(kind, "optim_step") == 0) {
         /* Adam (lr 1e-3) over a model's parameters with fixed random gradients */
         bool cnn = strcmp(spec_str(s, "model", "cnn"), "cnn") == 0;

@@ -110,6 +110,8 @@ def case_list(quick):
     add("other", "topk 10 of [4096, 1024] along rows", case="rows", op="topk", rows=4096, cols=1024, k=10)
     if not quick:
         add("other", "group_norm 32 groups [32, 64, 56, 56]", case="group_norm", n=32, c=64, h=56, groups=32)
+        add("other", "group_norm 32 groups [32, 64, 56, 56] fwd+bwd", case="group_norm", n=32, c=64, h=56, groups=32,
+            backward=1)
     if not quick:
         add("other", "transposed copy [4096, 1024] -> [1024, 4096]", case="rows", op="transpose_copy", rows=4096,
             cols=1024)
@@ -333,7 +335,15 @@ def torch_case(torch, spec):
     if kind == "group_norm":
         C, H = spec["c"], spec["h"]
         g.update(x=randn(spec["n"], C, H, H), w=randn(C), b=randn(C), G=spec["groups"])
-        return "F.group_norm(x, G, w, b, 1e-5)", g
+        if not spec.get("backward"):
+            return "F.group_norm(x, G, w, b, 1e-5)", g
+        x, w, b = (g[k].requires_grad_() for k in "xwb")
+        gy = randn(spec["n"], C, H, H)
+
+        def gn_step():
+            F.group_norm(x, g["G"], w, b, 1e-5).backward(gy)
+            x.grad = w.grad = b.grad = None
+        return gn_step, g
     if kind == "rows":
         g.update(x=randn(spec["rows"], spec["cols"]), k=spec.get("k", 10))
         return {"topk": "torch.topk(x, k, 1)", "transpose_copy": "x.t().contiguous()",

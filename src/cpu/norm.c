@@ -1,4 +1,5 @@
-/* Fused CPU kernels for layer normalisation (torch.native_layer_norm and its backward).
+/* Fused CPU kernels for layer and group normalisation (torch.native_layer_norm,
+ * torch.native_group_norm and their backwards).
  *
  * CT_OP_LAYER_NORM: in[0] x contiguous, viewed as [i[0] rows N, i[1] row size M];
  *   in[1] weight, in[2] bias (contiguous [M], either may be NULL); d[0] eps.
@@ -8,6 +9,8 @@
  *   ([N]), in[4] weight ([M] or NULL); i[0] N, i[1] M. out[0] dx ([N, M]), out[1] dweight,
  *   out[2] dbias ([M]); each may be NULL (not wanted), so the call has n_out 0 and
  *   dispatches on in[0]'s device.
+ * CT_OP_GROUP_NORM / CT_OP_GROUP_NORM_BACKWARD: the same with x [i[0] N, i[1] C, i[2] HxW]
+ *   normalised in rows of C / i[3] channels (mean, rstd [N * G]); weight, bias [C].
  * All tensors float32 or float64, one dtype. Statistics accumulate in the tensor's type
  * (PyTorch's opmath for these dtypes); the column sums of dweight and dbias in double. */
 #include <math.h>
@@ -110,13 +113,19 @@ LN_SUM_KERNELS(double, ct_v4d, f64)
 /* One row forward. Two passes: the mean, then the squared deviations corrected by the
  * mean's residual (sum of deviations), which absorbs the rounding of the mean. */
 #define LN_FWD_ROW(T, SFX, SQRT)                                                                           \
-    CT_LOOP_ATTR static void ln_fwd_row_##SFX(const T *x, const T *w, const T *b, T *y, T *mean_o, T *rstd_o, \
-                                              int64_t M, T eps) {                                          \
+    __attribute__((always_inline)) static inline void ln_stats_##SFX(const T *x, int64_t M, T eps, T *mean_o, \
+                                                                    T *rstd_o) {                           \
         T mean = ln_sum_##SFX(x, M) / (T)M, r, q;                                                          \
         ln_dev_sums_##SFX(x, mean, M, &r, &q);                                                             \
         T var = (q - r * r / (T)M) / (T)M;                                                                 \
         if (var < 0) var = 0;                                                                              \
-        T rstd = (T)1 / SQRT(var + eps), nb = -mean * rstd;                                                \
+        *mean_o = mean, *rstd_o = (T)1 / SQRT(var + eps);                                                  \
+    }                                                                                                      \
+    CT_LOOP_ATTR static void ln_fwd_row_##SFX(const T *x, const T *w, const T *b, T *y, T *mean_o, T *rstd_o, \
+                                              int64_t M, T eps) {                                          \
+        T mean, rstd;                                                                                      \
+        ln_stats_##SFX(x, M, eps, &mean, &rstd);                                                           \
+        T nb = -mean * rstd;                                                                               \
         *mean_o = mean, *rstd_o = rstd;                                                                    \
         if (w && b) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) * w[j] + b[j]);                    \
         else if (w) LN_ROW_LOOP(T, M, PF2(x), y[j] = (x[j] * rstd + nb) * w[j]);                           \
@@ -153,6 +162,54 @@ LN_FWD_ROW(double, f64, sqrt)
 LN_BWD_ROW(float, f32)
 LN_BWD_ROW(double, f64)
 
+/* Group normalisation (torch.native_group_norm): the (sample, group) row of D channel
+ * planes of HW elements takes layer_norm's statistics (ln_stats); each plane's weight
+ * and bias fold with them into one scale and shift, y = x * a + s with a = rstd * w[c]
+ * and s = b[c] - mean * a, as PyTorch's kernel computes it. The planes are read again
+ * right after the statistics (a row of [32, 64, 56, 56] in 32 groups is 25 KB, in L2)
+ * while the row two ahead is prefetched, as in layer_norm. */
+#define GN_ROWS(T, SFX)                                                                                    \
+    CT_LOOP_ATTR static void gn_fwd_row_##SFX(const T *x, const T *w, const T *b, T *y, T *mean_o, T *rstd_o, \
+                                              int64_t D, int64_t HW, T eps) {                              \
+        const int64_t M = D * HW;                                                                          \
+        T mean, rstd;                                                                                      \
+        ln_stats_##SFX(x, M, eps, &mean, &rstd);                                                           \
+        *mean_o = mean, *rstd_o = rstd;                                                                    \
+        for (int64_t c = 0; c < D; c++) {                                                                  \
+            const T *xp = x + c * HW;                                                                      \
+            T *yp = y + c * HW, a = w ? rstd * w[c] : rstd, sh = (b ? b[c] : (T)0) - mean * a;            \
+            LN_ROW_LOOP(T, HW, PF2(xp), yp[j] = xp[j] * a + sh);                                           \
+        }                                                                                                  \
+    }                                                                                                      \
+    /* One row backward. Per plane c: sums[2c] = sum(dy), sums[2c + 1] = sum(dy * (x - mean))          \
+     * (deviations from the known mean, not PyTorch's sum(dy * x) - mean * sum(dy), which              \
+     * cancels when the mean is large). With sb, sd their w-weighted sums over the row,               \
+     * layer_norm's dx = rstd * (g - mean(g) - xh * mean(g * xh)), g = dy * w[c], becomes              \
+     * dx = rstd * w[c] * dy - rstd^3 * sd / M * (x - mean) - rstd * sb / M. */                         \
+    CT_LOOP_ATTR static void gn_bwd_row_##SFX(const T *dy, const T *x, const T *w, T mean, T rstd, int64_t D, \
+                                              int64_t HW, T *dx, double *sums) {                           \
+        const int64_t M = D * HW;                                                                          \
+        for (int64_t c = 0; c < D; c++) {                                                                  \
+            T sg, sgx;                                                                                     \
+            ln_grad_sums_##SFX(dy + c * HW, NULL, x + c * HW, mean, (T)1, HW, &sg, &sgx);                  \
+            sums[2 * c] = sg, sums[2 * c + 1] = sgx;                                                       \
+        }                                                                                                  \
+        if (!dx) return;                                                                                   \
+        double sb = 0, sd = 0, r = rstd;                                                                   \
+        for (int64_t c = 0; c < D; c++) {                                                                  \
+            double wc = w ? (double)w[c] : 1.0;                                                            \
+            sb += wc * sums[2 * c], sd += wc * sums[2 * c + 1];                                            \
+        }                                                                                                  \
+        T c2 = (T)(-r * r * r * sd / (double)M), c3 = (T)(-r * sb / (double)M);                            \
+        for (int64_t c = 0; c < D; c++) {                                                                  \
+            const T *xp = x + c * HW, *gp = dy + c * HW;                                                   \
+            T *dp = dx + c * HW, c1 = w ? rstd * w[c] : rstd;                                              \
+            LN_ROW_LOOP(T, HW, (PF2(xp), PF2(gp)), dp[j] = c1 * gp[j] + c2 * (xp[j] - mean) + c3);        \
+        }                                                                                                  \
+    }
+GN_ROWS(float, f32)
+GN_ROWS(double, f64)
+
 static bool ln_dtype_ok(const ct_kernel_args *a) {
     ct_dtype dt = a->in[0]->dtype;
     if (dt != CT_FLOAT32 && dt != CT_FLOAT64) return false;
@@ -163,9 +220,12 @@ static bool ln_dtype_ok(const ct_kernel_args *a) {
     return true;
 }
 
+static int ln_refuse(const ct_kernel_args *a) {
+    return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(a->in[0]->dtype));
+}
+
 static int cpu_layer_norm(const ct_kernel_args *a) {
-    if (!ln_dtype_ok(a))
-        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(a->in[0]->dtype));
+    if (!ln_dtype_ok(a)) return ln_refuse(a);
     int64_t N = a->i[0], M = a->i[1];
     if (N == 0 || M == 0) return 0;
     const ct_tensor *x = a->in[0], *w = a->in[1], *b = a->in[2];
@@ -186,8 +246,7 @@ static int cpu_layer_norm(const ct_kernel_args *a) {
 }
 
 static int cpu_layer_norm_backward(const ct_kernel_args *a) {
-    if (!ln_dtype_ok(a))
-        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(a->in[0]->dtype));
+    if (!ln_dtype_ok(a)) return ln_refuse(a);
     int64_t N = a->i[0], M = a->i[1];
     const ct_tensor *dy = a->in[0], *x = a->in[1], *mean = a->in[2], *rstd = a->in[3], *w = a->in[4];
     ct_tensor *dx = a->out[0], *dw = a->out[1], *db = a->out[2];
@@ -239,7 +298,85 @@ static int cpu_layer_norm_backward(const ct_kernel_args *a) {
     return 0;
 }
 
+/* CT_OP_GROUP_NORM: rows of N * G (sample, group) pairs, split between threads. */
+static int cpu_group_norm(const ct_kernel_args *a) {
+    if (!ln_dtype_ok(a)) return ln_refuse(a);
+    int64_t N = a->i[0], C = a->i[1], HW = a->i[2], G = a->i[3];
+    if (N == 0 || C == 0 || HW == 0) return 0;
+    int64_t R = N * G, D = C / G, M = D * HW;
+    const char *xd = ct__data(a->in[0]), *wd = a->in[1] ? ct__data(a->in[1]) : NULL;
+    const char *bd = a->in[2] ? ct__data(a->in[2]) : NULL;
+    char *yd = ct__data(a->out[0]), *md = ct__data(a->out[1]), *rd = ct__data(a->out[2]);
+    double eps = a->d[0];
+    if (a->in[0]->dtype == CT_FLOAT32) {
+#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
+        for (int64_t r = 0; r < R; r++)
+            gn_fwd_row_f32((const float *)xd + r * M, wd ? (const float *)wd + r % G * D : NULL,
+                           bd ? (const float *)bd + r % G * D : NULL, (float *)yd + r * M, (float *)md + r,
+                           (float *)rd + r, D, HW, (float)eps);
+    } else {
+#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
+        for (int64_t r = 0; r < R; r++)
+            gn_fwd_row_f64((const double *)xd + r * M, wd ? (const double *)wd + r % G * D : NULL,
+                           bd ? (const double *)bd + r % G * D : NULL, (double *)yd + r * M, (double *)md + r,
+                           (double *)rd + r, D, HW, eps);
+    }
+    return 0;
+}
+
+/* CT_OP_GROUP_NORM_BACKWARD: rows split between threads, each keeping its planes' two
+ * sums in sums[2 * (n * C + c) ...]; dweight[c] = sum over n of sum(dy * (x - mean)) * rstd
+ * and dbias[c] = sum over n of sum(dy), added in sample order (the same bits for every
+ * thread count). */
+static int cpu_group_norm_backward(const ct_kernel_args *a) {
+    if (!ln_dtype_ok(a)) return ln_refuse(a);
+    int64_t N = a->i[0], C = a->i[1], HW = a->i[2], G = a->i[3];
+    ct_tensor *dx = a->out[0];
+    bool f32 = a->in[0]->dtype == CT_FLOAT32;
+    int64_t R = N * G, D = G ? C / G : 0, M = D * HW;
+    if (C == 0) return 0;
+    double *sums = calloc((size_t)(2 * N * C) + 1, sizeof(double));
+    if (!sums) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
+    const char *dyd = ct__data(a->in[0]), *xd = ct__data(a->in[1]), *md = ct__data(a->in[2]);
+    const char *rd = ct__data(a->in[3]), *wd = a->in[4] ? ct__data(a->in[4]) : NULL;
+    char *dxd = dx ? ct__data(dx) : NULL;
+    if (HW > 0) {
+        if (f32) {
+#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
+            for (int64_t r = 0; r < R; r++)
+                gn_bwd_row_f32((const float *)dyd + r * M, (const float *)xd + r * M,
+                               wd ? (const float *)wd + r % G * D : NULL, ((const float *)md)[r],
+                               ((const float *)rd)[r], D, HW, dxd ? (float *)dxd + r * M : NULL, sums + 2 * r * D);
+        } else {
+#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
+            for (int64_t r = 0; r < R; r++)
+                gn_bwd_row_f64((const double *)dyd + r * M, (const double *)xd + r * M,
+                               wd ? (const double *)wd + r % G * D : NULL, ((const double *)md)[r],
+                               ((const double *)rd)[r], D, HW, dxd ? (double *)dxd + r * M : NULL, sums + 2 * r * D);
+        }
+    }
+    for (int k = 1; k <= 2; k++) {
+        ct_tensor *o = a->out[k];
+        if (!o) continue;
+        char *od = ct__data(o);
+        for (int64_t c = 0; c < C; c++) {
+            double s = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const double *p = sums + 2 * (n * C + c);
+                int64_t r = n * G + c / D;
+                s += k == 1 ? p[1] * (f32 ? (double)((const float *)rd)[r] : ((const double *)rd)[r]) : p[0];
+            }
+            if (f32) ((float *)od)[c] = (float)s;
+            else ((double *)od)[c] = s;
+        }
+    }
+    free(sums);
+    return 0;
+}
+
 void ct_cpu_register_norm(ct_kernel_fn *k) {
     k[CT_OP_LAYER_NORM] = cpu_layer_norm;
     k[CT_OP_LAYER_NORM_BACKWARD] = cpu_layer_norm_backward;
+    k[CT_OP_GROUP_NORM] = cpu_group_norm;
+    k[CT_OP_GROUP_NORM_BACKWARD] = cpu_group_norm_backward;
 }

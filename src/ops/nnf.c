@@ -487,6 +487,123 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
     END
 }
 
+/* ---- group_norm: a fused kernel for float32 / float64 on the CPU (PyTorch's
+ * native_group_norm; src/cpu/norm.c), layer_norm over [N, G, L] and the affine otherwise ---- */
+
+/* Saved: 0 x, 1 mean [N * G], 2 rstd, 3 weight (i[1]); i[0] G; d[0] eps. As layer_norm's:
+ * the fused backward kernel without a graph to build, otherwise differentiable ops. */
+static int group_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi) {
+    int64_t G = nd->i[0];
+    bool has_w = nd->i[1] != 0;
+    double eps = nd->d[0];
+    ct_tensor *g = go[0], *x = ct__unpack(nd, 0), *mean = ct__unpack(nd, 1), *rstd = ct__unpack(nd, 2);
+    ct_tensor *w = has_w ? ct__unpack(nd, 3) : NULL;
+    if (!x || !mean || !rstd || (has_w && !w)) return ct_last_status();
+    bool need_x = ct__node_needs(nd, 0), need_w = has_w && ct__node_needs(nd, 1), need_b = ct__node_needs(nd, 2);
+    int nd_ = x->ndim;
+    int64_t N = x->sizes[0], C = x->sizes[1], HW = ct__prod(nd_ - 2, x->sizes + 2);
+    if (!ct__needs_grad(3, (const ct_tensor *[]){g, x, w}) && g->dtype == x->dtype &&
+        g->storage->device.type == CT_DEVICE_CPU) {
+        ct_tensor *dy = ct__contiguous_raw(g), *xc = ct__contiguous_raw(x), *wc = w ? ct__contiguous_raw(w) : NULL;
+        ct_tensor *dx = need_x ? ct__empty_raw(nd_, x->sizes, x->dtype) : NULL;
+        ct_tensor *dw = need_w ? ct__empty_raw(1, &C, x->dtype) : NULL;
+        ct_tensor *db = need_b ? ct__empty_raw(1, &C, x->dtype) : NULL;
+        int rc = 0;
+        if (!dy || !xc || (w && !wc) || (need_x && !dx) || (need_w && !dw) || (need_b && !db)) rc = ct_last_status();
+        else {
+            ct_kernel_args a = {.op = CT_OP_GROUP_NORM_BACKWARD, .n_out = 0 /* some may be NULL */, .n_in = 5,
+                                .out = {dx, dw, db}, .in = {dy, xc, mean, rstd, wc}, .i = {N, C, HW, G}};
+            rc = ct__dispatch(&a);
+        }
+        ct_release(dy);
+        ct_release(xc);
+        ct_release(wc);
+        if (rc) {
+            ct_release(dx);
+            ct_release(dw);
+            ct_release(db);
+            return rc;
+        }
+        gi[0] = dx ? ct__ret(dx) : NULL;
+        gi[1] = dw ? ct__ret(dw) : NULL;
+        gi[2] = db ? ct__ret(db) : NULL;
+        return 0;
+    }
+    /* layer_norm's formula over the rows of [N, G, L]; weight and bias gradients summed
+     * over every dim but the channels */
+    int64_t rows[3] = {N, G, G ? C / G * HW : 0}, last = 2, red[CT_MAX_DIMS], bshape[CT_MAX_DIMS];
+    int nred = 0;
+    for (int d = 0; d < nd_; d++) {
+        bshape[d] = d == 1 ? C : 1;
+        if (d != 1) red[nred++] = d;
+    }
+    ct_tensor *xh = NULL;
+    if (need_x || need_w) {
+        ct_tensor *xg = ct_reshape(x, 3, rows);
+        ct_tensor *mu = ct_mean_dim(xg, 1, &last, true, CT_NUM_DTYPES);
+        ct_tensor *rs = ct_rsqrt(ct_add_scalar(ct_var(xg, 1, &last, 0.0, true), eps));
+        xh = ct_mul(ct_sub(xg, mu), rs);
+        if (!xh) return ct_last_status();
+        if (need_x) {
+            ct_tensor *gw = ct_reshape(w ? ct_mul(g, ct_reshape(w, nd_, bshape)) : g, 3, rows);
+            ct_tensor *dxh = ct_sub(ct_sub(gw, ct_mean_dim(gw, 1, &last, true, CT_NUM_DTYPES)),
+                                    ct_mul(xh, ct_mean_dim(ct_mul(gw, xh), 1, &last, true, CT_NUM_DTYPES)));
+            gi[0] = ct_reshape(ct_mul(rs, dxh), nd_, x->sizes);
+            if (!gi[0]) return ct_last_status();
+        }
+    }
+    if (need_w) {
+        gi[1] = ct_sum_dim(ct_mul(g, ct_reshape(xh, nd_, x->sizes)), nred, red, false, CT_NUM_DTYPES);
+        if (!gi[1]) return ct_last_status();
+    }
+    if (need_b) {
+        gi[2] = ct_sum_dim(g, nred, red, false, CT_NUM_DTYPES);
+        if (!gi[2]) return ct_last_status();
+    }
+    return 0;
+}
+
+static ct_tensor *group_norm_fused(const ct_tensor *input, int64_t G, const ct_tensor *weight, const ct_tensor *bias,
+                                   double eps) {
+    ct_dtype dt = input->dtype;
+    int64_t N = input->sizes[0], C = input->sizes[1], HW = ct__prod(input->ndim - 2, input->sizes + 2), R = N * G;
+    ct_tensor *xc = ct__contiguous_raw(input), *wc = weight ? ct__contiguous_raw(weight) : NULL;
+    ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
+    ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
+    ct_tensor *mean = ct__empty_raw(1, &R, dt), *rstd = ct__empty_raw(1, &R, dt);
+    int rc = 0;
+    if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
+    else {
+        ct_kernel_args a = {.op = CT_OP_GROUP_NORM, .n_out = 3, .n_in = 3, .out = {y, mean, rstd},
+                            .in = {xc, wc, bc}, .d = {eps}, .i = {N, C, HW, G}};
+        rc = ct__dispatch(&a);
+    }
+    ct_release(xc);
+    ct_release(wc);
+    ct_release(bc);
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, weight, bias})) {
+        ct_node *nd = ct__node_new("NativeGroupNormBackward0", group_norm_backward, 3);
+        if (!nd || ct__node_set_next(nd, 0, input) || ct__node_set_next(nd, 1, weight) ||
+            ct__node_set_next(nd, 2, bias) || ct__save(nd, input) < 0 || ct__save(nd, mean) < 0 ||
+            ct__save(nd, rstd) < 0 || (weight && ct__save(nd, weight) < 0)) {
+            if (nd) ct__node_release(nd);
+            rc = -1;
+        } else {
+            nd->i[0] = G;
+            nd->i[1] = weight != NULL;
+            nd->d[0] = eps;
+            ct__set_history(y, nd, 0);
+        }
+    }
+    ct_release(mean);
+    ct_release(rstd);
+    if (rc) {
+        ct_release(y);
+        return NULL;
+    }
+    return ct__ret(y);
+}
+
 CT_API ct_tensor *ct_nn_group_norm(const ct_tensor *input, int64_t num_groups, const ct_tensor *weight,
                                    const ct_tensor *bias, double eps) {
     CT_CHECK_ARG("group_norm", input);
@@ -497,19 +614,33 @@ CT_API ct_tensor *ct_nn_group_norm(const ct_tensor *input, int64_t num_groups, c
     if (num_groups <= 0 || C % num_groups != 0)
         return ct__err(CT_ERR_SHAPE, "group_norm: Expected number of channels in input to be divisible by num_groups, "
                        "but got input of shape %s and num_groups=%lld", CT_SHAPESTR(input), (long long)num_groups);
+    if (C == 0) return ct__err(CT_ERR_SHAPE, "group_norm: Expected number of channels to be greater than 0, got 0");
+    int64_t HW = ct__prod(input->ndim - 2, input->sizes + 2);
+    if (HW == 0) return ct__err(CT_ERR_SHAPE, "group_norm: Expected HxW to be greater than 0, got 0");
+    if (N * (C / num_groups) * HW == 1) { /* F.group_norm's check on [N * C / G, G, *spatial] */
+        int64_t vs[CT_MAX_DIMS];
+        vs[0] = N * C / num_groups, vs[1] = num_groups;
+        for (int d = 2; d < input->ndim; d++) vs[d] = input->sizes[d];
+        return ct__err(CT_ERR_SHAPE, "group_norm: Expected more than 1 value per channel when training, got input "
+                       "size %s", CT_SIZESSTR(input->ndim, vs));
+    }
     const ct_tensor *wb[2] = {weight, bias};
     for (int k = 0; k < 2; k++)
         if (wb[k] && (wb[k]->ndim != 1 || wb[k]->numel != C))
             return ct__err(CT_ERR_SHAPE, "group_norm: Expected %s to be a vector of size equal to the number of channels "
                            "in input, but got %s of shape %s and input of shape %s", k ? "bias" : "weight",
                            k ? "bias" : "weight", CT_SHAPESTR(wb[k]), CT_SHAPESTR(input));
+    bool fused = (input->dtype == CT_FLOAT32 || input->dtype == CT_FLOAT64) && input->numel > 0 &&
+                 input->storage->device.type == CT_DEVICE_CPU;
+    for (int k = 0; k < 2; k++)
+        if (wb[k] && (wb[k]->dtype != input->dtype || wb[k]->storage->device.type != CT_DEVICE_CPU)) fused = false;
+    if (fused) return group_norm_fused(input, num_groups, weight, bias, eps);
     int nd = input->ndim;
     int64_t bshape[CT_MAX_DIMS];
     for (int d = 0; d < nd; d++) bshape[d] = d == 1 ? C : 1;
     BEGIN
     /* each (sample, group) is a row normalised as layer_norm does (biased variance, eps
-     * inside the root): its fused kernel and node, then the per-channel affine as a
-     * multiply and an add (addcmul's broadcast loop measured slower) */
+     * inside the root), then the per-channel affine as a multiply and an add */
     int64_t L = C / num_groups * ct__prod(nd - 2, input->sizes + 2);
     ct_tensor *g = ct_reshape(input, 3, (int64_t[]){N, num_groups, L});
     ct_tensor *y = ct_reshape(ct_nn_layer_norm(g, 1, &L, NULL, NULL, eps), nd, input->sizes);

@@ -134,8 +134,8 @@ def test_group_rms_instance_norm_functional():
     check("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), lambda a, ww, bb: F.group_norm(a, 3, ww, bb), [x, w, b])
     gradcheck("group_norm", lambda a, ww, bb: gn(a, 3, ww, bb, 1e-5), [x, w, b])
     check_error("group_norm", lambda a: gn(a, 4, None, None, 1e-5), lambda a: F.group_norm(a, 4), [x])
-    # layer_norm's kernel per (sample, group), then the affine: weight and bias, one, none;
-    # 4-D float32, a strided input, an empty batch
+    # weight and bias, one, none; 4-D float32, a strided input, an empty batch (more in
+    # test_group_norm.py)
     x4 = torch.randn(2, 8, 5, 3)
     for ww, bb in ((torch.randn(8), torch.randn(8)), (torch.randn(8), None), (None, torch.randn(8)), (None, None)):
         check("group_norm", lambda a: gn(a, 4, ww, bb, 1e-5), lambda a: F.group_norm(a, 4, ww, bb), [x4])
