@@ -5,6 +5,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "cpu/loops.h"
 #include "cpu/reduce.h"
 
 typedef enum { SK_SUM, SK_PROD, SK_MAX, SK_MIN, SK_LSE } skind;
@@ -16,9 +17,92 @@ static double log_add_exp(double a, double b) {
     return a; /* both the same infinity */
 }
 
+/* Sums and products of float32 / float64 along a dim that is not the innermost, x
+ * contiguous [outer, n, inner]: line by line each element is a cache line away from
+ * the next (cumsum along dim 0 of [4096, 1024]: 23 ms). Instead the lines of a block of
+ * up to SCAN_BLOCK consecutive inner positions advance together, row by row, each with
+ * its double accumulator, the same arithmetic as a line alone; blocks are split
+ * between threads. */
+enum { SCAN_BLOCK = 256 };
+#define SCAN_COLS(NAME, T)                                                                                     \
+    CT_LOOP_ATTR static void NAME(const T *x, T *o, int64_t n, int64_t inner, int64_t w, bool prod) {           \
+        double acc[SCAN_BLOCK];                                                                                \
+        for (int64_t j = 0; j < w; j++) acc[j] = prod ? 1.0 : 0.0;                                             \
+        for (int64_t i = 0; i < n; i++, x += inner, o += inner) {                                              \
+            if (prod)                                                                                          \
+                for (int64_t j = 0; j < w; j++) o[j] = (T)(acc[j] *= (double)x[j]);                            \
+            else                                                                                               \
+                for (int64_t j = 0; j < w; j++) o[j] = (T)(acc[j] += (double)x[j]);                            \
+        }                                                                                                      \
+    }
+SCAN_COLS(scan_cols_f32, float)
+SCAN_COLS(scan_cols_f64, double)
+
+/* Along the innermost dim each line is one chain of dependent double operations (3-4
+ * cycles each): lines go four at a time in lockstep, four independent chains, each
+ * line's own arithmetic unchanged (cumsum along dim 1 of [4096, 1024]: 0.6 of the time
+ * line by line, two at a time 0.75; eight measured 4.7x slower, the compiler's gathers
+ * over rows 4 KiB apart). */
+#define SCAN_LINES(NAME, T)                                                                                    \
+    static void NAME(const T *x, T *o, int64_t n, int lines, bool prod) {                                      \
+        double a[4];                                                                                           \
+        for (int l = 0; l < 4; l++) a[l] = prod ? 1.0 : 0.0;                                                   \
+        if (lines == 4 && prod)                                                                                \
+            for (int64_t i = 0; i < n; i++)                                                                    \
+                o[i] = (T)(a[0] *= (double)x[i]), o[n + i] = (T)(a[1] *= (double)x[n + i]),                    \
+                o[2 * n + i] = (T)(a[2] *= (double)x[2 * n + i]), o[3 * n + i] = (T)(a[3] *= (double)x[3 * n + i]); \
+        else if (lines == 4)                                                                                   \
+            for (int64_t i = 0; i < n; i++)                                                                    \
+                o[i] = (T)(a[0] += (double)x[i]), o[n + i] = (T)(a[1] += (double)x[n + i]),                    \
+                o[2 * n + i] = (T)(a[2] += (double)x[2 * n + i]), o[3 * n + i] = (T)(a[3] += (double)x[3 * n + i]); \
+        else                                                                                                   \
+            for (int l = 0; l < lines; l++)                                                                    \
+                for (int64_t i = 0; i < n; i++)                                                                \
+                    o[l * n + i] = (T)(prod ? (a[l] *= (double)x[l * n + i]) : (a[l] += (double)x[l * n + i])); \
+    }
+SCAN_LINES(scan_lines_f32, float)
+SCAN_LINES(scan_lines_f64, double)
+
+/* Sums and products of float32 / float64 over contiguous x and out, [outer, n, inner]:
+ * typed lines four at a time (inner == 1) or blocks of columns. Returns false for any other case. */
+static bool scan_fast(const ct_kernel_args *a, skind k) {
+    const ct_tensor *x = a->in[0];
+    ct_tensor *out = a->out[0];
+    int dim = (int)a->i[0];
+    if ((k != SK_SUM && k != SK_PROD) || x->dtype != out->dtype || (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64) ||
+        x->ndim == 0 || !ct__is_contiguous(x) || !ct__is_contiguous(out))
+        return false;
+    int64_t n = x->sizes[dim], inner = ct__prod(x->ndim - dim - 1, x->sizes + dim + 1);
+    if (n < 2) return false;
+    bool f32 = x->dtype == CT_FLOAT32, prod = k == SK_PROD;
+    const char *xd = ct__data(x);
+    char *od = ct__data(out);
+    if (inner == 1) {
+        int64_t rows = x->numel / n, quads = (rows + 3) / 4;
+#pragma omp parallel for schedule(static) if (x->numel >= CT_GRAIN && quads > 1 && !omp_in_parallel())
+        for (int64_t q = 0; q < quads; q++) {
+            int64_t off = 4 * q * n;
+            int lines = rows - 4 * q < 4 ? (int)(rows - 4 * q) : 4;
+            if (f32) scan_lines_f32((const float *)xd + off, (float *)od + off, n, lines, prod);
+            else scan_lines_f64((const double *)xd + off, (double *)od + off, n, lines, prod);
+        }
+        return true;
+    }
+    int64_t outer = x->numel / (n * inner), nb = (inner + SCAN_BLOCK - 1) / SCAN_BLOCK;
+#pragma omp parallel for schedule(static) if (x->numel >= CT_GRAIN && outer * nb > 1 && !omp_in_parallel())
+    for (int64_t t = 0; t < outer * nb; t++) {
+        int64_t ob = t / nb, j0 = t % nb * SCAN_BLOCK, w = inner - j0 < SCAN_BLOCK ? inner - j0 : SCAN_BLOCK;
+        int64_t off = ob * n * inner + j0;
+        if (f32) scan_cols_f32((const float *)xd + off, (float *)od + off, n, inner, w, prod);
+        else scan_cols_f64((const double *)xd + off, (double *)od + off, n, inner, w, prod);
+    }
+    return true;
+}
+
 static int scan(const ct_kernel_args *a, skind k) {
     const ct_tensor *x = a->in[0];
     ct_tensor *out = a->out[0];
+    if (x->numel > 0 && scan_fast(a, k)) return 0;
     int64_t *oi = a->n_out > 1 ? ct__data(a->out[1]) : NULL;
     int dim = (int)a->i[0];
     bool mask[CT_MAX_DIMS];

@@ -544,6 +544,25 @@ def test_scan_dtype_arg():
     check("cumsum", lambda a: c_cumsum(a, 1, None), lambda a: torch.cumsum(a, 1), [big.t()], grad=False)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape,dim", [((4096, 1024), 0), ((1003, 300), 0), ((37, 5, 300), 1), ((6, 9, 513), 0),
+                                       ((4097, 64), 1), ((7, 3, 1000), 2), ((5, 2), 1), ((3, 2), 0)])
+def test_cumsum_cumprod_contiguous_paths(dtype, shape, dim):
+    """Contiguous float32/float64 scans: blocks of columns advancing row by row (dim not
+    innermost; widths around the 256-column block), four lines in lockstep (innermost;
+    line counts not a multiple of four). Each line accumulates in double, in order, as
+    PyTorch does: the same bits."""
+    g = torch.Generator().manual_seed(sum(shape) + dim)
+    x = torch.randn(*shape, generator=g, dtype=dtype)
+    check("cumsum", lambda a: c_cumsum(a, dim, None), lambda a: torch.cumsum(a, dim), [x], grad=False, atol=0, rtol=0)
+    p = 1 + torch.randn(*shape, generator=g, dtype=dtype) * 0.01
+    check("cumprod", lambda a: c_cumprod(a, dim, None), lambda a: torch.cumprod(a, dim), [p], grad=False, atol=0,
+          rtol=0)
+    small = torch.randn(*shape[:-1], min(shape[-1], 7), generator=g, dtype=torch.float64)
+    if small.numel() <= 4096:
+        gradcheck("cumsum", lambda a: c_cumsum(a, dim, None), [small])
+
+
 @pytest.mark.parametrize("x", S("unary", REAL_DT), ids=describe)
 def test_cummax_cummin(x):
     for d in single_dims(x):
