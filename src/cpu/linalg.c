@@ -532,11 +532,17 @@ static int tril_kernel(const ct_kernel_args *a) {
         for (int d = nd - 3; d >= 0; d--) { src += (rem % in->sizes[d]) * in->strides[d] * (int64_t)es; rem /= in->sizes[d]; }
         char *dst = po + r * Cn * (int64_t)es;
         const int64_t sc = in->strides[nd - 1] * (int64_t)es;
-        for (int64_t j = 0; j < Cn; j++) {
-            bool keep = upper ? (j - i >= k) : (j - i <= k);
-            if (keep) copy_elem(dst + j * (int64_t)es, src + j * sc, es);
-            else memset(dst + j * (int64_t)es, 0, es);
-        }
+        /* the row keeps columns [j0, j1) (j - i <= k below, >= k above): one copy and
+         * at most two zero fills, a memcpy where the input row is contiguous */
+        const int64_t kk = k > Cn ? Cn : k < -R ? -R : k; /* no overflow for any diagonal */
+        int64_t j0 = upper ? i + kk : 0, j1 = upper ? Cn : i + kk + 1;
+        j0 = j0 < 0 ? 0 : j0 > Cn ? Cn : j0;
+        j1 = j1 < j0 ? j0 : j1 > Cn ? Cn : j1;
+        memset(dst, 0, (size_t)(j0 * (int64_t)es));
+        if (sc == (int64_t)es) memcpy(dst + j0 * (int64_t)es, src + j0 * sc, (size_t)((j1 - j0) * (int64_t)es));
+        else
+            for (int64_t j = j0; j < j1; j++) copy_elem(dst + j * (int64_t)es, src + j * sc, es);
+        memset(dst + j1 * (int64_t)es, 0, (size_t)((Cn - j1) * (int64_t)es));
     }
     return 0;
 }
