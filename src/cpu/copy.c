@@ -127,25 +127,34 @@ static bool transpose_copy(ct_tensor *dst, const ct_tensor *src) {
     if (i < 0 || src->strides[i] == 1) return false;
     for (int d = 0; d < nd; d++)
         if (d != i && dst->sizes[d] > 1 && src->strides[d] == 1) j = d;
-    if (j < 0 || dst->sizes[i] < 8 || dst->sizes[j] < 8) return false;
+    if (j < 0 || dst->sizes[i] < 2 || dst->sizes[j] < 8) return false;
     const int64_t rows = dst->sizes[j], cols = dst->sizes[i], drow = dst->strides[j], scol = src->strides[i];
     const int64_t outer = dst->numel / (rows * cols), tr = (rows + TILE - 1) / TILE;
     char *dp = ct__data(dst);
     const char *sp = ct__data(src);
     void (*tile)(char *, const char *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) =
         es == 2 ? tile_2 : es == 4 ? tile_4 : tile_8;
-#pragma omp parallel for schedule(static) if (dst->numel >= CT_GRAIN)
-    for (int64_t w = 0; w < outer * tr; w++) { /* a strip of TILE rows, tile by tile */
-        int64_t o = w / tr, r0 = (w % tr) * TILE, rem = o, doff = 0, soff = 0;
-        for (int d = nd - 1; d >= 0; d--) { /* the outer index over the dims other than i and j */
-            if (d == i || d == j) continue;
-            int64_t q = rem % dst->sizes[d];
-            rem /= dst->sizes[d];
-            doff += q * dst->strides[d];
-            soff += q * src->strides[d];
+#pragma omp parallel if (dst->numel >= CT_GRAIN)
+    {
+        int64_t last = -1, doff = 0, soff = 0;
+#pragma omp for schedule(static)
+        for (int64_t w = 0; w < outer * tr; w++) { /* a strip of TILE rows, tile by tile */
+            int64_t o = w / tr, r0 = (w % tr) * TILE;
+            if (o != last) { /* the outer index over the dims other than i and j, once per plane */
+                int64_t rem = o;
+                doff = soff = 0;
+                for (int d = nd - 1; d >= 0; d--) {
+                    if (d == i || d == j) continue;
+                    int64_t q = rem % dst->sizes[d];
+                    rem /= dst->sizes[d];
+                    doff += q * dst->strides[d];
+                    soff += q * src->strides[d];
+                }
+                last = o;
+            }
+            for (int64_t c0 = 0; c0 < cols; c0 += TILE)
+                tile(dp + doff * (int64_t)es, sp + soff * (int64_t)es, rows, cols, drow, scol, r0, c0);
         }
-        for (int64_t c0 = 0; c0 < cols; c0 += TILE)
-            tile(dp + doff * (int64_t)es, sp + soff * (int64_t)es, rows, cols, drow, scol, r0, c0);
     }
     return true;
 }

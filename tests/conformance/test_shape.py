@@ -414,9 +414,13 @@ def test_view_as_real_gradcheck():
 # there (x.t().contiguous(), permutes between NCHW and NHWC) run in 8 x 8 tiles
 # (src/cpu/copy.c, transpose_copy): 2-, 4- and 8-byte elements, batch dims walked
 # outside the planes, sizes off the tile, a source that starts inside its storage,
-# and layouts that stay with the element loop (16-byte complex, planes under 8).
+# output rows of 2 to 7 elements (pixel_shuffle's interleave: [..., W, r] from r planes
+# with W contiguous), and layouts that stay with the element loop (16-byte complex,
+# planes with fewer than 8 contiguous source elements or a 1-wide output row).
 PERMUTE_COPIES = [((64, 48), (1, 0)), ((37, 129), (1, 0)), ((3, 20, 17), (0, 2, 1)), ((2, 9, 11, 10), (0, 2, 3, 1)),
-                  ((2, 12, 9, 10), (0, 3, 1, 2)), ((4, 5, 6, 8), (3, 2, 1, 0)), ((7, 300), (1, 0)), ((5, 40), (1, 0))]
+                  ((2, 12, 9, 10), (0, 3, 1, 2)), ((4, 5, 6, 8), (3, 2, 1, 0)), ((7, 300), (1, 0)), ((5, 40), (1, 0)),
+                  ((2, 3, 2, 2, 5, 28), (0, 1, 4, 2, 5, 3)), ((4, 3, 3, 9, 11), (0, 1, 3, 4, 2)), ((2, 100), (1, 0)),
+                  ((7, 33), (1, 0)), ((3, 1, 40), (0, 2, 1))]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int16, torch.int64,
