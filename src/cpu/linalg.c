@@ -463,9 +463,10 @@ static inline void copy_elem(char *dst, const char *src, size_t es) {
     }
 }
 
-/* one output row from src, elements sinner bytes apart (negative: a flipped last dim) */
-#define FLIP_ROW(T)                                                                                               \
-    do {                                                                                                          \
+/* one output row from src, elements sinner bytes apart (negative: a flipped last dim);
+ * the reversed row in the ISA clones' vectors (vector loads and a lane permute) */
+#define FLIP_ROW_FN(NAME, T)                                                                                      \
+    CT_LOOP_ATTR static void NAME(char *dst, const char *src, int64_t inner, int64_t sinner) {                    \
         T *o_ = (T *)dst;                                                                                         \
         if (sinner == -(int64_t)sizeof(T)) {                                                                      \
             const T *s_ = (const T *)src;                                                                         \
@@ -473,7 +474,10 @@ static inline void copy_elem(char *dst, const char *src, size_t es) {
         } else {                                                                                                  \
             for (int64_t j = 0; j < inner; j++) memcpy(&o_[j], src + j * sinner, sizeof(T));                      \
         }                                                                                                         \
-    } while (0)
+    }
+FLIP_ROW_FN(flip_row_2, uint16_t)
+FLIP_ROW_FN(flip_row_4, uint32_t)
+FLIP_ROW_FN(flip_row_8, uint64_t)
 
 /* FLIP: out (contiguous) <- in with the dims flagged in iv reversed. */
 static int flip_kernel(const ct_kernel_args *a) {
@@ -499,10 +503,14 @@ static int flip_kernel(const ct_kernel_args *a) {
         const char *src = base;
         for (int d = nd - 2; d >= 0; d--) { src += (rem % in->sizes[d]) * st[d]; rem /= in->sizes[d]; }
         char *dst = po + r * inner * (int64_t)es;
+        if (sinner == (int64_t)es) { /* the last dim not flipped: a row is one run */
+            memcpy(dst, src, (size_t)(inner * (int64_t)es));
+            continue;
+        }
         switch (es) { /* typed loops (a reversed row becomes vector loads and a permute) */
-        case 2: FLIP_ROW(uint16_t); break;
-        case 4: FLIP_ROW(uint32_t); break;
-        case 8: FLIP_ROW(uint64_t); break;
+        case 2: flip_row_2(dst, src, inner, sinner); break;
+        case 4: flip_row_4(dst, src, inner, sinner); break;
+        case 8: flip_row_8(dst, src, inner, sinner); break;
         default:
             for (int64_t j = 0; j < inner; j++) copy_elem(dst + j * (int64_t)es, src + j * sinner, es);
             break;
@@ -510,7 +518,6 @@ static int flip_kernel(const ct_kernel_args *a) {
     }
     return 0;
 }
-#undef FLIP_ROW
 
 /* TRIL / TRIU: out (contiguous) <- in with elements outside the triangle zeroed. */
 static int tril_kernel(const ct_kernel_args *a) {

@@ -154,7 +154,9 @@ def test_chunk(n, chunks):
 # ------------------------------- rearranging -------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,dims", [((2, 3, 4), [0]), ((2, 3, 4), [1, 2]), ((2, 3, 4), [-1, 0, 1]),
-                                        ((5,), [0]), ((), []), ((0, 3), [1])])
+                                        ((5,), [0]), ((), []), ((0, 3), [1]),
+                                        # rows copied whole (last dim kept), reversed rows in vectors
+                                        ((9, 70), [0]), ((3, 5, 67), [1]), ((9, 70), [1]), ((4, 3, 130), [0, 2])])
 def test_flip(dtype, shape, dims):
     check_op("flip", lambda c: call("ct_flip", c, len(dims), arr64(dims)), lambda t: torch.flip(t, dims),
              [rand(shape, dtype)])
