@@ -565,7 +565,21 @@ static int step_rows(void *p) {
         ct_release(t);
         return release_ok(r);
     }
-    return release_ok(ct_norm(c->t[0], 2.0, 1, (int64_t[]){1}, false));
+    switch (c->op) {
+    case 2: return release_ok(ct_norm(c->t[0], 2.0, 1, (int64_t[]){1}, false));
+    case 3: return release_ok(ct_cumsum(c->t[0], 0, CT_NUM_DTYPES));
+    case 4: return release_ok(ct_cumsum(c->t[0], 1, CT_NUM_DTYPES));
+    case 5: return release_ok(ct_tril(c->t[0], 0));
+    case 6: return release_ok(ct_roll(c->t[0], 1, (int64_t[]){5}, 1, (int64_t[]){1}));
+    case 7: return release_ok(ct_flip(c->t[0], 1, (int64_t[]){1}));
+    default: { /* pixel_shuffle by 2 of the rows' elements as [N, 256, 32, 32] */
+        int64_t n = ct_numel(c->t[0]) / (256 * 32 * 32);
+        ct_tensor *v = ct_reshape(c->t[0], 4, (int64_t[]){n, 256, 32, 32});
+        ct_tensor *r = v ? ct_nn_pixel_shuffle(v, 2) : NULL;
+        ct_release(v);
+        return release_ok(r);
+    }
+    }
 }
 static int step_group_norm(void *p) {
     ctx *c = p;
@@ -865,8 +879,9 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         if (!c.m || !c.opt || c.nt < 2) goto fail;
         fn = step_cnn;
     } else if (strcmp(kind, "rows") == 0) {
-        static const char *const ops[] = {"topk", "transpose_copy", "norm2"};
-        c.op = lookup(spec_str(s, "op", ""), ops, 3);
+        static const char *const ops[] = {"topk", "transpose_copy", "norm2", "cumsum0", "cumsum1", "tril", "roll",
+                                          "flip", "pixel_shuffle"};
+        c.op = lookup(spec_str(s, "op", ""), ops, 9);
         if (c.op < 0) {
             print_unavailable(s, "unknown row op");
             return;

@@ -116,6 +116,10 @@ def case_list(quick):
         add("other", "transposed copy [4096, 1024] -> [1024, 4096]", case="rows", op="transpose_copy", rows=4096,
             cols=1024)
         add("other", "2-norm of the rows of [4096, 1024]", case="rows", op="norm2", rows=4096, cols=1024)
+        for op, what in (("cumsum0", "cumsum along dim 0 of"), ("cumsum1", "cumsum along dim 1 of"),
+                         ("tril", "tril of"), ("roll", "roll by 5 along dim 1 of"), ("flip", "flip along dim 1 of"),
+                         ("pixel_shuffle", "pixel_shuffle by 2 of [16, 256, 32, 32] =")):
+            add("other", f"{what} [4096, 1024]", case="rows", op=op, rows=4096, cols=1024)
     add("other", "ResNet-18 inference 224x224 batch 1", case="resnet18_infer", batch=1, hw=224)
     add("other", "Adam step, the demo CNN's 12 parameters (422K)", case="optim_step", model="cnn")
     if not quick:
@@ -347,7 +351,9 @@ def torch_case(torch, spec):
     if kind == "rows":
         g.update(x=randn(spec["rows"], spec["cols"]), k=spec.get("k", 10))
         return {"topk": "torch.topk(x, k, 1)", "transpose_copy": "x.t().contiguous()",
-                "norm2": "x.norm(2, 1)"}[spec["op"]], g
+                "norm2": "x.norm(2, 1)", "cumsum0": "torch.cumsum(x, 0)", "cumsum1": "torch.cumsum(x, 1)",
+                "tril": "torch.tril(x)", "roll": "torch.roll(x, 5, 1)", "flip": "torch.flip(x, (1,))",
+                "pixel_shuffle": "F.pixel_shuffle(x.view(-1, 256, 32, 32), 2)"}[spec["op"]], g
     if kind == "optim_step":
         net = torch_demo_cnn(torch) if spec["model"] == "cnn" else torch_encoder(torch, spec)
         for p in net.parameters():

@@ -426,13 +426,16 @@ def test_norm_zero_grad_and_errors():
 
 
 # The 2-norm of a contiguous float tensor whose kept dims form one block runs as one
-# pass (VAR_ROWS uncentred, in double): rows, columns, a kept middle block, everything
-# (below 32768 elements; above, the parallel sum), and a strided input composing ops.
+# pass (VAR_ROWS uncentred: four vector accumulators, each lane's 32 squares then
+# added in double): rows, columns, a kept middle block, everything (below 32768
+# elements; above, the parallel sum), rows around the 32-lane block (4096 float32
+# elements) and shorter than one vector step, and a strided input composing ops.
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape,dims", [((64, 1000), [1]), ((1000, 64), [0]), ((6, 50, 40), [0, 2]),
-                                        ((6, 50, 40), []), ((40000,), []), ((7, 9, 5), [2])])
+                                        ((6, 50, 40), []), ((40000,), []), ((7, 9, 5), [2]), ((3, 4095), [1]),
+                                        ((3, 4096), [1]), ((2, 9000), [1]), ((5, 31), [1]), ((5, 33), [1])])
 def test_norm2_one_pass(shape, dims, dtype):
-    x = torch.randn(shape, dtype=dtype)
+    x = torch.randn(shape, dtype=dtype) * torch.logspace(-3, 3, shape[-1], dtype=dtype)  # a range of magnitudes
     for keep in (False, True):
         check("norm", lambda a: c_norm(a, 2.0, dims, keep),
               lambda a: torch.linalg.vector_norm(a, ord=2, dim=tdim(dims), keepdim=keep), [x])
