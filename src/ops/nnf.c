@@ -342,47 +342,115 @@ ct_tensor *ct__nn_batch_norm_relu(const ct_tensor *input, ct_tensor *rm, ct_tens
 /* ---- layer_norm: a fused row kernel for float32 / float64 on the CPU (PyTorch's
  * native_layer_norm), the composite of public ops for everything else ---- */
 
+/* The fused forward of layer_norm and group_norm: kernel op (i: its integer
+ * parameters) over contiguous input, weight and bias, writing y, mean and rstd (rows
+ * statistics); the node (name, backward fn) saves x, mean, rstd and the weight, with
+ * i[0] = what (layer_norm's number of dims, group_norm's groups), i[1] = has a weight,
+ * d[0] = eps. */
+static ct_tensor *norm_fused(ct_op op, const int64_t *ki, int64_t rows, const char *name, ct_backward_fn fn,
+                             int64_t what, const ct_tensor *input, const ct_tensor *weight, const ct_tensor *bias,
+                             double eps) {
+    ct_dtype dt = input->dtype;
+    ct_tensor *xc = ct__contiguous_raw(input), *wc = weight ? ct__contiguous_raw(weight) : NULL;
+    ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
+    ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
+    ct_tensor *mean = ct__empty_raw(1, &rows, dt), *rstd = ct__empty_raw(1, &rows, dt);
+    int rc = 0;
+    if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
+    else {
+        ct_kernel_args a = {.op = op, .n_out = 3, .n_in = 3, .out = {y, mean, rstd}, .in = {xc, wc, bc}, .d = {eps},
+                            .i = {ki[0], ki[1], ki[2], ki[3]}};
+        rc = ct__dispatch(&a);
+    }
+    ct_release(xc);
+    ct_release(wc);
+    ct_release(bc);
+    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, weight, bias})) {
+        ct_node *nd = ct__node_new(name, fn, 3);
+        if (!nd || ct__node_set_next(nd, 0, input) || ct__node_set_next(nd, 1, weight) ||
+            ct__node_set_next(nd, 2, bias) || ct__save(nd, input) < 0 || ct__save(nd, mean) < 0 ||
+            ct__save(nd, rstd) < 0 || (weight && ct__save(nd, weight) < 0)) {
+            if (nd) ct__node_release(nd);
+            rc = -1;
+        } else {
+            nd->i[0] = what;
+            nd->i[1] = weight != NULL;
+            nd->d[0] = eps;
+            ct__set_history(y, nd, 0);
+        }
+    }
+    ct_release(mean);
+    ct_release(rstd);
+    if (rc) {
+        ct_release(y);
+        return NULL;
+    }
+    return ct__ret(y);
+}
+
+/* The fused backward kernel of both (op, i as the forward's): the gradients wanted of
+ * x (its shape), the weight and the bias (pn dims pshape) into gi. */
+static int norm_backward_fused(ct_op op, const int64_t *ki, ct_tensor *g, ct_tensor *x, ct_tensor *mean,
+                               ct_tensor *rstd, ct_tensor *w, const bool need[3], int pn, const int64_t *pshape,
+                               ct_tensor **gi) {
+    ct_tensor *dy = ct__contiguous_raw(g), *xc = ct__contiguous_raw(x), *wc = w ? ct__contiguous_raw(w) : NULL;
+    ct_tensor *dx = need[0] ? ct__empty_raw(x->ndim, x->sizes, x->dtype) : NULL;
+    ct_tensor *dw = need[1] ? ct__empty_raw(pn, pshape, x->dtype) : NULL;
+    ct_tensor *db = need[2] ? ct__empty_raw(pn, pshape, x->dtype) : NULL;
+    int rc = 0;
+    if (!dy || !xc || (w && !wc) || (need[0] && !dx) || (need[1] && !dw) || (need[2] && !db)) rc = ct_last_status();
+    else {
+        ct_kernel_args a = {.op = op, .n_out = 0 /* some may be NULL */, .n_in = 5, .out = {dx, dw, db},
+                            .in = {dy, xc, mean, rstd, wc}, .i = {ki[0], ki[1], ki[2], ki[3]}};
+        rc = ct__dispatch(&a);
+    }
+    ct_release(dy);
+    ct_release(xc);
+    ct_release(wc);
+    if (rc) {
+        ct_release(dx);
+        ct_release(dw);
+        ct_release(db);
+        return rc;
+    }
+    gi[0] = dx ? ct__ret(dx) : NULL;
+    gi[1] = dw ? ct__ret(dw) : NULL;
+    gi[2] = db ? ct__ret(db) : NULL;
+    return 0;
+}
+
+/* What both backwards start from: the saved x, mean, rstd and weight (t[0..3], t[3]
+ * NULL without one), which gradients are wanted (need), and whether the fused kernel
+ * serves (no graph to build, a CPU gradient of x's dtype). Nonzero: a saved tensor is
+ * gone. */
+static int norm_saved(ct_node *nd, ct_tensor *g, ct_tensor *t[4], bool need[3], bool *fused) {
+    bool has_w = nd->i[1] != 0;
+    for (int k = 0; k < 4; k++) t[k] = k < 3 || has_w ? ct__unpack(nd, k) : NULL;
+    if (!t[0] || !t[1] || !t[2] || (has_w && !t[3])) return ct_last_status();
+    need[0] = ct__node_needs(nd, 0), need[1] = has_w && ct__node_needs(nd, 1), need[2] = ct__node_needs(nd, 2);
+    *fused = !ct__needs_grad(3, (const ct_tensor *[]){g, t[0], t[3]}) && g->dtype == t[0]->dtype &&
+             g->storage->device.type == CT_DEVICE_CPU;
+    return 0;
+}
+
 /* Saved: 0 x, 1 mean [N], 2 rstd [N], 3 weight (i[1]); i[0] number of normalised dims; d[0] eps.
  * Without a graph to build (no create_graph, or nothing involved requires grad) the fused
  * backward kernel; otherwise the same gradients from differentiable ops (the statistics
  * recomputed from x so that they carry x's history), for double backward. */
 static int layer_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi) {
     int n = (int)nd->i[0];
-    bool has_w = nd->i[1] != 0;
     double eps = nd->d[0];
-    ct_tensor *g = go[0], *x = ct__unpack(nd, 0), *mean = ct__unpack(nd, 1), *rstd = ct__unpack(nd, 2);
-    ct_tensor *w = has_w ? ct__unpack(nd, 3) : NULL;
-    if (!x || !mean || !rstd || (has_w && !w)) return ct_last_status();
-    bool need_x = ct__node_needs(nd, 0), need_w = has_w && ct__node_needs(nd, 1), need_b = ct__node_needs(nd, 2);
+    ct_tensor *g = go[0], *t[4];
+    bool need[3], fused;
+    if (norm_saved(nd, g, t, need, &fused)) return ct_last_status();
+    ct_tensor *x = t[0], *w = t[3];
+    bool need_x = need[0], need_w = need[1], need_b = need[2];
     int nd_ = x->ndim, nlead = nd_ - n;
     const int64_t *nshape = x->sizes + nlead;
-    if (!ct__needs_grad(3, (const ct_tensor *[]){g, x, w}) && g->dtype == x->dtype &&
-        g->storage->device.type == CT_DEVICE_CPU) {
+    if (fused) {
         int64_t M = ct__prod(n, nshape), N = M ? x->numel / M : 0;
-        ct_tensor *dy = ct__contiguous_raw(g), *xc = ct__contiguous_raw(x), *wc = w ? ct__contiguous_raw(w) : NULL;
-        ct_tensor *dx = need_x ? ct__empty_raw(nd_, x->sizes, x->dtype) : NULL;
-        ct_tensor *dw = need_w ? ct__empty_raw(n, nshape, x->dtype) : NULL;
-        ct_tensor *db = need_b ? ct__empty_raw(n, nshape, x->dtype) : NULL;
-        int rc = 0;
-        if (!dy || !xc || (w && !wc) || (need_x && !dx) || (need_w && !dw) || (need_b && !db)) rc = ct_last_status();
-        else {
-            ct_kernel_args a = {.op = CT_OP_LAYER_NORM_BACKWARD, .n_out = 0 /* some may be NULL */, .n_in = 5, .out = {dx, dw, db},
-                                .in = {dy, xc, mean, rstd, wc}, .i = {N, M}};
-            rc = ct__dispatch(&a);
-        }
-        ct_release(dy);
-        ct_release(xc);
-        ct_release(wc);
-        if (rc) {
-            ct_release(dx);
-            ct_release(dw);
-            ct_release(db);
-            return rc ? rc : CT_ERR_OOM;
-        }
-        gi[0] = dx ? ct__ret(dx) : NULL;
-        gi[1] = dw ? ct__ret(dw) : NULL;
-        gi[2] = db ? ct__ret(db) : NULL;
-        return 0;
+        return norm_backward_fused(CT_OP_LAYER_NORM_BACKWARD, (int64_t[4]){N, M}, g, x, t[1], t[2], w, need, n,
+                                   nshape, gi);
     }
     int64_t dims[CT_MAX_DIMS], lead[CT_MAX_DIMS];
     for (int k = 0; k < n; k++) dims[k] = nlead + k;
@@ -414,43 +482,9 @@ static int layer_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi
 
 static ct_tensor *layer_norm_fused(const ct_tensor *input, int n, const ct_tensor *weight, const ct_tensor *bias,
                                    double eps) {
-    ct_dtype dt = input->dtype;
     int64_t M = ct__prod(n, input->sizes + input->ndim - n), N = input->numel / M;
-    ct_tensor *xc = ct__contiguous_raw(input), *wc = weight ? ct__contiguous_raw(weight) : NULL;
-    ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
-    ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
-    ct_tensor *mean = ct__empty_raw(1, &N, dt), *rstd = ct__empty_raw(1, &N, dt);
-    int rc = 0;
-    if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
-    else {
-        ct_kernel_args a = {.op = CT_OP_LAYER_NORM, .n_out = 3, .n_in = 3, .out = {y, mean, rstd},
-                            .in = {xc, wc, bc}, .d = {eps}, .i = {N, M}};
-        rc = ct__dispatch(&a);
-    }
-    ct_release(xc);
-    ct_release(wc);
-    ct_release(bc);
-    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, weight, bias})) {
-        ct_node *nd = ct__node_new("NativeLayerNormBackward0", layer_norm_backward, 3);
-        if (!nd || ct__node_set_next(nd, 0, input) || ct__node_set_next(nd, 1, weight) ||
-            ct__node_set_next(nd, 2, bias) || ct__save(nd, input) < 0 || ct__save(nd, mean) < 0 ||
-            ct__save(nd, rstd) < 0 || (weight && ct__save(nd, weight) < 0)) {
-            if (nd) ct__node_release(nd);
-            rc = -1;
-        } else {
-            nd->i[0] = n;
-            nd->i[1] = weight != NULL;
-            nd->d[0] = eps;
-            ct__set_history(y, nd, 0);
-        }
-    }
-    ct_release(mean);
-    ct_release(rstd);
-    if (rc) {
-        ct_release(y);
-        return NULL;
-    }
-    return ct__ret(y);
+    return norm_fused(CT_OP_LAYER_NORM, (int64_t[4]){N, M}, N, "NativeLayerNormBackward0", layer_norm_backward, n,
+                      input, weight, bias, eps);
 }
 
 CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t *normalized_shape,
@@ -494,41 +528,17 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
  * the fused backward kernel without a graph to build, otherwise differentiable ops. */
 static int group_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi) {
     int64_t G = nd->i[0];
-    bool has_w = nd->i[1] != 0;
     double eps = nd->d[0];
-    ct_tensor *g = go[0], *x = ct__unpack(nd, 0), *mean = ct__unpack(nd, 1), *rstd = ct__unpack(nd, 2);
-    ct_tensor *w = has_w ? ct__unpack(nd, 3) : NULL;
-    if (!x || !mean || !rstd || (has_w && !w)) return ct_last_status();
-    bool need_x = ct__node_needs(nd, 0), need_w = has_w && ct__node_needs(nd, 1), need_b = ct__node_needs(nd, 2);
+    ct_tensor *g = go[0], *t[4];
+    bool need[3], fused;
+    if (norm_saved(nd, g, t, need, &fused)) return ct_last_status();
+    ct_tensor *x = t[0], *w = t[3];
+    bool need_x = need[0], need_w = need[1], need_b = need[2];
     int nd_ = x->ndim;
     int64_t N = x->sizes[0], C = x->sizes[1], HW = ct__prod(nd_ - 2, x->sizes + 2);
-    if (!ct__needs_grad(3, (const ct_tensor *[]){g, x, w}) && g->dtype == x->dtype &&
-        g->storage->device.type == CT_DEVICE_CPU) {
-        ct_tensor *dy = ct__contiguous_raw(g), *xc = ct__contiguous_raw(x), *wc = w ? ct__contiguous_raw(w) : NULL;
-        ct_tensor *dx = need_x ? ct__empty_raw(nd_, x->sizes, x->dtype) : NULL;
-        ct_tensor *dw = need_w ? ct__empty_raw(1, &C, x->dtype) : NULL;
-        ct_tensor *db = need_b ? ct__empty_raw(1, &C, x->dtype) : NULL;
-        int rc = 0;
-        if (!dy || !xc || (w && !wc) || (need_x && !dx) || (need_w && !dw) || (need_b && !db)) rc = ct_last_status();
-        else {
-            ct_kernel_args a = {.op = CT_OP_GROUP_NORM_BACKWARD, .n_out = 0 /* some may be NULL */, .n_in = 5,
-                                .out = {dx, dw, db}, .in = {dy, xc, mean, rstd, wc}, .i = {N, C, HW, G}};
-            rc = ct__dispatch(&a);
-        }
-        ct_release(dy);
-        ct_release(xc);
-        ct_release(wc);
-        if (rc) {
-            ct_release(dx);
-            ct_release(dw);
-            ct_release(db);
-            return rc;
-        }
-        gi[0] = dx ? ct__ret(dx) : NULL;
-        gi[1] = dw ? ct__ret(dw) : NULL;
-        gi[2] = db ? ct__ret(db) : NULL;
-        return 0;
-    }
+    if (fused)
+        return norm_backward_fused(CT_OP_GROUP_NORM_BACKWARD, (int64_t[4]){N, C, HW, G}, g, x, t[1], t[2], w, need,
+                                   1, &C, gi);
     /* layer_norm's formula over the rows of [N, G, L]; weight and bias gradients summed
      * over every dim but the channels */
     int64_t rows[3] = {N, G, G ? C / G * HW : 0}, last = 2, red[CT_MAX_DIMS], bshape[CT_MAX_DIMS];
@@ -565,43 +575,9 @@ static int group_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi
 
 static ct_tensor *group_norm_fused(const ct_tensor *input, int64_t G, const ct_tensor *weight, const ct_tensor *bias,
                                    double eps) {
-    ct_dtype dt = input->dtype;
-    int64_t N = input->sizes[0], C = input->sizes[1], HW = ct__prod(input->ndim - 2, input->sizes + 2), R = N * G;
-    ct_tensor *xc = ct__contiguous_raw(input), *wc = weight ? ct__contiguous_raw(weight) : NULL;
-    ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
-    ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
-    ct_tensor *mean = ct__empty_raw(1, &R, dt), *rstd = ct__empty_raw(1, &R, dt);
-    int rc = 0;
-    if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
-    else {
-        ct_kernel_args a = {.op = CT_OP_GROUP_NORM, .n_out = 3, .n_in = 3, .out = {y, mean, rstd},
-                            .in = {xc, wc, bc}, .d = {eps}, .i = {N, C, HW, G}};
-        rc = ct__dispatch(&a);
-    }
-    ct_release(xc);
-    ct_release(wc);
-    ct_release(bc);
-    if (!rc && ct__needs_grad(3, (const ct_tensor *[]){input, weight, bias})) {
-        ct_node *nd = ct__node_new("NativeGroupNormBackward0", group_norm_backward, 3);
-        if (!nd || ct__node_set_next(nd, 0, input) || ct__node_set_next(nd, 1, weight) ||
-            ct__node_set_next(nd, 2, bias) || ct__save(nd, input) < 0 || ct__save(nd, mean) < 0 ||
-            ct__save(nd, rstd) < 0 || (weight && ct__save(nd, weight) < 0)) {
-            if (nd) ct__node_release(nd);
-            rc = -1;
-        } else {
-            nd->i[0] = G;
-            nd->i[1] = weight != NULL;
-            nd->d[0] = eps;
-            ct__set_history(y, nd, 0);
-        }
-    }
-    ct_release(mean);
-    ct_release(rstd);
-    if (rc) {
-        ct_release(y);
-        return NULL;
-    }
-    return ct__ret(y);
+    int64_t N = input->sizes[0], C = input->sizes[1], HW = ct__prod(input->ndim - 2, input->sizes + 2);
+    return norm_fused(CT_OP_GROUP_NORM, (int64_t[4]){N, C, HW, G}, N * G, "NativeGroupNormBackward0",
+                      group_norm_backward, G, input, weight, bias, eps);
 }
 
 CT_API ct_tensor *ct_nn_group_norm(const ct_tensor *input, int64_t num_groups, const ct_tensor *weight,
