@@ -546,6 +546,10 @@ static int step_pool(void *p) {
     ctx *c = p;
     return release_ok(ct_nn_max_pool2d(c->t[0], c->k2, &c->po, NULL));
 }
+static int step_avg_pool(void *p) {
+    ctx *c = p;
+    return release_ok(ct_nn_avg_pool2d(c->t[0], c->k2, &c->po));
+}
 static int step_bn(void *p) {
     ctx *c = p;
     return release_ok(ct_nn_batch_norm(c->t[0], c->t[1], c->t[2], c->t[3], c->t[4], true, 0.1, 1e-5));
@@ -808,6 +812,14 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         c.k2[0] = c.k2[1] = 3;
         c.po = (ct_pool_opts){.stride = {2, 2}, .padding = {1, 1}};
         fn = step_pool;
+    } else if (strcmp(kind, "avg_pool2d") == 0) { /* k x k windows, stride s, padding p */
+        hold(&c, ct_randn(CT_SHAPE(spec_int(s, "n", 16), spec_int(s, "c", 64), spec_int(s, "h", 56), spec_int(s, "h", 56)),
+                          CT_FLOAT32, NULL));
+        if (c.nt < 1) goto fail;
+        c.k2[0] = c.k2[1] = spec_int(s, "k", 7);
+        int64_t st = spec_int(s, "s", c.k2[0]), pd = spec_int(s, "p", 0);
+        c.po = (ct_pool_opts){.stride = {st, st}, .padding = {pd, pd}};
+        fn = step_avg_pool;
     } else if (strcmp(kind, "batch_norm2d") == 0) {
         int64_t C = spec_int(s, "c", 64), h = spec_int(s, "h", 56);
         hold(&c, ct_randn(CT_SHAPE(spec_int(s, "n", 32), C, h, h), CT_FLOAT32, NULL));
@@ -1051,7 +1063,7 @@ static void usage(void) {
             "usage: bench_ctorch [--threads N] [--warmup W] [--repeat R] [--target SEC] [--rss]\n"
             "                    (CASE [key=value ...] | --json FILE)\n"
             "       bench_ctorch --first-result | --version\n"
-            "cases: add chain unary binary reduce matmul conv2d max_pool2d batch_norm2d embedding lstm sdpa\n"
+            "cases: add chain unary binary reduce matmul conv2d max_pool2d avg_pool2d batch_norm2d embedding lstm sdpa\n"
             "       mlp_train cnn_train resnet18_train transformer_train resnet18_infer optim_step rows\n"
             "       group_norm\n"
             "       (see bench/README.md)\n");

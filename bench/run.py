@@ -95,6 +95,9 @@ def case_list(quick):
                 k=k, stride=st, pad=pd)
     add("conv", "max_pool2d 3x3 s2 [32, 64, 112, 112]" if not quick else "max_pool2d 3x3 s2 [8, 64, 56, 56]",
         case="max_pool2d", n=32 if not quick else 8, c=64, h=112 if not quick else 56)
+    if not quick:
+        add("conv", "avg_pool2d 7x7 s7 [16, 64, 56, 56]", case="avg_pool2d", n=16, c=64, h=56, k=7, s=7, p=0)
+        add("conv", "avg_pool2d 3x3 s1 p1 [16, 64, 56, 56]", case="avg_pool2d", n=16, c=64, h=56, k=3, s=1, p=1)
     add("conv", "batch_norm2d train [32, 64, 56, 56]" if not quick else "batch_norm2d train [8, 64, 28, 28]",
         case="batch_norm2d", n=32 if not quick else 8, c=64, h=56 if not quick else 28)
     add("other", "embedding [30000, 256] lookup [64, 128] fwd+bwd", case="embedding", vocab=30000, dim=256, batch=64,
@@ -264,6 +267,9 @@ def torch_case(torch, spec):
     if kind == "max_pool2d":
         g.update(x=randn(spec["n"], spec["c"], spec["h"], spec["h"]))
         return "F.max_pool2d(x, 3, 2, 1)", g
+    if kind == "avg_pool2d":
+        g.update(x=randn(spec["n"], spec["c"], spec["h"], spec["h"]), k=spec["k"], s=spec["s"], p=spec["p"])
+        return "F.avg_pool2d(x, k, s, p)", g
     if kind == "batch_norm2d":
         C = spec["c"]
         g.update(x=randn(spec["n"], C, spec["h"], spec["h"]), rm=torch.zeros(C), rv=torch.ones(C), w=torch.ones(C),
