@@ -368,6 +368,7 @@ typedef struct {
     int op;       /* case-specific selector */
     int grad;     /* record autograd */
     int64_t dims[1];
+    int nred;     /* reduce: dims reduced (1: dims[0]; 0: all) */
     double lr;
     const char *note; /* printed with the result: how the case deviates from PyTorch's */
     /* matmul through BLAS directly */
@@ -451,15 +452,15 @@ static int step_reduce(void *p) {
     ctx *c = p;
     ct_tensor *x = c->t[0];
     switch (c->op) {
-    case R_SUM: return release_ok(OP(ct_sum_dim)(x, 1, c->dims, false, CT_NUM_DTYPES));
-    case R_MEAN: return release_ok(OP(ct_mean_dim)(x, 1, c->dims, false, CT_NUM_DTYPES));
+    case R_SUM: return release_ok(OP(ct_sum_dim)(x, c->nred, c->dims, false, CT_NUM_DTYPES));
+    case R_MEAN: return release_ok(OP(ct_mean_dim)(x, c->nred, c->dims, false, CT_NUM_DTYPES));
     case R_MAX: { /* values and indices, like torch.max(x, dim=-1) */
         ct_tensor *idx = NULL;
         ct_tensor *v = OP(ct_max_dim)(x, -1, false, &idx);
         ct_release(idx);
         return release_ok(v);
     }
-    case R_VAR: return release_ok(OP(ct_var)(x, 1, c->dims, 1.0, false));
+    case R_VAR: return release_ok(OP(ct_var)(x, c->nred, c->dims, 1.0, false));
     case R_SOFTMAX: return release_ok(OP(ct_softmax)(x, -1, CT_NUM_DTYPES));
     case R_LOG_SOFTMAX: return release_ok(OP(ct_log_softmax)(x, -1, CT_NUM_DTYPES));
     case R_LAYER_NORM: {
@@ -766,6 +767,7 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         if (!need(s, needs[c.op])) return;
         int64_t rows = spec_int(s, "rows", 4096), cols = spec_int(s, "cols", 1024);
         c.dims[0] = -1;
+        c.nred = spec_int(s, "all", 0) ? 0 : 1; /* all=1: over every dim (sum, mean, var) */
         hold(&c, randn_dt(2, (int64_t[]){rows, cols}, dt));
         hold(&c, randn_dt(1, (int64_t[]){cols}, dt)); /* layer_norm weight and bias */
         hold(&c, randn_dt(1, (int64_t[]){cols}, dt));

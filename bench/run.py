@@ -70,6 +70,10 @@ def case_list(quick):
     for op in ("sum", "mean", "max", "var", "softmax", "log_softmax", "layer_norm"):
         add("reduction", f"{op} [{rows}, {cols}] dim=-1", case="reduce", op=op, rows=rows, cols=cols,
             dtype="float32")
+    if not quick:  # a loss's reduction: one value from the whole tensor
+        for op in ("sum", "mean", "var"):
+            add("reduction", f"{op} [{rows}, {cols}] all dims", case="reduce", op=op, rows=rows, cols=cols,
+                dtype="float32", all=1)
 
     squares = (64, 256, 512) if quick else (64, 128, 256, 512, 1024, 2048)
     for s in squares:
@@ -225,6 +229,8 @@ def torch_case(torch, spec):
     if kind == "reduce":
         cols = spec["cols"]
         g.update(x=randn(spec["rows"], cols), w=randn(cols), b=randn(cols), shape=(cols,))
+        if spec.get("all"):
+            return {"sum": "x.sum()", "mean": "x.mean()", "var": "x.var()"}[spec["op"]], g
         return {"sum": "x.sum(-1)", "mean": "x.mean(-1)", "max": "x.max(-1)", "var": "x.var(-1)",
                 "softmax": "torch.softmax(x, -1)", "log_softmax": "torch.log_softmax(x, -1)",
                 "layer_norm": "F.layer_norm(x, shape, w, b, 1e-5)"}[spec["op"]], g

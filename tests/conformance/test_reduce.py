@@ -384,6 +384,24 @@ def test_var_edge():
                 names=["std", "var"])
 
 
+# var / std over every dim of a contiguous float tensor from 32768 elements: the two
+# passes split between threads (var_flat), sums added in thread order; offset inputs
+# check the mean's residual correction, a constant tensor a variance of exactly 0.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(300, 200), (40000,), (3, 7, 1601)])
+def test_var_std_all_dims_threaded(shape, dtype):
+    x = torch.randn(shape, dtype=dtype) * 3 + 1000
+    for dims in ([], list(range(len(shape)))):
+        for corr in (1.0, 0.0):
+            for keep in (False, True):
+                check("var", lambda a: c_var(a, dims, corr, keep),
+                      lambda a: torch.var(a, dim=tdim(dims), correction=corr, keepdim=keep), [x], grad=False)
+                check("std", lambda a: c_std(a, dims, corr, keep),
+                      lambda a: torch.std(a, dim=tdim(dims), correction=corr, keepdim=keep), [x], grad=False)
+    check("var", lambda a: c_var(a, [], 1.0, False), lambda a: torch.var(a), [torch.full(shape, 2.5, dtype=dtype)])
+    check("std", lambda a: c_std(a, [], 1.0, False), lambda a: torch.std(a), [x], atol=0, rtol=2e-6, grad=False)
+
+
 # amax/amin of float32/float64 over outer dims with the kept innermost dim contiguous
 # accumulate in place in the output's own type (col_minmax_float): NaN propagating,
 # columns past one 256-wide tile, outer dims reduced together, keepdim.
