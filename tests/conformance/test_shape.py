@@ -442,8 +442,9 @@ def test_permuted_contiguous_copies(shape, perm, dtype):
 
 
 # Copies of long contiguous runs whose destination sits just past the source modulo
-# 4 KiB run back to front (src/cpu/copy.c, copy_run): cat of column slices and roll of
-# power-of-two-wide rows put shifts and alignments through it (tensors from 2 MiB up
+# 4 KiB go in 256-byte blocks, each loaded whole before it is stored (src/cpu/copy.c,
+# copy_run): cat of column slices and roll of power-of-two-wide rows put shifts and
+# alignments through it (tensors from 2 MiB up
 # are 2 MiB-aligned, so for float32 and float64 the source and the result share their
 # 4 KiB offsets and the small shifts and 1000 take that path every time).
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int16])
