@@ -790,6 +790,8 @@ VAR_GRID(var_grid_f64, double)
 /* the uncentred form: sum_{a,d} x[a,b,d]^2 (the 2-norm's square) in four vector
  * accumulators of VT, each lane taking at most 32 squares before the accumulators are
  * added into a double (float32: a lane's float sum of at most 32 squares, then double;
+ * the squares in float as PyTorch's float32 norm, which overflows to inf and underflows
+ * to 0 where they do;
  * a single double accumulator made every add wait for the last, and converting each
  * float to double cost as much again: the 2-norm of [4096, 1024]'s rows took 2.5x the
  * time of their sum, now 1.25x) */
@@ -812,7 +814,7 @@ VAR_GRID(var_grid_f64, double)
                 VT s4 = (q0 + q1) + (q2 + q3);                                             \
                 for (int k = 0; k < L; k++) q += (double)s4[k];                            \
             }                                                                              \
-            for (; j < D; j++) q += (double)row[j] * (double)row[j];                       \
+            for (; j < D; j++) q += (double)(row[j] * row[j]); /* squared in T, as above */ \
         }                                                                                  \
         return q / dof;                                                                    \
     }

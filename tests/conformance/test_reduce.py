@@ -460,6 +460,11 @@ def test_norm2_one_pass(shape, dims, dtype):
     if x.dim() > 1:
         check("norm", lambda a: c_norm(a, 2.0, dims, False),
               lambda a: torch.linalg.vector_norm(a, ord=2, dim=tdim(dims)), [x.transpose(0, 1)])
+    if dtype == torch.float32 and len(shape) == 2 and dims == [1]:
+        # squares in float as PyTorch: 1e20 overflows to inf, 1e-25 underflows to 0
+        for v in (1e20, 1e-25):
+            check("norm", lambda a: c_norm(a, 2.0, dims, False),
+                  lambda a: torch.linalg.vector_norm(a, ord=2, dim=1), [torch.full(shape, v)], grad=False)
 
 
 # ---------------------------------------------------------------- logsumexp
