@@ -250,9 +250,11 @@ static int k_index_select(const ct_kernel_args *a) {
  * Each destination slice [o, idx[j], :] gets whole contiguous rows added, in index order.
  * Parallel by destination: each thread owns a range of destination rows (or of outer
  * slices) and scans all indices, so no two threads write the same row and every row sees
- * its additions in the serial order: results are deterministic and equal to one thread. */
+ * its additions in the serial order: results are deterministic and equal to one thread.
+ * The row adds are cloned for AVX2/AVX-512 (index_add of 8192 rows of 1024 floats into
+ * [4096, 1024]: 0.85 of the baseline build's time, six of six interleaved runs). */
 #define IA_ROW(sfx, T, EXPR)                                                                       \
-    static void ia_row_##sfx(char *restrict dst, const char *restrict src, int64_t n) {               \
+    CT_LOOP_ATTR static void ia_row_##sfx(char *restrict dst, const char *restrict src, int64_t n) {  \
         T *restrict d = (T *)dst;                                                                  \
         const T *restrict s = (const T *)src;                                                      \
         for (int64_t k = 0; k < n; k++) d[k] = EXPR;                                               \
