@@ -766,27 +766,37 @@ static int cpu_mode(const ct_kernel_args *a) { return select_reduce(a, true); }
 /* Variance of a contiguous float tensor viewed as [A, B, D] over A and D, for each b
  * (trailing dims: A = 1; batch norm: [N, C, H*W]). Two passes in double: the mean, then
  * the squared deviations corrected by the mean residual (as the composite path). */
-#define VAR_GRID(NAME, T)                                                                  \
+/* The two passes over one contiguous run of x, in double: its sum; the sums of
+ * d = x - m and of d * d (inlined into each ISA clone of their callers). */
+#define VAR_RUN(T, SFX)                                                                    \
+    __attribute__((always_inline)) static inline double var_run_sum_##SFX(const T *x, int64_t n) { \
+        double s = 0;                                                                      \
+        _Pragma("omp simd reduction(+:s)")                                                 \
+        for (int64_t j = 0; j < n; j++) s += x[j];                                         \
+        return s;                                                                          \
+    }                                                                                      \
+    __attribute__((always_inline)) static inline void var_run_dev_##SFX(const T *x, int64_t n, double m, \
+                                                                       double *r_o, double *q_o) { \
+        double r = 0, q = 0;                                                               \
+        _Pragma("omp simd reduction(+:r, q)")                                              \
+        for (int64_t j = 0; j < n; j++) {                                                  \
+            double d = (double)x[j] - m;                                                   \
+            r += d, q += d * d;                                                            \
+        }                                                                                  \
+        *r_o += r, *q_o += q;                                                              \
+    }
+VAR_RUN(float, f32)
+VAR_RUN(double, f64)
+#define VAR_GRID(NAME, T, SFX)                                                             \
     CT_LOOP_ATTR static double NAME(const T *x, int64_t A, int64_t B, int64_t D, int64_t b, double dof) { \
         double s = 0, r = 0, q = 0;                                                        \
-        for (int64_t a = 0; a < A; a++) {                                                  \
-            const T *row = x + (a * B + b) * D;                                            \
-            _Pragma("omp simd reduction(+:s)")                                             \
-            for (int64_t j = 0; j < D; j++) s += row[j];                                   \
-        }                                                                                  \
+        for (int64_t a = 0; a < A; a++) s += var_run_sum_##SFX(x + (a * B + b) * D, D);    \
         double n = (double)A * (double)D, m = s / n;                                       \
-        for (int64_t a = 0; a < A; a++) {                                                  \
-            const T *row = x + (a * B + b) * D;                                            \
-            _Pragma("omp simd reduction(+:r, q)")                                          \
-            for (int64_t j = 0; j < D; j++) {                                              \
-                double d = (double)row[j] - m;                                             \
-                r += d, q += d * d;                                                        \
-            }                                                                              \
-        }                                                                                  \
+        for (int64_t a = 0; a < A; a++) var_run_dev_##SFX(x + (a * B + b) * D, D, m, &r, &q); \
         return (q - r * r / n) / dof;                                                      \
     }
-VAR_GRID(var_grid_f32, float)
-VAR_GRID(var_grid_f64, double)
+VAR_GRID(var_grid_f32, float, f32)
+VAR_GRID(var_grid_f64, double, f64)
 /* the uncentred form: sum_{a,d} x[a,b,d]^2 (the 2-norm's square) in four vector
  * accumulators of VT, each lane taking at most 32 squares before the accumulators are
  * added into a double (float32: a lane's float sum of at most 32 squares, then double;
@@ -825,24 +835,14 @@ SUMSQ_GRID(sumsq_grid_f64, double, ct_v4d)
  * of VAR_GRID split between threads, each pass's per-thread sums added in thread order
  * (the same result for the same thread count). Single-threaded, var of [4096, 1024]
  * took 2.9 ms (PyTorch 3.1). */
-#define VAR_FLAT(NAME, T)                                                                  \
-    CT_LOOP_ATTR static void NAME##_sum(const T *x, int64_t n, double *s_o) {              \
-        double s = 0;                                                                      \
-        _Pragma("omp simd reduction(+:s)")                                                 \
-        for (int64_t j = 0; j < n; j++) s += x[j];                                         \
-        *s_o = s;                                                                          \
-    }                                                                                      \
+#define VAR_FLAT(NAME, T, SFX)                                                             \
+    CT_LOOP_ATTR static void NAME##_sum(const T *x, int64_t n, double *s_o) { *s_o = var_run_sum_##SFX(x, n); } \
     CT_LOOP_ATTR static void NAME##_dev(const T *x, int64_t n, double m, double *r_o, double *q_o) { \
-        double r = 0, q = 0;                                                               \
-        _Pragma("omp simd reduction(+:r, q)")                                              \
-        for (int64_t j = 0; j < n; j++) {                                                  \
-            double d = (double)x[j] - m;                                                   \
-            r += d, q += d * d;                                                            \
-        }                                                                                  \
-        *r_o = r, *q_o = q;                                                                \
+        *r_o = *q_o = 0;                                                                   \
+        var_run_dev_##SFX(x, n, m, r_o, q_o);                                              \
     }
-VAR_FLAT(var_flat_f32, float)
-VAR_FLAT(var_flat_f64, double)
+VAR_FLAT(var_flat_f32, float, f32)
+VAR_FLAT(var_flat_f64, double, f64)
 
 static double var_flat(const void *x, bool f32, int64_t n, double dof) {
     int nt = ct__num_threads();

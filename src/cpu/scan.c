@@ -140,11 +140,8 @@ static int scan(const ct_kernel_args *a, skind k) {
                     memcpy(oo + i * so * oes, xi + bi * sx * es, (size_t)es);
                     ii[i * so] = bi;
                 }
-            } else if (dt == CT_FLOAT32 && odt == CT_FLOAT32 && sx == 1 && so == 1 && k == SK_SUM) {
-                const float *xf = (const float *)xi;
-                float *of = (float *)oo;
-                double acc = 0;
-                for (int64_t i = 0; i < n; i++) { acc += xf[i]; of[i] = (float)acc; }
+            } else if (dt == CT_FLOAT32 && odt == CT_FLOAT32 && sx == 1 && so == 1 && k != SK_LSE) {
+                scan_lines_f32((const float *)xi, (float *)oo, n, 1, k == SK_PROD); /* a unit-stride line */
             } else {
                 double acc = k == SK_PROD ? 1 : k == SK_LSE ? -INFINITY : 0;
                 for (int64_t i = 0; i < n; i++) {

@@ -388,11 +388,33 @@ static ct_tensor *norm_fused(ct_op op, const int64_t *ki, int64_t rows, const ch
     return ct__ret(y);
 }
 
+/* What both backwards start from: the saved x, mean, rstd and weight (NULL without one),
+ * which of the input, weight and bias gradients are wanted, and whether the fused
+ * kernel serves (no graph to build, a CPU gradient of x's dtype). */
+typedef struct {
+    ct_tensor *x, *mean, *rstd, *w;
+    bool need[3], fused;
+} norm_state;
+
+/* Nonzero: a saved tensor is gone. */
+static int norm_saved(ct_node *nd, ct_tensor *g, norm_state *st) {
+    bool has_w = nd->i[1] != 0;
+    st->x = ct__unpack(nd, 0), st->mean = ct__unpack(nd, 1), st->rstd = ct__unpack(nd, 2);
+    st->w = has_w ? ct__unpack(nd, 3) : NULL;
+    if (!st->x || !st->mean || !st->rstd || (has_w && !st->w)) return ct_last_status();
+    st->need[0] = ct__node_needs(nd, 0), st->need[1] = has_w && ct__node_needs(nd, 1);
+    st->need[2] = ct__node_needs(nd, 2);
+    st->fused = !ct__needs_grad(3, (const ct_tensor *[]){g, st->x, st->w}) && g->dtype == st->x->dtype &&
+                g->storage->device.type == CT_DEVICE_CPU;
+    return 0;
+}
+
 /* The fused backward kernel of both (op, i as the forward's): the gradients wanted of
  * x (its shape), the weight and the bias (pn dims pshape) into gi. */
-static int norm_backward_fused(ct_op op, const int64_t *ki, ct_tensor *g, ct_tensor *x, ct_tensor *mean,
-                               ct_tensor *rstd, ct_tensor *w, const bool need[3], int pn, const int64_t *pshape,
-                               ct_tensor **gi) {
+static int norm_backward_fused(ct_op op, const int64_t *ki, ct_tensor *g, const norm_state *st, int pn,
+                               const int64_t *pshape, ct_tensor **gi) {
+    const ct_tensor *x = st->x, *w = st->w;
+    const bool *need = st->need;
     ct_tensor *dy = ct__contiguous_raw(g), *xc = ct__contiguous_raw(x), *wc = w ? ct__contiguous_raw(w) : NULL;
     ct_tensor *dx = need[0] ? ct__empty_raw(x->ndim, x->sizes, x->dtype) : NULL;
     ct_tensor *dw = need[1] ? ct__empty_raw(pn, pshape, x->dtype) : NULL;
@@ -401,7 +423,7 @@ static int norm_backward_fused(ct_op op, const int64_t *ki, ct_tensor *g, ct_ten
     if (!dy || !xc || (w && !wc) || (need[0] && !dx) || (need[1] && !dw) || (need[2] && !db)) rc = ct_last_status();
     else {
         ct_kernel_args a = {.op = op, .n_out = 0 /* some may be NULL */, .n_in = 5, .out = {dx, dw, db},
-                            .in = {dy, xc, mean, rstd, wc}, .i = {ki[0], ki[1], ki[2], ki[3]}};
+                            .in = {dy, xc, st->mean, st->rstd, wc}, .i = {ki[0], ki[1], ki[2], ki[3]}};
         rc = ct__dispatch(&a);
     }
     ct_release(dy);
@@ -419,20 +441,6 @@ static int norm_backward_fused(ct_op op, const int64_t *ki, ct_tensor *g, ct_ten
     return 0;
 }
 
-/* What both backwards start from: the saved x, mean, rstd and weight (t[0..3], t[3]
- * NULL without one), which gradients are wanted (need), and whether the fused kernel
- * serves (no graph to build, a CPU gradient of x's dtype). Nonzero: a saved tensor is
- * gone. */
-static int norm_saved(ct_node *nd, ct_tensor *g, ct_tensor *t[4], bool need[3], bool *fused) {
-    bool has_w = nd->i[1] != 0;
-    for (int k = 0; k < 4; k++) t[k] = k < 3 || has_w ? ct__unpack(nd, k) : NULL;
-    if (!t[0] || !t[1] || !t[2] || (has_w && !t[3])) return ct_last_status();
-    need[0] = ct__node_needs(nd, 0), need[1] = has_w && ct__node_needs(nd, 1), need[2] = ct__node_needs(nd, 2);
-    *fused = !ct__needs_grad(3, (const ct_tensor *[]){g, t[0], t[3]}) && g->dtype == t[0]->dtype &&
-             g->storage->device.type == CT_DEVICE_CPU;
-    return 0;
-}
-
 /* Saved: 0 x, 1 mean [N], 2 rstd [N], 3 weight (i[1]); i[0] number of normalised dims; d[0] eps.
  * Without a graph to build (no create_graph, or nothing involved requires grad) the fused
  * backward kernel; otherwise the same gradients from differentiable ops (the statistics
@@ -440,17 +448,16 @@ static int norm_saved(ct_node *nd, ct_tensor *g, ct_tensor *t[4], bool need[3], 
 static int layer_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi) {
     int n = (int)nd->i[0];
     double eps = nd->d[0];
-    ct_tensor *g = go[0], *t[4];
-    bool need[3], fused;
-    if (norm_saved(nd, g, t, need, &fused)) return ct_last_status();
-    ct_tensor *x = t[0], *w = t[3];
-    bool need_x = need[0], need_w = need[1], need_b = need[2];
+    ct_tensor *g = go[0];
+    norm_state st;
+    if (norm_saved(nd, g, &st)) return ct_last_status();
+    ct_tensor *x = st.x, *w = st.w;
+    bool need_x = st.need[0], need_w = st.need[1], need_b = st.need[2];
     int nd_ = x->ndim, nlead = nd_ - n;
     const int64_t *nshape = x->sizes + nlead;
-    if (fused) {
+    if (st.fused) {
         int64_t M = ct__prod(n, nshape), N = M ? x->numel / M : 0;
-        return norm_backward_fused(CT_OP_LAYER_NORM_BACKWARD, (int64_t[4]){N, M}, g, x, t[1], t[2], w, need, n,
-                                   nshape, gi);
+        return norm_backward_fused(CT_OP_LAYER_NORM_BACKWARD, (int64_t[4]){N, M}, g, &st, n, nshape, gi);
     }
     int64_t dims[CT_MAX_DIMS], lead[CT_MAX_DIMS];
     for (int k = 0; k < n; k++) dims[k] = nlead + k;
@@ -529,16 +536,15 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
 static int group_norm_backward(ct_node *nd, ct_tensor *const *go, ct_tensor **gi) {
     int64_t G = nd->i[0];
     double eps = nd->d[0];
-    ct_tensor *g = go[0], *t[4];
-    bool need[3], fused;
-    if (norm_saved(nd, g, t, need, &fused)) return ct_last_status();
-    ct_tensor *x = t[0], *w = t[3];
-    bool need_x = need[0], need_w = need[1], need_b = need[2];
+    ct_tensor *g = go[0];
+    norm_state st;
+    if (norm_saved(nd, g, &st)) return ct_last_status();
+    ct_tensor *x = st.x, *w = st.w;
+    bool need_x = st.need[0], need_w = st.need[1], need_b = st.need[2];
     int nd_ = x->ndim;
     int64_t N = x->sizes[0], C = x->sizes[1], HW = ct__prod(nd_ - 2, x->sizes + 2);
-    if (fused)
-        return norm_backward_fused(CT_OP_GROUP_NORM_BACKWARD, (int64_t[4]){N, C, HW, G}, g, x, t[1], t[2], w, need,
-                                   1, &C, gi);
+    if (st.fused)
+        return norm_backward_fused(CT_OP_GROUP_NORM_BACKWARD, (int64_t[4]){N, C, HW, G}, g, &st, 1, &C, gi);
     /* layer_norm's formula over the rows of [N, G, L]; weight and bias gradients summed
      * over every dim but the channels */
     int64_t rows[3] = {N, G, G ? C / G * HW : 0}, last = 2, red[CT_MAX_DIMS], bshape[CT_MAX_DIMS];
