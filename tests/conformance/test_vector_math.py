@@ -1,0 +1,226 @@
+"""The float32 vector math of the CPU kernels (exp, tanh and what is built on them:
+sigmoid, silu, gelu, softmax) on every dispatch path this machine can run: AVX-512,
+AVX2 and the scalar baseline, selected per process by CTORCH_CPU_ISA. Dense sweeps
+over each function's whole float range against the float64 result (an ulp bound), the
+special values, PyTorch's values, and the vector paths against each other (the AVX-512
+and AVX2 paths evaluate the same expressions: the same bits)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from _legacy import LIB_PATH
+from harness import case
+
+HERE = Path(__file__).resolve().parent
+
+# The child process: applies each op to the saved inputs with ctorch on the ISA its
+# environment selects and saves the outputs.
+CHILD = r"""
+import ctypes, sys, torch
+sys.path[:0] = sys.argv[4].split("\n")
+from _legacy import fn, to_ct, from_ct, P
+NUM_DTYPES = 12  # CT_NUM_DTYPES: keep the dtype
+fn("ct_gelu").argtypes = [P, ctypes.c_bool]
+fn("ct_softmax").argtypes = [P, ctypes.c_int, ctypes.c_int]
+xs = torch.load(sys.argv[2])
+out = {}
+for name, x in xs.items():
+    op = name.split(":")[0]
+    h = to_ct(x)
+    if op == "gelu":
+        r = fn("ct_gelu")(h, False)
+    elif op == "softmax":
+        r = fn("ct_softmax")(h, -1, NUM_DTYPES)
+    else:
+        r = fn("ct_" + op)(h)
+    assert r, name
+    out[name] = from_ct(r)
+torch.save(out, sys.argv[3])
+"""
+
+SPECIAL = [0.0, -0.0, float("nan"), float("inf"), float("-inf"), 1e-45, -1e-45, 1e-38, -1e-38, 1e-30, -1e-30,
+           0.015, -0.015, 0.625, -0.625, 9.0, -9.0, 9.5, 20.0, -20.0, 88.0, 88.72, 88.73, 89.0, -87.3, -87.4,
+           -103.0, -103.9, -104.1, -150.0, 1e30, -1e30, 3.4e38, -3.4e38]
+
+
+def sweep(lo, hi, n):
+    return torch.linspace(lo, hi, n, dtype=torch.float64).float()
+
+
+def inputs():
+    tiny = torch.logspace(-44, 0, 20001, dtype=torch.float64).float()
+    special = torch.tensor(SPECIAL, dtype=torch.float32)
+    xs = {
+        "exp:range": sweep(-110.0, 95.0, 1 << 21),
+        "exp:near0": torch.cat([tiny, -tiny]),
+        "tanh:range": sweep(-12.0, 12.0, 1 << 21),
+        "tanh:near0": torch.cat([tiny, -tiny]),
+        # 1 / (1 + exp(-x)) in float32 underflows to 0 below -88.72 (exp overflows), as in PyTorch
+        "sigmoid:range": sweep(-88.5, 110.0, 1 << 20),
+        "silu:range": sweep(-88.5, 110.0, 1 << 20),
+        "gelu:range": sweep(-12.0, 12.0, 1 << 20),
+        # rows long enough for the vector loops and their tails, and classifier-sized rows
+        "softmax:rows": torch.randn(64, 1000) * 8,
+        "softmax:small": torch.randn(300, 10) * 8,
+    }
+    for op in ("exp", "tanh", "sigmoid", "silu", "gelu"):
+        # every special value at every lane of a vector and in a tail
+        xs[op + ":special"] = special.repeat(17)
+    return xs
+
+
+def isas():
+    """The ISAs this machine runs: the caps that change what the kernels do here."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    have = ["baseline"]
+    if " avx2" in flags and " fma" in flags:
+        have.append("avx2")
+    if " avx512f" in flags:
+        have.append("avx512")
+    return have
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vecmath")
+    xs = inputs()
+    torch.save(xs, d / "in.pt")
+    out = {}
+    for isa in isas():
+        env = dict(os.environ, CTORCH_CPU_ISA=isa, CTORCH_LIB=LIB_PATH)
+        p = subprocess.run([sys.executable, "-c", CHILD, str(HERE), str(d / "in.pt"), str(d / f"{isa}.pt"),
+                            "\n".join(p for p in sys.path if p)],
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, f"CTORCH_CPU_ISA={isa}: {p.stderr[-2000:]}"
+        out[isa] = torch.load(d / f"{isa}.pt")
+    return xs, out
+
+
+def reference(op, x):
+    """float64 values of the op (the float32 input taken exactly)."""
+    x = x.double()
+    if op == "exp":
+        return torch.exp(x)
+    if op == "tanh":
+        return torch.tanh(x)
+    if op == "sigmoid":
+        return torch.sigmoid(x)
+    if op == "silu":
+        return x * torch.sigmoid(x)
+    if op == "gelu":
+        return F.gelu(x)
+    # softmax: from the float32 differences to the row's max, as every float32 softmax
+    # forms them (the difference's rounding alone moves exp by up to |x - max| ulp)
+    shifted = (x.float() - x.float().amax(-1, keepdim=True)).double()
+    return torch.softmax(shifted, -1)
+
+
+def ulp_error(got, ref):
+    """|got - ref| in units of the float32 spacing at ref (the smallest subnormal's below
+    the normal range), where ref is finite and representable in float32; both NaN or
+    equal infinities count as exact."""
+    g, r = got.double().numpy(), ref.numpy()
+    r32 = r.astype(np.float32)
+    spacing = np.spacing(np.abs(r32)).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(g - r) / spacing
+    same = (np.isnan(g) & np.isnan(r)) | (np.isinf(g) & (g == r))
+    err[same] = 0.0
+    err[np.isinf(r32) & ~np.isinf(r)] = 0.0  # ref beyond float32: compared below by overflow
+    return err
+
+
+# the bound per op on the vector paths (the baseline uses libm: within 1 ulp except in
+# the composites sigmoid/silu/gelu, which round intermediate results)
+BOUND = {"exp": 1.5, "tanh": 2.5, "sigmoid": 3.0, "silu": 4.0, "softmax": 8.0}
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+def test_ulp_bounds(results, isa):
+    xs, out = results
+    if isa not in out:
+        pytest.skip(f"this CPU has no {isa}")
+    with case("exp"):
+        for name, x in xs.items():
+            op = name.split(":")[0]
+            if op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh")):
+                continue  # sigmoid and silu of the specials: where the float32 formula
+                # underflows (x < -88.72) they match PyTorch (test_against_torch), not float64
+            ref = reference(op, x)
+            got = out[isa][name]
+            assert got.dtype == torch.float32 and got.shape == x.shape
+            err = ulp_error(got, ref).ravel()
+            # where the float64 value overflows or underflows float32, the same must happen
+            r32 = ref.float()
+            assert torch.equal(torch.isinf(got), torch.isinf(r32) & ~torch.isnan(ref)), name
+            assert torch.equal(torch.isnan(got), torch.isnan(ref)), name
+            worst = int(np.nanargmax(err))
+            assert err[worst] <= BOUND[op], \
+                f"{isa} {name}: {err[worst]:.2f} ulp at x = {x.flatten()[worst].item()!r} " \
+                f"(got {got.flatten()[worst].item()!r}, float64 {ref.flatten()[worst].item()!r})"
+
+
+def test_signs_and_specials(results):
+    xs, out = results
+    x = xs["tanh:special"]
+    for isa, o in out.items():
+        with case("tanh"):
+            t = o["tanh:special"]
+            # tanh is odd, keeps the sign of zero and of the smallest subnormals
+            assert torch.equal(torch.signbit(t[x == x]), torch.signbit(x[x == x])), isa
+            assert torch.equal(t[x == 0], x[x == 0]) and torch.equal(t[x.abs() == 1e-45], x[x.abs() == 1e-45]), isa
+            assert (t[x == float("inf")] == 1).all() and (t[x == float("-inf")] == -1).all(), isa
+            assert torch.isnan(t[torch.isnan(x)]).all(), isa
+        with case("exp"):
+            e = o["exp:special"]
+            assert (e[x == float("-inf")] == 0).all() and (e[x == float("inf")] == float("inf")).all(), isa
+            assert (e[x == 0] == 1).all() and torch.isnan(e[torch.isnan(x)]).all(), isa
+            assert (e[x == 89.0] == float("inf")).all() and (e[x == -104.1] == 0).all(), isa
+
+
+def test_against_torch(results):
+    xs, out = results
+    for isa, o in out.items():
+        for name, x in xs.items():
+            op = name.split(":")[0]
+            with case(op):
+                want = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
+                        "gelu": F.gelu, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
+                if op == "gelu" and name.endswith("special"):
+                    # torch's float32 kernel: gelu(+inf) = nan (test_activation), and x (1 + erf) / 2
+                    # overflows for x above 1.7e38 (ctorch: x / 2 first, finite as float64's)
+                    keep = x.abs() < 1e38
+                    torch.testing.assert_close(o[name][keep], want[keep], equal_nan=True, msg=f"{isa} {name}")
+                else:
+                    torch.testing.assert_close(o[name], want, equal_nan=True, msg=f"{isa} {name}")
+
+
+def test_vector_paths_agree(results):
+    """AVX-512 and AVX2 evaluate the same expressions (exp's 2^n by scalef or by two
+    exact powers of two: one rounding either way), so they give the same bits."""
+    xs, out = results
+    if "avx512" not in out or "avx2" not in out:
+        pytest.skip("needs a CPU with AVX-512 and AVX2")
+    for name in xs:
+        op = name.split(":")[0]
+        with case(op):
+            a, b = out["avx512"][name], out["avx2"][name]
+            same = (a.view(torch.int32) == b.view(torch.int32)) | (torch.isnan(a) & torch.isnan(b))
+            assert same.all(), f"{name}: {(~same).sum().item()} values differ, first at x = " \
+                               f"{xs[name].flatten()[(~same).flatten().nonzero()[0]].item()!r}"
+
+
+def test_isa_cap_changes_the_path(results):
+    """The cap changed the path: on a machine with AVX-512 or AVX2, the vector tanh and
+    the scalar baseline's libm tanh do not give identical bits over 2M values."""
+    xs, out = results
+    vec = "avx512" if "avx512" in out else "avx2" if "avx2" in out else None
+    if vec is None:
+        pytest.skip("no vector ISA")
+    assert not torch.equal(out[vec]["tanh:range"], out["baseline"]["tanh:range"])
