@@ -61,39 +61,52 @@ static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
 }
 
 #ifdef CT_HAVE_DNNL
-/* Only when OpenBLAS runs its AVX2/AVX-512 kernels: 0.3.21 picks kernels by CPU model
- * and falls back to its slowest ones on models it does not know (an AVX-512 host of an
- * earlier session), where oneDNN, which picks by instruction set, is the better choice
- * for every shape. Weak: a BLAS without the OpenBLAS extension counts as not knowing. */
+/* Which kernels OpenBLAS runs: 0.3.21 picks them by CPU model and falls back to its
+ * slowest ones on models it does not know (an AVX-512 host of an earlier session), where
+ * oneDNN, which picks by instruction set, is the better choice for every shape.
+ * 0: unknown model (or a BLAS without the OpenBLAS extension, weak), 1: its AVX2
+ * kernels, 2: its AVX-512 ones. */
 #pragma weak openblas_get_corename
-static bool openblas_fast_kernels(void) {
+static int openblas_kernels(void) {
     static atomic_int known = -1; /* -1: not asked yet; threads racing here store the same */
     int v = atomic_load_explicit(&known, memory_order_relaxed);
     if (v < 0) {
-        static const char *const cores[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
+        static const struct { const char *name; int kind; } cores[] = {
+            {"haswell", 1}, {"zen", 1}, {"skylakex", 2}, {"cooperlake", 2}, {"sapphirerapids", 2}};
         const char *name = openblas_get_corename ? openblas_get_corename() : NULL;
-        int k = 0;
-        for (size_t i = 0; name && !k && i < sizeof cores / sizeof cores[0]; i++) k = strcasecmp(name, cores[i]) == 0;
-        atomic_store_explicit(&known, k, memory_order_relaxed);
-        v = k;
+        v = 0;
+        for (size_t i = 0; name && !v && i < sizeof cores / sizeof cores[0]; i++)
+            if (strcasecmp(name, cores[i].name) == 0) v = cores[i].kind;
+        atomic_store_explicit(&known, v, memory_order_relaxed);
     }
-    return v == 1;
+    return v;
 }
 
-/* Shapes where oneDNN 2.6's sgemm runs at half speed and OpenBLAS's does not. B (and A
- * when transposed) is read down K with a row stride of N (of M): when that stride is a
- * multiple of 512 floats and the other side of the product is thin, oneDNN's packing
- * loses to cache-set conflicts (measured on 2 threads, AVX2, 2 MiB-aligned operands,
- * oneDNN / OpenBLAS time: NN and TN with N = 1024 or 2048 and M <= 256 at K >= 256:
- * 1.3-2.2; N = 512, M <= 512, K >= 1024: 1.2-1.4; TN with M = 1024 or 2048 and N = 256:
- * 1.5-1.8 — a Transformer's feed-forward weight gradients; with the stride padded by 16
- * floats oneDNN was as fast as OpenBLAS). Elsewhere oneDNN is as fast or faster: small
- * K (up to 2x), a thin side under 16 rows or, in the TN case, 128 columns (OpenBLAS ran
- * M = 1, N = K = 1024 at 9 GF/s against oneDNN's 30); large squares (1024^3, 2048^3)
- * went either way by up to 10% from run to run and stay with oneDNN. A fixed rule, not
- * a timing: a shape always takes the same library, so results repeat run to run. */
+/* Where OpenBLAS's sgemm beats oneDNN 2.6's, by kernel family (measured on 2 threads):
+ * - AVX-512 kernels (an Ice Lake Xeon): small products, where OpenBLAS's small-matrix
+ *   kernels skip packing and oneDNN's threading costs more than the product: OpenBLAS
+ *   ran 1.2-3.8x faster in 150 of 216 NN shapes with M, N, K in 16..128, and in nearly
+ *   every one with M * N * K <= 2^18 (64^3: 3.0 against 5.3 us), TN likewise; NT only
+ *   for the smallest (M * N * K <= 2^15). From 96 x 96 x 64 up oneDNN was as fast or up
+ *   to 2x faster, the large shapes of the AVX2 rule below included (512^3: 1.18 against
+ *   1.42 ms).
+ * - AVX2 kernels (an AMD EPYC): B (and A when transposed) is read down K with a row
+ *   stride of N (of M): when that stride is a multiple of 512 floats and the other side
+ *   of the product is thin, oneDNN's packing loses to cache-set conflicts (2 MiB-aligned
+ *   operands, oneDNN / OpenBLAS time: NN and TN with N = 1024 or 2048 and M <= 256 at
+ *   K >= 256: 1.3-2.2; N = 512, M <= 512, K >= 1024: 1.2-1.4; TN with M = 1024 or 2048
+ *   and N = 256: 1.5-1.8 — a Transformer's feed-forward weight gradients; with the
+ *   stride padded by 16 floats oneDNN was as fast as OpenBLAS). Elsewhere oneDNN is as
+ *   fast or faster: small K (up to 2x), a thin side under 16 rows or, in the TN case,
+ *   128 columns (OpenBLAS ran M = 1, N = K = 1024 at 9 GF/s against oneDNN's 30); large
+ *   squares (1024^3, 2048^3) went either way by up to 10% from run to run and stay with
+ *   oneDNN.
+ * A fixed rule, not a timing: a shape always takes the same library on a machine, so
+ * results repeat run to run. */
 static bool sgemm_prefers_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
-    if (tb || K < 256 || !openblas_fast_kernels()) return false;
+    int kind = openblas_kernels();
+    if (kind == 2) return M * N * K <= (tb ? (int64_t)1 << 15 : (int64_t)1 << 18);
+    if (kind != 1 || tb || K < 256) return false;
     if (N % 512 == 0 && M >= 16 && (N == 512 ? M <= 512 && K >= 512 : M <= 256)) return true;
     return ta && M % 1024 == 0 && N >= 128 && N <= 256;
 }
