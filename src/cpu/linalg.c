@@ -86,10 +86,12 @@ static int openblas_kernels(void) {
  * - AVX-512 kernels (an Ice Lake Xeon): small products, where OpenBLAS's small-matrix
  *   kernels skip packing and oneDNN's threading costs more than the product: OpenBLAS
  *   ran 1.2-3.8x faster in 150 of 216 NN shapes with M, N, K in 16..128, and in nearly
- *   every one with M * N * K <= 2^18 (64^3: 3.0 against 5.3 us), TN likewise; NT only
- *   for the smallest (M * N * K <= 2^15). From 96 x 96 x 64 up oneDNN was as fast or up
- *   to 2x faster, the large shapes of the AVX2 rule below included (512^3: 1.18 against
- *   1.42 ms).
+ *   every one with M * N * K <= 2^18 (64^3: 3.0 against 5.3 us), TN likewise; NT for
+ *   the smallest (M * N * K <= 2^15). From 96 x 96 x 64 up oneDNN was as fast or up to
+ *   2x faster, the large shapes of the AVX2 rule below included (512^3: 1.18 against
+ *   1.42 ms), except NT (B transposed: a linear layer's x W^T, an LSTM's h W_hh^T) with
+ *   a thin A: OpenBLAS 1.2-1.67x faster for M <= 128 at K >= 256 (32 x 1024 x 256, an
+ *   LSTM step: 134 against 220 us); at M = 256 the two tie.
  * - AVX2 kernels (an AMD EPYC): B (and A when transposed) is read down K with a row
  *   stride of N (of M): when that stride is a multiple of 512 floats and the other side
  *   of the product is thin, oneDNN's packing loses to cache-set conflicts (2 MiB-aligned
@@ -105,7 +107,8 @@ static int openblas_kernels(void) {
  * results repeat run to run. */
 static bool sgemm_prefers_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
     int kind = openblas_kernels();
-    if (kind == 2) return M * N * K <= (tb ? (int64_t)1 << 15 : (int64_t)1 << 18);
+    if (kind == 2)
+        return tb ? M * N * K <= (int64_t)1 << 15 || (!ta && M <= 128 && K >= 256) : M * N * K <= (int64_t)1 << 18;
     if (kind != 1 || tb || K < 256) return false;
     if (N % 512 == 0 && M >= 16 && (N == 512 ? M <= 512 && K >= 512 : M <= 256)) return true;
     return ta && M % 1024 == 0 && N >= 128 && N <= 256;

@@ -307,7 +307,7 @@ def test_lstm_double_backward_against_torch():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("T", [1, 2, 7])
+@pytest.mark.parametrize("T", [1, 2, 7, 9])  # 9: W_hh^T copied contiguous (from 8 steps)
 @pytest.mark.parametrize("layers,bidi", [(1, False), (2, True)])
 def test_lstm_without_grad_same_bits(dtype, T, layers, bidi):
     """Without a graph the layer keeps only the current step's activations and two cell
