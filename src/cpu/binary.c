@@ -2,6 +2,7 @@
  * dtype; the output has the compute dtype or bool (comparisons, logical ops).
  * Integer arithmetic wraps like PyTorch's (done in unsigned 64-bit, no C overflow). */
 #include "cpu/loops.h"
+#include "cpu/bf16_vec.h"
 
 #include <complex.h>
 
@@ -31,6 +32,100 @@ CT_BINARY_INTS(mul, WRAP(__typeof__(a), (uint64_t)a * (uint64_t)b))
 CT_BINARY_COMPLEX(mul, a * b)
 CT_BINARY_BOOL(mul, a && b)
 CT_BINARY_FLOATS(div, a / b)
+
+/* float16/bfloat16 mul and div by a single value b: PyTorch takes b as a float32 of its
+ * original value (the op layer passes it in p[0] with p[1] = 1: ct__binary_raw), not
+ * rounded to the half type first as the cast input would have it; then d[2] is unused. */
+#define HALF_BY_SCALAR(fname, T, LD, STO, OP)                                                       \
+    static void fname##_scal(char **d, const int64_t *s, int64_t n, void *ctx) {                   \
+        const double *p = ctx;                                                                     \
+        if (!p || p[1] != 1.0) {                                                                   \
+            fname(d, s, n, ctx);                                                                   \
+            return;                                                                                \
+        }                                                                                          \
+        const float b = (float)p[0];                                                               \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float a = LD(*(const T *)(d[1] + i * s[1]));                                           \
+            *(T *)(d[0] + i * s[0]) = STO(a OP b);                                                 \
+        }                                                                                          \
+    }
+HALF_BY_SCALAR(mul_f16, ct_half, LD_F16, ST_F16, *)
+HALF_BY_SCALAR(div_f16, ct_half, LD_F16, ST_F16, /)
+HALF_BY_SCALAR(mul_bf16, ct_bf16, LD_BF16, ST_BF16, *)
+HALF_BY_SCALAR(div_bf16, ct_bf16, LD_BF16, ST_BF16, /)
+
+/* bfloat16 add/sub/mul/div over contiguous operands (or a broadcast second one) on
+ * AVX-512/AVX2: the float32 expression above (alpha * b, then the add: no fused
+ * multiply-add, as the scalar loop under -ffp-contract=off) between the vector
+ * conversions of cpu/bf16_vec.h, so the same bits as the loops above. */
+#ifdef CT_BF16_VEC
+static int bin_isa; /* 0: scalar, 1: AVX2+FMA, 2: AVX-512F */
+#define BF16_BIN(pre, E512, E256, SCALAR_OK, FALLBACK)                                                                             \
+    __attribute__((target("avx512f"), noinline)) static void pre##_bf16_v512(ct_bf16 *o, const ct_bf16 *x,       \
+                                                                           const ct_bf16 *y, int64_t ys, int64_t n, \
+                                                                           float al, float yv) {                \
+        const __m512 alpha = _mm512_set1_ps(al);                                                                \
+        (void)alpha;                                                                                            \
+        ct_bf16 xb[16], yb[16], ob[16];                                                                         \
+        for (int64_t i = 0; i < n; i += 16) {                                                                   \
+            const int64_t c = n - i < 16 ? n - i : 16;                                                          \
+            const ct_bf16 *xp = x + i, *yp = ys ? y + i : y;                                                    \
+            if (c < 16) { /* the tail through zero-padded blocks */                                             \
+                memset(xb, 0, sizeof xb), memset(yb, 0, sizeof yb);                                             \
+                memcpy(xb, xp, sizeof(ct_bf16) * (size_t)c);                                                    \
+                if (ys) memcpy(yb, yp, sizeof(ct_bf16) * (size_t)c);                                            \
+                xp = xb;                                                                                        \
+                if (ys) yp = yb;                                                                                \
+            }                                                                                                   \
+            const __m512 a = ct_bf16x16_load(xp);                                                               \
+            const __m512 b = ys ? ct_bf16x16_load(yp) : _mm512_set1_ps(yv);                                                     \
+            if (c == 16) ct_bf16x16_store(o + i, E512);                                                         \
+            else ct_bf16x16_store(ob, E512), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                    \
+        }                                                                                                       \
+    }                                                                                                           \
+    __attribute__((target("avx2,fma"), noinline)) static void pre##_bf16_v256(ct_bf16 *o, const ct_bf16 *x,      \
+                                                                            const ct_bf16 *y, int64_t ys, int64_t n, \
+                                                                            float al, float yv) {               \
+        const __m256 alpha = _mm256_set1_ps(al);                                                                \
+        (void)alpha;                                                                                            \
+        ct_bf16 xb[8], yb[8], ob[8];                                                                            \
+        for (int64_t i = 0; i < n; i += 8) {                                                                    \
+            const int64_t c = n - i < 8 ? n - i : 8;                                                            \
+            const ct_bf16 *xp = x + i, *yp = ys ? y + i : y;                                                    \
+            if (c < 8) {                                                                                        \
+                memset(xb, 0, sizeof xb), memset(yb, 0, sizeof yb);                                             \
+                memcpy(xb, xp, sizeof(ct_bf16) * (size_t)c);                                                    \
+                if (ys) memcpy(yb, yp, sizeof(ct_bf16) * (size_t)c);                                            \
+                xp = xb;                                                                                        \
+                if (ys) yp = yb;                                                                                \
+            }                                                                                                   \
+            const __m256 a = ct_bf16x8_load(xp);                                                                \
+            const __m256 b = ys ? ct_bf16x8_load(yp) : _mm256_set1_ps(yv);                                                       \
+            if (c == 8) ct_bf16x8_store(o + i, E256);                                                           \
+            else ct_bf16x8_store(ob, E256), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                     \
+        }                                                                                                       \
+    }                                                                                                           \
+    static void pre##_bf16_vec(char **d, const int64_t *s, int64_t n, void *ctx) {                              \
+        const int64_t e = (int64_t)sizeof(ct_bf16);                                                             \
+        const double *p = ctx;                                                                                  \
+        const bool scal = SCALAR_OK && p && p[1] == 1.0; /* mul/div by a float32 value (HALF_BY_SCALAR) */      \
+        if (bin_isa && s[0] == e && s[1] == e && (scal || s[2] == e || s[2] == 0)) {                            \
+            const float al = p ? (float)p[0] : 1.0f;                                                            \
+            const int64_t ys = scal ? 0 : s[2];                                                                 \
+            const float yv = scal ? (float)p[0] : ys ? 0.0f : ct_bf16_to_float(*(const ct_bf16 *)d[2]);          \
+            if (bin_isa == 2)                                                                                   \
+                pre##_bf16_v512((ct_bf16 *)d[0], (const ct_bf16 *)d[1], (const ct_bf16 *)d[2], ys, n, al, yv);   \
+            else                                                                                                \
+                pre##_bf16_v256((ct_bf16 *)d[0], (const ct_bf16 *)d[1], (const ct_bf16 *)d[2], ys, n, al, yv);   \
+            return;                                                                                             \
+        }                                                                                                       \
+        FALLBACK(d, s, n, ctx);                                                                                 \
+    }
+BF16_BIN(add, _mm512_add_ps(a, _mm512_mul_ps(alpha, b)), _mm256_add_ps(a, _mm256_mul_ps(alpha, b)), false, add_bf16)
+BF16_BIN(sub, _mm512_sub_ps(a, _mm512_mul_ps(alpha, b)), _mm256_sub_ps(a, _mm256_mul_ps(alpha, b)), false, sub_bf16)
+BF16_BIN(mul, _mm512_mul_ps(a, b), _mm256_mul_ps(a, b), true, mul_bf16_scal)
+BF16_BIN(div, _mm512_div_ps(a, b), _mm256_div_ps(a, b), true, div_bf16_scal)
+#endif
 CT_BINARY_COMPLEX(div, a / b)
 
 /* ---- rounding divisions and remainders ---- */
@@ -323,6 +418,17 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     CT_SET_FLOATS(tab[CT_OP_MUL], mul); CT_SET_INTS(tab[CT_OP_MUL], mul); CT_SET_COMPLEX(tab[CT_OP_MUL], mul);
     tab[CT_OP_MUL][CT_BOOL] = mul_b;
     CT_SET_FLOATS(tab[CT_OP_DIV], div); CT_SET_COMPLEX(tab[CT_OP_DIV], div);
+    tab[CT_OP_MUL][CT_FLOAT16] = mul_f16_scal;
+    tab[CT_OP_DIV][CT_FLOAT16] = div_f16_scal;
+    tab[CT_OP_MUL][CT_BFLOAT16] = mul_bf16_scal;
+    tab[CT_OP_DIV][CT_BFLOAT16] = div_bf16_scal;
+#ifdef CT_BF16_VEC
+    bin_isa = ct__cpu_isa() == CT_ISA_AVX512 ? 2 : ct__cpu_isa() == CT_ISA_AVX2 ? 1 : 0;
+    tab[CT_OP_ADD][CT_BFLOAT16] = add_bf16_vec;
+    tab[CT_OP_SUB][CT_BFLOAT16] = sub_bf16_vec;
+    tab[CT_OP_MUL][CT_BFLOAT16] = mul_bf16_vec;
+    tab[CT_OP_DIV][CT_BFLOAT16] = div_bf16_vec;
+#endif
     CT_SET_FLOATS(tab[CT_OP_DIV_TRUNC], div_trunc); CT_SET_INTS(tab[CT_OP_DIV_TRUNC], div_trunc);
     CT_SET_FLOATS(tab[CT_OP_DIV_FLOOR], div_floor); CT_SET_INTS(tab[CT_OP_DIV_FLOOR], div_floor);
     CT_SET_FLOATS(tab[CT_OP_FMOD], fmod); CT_SET_INTS(tab[CT_OP_FMOD], fmod);

@@ -15,6 +15,7 @@
 #define CT_UNDEF_FMA 1
 #endif
 #include <x86intrin.h> /* first, so the intrinsics keep their own target options */
+#include "cpu/bf16_vec.h"
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f")
 #include <sleef.h>
@@ -298,6 +299,23 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512
     }
 VEC_LIST(X)
 #undef X
+/* bfloat16 in and out around the same float32 expressions (cpu/bf16_vec.h), in registers
+ * instead of through a float32 block (0.6-0.7 of the blocks' time) */
+#define X(name, BODY)                                                                                     \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_bf16(ct_bf16 *o, const ct_bf16 *x, \
+                                                                                     int64_t n) {         \
+        int64_t i = 0;                                                                                    \
+        for (; i + 16 <= n; i += 16) { __m512 v = ct_bf16x16_load(x + i); ct_bf16x16_store(o + i, BODY); }     \
+        if (i < n) {                                                                                      \
+            ct_bf16 buf[16] = {{0}};                                                                      \
+            memcpy(buf, x + i, sizeof(ct_bf16) * (size_t)(n - i));                                        \
+            __m512 v = ct_bf16x16_load(buf);                                                                 \
+            ct_bf16x16_store(buf, BODY);                                                                     \
+            memcpy(o + i, buf, sizeof(ct_bf16) * (size_t)(n - i));                                        \
+        }                                                                                                 \
+    }
+VEC_LIST(X)
+#undef X
 #undef VSET
 #undef VADD
 #undef VSUB
@@ -391,6 +409,21 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v25
             __m256 v = _mm256_loadu_ps(buf);                                                              \
             _mm256_storeu_ps(buf, BODY);                                                                  \
             for (int64_t j = i; j < n; j++) o[j] = buf[j - i];                                            \
+        }                                                                                                 \
+    }
+VEC_LIST(X)
+#undef X
+#define X(name, BODY)                                                                                     \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_bf16(ct_bf16 *o, const ct_bf16 *x, \
+                                                                                      int64_t n) {        \
+        int64_t i = 0;                                                                                    \
+        for (; i + 8 <= n; i += 8) { __m256 v = ct_bf16x8_load(x + i); ct_bf16x8_store(o + i, BODY); }         \
+        if (i < n) {                                                                                      \
+            ct_bf16 buf[8] = {{0}};                                                                       \
+            memcpy(buf, x + i, sizeof(ct_bf16) * (size_t)(n - i));                                        \
+            __m256 v = ct_bf16x8_load(buf);                                                                  \
+            ct_bf16x8_store(buf, BODY);                                                                      \
+            memcpy(o + i, buf, sizeof(ct_bf16) * (size_t)(n - i));                                        \
         }                                                                                                 \
     }
 VEC_LIST(X)
@@ -561,22 +594,7 @@ double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double s
         else pre##_v256_##suf((T *)d[0], (const T *)d[1], n);                                            \
         return;                                                                                          \
     }
-/* Block conversions to and from float32, compiled per CPU so they vectorise (bfloat16:
- * a shift one way, round-to-nearest-even with NaN kept quiet the other, branch-free). */
-CT_LOOP_ATTR static void blk_from_bf16(float *restrict o, const ct_bf16 *restrict x, int64_t n) {
-    for (int64_t j = 0; j < n; j++) {
-        uint32_t u = (uint32_t)x[j].x << 16;
-        memcpy(&o[j], &u, 4);
-    }
-}
-CT_LOOP_ATTR static void blk_to_bf16(ct_bf16 *restrict o, const float *restrict x, int64_t n) {
-    for (int64_t j = 0; j < n; j++) {
-        uint32_t u;
-        memcpy(&u, &x[j], 4);
-        uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-        o[j].x = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fc0 : r;
-    }
-}
+/* Block conversions of float16 to and from float32, compiled per CPU so they vectorise */
 CT_LOOP_ATTR static void blk_from_f16(float *restrict o, const ct_half *restrict x, int64_t n) {
     for (int64_t j = 0; j < n; j++) o[j] = ct_half_to_float(x[j]);
 }
@@ -600,8 +618,16 @@ CT_LOOP_ATTR static void blk_to_f16(ct_half *restrict o, const float *restrict x
         }                                                                                                \
         return;                                                                                          \
     }
+/* bfloat16, contiguous: the fused kernels above (the same values as the blocks would give) */
+#define BF16_DISPATCH(pre)                                                                               \
+    if (isa && s[0] == (int64_t)sizeof(ct_bf16) && s[1] == (int64_t)sizeof(ct_bf16)) {                   \
+        if (isa == 2) pre##_v512_bf16((ct_bf16 *)d[0], (const ct_bf16 *)d[1], n);                        \
+        else pre##_v256_bf16((ct_bf16 *)d[0], (const ct_bf16 *)d[1], n);                                 \
+        return;                                                                                          \
+    }
 #else
 #define HALF_DISPATCH(pre, HT, LD, STO)
+#define BF16_DISPATCH(pre)
 #define VEC_DISPATCH(pre, T, suf)
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
@@ -659,7 +685,7 @@ void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int6
         pre##_f16s(d, s, n, ctx);                                                                        \
     }                                                                                                    \
     static void pre##_bf16(char **d, const int64_t *s, int64_t n, void *ctx) {                           \
-        HALF_DISPATCH(pre, ct_bf16, blk_from_bf16, blk_to_bf16)                                          \
+        BF16_DISPATCH(pre)                                                                               \
         pre##_bf16s(d, s, n, ctx);                                                                       \
     }                                                                                                    \
     CT_UNARY_LOOP(pre##_f32s, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)                            \

@@ -61,6 +61,21 @@ ct_tensor *ct__unary_raw(ct_op op, const char *name, const ct_tensor *x, ct_ew_k
     return out;
 }
 
+/* float16/bfloat16 mul and div by a single value: PyTorch's CPU kernels take that value
+ * as a float32 of the original operand (a Python number, or a 0-dim float64 tensor),
+ * not rounded to the half type first (add and sub do round it). Returns the parameters
+ * that tell the kernel so (p[0] the value, p[1] = 1: cpu/binary.c HALF_BY_SCALAR), or
+ * `params` unchanged. */
+static const double *half_scalar_params(ct_op op, ct_dtype cd, const ct_tensor *b, const double *params, double *sp) {
+    if ((op != CT_OP_MUL && op != CT_OP_DIV) || (cd != CT_FLOAT16 && cd != CT_BFLOAT16) || params || b->numel != 1 ||
+        b->storage->device.type != CT_DEVICE_CPU)
+        return params;
+    sp[0] = ct__load_f64(ct__data(b), b->dtype);
+    sp[1] = 1.0;
+    sp[2] = sp[3] = 0.0;
+    return sp;
+}
+
 ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const ct_tensor *b, ct_ew_kind kind,
                           const double *params) {
     CT_CHECK_ARG(name, a);
@@ -80,6 +95,8 @@ ct_tensor *ct__binary_raw(ct_op op, const char *name, const ct_tensor *a, const 
     const ct_tensor *ain = in_dtype(a, cd, &aown), *bin = ain ? in_dtype(b, cd, &bown) : NULL;
     ct_tensor *out = bin ? ct__empty_ew_raw(nd, shape, out_dtype(cd, kind), 2, (const ct_tensor *[]){a, b}) : NULL;
     int rc = -1;
+    double sp[4];
+    params = half_scalar_params(op, cd, b, params, sp);
     if (out) {
         ct_kernel_args k = {.op = op, .n_out = 1, .n_in = 2, .out = {out}, .in = {ain, bin}};
         if (params) memcpy(k.d, params, sizeof(double) * 4);
@@ -145,6 +162,8 @@ int ct__inplace_binary_direct(ct_op op, const char *name, ct_tensor *self, const
     ct_tensor *bin = ct__cast_raw(b, self->dtype);
     if (!bin) return ct_last_status();
     ct_kernel_args k = {.op = op, .n_out = 1, .n_in = 2, .out = {self}, .in = {self, bin}};
+    double sp[4];
+    params = half_scalar_params(op, self->dtype, b, params, sp);
     if (params) memcpy(k.d, params, sizeof(double) * 4);
     int rc = ct__dispatch(&k);
     ct_release(bin);

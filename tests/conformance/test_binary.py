@@ -364,3 +364,43 @@ def test_permuted_outputs_in_memory_order(perm):
         want = torch.zeros(5, 6, 7)
         want.permute(*perm).copy_(src)
         h_assert_same(cz.torch(), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_half_times_scalar_keeps_the_scalar_in_float(dtype):
+    """PyTorch's CPU mul and div of a half-type tensor by one value take that value as a
+    float32 of the original (a Python number, a 0-dim float64 tensor, a one-element
+    tensor broadcast), not rounded to the half type; add and sub round it. Bit for bit,
+    contiguous (the vector kernels) and strided, out of place and in place."""
+    D = ctypes.c_double
+    for name, args in (("ct_mul_scalar", [P, D]), ("ct_div_scalar", [P, D]), ("ct_add_scalar", [P, D]),
+                       ("ct_sub_scalar", [P, D]), ("ct_mul", [P, P]), ("ct_div", [P, P]), ("ct_mul_", [P, P]),
+                       ("ct_div_", [P, P])):
+        fn(name).argtypes = args
+    g = torch.Generator().manual_seed(3)
+    base = (torch.randn(4099, generator=g) * 3).to(dtype)
+    for x in (base, base[::3]):  # contiguous with a tail, and strided
+        for s in (0.3, -1.7, 1e-3, 3.0):
+            pairs = [("mul", lambda: fn("ct_mul_scalar")(to_ct(x), s), x * s),
+                     ("div", lambda: fn("ct_div_scalar")(to_ct(x), s), x / s),
+                     ("add", lambda: fn("ct_add_scalar")(to_ct(x), s), x + s),
+                     ("sub", lambda: fn("ct_sub_scalar")(to_ct(x), s), x - s)]
+            t64 = torch.tensor(s, dtype=torch.float64)  # a 0-dim tensor of a wider dtype
+            pairs += [("mul", lambda: fn("ct_mul")(to_ct(x), to_ct(t64)), x * t64),
+                      ("div", lambda: fn("ct_div")(to_ct(x), to_ct(t64)), x / t64)]
+            one = torch.tensor([s], dtype=dtype)  # a one-element tensor of the same dtype, broadcast
+            pairs += [("mul", lambda: fn("ct_mul")(to_ct(x), to_ct(one)), x * one)]
+            for op, run, want in pairs:
+                with case(op):
+                    h = run()
+                    assert h, last_error()
+                    got = from_ct(h)
+                    assert got.dtype == dtype and torch.equal(got.view(torch.int16), want.view(torch.int16)), \
+                        f"{op} {dtype} by {s}: {(got != want).sum().item()} values differ from torch"
+            for op, tf in (("mul_", torch.Tensor.mul_), ("div_", torch.Tensor.div_)):
+                with case(op):
+                    c = x.clone()
+                    h = to_ct(c)
+                    assert fn("ct_" + op)(h, to_ct(t64)) == 0, last_error()
+                    want = tf(x.clone(), t64)
+                    assert torch.equal(from_ct(h).view(torch.int16), want.view(torch.int16)), f"{op} {dtype} by {s}"

@@ -29,9 +29,21 @@ NUM_DTYPES = 12  # CT_NUM_DTYPES: keep the dtype
 fn("ct_gelu").argtypes = [P, ctypes.c_bool]
 fn("ct_softmax").argtypes = [P, ctypes.c_int, ctypes.c_int]
 xs = torch.load(sys.argv[2])
+BINARY = ("add", "sub", "mul", "div", "mulscalar")
 out = {}
+fn("ct_add_alpha").argtypes = [P, P, ctypes.c_double]
+fn("ct_sub_alpha").argtypes = [P, P, ctypes.c_double]
+fn("ct_mul_scalar").argtypes = [P, ctypes.c_double]
 for name, x in xs.items():
     op = name.split(":")[0]
+    if op in BINARY:
+        a, b = to_ct(x[0]), to_ct(x[1])
+        r = {"add": lambda: fn("ct_add_alpha")(a, b, 0.75), "sub": lambda: fn("ct_sub_alpha")(a, b, -1.5),
+             "mul": lambda: fn("ct_mul")(a, b), "div": lambda: fn("ct_div")(a, b),
+             "mulscalar": lambda: fn("ct_mul_scalar")(a, 0.3)}[op]()
+        assert r, name
+        out[name] = from_ct(r)
+        continue
     h = to_ct(x)
     if op == "gelu":
         r = fn("ct_gelu")(h, False)
@@ -72,7 +84,32 @@ def inputs():
     for op in ("exp", "tanh", "sigmoid", "silu", "gelu"):
         # every special value at every lane of a vector and in a tail
         xs[op + ":special"] = special.repeat(17)
+        # bfloat16: the float32 expression between vector conversions
+        xs[op + ":bf16"] = torch.cat([xs[op + ":range"][::64], special]).bfloat16()
+        xs[op + ":bf16 widened"] = xs[op + ":bf16"].float()
+    # binary bfloat16 ops (a tail of 5 after the vectors; the second operand also broadcast)
+    g = torch.Generator().manual_seed(7)
+    a = torch.cat([torch.randn(4096, generator=g) * 3, special[special.abs() < 1e30]]).bfloat16()
+    b = torch.cat([torch.randn(4096, generator=g) * 3, special.flip(0)[special.flip(0).abs() < 1e30]]).bfloat16()
+    b[::97] = 0  # divisions by zero
+    for op in BINARY:
+        xs[op + ":bf16"] = (a, b)
+        xs[op + ":bf16 scalar"] = (a, b[3:4].expand(a.shape))
     return xs
+
+
+BINARY = ("add", "sub", "mul", "div", "mulscalar")
+
+
+def bf16_reference(op, x):
+    """What every path must give for bfloat16: the op in float32 on the widened values
+    (alpha * b first, as PyTorch's CPU kernels), rounded once to nearest even."""
+    if op in BINARY:
+        a, b = x[0].float(), x[1].float()
+        r = {"add": lambda: a + torch.tensor(0.75) * b, "sub": lambda: a - torch.tensor(-1.5) * b,
+             "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3)}[op]()
+        return r.bfloat16()
+    return None
 
 
 def isas():
@@ -149,7 +186,7 @@ def test_ulp_bounds(results, isa):
     with case("exp"):
         for name, x in xs.items():
             op = name.split(":")[0]
-            if op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh")):
+            if "bf16" in name or op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh")):
                 continue  # sigmoid and silu of the specials: where the float32 formula
                 # underflows (x < -88.72) they match PyTorch (test_against_torch), not float64
             ref = reference(op, x)
@@ -189,16 +226,41 @@ def test_against_torch(results):
     for isa, o in out.items():
         for name, x in xs.items():
             op = name.split(":")[0]
-            with case(op):
+            with case(op if op != "mulscalar" else "mul"):
+                if op in BINARY:
+                    # PyTorch's own bfloat16 kernels, and the float32-then-round reference bit for bit
+                    want = bf16_reference(op, x)
+                    got = o[name]
+                    same = (got.view(torch.int16) == want.view(torch.int16)) | (torch.isnan(got) & torch.isnan(want))
+                    assert same.all(), f"{isa} {name}: {(~same).sum().item()} values differ from float32 rounded"
+                    ref = {"add": lambda: torch.add(x[0], x[1], alpha=0.75), "sub": lambda: torch.sub(x[0], x[1], alpha=-1.5),
+                           "mul": lambda: x[0] * x[1], "div": lambda: x[0] / x[1], "mulscalar": lambda: x[0] * 0.3}[op]()
+                    torch.testing.assert_close(got, ref, equal_nan=True, msg=f"{isa} {name} vs torch")
+                    continue
                 want = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
                         "gelu": F.gelu, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
-                if op == "gelu" and name.endswith("special"):
+                if op == "gelu" and ("special" in name or "bf16" in name):
                     # torch's float32 kernel: gelu(+inf) = nan (test_activation), and x (1 + erf) / 2
                     # overflows for x above 1.7e38 (ctorch: x / 2 first, finite as float64's)
                     keep = x.abs() < 1e38
                     torch.testing.assert_close(o[name][keep], want[keep], equal_nan=True, msg=f"{isa} {name}")
                 else:
                     torch.testing.assert_close(o[name], want, equal_nan=True, msg=f"{isa} {name}")
+
+
+def test_bf16_is_float32_rounded(results):
+    """A bfloat16 unary op gives the float32 kernel's value on the widened input, rounded
+    once to nearest even: the fused bfloat16 kernels and the float32 ones agree bit for bit."""
+    xs, out = results
+    for isa, o in out.items():
+        for name in xs:
+            if not name.endswith(":bf16") or name.split(":")[0] in BINARY:
+                continue
+            op = name.split(":")[0]
+            with case(op):
+                got, want = o[name], o[name + " widened"].bfloat16()
+                same = (got.view(torch.int16) == want.view(torch.int16)) | (torch.isnan(got) & torch.isnan(want))
+                assert same.all(), f"{isa} {name}: {(~same).sum().item()} values differ"
 
 
 def test_vector_paths_agree(results):
@@ -211,9 +273,9 @@ def test_vector_paths_agree(results):
         op = name.split(":")[0]
         with case(op):
             a, b = out["avx512"][name], out["avx2"][name]
-            same = (a.view(torch.int32) == b.view(torch.int32)) | (torch.isnan(a) & torch.isnan(b))
-            assert same.all(), f"{name}: {(~same).sum().item()} values differ, first at x = " \
-                               f"{xs[name].flatten()[(~same).flatten().nonzero()[0]].item()!r}"
+            bits = torch.int16 if a.dtype == torch.bfloat16 else torch.int32
+            same = (a.view(bits) == b.view(bits)) | (torch.isnan(a) & torch.isnan(b))
+            assert same.all(), f"{name}: {(~same).sum().item()} values differ"
 
 
 def test_isa_cap_changes_the_path(results):
