@@ -226,7 +226,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         VKEEPNAN(VOR(VSIGN(x_), VDIV(m, VADD(m, VSET(2.0)))), x_);                                        \
     })
 #define AS_ERF_INLINE(v, T_)                                                                              \
-    VOR(VSIGN(v), VFMA(VMUL(VSUB(VSET(0.0), AS_EXP_NEG(VSUB(VSET(0.0), VMUL(v, v)))), T_), AS_POLY(T_), VSET(1.0)))
+    VOR(VSIGN(v), VFNMA(VMUL(AS_EXP_NEG(VFNMA(v, v, VSET(0.0))), T_), AS_POLY(T_), VSET(1.0)))
 
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
