@@ -202,7 +202,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
     ({                                                                                                    \
         __typeof__(a_) a = VMAX(a_, VSET(-87.0));                                                         \
         AS_EXP_NR(a, n, r);                                                                               \
-        VMUL(VFMA(AS_EXP_RQ(r), r, VADD(r, VSET(1.0))), VPOW2I(n));                                       \
+        VMULPOW2(VFMA(AS_EXP_RQ(r), r, VADD(r, VSET(1.0))), n);                                           \
     })
 /* exp over every float: a clamped to [-104, 88.8] (NaN kept: the bound is max/min's first
  * operand), beyond which the result is 0 or inf; VSCALE multiplies by 2^n with one
@@ -221,7 +221,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         __typeof__(x_) ax = VMIN(VABS(x_), VSET(9.0));                                                    \
         __typeof__(x_) a = VADD(ax, ax);                                                                  \
         AS_EXP_NR(a, n, r);                                                                               \
-        __typeof__(x_) t = VPOW2I(n);                                                                     \
+        __typeof__(x_) t = VPOW2(n);                                                                      \
         __typeof__(x_) m = VFMA(t, VFMA(AS_EXP_RQ(r), r, r), VSUB(t, VSET(1.0)));                         \
         VKEEPNAN(VOR(VSIGN(x_), VDIV(m, VADD(m, VSET(2.0)))), x_);                                        \
     })
@@ -254,6 +254,10 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 #define VPOW2I(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
 #define VMIN _mm512_min_ps
 #define VSCALE(e, n) _mm512_scalef_ps(e, n)
+/* 2^n, and x 2^n, for integral n in the normal range: exact, as VPOW2I's exponent bits
+ * (the AVX2 path), in one instruction instead of three */
+#define VPOW2(n) _mm512_scalef_ps(VSET(1.0), n)
+#define VMULPOW2(x, n) _mm512_scalef_ps(x, n)
 #define VKEEPNAN(r, x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), r, x)
 #define VERF_GELU(v) AS_ERF_INLINE(v, AS_T(v))
 #define VEXP(v) V_F512(exp)(v)
@@ -333,6 +337,8 @@ VEC_LIST(X)
 #undef VPOW2I
 #undef VMIN
 #undef VSCALE
+#undef VPOW2
+#undef VMULPOW2
 #undef VKEEPNAN
 #undef VEXP
 #undef VTANH
@@ -381,6 +387,8 @@ VEC_LIST(X)
 #define VROUND(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2I(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define VMIN _mm256_min_ps
+#define VPOW2(n) VPOW2I(n)
+#define VMULPOW2(x, n) VMUL(x, VPOW2I(n))
 /* e 2^n for n in [-150, 128] as two exact powers of two: one rounding, as scalef */
 #define VSCALE(e, n)                                                                                      \
     ({                                                                                                    \
@@ -445,6 +453,8 @@ VEC_LIST(X)
 #undef VPOW2I
 #undef VMIN
 #undef VSCALE
+#undef VPOW2
+#undef VMULPOW2
 #undef VKEEPNAN
 #undef VEXP
 #undef VTANH
