@@ -60,51 +60,34 @@ HALF_BY_SCALAR(div_bf16, ct_bf16, LD_BF16, ST_BF16, /)
  * conversions of cpu/bf16_vec.h, so the same bits as the loops above. */
 #ifdef CT_BF16_VEC
 static int bin_isa; /* 0: scalar, 1: AVX2+FMA, 2: AVX-512F */
-#define BF16_BIN(pre, E512, E256, SCALAR_OK, FALLBACK)                                                                             \
-    __attribute__((target("avx512f"), noinline)) static void pre##_bf16_v512(ct_bf16 *o, const ct_bf16 *x,       \
-                                                                           const ct_bf16 *y, int64_t ys, int64_t n, \
-                                                                           float al, float yv) {                \
-        const __m512 alpha = _mm512_set1_ps(al);                                                                \
+/* o = EXPR(a, b) over n values, W lanes of vector type VT a step; b = y[i] (ys != 0)
+ * or the value yv; the tail through zero-padded blocks */
+#define BF16_BIN_FN(fname, ATTR, W, VT, SET1, LOAD, STORE, EXPR)                                                \
+    ATTR static void fname(ct_bf16 *o, const ct_bf16 *x, const ct_bf16 *y, int64_t ys, int64_t n, float al,     \
+                           float yv) {                                                                          \
+        const VT alpha = SET1(al);                                                                              \
         (void)alpha;                                                                                            \
-        ct_bf16 xb[16], yb[16], ob[16];                                                                         \
-        for (int64_t i = 0; i < n; i += 16) {                                                                   \
-            const int64_t c = n - i < 16 ? n - i : 16;                                                          \
+        ct_bf16 xb[W], yb[W], ob[W];                                                                            \
+        for (int64_t i = 0; i < n; i += W) {                                                                    \
+            const int64_t c = n - i < W ? n - i : W;                                                            \
             const ct_bf16 *xp = x + i, *yp = ys ? y + i : y;                                                    \
-            if (c < 16) { /* the tail through zero-padded blocks */                                             \
+            if (c < W) {                                                                                        \
                 memset(xb, 0, sizeof xb), memset(yb, 0, sizeof yb);                                             \
                 memcpy(xb, xp, sizeof(ct_bf16) * (size_t)c);                                                    \
                 if (ys) memcpy(yb, yp, sizeof(ct_bf16) * (size_t)c);                                            \
                 xp = xb;                                                                                        \
                 if (ys) yp = yb;                                                                                \
             }                                                                                                   \
-            const __m512 a = ct_bf16x16_load(xp);                                                               \
-            const __m512 b = ys ? ct_bf16x16_load(yp) : _mm512_set1_ps(yv);                                                     \
-            if (c == 16) ct_bf16x16_store(o + i, E512);                                                         \
-            else ct_bf16x16_store(ob, E512), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                    \
+            const VT a = LOAD(xp), b = ys ? LOAD(yp) : SET1(yv);                                                \
+            if (c == W) STORE(o + i, EXPR);                                                                     \
+            else STORE(ob, EXPR), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                               \
         }                                                                                                       \
-    }                                                                                                           \
-    __attribute__((target("avx2,fma"), noinline)) static void pre##_bf16_v256(ct_bf16 *o, const ct_bf16 *x,      \
-                                                                            const ct_bf16 *y, int64_t ys, int64_t n, \
-                                                                            float al, float yv) {               \
-        const __m256 alpha = _mm256_set1_ps(al);                                                                \
-        (void)alpha;                                                                                            \
-        ct_bf16 xb[8], yb[8], ob[8];                                                                            \
-        for (int64_t i = 0; i < n; i += 8) {                                                                    \
-            const int64_t c = n - i < 8 ? n - i : 8;                                                            \
-            const ct_bf16 *xp = x + i, *yp = ys ? y + i : y;                                                    \
-            if (c < 8) {                                                                                        \
-                memset(xb, 0, sizeof xb), memset(yb, 0, sizeof yb);                                             \
-                memcpy(xb, xp, sizeof(ct_bf16) * (size_t)c);                                                    \
-                if (ys) memcpy(yb, yp, sizeof(ct_bf16) * (size_t)c);                                            \
-                xp = xb;                                                                                        \
-                if (ys) yp = yb;                                                                                \
-            }                                                                                                   \
-            const __m256 a = ct_bf16x8_load(xp);                                                                \
-            const __m256 b = ys ? ct_bf16x8_load(yp) : _mm256_set1_ps(yv);                                                       \
-            if (c == 8) ct_bf16x8_store(o + i, E256);                                                           \
-            else ct_bf16x8_store(ob, E256), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                     \
-        }                                                                                                       \
-    }                                                                                                           \
+    }
+#define BF16_BIN(pre, E512, E256, SCALAR_OK, FALLBACK)                                                          \
+    BF16_BIN_FN(pre##_bf16_v512, __attribute__((target("avx512f"), noinline)), 16, __m512, _mm512_set1_ps,      \
+                ct_bf16x16_load, ct_bf16x16_store, E512)                                                        \
+    BF16_BIN_FN(pre##_bf16_v256, __attribute__((target("avx2,fma"), noinline)), 8, __m256, _mm256_set1_ps,     \
+                ct_bf16x8_load, ct_bf16x8_store, E256)                                                          \
     static void pre##_bf16_vec(char **d, const int64_t *s, int64_t n, void *ctx) {                              \
         const int64_t e = (int64_t)sizeof(ct_bf16);                                                             \
         const double *p = ctx;                                                                                  \

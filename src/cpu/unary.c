@@ -242,6 +242,22 @@ static inline ct_c128 c_log1p(ct_c128 z) {
                                                  VADD(v, VMUL(VSET(0.044715), VMUL(v, VMUL(v, v)))))))))   \
     X(mish, VMUL(v, VTANH(VLOG1P(VEXP(v)))))
 
+/* bfloat16 in and out around the same float32 expressions (cpu/bf16_vec.h), in registers
+ * instead of through a float32 block (0.6-0.7 of the blocks' time): W lanes of vector
+ * type VT a step, the tail through a zero-padded block */
+#define BF16_VEC_FN(fname, BODY, ATTR, W, VT, LOAD, STORE)                                                \
+    ATTR static void fname(ct_bf16 *o, const ct_bf16 *x, int64_t n) {                                     \
+        int64_t i = 0;                                                                                    \
+        for (; i + W <= n; i += W) { VT v = LOAD(x + i); STORE(o + i, BODY); }                            \
+        if (i < n) {                                                                                      \
+            ct_bf16 buf[W] = {{0}};                                                                       \
+            memcpy(buf, x + i, sizeof(ct_bf16) * (size_t)(n - i));                                        \
+            VT v = LOAD(buf);                                                                             \
+            STORE(buf, BODY);                                                                             \
+            memcpy(o + i, buf, sizeof(ct_bf16) * (size_t)(n - i));                                        \
+        }                                                                                                 \
+    }
+
 /* float32, AVX-512 */
 #define V_F512(fn) Sleef_##fn##f16_u10avx512f
 #define VABS(v) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)))
@@ -303,21 +319,9 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512
     }
 VEC_LIST(X)
 #undef X
-/* bfloat16 in and out around the same float32 expressions (cpu/bf16_vec.h), in registers
- * instead of through a float32 block (0.6-0.7 of the blocks' time) */
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_bf16(ct_bf16 *o, const ct_bf16 *x, \
-                                                                                     int64_t n) {         \
-        int64_t i = 0;                                                                                    \
-        for (; i + 16 <= n; i += 16) { __m512 v = ct_bf16x16_load(x + i); ct_bf16x16_store(o + i, BODY); }     \
-        if (i < n) {                                                                                      \
-            ct_bf16 buf[16] = {{0}};                                                                      \
-            memcpy(buf, x + i, sizeof(ct_bf16) * (size_t)(n - i));                                        \
-            __m512 v = ct_bf16x16_load(buf);                                                                 \
-            ct_bf16x16_store(buf, BODY);                                                                     \
-            memcpy(o + i, buf, sizeof(ct_bf16) * (size_t)(n - i));                                        \
-        }                                                                                                 \
-    }
+    BF16_VEC_FN(name##_v512_bf16, BODY, __attribute__((target("avx512f"), noinline, noclone)), 16, __m512,  \
+                ct_bf16x16_load, ct_bf16x16_store)
 VEC_LIST(X)
 #undef X
 #undef VSET
@@ -422,18 +426,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v25
 VEC_LIST(X)
 #undef X
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_bf16(ct_bf16 *o, const ct_bf16 *x, \
-                                                                                      int64_t n) {        \
-        int64_t i = 0;                                                                                    \
-        for (; i + 8 <= n; i += 8) { __m256 v = ct_bf16x8_load(x + i); ct_bf16x8_store(o + i, BODY); }         \
-        if (i < n) {                                                                                      \
-            ct_bf16 buf[8] = {{0}};                                                                       \
-            memcpy(buf, x + i, sizeof(ct_bf16) * (size_t)(n - i));                                        \
-            __m256 v = ct_bf16x8_load(buf);                                                                  \
-            ct_bf16x8_store(buf, BODY);                                                                      \
-            memcpy(o + i, buf, sizeof(ct_bf16) * (size_t)(n - i));                                        \
-        }                                                                                                 \
-    }
+    BF16_VEC_FN(name##_v256_bf16, BODY, __attribute__((target("avx2,fma"), noinline, noclone)), 8, __m256, \
+                ct_bf16x8_load, ct_bf16x8_store)
 VEC_LIST(X)
 #undef X
 #undef VSET
