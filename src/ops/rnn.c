@@ -733,7 +733,7 @@ static ct_tensor *lstm_direction(const ct_tensor *x, const dir_params *p, int64_
      * with B transposed; the copy costs about three steps' difference) */
     ct_tensor *whh_t = NULL;
     if (!rc && T >= 8 && !(whh_t = ct__contiguous_raw(tr2(&hw, whh)))) rc = ct_last_status();
-    const ct_tensor *wrec = whh_t ? whh_t : tr2(&hw, whh);
+    const ct_tensor *wrec = whh_t ? whh_t : whh ? tr2(&hw, whh) : NULL; /* NULL only with rc set */
     for (int64_t s = 0; s < T && !rc; s++) {
         int64_t t = reverse ? T - 1 - s : s;
         int64_t ci = grad ? t : s & 1, cpi = grad ? (reverse ? t + 1 : t - 1) : (s + 1) & 1;
