@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 # environment selects and saves the outputs.
 CHILD = r"""
 import ctypes, sys, torch
-sys.path[:0] = sys.argv[4].split("\n")
+sys.path[:0] = [sys.argv[1]] + sys.argv[4].split("\n")
 from _legacy import fn, to_ct, from_ct, P
 NUM_DTYPES = 12  # CT_NUM_DTYPES: keep the dtype
 fn("ct_gelu").argtypes = [P, ctypes.c_bool]
@@ -55,6 +55,8 @@ for name, x in xs.items():
     out[name] = from_ct(r)
 torch.save(out, sys.argv[3])
 """
+
+BINARY = ("add", "sub", "mul", "div", "mulscalar")  # the bfloat16 binary cases (CHILD lists them too)
 
 SPECIAL = [0.0, -0.0, float("nan"), float("inf"), float("-inf"), 1e-45, -1e-45, 1e-38, -1e-38, 1e-30, -1e-30,
            0.015, -0.015, 0.625, -0.625, 9.0, -9.0, 9.5, 20.0, -20.0, 88.0, 88.72, 88.73, 89.0, -87.3, -87.4,
@@ -98,18 +100,14 @@ def inputs():
     return xs
 
 
-BINARY = ("add", "sub", "mul", "div", "mulscalar")
-
-
 def bf16_reference(op, x):
-    """What every path must give for bfloat16: the op in float32 on the widened values
-    (alpha * b first, as PyTorch's CPU kernels), rounded once to nearest even."""
-    if op in BINARY:
-        a, b = x[0].float(), x[1].float()
-        r = {"add": lambda: a + torch.tensor(0.75) * b, "sub": lambda: a - torch.tensor(-1.5) * b,
-             "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3)}[op]()
-        return r.bfloat16()
-    return None
+    """What every path must give for a binary bfloat16 op: the op in float32 on the
+    widened values (alpha * b first, as PyTorch's CPU kernels), rounded once to nearest
+    even."""
+    a, b = x[0].float(), x[1].float()
+    r = {"add": lambda: a + torch.tensor(0.75) * b, "sub": lambda: a - torch.tensor(-1.5) * b,
+         "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3)}[op]()
+    return r.bfloat16()
 
 
 def isas():
@@ -163,9 +161,9 @@ def ulp_error(got, ref):
     the normal range), where ref is finite and representable in float32; both NaN or
     equal infinities count as exact."""
     g, r = got.double().numpy(), ref.numpy()
-    r32 = r.astype(np.float32)
-    spacing = np.spacing(np.abs(r32)).astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # float64 values beyond float32 become inf
+        r32 = r.astype(np.float32)
+        spacing = np.spacing(np.abs(r32)).astype(np.float64)
         err = np.abs(g - r) / spacing
     same = (np.isnan(g) & np.isnan(r)) | (np.isinf(g) & (g == r))
     err[same] = 0.0
