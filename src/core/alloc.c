@@ -6,7 +6,7 @@
  * take far fewer TLB misses and the prefetchers do not stop at every 4 KiB page.
  * The cache is bounded (CTORCH_CACHE_LIMIT_MB, default 1024) and
  * ct_empty_cache() returns it to the system. */
-#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/mman.h>
 
@@ -22,10 +22,38 @@
 
 typedef struct block { struct block *next; } block;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* One spin lock guards the bins and the byte counts: what it guards is a list push or
+ * pop and a few counts, shorter than a mutex's own lock and unlock, and releasing it is
+ * a plain store (an op's output allocated and freed: 2 locked instructions instead of
+ * 6). A waiter yields the CPU after a while, in case the holder was descheduled. */
+static atomic_bool lock_flag;
+static void lock(void) {
+    int spins = 0;
+    while (atomic_exchange_explicit(&lock_flag, true, memory_order_acquire))
+        while (atomic_load_explicit(&lock_flag, memory_order_relaxed)) {
+            if (++spins < 256) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            } else {
+                sched_yield();
+                spins = 0;
+            }
+        }
+}
+static void unlock(void) { atomic_store_explicit(&lock_flag, false, memory_order_release); }
+
 static block *bins[N_SMALL + N_LARGE];
 static size_t cached_bytes, cache_limit;
+/* written under the lock (plain stores), read anywhere */
 static atomic_llong live_bytes, peak_bytes;
+
+static void count_live(long long d) { /* under the lock */
+    long long now = atomic_load_explicit(&live_bytes, memory_order_relaxed) + d;
+    atomic_store_explicit(&live_bytes, now, memory_order_relaxed);
+    if (now > atomic_load_explicit(&peak_bytes, memory_order_relaxed))
+        atomic_store_explicit(&peak_bytes, now, memory_order_relaxed);
+}
 
 /* Size class of n bytes: its index and the rounded size. */
 static int size_class(size_t n, size_t *rounded) {
@@ -58,28 +86,32 @@ void *ct__alloc(size_t nbytes) {
     int c = size_class(nbytes, &r);
     void *p = NULL;
     if (c >= 0) {
-        pthread_mutex_lock(&lock);
-        if (bins[c]) { p = bins[c]; bins[c] = bins[c]->next; cached_bytes -= r; }
-        pthread_mutex_unlock(&lock);
-    } else r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
-    if (!p) {
-        if (r < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
-        size_t align = r >= HUGE ? HUGE : CT_ALIGN;
-        /* posix_memalign: aligned_alloc requires the size to be a multiple of the
-         * alignment, which a 2 MiB-aligned block of, say, 7.5 MiB is not */
-        if (posix_memalign(&p, align, r)) {
-            p = NULL;
-            ct_empty_cache(); /* give cached blocks back and try once more */
-            if (posix_memalign(&p, align, r)) p = NULL;
+        lock();
+        if (bins[c]) {
+            p = bins[c];
+            bins[c] = bins[c]->next;
+            cached_bytes -= r;
+            count_live((long long)r);
         }
-        if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
-#ifdef MADV_HUGEPAGE
-        if (align == HUGE) madvise(p, r & ~(HUGE - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
-#endif
+        unlock();
+        if (p) return p;
+    } else r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
+    if (r < nbytes) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+    size_t align = r >= HUGE ? HUGE : CT_ALIGN;
+    /* posix_memalign: aligned_alloc requires the size to be a multiple of the
+     * alignment, which a 2 MiB-aligned block of, say, 7.5 MiB is not */
+    if (posix_memalign(&p, align, r)) {
+        p = NULL;
+        ct_empty_cache(); /* give cached blocks back and try once more */
+        if (posix_memalign(&p, align, r)) p = NULL;
     }
-    long long now = atomic_fetch_add(&live_bytes, (long long)r) + (long long)r;
-    long long pk = atomic_load(&peak_bytes);
-    while (now > pk && !atomic_compare_exchange_weak(&peak_bytes, &pk, now)) {}
+    if (!p) return ct__err(CT_ERR_OOM, "out of memory: cannot allocate %zu bytes", nbytes);
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE) madvise(p, r & ~(HUGE - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
+    lock();
+    count_live((long long)r);
+    unlock();
     return p;
 }
 
@@ -88,16 +120,17 @@ void ct__free(void *p, size_t nbytes) {
     size_t r;
     int c = size_class(nbytes, &r);
     if (c < 0) r = (nbytes + CT_ALIGN - 1) / CT_ALIGN * CT_ALIGN;
-    atomic_fetch_sub(&live_bytes, (long long)r);
     block *evicted = NULL;
-    if (c >= 0 && r <= limit()) {
-        pthread_mutex_lock(&lock);
+    size_t lim = limit();
+    lock();
+    count_live(-(long long)r);
+    if (c >= 0 && r <= lim) {
         /* Full: evict cached blocks of other sizes (largest first) rather than dropping
          * this one, so the cache follows the working set (a training step after an
          * evaluation pass with bigger batches keeps its blocks cached). */
-        for (int k = N_SMALL + N_LARGE - 1; k >= 0 && cached_bytes + r > limit(); k--) {
+        for (int k = N_SMALL + N_LARGE - 1; k >= 0 && cached_bytes + r > lim; k--) {
             if (k == c) continue;
-            while (bins[k] && cached_bytes + r > limit()) {
+            while (bins[k] && cached_bytes + r > lim) {
                 block *b = bins[k];
                 bins[k] = b->next;
                 size_t kr;
@@ -111,15 +144,15 @@ void ct__free(void *p, size_t nbytes) {
                 evicted = b;
             }
         }
-        if (cached_bytes + r <= limit()) {
+        if (cached_bytes + r <= lim) {
             block *b = p;
             b->next = bins[c];
             bins[c] = b;
             cached_bytes += r;
             p = NULL;
         }
-        pthread_mutex_unlock(&lock);
     }
+    unlock();
     while (evicted) {
         block *nx = evicted->next;
         free(evicted);
@@ -129,19 +162,25 @@ void ct__free(void *p, size_t nbytes) {
 }
 
 CT_API void ct_empty_cache(void) {
-    pthread_mutex_lock(&lock);
+    block *all = NULL; /* unlinked under the lock, freed after it */
+    lock();
     for (int i = 0; i < N_SMALL + N_LARGE; i++)
-        while (bins[i]) { block *b = bins[i]; bins[i] = b->next; free(b); }
+        while (bins[i]) { block *b = bins[i]; bins[i] = b->next; b->next = all; all = b; }
     cached_bytes = 0;
-    pthread_mutex_unlock(&lock);
+    unlock();
+    while (all) { block *nx = all->next; free(all); all = nx; }
 }
 
 CT_API int64_t ct_memory_allocated(void) { return atomic_load(&live_bytes); }
 CT_API int64_t ct_memory_peak(void) { return atomic_load(&peak_bytes); }
 CT_API int64_t ct_memory_cached(void) {
-    pthread_mutex_lock(&lock);
+    lock();
     int64_t c = (int64_t)cached_bytes;
-    pthread_mutex_unlock(&lock);
+    unlock();
     return c;
 }
-CT_API void ct_memory_reset_peak(void) { atomic_store(&peak_bytes, atomic_load(&live_bytes)); }
+CT_API void ct_memory_reset_peak(void) {
+    lock();
+    atomic_store_explicit(&peak_bytes, atomic_load_explicit(&live_bytes, memory_order_relaxed), memory_order_relaxed);
+    unlock();
+}

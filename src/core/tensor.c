@@ -7,9 +7,6 @@
 #include "core/autograd_internal.h"
 #include "core/dispatch.h"
 
-static atomic_llong tensors_live;
-
-CT_API int64_t ct_live_tensors(void) { return tensors_live; }
 
 /* ---- header blocks ----
  * Every op makes a tensor header and a storage header (and an autograd node when it
@@ -27,14 +24,23 @@ CT_API int64_t ct_live_tensors(void) { return tensors_live; }
 typedef struct hdr {
     struct hdr *next;
 } hdr;
-typedef struct {
+typedef struct hdr_cache {
     hdr *list[CT_HDR_KINDS];
     int n[CT_HDR_KINDS];
     bool registered;
+    /* Tensors made minus tensors freed by this thread (either may be negative: a
+     * tensor can be freed by another thread than its maker). Written only by its
+     * thread with plain (relaxed) stores, so counting costs no locked instruction;
+     * ct_live_tensors() sums the threads' counts. */
+    atomic_llong live;
+    struct hdr_cache *prev, *next; /* the registered threads (under reg_lock) */
 } hdr_cache;
 static _Thread_local CT_TLS_HOT hdr_cache tlc;
 static pthread_key_t tlc_key;
 static pthread_once_t tlc_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static hdr_cache *reg_head;  /* threads that made or freed tensors */
+static int64_t live_retired; /* counts of threads that have ended (under reg_lock) */
 
 static void tlc_free(void *p) {
     hdr_cache *c = p;
@@ -42,6 +48,15 @@ static void tlc_free(void *p) {
         while (c->list[k]) { hdr *n = c->list[k]->next; free(c->list[k]); c->list[k] = n; }
         c->n[k] = 0;
     }
+    pthread_mutex_lock(&reg_lock);
+    live_retired += atomic_load_explicit(&c->live, memory_order_relaxed);
+    atomic_store_explicit(&c->live, 0, memory_order_relaxed);
+    if (c->prev) c->prev->next = c->next;
+    else reg_head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->registered = false; /* a later use in this thread's exit registers it again */
+    pthread_mutex_unlock(&reg_lock);
 }
 static void tlc_init(void) { (void)pthread_key_create(&tlc_key, tlc_free); }
 
@@ -49,9 +64,28 @@ static hdr_cache *hcache(void) {
     if (CT_UNLIKELY(!tlc.registered)) {
         pthread_once(&tlc_once, tlc_init);
         pthread_setspecific(tlc_key, &tlc);
+        pthread_mutex_lock(&reg_lock);
+        tlc.prev = NULL;
+        tlc.next = reg_head;
+        if (reg_head) reg_head->prev = &tlc;
+        reg_head = &tlc;
+        pthread_mutex_unlock(&reg_lock);
         tlc.registered = true;
     }
     return &tlc;
+}
+
+static void live_add(int d) {
+    hdr_cache *c = hcache();
+    atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) + d, memory_order_relaxed);
+}
+
+CT_API int64_t ct_live_tensors(void) {
+    pthread_mutex_lock(&reg_lock);
+    int64_t n = live_retired;
+    for (const hdr_cache *c = reg_head; c; c = c->next) n += atomic_load_explicit(&c->live, memory_order_relaxed);
+    pthread_mutex_unlock(&reg_lock);
+    return n;
 }
 
 static size_t hdr_size(ct_hdr_kind k) {
@@ -110,8 +144,14 @@ ct_storage *ct__storage_borrow(void *data, size_t nbytes, void (*deleter)(void *
     return s;
 }
 
+/* Drops one reference; true when it was the last. A count of 1 is the caller's own
+ * reference, which no other thread can copy: no locked decrement then. */
+static inline bool drop_ref(atomic_int *rc) {
+    return atomic_load_explicit(rc, memory_order_acquire) == 1 || atomic_fetch_sub(rc, 1) == 1;
+}
+
 void ct__storage_release(ct_storage *s) {
-    if (!s || atomic_fetch_sub(&s->refcount, 1) != 1) return;
+    if (!s || !drop_ref(&s->refcount)) return;
     if (s->borrowed) {
         if (s->deleter) s->deleter(s->data, s->deleter_ctx);
     } else if (!data_inline(s)) ct__free(s->data, s->nbytes);
@@ -178,7 +218,7 @@ ct_tensor *ct__tensor_new(ct_storage *s, ct_dtype dtype, int ndim, const int64_t
     t->numel = ct__prod(ndim, sizes);
     t->storage = s;
     atomic_fetch_add(&s->refcount, 1);
-    tensors_live++;
+    live_add(1);
     return t;
 }
 
@@ -197,15 +237,22 @@ static int check_sizes(const char *op, int ndim, const int64_t *sizes) {
     return 0;
 }
 
+/* A tensor on a storage of its own. The storage is not yet visible to another thread,
+ * so the creator's reference is handed over with a plain store, not a locked decrement. */
+static ct_tensor *on_new_storage(size_t nbytes, ct_dtype dtype, int ndim, const int64_t *sizes,
+                                 const int64_t *strides) {
+    ct_storage *s = ct__storage_new(nbytes);
+    if (!s) return NULL;
+    ct_tensor *t = ct__tensor_new(s, dtype, ndim, sizes, strides, 0);
+    if (t) atomic_store_explicit(&s->refcount, 1, memory_order_relaxed);
+    else ct__storage_release(s);
+    return t;
+}
+
 ct_tensor *ct__empty_raw(int ndim, const int64_t *sizes, ct_dtype dtype) {
     if ((unsigned)dtype >= CT_NUM_DTYPES) return ct__err(CT_ERR_DTYPE, "empty: invalid dtype %d", (int)dtype);
     if (check_sizes("empty", ndim, sizes)) return NULL;
-    size_t nbytes = (size_t)ct__prod(ndim, sizes) * ct_dtype_size(dtype);
-    ct_storage *s = ct__storage_new(nbytes);
-    if (!s) return NULL;
-    ct_tensor *t = ct__tensor_new(s, dtype, ndim, sizes, NULL, 0);
-    ct__storage_release(s);
-    return t;
+    return on_new_storage((size_t)ct__prod(ndim, sizes) * ct_dtype_size(dtype), dtype, ndim, sizes, NULL);
 }
 
 ct_tensor *ct__contiguous_raw(const ct_tensor *t) {
@@ -226,7 +273,8 @@ ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const i
 void ct__alias_borrowed(ct_tensor *dst, const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides,
                         int64_t offset) {
     assert(ndim >= 0 && ndim <= CT_INLINE_DIMS);
-    memset(dst, 0, sizeof *dst);
+    /* the autograd fields zeroed; small[] past ndim is never read */
+    memset(&dst->requires_grad, 0, sizeof *dst - offsetof(ct_tensor, requires_grad));
     atomic_init(&dst->refcount, 1);
     dst->dtype = t->dtype;
     dst->ndim = ndim;
@@ -247,11 +295,11 @@ CT_API ct_tensor *ct_retain(ct_tensor *t) {
 }
 
 CT_API void ct_release(ct_tensor *t) {
-    if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) return;
+    if (!t || !drop_ref(&t->refcount)) return;
     ct__autograd_tensor_freed(t);
     ct__storage_release(t->storage);
     if (t->sizes != t->small) free(t->sizes);
-    tensors_live--;
+    live_add(-1);
     ct__hdr_put(CT_HDR_TENSOR, t);
 }
 
@@ -296,11 +344,7 @@ CT_API ct_tensor *ct_empty_strided(int ndim, const int64_t *sizes, const int64_t
         else extent += (sizes[i] - 1) * strides[i];
     }
     size_t nbytes = any_zero ? 0 : (size_t)(extent + 1) * ct_dtype_size(dtype);
-    ct_storage *s = ct__storage_new(nbytes);
-    if (!s) return NULL;
-    ct_tensor *t = ct__tensor_new(s, dtype, ndim, sizes, strides, 0);
-    ct__storage_release(s);
-    return ct__ret(t);
+    return ct__ret(on_new_storage(nbytes, dtype, ndim, sizes, strides));
 }
 
 static ct_tensor *filled(const char *op, int ndim, const int64_t *sizes, ct_dtype dtype, double v) {
@@ -368,11 +412,7 @@ static ct_tensor *empty_in_order(int nd, const int64_t *sizes, const int64_t *pe
         strides[perm[k]] = st;
         if (sizes[perm[k]] > 1) st *= sizes[perm[k]];
     }
-    ct_storage *s = ct__storage_new((size_t)numel * ct_dtype_size(dt));
-    if (!s) return NULL;
-    ct_tensor *t = ct__tensor_new(s, dt, nd, sizes, strides, 0);
-    ct__storage_release(s);
-    return t;
+    return on_new_storage((size_t)numel * ct_dtype_size(dt), dt, nd, sizes, strides);
 }
 
 ct_tensor *ct__empty_ew_raw(int nd, const int64_t *shape, ct_dtype dt, int n, const ct_tensor *const *ins) {
