@@ -3,7 +3,9 @@ sigmoid, silu, gelu, softmax) on every dispatch path this machine can run: AVX-5
 AVX2 and the scalar baseline, selected per process by CTORCH_CPU_ISA. Dense sweeps
 over each function's whole float range against the float64 result (an ulp bound), the
 special values, PyTorch's values, and the vector paths against each other (the AVX-512
-and AVX2 paths evaluate the same expressions: the same bits)."""
+and AVX2 paths evaluate the same expressions: the same bits). The small-matrix GEMM
+kernel (products with N, K <= 32), which also has a form per ISA, is checked the same
+way: PyTorch's values on every path, the same bits from AVX-512 and AVX2."""
 import os
 import subprocess
 import sys
@@ -30,12 +32,26 @@ fn("ct_gelu").argtypes = [P, ctypes.c_bool]
 fn("ct_softmax").argtypes = [P, ctypes.c_int, ctypes.c_int]
 xs = torch.load(sys.argv[2])
 BINARY = ("add", "sub", "mul", "div", "mulscalar")
+GEMM = ("mm", "mmT", "addmm")
 out = {}
 fn("ct_add_alpha").argtypes = [P, P, ctypes.c_double]
 fn("ct_sub_alpha").argtypes = [P, P, ctypes.c_double]
 fn("ct_mul_scalar").argtypes = [P, ctypes.c_double]
+fn("ct_addmm").argtypes = [P, P, P, ctypes.c_double, ctypes.c_double]
+fn("ct_t").argtypes = [P]
 for name, x in xs.items():
     op = name.split(":")[0]
+    if op in GEMM:
+        h = [to_ct(t) for t in x]
+        if op == "mm":
+            r = fn("ct_matmul")(h[0], h[1])
+        elif op == "mmT":  # both operands transposed views: strided rows and columns
+            r = fn("ct_matmul")(P(fn("ct_t")(h[0])), P(fn("ct_t")(h[1])))
+        else:  # addmm: the stores that add beta * C
+            r = fn("ct_addmm")(h[0], h[1], h[2], 0.5, 1.5)
+        assert r, name
+        out[name] = from_ct(r)
+        continue
     if op in BINARY:
         a, b = to_ct(x[0]), to_ct(x[1])
         r = {"add": lambda: fn("ct_add_alpha")(a, b, 0.75), "sub": lambda: fn("ct_sub_alpha")(a, b, -1.5),
@@ -57,6 +73,11 @@ torch.save(out, sys.argv[3])
 """
 
 BINARY = ("add", "sub", "mul", "div", "mulscalar")  # the bfloat16 binary cases (CHILD lists them too)
+GEMM = ("mm", "mmT", "addmm")  # small matrix products (CHILD lists them too)
+# M x N x K: the 8-, 16- and 32-column kernels, whole and partial last vectors (N not a
+# multiple of the lanes), blocks of rows and the rows left over, K of 1 and odd
+GEMM_SHAPES = [(16, 16, 16), (4, 4, 4), (13, 16, 7), (8, 32, 32), (32, 32, 32), (5, 12, 9), (9, 8, 16),
+               (3, 24, 20), (17, 30, 1), (11, 20, 32), (1, 32, 5)]
 
 SPECIAL = [0.0, -0.0, float("nan"), float("inf"), float("-inf"), 1e-45, -1e-45, 1e-38, -1e-38, 1e-30, -1e-30,
            0.015, -0.015, 0.625, -0.625, 9.0, -9.0, 9.5, 20.0, -20.0, 88.0, 88.72, 88.73, 89.0, -87.3, -87.4,
@@ -97,7 +118,22 @@ def inputs():
     for op in BINARY:
         xs[op + ":bf16"] = (a, b)
         xs[op + ":bf16 scalar"] = (a, b[3:4].expand(a.shape))
+    for dt in (torch.float32, torch.float64):
+        for m, n, k in GEMM_SHAPES:
+            tag = f"{str(dt)[6:]} {m}x{n}x{k}"
+            xs["mm:" + tag] = (torch.randn(m, k, generator=g, dtype=dt), torch.randn(k, n, generator=g, dtype=dt))
+            xs["mmT:" + tag] = (torch.randn(k, m, generator=g, dtype=dt), torch.randn(n, k, generator=g, dtype=dt))
+            xs["addmm:" + tag] = (torch.randn(m, n, generator=g, dtype=dt), torch.randn(m, k, generator=g, dtype=dt),
+                                  torch.randn(k, n, generator=g, dtype=dt))
     return xs
+
+
+def gemm_reference(op, x):
+    if op == "mm":
+        return x[0] @ x[1]
+    if op == "mmT":
+        return x[0].t() @ x[1].t()
+    return torch.addmm(x[0], x[1], x[2], beta=0.5, alpha=1.5)
 
 
 def bf16_reference(op, x):
@@ -224,7 +260,10 @@ def test_against_torch(results):
     for isa, o in out.items():
         for name, x in xs.items():
             op = name.split(":")[0]
-            with case(op if op != "mulscalar" else "mul"):
+            with case({"mulscalar": "mul", "mmT": "mm"}.get(op, op)):
+                if op in GEMM:
+                    torch.testing.assert_close(o[name], gemm_reference(op, x), msg=f"{isa} {name}")
+                    continue
                 if op in BINARY:
                     # PyTorch's own bfloat16 kernels, and the float32-then-round reference bit for bit
                     want = bf16_reference(op, x)
@@ -271,7 +310,7 @@ def test_vector_paths_agree(results):
         op = name.split(":")[0]
         with case(op):
             a, b = out["avx512"][name], out["avx2"][name]
-            bits = torch.int16 if a.dtype == torch.bfloat16 else torch.int32
+            bits = {torch.bfloat16: torch.int16, torch.float64: torch.int64}.get(a.dtype, torch.int32)
             same = (a.view(bits) == b.view(bits)) | (torch.isnan(a) & torch.isnan(b))
             assert same.all(), f"{name}: {(~same).sum().item()} values differ"
 
