@@ -17,7 +17,9 @@ ct_cpu_isa ct__cpu_isa(void) { return cpu_isa; }
 static void detect_isa(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) cpu_isa = CT_ISA_AVX512;
+    /* AVX-512: F and BW (every AVX-512 CPU since Skylake-SP; the kernels use byte and
+     * word instructions, e.g. the bfloat16 conversions) */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) cpu_isa = CT_ISA_AVX512;
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cpu_isa = CT_ISA_AVX2;
 #endif
     const char *cap = getenv("CTORCH_CPU_ISA");

@@ -59,35 +59,41 @@ HALF_BY_SCALAR(div_bf16, ct_bf16, LD_BF16, ST_BF16, /)
  * multiply-add, as the scalar loop under -ffp-contract=off) between the vector
  * conversions of cpu/bf16_vec.h, so the same bits as the loops above. */
 #ifdef CT_BF16_VEC
-static int bin_isa; /* 0: scalar, 1: AVX2+FMA, 2: AVX-512F */
-/* o = EXPR(a, b) over n values, W lanes of vector type VT a step; b = y[i] (ys != 0)
- * or the value yv; the tail through zero-padded blocks */
-#define BF16_BIN_FN(fname, ATTR, W, VT, SET1, LOAD, STORE, EXPR)                                                \
+static int bin_isa; /* 0: scalar, 1: AVX2+FMA, 2: AVX-512 (F and BW) */
+/* o = EXPR(a, b) over n values, 2 W a step (two vectors of type VT, cpu/bf16_vec.h's
+ * pairs); b = y[i] (ys != 0) or the value yv; the tail through zero-padded blocks */
+#define BF16_BIN_FN(fname, ATTR, W, VT, SET1, LOAD2, STORE2, EXPR)                                              \
     ATTR static void fname(ct_bf16 *o, const ct_bf16 *x, const ct_bf16 *y, int64_t ys, int64_t n, float al,     \
                            float yv) {                                                                          \
         const VT alpha = SET1(al);                                                                              \
         (void)alpha;                                                                                            \
-        ct_bf16 xb[W], yb[W], ob[W];                                                                            \
-        for (int64_t i = 0; i < n; i += W) {                                                                    \
-            const int64_t c = n - i < W ? n - i : W;                                                            \
+        ct_bf16 xb[2 * W], yb[2 * W], ob[2 * W];                                                                \
+        for (int64_t i = 0; i < n; i += 2 * W) {                                                                \
+            const int64_t c = n - i < 2 * W ? n - i : 2 * W;                                                    \
             const ct_bf16 *xp = x + i, *yp = ys ? y + i : y;                                                    \
-            if (c < W) {                                                                                        \
+            if (c < 2 * W) {                                                                                    \
                 memset(xb, 0, sizeof xb), memset(yb, 0, sizeof yb);                                             \
                 memcpy(xb, xp, sizeof(ct_bf16) * (size_t)c);                                                    \
                 if (ys) memcpy(yb, yp, sizeof(ct_bf16) * (size_t)c);                                            \
                 xp = xb;                                                                                        \
                 if (ys) yp = yb;                                                                                \
             }                                                                                                   \
-            const VT a = LOAD(xp), b = ys ? LOAD(yp) : SET1(yv);                                                \
-            if (c == W) STORE(o + i, EXPR);                                                                     \
-            else STORE(ob, EXPR), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                               \
+            VT a0, a1, b0 = SET1(yv), b1 = b0, a, b;                                                            \
+            LOAD2(xp, &a0, &a1);                                                                                \
+            if (ys) LOAD2(yp, &b0, &b1);                                                                        \
+            a = a0, b = b0;                                                                                     \
+            const VT r0 = EXPR;                                                                                 \
+            a = a1, b = b1;                                                                                     \
+            const VT r1 = EXPR;                                                                                 \
+            if (c == 2 * W) STORE2(o + i, r0, r1);                                                              \
+            else STORE2(ob, r0, r1), memcpy(o + i, ob, sizeof(ct_bf16) * (size_t)c);                            \
         }                                                                                                       \
     }
 #define BF16_BIN(pre, E512, E256, SCALAR_OK, FALLBACK)                                                          \
-    BF16_BIN_FN(pre##_bf16_v512, __attribute__((target("avx512f"), noinline)), 16, __m512, _mm512_set1_ps,      \
-                ct_bf16x16_load, ct_bf16x16_store, E512)                                                        \
+    BF16_BIN_FN(pre##_bf16_v512, __attribute__((target("avx512f,avx512bw"), noinline)), 16, __m512,             \
+                _mm512_set1_ps, ct_bf16x32_load2, ct_bf16x32_store2, E512)                                      \
     BF16_BIN_FN(pre##_bf16_v256, __attribute__((target("avx2,fma"), noinline)), 8, __m256, _mm256_set1_ps,     \
-                ct_bf16x8_load, ct_bf16x8_store, E256)                                                          \
+                ct_bf16x16_load2, ct_bf16x16_store2, E256)                                                      \
     static void pre##_bf16_vec(char **d, const int64_t *s, int64_t n, void *ctx) {                              \
         const int64_t e = (int64_t)sizeof(ct_bf16);                                                             \
         const double *p = ctx;                                                                                  \
