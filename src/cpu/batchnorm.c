@@ -328,6 +328,83 @@ __attribute__((target("avx2"))) static void bn_pool2_expand_f32_avx2(const float
         }
     }
 }
+
+/* The same two kernels with AVX-512: sixteen windows per step, so the short rows of
+ * small images (Wo = 14, 7) take one masked step, loaded and stored under masks,
+ * instead of a full step and a short one through a buffer. The same operations in the
+ * same order as the AVX2 forms: the same values and indices. */
+#define CT_BN_POOL_AVX512 1
+__attribute__((target("avx512f"))) static void bn_pool2_plane_f32_avx512(const float *x, float *z, int32_t *zi,
+                                                                         int64_t W, int64_t Ho, int64_t Wo,
+                                                                         float scale, float shift) {
+    const __m512 vs = _mm512_set1_ps(scale), vt = _mm512_set1_ps(shift), zero = _mm512_setzero_ps();
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32((int)W), none = _mm512_set1_epi32(-1);
+    for (int64_t oh = 0; oh < Ho; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < Wo; ow += 16) {
+            const int64_t m = Wo - ow < 16 ? Wo - ow : 16, n2 = 2 * m;
+            const __mmask16 mlo = n2 >= 16 ? 0xFFFF : (__mmask16)((1u << n2) - 1);
+            const __mmask16 mhi = n2 <= 16 ? 0 : n2 >= 32 ? 0xFFFF : (__mmask16)((1u << (n2 - 16)) - 1);
+            const __mmask16 mo = m >= 16 ? 0xFFFF : (__mmask16)((1u << m) - 1);
+            const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+            __m512 lo0 = _mm512_maskz_loadu_ps(mlo, p0), hi0 = _mm512_maskz_loadu_ps(mhi, p0 + 16);
+            __m512 lo1 = _mm512_maskz_loadu_ps(mlo, p1), hi1 = _mm512_maskz_loadu_ps(mhi, p1 + 16);
+#define BN_RELU_V16(v) /* y < 0 gives +0; NaN, -0 pass */                                                  \
+    do {                                                                                                    \
+        v = _mm512_add_ps(_mm512_mul_ps(v, vs), vt);                                                        \
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);                           \
+    } while (0)
+            BN_RELU_V16(lo0);
+            BN_RELU_V16(hi0);
+            BN_RELU_V16(lo1);
+            BN_RELU_V16(hi1);
+#undef BN_RELU_V16
+            __m512 best;
+            __m512i k;
+            CT_POOL_PICK16(lo0, hi0, lo1, hi1, best, k);
+            /* the gradient passes where best is not <= 0 (> 0 or NaN): index h*W+w of the pick */
+            const __mmask16 keep = _mm512_cmp_ps_mask(best, zero, _CMP_NLE_UQ);
+            __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(2 * oh * W + 2 * ow)), even);
+            idx = _mm512_add_epi32(idx, _mm512_and_si512(k, one));
+            idx = _mm512_mask_add_epi32(idx, _mm512_cmpgt_epi32_mask(k, one), idx, vW);
+            idx = _mm512_mask_mov_epi32(none, keep, idx);
+            _mm512_mask_storeu_ps(z + oh * Wo + ow, mo, best);
+            _mm512_mask_storeu_epi32(zi + oh * Wo + ow, mo, idx);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void bn_pool2_expand_f32_avx512(const float *g, const int32_t *ix,
+                                                                          float *buf, int64_t W, int64_t Ho,
+                                                                          int64_t Wo) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32((int)W);
+    /* interleaving two vectors' lanes: a0 b0 a1 b1 ... (first 8 pairs, then the last 8) */
+    const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
+    for (int64_t oh = 0; oh < Ho; oh++) {
+        float *r0 = buf + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < Wo; ow += 16) {
+            const int64_t m = Wo - ow < 16 ? Wo - ow : 16, n2 = 2 * m;
+            const __mmask16 mlo = n2 >= 16 ? 0xFFFF : (__mmask16)((1u << n2) - 1);
+            const __mmask16 mhi = n2 <= 16 ? 0 : n2 >= 32 ? 0xFFFF : (__mmask16)((1u << (n2 - 16)) - 1);
+            const __mmask16 mo = m >= 16 ? 0xFFFF : (__mmask16)((1u << m) - 1);
+            const __m512 gv = _mm512_maskz_loadu_ps(mo, g + oh * Wo + ow);
+            const __m512i iv = _mm512_maskz_loadu_epi32(mo, ix + oh * Wo + ow);
+            const __m512i e0 = _mm512_add_epi32(_mm512_set1_epi32((int)(2 * oh * W + 2 * ow)), even);
+            const __m512i e2 = _mm512_add_epi32(e0, vW);
+            const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(iv, e0), gv);
+            const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(iv, _mm512_add_epi32(e0, one)), gv);
+            const __m512 v2 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(iv, e2), gv);
+            const __m512 v3 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(iv, _mm512_add_epi32(e2, one)), gv);
+            _mm512_mask_storeu_ps(r0 + 2 * ow, mlo, _mm512_permutex2var_ps(v0, ilo, v1));
+            _mm512_mask_storeu_ps(r0 + 2 * ow + 16, mhi, _mm512_permutex2var_ps(v0, ihi, v1));
+            _mm512_mask_storeu_ps(r1 + 2 * ow, mlo, _mm512_permutex2var_ps(v2, ilo, v3));
+            _mm512_mask_storeu_ps(r1 + 2 * ow + 16, mhi, _mm512_permutex2var_ps(v2, ihi, v3));
+        }
+    }
+}
 #endif
 
 /* The fused kernels' geometry: x [N, C, H, W] pooled to [N, C, Ho, Wo]. */
@@ -335,6 +412,7 @@ typedef struct {
     int64_t H, W, Ho, Wo, osz;
     size_t es;
     bool f32, pool2; /* pool2: float32 2x2 windows at stride 2 with the AVX2 kernels */
+    bool avx512;     /* ... or their AVX-512 forms */
 } bn_pool_geom;
 
 /* Runs fn for every channel, the channels split over threads, each thread with a buffer
@@ -368,8 +446,9 @@ static void bn_pool_fwd_channel(const ct_kernel_args *a, bn_shape s, const bn_po
         int64_t p = n * s.C + c;
 #ifdef CT_BN_POOL_AVX2
         if (g->pool2) {
-            bn_pool2_plane_f32_avx2((const float *)xp + p * s.S, (float *)zp + p * osz, ip + p * osz, g->W, g->Ho,
-                                    g->Wo, (float)k.scale, (float)k.shift);
+            (g->avx512 ? bn_pool2_plane_f32_avx512 : bn_pool2_plane_f32_avx2)(
+                (const float *)xp + p * s.S, (float *)zp + p * osz, ip + p * osz, g->W, g->Ho, g->Wo, (float)k.scale,
+                (float)k.shift);
             continue;
         }
 #endif
@@ -387,9 +466,10 @@ static int cpu_bn_relu_max_pool(const ct_kernel_args *a) {
     const int64_t *iv = a->iv; /* kh kw dh dw ph pw sh sw Ho Wo */
     bn_shape s = bn_shape_of(x);
     bn_pool_geom g = {x->sizes[2], x->sizes[3], iv[8], iv[9], iv[8] * iv[9], ct_dtype_size(x->dtype),
-                      x->dtype == CT_FLOAT32, false};
+                      x->dtype == CT_FLOAT32, false, false};
 #ifdef CT_BN_POOL_AVX2
     g.pool2 = g.f32 && a->i[1] && ct__cpu_isa() >= CT_ISA_AVX2;
+    g.avx512 = ct__cpu_isa() == CT_ISA_AVX512;
 #endif
     return bn_each_channel(a, s, &g, (size_t)g.osz * sizeof(int64_t) + (size_t)s.S * g.es, bn_pool_fwd_channel);
 }
@@ -470,7 +550,8 @@ static void bn_pool_bwd_channel(const ct_kernel_args *a, bn_shape s, const bn_po
 #ifdef CT_BN_POOL_AVX2
         if (g->pool2) {
             if (2 * g->Ho < g->H || 2 * g->Wo < g->W) memset(gy, 0, (size_t)s.S * es); /* a row or column left over */
-            bn_pool2_expand_f32_avx2((const float *)gp + p * osz, ip + p * osz, (float *)gy, g->W, g->Ho, g->Wo);
+            (g->avx512 ? bn_pool2_expand_f32_avx512 : bn_pool2_expand_f32_avx2)(
+                (const float *)gp + p * osz, ip + p * osz, (float *)gy, g->W, g->Ho, g->Wo);
         }
 #endif
         if (g->f32)
@@ -498,9 +579,10 @@ static int cpu_bn_relu_max_pool_bwd(const ct_kernel_args *a) {
     const ct_tensor *g = a->in[0], *x = a->in[2];
     bn_shape s = bn_shape_of(x);
     bn_pool_geom pg = {x->sizes[2], x->sizes[3], g->sizes[2], g->sizes[3], g->sizes[2] * g->sizes[3],
-                       ct_dtype_size(x->dtype), x->dtype == CT_FLOAT32, false};
+                       ct_dtype_size(x->dtype), x->dtype == CT_FLOAT32, false, false};
 #ifdef CT_BN_POOL_AVX2
     pg.pool2 = a->op == CT_OP_BN_RELU_MAX_POOL2D_BWD && pg.f32 && a->i[1] && ct__cpu_isa() >= CT_ISA_AVX2;
+    pg.avx512 = ct__cpu_isa() == CT_ISA_AVX512;
 #endif
     return bn_each_channel(a, s, &pg, (size_t)(s.N * s.S) * pg.es, bn_pool_bwd_channel);
 }

@@ -459,10 +459,7 @@ __attribute__((target("avx512f"))) static void maxpool_row2_f32_avx512(const flo
                                                                        const float *restrict r1,
                                                                        float *restrict orow, int64_t *restrict irow,
                                                                        int64_t Wo, int64_t base, int64_t W) {
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
     const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
     const __m512i vW = _mm512_set1_epi64(W), two64 = _mm512_set1_epi64(2), one64 = _mm512_set1_epi64(1);
     for (int64_t ow = 0; ow < Wo; ow += 16) {
         int64_t m = Wo - ow < 16 ? Wo - ow : 16, n2 = 2 * m;
@@ -472,15 +469,9 @@ __attribute__((target("avx512f"))) static void maxpool_row2_f32_avx512(const flo
         const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
         __m512 lo0 = _mm512_maskz_loadu_ps(mlo, p0), hi0 = _mm512_maskz_loadu_ps(mhi, p0 + 16);
         __m512 lo1 = _mm512_maskz_loadu_ps(mlo, p1), hi1 = _mm512_maskz_loadu_ps(mhi, p1 + 16);
-        __m512 best = _mm512_permutex2var_ps(lo0, ev, hi0), b = _mm512_permutex2var_ps(lo0, od, hi0);
-        __m512 d = _mm512_permutex2var_ps(lo1, ev, hi1), e = _mm512_permutex2var_ps(lo1, od, hi1);
-        __m512i k = _mm512_setzero_si512();
-        __mmask16 u = _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
-        best = _mm512_mask_blend_ps(u, best, b), k = _mm512_mask_blend_epi32(u, k, one);
-        u = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
-        best = _mm512_mask_blend_ps(u, best, d), k = _mm512_mask_blend_epi32(u, k, two);
-        u = _mm512_cmp_ps_mask(e, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(e, e, _CMP_UNORD_Q);
-        best = _mm512_mask_blend_ps(u, best, e), k = _mm512_mask_blend_epi32(u, k, three);
+        __m512 best;
+        __m512i k;
+        CT_POOL_PICK16(lo0, hi0, lo1, hi1, best, k);
         _mm512_mask_storeu_ps(orow + ow, mo, best);
         /* index = base + c + (k & 1) + (k >> 1) * W, with c = 2 * (ow + lane) */
         __m512i start = _mm512_add_epi64(_mm512_set1_epi64(base + 2 * ow), lane2);

@@ -35,4 +35,26 @@ void ct__cpu_max_pool_plane(bool f32, const void *x, void *o, int64_t *ix, int64
         CT_POOL_TAKE(best, k, e_, _mm256_set1_epi32(3));                                                    \
     } while (0)
 
+/* The same for sixteen windows with AVX-512 (conv.c, batchnorm.c), inside functions
+ * compiled for AVX-512F: from two rows of 32 values each (lo0 hi0, lo1 hi1), best and
+ * k (__m512i, positions 0-3) in max_pool2d's order and rule; the even and odd columns
+ * by two-source permutes. */
+#define CT_POOL_TAKE16(best, k, v, kv)                                                                      \
+    do {                                                                                                    \
+        __mmask16 u_ = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);    \
+        best = _mm512_mask_blend_ps(u_, best, v);                                                           \
+        k = _mm512_mask_blend_epi32(u_, k, _mm512_set1_epi32(kv));                                          \
+    } while (0)
+#define CT_POOL_PICK16(lo0, hi0, lo1, hi1, best, k)                                                         \
+    do {                                                                                                    \
+        const __m512i ev_ = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);   \
+        const __m512i od_ = _mm512_add_epi32(ev_, _mm512_set1_epi32(1));                                     \
+        __m512 b_ = _mm512_permutex2var_ps(lo0, od_, hi0), d_ = _mm512_permutex2var_ps(lo1, ev_, hi1);      \
+        __m512 e_ = _mm512_permutex2var_ps(lo1, od_, hi1);                                                  \
+        best = _mm512_permutex2var_ps(lo0, ev_, hi0), k = _mm512_setzero_si512();                           \
+        CT_POOL_TAKE16(best, k, b_, 1);                                                                     \
+        CT_POOL_TAKE16(best, k, d_, 2);                                                                     \
+        CT_POOL_TAKE16(best, k, e_, 3);                                                                     \
+    } while (0)
+
 #endif

@@ -35,7 +35,11 @@ In-place ops: pass inputs_unchanged=False and make torch_fn work on a clone.
 import contextlib
 import ctypes
 import itertools
+import os
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -432,3 +436,33 @@ def second_order_against_torch(what, ct_fn, torch_out, inputs, grad_out):
         loss = sq if loss is None else ctorch.call("ct_add", loss, sq)
     for i, (c, t) in enumerate(zip(ctorch.autograd_grad([loss], c_in), want)):
         assert_same(c, t, what=f"{what} second-order gradient {i}")
+
+
+# ---- the CPU's vector paths ----
+def isas():
+    """The vector paths ctorch's hand dispatch can take on this machine (CTORCH_CPU_ISA
+    caps it): "baseline", and "avx2" and "avx512" when the CPU has them."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    have = ["baseline"]
+    if " avx2" in flags and " fma" in flags:
+        have.append("avx2")
+    if " avx512f" in flags and " avx512bw" in flags:
+        have.append("avx512")
+    return have
+
+
+def rerun_capped(test_file, isa, this_test):
+    """Runs the other tests of test_file in a child pytest with ctorch capped to isa, for
+    kernels with a form per vector path, of which the parent run takes only the CPU's
+    best. Skips when the parent is itself capped, or when isa is not below the CPU's
+    best (the parent run already took it)."""
+    if os.environ.get("CTORCH_CPU_ISA"):
+        pytest.skip("a capped run (a child) already")
+    have = isas()
+    if isa not in have or have[-1] == isa:
+        pytest.skip(f"the run above already took the {have[-1]} path, the best this CPU has")
+    env = dict(os.environ, CTORCH_CPU_ISA=isa, CTORCH_CONFORMANCE_CHILD="1")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file),
+                        "-k", f"not {this_test}"], env=env, capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, f"CTORCH_CPU_ISA={isa}:\n" + p.stdout[-4000:] + p.stderr[-2000:]
+    assert " passed" in p.stdout.strip().splitlines()[-1]

@@ -3,9 +3,11 @@ src/ops/nnf.c, kernels in src/cpu/batchnorm.c) against torch.nn — outputs, run
 statistics, input and parameter gradients, second order — and against ctorch's own ops
 run one by one, which it must match bit for bit: the fused kernels compute bn's output
 and relu with the same arithmetic and pool with the same comparisons. The shapes cover
-the AVX2 2x2 path (full and short steps of eight windows, odd rows and columns left
-over), the generic path (overlapping, padded, dilated, ceil-mode windows), no pooling,
-float32 and float64, train and eval, NaN and ties, negative and zero bn weights."""
+the 2x2 kernels (AVX-512: full and short steps of sixteen windows; AVX2: of eight; odd
+rows and columns left over), the generic path (overlapping, padded, dilated, ceil-mode
+windows), no pooling, float32 and float64, train and eval, NaN and ties, negative and
+zero bn weights. The file runs on the vector path the CPU picks, and again in child
+processes capped (CTORCH_CPU_ISA) to each lower path."""
 import ctypes
 
 import pytest
@@ -13,7 +15,7 @@ import torch
 
 import ctorch
 from ctorch import module
-from harness import assert_same, case, gradgradcheck
+from harness import assert_same, case, gradgradcheck, rerun_capped
 from test_pool import I2, PoolOpts, max2
 
 nn = torch.nn
@@ -257,3 +259,11 @@ def test_summary_still_lists_each_module():
         text = cseq.summary((2, 4, 8, 8))
         for name in ("BatchNorm2d", "ReLU", "MaxPool2d"):
             assert name in text, text
+
+
+@pytest.mark.parametrize("isa", ["avx2", "baseline"])
+def test_the_other_vector_paths(isa):
+    """The tests above took the CPU's best form of the 2x2 kernels (AVX-512 or AVX2);
+    this runs them again with ctorch capped to each lower path, so every form meets the
+    same bit-exact and torch checks."""
+    rerun_capped(__file__, isa, "test_the_other_vector_paths")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from _legacy import LIB_PATH
-from harness import case
+from harness import case, isas
 
 HERE = Path(__file__).resolve().parent
 
@@ -144,17 +144,6 @@ def bf16_reference(op, x):
     r = {"add": lambda: a + torch.tensor(0.75) * b, "sub": lambda: a - torch.tensor(-1.5) * b,
          "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3)}[op]()
     return r.bfloat16()
-
-
-def isas():
-    """The ISAs this machine runs: the caps that change what the kernels do here."""
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    have = ["baseline"]
-    if " avx2" in flags and " fma" in flags:
-        have.append("avx2")
-    if " avx512f" in flags:
-        have.append("avx512")
-    return have
 
 
 @pytest.fixture(scope="module")
