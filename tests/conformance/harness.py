@@ -451,18 +451,29 @@ def isas():
     return have
 
 
-def rerun_capped(test_file, isa, this_test):
-    """Runs the other tests of test_file in a child pytest with ctorch capped to isa, for
-    kernels with a form per vector path, of which the parent run takes only the CPU's
-    best. Skips when the parent is itself capped, or when isa is not below the CPU's
-    best (the parent run already took it)."""
+def isa_in_effect():
+    """The path ctorch's hand dispatch takes in this process: the CPU's best, or lower
+    when CTORCH_CPU_ISA caps it ("avx2", "baseline")."""
+    best = isas()[-1]
+    cap = os.environ.get("CTORCH_CPU_ISA")
+    order = ["baseline", "avx2", "avx512"]
+    return cap if cap in order and order.index(cap) < order.index(best) else best
+
+
+def rerun_capped(path, isa, ignore=()):
+    """Runs the tests under path (a file or the suite's folder) in a child pytest with
+    ctorch capped to isa (CTORCH_CPU_ISA), leaving out the files in ignore: the kernels
+    with a form per vector path are tested in the parent run on the CPU's best form
+    only. Skips when this process is itself capped, or when isa is not below the CPU's
+    best (the parent run took it)."""
     if os.environ.get("CTORCH_CPU_ISA"):
         pytest.skip("a capped run (a child) already")
     have = isas()
     if isa not in have or have[-1] == isa:
-        pytest.skip(f"the run above already took the {have[-1]} path, the best this CPU has")
+        pytest.skip(f"the run itself took the {have[-1]} path, the best this CPU has")
     env = dict(os.environ, CTORCH_CPU_ISA=isa, CTORCH_CONFORMANCE_CHILD="1")
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file),
-                        "-k", f"not {this_test}"], env=env, capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 0, f"CTORCH_CPU_ISA={isa}:\n" + p.stdout[-4000:] + p.stderr[-2000:]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
+    cmd += [f"--ignore={f}" for f in ignore]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    assert p.returncode == 0, f"CTORCH_CPU_ISA={isa}:\n" + p.stdout[-6000:] + p.stderr[-2000:]
     assert " passed" in p.stdout.strip().splitlines()[-1]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import ctorch
-from harness import assert_same, case, check, check_error, gradcheck, gradgradcheck
+from harness import assert_same, case, check, check_error, gradcheck, gradgradcheck, isa_in_effect
 
 I2 = ctypes.c_int64 * 2
 
@@ -208,6 +208,19 @@ def test_conv2d_small_k_weight_grad(k):
     # gradient (6272 per element) are float32 sums of many terms: 1.5e-5 was seen against
     # the float64 reference (the same bound as the channels-last case above)
     tol = dict(grad_atol=5e-5) if k == len(SMALL_K) - 1 else {}
+    if isa_in_effect() == "baseline":
+        # no dot kernel here (it needs AVX2): the weight gradient is oneDNN's, with the
+        # rounding of a float32 library kernel. Bound: twice PyTorch's own float32 error
+        # on the same inputs and a grad_output of the same kind (4.1e-4 on values up to
+        # 278 in the last case), the accuracy a PyTorch user gets; the dot kernel's paths
+        # keep the bound above.
+        xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+        x64, w64 = x.double().requires_grad_(), w.double().requires_grad_()
+        gy = torch.randn(F.conv2d(x, w, **kw).shape, generator=g)
+        F.conv2d(xg, wg, **kw).backward(gy)
+        F.conv2d(x64, w64, **kw).backward(gy.double())
+        err = max((xg.grad.double() - x64.grad).abs().max().item(), (wg.grad.double() - w64.grad).abs().max().item())
+        tol = dict(grad_atol=max(tol.get("grad_atol", 0.0), 2 * err))
     check("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ref, ins, **tol)
 
 

@@ -6,8 +6,7 @@ and relu with the same arithmetic and pool with the same comparisons. The shapes
 the 2x2 kernels (AVX-512: full and short steps of sixteen windows; AVX2: of eight; odd
 rows and columns left over), the generic path (overlapping, padded, dilated, ceil-mode
 windows), no pooling, float32 and float64, train and eval, NaN and ties, negative and
-zero bn weights. The file runs on the vector path the CPU picks, and again in child
-processes capped (CTORCH_CPU_ISA) to each lower path."""
+zero bn weights. test_vector_paths.py runs the file again on every lower vector path."""
 import ctypes
 
 import pytest
@@ -15,7 +14,7 @@ import torch
 
 import ctorch
 from ctorch import module
-from harness import assert_same, case, gradgradcheck, rerun_capped
+from harness import assert_same, case, gradgradcheck
 from test_pool import I2, PoolOpts, max2
 
 nn = torch.nn
@@ -259,11 +258,3 @@ def test_summary_still_lists_each_module():
         text = cseq.summary((2, 4, 8, 8))
         for name in ("BatchNorm2d", "ReLU", "MaxPool2d"):
             assert name in text, text
-
-
-@pytest.mark.parametrize("isa", ["avx2", "baseline"])
-def test_the_other_vector_paths(isa):
-    """The tests above took the CPU's best form of the 2x2 kernels (AVX-512 or AVX2);
-    this runs them again with ctorch capped to each lower path, so every form meets the
-    same bit-exact and torch checks."""
-    rerun_capped(__file__, isa, "test_the_other_vector_paths")

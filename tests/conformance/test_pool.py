@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import ctorch
-from harness import check, check_error, gradcheck, gradgradcheck, rerun_capped
+from harness import check, check_error, gradcheck, gradgradcheck
 
 I2 = ctypes.c_int64 * 2
 
@@ -167,10 +167,3 @@ def test_pool_errors():
     o = popts({})
     check_error("max_pool2d", lambda a: max2(a, (5, 5), o), lambda a: F.max_pool2d(a, 5), [x])
     check_error("avg_pool2d", lambda a: avg2(a, (2, 2), o), lambda a: F.avg_pool2d(a, 2), [torch.randn(4)])
-
-
-@pytest.mark.parametrize("isa", ["avx2", "baseline"])
-def test_the_other_vector_paths(isa):
-    """max_pool2d's 2x2 rows have AVX-512 and AVX2 forms and a portable loop; the tests
-    above took the CPU's best, this runs them again capped to each lower path."""
-    rerun_capped(__file__, isa, "test_the_other_vector_paths")
