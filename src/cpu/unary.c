@@ -330,30 +330,8 @@ VEC_LIST(X)
                 __m512, ct_bf16x32_load2, ct_bf16x32_store2)
 VEC_LIST(X)
 #undef X
-#undef VSET
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef V_F512
-#undef VERF_GELU
-#undef VABS
-#undef VSIGN
-#undef VOR
-#undef VFMA
-#undef VFNMA
-#undef VMAX
-#undef VROUND
-#undef VPOW2I
-#undef VMIN
-#undef VSCALE
-#undef VPOW2
-#undef VMULPOW2
-#undef VEXP
-#undef VTANH
-#define VEXP(v) V_F512(exp)(v)
-#define VTANH(v) V_F512(tanh)(v)
-
+#define CT_UNARY_END_F32
+#include "cpu/unary_vec_end.h"
 /* float64, AVX-512 */
 #define V_F512(fn) Sleef_##fn##d8_u10avx512f
 #define VERF_GELU(v) VERF(v)
@@ -374,16 +352,7 @@ VEC_LIST(X)
     }
 VEC_LIST(X)
 #undef X
-#undef VSET
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef V_F512
-#undef VERF_GELU
-#undef VABS
-#undef VSIGN
-#undef VOR
+#include "cpu/unary_vec_end.h"
 
 /* float32, AVX2 (tails through a padded buffer) */
 #define V_F512(fn) Sleef_##fn##f8_u10avx2
@@ -434,30 +403,8 @@ VEC_LIST(X)
                 ct_bf16x16_load2, ct_bf16x16_store2)
 VEC_LIST(X)
 #undef X
-#undef VSET
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef V_F512
-#undef VERF_GELU
-#undef VABS
-#undef VSIGN
-#undef VOR
-#undef VFMA
-#undef VFNMA
-#undef VMAX
-#undef VROUND
-#undef VPOW2I
-#undef VMIN
-#undef VSCALE
-#undef VPOW2
-#undef VMULPOW2
-#undef VEXP
-#undef VTANH
-#define VEXP(v) V_F512(exp)(v)
-#define VTANH(v) V_F512(tanh)(v)
-
+#define CT_UNARY_END_F32
+#include "cpu/unary_vec_end.h"
 /* float64, AVX2 */
 #define V_F512(fn) Sleef_##fn##d4_u10avx2
 #define VERF_GELU(v) VERF(v)
@@ -480,16 +427,7 @@ VEC_LIST(X)
     }
 VEC_LIST(X)
 #undef X
-#undef VSET
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef V_F512
-#undef VERF_GELU
-#undef VABS
-#undef VSIGN
-#undef VOR
+#include "cpu/unary_vec_end.h"
 
 /* Vectorised exp over a contiguous run, for the softmax kernels. */
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);

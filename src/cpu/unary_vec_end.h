@@ -1,0 +1,31 @@
+/* Ends one macro configuration of unary.c's vector loops: undefines what every
+ * configuration defines; after a float32 one (the includer defines CT_UNARY_END_F32
+ * first) also its inline-math macros, and puts VEXP and VTANH back on SLEEF's calls
+ * for the float64 configuration that follows. Included after each configuration, so
+ * it has no include guard. Internal to unary.c. */
+#undef VSET
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef V_F512
+#undef VERF_GELU
+#undef VABS
+#undef VSIGN
+#undef VOR
+#ifdef CT_UNARY_END_F32
+#undef VFMA
+#undef VFNMA
+#undef VMAX
+#undef VROUND
+#undef VPOW2I
+#undef VMIN
+#undef VSCALE
+#undef VPOW2
+#undef VMULPOW2
+#undef VEXP
+#undef VTANH
+#define VEXP(v) V_F512(exp)(v)
+#define VTANH(v) V_F512(tanh)(v)
+#undef CT_UNARY_END_F32
+#endif
