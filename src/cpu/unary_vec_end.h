@@ -9,7 +9,7 @@
 #undef VMUL
 #undef VDIV
 #undef V_F512
-#undef VERF_GELU
+#undef VGELU
 #undef VABS
 #undef VSIGN
 #undef VOR
