@@ -630,7 +630,7 @@ void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int6
 /* Float family with a SLEEF fast path for contiguous float32/float64. */
 #define CT_UNARY_VEC(pre, EXPR)                                                                          \
     CT_UNARY_LOOP(pre##_f16s, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR)                     \
-    CT_UNARY_LOOP(pre##_bf16s, ct_bf16, float, LD_BF16, ST_BF16, ct_bf16, ST_BF16, EXPR)                 \
+    CT_UNARY_LOOP_BF16(pre##_bf16s, EXPR)                                                                 \
     static void pre##_f16(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
         HALF_DISPATCH(pre, ct_half, blk_from_f16, blk_to_f16)                                            \
         pre##_f16s(d, s, n, ctx);                                                                        \

@@ -108,6 +108,58 @@ def test_vector_path_long(name, dtype):
         run_forward(name, x[:n])
 
 
+def _bf16_inputs(n, seed):
+    """bfloat16 values over a wide range, the special values, and values whose float32
+    results land on bfloat16 rounding ties (squares and products of 8-bit significands)"""
+    g = torch.Generator().manual_seed(seed)
+    special = torch.tensor([0.0, -0.0, NAN, -NAN, float("inf"), float("-inf"), 1e-40, -1e-40, 3.0e38, -3.0e38,
+                            1.0, -1.0, 0.5, 255.0, 257.0, 1.0078125])
+    x = torch.randn(max(n, len(special)), generator=g)
+    x = x * torch.exp2(torch.randint(-20, 20, x.shape, generator=g).float())
+    x[: len(special)] = special
+    return x[:n].bfloat16()
+
+
+def test_bf16_generic_loops_round_like_float32():
+    """The bfloat16 loops without a fused kernel compute in float32 and round once to
+    nearest even through float32 blocks of 256 (loops.h, CT_BF16_BLOCKS): every value is
+    the float32 op's on the widened input rounded once (NaN as the quiet NaN 0x7fc0), on
+    lengths that end inside and on a block's edge, contiguous and broadcast operands, in
+    place too."""
+    def same(got, want, what):
+        eq = (got.view(torch.int16) == want.view(torch.int16)) | (torch.isnan(got) & torch.isnan(want))
+        # every NaN ctorch stores is the quiet NaN 0x7fc0, as its scalar conversion gives
+        # (PyTorch's NaN bits differ between its own paths: 0x7fc0, 0x7fff, 0xffff)
+        assert (got[torch.isnan(got)].view(torch.int16) == 0x7fc0).all(), f"{what}: NaN bits"
+        k = int((~eq).nonzero()[0]) if not eq.all() else 0
+        assert eq.all(), f"{what}: {(~eq).sum().item()} values differ, first at {k}: {got[k].item()!r}, " \
+                         f"float32 rounded {want[k].item()!r}"
+    # ops whose float32 results are correctly rounded (the same on both sides) and that have no
+    # fused bfloat16 kernel
+    unary = {"neg": torch.neg, "abs": torch.abs, "square": torch.square, "sqrt": torch.sqrt,
+             "reciprocal": torch.reciprocal, "floor": torch.floor, "trunc": torch.trunc, "relu": torch.relu}
+    for n in (1, 255, 256, 3 * 256 + 37):
+        x = _bf16_inputs(n, n)
+        for name, tf in unary.items():
+            with case(name):
+                same(from_ct(fn("ct_" + name)(to_ct(x))), tf(x.float()).bfloat16(), f"{name} n={n}")
+        with case("relu"):
+            h = to_ct(x)
+            assert fn("ct_relu_")(h) == 0
+            same(from_ct(h), torch.relu(x.float()).bfloat16(), f"relu_ n={n}")
+        y = _bf16_inputs(n, n + 1000)
+        for name in ("maximum", "minimum", "fmax", "fmin"):  # exact in float32 on both sides
+            tf = getattr(torch, name)
+            with case(name):
+                same(from_ct(fn("ct_" + name)(to_ct(x), to_ct(y))), tf(x.float(), y.float()).bfloat16(),
+                     f"{name} n={n}")
+                # one operand a broadcast scalar (stride 0 in the loop), either side
+                same(from_ct(fn("ct_" + name)(to_ct(x), to_ct(y[-1:]))), tf(x.float(), y[-1:].float()).bfloat16(),
+                     f"{name} n={n} scalar right")
+                same(from_ct(fn("ct_" + name)(to_ct(y[-1:]), to_ct(x))), tf(y[-1:].float(), x.float()).bfloat16(),
+                     f"{name} n={n} scalar left")
+
+
 def test_special_values():
     x = torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -0.0, NAN, math.inf, -math.inf])
     for name in ("round", "floor", "ceil", "trunc", "frac", "sign", "sgn", "abs", "angle", "isposinf", "isneginf"):
