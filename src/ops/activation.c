@@ -248,7 +248,13 @@ static ct_tensor *softmax_impl(const char *name, const ct_tensor *x0, int dim0, 
         ct__err(CT_ERR_DTYPE, "%s: not implemented for '%s'", name, ct_dtype_name(x->dtype));
         goto done;
     }
-    ct_dtype cd = x->dtype == CT_FLOAT64 ? CT_FLOAT64 : CT_FLOAT32;
+    int64_t inner = 1;
+    for (int i = dim + 1; i < x->ndim; i++) inner *= x->sizes[i];
+    /* float32 / float64 as they are; a half type along its last axis by the kernel's
+     * rows (widened and rounded row by row); otherwise a half type through float32 */
+    bool half_rows = (x->dtype == CT_BFLOAT16 || x->dtype == CT_FLOAT16) && inner == 1 &&
+                     x->storage->device.type == CT_DEVICE_CPU;
+    ct_dtype cd = x->dtype == CT_FLOAT64 ? CT_FLOAT64 : half_rows ? x->dtype : CT_FLOAT32;
     ct_tensor *xin = ct__cast_raw(x, cd);
     if (xin && !ct__is_contiguous(xin)) {
         ct_tensor *c = ct__contiguous_raw(xin);
@@ -258,9 +264,8 @@ static ct_tensor *softmax_impl(const char *name, const ct_tensor *x0, int dim0, 
     if (!xin) goto done;
     ct_tensor *res = ct__empty_raw(x->ndim, x->sizes, cd);
     if (res) {
-        int64_t outer = 1, inner = 1, size = x->ndim ? x->sizes[dim] : 1;
+        int64_t outer = 1, size = x->ndim ? x->sizes[dim] : 1;
         for (int i = 0; i < dim; i++) outer *= x->sizes[i];
-        for (int i = dim + 1; i < x->ndim; i++) inner *= x->sizes[i];
         ct_kernel_args a = {.op = log_ ? CT_OP_LOG_SOFTMAX : CT_OP_SOFTMAX, .n_out = 1, .n_in = 1, .out = {res},
                             .in = {xin}, .i = {outer, size, inner}};
         if (ct__dispatch(&a)) { ct_release(res); res = NULL; }

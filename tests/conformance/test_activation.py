@@ -301,6 +301,31 @@ def test_softmax_row_lengths(log, cols):
 
 
 @pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_softmax_half_rows(log, dtype):
+    # float16 / bfloat16 along the last axis: each row widened, the float32 row kernel,
+    # rounded once (cpu/activation.c softmax_half_row) -- the bits of ctorch's float32
+    # softmax of the widened tensor rounded to the half type, on short, long, single-element
+    # and threaded ([64, 4096]) rows with special values; and PyTorch's values
+    name = "log_softmax" if log else "softmax"
+    f = fn("ct_" + name)
+    for shape in [(7, 1000), (300, 17), (4, 1), (64, 4096), (3, 5, 33)]:
+        x = torch.randn(shape) * 6
+        if shape[0] > 3 and shape[-1] > 2:
+            x[1] = -math.inf
+            x[2, 0], x[3, 1] = NAN, math.inf
+        xh = x.to(dtype)
+        with case(name):
+            got = from_ct(f(to_ct(xh), -1, NUM_DTYPES))
+            via32 = from_ct(f(to_ct(xh.float()), -1, NUM_DTYPES)).to(dtype)
+            assert got.dtype == dtype and got.shape == xh.shape
+            same = (got.view(torch.int16) == via32.view(torch.int16)) | (torch.isnan(got) & torch.isnan(via32))
+            assert same.all(), f"{shape}: {(~same).sum().item()} values differ from the float32 result rounded"
+            want = (torch.log_softmax if log else torch.softmax)(xh.float(), -1).to(dtype)
+            torch.testing.assert_close(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("rows", [1, 63, 64, 65, 200, 5000])
 @pytest.mark.parametrize("cols", [1, 2, 10, 16])
 def test_softmax_short_rows(log, rows, cols):
