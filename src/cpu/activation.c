@@ -119,9 +119,8 @@ SOFTMAX_BLOCK(double, ct__cpu_vexp_f64, ct__cpu_exp_shift_sum_f64)
 /* A float16 / bfloat16 row (inner 1): widened into t[0, dim), the float32 row kernel
  * into t[dim, 2 dim), rounded back once: the numbers of a float32 softmax of the widened
  * tensor rounded to the half type (PyTorch's: the op in float32), with the row's
- * conversions in cache instead of two whole-tensor casts ([4096, 1024] bfloat16:
- * 14.4 ms with the out-of-line element casts, 3.8 ms with inlined ones, now see the
- * commit message). */
+ * conversions in cache instead of two whole-tensor casts ([4096, 1024] bfloat16 on two
+ * threads: 3.8 ms through the casts, 1.53 row by row; PyTorch 1.84). */
 CT_LOOP_ATTR static void softmax_half_row(ct_dtype dt, const void *x, void *o, int64_t dim, bool log_, float *t) {
     float *tx = t, *to = t + dim;
     if (dt == CT_BFLOAT16)

@@ -339,8 +339,9 @@ ct_tensor *ct__nn_batch_norm_relu(const ct_tensor *input, ct_tensor *rm, ct_tens
     return bn_relu_fused(input, rm, rv, w, b, training, momentum, eps, NULL, NULL);
 }
 
-/* ---- layer_norm: a fused row kernel for float32 / float64 on the CPU (PyTorch's
- * native_layer_norm), the composite of public ops for everything else ---- */
+/* ---- layer_norm: a fused row kernel for float32 / float64 / float16 / bfloat16 on the
+ * CPU (PyTorch's native_layer_norm; the half types computed in float32), the composite
+ * of public ops for everything else ---- */
 
 /* The fused forward of layer_norm and group_norm: kernel op (i: its integer
  * parameters) over contiguous input, weight and bias, writing y, mean and rstd (rows
@@ -354,7 +355,9 @@ static ct_tensor *norm_fused(ct_op op, const int64_t *ki, int64_t rows, const ch
     ct_tensor *xc = ct__contiguous_raw(input), *wc = weight ? ct__contiguous_raw(weight) : NULL;
     ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
     ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
-    ct_tensor *mean = ct__empty_raw(1, &rows, dt), *rstd = ct__empty_raw(1, &rows, dt);
+    /* the row statistics of a half type in float32, as the kernel computes them */
+    ct_dtype sdt = dt == CT_FLOAT16 || dt == CT_BFLOAT16 ? CT_FLOAT32 : dt;
+    ct_tensor *mean = ct__empty_raw(1, &rows, sdt), *rstd = ct__empty_raw(1, &rows, sdt);
     int rc = 0;
     if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
     else {
@@ -511,8 +514,9 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
             return ct__err(CT_ERR_SHAPE, "layer_norm: Expected %s to be of same shape as normalized_shape, but got %s "
                            "of shape %s and normalized_shape = %s", k ? "bias" : "weight", k ? "bias" : "weight",
                            CT_SHAPESTR(wb[k]), CT_SIZESSTR(n, normalized_shape));
-    bool fused = (input->dtype == CT_FLOAT32 || input->dtype == CT_FLOAT64) && input->numel > 0 &&
-                 input->storage->device.type == CT_DEVICE_CPU;
+    ct_dtype dt = input->dtype;
+    bool fused = (dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_FLOAT16 || dt == CT_BFLOAT16) &&
+                 input->numel > 0 && input->storage->device.type == CT_DEVICE_CPU;
     for (int k = 0; k < 2; k++)
         if (wb[k] && (wb[k]->dtype != input->dtype || wb[k]->storage->device.type != CT_DEVICE_CPU)) fused = false;
     if (fused) return layer_norm_fused(input, n, weight, bias, eps);
