@@ -203,6 +203,51 @@ static int cpu_softmax(const ct_kernel_args *a) {
     return 0;
 }
 
+/* ---- softmax / log_softmax backward over rows (contract in core/ops.def) ----
+ * The formulas of the differentiable backward (src/ops/activation.c), element by
+ * element in the same operations, in one pass over each row instead of four
+ * whole-tensor ops: the row sum in double (the composite's float sum rounds a running
+ * total; this one rounds once), exp by the same vector kernel as ct_exp. [4096, 1024]
+ * float32 backward on two threads: ~7 ms as the composite, PyTorch's ~4.9. */
+#define SOFTMAX_BWD_ROW(T, VEXP)                                                                         \
+    CT_LOOP_ATTR static void softmax_bwd_row_##T(const T *g, const T *y, T *dx, int64_t n, bool log_) {  \
+        double s = 0;                                                                                    \
+        if (log_) {                                                                                      \
+            _Pragma("omp simd reduction(+:s)") for (int64_t j = 0; j < n; j++) s += (double)g[j];        \
+            T sf = (T)s;                                                                                 \
+            VEXP(dx, y, n);                                                                              \
+            _Pragma("omp simd") for (int64_t j = 0; j < n; j++) dx[j] = g[j] - dx[j] * sf;               \
+        } else {                                                                                         \
+            _Pragma("omp simd reduction(+:s)") for (int64_t j = 0; j < n; j++) s += (double)(g[j] * y[j]); \
+            T sf = (T)s;                                                                                 \
+            _Pragma("omp simd") for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (g[j] - sf);              \
+        }                                                                                                \
+    }
+SOFTMAX_BWD_ROW(float, ct__cpu_vexp_f32)
+SOFTMAX_BWD_ROW(double, ct__cpu_vexp_f64)
+
+static int cpu_softmax_backward(const ct_kernel_args *a) {
+    const ct_tensor *g = a->in[0], *y = a->in[1];
+    ct_tensor *dx = a->out[0];
+    int64_t rows = a->i[0], n = a->i[1];
+    bool log_ = a->i[2] != 0;
+    if ((g->dtype != CT_FLOAT32 && g->dtype != CT_FLOAT64) || y->dtype != g->dtype || dx->dtype != g->dtype)
+        return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(g->dtype));
+    const char *gd = ct__data(g), *yd = ct__data(y);
+    char *od = ct__data(dx);
+    size_t es = ct_dtype_size(g->dtype);
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > CT_GRAIN)
+    for (int64_t i = 0; i < rows; i++) {
+        size_t off = (size_t)(i * n) * es;
+        if (g->dtype == CT_FLOAT32)
+            softmax_bwd_row_float((const float *)(gd + off), (const float *)(yd + off), (float *)(od + off), n, log_);
+        else
+            softmax_bwd_row_double((const double *)(gd + off), (const double *)(yd + off), (double *)(od + off), n,
+                                   log_);
+    }
+    return 0;
+}
+
 /* ---- cross_entropy's parts after log_softmax (contract in core/ops.def) ---- */
 #define NLL_PICK_ROWS(T, SFX)                                                                              \
     static int nll_pick_##SFX(const T *logp, const int64_t *t, const T *wt, int64_t N, int64_t C, int64_t ign, \
@@ -266,6 +311,7 @@ static int cpu_cross_entropy_bwd(const ct_kernel_args *a) {
 void ct_cpu_register_activation(ct_kernel_fn *k) {
     k[CT_OP_SOFTMAX] = cpu_softmax;
     k[CT_OP_LOG_SOFTMAX] = cpu_softmax;
+    k[CT_OP_SOFTMAX_BACKWARD] = cpu_softmax_backward;
     k[CT_OP_NLL_PICK] = cpu_nll_pick;
     k[CT_OP_CROSS_ENTROPY_BWD] = cpu_cross_entropy_bwd;
 }

@@ -224,10 +224,37 @@ CT_API ct_tensor *ct_logsigmoid(const ct_tensor *x) {
 }
 
 /* ---- softmax / log_softmax ---- */
+/* Along the last axis of float32 / float64 on the CPU, without a graph to build, one
+ * fused pass per row (CT_OP_SOFTMAX_BACKWARD: the same formulas) into *dx: 0 done,
+ * 1 does not apply (the differentiable formula serves), < 0 failed (error set). */
+static int softmax_backward_fused(ct_tensor *g, ct_tensor *y, int64_t dim, bool log_, ct_tensor **dx) {
+    if (y->ndim == 0 || dim != y->ndim - 1 || (y->dtype != CT_FLOAT32 && y->dtype != CT_FLOAT64) ||
+        g->dtype != y->dtype || !ct__same_sizes(g->ndim, g->sizes, y->ndim, y->sizes) ||
+        y->storage->device.type != CT_DEVICE_CPU || g->storage->device.type != CT_DEVICE_CPU ||
+        ct__needs_grad(2, (const ct_tensor *[]){g, y}) || y->numel == 0)
+        return 1;
+    ct_tensor *gc = ct__contiguous_raw(g), *yc = ct__contiguous_raw(y);
+    ct_tensor *r = gc && yc ? ct__empty_raw(y->ndim, y->sizes, y->dtype) : NULL;
+    int64_t n = y->sizes[dim];
+    ct_kernel_args a = {.op = CT_OP_SOFTMAX_BACKWARD, .n_out = 1, .n_in = 2, .out = {r}, .in = {gc, yc},
+                        .i = {y->numel / n, n, log_}};
+    int rc = r ? ct__dispatch(&a) : ct_last_status();
+    ct_release(gc);
+    ct_release(yc);
+    if (rc) {
+        ct_release(r);
+        return rc < 0 ? rc : CT_ERR_ARG;
+    }
+    *dx = ct__ret(r);
+    return 0;
+}
+
 static int softmax_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *g = go[0], *y = ct__unpack(n, 0);
     if (!y) return ct_last_status();
     int64_t dim = n->i[0];
+    int rc = softmax_backward_fused(g, y, dim, n->i[1] != 0, &gi[0]);
+    if (rc <= 0) return rc;
     if (n->i[1] == 0) /* y * (g - sum(g * y)) */
         gi[0] = ct_mul(y, ct_sub(g, ct_sum_dim(ct_mul(g, y), 1, &dim, true, CT_NUM_DTYPES)));
     else /* g - exp(y) * sum(g) */
