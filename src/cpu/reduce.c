@@ -325,6 +325,21 @@ CT_LOOP_ATTR static void row_reduce(const char *row, int64_t n, int64_t sb, void
         c->a.f += c->dt == CT_FLOAT32 ? sum_f32((const float *)row, n) : sum_f64((const double *)row, n);
         return;
     }
+    /* float16 / bfloat16 rows: widened 4096 at a time and summed as float32 rows are (the
+     * same blocks, so the same value as the sum of the widened row; PyTorch also sums
+     * these types in float32). Element by element in double it took 3x PyTorch's time. */
+    if (c->k == RK_SUM && (c->dt == CT_BFLOAT16 || c->dt == CT_FLOAT16) && sb == 2) {
+        float buf[4096];
+        for (int64_t b = 0; b < n; b += 4096) {
+            int64_t m = n - b < 4096 ? n - b : 4096;
+            if (c->dt == CT_BFLOAT16)
+                for (int64_t j = 0; j < m; j++) buf[j] = ct_bf16_to_float(((const ct_bf16 *)row)[b + j]);
+            else
+                for (int64_t j = 0; j < m; j++) buf[j] = ct_half_to_float(((const ct_half *)row)[b + j]);
+            c->a.f += sum_f32(buf, m);
+        }
+        return;
+    }
     if ((c->k == RK_MAX || c->k == RK_MIN) && n > 0 &&
         ((c->dt == CT_FLOAT32 && sb == 4) || (c->dt == CT_FLOAT64 && sb == 8))) {
         double v = c->dt == CT_FLOAT32 ? (c->k == RK_MAX ? max_f32 : min_f32)((const float *)row, n)

@@ -139,6 +139,24 @@ def test_sum_large_paths():
     check("any", lambda a: c_any(a, [], False), lambda a: a.any(), [~b])
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_sum_half_rows(dtype):
+    """float16 / bfloat16 sums of contiguous rows: widened 4096 at a time and summed as
+    float32 rows are -- bit for bit ctorch's sum of the widened tensor, rounded once; and
+    PyTorch's values (which also accumulate these types in float32)"""
+    g = torch.Generator().manual_seed(5)
+    for shape, dims in [((4096, 1024), [1]), ((3, 10000), [1]), ((7, 33), [1]), ((2, 3, 5000), [2]),
+                        ((9000,), [0]), ((64, 300), [0, 1])]:
+        x = (torch.randn(shape, generator=g) * 3 + 0.25).to(dtype)
+        with case("sum"):
+            got = c_sum_dim(ctorch.from_torch(x), dims, False, None).torch()
+            wide = c_sum_dim(ctorch.from_torch(x.float()), dims, False, None).torch().to(dtype)
+            assert got.dtype == dtype
+            same = got.view(torch.int16) == wide.view(torch.int16)
+            assert same.all(), f"{shape} over {dims}: {(~same).sum().item()} sums differ from the float32 sum rounded"
+        check("sum", lambda a: c_sum_dim(a, dims, False, None), lambda a: a.sum(dims), [x], grad=False)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 9, 64, 65])
 @pytest.mark.parametrize("cols", [8, 10, 256, 257, 600])
