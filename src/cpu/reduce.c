@@ -663,6 +663,28 @@ static int index_reduce(const ct_kernel_args *a, bool is_max, bool with_values) 
         if (fl && st == 1 && n > 1 && (dt == CT_FLOAT32 || dt == CT_FLOAT64)) {
             best = dt == CT_FLOAT32 ? first_extreme_f32((const float *)b, n, is_max)
                                     : first_extreme_f64((const double *)b, n, is_max);
+        } else if (fl && st == 1 && n > 1 && (dt == CT_BFLOAT16 || dt == CT_FLOAT16)) {
+            /* widened 4096 at a time (exactly), each block's first extreme by the float32
+             * passes; a later block wins only when strictly beyond, the first NaN at once:
+             * the index of the scan below ([4096, 1024] bfloat16 max over the last dim on
+             * two threads: 5.7 ms element by element, PyTorch 2.2) */
+            float buf[4096];
+            double bv = 0;
+            best = -1;
+            for (int64_t b0 = 0; b0 < n; b0 += 4096) {
+                int64_t len = n - b0 < 4096 ? n - b0 : 4096;
+                if (dt == CT_BFLOAT16)
+                    for (int64_t j = 0; j < len; j++) buf[j] = ct_bf16_to_float(((const ct_bf16 *)b)[b0 + j]);
+                else
+                    for (int64_t j = 0; j < len; j++) buf[j] = ct_half_to_float(((const ct_half *)b)[b0 + j]);
+                int64_t i = first_extreme_f32(buf, len, is_max);
+                double v = buf[i];
+                if (v != v) {
+                    best = b0 + i;
+                    break;
+                }
+                if (best < 0 || (is_max ? v > bv : v < bv)) bv = v, best = b0 + i;
+            }
         } else if (fl) {
             double bv = ct__load_f64(b, dt);
             if (dt == CT_FLOAT32 || dt == CT_FLOAT64) {

@@ -329,11 +329,12 @@ def test_minmax_ties_nan():
     check("argmax", lambda a: c_argmax(a, ALL_DIMS, False), lambda a: torch.argmax(a), [n])
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_minmax_dim_long_rows_ties_nan(dtype):
     """Contiguous rows longer than a vector block (the two-pass kernel: the extreme, then
-    its first position, 64 at a time): ties across blocks, NaN early and late, signed
-    zeros, infinities, and a row of one element."""
+    its first position, 64 at a time; the half types widened 4096 at a time): ties across
+    blocks, NaN early and late, signed zeros, infinities, and a row of one element; for
+    the half types also rows across their 4096-element blocks."""
     g = torch.Generator().manual_seed(3)
     x = torch.randint(-5, 6, (9, 300), generator=g).to(dtype)
     x[1, 70] = x[1, 250] = 9.0          # tie in two blocks: the first wins
@@ -353,6 +354,19 @@ def test_minmax_dim_long_rows_ties_nan(dtype):
         check("argmin", lambda a: c_argmin(a, d, False), lambda a: torch.argmin(a, d), [x])
     one = x[:, :1].contiguous()
     check("max", lambda a: c_max_dim(a, 1, False), lambda a: torch.max(a, 1), [one])
+    if dtype in (torch.bfloat16, torch.float16):
+        y = torch.randint(-5, 6, (6, 9000), generator=g).to(dtype)
+        y[0, 100] = y[0, 5000] = 9.0     # tie across the 4096-element blocks: the first wins
+        y[1, 8000] = 9.0                 # the extreme in the last block
+        y[2, 4095] = y[2, 4096] = -9.0   # the edge of a block (min)
+        y[3, 6000] = float("nan")        # NaN in a later block than the maximum
+        y[3, 10] = 9.0
+        y[4, 4200] = float("nan")
+        y[4, 8500] = float("nan")        # the first NaN wins
+        for d in (1, -1):
+            check("max", lambda a: c_max_dim(a, d, False), lambda a: torch.max(a, d), [y])
+            check("min", lambda a: c_min_dim(a, d, False), lambda a: torch.min(a, d), [y])
+            check("argmax", lambda a: c_argmax(a, d, False), lambda a: torch.argmax(a, d), [y])
 
 
 def test_minmax_errors():
