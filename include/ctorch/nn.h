@@ -34,7 +34,9 @@ typedef struct ct_conv_opts {
 } ct_conv_opts;
 
 /* conv2d(input [N, C, H, W] or [C, H, W], weight [O, C/groups, kh, kw], bias [O] or NULL).
- * float32 / float64. opts may be NULL (all defaults). */
+ * float32 / float64; float16 / bfloat16 computed in float32 and rounded once (the
+ * conv1d / conv_transpose functions below likewise). opts may be NULL (all defaults).
+ * Returns a new tensor the caller releases, or NULL with the error set. */
 CT_API ct_tensor *ct_nn_conv2d(const ct_tensor *input, const ct_tensor *weight, const ct_tensor *bias,
                                const ct_conv_opts *opts);
 /* conv1d(input [N, C, L] or [C, L], weight [O, C/groups, k], bias). */

@@ -326,6 +326,24 @@ static bool same_dtype(const char *op, const ct_tensor *x, const ct_tensor *w, c
     return true;
 }
 
+/* float16 / bfloat16: the convolution in float32 on the widened operands (exact), the
+ * result rounded once to the half type -- PyTorch's CPU kernels accumulate these types
+ * in float32 too. The casts are differentiable, so the gradients come back the same way
+ * (computed in float32, rounded once). */
+static bool is_half(ct_dtype dt) { return dt == CT_FLOAT16 || dt == CT_BFLOAT16; }
+static int check_conv_dtype(const char *op, const ct_tensor *x) { return is_half(x->dtype) ? 0 : ct__check_float(op, x); }
+typedef ct_tensor *(*conv_api)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_conv_opts *);
+static ct_tensor *conv_half(conv_api fn, const ct_tensor *x, const ct_tensor *w, const ct_tensor *b,
+                            const ct_conv_opts *o) {
+    if (ct_scope_begin()) return NULL;
+    ct_tensor *xf = ct_to_dtype(x, CT_FLOAT32), *wf = ct_to_dtype(w, CT_FLOAT32);
+    ct_tensor *bf = b ? ct_to_dtype(b, CT_FLOAT32) : NULL;
+    ct_tensor *r = xf && wf && (!b || bf) ? ct_to_dtype(fn(xf, wf, bf, o), x->dtype) : NULL;
+    if (r) r = ct_keep(r);
+    ct_scope_end();
+    return r;
+}
+
 /* conv over a batched 4-d input and 4-d weight (1-d convs arrive with a height of 1);
  * dims: 2 for conv2d, 1 for conv1d (for messages and "same" padding). */
 static ct_tensor *conv_nd(const char *op, int dims, const ct_tensor *x, const ct_tensor *w, const ct_tensor *b,
@@ -401,7 +419,8 @@ CT_API ct_tensor *ct_nn_conv2d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "conv2d: Expected 4-dimensional weight for conv2d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (ct__check_float("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
+    if (check_conv_dtype("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
+    if (is_half(input->dtype)) return conv_half(ct_nn_conv2d, input, weight, bias, opts);
     if (input->ndim == 3) IN_SCOPE(ct_squeeze_dim(conv_nd("conv2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_nd("conv2d", 2, input, weight, bias, o));
 }
@@ -417,7 +436,8 @@ CT_API ct_tensor *ct_nn_conv1d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "conv1d: Expected 3-dimensional weight for conv1d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (ct__check_float("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
+    if (check_conv_dtype("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
+    if (is_half(input->dtype)) return conv_half(ct_nn_conv1d, input, weight, bias, opts);
     /* a height of 1: [N, C, 1, L] with a [O, C/g, 1, k] kernel; conv_nd reads the 1-d
      * options from index 0 */
     if (ct_scope_begin()) return NULL;
@@ -480,7 +500,8 @@ CT_API ct_tensor *ct_nn_conv_transpose2d(const ct_tensor *input, const ct_tensor
     if (weight->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "conv_transpose2d: Expected 4-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
-    if (ct__check_float("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
+    if (check_conv_dtype("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
+    if (is_half(input->dtype)) return conv_half(ct_nn_conv_transpose2d, input, weight, bias, opts);
     if (input->ndim == 3)
         IN_SCOPE(ct_squeeze_dim(conv_t_nd("conv_transpose2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_t_nd("conv_transpose2d", 2, input, weight, bias, o));
@@ -497,7 +518,8 @@ CT_API ct_tensor *ct_nn_conv_transpose1d(const ct_tensor *input, const ct_tensor
     if (weight->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "conv_transpose1d: Expected 3-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
-    if (ct__check_float("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
+    if (check_conv_dtype("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
+    if (is_half(input->dtype)) return conv_half(ct_nn_conv_transpose1d, input, weight, bias, opts);
     if (ct_scope_begin()) return NULL;
     ct_tensor *x = input->ndim == 2 ? ct_unsqueeze(input, 0) : (ct_tensor *)input;
     ct_tensor *y = conv_t_nd("conv_transpose1d", 1, ct_unsqueeze(x, 2), ct_unsqueeze(weight, 2), bias, o);
