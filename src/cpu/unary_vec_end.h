@@ -9,7 +9,7 @@
 #undef VMUL
 #undef VDIV
 #undef V_F512
-#undef VGELU
+#undef VERF_GELU
 #undef VABS
 #undef VSIGN
 #undef VOR
