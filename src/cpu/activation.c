@@ -122,15 +122,9 @@ SOFTMAX_BLOCK(double, ct__cpu_vexp_f64, ct__cpu_exp_shift_sum_f64)
  * conversions in cache instead of two whole-tensor casts ([4096, 1024] bfloat16 on two
  * threads: 3.8 ms through the casts, 1.53 row by row; PyTorch 1.84). */
 CT_LOOP_ATTR static void softmax_half_row(ct_dtype dt, const void *x, void *o, int64_t dim, bool log_, float *t) {
-    float *tx = t, *to = t + dim;
-    if (dt == CT_BFLOAT16)
-        for (int64_t j = 0; j < dim; j++) tx[j] = ct_bf16_to_float(((const ct_bf16 *)x)[j]);
-    else
-        for (int64_t j = 0; j < dim; j++) tx[j] = ct_half_to_float(((const ct_half *)x)[j]);
-    softmax_block_float(tx, to, dim, 1, log_, NULL);
-    if (dt == CT_BFLOAT16) ct__bf16_narrow((ct_bf16 *)o, to, dim);
-    else
-        for (int64_t j = 0; j < dim; j++) ((ct_half *)o)[j] = ct_float_to_half(to[j]);
+    ct__half_widen(dt, t, x, dim);
+    softmax_block_float(t, t + dim, dim, 1, log_, NULL);
+    ct__half_narrow(dt, o, t + dim, dim);
 }
 
 static int softmax_half(const ct_kernel_args *a) {

@@ -85,6 +85,22 @@ __attribute__((always_inline)) static inline void ct__bf16_narrow(ct_bf16 *restr
         o[j].x = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
     }
 }
+/* n float16 / bfloat16 values (dt) widened into float32 (exact), and float32 values
+ * rounded back once: the row conversions of the half-type row kernels (softmax,
+ * layer_norm, sums, max/min), inlined into each caller's ISA clones. */
+__attribute__((always_inline)) static inline void ct__half_widen(ct_dtype dt, float *restrict o, const void *x,
+                                                                 int64_t n) {
+    if (dt == CT_BFLOAT16)
+        for (int64_t j = 0; j < n; j++) o[j] = ct_bf16_to_float(((const ct_bf16 *)x)[j]);
+    else
+        for (int64_t j = 0; j < n; j++) o[j] = ct_half_to_float(((const ct_half *)x)[j]);
+}
+__attribute__((always_inline)) static inline void ct__half_narrow(ct_dtype dt, void *o, const float *restrict t,
+                                                                  int64_t n) {
+    if (dt == CT_BFLOAT16) ct__bf16_narrow((ct_bf16 *)o, t, n);
+    else
+        for (int64_t j = 0; j < n; j++) ((ct_half *)o)[j] = ct_float_to_half(t[j]);
+}
 /* o[i] (bfloat16) = VALUE(i) over contiguous outputs, a block at a time (VALUE reads the
  * inputs at i and yields a float) */
 #define CT_BF16_BLOCKS(o, n, VALUE)                                                                  \

@@ -234,18 +234,10 @@ static bool ln_dtype_ok(const ct_kernel_args *a) {
     return true;
 }
 
-/* float32 <- a half type, and back (rounded once), n elements */
-CT_LOOP_ATTR static void half_widen(ct_dtype dt, float *o, const void *x, int64_t n) {
-    if (dt == CT_BFLOAT16)
-        for (int64_t j = 0; j < n; j++) o[j] = ct_bf16_to_float(((const ct_bf16 *)x)[j]);
-    else
-        for (int64_t j = 0; j < n; j++) o[j] = ct_half_to_float(((const ct_half *)x)[j]);
-}
-CT_LOOP_ATTR static void half_narrow(ct_dtype dt, void *o, const float *x, int64_t n) {
-    if (dt == CT_BFLOAT16) ct__bf16_narrow((ct_bf16 *)o, x, n);
-    else
-        for (int64_t j = 0; j < n; j++) ((ct_half *)o)[j] = ct_float_to_half(x[j]);
-}
+/* float32 <- a half type, and back (rounded once), n elements: cpu/loops.h's, compiled
+ * per ISA here */
+CT_LOOP_ATTR static void half_widen(ct_dtype dt, float *o, const void *x, int64_t n) { ct__half_widen(dt, o, x, n); }
+CT_LOOP_ATTR static void half_narrow(ct_dtype dt, void *o, const float *x, int64_t n) { ct__half_narrow(dt, o, x, n); }
 
 /* A half-type weight or bias widened once (NULL when absent; *fail set when out of
  * memory). */

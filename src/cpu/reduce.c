@@ -332,10 +332,7 @@ CT_LOOP_ATTR static void row_reduce(const char *row, int64_t n, int64_t sb, void
         float buf[4096];
         for (int64_t b = 0; b < n; b += 4096) {
             int64_t m = n - b < 4096 ? n - b : 4096;
-            if (c->dt == CT_BFLOAT16)
-                for (int64_t j = 0; j < m; j++) buf[j] = ct_bf16_to_float(((const ct_bf16 *)row)[b + j]);
-            else
-                for (int64_t j = 0; j < m; j++) buf[j] = ct_half_to_float(((const ct_half *)row)[b + j]);
+            ct__half_widen(c->dt, buf, row + 2 * b, m);
             c->a.f += sum_f32(buf, m);
         }
         return;
@@ -673,10 +670,7 @@ static int index_reduce(const ct_kernel_args *a, bool is_max, bool with_values) 
             best = -1;
             for (int64_t b0 = 0; b0 < n; b0 += 4096) {
                 int64_t len = n - b0 < 4096 ? n - b0 : 4096;
-                if (dt == CT_BFLOAT16)
-                    for (int64_t j = 0; j < len; j++) buf[j] = ct_bf16_to_float(((const ct_bf16 *)b)[b0 + j]);
-                else
-                    for (int64_t j = 0; j < len; j++) buf[j] = ct_half_to_float(((const ct_half *)b)[b0 + j]);
+                ct__half_widen(dt, buf, b + 2 * b0, len);
                 int64_t i = first_extreme_f32(buf, len, is_max);
                 double v = buf[i];
                 if (v != v) {
