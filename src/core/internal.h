@@ -201,6 +201,8 @@ static inline ct_half ct_float_to_half(float f) {
     if (rem > 0x1000u || (rem == 0x1000u && (m & 1))) m++;
     h.x = (uint16_t)(sign | m); return h;
 }
+/* float16 or bfloat16: the types PyTorch's CPU kernels compute in float32 */
+static inline bool ct__is_half(ct_dtype dt) { return dt == CT_FLOAT16 || dt == CT_BFLOAT16; }
 static inline float ct_bf16_to_float(ct_bf16 b) {
     uint32_t bits = (uint32_t)b.x << 16; float f; memcpy(&f, &bits, 4); return f;
 }

@@ -154,7 +154,7 @@ static int cpu_softmax(const ct_kernel_args *a) {
     ct_tensor *out = a->out[0];
     int64_t outer = a->i[0], dim = a->i[1], inner = a->i[2];
     bool log_ = a->op == CT_OP_LOG_SOFTMAX;
-    bool half = (x->dtype == CT_BFLOAT16 || x->dtype == CT_FLOAT16) && inner == 1;
+    bool half = ct__is_half(x->dtype) && inner == 1;
     if (x->dtype != CT_FLOAT32 && x->dtype != CT_FLOAT64 && !half)
         return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(x->dtype));
     if (outer * dim * inner == 0) return 0;

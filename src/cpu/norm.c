@@ -213,14 +213,12 @@ LN_BWD_ROW(double, f64)
 GN_ROWS(float, f32)
 GN_ROWS(double, f64)
 
-static bool is_half(ct_dtype dt) { return dt == CT_FLOAT16 || dt == CT_BFLOAT16; }
-
 /* One dtype throughout, float32 or float64; for layer_norm also a half type with its
  * row statistics (mean, rstd: the forward's out[1], out[2], the backward's in[2], in[3])
  * in float32. */
 static bool ln_dtype_ok(const ct_kernel_args *a) {
     ct_dtype dt = a->in[0]->dtype;
-    bool half = is_half(dt) && (a->op == CT_OP_LAYER_NORM || a->op == CT_OP_LAYER_NORM_BACKWARD);
+    bool half = ct__is_half(dt) && (a->op == CT_OP_LAYER_NORM || a->op == CT_OP_LAYER_NORM_BACKWARD);
     if (dt != CT_FLOAT32 && dt != CT_FLOAT64 && !half) return false;
     bool bwd = a->op == CT_OP_LAYER_NORM_BACKWARD || a->op == CT_OP_GROUP_NORM_BACKWARD;
     for (int k = 0; k < a->n_in; k++) {
@@ -295,7 +293,7 @@ static int cpu_layer_norm(const ct_kernel_args *a) {
     const ct_tensor *x = a->in[0], *w = a->in[1], *b = a->in[2];
     ct_tensor *y = a->out[0], *mo = a->out[1], *ro = a->out[2];
     double eps = a->d[0];
-    if (is_half(x->dtype)) return layer_norm_half(a, N, M);
+    if (ct__is_half(x->dtype)) return layer_norm_half(a, N, M);
     if (x->dtype == CT_FLOAT32) {
         const float *xd = ct__data(x), *wd = w ? ct__data(w) : NULL, *bd = b ? ct__data(b) : NULL;
         float *yd = ct__data(y), *md = ct__data(mo), *rd = ct__data(ro);
@@ -316,7 +314,7 @@ static int cpu_layer_norm_backward(const ct_kernel_args *a) {
     const ct_tensor *dy = a->in[0], *x = a->in[1], *mean = a->in[2], *rstd = a->in[3], *w = a->in[4];
     ct_tensor *dx = a->out[0], *dw = a->out[1], *db = a->out[2];
     ct_dtype dt = x->dtype;
-    bool f32 = dt == CT_FLOAT32, half = is_half(dt), fail = false;
+    bool f32 = dt == CT_FLOAT32, half = ct__is_half(dt), fail = false;
     if (M == 0) return 0;
     /* Rows split into one contiguous block per thread; each thread sums its block's
      * dweight / dbias columns into its own double buffer, and the buffers are added in

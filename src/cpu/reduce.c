@@ -328,7 +328,7 @@ CT_LOOP_ATTR static void row_reduce(const char *row, int64_t n, int64_t sb, void
     /* float16 / bfloat16 rows: widened 4096 at a time and summed as float32 rows are (the
      * same blocks, so the same value as the sum of the widened row; PyTorch also sums
      * these types in float32). Element by element in double it took 3x PyTorch's time. */
-    if (c->k == RK_SUM && (c->dt == CT_BFLOAT16 || c->dt == CT_FLOAT16) && sb == 2) {
+    if (c->k == RK_SUM && ct__is_half(c->dt) && sb == 2) {
         float buf[4096];
         for (int64_t b = 0; b < n; b += 4096) {
             int64_t m = n - b < 4096 ? n - b : 4096;
@@ -660,7 +660,7 @@ static int index_reduce(const ct_kernel_args *a, bool is_max, bool with_values) 
         if (fl && st == 1 && n > 1 && (dt == CT_FLOAT32 || dt == CT_FLOAT64)) {
             best = dt == CT_FLOAT32 ? first_extreme_f32((const float *)b, n, is_max)
                                     : first_extreme_f64((const double *)b, n, is_max);
-        } else if (fl && st == 1 && n > 1 && (dt == CT_BFLOAT16 || dt == CT_FLOAT16)) {
+        } else if (fl && st == 1 && n > 1 && ct__is_half(dt)) {
             /* widened 4096 at a time (exactly), each block's first extreme by the float32
              * passes; a later block wins only when strictly beyond, the first NaN at once:
              * the index of the scan below ([4096, 1024] bfloat16 max over the last dim on

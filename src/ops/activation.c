@@ -279,7 +279,7 @@ static ct_tensor *softmax_impl(const char *name, const ct_tensor *x0, int dim0, 
     for (int i = dim + 1; i < x->ndim; i++) inner *= x->sizes[i];
     /* float32 / float64 as they are; a half type along its last axis by the kernel's
      * rows (widened and rounded row by row); otherwise a half type through float32 */
-    bool half_rows = (x->dtype == CT_BFLOAT16 || x->dtype == CT_FLOAT16) && inner == 1 &&
+    bool half_rows = ct__is_half(x->dtype) && inner == 1 &&
                      x->storage->device.type == CT_DEVICE_CPU;
     ct_dtype cd = x->dtype == CT_FLOAT64 ? CT_FLOAT64 : half_rows ? x->dtype : CT_FLOAT32;
     ct_tensor *xin = ct__cast_raw(x, cd);

@@ -330,8 +330,7 @@ static bool same_dtype(const char *op, const ct_tensor *x, const ct_tensor *w, c
  * result rounded once to the half type -- PyTorch's CPU kernels accumulate these types
  * in float32 too. The casts are differentiable, so the gradients come back the same way
  * (computed in float32, rounded once). */
-static bool is_half(ct_dtype dt) { return dt == CT_FLOAT16 || dt == CT_BFLOAT16; }
-static int check_conv_dtype(const char *op, const ct_tensor *x) { return is_half(x->dtype) ? 0 : ct__check_float(op, x); }
+static int check_conv_dtype(const char *op, const ct_tensor *x) { return ct__is_half(x->dtype) ? 0 : ct__check_float(op, x); }
 typedef ct_tensor *(*conv_api)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_conv_opts *);
 static ct_tensor *conv_half(conv_api fn, const ct_tensor *x, const ct_tensor *w, const ct_tensor *b,
                             const ct_conv_opts *o) {
@@ -420,7 +419,7 @@ CT_API ct_tensor *ct_nn_conv2d(const ct_tensor *input, const ct_tensor *weight, 
         return ct__err(CT_ERR_SHAPE, "conv2d: Expected 4-dimensional weight for conv2d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
     if (check_conv_dtype("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
-    if (is_half(input->dtype)) return conv_half(ct_nn_conv2d, input, weight, bias, opts);
+    if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv2d, input, weight, bias, opts);
     if (input->ndim == 3) IN_SCOPE(ct_squeeze_dim(conv_nd("conv2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_nd("conv2d", 2, input, weight, bias, o));
 }
@@ -437,7 +436,7 @@ CT_API ct_tensor *ct_nn_conv1d(const ct_tensor *input, const ct_tensor *weight, 
         return ct__err(CT_ERR_SHAPE, "conv1d: Expected 3-dimensional weight for conv1d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
     if (check_conv_dtype("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
-    if (is_half(input->dtype)) return conv_half(ct_nn_conv1d, input, weight, bias, opts);
+    if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv1d, input, weight, bias, opts);
     /* a height of 1: [N, C, 1, L] with a [O, C/g, 1, k] kernel; conv_nd reads the 1-d
      * options from index 0 */
     if (ct_scope_begin()) return NULL;
@@ -501,7 +500,7 @@ CT_API ct_tensor *ct_nn_conv_transpose2d(const ct_tensor *input, const ct_tensor
         return ct__err(CT_ERR_SHAPE, "conv_transpose2d: Expected 4-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
     if (check_conv_dtype("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
-    if (is_half(input->dtype)) return conv_half(ct_nn_conv_transpose2d, input, weight, bias, opts);
+    if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv_transpose2d, input, weight, bias, opts);
     if (input->ndim == 3)
         IN_SCOPE(ct_squeeze_dim(conv_t_nd("conv_transpose2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_t_nd("conv_transpose2d", 2, input, weight, bias, o));
@@ -519,7 +518,7 @@ CT_API ct_tensor *ct_nn_conv_transpose1d(const ct_tensor *input, const ct_tensor
         return ct__err(CT_ERR_SHAPE, "conv_transpose1d: Expected 3-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
     if (check_conv_dtype("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
-    if (is_half(input->dtype)) return conv_half(ct_nn_conv_transpose1d, input, weight, bias, opts);
+    if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv_transpose1d, input, weight, bias, opts);
     if (ct_scope_begin()) return NULL;
     ct_tensor *x = input->ndim == 2 ? ct_unsqueeze(input, 0) : (ct_tensor *)input;
     ct_tensor *y = conv_t_nd("conv_transpose1d", 1, ct_unsqueeze(x, 2), ct_unsqueeze(weight, 2), bias, o);

@@ -356,7 +356,7 @@ static ct_tensor *norm_fused(ct_op op, const int64_t *ki, int64_t rows, const ch
     ct_tensor *bc = bias ? ct__contiguous_raw(bias) : NULL;
     ct_tensor *y = ct__empty_raw(input->ndim, input->sizes, dt);
     /* the row statistics of a half type in float32, as the kernel computes them */
-    ct_dtype sdt = dt == CT_FLOAT16 || dt == CT_BFLOAT16 ? CT_FLOAT32 : dt;
+    ct_dtype sdt = ct__is_half(dt) ? CT_FLOAT32 : dt;
     ct_tensor *mean = ct__empty_raw(1, &rows, sdt), *rstd = ct__empty_raw(1, &rows, sdt);
     int rc = 0;
     if (!xc || (weight && !wc) || (bias && !bc) || !y || !mean || !rstd) rc = -1;
@@ -515,7 +515,7 @@ CT_API ct_tensor *ct_nn_layer_norm(const ct_tensor *input, int n, const int64_t 
                            "of shape %s and normalized_shape = %s", k ? "bias" : "weight", k ? "bias" : "weight",
                            CT_SHAPESTR(wb[k]), CT_SIZESSTR(n, normalized_shape));
     ct_dtype dt = input->dtype;
-    bool fused = (dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_FLOAT16 || dt == CT_BFLOAT16) &&
+    bool fused = (dt == CT_FLOAT32 || dt == CT_FLOAT64 || ct__is_half(dt)) &&
                  input->numel > 0 && input->storage->device.type == CT_DEVICE_CPU;
     for (int k = 0; k < 2; k++)
         if (wb[k] && (wb[k]->dtype != input->dtype || wb[k]->storage->device.type != CT_DEVICE_CPU)) fused = false;

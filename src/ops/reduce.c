@@ -180,7 +180,7 @@ CT_API ct_tensor *ct_mean_dim(const ct_tensor *x, int ndims, const int64_t *dims
     bool mask[CT_MAX_DIMS];
     if (ct__reduce_dims("mean", x, ndims, dims, mask)) return NULL;
     ct_dtype dt = dtype != CT_NUM_DTYPES ? dtype : x->dtype;
-    bool half = dt == CT_FLOAT16 || dt == CT_BFLOAT16;
+    bool half = ct__is_half(dt);
     double cnt = (double)reduced_count(x, mask);
     COMPOSITE_BEGIN
     ct_tensor *xs = ct_to_dtype(x, dt);
@@ -799,7 +799,7 @@ static int cummaxmin_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) 
     if (!x || !idx) return ct_last_status();
     if (x->numel == 0 || x->ndim == 0) BW_RET(ct__pass(go[0]));
     ct_dtype gdt = go[0]->dtype;
-    if (gdt == CT_FLOAT16 || gdt == CT_BFLOAT16) { /* accumulate in float, as PyTorch's scatter_add does */
+    if (ct__is_half(gdt)) { /* accumulate in float, as PyTorch's scatter_add does */
         ct_tensor *g32 = ct_to_dtype(go[0], CT_FLOAT32);
         BW_RET(ct_to_dtype(ct_scatter_add(ct_zeros_like(g32), (int)n->i[1], idx, g32), gdt));
     }
