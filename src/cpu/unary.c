@@ -163,21 +163,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 
 /* ---- SLEEF vector loops: o[i] = BODY(x[i]) over a contiguous run ---- */
 #ifdef CT_HAVE_SLEEF_X86
-/* gelu's erf in float32: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (below float32's
- * resolution near 1; the approximation PyTorch's vectorised CPU erf uses too), from one
- * exp instead of SLEEF's costlier erf. float64 keeps SLEEF's erf (VERF_GELU = VERF).
- *   erf(x) = sign(x) (1 - t P(t) exp(-x^2)),  t = 1 / (1 + p |x|) */
-/* Evaluated with fused multiply-adds (a shorter dependency chain than separate
- * multiplies and adds: 1M-element gelu on one thread 856 -> 812 us); values agree with
- * PyTorch's gelu to a few float32 ulps, not bit for bit (neither did the unfused form):
- *   t = 1 / fma(p, |x|, 1),  P = fma(fma(fma(fma(p5, t, p4), t, p3), t, p2), t, p1),
- *   erf = sign(x) | (1 - (exp(-x^2) * t) P)  (one fnmadd; exp's argument -x^2 another) */
-#define AS_P 0.3275911
-#define AS_POLY(t)                                                                                        \
-    VFMA(VFMA(VFMA(VFMA(VSET(1.061405429), t, VSET(-1.453152027)), t, VSET(1.421413741)), t,            \
-              VSET(-0.284496736)), t, VSET(0.254829592))
-#define AS_T(v) VDIV(VSET(1.0), VFMA(VSET(AS_P), VABS(v), VSET(1.0)))
-/* float32: exp, tanh and the erf's exp(-x^2) inline instead of SLEEF's calls (SLEEF's
+/* float32: exp and tanh inline instead of SLEEF's calls (SLEEF's
  * 1-ulp tanhf took 94 cycles per 16 lanes on an AVX-512 Xeon, its expf 14-17).
  * exp(a) = 2^n e^r with n = round(a log2 e), r = a - n ln 2 (ln 2 in two parts),
  * e^r = 1 + r + r^2 q(r) with Cephes' expf polynomial (exp measured within 1.3 ulp of
@@ -193,14 +179,6 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         q = VFMA(q, r, VSET(4.1665795894e-2));                                                            \
         q = VFMA(q, r, VSET(1.6666665459e-1));                                                            \
         VMUL(VFMA(q, r, VSET(5.0000001201e-1)), r);                                                       \
-    })
-/* For the erf: a is clamped at -87 (n stays a normal exponent, 2^n built in the
- * exponent bits), where exp(a) < 2e-38 leaves 1 - t P exp(a) at exactly 1. */
-#define AS_EXP_NEG(a_)                                                                                    \
-    ({                                                                                                    \
-        __typeof__(a_) a = VMAX(a_, VSET(-87.0));                                                         \
-        AS_EXP_NR(a, n, r);                                                                               \
-        VMULPOW2(VFMA(AS_EXP_RQ(r), r, VADD(r, VSET(1.0))), n);                                           \
     })
 /* exp over every float: a clamped to [-104, 88.8] (NaN kept: the bound is max/min's first
  * operand), beyond which the result is 0 or inf; VSCALE multiplies by 2^n with one
@@ -224,8 +202,32 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         __typeof__(x_) m = VFMA(t, VFMA(AS_EXP_RQ(r), r, r), VSUB(t, VSET(1.0)));                         \
         VOR(VSIGN(x_), VDIV(m, VADD(m, VSET(2.0))));                                                      \
     })
-#define AS_ERF_INLINE(v, T_)                                                                              \
-    VOR(VSIGN(v), VFNMA(VMUL(AS_EXP_NEG(VFNMA(v, v, VSET(0.0))), T_), AS_POLY(T_), VSET(1.0)))
+/* gelu in float32: x Phi(x), Phi the normal distribution function, from
+ *   c = erfc(|x| / sqrt 2) / 2 = t P(t) / 2 e^(-x^2 / 2),  t = 1 / (1 + p |x| / sqrt 2)
+ * (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 in erfc; the approximation PyTorch's
+ * vectorised CPU erf uses too), and Phi = 1 - c for x >= 0, c below. The negative tail
+ * is x c itself, with no cancellation in 1 + erf. e^(-x^2/2) = 2^a with a = -(x k) x,
+ * k = log2(e) / 2: 2^(a - n) 2^n, n = round(a), the reduction exact, 2^r a degree-5
+ * polynomial on [-1/2, 1/2] (relative error 7.5e-8, fitted for this), a clamped at -150
+ * (2^a then below half the smallest subnormal: 0). 24 vector operations where
+ * 0.5 x (1 + erf(x / sqrt 2)) took 30. gelu(+inf) = inf, gelu(-inf) = -inf * 0 = NaN
+ * (float64's formula gives both), NaN stays NaN (the clamp keeps it: max's second
+ * operand). VSEL_GE0(x, a, b) is x >= 0 ? a : b. */
+#define AS_GELU(x_)                                                                                       \
+    ({                                                                                                    \
+        __typeof__(x_) t = VDIV(VSET(1.0), VFMA(VSET(0.3275911 * M_SQRT1_2), VABS(x_), VSET(1.0)));       \
+        __typeof__(x_) a = VMAX(VSET(-150.0), VMUL(VMUL(x_, VSET(-0.72134752044448170368)), x_));         \
+        __typeof__(x_) n = VROUND(a), r = VSUB(a, n);                                                     \
+        __typeof__(x_) e = VFMA(VFMA(VSET(1.3276446843519807e-3), r, VSET(9.675533510744572e-3)), r,      \
+                                VSET(5.550713092088699e-2));                                              \
+        e = VFMA(VFMA(VFMA(e, r, VSET(0.24022120237350464)), r, VSET(0.6931469440460205)), r,             \
+                 VSET(1.0000001192092896));                                                               \
+        __typeof__(x_) p = VFMA(VFMA(VFMA(VFMA(VSET(0.5 * 1.061405429), t, VSET(0.5 * -1.453152027)), t,   \
+                                          VSET(0.5 * 1.421413741)), t, VSET(0.5 * -0.284496736)), t,        \
+                                VSET(0.5 * 0.254829592));                                                 \
+        __typeof__(x_) c = VMUL(VMUL(VSCALE(e, n), t), p);                                                \
+        VMUL(x_, VSEL_GE0(x_, VSUB(VSET(1.0), c), c));                                                    \
+    })
 
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
@@ -235,7 +237,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
     X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v))        \
     X(sigmoid, VDIV(VSET(1.0), VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                               \
     X(silu, VDIV(v, VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                                          \
-    X(gelu, VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF_GELU(VMUL(v, VSET(M_SQRT1_2))))))              \
+    X(gelu, VGELU(v))                                                                                     \
     X(gelu_tanh, VMUL(VMUL(VSET(0.5), v),                                                                 \
                       VADD(VSET(1.0), VTANH(VMUL(VSET(0.7978845608028654),                                 \
                                                  VADD(v, VMUL(VSET(0.044715), VMUL(v, VMUL(v, v)))))))))   \
@@ -277,11 +279,11 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 #define VPOW2I(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
 #define VMIN _mm512_min_ps
 #define VSCALE(e, n) _mm512_scalef_ps(e, n)
-/* 2^n, and x 2^n, for integral n in the normal range: exact, as VPOW2I's exponent bits
- * (the AVX2 path), in one instruction instead of three */
+/* 2^n for integral n in the normal range: exact, as VPOW2I's exponent bits (the AVX2
+ * path), in one instruction instead of three */
 #define VPOW2(n) _mm512_scalef_ps(VSET(1.0), n)
-#define VMULPOW2(x, n) _mm512_scalef_ps(x, n)
-#define VERF_GELU(v) AS_ERF_INLINE(v, AS_T(v))
+#define VGELU(v) AS_GELU(v)
+#define VSEL_GE0(x, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a)
 #define VEXP(v) V_F512(exp)(v)
 #define VEXP2(v) V_F512(exp2)(v)
 #define VEXPM1(v) V_F512(expm1)(v)
@@ -316,6 +318,12 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512
 #define X(name, BODY)                                                                                     \
     __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(float *o, const float *x, int64_t n) {  \
         int64_t i = 0;                                                                                    \
+        for (; i + 32 <= n; i += 32) {                                                                    \
+            __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);                        \
+            { __m512 v = v0; v0 = BODY; }                                                                 \
+            { __m512 v = v1; v1 = BODY; }                                                                 \
+            _mm512_storeu_ps(o + i, v0), _mm512_storeu_ps(o + i + 16, v1);                                \
+        }                                                                                                 \
         for (; i + 16 <= n; i += 16) { __m512 v = _mm512_loadu_ps(x + i); _mm512_storeu_ps(o + i, BODY); } \
         if (i < n) {                                                                                      \
             __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);                                              \
@@ -334,7 +342,7 @@ VEC_LIST(X)
 #include "cpu/unary_vec_end.h"
 /* float64, AVX-512 */
 #define V_F512(fn) Sleef_##fn##d8_u10avx512f
-#define VERF_GELU(v) VERF(v)
+#define VGELU(v) VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF(VMUL(v, VSET(M_SQRT1_2)))))
 #define VSET(c) _mm512_set1_pd((double)(c))
 #define VADD _mm512_add_pd
 #define VSUB _mm512_sub_pd
@@ -366,14 +374,14 @@ VEC_LIST(X)
 #define VPOW2I(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define VMIN _mm256_min_ps
 #define VPOW2(n) VPOW2I(n)
-#define VMULPOW2(x, n) VMUL(x, VPOW2I(n))
 /* e 2^n for n in [-150, 128] as two exact powers of two: one rounding, as scalef */
 #define VSCALE(e, n)                                                                                      \
     ({                                                                                                    \
         __m256 h_ = VROUND(VMUL(n, VSET(0.5)));                                                           \
         VMUL(VMUL(e, VPOW2I(h_)), VPOW2I(VSUB(n, h_)));                                                   \
     })
-#define VERF_GELU(v) AS_ERF_INLINE(v, AS_T(v))
+#define VGELU(v) AS_GELU(v)
+#define VSEL_GE0(x, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ))
 #define VSET(c) _mm256_set1_ps((float)(c))
 #define VADD _mm256_add_ps
 #define VSUB _mm256_sub_ps
@@ -387,6 +395,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v25
 #define X(name, BODY)                                                                                     \
     __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(float *o, const float *x, int64_t n) {  \
         int64_t i = 0;                                                                                    \
+        for (; i + 16 <= n; i += 16) {                                                                    \
+            __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);                          \
+            { __m256 v = v0; v0 = BODY; }                                                                 \
+            { __m256 v = v1; v1 = BODY; }                                                                 \
+            _mm256_storeu_ps(o + i, v0), _mm256_storeu_ps(o + i + 8, v1);                                 \
+        }                                                                                                 \
         for (; i + 8 <= n; i += 8) { __m256 v = _mm256_loadu_ps(x + i); _mm256_storeu_ps(o + i, BODY); }  \
         if (i < n) {                                                                                      \
             float buf[8] = {0};                                                                           \
@@ -407,7 +421,7 @@ VEC_LIST(X)
 #include "cpu/unary_vec_end.h"
 /* float64, AVX2 */
 #define V_F512(fn) Sleef_##fn##d4_u10avx2
-#define VERF_GELU(v) VERF(v)
+#define VGELU(v) VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF(VMUL(v, VSET(M_SQRT1_2)))))
 #define VSET(c) _mm256_set1_pd((double)(c))
 #define VADD _mm256_add_pd
 #define VSUB _mm256_sub_pd

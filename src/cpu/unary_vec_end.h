@@ -9,7 +9,7 @@
 #undef VMUL
 #undef VDIV
 #undef V_F512
-#undef VERF_GELU
+#undef VGELU
 #undef VABS
 #undef VSIGN
 #undef VOR
@@ -22,7 +22,7 @@
 #undef VMIN
 #undef VSCALE
 #undef VPOW2
-#undef VMULPOW2
+#undef VSEL_GE0
 #undef VEXP
 #undef VTANH
 #define VEXP(v) V_F512(exp)(v)
