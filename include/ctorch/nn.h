@@ -5,7 +5,10 @@
  * references (scope rules), NULL with an error message naming the op and the shapes
  * on bad input. Inputs are NCHW like PyTorch; an unbatched [C, H, W] (or [C, L]) input
  * gives an unbatched result, as in PyTorch. All are differentiable, with backward
- * formulas written in differentiable ops (double backward works).
+ * formulas written in differentiable ops (double backward works). The convolutions,
+ * unfold/fold, pooling and vision functions take float32 and float64, and float16 /
+ * bfloat16 computed in float32 on the widened operands and rounded once (gradients
+ * likewise); integer inputs are refused (CT_ERR_DTYPE), as in PyTorch.
  */
 #ifndef CTORCH_NN_H
 #define CTORCH_NN_H

@@ -112,6 +112,8 @@ CT_API ct_tensor *ct_nn_unfold(const ct_tensor *input, const int64_t kernel[2], 
         return ct__err(CT_ERR_SHAPE, "unfold: Input Error: Only 3D or 4D input Tensors are supported (got %dD)",
                        input->ndim);
     if (ct__check_float("im2col", input)) return NULL;
+    if (ct__is_half(input->dtype))
+        return CT_VIA_F32(input, xf, ct_nn_unfold(xf, kernel, dilation, padding, stride), (void)0);
     geom g;
     if (fill_geom("unfold", &g, kernel, dilation, padding, stride)) return NULL;
     bool batched = input->ndim == 4;
@@ -140,6 +142,8 @@ CT_API ct_tensor *ct_nn_fold(const ct_tensor *input, const int64_t output_size[2
                        "dimensions for input, but got: %s", CT_SHAPESTR(input));
     if (ct__check_float("col2im", input)) return NULL;
     if (!output_size) return ct__err(CT_ERR_ARG, "fold: output_size is required");
+    if (ct__is_half(input->dtype))
+        return CT_VIA_F32(input, xf, ct_nn_fold(xf, output_size, kernel, dilation, padding, stride), (void)0);
     geom g;
     if (fill_geom("fold", &g, kernel, dilation, padding, stride)) return NULL;
     if (!(input->ndim == 3)) {
@@ -330,7 +334,6 @@ static bool same_dtype(const char *op, const ct_tensor *x, const ct_tensor *w, c
  * result rounded once to the half type -- PyTorch's CPU kernels accumulate these types
  * in float32 too. The casts are differentiable, so the gradients come back the same way
  * (computed in float32, rounded once). */
-static int check_conv_dtype(const char *op, const ct_tensor *x) { return ct__is_half(x->dtype) ? 0 : ct__check_float(op, x); }
 typedef ct_tensor *(*conv_api)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_conv_opts *);
 static ct_tensor *conv_half(conv_api fn, const ct_tensor *x, const ct_tensor *w, const ct_tensor *b,
                             const ct_conv_opts *o) {
@@ -418,7 +421,7 @@ CT_API ct_tensor *ct_nn_conv2d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "conv2d: Expected 4-dimensional weight for conv2d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (check_conv_dtype("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv2d", input) || !same_dtype("conv2d", input, weight, bias)) return NULL;
     if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv2d, input, weight, bias, opts);
     if (input->ndim == 3) IN_SCOPE(ct_squeeze_dim(conv_nd("conv2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
     IN_SCOPE(conv_nd("conv2d", 2, input, weight, bias, o));
@@ -435,7 +438,7 @@ CT_API ct_tensor *ct_nn_conv1d(const ct_tensor *input, const ct_tensor *weight, 
     if (weight->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "conv1d: Expected 3-dimensional weight for conv1d, but got %d-dimensional weight "
                        "of size %s", weight->ndim, CT_SHAPESTR(weight));
-    if (check_conv_dtype("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv1d", input) || !same_dtype("conv1d", input, weight, bias)) return NULL;
     if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv1d, input, weight, bias, opts);
     /* a height of 1: [N, C, 1, L] with a [O, C/g, 1, k] kernel; conv_nd reads the 1-d
      * options from index 0 */
@@ -499,7 +502,7 @@ CT_API ct_tensor *ct_nn_conv_transpose2d(const ct_tensor *input, const ct_tensor
     if (weight->ndim != 4)
         return ct__err(CT_ERR_SHAPE, "conv_transpose2d: Expected 4-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
-    if (check_conv_dtype("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv_transpose2d", input) || !same_dtype("conv_transpose2d", input, weight, bias)) return NULL;
     if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv_transpose2d, input, weight, bias, opts);
     if (input->ndim == 3)
         IN_SCOPE(ct_squeeze_dim(conv_t_nd("conv_transpose2d", 2, ct_unsqueeze(input, 0), weight, bias, o), 0));
@@ -517,7 +520,7 @@ CT_API ct_tensor *ct_nn_conv_transpose1d(const ct_tensor *input, const ct_tensor
     if (weight->ndim != 3)
         return ct__err(CT_ERR_SHAPE, "conv_transpose1d: Expected 3-dimensional weight, but got weight of size %s",
                        CT_SHAPESTR(weight));
-    if (check_conv_dtype("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
+    if (ct__check_float("conv_transpose1d", input) || !same_dtype("conv_transpose1d", input, weight, bias)) return NULL;
     if (ct__is_half(input->dtype)) return conv_half(ct_nn_conv_transpose1d, input, weight, bias, opts);
     if (ct_scope_begin()) return NULL;
     ct_tensor *x = input->ndim == 2 ? ct_unsqueeze(input, 0) : (ct_tensor *)input;

@@ -1,5 +1,6 @@
 /* Pooling (torch.nn.functional): max_pool1d/2d with indices, avg_pool1d/2d,
- * adaptive_avg_pool2d.
+ * adaptive_avg_pool2d. float16 / bfloat16: max_pool2d, avg_pool2d (which the 1-d forms
+ * call) and adaptive_avg_pool2d run in float32 on the widened input, rounded once.
  *
  * Forward passes are kernels (src/cpu/conv.c). Backward passes are differentiable:
  * max pooling scatters the gradient to the argmax indices (scatter_add, whose own
@@ -139,6 +140,8 @@ CT_API ct_tensor *ct_nn_max_pool2d(const ct_tensor *input, const int64_t kernel[
     CT_CHECK_ARG("max_pool2d", input);
     if (!kernel) return ct__err(CT_ERR_ARG, "max_pool2d: kernel_size is required");
     if (check_input("max_pool2d", input, 2)) return NULL;
+    if (ct__is_half(input->dtype))
+        return CT_VIA_F32(input, xf, ct_nn_max_pool2d(xf, kernel, opts, indices), if (indices) *indices = ct_keep(*indices));
     const ct_pool_opts *o = opts ? opts : &DEFAULTS;
     if (input->ndim == 4) return max_pool4(input, kernel, o, indices);
     if (ct_scope_begin()) return NULL;
@@ -252,6 +255,7 @@ CT_API ct_tensor *ct_nn_avg_pool2d(const ct_tensor *input, const int64_t kernel[
     CT_CHECK_ARG("avg_pool2d", input);
     if (!kernel) return ct__err(CT_ERR_ARG, "avg_pool2d: kernel_size is required");
     if (check_input("avg_pool2d", input, 2)) return NULL;
+    if (ct__is_half(input->dtype)) return CT_VIA_F32(input, xf, ct_nn_avg_pool2d(xf, kernel, opts), (void)0);
     const ct_pool_opts *o = opts ? opts : &DEFAULTS;
     if (input->ndim == 4) return avg_pool4(input, kernel, o);
     if (ct_scope_begin()) return NULL;
@@ -281,6 +285,7 @@ CT_API ct_tensor *ct_nn_adaptive_avg_pool2d(const ct_tensor *input, const int64_
     CT_CHECK_ARG("adaptive_avg_pool2d", input);
     if (!output_size) return ct__err(CT_ERR_ARG, "adaptive_avg_pool2d: output_size is required");
     if (check_input("adaptive_avg_pool2d", input, 2)) return NULL;
+    if (ct__is_half(input->dtype)) return CT_VIA_F32(input, xf, ct_nn_adaptive_avg_pool2d(xf, output_size), (void)0);
     int64_t Ho = output_size[0], Wo = output_size[1];
     if (Ho <= 0 || Wo <= 0)
         return ct__err(CT_ERR_ARG, "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 1");

@@ -11,7 +11,9 @@
  *    (padded to the widest one by repeating its first element) and takes max_dim.
  *  - interpolate is separable: one index_select (nearest) or two index_selects and a
  *    weighted sum (linear) per spatial dim, innermost dim first, which is also the
- *    order of ATen's CPU kernel, so float32 results round the same way. */
+ *    order of ATen's CPU kernel, so float32 results round the same way.
+ * float16 / bfloat16: conv3d, adaptive max pooling and interpolate run in float32 on
+ * the widened operands, rounded once (CT_VIA_F32); max_unpool scatters them as they are. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,6 +117,12 @@ CT_API ct_tensor *ct_nn_conv3d(const ct_tensor *input, const ct_tensor *weight, 
         return ct__err(CT_ERR_DTYPE, "conv3d: Input type (%s) and weight type (%s) should be the same",
                        ct__scalar_type_name(input->dtype),
                        ct__scalar_type_name(weight->dtype != input->dtype ? weight->dtype : bias->dtype));
+    if (ct__is_half(input->dtype)) { /* in float32 on the widened operands, rounded once */
+        CT_COMPOSE_BEGIN
+        ct_tensor *wf = ct_to_dtype(weight, CT_FLOAT32), *bf = bias ? ct_to_dtype(bias, CT_FLOAT32) : NULL;
+        if (wf && (!bias || bf)) r_ = CT_VIA_F32(input, xf, ct_nn_conv3d(xf, wf, bf, opts), (void)0);
+        CT_COMPOSE_END
+    }
     CT_COMPOSE_BEGIN
     if (input->ndim == 4) r_ = ct_squeeze_dim(conv3d_impl(ct_unsqueeze(input, 0), weight, bias, o), 0);
     else r_ = conv3d_impl(input, weight, bias, o);
@@ -274,6 +282,8 @@ static ct_tensor *adaptive_max(const char *op, int sp, const ct_tensor *x, const
     for (int i = 0; i < sp; i++)
         if (osz[i] <= 0)
             return ct__err(CT_ERR_ARG, "%s: elements of output_size must be greater than or equal to 1", op);
+    if (ct__is_half(x->dtype)) /* in float32 (the gradient's sums rounded once) */
+        return CT_VIA_F32(x, xf, adaptive_max(op, sp, xf, osz, indices), if (indices) *indices = ct_keep(*indices));
     CT_COMPOSE_BEGIN
     bool batched = x->ndim == sp + 2;
     const ct_tensor *x4 = batched ? x : ct_unsqueeze(x, 0);
@@ -452,6 +462,9 @@ CT_API ct_tensor *ct_nn_interpolate(const ct_tensor *input, const int64_t *size,
         return ct__err(CT_ERR_ARG, "interpolate: mode 'area' on 5D input (adaptive_avg_pool3d) is not supported");
     if (!((m == M_NEAREST || m == M_NEAREST_EXACT) && input->dtype == CT_UINT8) && ct__check_float("interpolate", input))
         return NULL; /* (torch's nearest kernels also take uint8 images) */
+    if (ct__is_half(input->dtype))
+        return CT_VIA_F32(input, xf, ct_nn_interpolate(xf, size, scale_factor, mode, align_corners, recompute_scale_factor),
+                          (void)0);
     if (size && scale_factor) return ct__err(CT_ERR_ARG, "interpolate: only one of size or scale_factor should be defined");
     if (!size && !scale_factor) return ct__err(CT_ERR_ARG, "interpolate: either size or scale_factor should be defined");
     if (size && recompute_scale_factor)
