@@ -140,8 +140,12 @@ CT_API ct_tensor *ct_nn_max_pool2d(const ct_tensor *input, const int64_t kernel[
     CT_CHECK_ARG("max_pool2d", input);
     if (!kernel) return ct__err(CT_ERR_ARG, "max_pool2d: kernel_size is required");
     if (check_input("max_pool2d", input, 2)) return NULL;
-    if (ct__is_half(input->dtype))
-        return CT_VIA_F32(input, xf, ct_nn_max_pool2d(xf, kernel, opts, indices), if (indices) *indices = ct_keep(*indices));
+    if (ct__is_half(input->dtype)) { /* (indices: the inner call's, kept, or NULL) */
+        ct_tensor *r = CT_VIA_F32(input, xf, ct_nn_max_pool2d(xf, kernel, opts, indices),
+                                  if (indices) *indices = ct_keep(*indices));
+        if (!r && indices) *indices = NULL;
+        return r;
+    }
     const ct_pool_opts *o = opts ? opts : &DEFAULTS;
     if (input->ndim == 4) return max_pool4(input, kernel, o, indices);
     if (ct_scope_begin()) return NULL;

@@ -282,8 +282,11 @@ static ct_tensor *adaptive_max(const char *op, int sp, const ct_tensor *x, const
     for (int i = 0; i < sp; i++)
         if (osz[i] <= 0)
             return ct__err(CT_ERR_ARG, "%s: elements of output_size must be greater than or equal to 1", op);
-    if (ct__is_half(x->dtype)) /* in float32 (the gradient's sums rounded once) */
-        return CT_VIA_F32(x, xf, adaptive_max(op, sp, xf, osz, indices), if (indices) *indices = ct_keep(*indices));
+    if (ct__is_half(x->dtype)) { /* in float32 (the gradient's sums rounded once) */
+        ct_tensor *r = CT_VIA_F32(x, xf, adaptive_max(op, sp, xf, osz, indices), if (indices) *indices = ct_keep(*indices));
+        if (!r && indices) *indices = NULL;
+        return r;
+    }
     CT_COMPOSE_BEGIN
     bool batched = x->ndim == sp + 2;
     const ct_tensor *x4 = batched ? x : ct_unsqueeze(x, 0);
