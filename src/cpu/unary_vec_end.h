@@ -21,7 +21,7 @@
 #undef VPOW2I
 #undef VMIN
 #undef VSCALE
-#undef VPOW2
+#undef VPOW2X2
 #undef VSEL_GE0
 #undef VEXP
 #undef VTANH
