@@ -1,6 +1,7 @@
 /* The CPU backend: fills its dispatch table from the kernel families in src/cpu/. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpu/loops.h"
 
@@ -9,6 +10,28 @@ static ct_backend cpu_backend = {.name = "cpu", .type = CT_DEVICE_CPU};
 static ct_cpu_isa cpu_isa = CT_ISA_BASELINE;
 
 ct_cpu_isa ct__cpu_isa(void) { return cpu_isa; }
+
+static size_t llc_bytes = (size_t)8 << 20;
+
+bool ct__stream_worthwhile(size_t bytes) { return bytes > llc_bytes / 2; }
+
+/* the last-level cache's size (cpu/loops.h, ct__stream_worthwhile), or the environment
+ * variable CTORCH_LLC_BYTES's (the tests force the streaming paths with it) */
+static void detect_llc(void) {
+    const char *env = getenv("CTORCH_LLC_BYTES");
+    long c = env ? atol(env) : -1;
+    if (c > 0) {
+        llc_bytes = (size_t)c;
+        return;
+    }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    c = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    if (c <= 0) c = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    if (c > 0) llc_bytes = (size_t)c;
+}
 
 /* The CPU's vector ISA, capped by the environment variable CTORCH_CPU_ISA ("avx2" or
  * "baseline"; "avx512" or anything else: no cap) so that every path of the kernels
@@ -30,6 +53,7 @@ static void detect_isa(void) {
 ct_backend *ct_cpu_backend(void) {
     ct_kernel_fn *k = cpu_backend.kernels;
     detect_isa(); /* first: the register functions below may ask */
+    detect_llc();
     ct_cpu_register_copy(k);
     ct_cpu_register_unary(k);
     ct_cpu_register_binary(k);

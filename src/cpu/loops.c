@@ -1,6 +1,31 @@
 /* Runs a per-dtype elementwise loop over a kernel call's operands. */
 #include "cpu/loops.h"
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+void ct__stream_copy(void *dst, const void *src, size_t n) {
+#if defined(__x86_64__)
+    char *d = dst;
+    const char *s = src;
+    size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+    if (head > n) head = n;
+    memcpy(d, s, head);
+    size_t j = head;
+    for (; j + 16 <= n; j += 16) _mm_stream_ps((float *)(d + j), _mm_loadu_ps((const float *)(s + j)));
+    memcpy(d + j, s + j, n - j);
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
+void ct__stream_fence(void) {
+#if defined(__x86_64__)
+    _mm_sfence();
+#endif
+}
+
 int ct__cpu_run_loop(const ct_kernel_args *a, ct_loop_fn const *loops, const double *params) {
     const ct_tensor *ops[CT_ITER_MAX_OPS];
     int n = 0;

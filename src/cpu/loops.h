@@ -27,6 +27,20 @@
 typedef enum { CT_ISA_BASELINE, CT_ISA_AVX2, CT_ISA_AVX512 } ct_cpu_isa;
 ct_cpu_isa ct__cpu_isa(void);
 
+/* Streaming (non-temporal) stores for kernels whose output will not stay in the caches:
+ * ct__stream_worthwhile(bytes) is true when an op touches (reads and writes) more than
+ * half the last-level cache (sysconf's L3, else L2, else 8 MiB, or CTORCH_LLC_BYTES;
+ * read once at backend registration), where its output would be evicted before the
+ * next op reads it and a normal store's read-for-ownership of each output line is
+ * wasted memory traffic. ct__stream_copy copies n bytes to dst with such stores where
+ * the CPU has them (x86: 16-byte movntps on the aligned middle, plain stores at the
+ * ends; elsewhere memcpy); a thread calls ct__stream_fence() after its last one, before
+ * the data is handed to another thread. [4096, 1024] float32 layer_norm on two threads
+ * (16 MB in, 16 MB out): median 1.42 -> 1.17 ms. */
+bool ct__stream_worthwhile(size_t bytes);
+void ct__stream_copy(void *dst, const void *src, size_t n);
+void ct__stream_fence(void);
+
 /* GCC/Clang vector types for kernels that keep several independent accumulators in
  * registers (the reductions, layer_norm's row sums), and an unaligned load into one.
  * Macros and locals only: a function taking or returning a 32- or 64-byte vector would

@@ -294,17 +294,26 @@ static int cpu_layer_norm(const ct_kernel_args *a) {
     ct_tensor *y = a->out[0], *mo = a->out[1], *ro = a->out[2];
     double eps = a->d[0];
     if (ct__is_half(x->dtype)) return layer_norm_half(a, N, M);
-    if (x->dtype == CT_FLOAT32) {
-        const float *xd = ct__data(x), *wd = w ? ct__data(w) : NULL, *bd = b ? ct__data(b) : NULL;
-        float *yd = ct__data(y), *md = ct__data(mo), *rd = ct__data(ro);
-#pragma omp parallel for schedule(static) if (N > 1 && N * M >= CT_GRAIN)
-        for (int64_t i = 0; i < N; i++) ln_fwd_row_f32(xd + i * M, wd, bd, yd + i * M, md + i, rd + i, M, (float)eps);
-    } else {
-        const double *xd = ct__data(x), *wd = w ? ct__data(w) : NULL, *bd = b ? ct__data(b) : NULL;
-        double *yd = ct__data(y), *md = ct__data(mo), *rd = ct__data(ro);
-#pragma omp parallel for schedule(static) if (N > 1 && N * M >= CT_GRAIN)
-        for (int64_t i = 0; i < N; i++) ln_fwd_row_f64(xd + i * M, wd, bd, yd + i * M, md + i, rd + i, M, eps);
-    }
+    /* each row into y, or, when the op's memory would not stay in the caches anyway,
+     * into an L1 scratch row streamed out with non-temporal stores (cpu/loops.h) */
+#define LN_FWD_ROWS(T, SFX)                                                                                \
+    do {                                                                                                   \
+        const T *xd = ct__data(x), *wd = w ? ct__data(w) : NULL, *bd = b ? ct__data(b) : NULL;             \
+        T *yd = ct__data(y), *md = ct__data(mo), *rd = ct__data(ro);                                       \
+        bool nt = ct__stream_worthwhile(2 * sizeof(T) * (size_t)(N * M));                                  \
+        _Pragma("omp parallel if (N > 1 && N * M >= CT_GRAIN)") {                                         \
+            T *row = nt ? malloc(sizeof(T) * (size_t)M) : NULL;                                            \
+            _Pragma("omp for schedule(static)") for (int64_t i = 0; i < N; i++) {                          \
+                ln_fwd_row_##SFX(xd + i * M, wd, bd, row ? row : yd + i * M, md + i, rd + i, M, (T)eps);   \
+                if (row) ct__stream_copy(yd + i * M, row, sizeof(T) * (size_t)M);                          \
+            }                                                                                              \
+            if (row) ct__stream_fence();                                                                   \
+            free(row);                                                                                     \
+        }                                                                                                  \
+    } while (0)
+    if (x->dtype == CT_FLOAT32) LN_FWD_ROWS(float, f32);
+    else LN_FWD_ROWS(double, f64);
+#undef LN_FWD_ROWS
     return 0;
 }
 

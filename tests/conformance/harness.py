@@ -471,9 +471,20 @@ def rerun_capped(path, isa, ignore=()):
     have = isas()
     if isa not in have or have[-1] == isa:
         pytest.skip(f"the run itself took the {have[-1]} path, the best this CPU has")
-    env = dict(os.environ, CTORCH_CPU_ISA=isa, CTORCH_CONFORMANCE_CHILD="1")
+    rerun_with_env(path, {"CTORCH_CPU_ISA": isa}, ignore=ignore)
+
+
+def rerun_with_env(path, env_extra, ignore=(), deselect=None):
+    """Runs the tests under path in a child pytest with the environment variables
+    env_extra set (read by ctorch when it loads), leaving out the files in ignore and
+    the tests whose names match the -k expression `not deselect`; fails unless every
+    test there passes."""
+    env = dict(os.environ, CTORCH_CONFORMANCE_CHILD="1", **env_extra)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
     cmd += [f"--ignore={f}" for f in ignore]
+    if deselect:
+        cmd += ["-k", f"not {deselect}"]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
-    assert p.returncode == 0, f"CTORCH_CPU_ISA={isa}:\n" + p.stdout[-6000:] + p.stderr[-2000:]
+    label = " ".join(f"{k}={v}" for k, v in env_extra.items())
+    assert p.returncode == 0, f"{label}:\n" + p.stdout[-6000:] + p.stderr[-2000:]
     assert " passed" in p.stdout.strip().splitlines()[-1]

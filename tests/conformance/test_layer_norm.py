@@ -3,6 +3,10 @@ torch.nn.functional.layer_norm: values, gradients of input, weight and bias, wit
 without weight/bias, multi-dim normalized_shape, non-contiguous inputs, row sizes from 1
 to 1024, rows enough for the threaded loops; float64 gradcheck and gradgradcheck (the
 differentiable backward used under create_graph), and second derivatives vs torch."""
+import os
+import subprocess
+import sys
+import tempfile
 import zlib
 
 import pytest
@@ -10,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import ctorch
-from harness import assert_same, case, check, gradcheck, gradgradcheck, make
+from harness import assert_same, case, check, gradcheck, gradgradcheck, make, rerun_with_env
 
 L = ctorch.lib
 f = L.declare("ct_nn_layer_norm", "T(T,shape,T,T,d)")
@@ -206,3 +210,50 @@ def test_layer_norm_grad_of_sum_and_module_dtypes():
     for dt in (torch.bfloat16, torch.float16):
         check("layer_norm", lambda a, ww, bb: f(a, (9,), ww, bb, 1e-5), lambda a, ww, bb: F.layer_norm(a, (9,), ww, bb),
               [x.to(dt), w.to(dt), b.to(dt)], grad=False, atol=0.05, rtol=0.02)
+
+
+STREAM_SHAPES = [((200, 129), (129,)), ((3, 17), (17,)), ((5, 1), (1,)), ((64, 1024), (1024,)),
+                 ((2, 3, 4, 5), (4, 5))]
+
+
+def _stream_outputs():
+    """layer_norm forward of STREAM_SHAPES in float32 and float64, with and without
+    weight and bias: {name: output}"""
+    out = {}
+    for dtype in (torch.float32, torch.float64):
+        for xs, ns in STREAM_SHAPES:
+            g = torch.Generator().manual_seed(zlib.crc32(repr((xs, ns)).encode()) % 1000)
+            x = make(xs, dtype, generator=g) * 3 + 1.5
+            w, b = make(ns, dtype, generator=g), make(ns, dtype, generator=g)
+            for k, (ww, bb) in enumerate([(w, b), (None, None)]):
+                y = f(ctorch.from_torch(x), ns, ww if ww is None else ctorch.from_torch(ww),
+                      bb if bb is None else ctorch.from_torch(bb), 1e-5)
+                out[f"{dtype}-{xs}-{k}"] = y.torch().clone()
+    return out
+
+
+def test_layer_norm_streaming_path():
+    """Where a layer_norm's input and output together exceed half the last-level cache,
+    the forward writes each row through an L1 scratch row and non-temporal stores
+    (cpu/norm.c, cpu/loops.h ct__stream_copy). CTORCH_LLC_BYTES=1 makes every call take
+    that path: this file again in a child process with it (values and gradients against
+    PyTorch, row sizes on both sides of the 16-byte alignment of the stores), and the
+    outputs of a second child bit for bit those of this process's direct path."""
+    if os.environ.get("CTORCH_LLC_BYTES"):
+        pytest.skip("a child already")
+    with case("layer_norm"):
+        rerun_with_env(__file__, {"CTORCH_LLC_BYTES": "1"}, deselect="streaming_path")
+        with tempfile.TemporaryDirectory() as d:
+            script = ("import sys, torch; sys.path[:0] = sys.argv[2:]; import test_layer_norm as t; "
+                      "torch.save(t._stream_outputs(), sys.argv[1])")
+            here = os.path.dirname(os.path.abspath(__file__))
+            root = os.path.dirname(os.path.dirname(here))
+            env = dict(os.environ, CTORCH_LLC_BYTES="1")
+            p = subprocess.run([sys.executable, "-c", script, os.path.join(d, "y.pt"), here,
+                                os.path.join(root, "python")], env=env, capture_output=True, text=True, timeout=600)
+            assert p.returncode == 0, p.stderr[-3000:]
+            streamed = torch.load(os.path.join(d, "y.pt"))
+        direct = _stream_outputs()
+        assert streamed.keys() == direct.keys()
+        for k in direct:
+            assert torch.equal(streamed[k], direct[k]), k
