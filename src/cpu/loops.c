@@ -1,5 +1,6 @@
 /* Runs a per-dtype elementwise loop over a kernel call's operands. */
 #include "cpu/loops.h"
+#include "cpu/bf16_vec.h"
 
 #if defined(__x86_64__)
 #include <xmmintrin.h>
@@ -18,6 +19,61 @@ void ct__stream_copy(void *dst, const void *src, size_t n) {
 #else
     memcpy(dst, src, n);
 #endif
+}
+
+/* bfloat16 <-> float32 rows in order (cpu/loops.h): 16 values a step on AVX-512 (a
+ * zero-extension and a shift to widen; ct_bf16x16_round and one vpmovdw to narrow), 8
+ * or 16 on AVX2, the tails and other CPUs element by element with the same bits. */
+#ifdef CT_BF16_VEC
+__attribute__((target("avx512f,avx512bw"))) static int64_t bf16_widen_v512(float *o, const ct_bf16 *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + j)));
+        _mm512_storeu_si512((void *)(o + j), _mm512_slli_epi32(v, 16));
+    }
+    return j;
+}
+__attribute__((target("avx512f,avx512bw"))) static int64_t bf16_narrow_v512(ct_bf16 *o, const float *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm256_storeu_si256((__m256i *)(o + j), _mm512_cvtepi32_epi16(ct_bf16x16_round(_mm512_loadu_ps(x + j))));
+    return j;
+}
+__attribute__((target("avx2,fma"))) static int64_t bf16_widen_v256(float *o, const ct_bf16 *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + j)));
+        _mm256_storeu_si256((__m256i *)(o + j), _mm256_slli_epi32(v, 16));
+    }
+    return j;
+}
+__attribute__((target("avx2,fma"))) static int64_t bf16_narrow_v256(ct_bf16 *o, const float *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256i r = _mm256_packus_epi32(ct_bf16x8_round(_mm256_loadu_ps(x + j)),
+                                        ct_bf16x8_round(_mm256_loadu_ps(x + j + 8)));
+        _mm256_storeu_si256((__m256i *)(o + j), _mm256_permute4x64_epi64(r, 0xd8));
+    }
+    return j;
+}
+#endif
+
+void ct__bf16_widen_row(float *o, const ct_bf16 *x, int64_t n) {
+    int64_t j = 0;
+#ifdef CT_BF16_VEC
+    if (ct__cpu_isa() == CT_ISA_AVX512) j = bf16_widen_v512(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2) j = bf16_widen_v256(o, x, n);
+#endif
+    for (; j < n; j++) o[j] = ct_bf16_to_float(x[j]);
+}
+
+void ct__bf16_narrow_row(ct_bf16 *o, const float *x, int64_t n) {
+    int64_t j = 0;
+#ifdef CT_BF16_VEC
+    if (ct__cpu_isa() == CT_ISA_AVX512) j = bf16_narrow_v512(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2) j = bf16_narrow_v256(o, x, n);
+#endif
+    ct__bf16_narrow(o + j, x + j, n - j);
 }
 
 void ct__stream_fence(void) {

@@ -99,19 +99,23 @@ __attribute__((always_inline)) static inline void ct__bf16_narrow(ct_bf16 *restr
         o[j].x = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
     }
 }
+/* n bfloat16 values widened into float32 (exact), and n float32 values rounded to
+ * bfloat16 as ct__bf16_narrow: in order, with hand-written AVX-512 / AVX2 loops picked
+ * by ct__cpu_isa() (src/cpu/loops.c). */
+void ct__bf16_widen_row(float *o, const ct_bf16 *x, int64_t n);
+void ct__bf16_narrow_row(ct_bf16 *o, const float *x, int64_t n);
 /* n float16 / bfloat16 values (dt) widened into float32 (exact), and float32 values
  * rounded back once: the row conversions of the half-type row kernels (softmax,
- * layer_norm, sums, max/min), inlined into each caller's ISA clones. */
+ * layer_norm, sums, max/min); float16's inlined into each caller's ISA clones. */
 __attribute__((always_inline)) static inline void ct__half_widen(ct_dtype dt, float *restrict o, const void *x,
                                                                  int64_t n) {
-    if (dt == CT_BFLOAT16)
-        for (int64_t j = 0; j < n; j++) o[j] = ct_bf16_to_float(((const ct_bf16 *)x)[j]);
+    if (dt == CT_BFLOAT16) ct__bf16_widen_row(o, (const ct_bf16 *)x, n);
     else
         for (int64_t j = 0; j < n; j++) o[j] = ct_half_to_float(((const ct_half *)x)[j]);
 }
 __attribute__((always_inline)) static inline void ct__half_narrow(ct_dtype dt, void *o, const float *restrict t,
                                                                   int64_t n) {
-    if (dt == CT_BFLOAT16) ct__bf16_narrow((ct_bf16 *)o, t, n);
+    if (dt == CT_BFLOAT16) ct__bf16_narrow_row((ct_bf16 *)o, t, n);
     else
         for (int64_t j = 0; j < n; j++) ((ct_half *)o)[j] = ct_float_to_half(t[j]);
 }

@@ -5,7 +5,9 @@ over each function's whole float range against the float64 result (an ulp bound)
 special values, PyTorch's values, and the vector paths against each other (the AVX-512
 and AVX2 paths evaluate the same expressions: the same bits). The small-matrix GEMM
 kernel (products with N, K <= 32), which also has a form per ISA, is checked the same
-way: PyTorch's values on every path, the same bits from AVX-512 and AVX2."""
+way: PyTorch's values on every path, the same bits from AVX-512 and AVX2; so are the
+float32 <-> bfloat16 row conversions (contiguous casts and the half-type row kernels'
+widening and rounding): the baseline's and PyTorch's bits on every path."""
 import os
 import subprocess
 import sys
@@ -26,8 +28,9 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import ctypes, sys, torch
 sys.path[:0] = [sys.argv[1]] + sys.argv[4].split("\n")
-from _legacy import fn, to_ct, from_ct, P
+from _legacy import fn, to_ct, from_ct, P, DT
 NUM_DTYPES = 12  # CT_NUM_DTYPES: keep the dtype
+fn("ct_to_dtype").argtypes = [P, ctypes.c_int]
 fn("ct_gelu").argtypes = [P, ctypes.c_bool]
 fn("ct_softmax").argtypes = [P, ctypes.c_int, ctypes.c_int]
 xs = torch.load(sys.argv[2])
@@ -61,6 +64,11 @@ for name, x in xs.items():
         out[name] = from_ct(r)
         continue
     h = to_ct(x)
+    if op in ("tobf16", "tof32"):  # the contiguous casts: cpu/loops.c's row conversions
+        r = fn("ct_to_dtype")(h, DT.index(torch.bfloat16 if op == "tobf16" else torch.float32))
+        assert r, name
+        out[name] = from_ct(r)
+        continue
     if op == "gelu":
         r = fn("ct_gelu")(h, False)
     elif op == "softmax":
@@ -73,6 +81,7 @@ torch.save(out, sys.argv[3])
 """
 
 BINARY = ("add", "sub", "mul", "div", "mulscalar")  # the bfloat16 binary cases (CHILD lists them too)
+CASTS = ("tobf16", "tof32")  # float32 <-> bfloat16 casts (CHILD lists them too)
 GEMM = ("mm", "mmT", "addmm")  # small matrix products (CHILD lists them too)
 # M x N x K: the 8-, 16- and 32-column kernels, whole and partial last vectors (N not a
 # multiple of the lanes), blocks of rows and the rows left over, K of 1 and odd
@@ -118,6 +127,13 @@ def inputs():
     for op in BINARY:
         xs[op + ":bf16"] = (a, b)
         xs[op + ":bf16 scalar"] = (a, b[3:4].expand(a.shape))
+    # float32 <-> bfloat16 casts: random bit patterns (every class: NaNs with payloads,
+    # subnormals, ties), an odd length for the tails, and rounding ties to both sides
+    bits = torch.randint(-2 ** 31, 2 ** 31 - 1, (100003,), generator=g, dtype=torch.int64).to(torch.int32)
+    ties = torch.tensor([0x3F808000, 0x3F818000, 0xBF808000, 0x7F7F8000, 0x7F7FFFFF, 0x00008000, 0x00018000,
+                         0x7F800001, 0xFFC00001, 0x7FBFFFFF, 0x80000000, 0x7F800000], dtype=torch.int64)
+    xs["tobf16:bits"] = torch.cat([bits, ties.to(torch.int32).repeat(3)]).view(torch.float32)
+    xs["tof32:bits"] = torch.randint(-2 ** 15, 2 ** 15, (70001,), generator=g, dtype=torch.int16).view(torch.bfloat16)
     for dt in (torch.float32, torch.float64):
         for m, n, k in GEMM_SHAPES:
             tag = f"{str(dt)[6:]} {m}x{n}x{k}"
@@ -280,6 +296,8 @@ def test_against_torch(results):
                 if op in GEMM:
                     torch.testing.assert_close(o[name], gemm_reference(op, x), msg=f"{isa} {name}")
                     continue
+                if op in CASTS:
+                    continue  # test_casts
                 if op in BINARY:
                     # PyTorch's own bfloat16 kernels, and the float32-then-round reference bit for bit
                     want = bf16_reference(op, x)
@@ -339,3 +357,25 @@ def test_isa_cap_changes_the_path(results):
     if vec is None:
         pytest.skip("no vector ISA")
     assert not torch.equal(out[vec]["tanh:range"], out["baseline"]["tanh:range"])
+
+
+def test_casts(results):
+    """float32 <-> bfloat16 casts of contiguous runs (the hand-written row conversions of
+    cpu/loops.c, which the half-type row kernels also use): on every path the same bits
+    as the scalar baseline, NaNs included (any NaN to 0x7fc0, as c10::BFloat16), and
+    PyTorch's bits for every other value; widening exact."""
+    xs, out = results
+    for name in ("tobf16:bits", "tof32:bits"):
+        x = xs[name]
+        with case("to_dtype"):
+            want = x.bfloat16() if name.startswith("tobf16") else x.float()
+            ib = torch.int16 if want.dtype == torch.bfloat16 else torch.int32
+            keep = ~torch.isnan(want)
+            for isa, o in out.items():
+                got = o[name]
+                assert got.dtype == want.dtype, name
+                assert torch.equal(got.view(ib), out["baseline"][name].view(ib)), f"{isa} {name}: differs from baseline"
+                assert torch.equal(got.view(ib)[keep], want.view(ib)[keep]), f"{isa} {name}: differs from torch"
+                assert torch.isnan(got[~keep]).all(), f"{isa} {name}"
+                if name.startswith("tobf16"):
+                    assert (got.view(ib)[~keep] == 0x7FC0).all(), f"{isa} {name}: NaN bits"
