@@ -22,7 +22,7 @@
 #undef VMIN
 #undef VSCALE
 #undef VPOW2X2
-#undef VSEL_GE0
+#undef VPHI
 #undef VEXP
 #undef VTANH
 #define VEXP(v) V_F512(exp)(v)
