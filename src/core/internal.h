@@ -178,7 +178,7 @@ static inline float ct_half_to_float(ct_half h) {
             man &= 0x3ffu;
             bits = sign | (exp << 23) | (man << 13);
         }
-    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0); /* NaN quieted, as F16C */
     else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
     float f; memcpy(&f, &bits, 4); return f;
 }

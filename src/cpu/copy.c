@@ -35,8 +35,8 @@ AI void conv(char *dst, ct_dtype dd, const char *src, ct_dtype sd) {
     }
 }
 
-/* Contiguous runs: float32 <-> bfloat16 through the hand-written row conversions
- * (cpu/loops.h ct__bf16_widen_row / ct__bf16_narrow_row); to bfloat16 from float16 or
+/* Contiguous runs: float32 <-> bfloat16 / float16 through the vector row conversions
+ * (cpu/loops.h ct__bf16_widen_row / ct__f16_narrow_row...); to bfloat16 from float16 or
  * float64 through float32 blocks rounded by ct__bf16_narrow (the same bits as conv's
  * ct_float_to_bf16, which as a per-element store kept the loop scalar). Compiled for
  * the baseline ISA only: per-ISA clones of the 144 loops ran a bfloat16 softmax's casts
@@ -51,6 +51,10 @@ AI void conv(char *dst, ct_dtype dd, const char *src, ct_dtype sd) {
                 ct__bf16_narrow_row((ct_bf16 *)o, (const float *)in, n);                            \
             else if (DE == CT_FLOAT32 && SE == CT_BFLOAT16)                                         \
                 ct__bf16_widen_row((float *)o, (const ct_bf16 *)in, n);                             \
+            else if (DE == CT_FLOAT16 && SE == CT_FLOAT32)                                          \
+                ct__f16_narrow_row((ct_half *)o, (const float *)in, n);                             \
+            else if (DE == CT_FLOAT32 && SE == CT_FLOAT16)                                          \
+                ct__f16_widen_row((float *)o, (const ct_half *)in, n);                              \
             else if (DE == CT_BFLOAT16 && (SE == CT_FLOAT16 || SE == CT_FLOAT64))                   \
                 CT_BF16_BLOCKS((ct_bf16 *)o, n, (float)ct__load_f64_inl(in + i * (int64_t)sizeof(sct), SE)); \
             else                                                                                    \

@@ -56,7 +56,56 @@ __attribute__((target("avx2,fma"))) static int64_t bf16_narrow_v256(ct_bf16 *o, 
     }
     return j;
 }
+
+/* float16 <-> float32 by the CPU's conversions (AVX-512F; F16C beside AVX2), which
+ * round to nearest even and quiet NaNs as ct_half_to_float / ct_float_to_half do */
+__attribute__((target("avx512f"))) static int64_t f16_widen_v512(float *o, const ct_half *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(o + j, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + j))));
+    return j;
+}
+__attribute__((target("avx512f"))) static int64_t f16_narrow_v512(ct_half *o, const float *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm256_storeu_si256((__m256i *)(o + j), _mm512_cvtps_ph(_mm512_loadu_ps(x + j), _MM_FROUND_TO_NEAREST_INT));
+    return j;
+}
+__attribute__((target("avx2,f16c"))) static int64_t f16_widen_v256(float *o, const ct_half *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(o + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j))));
+    return j;
+}
+__attribute__((target("avx2,f16c"))) static int64_t f16_narrow_v256(ct_half *o, const float *x, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm_storeu_si128((__m128i *)(o + j), _mm256_cvtps_ph(_mm256_loadu_ps(x + j), _MM_FROUND_TO_NEAREST_INT));
+    return j;
+}
+/* AVX2 CPUs without F16C do not exist as far as we know; asked anyway */
+static bool have_f16c(void) {
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("f16c") ? 1 : 0;
+    return v == 1;
+}
 #endif
+
+void ct__f16_widen_row(float *o, const ct_half *x, int64_t n) {
+    int64_t j = 0;
+#ifdef CT_BF16_VEC
+    if (ct__cpu_isa() == CT_ISA_AVX512) j = f16_widen_v512(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2 && have_f16c()) j = f16_widen_v256(o, x, n);
+#endif
+    for (; j < n; j++) o[j] = ct_half_to_float(x[j]);
+}
+
+void ct__f16_narrow_row(ct_half *o, const float *x, int64_t n) {
+    int64_t j = 0;
+#ifdef CT_BF16_VEC
+    if (ct__cpu_isa() == CT_ISA_AVX512) j = f16_narrow_v512(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2 && have_f16c()) j = f16_narrow_v256(o, x, n);
+#endif
+    for (; j < n; j++) o[j] = ct_float_to_half(x[j]);
+}
 
 void ct__bf16_widen_row(float *o, const ct_bf16 *x, int64_t n) {
     int64_t j = 0;

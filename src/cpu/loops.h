@@ -104,20 +104,22 @@ __attribute__((always_inline)) static inline void ct__bf16_narrow(ct_bf16 *restr
  * by ct__cpu_isa() (src/cpu/loops.c). */
 void ct__bf16_widen_row(float *o, const ct_bf16 *x, int64_t n);
 void ct__bf16_narrow_row(ct_bf16 *o, const float *x, int64_t n);
+/* the same for float16 (the CPU's conversions: AVX-512F, or F16C beside AVX2), the bits
+ * of ct_half_to_float / ct_float_to_half */
+void ct__f16_widen_row(float *o, const ct_half *x, int64_t n);
+void ct__f16_narrow_row(ct_half *o, const float *x, int64_t n);
 /* n float16 / bfloat16 values (dt) widened into float32 (exact), and float32 values
  * rounded back once: the row conversions of the half-type row kernels (softmax,
- * layer_norm, sums, max/min); float16's inlined into each caller's ISA clones. */
+ * layer_norm, sums, max/min). */
 __attribute__((always_inline)) static inline void ct__half_widen(ct_dtype dt, float *restrict o, const void *x,
                                                                  int64_t n) {
     if (dt == CT_BFLOAT16) ct__bf16_widen_row(o, (const ct_bf16 *)x, n);
-    else
-        for (int64_t j = 0; j < n; j++) o[j] = ct_half_to_float(((const ct_half *)x)[j]);
+    else ct__f16_widen_row(o, (const ct_half *)x, n);
 }
 __attribute__((always_inline)) static inline void ct__half_narrow(ct_dtype dt, void *o, const float *restrict t,
                                                                   int64_t n) {
     if (dt == CT_BFLOAT16) ct__bf16_narrow_row((ct_bf16 *)o, t, n);
-    else
-        for (int64_t j = 0; j < n; j++) ((ct_half *)o)[j] = ct_float_to_half(t[j]);
+    else ct__f16_narrow_row((ct_half *)o, t, n);
 }
 /* o[i] (bfloat16) = VALUE(i) over contiguous outputs, a block at a time (VALUE reads the
  * inputs at i and yields a float) */

@@ -6,7 +6,7 @@ special values, PyTorch's values, and the vector paths against each other (the A
 and AVX2 paths evaluate the same expressions: the same bits). The small-matrix GEMM
 kernel (products with N, K <= 32), which also has a form per ISA, is checked the same
 way: PyTorch's values on every path, the same bits from AVX-512 and AVX2; so are the
-float32 <-> bfloat16 row conversions (contiguous casts and the half-type row kernels'
+float32 <-> bfloat16 / float16 row conversions (contiguous casts and the half-type row kernels'
 widening and rounding): the baseline's and PyTorch's bits on every path."""
 import os
 import subprocess
@@ -64,8 +64,8 @@ for name, x in xs.items():
         out[name] = from_ct(r)
         continue
     h = to_ct(x)
-    if op in ("tobf16", "tof32"):  # the contiguous casts: cpu/loops.c's row conversions
-        r = fn("ct_to_dtype")(h, DT.index(torch.bfloat16 if op == "tobf16" else torch.float32))
+    if op in ("tobf16", "tof32", "tof16"):  # the contiguous casts: cpu/loops.c's row conversions
+        r = fn("ct_to_dtype")(h, DT.index({"tobf16": torch.bfloat16, "tof16": torch.float16}.get(op, torch.float32)))
         assert r, name
         out[name] = from_ct(r)
         continue
@@ -81,7 +81,7 @@ torch.save(out, sys.argv[3])
 """
 
 BINARY = ("add", "sub", "mul", "div", "mulscalar")  # the bfloat16 binary cases (CHILD lists them too)
-CASTS = ("tobf16", "tof32")  # float32 <-> bfloat16 casts (CHILD lists them too)
+CASTS = ("tobf16", "tof32", "tof16")  # float32 <-> bfloat16 / float16 casts (CHILD lists them too)
 GEMM = ("mm", "mmT", "addmm")  # small matrix products (CHILD lists them too)
 # M x N x K: the 8-, 16- and 32-column kernels, whole and partial last vectors (N not a
 # multiple of the lanes), blocks of rows and the rows left over, K of 1 and odd
@@ -134,6 +134,12 @@ def inputs():
                          0x7F800001, 0xFFC00001, 0x7FBFFFFF, 0x80000000, 0x7F800000], dtype=torch.int64)
     xs["tobf16:bits"] = torch.cat([bits, ties.to(torch.int32).repeat(3)]).view(torch.float32)
     xs["tof32:bits"] = torch.randint(-2 ** 15, 2 ** 15, (70001,), generator=g, dtype=torch.int16).view(torch.bfloat16)
+    # float16: the same float32 patterns plus float16's own ties and overflow edge, and
+    # every float16 bit pattern widened (NaNs with payloads, subnormals)
+    hties = torch.tensor([0x3F801000, 0x3F803000, 0x477FEFFF, 0x477FF000, 0x33000000, 0x33000001, 0x387FE000,
+                          0x38800000, 0x7FA00000, 0xFF800001], dtype=torch.int64)
+    xs["tof16:bits"] = torch.cat([bits, ties.to(torch.int32), hties.to(torch.int32).repeat(3)]).view(torch.float32)
+    xs["tof32:f16 bits"] = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.float16)
     for dt in (torch.float32, torch.float64):
         for m, n, k in GEMM_SHAPES:
             tag = f"{str(dt)[6:]} {m}x{n}x{k}"
@@ -344,7 +350,7 @@ def test_vector_paths_agree(results):
         op = name.split(":")[0]
         with case(op):
             a, b = out["avx512"][name], out["avx2"][name]
-            bits = {torch.bfloat16: torch.int16, torch.float64: torch.int64}.get(a.dtype, torch.int32)
+            bits = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float64: torch.int64}.get(a.dtype, torch.int32)
             same = (a.view(bits) == b.view(bits)) | (torch.isnan(a) & torch.isnan(b))
             assert same.all(), f"{name}: {(~same).sum().item()} values differ"
 
@@ -360,16 +366,18 @@ def test_isa_cap_changes_the_path(results):
 
 
 def test_casts(results):
-    """float32 <-> bfloat16 casts of contiguous runs (the hand-written row conversions of
-    cpu/loops.c, which the half-type row kernels also use): on every path the same bits
-    as the scalar baseline, NaNs included (any NaN to 0x7fc0, as c10::BFloat16), and
-    PyTorch's bits for every other value; widening exact."""
+    """float32 <-> bfloat16 / float16 casts of contiguous runs (the vector row conversions
+    of cpu/loops.c, which the half-type row kernels also use): on every path the same
+    bits as the scalar baseline, NaNs included (bfloat16: any NaN to 0x7fc0, as
+    c10::BFloat16; float16 both ways: quieted, payload kept, as PyTorch's vector casts),
+    and PyTorch's bits for every other value; widening exact."""
     xs, out = results
-    for name in ("tobf16:bits", "tof32:bits"):
+    for name in ("tobf16:bits", "tof32:bits", "tof16:bits", "tof32:f16 bits"):
         x = xs[name]
         with case("to_dtype"):
-            want = x.bfloat16() if name.startswith("tobf16") else x.float()
-            ib = torch.int16 if want.dtype == torch.bfloat16 else torch.int32
+            want = {"tobf16": torch.bfloat16, "tof16": torch.float16}.get(name.split(":")[0], torch.float32)
+            want = x.to(want)
+            ib = torch.int32 if want.dtype == torch.float32 else torch.int16
             keep = ~torch.isnan(want)
             for isa, o in out.items():
                 got = o[name]
@@ -379,3 +387,5 @@ def test_casts(results):
                 assert torch.isnan(got[~keep]).all(), f"{isa} {name}"
                 if name.startswith("tobf16"):
                     assert (got.view(ib)[~keep] == 0x7FC0).all(), f"{isa} {name}: NaN bits"
+                else:  # float16 <-> float32: NaNs quieted with their payload, as PyTorch's vector casts
+                    assert torch.equal(got.view(ib)[~keep], want.view(ib)[~keep]), f"{isa} {name}: NaN bits"
