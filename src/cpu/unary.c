@@ -571,16 +571,9 @@ double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double s
         else pre##_v256_##suf((T *)d[0], (const T *)d[1], n);                                            \
         return;                                                                                          \
     }
-/* Block conversions of float16 to and from float32, compiled per CPU so they vectorise */
-CT_LOOP_ATTR static void blk_from_f16(float *restrict o, const ct_half *restrict x, int64_t n) {
-    for (int64_t j = 0; j < n; j++) o[j] = ct_half_to_float(x[j]);
-}
-CT_LOOP_ATTR static void blk_to_f16(ct_half *restrict o, const float *restrict x, int64_t n) {
-    for (int64_t j = 0; j < n; j++) o[j] = ct_float_to_half(x[j]);
-}
-
-/* float16 / bfloat16, contiguous: blocks converted to float32, the float32 vector kernel,
- * rounded back (what PyTorch computes: the op in float32, one rounding at the end). */
+/* float16 / bfloat16, contiguous: blocks converted to float32 (float16: the row
+ * conversions of cpu/loops.h), the float32 vector kernel, rounded back (what PyTorch
+ * computes: the op in float32, one rounding at the end). */
 #define HALF_DISPATCH(pre, HT, FROM, TO)                                                                 \
     if (isa && s[0] == (int64_t)sizeof(HT) && s[1] == (int64_t)sizeof(HT)) {                             \
         float buf[512];                                                                                  \
@@ -655,10 +648,10 @@ void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int6
 
 /* Float family with a SLEEF fast path for contiguous float32/float64. */
 #define CT_UNARY_VEC(pre, EXPR)                                                                          \
-    CT_UNARY_LOOP(pre##_f16s, ct_half, float, LD_F16, ST_F16, ct_half, ST_F16, EXPR)                     \
+    CT_UNARY_LOOP_F16(pre##_f16s, EXPR)                                                                  \
     CT_UNARY_LOOP_BF16(pre##_bf16s, EXPR)                                                                 \
     static void pre##_f16(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
-        HALF_DISPATCH(pre, ct_half, blk_from_f16, blk_to_f16)                                            \
+        HALF_DISPATCH(pre, ct_half, ct__f16_widen_row, ct__f16_narrow_row)                                            \
         pre##_f16s(d, s, n, ctx);                                                                        \
     }                                                                                                    \
     static void pre##_bf16(char **d, const int64_t *s, int64_t n, void *ctx) {                           \
