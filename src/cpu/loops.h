@@ -198,23 +198,27 @@ __attribute__((always_inline)) static inline void ct__half_narrow(ct_dtype dt, v
  * by element. Element by element, the branchy software conversions kept these loops
  * scalar: add of 1M float16 values 6.9 ms on two threads, PyTorch's 0.14. */
 #define CT_F16_BLOCK 256
+/* o[b_ + j_] (float16) = VALUE for the blocks [b_, b_ + m_) of [0, n): WIDEN first fills
+ * the block's float32 inputs, VALUE reads them at j_ */
+#define CT_F16_BLOCKS(o, n, WIDEN, VALUE)                                                            \
+    do {                                                                                             \
+        float t_[CT_F16_BLOCK];                                                                      \
+        for (int64_t b_ = 0; b_ < (n); b_ += CT_F16_BLOCK) {                                         \
+            int64_t m_ = (n) - b_ < CT_F16_BLOCK ? (n) - b_ : CT_F16_BLOCK;                          \
+            WIDEN;                                                                                   \
+            for (int64_t j_ = 0; j_ < m_; j_++) t_[j_] = (VALUE);                                    \
+            ct__f16_narrow_row((o) + b_, t_, m_);                                                    \
+        }                                                                                            \
+    } while (0)
 #define CT_UNARY_LOOP_F16(fname, EXPR)                                                               \
     CT_LOOP_ATTR static void fname(char **d, const int64_t *s, int64_t n, void *ctx) {                \
         const double *p = ctx;                                                                       \
         (void)p;                                                                                     \
         if (s[0] == 2 && s[1] == 2) {                                                                \
-            ct_half *o = (ct_half *)d[0];                                                            \
             const ct_half *x = (const ct_half *)d[1];                                                \
-            float xa_[CT_F16_BLOCK], t_[CT_F16_BLOCK];                                               \
-            for (int64_t b_ = 0; b_ < n; b_ += CT_F16_BLOCK) {                                       \
-                int64_t m_ = n - b_ < CT_F16_BLOCK ? n - b_ : CT_F16_BLOCK;                          \
-                ct__f16_widen_row(xa_, x + b_, m_);                                                  \
-                for (int64_t j_ = 0; j_ < m_; j_++) {                                                \
-                    float a = xa_[j_];                                                               \
-                    t_[j_] = (EXPR);                                                                 \
-                }                                                                                    \
-                ct__f16_narrow_row(o + b_, t_, m_);                                                  \
-            }                                                                                        \
+            float xa_[CT_F16_BLOCK];                                                                 \
+            CT_F16_BLOCKS((ct_half *)d[0], n, ct__f16_widen_row(xa_, x + b_, m_),                    \
+                          ({ float a = xa_[j_]; EXPR; }));                                           \
         } else {                                                                                     \
             for (int64_t i = 0; i < n; i++) {                                                        \
                 float a = LD_F16(*(const ct_half *)(d[1] + i * s[1]));                               \
@@ -227,23 +231,14 @@ __attribute__((always_inline)) static inline void ct__half_narrow(ct_dtype dt, v
         const double *p = ctx;                                                                       \
         (void)p;                                                                                     \
         if (n > 0 && s[0] == 2 && (s[1] == 2 || s[1] == 0) && (s[2] == 2 || s[2] == 0)) {            \
-            ct_half *o = (ct_half *)d[0];                                                            \
             const ct_half *x = (const ct_half *)d[1], *y = (const ct_half *)d[2];                    \
-            float xa_[CT_F16_BLOCK], ya_[CT_F16_BLOCK], t_[CT_F16_BLOCK];                            \
-            if (!s[1])                                                                               \
-                for (int j_ = 0; j_ < CT_F16_BLOCK; j_++) xa_[j_] = LD_F16(x[0]);                    \
-            if (!s[2])                                                                               \
-                for (int j_ = 0; j_ < CT_F16_BLOCK; j_++) ya_[j_] = LD_F16(y[0]);                    \
-            for (int64_t b_ = 0; b_ < n; b_ += CT_F16_BLOCK) {                                       \
-                int64_t m_ = n - b_ < CT_F16_BLOCK ? n - b_ : CT_F16_BLOCK;                          \
-                if (s[1]) ct__f16_widen_row(xa_, x + b_, m_);                                        \
-                if (s[2]) ct__f16_widen_row(ya_, y + b_, m_);                                        \
-                for (int64_t j_ = 0; j_ < m_; j_++) {                                                \
-                    float a = xa_[j_], b = ya_[j_];                                                  \
-                    t_[j_] = (EXPR);                                                                 \
-                }                                                                                    \
-                ct__f16_narrow_row(o + b_, t_, m_);                                                  \
-            }                                                                                        \
+            float xa_[CT_F16_BLOCK], ya_[CT_F16_BLOCK];                                              \
+            for (int j_ = 0; j_ < CT_F16_BLOCK; j_++) /* a broadcast operand's one value */          \
+                xa_[j_] = s[1] ? 0.f : LD_F16(x[0]), ya_[j_] = s[2] ? 0.f : LD_F16(y[0]);           \
+            CT_F16_BLOCKS((ct_half *)d[0], n,                                                        \
+                          (s[1] ? ct__f16_widen_row(xa_, x + b_, m_) : (void)0,                      \
+                           s[2] ? ct__f16_widen_row(ya_, y + b_, m_) : (void)0),                     \
+                          ({ float a = xa_[j_], b = ya_[j_]; EXPR; }));                              \
         } else {                                                                                     \
             for (int64_t i = 0; i < n; i++) {                                                        \
                 float a = LD_F16(*(const ct_half *)(d[1] + i * s[1]));                               \
