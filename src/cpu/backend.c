@@ -11,6 +11,12 @@ static ct_cpu_isa cpu_isa = CT_ISA_BASELINE;
 
 ct_cpu_isa ct__cpu_isa(void) { return cpu_isa; }
 
+/* F16C (float16 <-> float32 conversions), read with the ISA: AVX2 CPUs without it are
+ * not known, but the float16 row conversions ask before using it */
+static bool cpu_f16c;
+
+bool ct__cpu_f16c(void) { return cpu_f16c; }
+
 static size_t llc_bytes = (size_t)8 << 20;
 
 bool ct__stream_worthwhile(size_t bytes) { return bytes > llc_bytes / 2; }
@@ -44,6 +50,7 @@ static void detect_isa(void) {
      * word instructions, e.g. the bfloat16 conversions) */
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) cpu_isa = CT_ISA_AVX512;
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cpu_isa = CT_ISA_AVX2;
+    cpu_f16c = __builtin_cpu_supports("f16c");
 #endif
     const char *cap = getenv("CTORCH_CPU_ISA");
     if (cap && strcmp(cap, "avx2") == 0 && cpu_isa > CT_ISA_AVX2) cpu_isa = CT_ISA_AVX2;

@@ -81,19 +81,13 @@ __attribute__((target("avx2,f16c"))) static int64_t f16_narrow_v256(ct_half *o, 
         _mm_storeu_si128((__m128i *)(o + j), _mm256_cvtps_ph(_mm256_loadu_ps(x + j), _MM_FROUND_TO_NEAREST_INT));
     return j;
 }
-/* AVX2 CPUs without F16C do not exist as far as we know; asked anyway */
-static bool have_f16c(void) {
-    static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("f16c") ? 1 : 0;
-    return v == 1;
-}
 #endif
 
 void ct__f16_widen_row(float *o, const ct_half *x, int64_t n) {
     int64_t j = 0;
 #ifdef CT_BF16_VEC
     if (ct__cpu_isa() == CT_ISA_AVX512) j = f16_widen_v512(o, x, n);
-    else if (ct__cpu_isa() == CT_ISA_AVX2 && have_f16c()) j = f16_widen_v256(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2 && ct__cpu_f16c()) j = f16_widen_v256(o, x, n);
 #endif
     for (; j < n; j++) o[j] = ct_half_to_float(x[j]);
 }
@@ -102,7 +96,7 @@ void ct__f16_narrow_row(ct_half *o, const float *x, int64_t n) {
     int64_t j = 0;
 #ifdef CT_BF16_VEC
     if (ct__cpu_isa() == CT_ISA_AVX512) j = f16_narrow_v512(o, x, n);
-    else if (ct__cpu_isa() == CT_ISA_AVX2 && have_f16c()) j = f16_narrow_v256(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2 && ct__cpu_f16c()) j = f16_narrow_v256(o, x, n);
 #endif
     for (; j < n; j++) o[j] = ct_float_to_half(x[j]);
 }
