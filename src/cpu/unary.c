@@ -228,9 +228,10 @@ static inline ct_c128 c_log1p(ct_c128 z) {
  * polynomial on [-1/2, 1/2] (relative error 7.5e-8, fitted for this; in -u, so its odd
  * coefficients change sign), times 2^n. x^2 is clamped at 208 (k x^2 > 150: 2^a below
  * half the smallest subnormal, 0). 23 vector operations on AVX-512 (25 before this
- * reduction and the masked 1 - c), where 0.5 x (1 + erf(x / sqrt 2)) took 30. gelu(+inf) = inf, gelu(-inf) = -inf * 0 = NaN
- * (float64's formula gives both), NaN stays NaN (the clamp keeps it: min's second
- * operand). VPHI(x, c) is x >= 0 ? 1 - c : c. */
+ * reduction and the masked 1 - c), where 0.5 x (1 + erf(x / sqrt 2)) took 30.
+ * gelu(+inf) = inf, gelu(-inf) = -inf * 0 = NaN (float64's formula gives both), NaN
+ * stays NaN (the clamp keeps it: min's second operand). VPHI(x, c) is
+ * x >= 0 ? 1 - c : c. */
 #define AS_GELU(x_)                                                                                       \
     ({                                                                                                    \
         __typeof__(x_) t = VDIV(VSET(1.0), VFMA(VSET(0.3275911 * M_SQRT1_2), VABS(x_), VSET(1.0)));       \
