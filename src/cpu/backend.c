@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "cpu/loops.h"
 
@@ -50,7 +53,9 @@ static void detect_isa(void) {
      * word instructions, e.g. the bfloat16 conversions) */
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) cpu_isa = CT_ISA_AVX512;
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cpu_isa = CT_ISA_AVX2;
-    cpu_f16c = __builtin_cpu_supports("f16c");
+    /* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c") */
+    unsigned ea, eb, ec, ed;
+    cpu_f16c = __get_cpuid(1, &ea, &eb, &ec, &ed) && (ec & (1u << 29));
 #endif
     const char *cap = getenv("CTORCH_CPU_ISA");
     if (cap && strcmp(cap, "avx2") == 0 && cpu_isa > CT_ISA_AVX2) cpu_isa = CT_ISA_AVX2;
