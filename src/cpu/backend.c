@@ -14,12 +14,6 @@ static ct_cpu_isa cpu_isa = CT_ISA_BASELINE;
 
 ct_cpu_isa ct__cpu_isa(void) { return cpu_isa; }
 
-/* F16C (float16 <-> float32 conversions), read with the ISA: AVX2 CPUs without it are
- * not known, but the float16 row conversions ask before using it */
-static bool cpu_f16c;
-
-bool ct__cpu_f16c(void) { return cpu_f16c; }
-
 static size_t llc_bytes = (size_t)8 << 20;
 
 bool ct__stream_worthwhile(size_t bytes) { return bytes > llc_bytes / 2; }
@@ -52,10 +46,13 @@ static void detect_isa(void) {
     /* AVX-512: F and BW (every AVX-512 CPU since Skylake-SP; the kernels use byte and
      * word instructions, e.g. the bfloat16 conversions) */
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) cpu_isa = CT_ISA_AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cpu_isa = CT_ISA_AVX2;
-    /* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c") */
-    unsigned ea, eb, ec, ed;
-    cpu_f16c = __get_cpuid(1, &ea, &eb, &ec, &ed) && (ec & (1u << 29));
+    else {
+        /* AVX2 with FMA and F16C (every AVX2 CPU has both; F16C read from CPUID leaf 1,
+         * ECX bit 29: clang 14's __builtin_cpu_supports does not know "f16c") */
+        unsigned ea, eb, ec, ed;
+        bool f16c = __get_cpuid(1, &ea, &eb, &ec, &ed) && (ec & (1u << 29));
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) cpu_isa = CT_ISA_AVX2;
+    }
 #endif
     const char *cap = getenv("CTORCH_CPU_ISA");
     if (cap && strcmp(cap, "avx2") == 0 && cpu_isa > CT_ISA_AVX2) cpu_isa = CT_ISA_AVX2;

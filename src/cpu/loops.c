@@ -87,7 +87,7 @@ void ct__f16_widen_row(float *o, const ct_half *x, int64_t n) {
     int64_t j = 0;
 #ifdef CT_BF16_VEC
     if (ct__cpu_isa() == CT_ISA_AVX512) j = f16_widen_v512(o, x, n);
-    else if (ct__cpu_isa() == CT_ISA_AVX2 && ct__cpu_f16c()) j = f16_widen_v256(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2) j = f16_widen_v256(o, x, n);
 #endif
     for (; j < n; j++) o[j] = ct_half_to_float(x[j]);
 }
@@ -96,7 +96,7 @@ void ct__f16_narrow_row(ct_half *o, const float *x, int64_t n) {
     int64_t j = 0;
 #ifdef CT_BF16_VEC
     if (ct__cpu_isa() == CT_ISA_AVX512) j = f16_narrow_v512(o, x, n);
-    else if (ct__cpu_isa() == CT_ISA_AVX2 && ct__cpu_f16c()) j = f16_narrow_v256(o, x, n);
+    else if (ct__cpu_isa() == CT_ISA_AVX2) j = f16_narrow_v256(o, x, n);
 #endif
     for (; j < n; j++) o[j] = ct_float_to_half(x[j]);
 }

@@ -22,11 +22,10 @@
 #endif
 
 /* The vector instruction sets the hand-written x86 kernels may use (AVX2 means AVX2
- * with FMA), read once when the CPU backend registers, before any kernel runs
+ * with FMA and F16C), read once when the CPU backend registers, before any kernel runs
  * (src/cpu/backend.c); CT_ISA_BASELINE on other architectures. */
 typedef enum { CT_ISA_BASELINE, CT_ISA_AVX2, CT_ISA_AVX512 } ct_cpu_isa;
 ct_cpu_isa ct__cpu_isa(void);
-bool ct__cpu_f16c(void); /* the CPU has F16C (read with the ISA) */
 
 /* Streaming (non-temporal) stores for kernels whose output will not stay in the caches:
  * ct__stream_worthwhile(bytes) is true when an op touches (reads and writes) more than

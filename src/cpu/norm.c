@@ -248,11 +248,6 @@ static bool ln_dtype_ok(const ct_kernel_args *a) {
     return true;
 }
 
-/* float32 <- a half type, and back (rounded once), n elements: cpu/loops.h's row
- * conversions */
-#define half_widen ct__half_widen
-#define half_narrow ct__half_narrow
-
 /* One half-type row forward: the row widened into the scratch t, float32 statistics,
  * then the last pass 256 outputs at a time into a block rounded straight into y (the
  * float32 row kernel's expressions, so the same bits as it on the widened row, rounded
@@ -260,7 +255,7 @@ static bool ln_dtype_ok(const ct_kernel_args *a) {
 #define LN_HALF_BLOCK 256
 CT_LOOP_ATTR static void ln_fwd_row_half(ct_dtype dt, const void *x, const float *w, const float *b, void *y,
                                          float *mean_o, float *rstd_o, int64_t M, float eps, float *t) {
-    half_widen(dt, t, x, M);
+    ct__half_widen(dt, t, x, M);
     float mean, rstd;
     ln_stats_f32(t, M, eps, &mean, &rstd);
     float nb = -mean * rstd, blk[LN_HALF_BLOCK];
@@ -272,7 +267,7 @@ CT_LOOP_ATTR static void ln_fwd_row_half(ct_dtype dt, const void *x, const float
         else if (wj) for (int64_t j = 0; j < m; j++) blk[j] = (tx[j] * rstd + nb) * wj[j];
         else if (bj) for (int64_t j = 0; j < m; j++) blk[j] = (tx[j] * rstd + nb) + bj[j];
         else for (int64_t j = 0; j < m; j++) blk[j] = tx[j] * rstd + nb;
-        half_narrow(dt, (char *)y + 2 * j0, blk, m);
+        ct__half_narrow(dt, (char *)y + 2 * j0, blk, m);
     }
 }
 
@@ -282,7 +277,7 @@ static float *half_param(const ct_tensor *t, int64_t M, bool *fail) {
     if (!t) return NULL;
     float *f = malloc(sizeof(float) * (size_t)M);
     if (!f) *fail = true;
-    else half_widen(t->dtype, f, ct__data(t), M);
+    else ct__half_widen(t->dtype, f, ct__data(t), M);
     return f;
 }
 
@@ -398,11 +393,11 @@ static int cpu_layer_norm_backward(const ct_kernel_args *a) {
         }
         for (int64_t i = r0; i < r1 && !(half && !sc); i++) {
             if (half) {
-                half_widen(dt, sc, dyd + (size_t)(i * M) * 2, M);
-                half_widen(dt, sc + M, xd + (size_t)(i * M) * 2, M);
+                ct__half_widen(dt, sc, dyd + (size_t)(i * M) * 2, M);
+                ct__half_widen(dt, sc + M, xd + (size_t)(i * M) * 2, M);
                 ln_bwd_row_f32(sc, sc + M, wf, ((const float *)md)[i], ((const float *)rd)[i], M,
                                dxd ? sc + 2 * M : NULL, pw, pb);
-                if (dxd) half_narrow(dt, dxd + (size_t)(i * M) * 2, sc + 2 * M, M);
+                if (dxd) ct__half_narrow(dt, dxd + (size_t)(i * M) * 2, sc + 2 * M, M);
             } else if (f32)
                 ln_bwd_row_f32((const float *)dyd + i * M, (const float *)xd + i * M, (const float *)wd,
                                ((const float *)md)[i], ((const float *)rd)[i], M, dxd ? (float *)dxd + i * M : NULL,
