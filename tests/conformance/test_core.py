@@ -425,6 +425,28 @@ def test_contiguous(layout):
         assert not c.shares_storage(cx) and c.is_contiguous()
 
 
+@pytest.mark.parametrize("dt", [torch.float32, torch.int32, torch.float64, torch.int64, torch.complex64,
+                                torch.float16, torch.bfloat16, torch.uint8], ids=dt_id)
+def test_transposed_copies(dt):
+    """contiguous() of transposed and permuted views, bit for bit torch's: the tiled
+    transpose (src/cpu/copy.c) takes whole 64-byte tiles in registers for 4- and 8-byte
+    elements and the edges element by element, so the shapes straddle the tile sizes (8,
+    16) on both sides, and the 3-D permutes walk several planes."""
+    g = torch.Generator().manual_seed(7)
+    shapes = [(8, 16), (16, 16), (17, 16), (16, 33), (31, 47), (64, 48), (40, 130), (300, 257)]
+    for rows, cols in shapes:
+        base = (torch.randn(rows, cols, generator=g) * 100).to(dt)
+        with case("contiguous"):
+            got = L.ct_contiguous(L.ct_transpose(ctorch.from_torch(base), 0, 1)).torch()
+            assert torch.equal(got, base.t().contiguous()), (dt, rows, cols)
+    for shape, perm in [((3, 20, 35), (0, 2, 1)), ((33, 4, 18), (2, 1, 0)), ((2, 17, 5, 32), (0, 3, 2, 1)),
+                        ((16, 3, 16), (1, 2, 0))]:
+        base = (torch.randn(*shape, generator=g) * 100).to(dt)
+        with case("contiguous"):
+            got = L.ct_contiguous(L.ct_permute(ctorch.from_torch(base), perm)).torch()
+            assert torch.equal(got, base.permute(*perm).contiguous()), (dt, shape, perm)
+
+
 def test_is_contiguous_matches_torch():
     for x in [make((3, 4), torch.float32, lay) for lay in ("contiguous", "transposed", "strided", "expanded")] + \
              [make((1, 4), torch.float32, "transposed"), make((3, 1), torch.float32).expand(3, 1),
