@@ -2,7 +2,8 @@
  * matmuls of a step), float32 and float64, every tensor contiguous, rows of B in parallel.
  *
  * CT_OP_LSTM_CELL: in[0] gates [B, 4H] (pre-activations of the input, forget, cell and
- *   output gates, PyTorch's order), in[1] c [B, H]. out[0] h' [B, H], out[1] c' [B, H],
+ *   output gates, PyTorch's order), in[1] c [B, H], optional in[2] bias [4H] added to
+ *   every row of the gates first. out[0] h' [B, H], out[1] c' [B, H],
  *   out[2] act [B, 4H] = (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)).
  *   Optional out[3] [B, H]: tanh(c') kept (for the backward, which then need not
  *   recompute it). c' = f * c + i * g and h' = o * tanh(c'), rounded as PyTorch's CPU cell rounds them
@@ -23,6 +24,10 @@
 #include "cpu/loops.h"
 
 #define LSTM_ROWS(T, SFX)                                                                              \
+    CT_LOOP_ATTR static void lstm_bias_row_##SFX(T *restrict o, const T *restrict g, const T *restrict b,   \
+                                                 int64_t n) {                                                \
+        for (int64_t j = 0; j < n; j++) o[j] = g[j] + b[j];                                                  \
+    }                                                                                                        \
     CT_LOOP_ATTR static void lstm_fwd_row_##SFX(const T *restrict c, const T *restrict act, T *restrict cn,   \
                                                 int64_t H) {                                                 \
         const T *i = act, *f = act + H, *g = act + 2 * H;                                                    \
@@ -59,6 +64,7 @@ LSTM_ROWS(double, f64)
 #define LSTM_KERNELS(T, SFX)                                                                                     \
     static void lstm_fwd_##SFX(const ct_kernel_args *a, int64_t B, int64_t H) {                              \
         const T *gates = ct__data(a->in[0]), *c = ct__data(a->in[1]);                                        \
+        const T *bias = a->n_in > 2 && a->in[2] ? (const T *)ct__data(a->in[2]) : NULL;                      \
         T *hn = ct__data(a->out[0]), *cn = ct__data(a->out[1]), *act = ct__data(a->out[2]);                  \
         T *tcs = a->out[3] ? (T *)ct__data(a->out[3]) : NULL;                                                \
         ct_dtype dt = a->in[0]->dtype;                                                                       \
@@ -66,6 +72,10 @@ LSTM_ROWS(double, f64)
         for (int64_t b = 0; b < B; b++) {                                                                    \
             const T *gr = gates + b * 4 * H;                                                                 \
             T *ar = act + b * 4 * H;                                                                         \
+            if (bias) { /* the activations then run in place */                                              \
+                lstm_bias_row_##SFX(ar, gr, bias, 4 * H);                                                    \
+                gr = ar;                                                                                     \
+            }                                                                                                \
             ct__cpu_unary_contig(CT_OP_SIGMOID, dt, ar, gr, 2 * H);                                          \
             ct__cpu_unary_contig(CT_OP_TANH, dt, ar + 2 * H, gr + 2 * H, H);                                 \
             ct__cpu_unary_contig(CT_OP_SIGMOID, dt, ar + 3 * H, gr + 3 * H, H);                              \
