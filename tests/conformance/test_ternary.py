@@ -170,6 +170,30 @@ def test_lerp_values(dtype):
     check_forward("ct_lerp", lambda a, b, c: torch.lerp(a, b, c), [s, e, 0.75])
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_ternary_long_runs(dtype):
+    """float16 / bfloat16 lerp, clamp, addcmul and addcdiv over runs longer than the
+    kernels' float32 blocks (256 values, src/cpu/binary.c), every input contiguous or one
+    broadcast value, with NaN and infinities among them."""
+    g = torch.Generator().manual_seed(11)
+    n = 1003
+    x, y = ((torch.randn(n, generator=g) * 4).to(dtype) for _ in range(2))
+    w = (torch.rand(n, generator=g) * 1.4 - 0.2).to(dtype)
+    d = (torch.rand(n, generator=g) + 0.5).to(dtype)
+    x[5], y[300], w[600], x[900], y[901] = NAN, float("inf"), NAN, float("-inf"), NAN
+    lo, hi = (torch.randn(n, generator=g) - 1).to(dtype), (torch.randn(n, generator=g) + 1).to(dtype)
+    lo[400], hi[700] = NAN, NAN
+    one = lambda t, i: t[i].clone()  # noqa: E731  (a 0-dim operand: broadcast to the run)
+    for a, b, c in [(x, y, w), (x, one(y, 7), w), (x, y, one(w, 3)), (x, one(y, 0), one(w, 1)), (one(x, 2), y, w)]:
+        check_forward("ct_lerp", torch.lerp, [a, b, c])
+    for a, b, c in [(x, lo, hi), (x, one(lo, 0), hi), (x, lo, one(hi, 9)), (one(x, 4), lo, hi)]:
+        check_forward("ct_clamp", torch.clamp, [a, b, c])
+    for op, c in (("addcmul", w), ("addcdiv", d)):
+        tf = getattr(torch, op)
+        for a, b, cc in [(x, y, c), (x, one(y, 1), c), (one(x, 6), y, one(c, 2))]:
+            check_forward("ct_" + op, lambda p, q, r: tf(p, q, r, value=0.75), [a, b, cc], extra=[D(0.75)])
+
+
 def test_lerp_errors_and_grads():
     f = torch.randn(3)
     check_forward("ct_lerp", torch.lerp, [f, f.double(), torch.tensor([0.5])])
