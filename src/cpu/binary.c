@@ -4,6 +4,20 @@
 #include "cpu/loops.h"
 #include "cpu/bf16_vec.h"
 
+#ifdef CT_BF16_VEC /* GCC on x86-64: SLEEF's vector functions, declared as in unary.c */
+#ifndef FP_FAST_FMA
+#define CT_UNDEF_FMA 1
+#endif
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f")
+#include <sleef.h>
+#pragma GCC pop_options
+#ifdef CT_UNDEF_FMA
+#undef FP_FAST_FMA
+#undef FP_FAST_FMAF
+#endif
+#endif
+
 #include <complex.h>
 
 /* type-generic libm calls for the compute types (float for f16/bf16/f32) */
@@ -194,15 +208,147 @@ CT_BINARY_BOOL(pow, a || !b)
         }                                                                                         \
         gen(d, s, n, ctx);                                                                        \
     }
-POW_FAST(pow_f32, float, powg_f32)
-POW_FAST(pow_f64, double, powg_f64)
-#define pow_f16 powg_f16
-#define pow_bf16 powg_bf16
 
 /* ---- atan2, hypot, xlogy ---- */
 CT_BINARY_FLOATS(atan2, G_ATAN2(a, b))
 CT_BINARY_FLOATS(hypot, G_HYPOT(a, b))
 CT_BINARY_FLOATS(xlogy, (b != b) ? b : (a == 0 ? (__typeof__(a))0 : a * G_LOG(b)))
+
+/* ---- atan2, hypot, pow, fmod and remainder through SLEEF's vector functions ----
+ * Contiguous float32 / float64 runs (an operand may also be one broadcast value) on
+ * AVX-512 and AVX2 CPUs, and float16 / bfloat16 through float32 blocks: the functions
+ * PyTorch's own vectorised kernels call (atan2 and pow within 1 ulp, hypot 0.5, fmod
+ * exact), where the libm calls element by element were 2-14x slower than PyTorch
+ * (1M float32 on two threads: atan2 11.2 -> 0.87-0.93 ms, PyTorch 0.74-0.76; fmod 9.1 ->
+ * 0.52-0.71, PyTorch 0.98-1.0; remainder 9.2 -> 0.56, PyTorch 1.1-1.2; pow 4.6 -> 1.85,
+ * PyTorch 1.8). The remainder is fmod's result moved into the divisor's sign (F_REM). */
+#ifdef CT_BF16_VEC
+enum { SL_ATAN2, SL_HYPOT, SL_POW, SL_FMOD, SL_REM };
+#define SL_BODY(f, a, b, SUF, ISA, REMFIX)                                                                      \
+    (f == SL_ATAN2 ? Sleef_atan2##SUF##_u10##ISA(a, b)                                                          \
+     : f == SL_HYPOT ? Sleef_hypot##SUF##_u05##ISA(a, b)                                                        \
+     : f == SL_POW   ? Sleef_pow##SUF##_u10##ISA(a, b)                                                          \
+     : f == SL_FMOD  ? Sleef_fmod##SUF##_##ISA(a, b)                                                            \
+                     : REMFIX(Sleef_fmod##SUF##_##ISA(a, b), b))
+/* m + b where m != 0 and the signs of m and b differ (m NaN: no lane changes) */
+#define REMFIX512(m, b, PS, MASK)                                                                               \
+    ({                                                                                                          \
+        __typeof__(m) m_ = (m); /* m is a call: once */                                                         \
+        MASK nz_ = _mm512_cmp_##PS##_mask(m_, _mm512_setzero_##PS(), _CMP_NEQ_OQ);                              \
+        MASK mn_ = _mm512_cmp_##PS##_mask(m_, _mm512_setzero_##PS(), _CMP_LT_OQ);                               \
+        MASK bn_ = _mm512_cmp_##PS##_mask(b, _mm512_setzero_##PS(), _CMP_LT_OQ);                                \
+        _mm512_mask_add_##PS(m_, nz_ & (mn_ ^ bn_), m_, b);                                                     \
+    })
+#define REMFIX256(m, b, PS)                                                                                     \
+    ({                                                                                                          \
+        __typeof__(m) m_ = (m), z_ = _mm256_setzero_##PS();                                                     \
+        __typeof__(m) sel_ = _mm256_and_##PS(_mm256_cmp_##PS(m_, z_, _CMP_NEQ_OQ),                              \
+                                             _mm256_xor_##PS(_mm256_cmp_##PS(m_, z_, _CMP_LT_OQ),                \
+                                                             _mm256_cmp_##PS(b, z_, _CMP_LT_OQ)));              \
+        _mm256_blendv_##PS(m_, _mm256_add_##PS(m_, b), sel_);                                                   \
+    })
+#define REMFIX_F16(m, b) REMFIX512(m, b, ps, __mmask16)
+#define REMFIX_D8(m, b) REMFIX512(m, b, pd, __mmask8)
+#define REMFIX_F8(m, b) REMFIX256(m, b, ps)
+#define REMFIX_D4(m, b) REMFIX256(m, b, pd)
+/* o[i] = f(x[i * xs], y[i * ys]) for i < n, xs and ys 1 or 0 (a broadcast value) */
+#define SL_FN512(NAME, T, V, L, MASKT, SET1, LOAD, STORE, SUF, REMFIX)                                          \
+    __attribute__((target("avx512f"))) static void NAME(int f, T *o, const T *x, int64_t xs, const T *y,        \
+                                                        int64_t ys, int64_t n) {                                \
+        const V xb = SET1(x[0]), yb = SET1(y[0]);                                                               \
+        for (int64_t i = 0; i < n; i += L) {                                                                    \
+            MASKT m = n - i >= L ? (MASKT)-1 : (MASKT)((1u << (n - i)) - 1u);                                   \
+            V a = xs ? LOAD(m, x + i) : xb, b = ys ? LOAD(m, y + i) : yb;                                       \
+            STORE(o + i, m, SL_BODY(f, a, b, SUF, avx512f, REMFIX));                               \
+        }                                                                                                       \
+    }
+#define SL_FN256(NAME, T, V, L, SET1, LOADU, STOREU, SUF, REMFIX)                                               \
+    __attribute__((target("avx2,fma"))) static void NAME(int f, T *o, const T *x, int64_t xs, const T *y,       \
+                                                         int64_t ys, int64_t n) {                               \
+        const V xb = SET1(x[0]), yb = SET1(y[0]);                                                               \
+        for (int64_t i = 0; i < n; i += L) {                                                                    \
+            T xt[L], yt[L], ot[L];                                                                              \
+            int64_t c = n - i < L ? n - i : L;                                                                  \
+            V a = xb, b = yb;                                                                                   \
+            if (c < L) { /* the tail through zero-padded copies */                                             \
+                for (int64_t j = 0; j < L; j++) xt[j] = j < c ? x[xs * (i + j)] : 0, yt[j] = j < c ? y[ys * (i + j)] : 1; \
+                a = LOADU(xt), b = LOADU(yt);                                                                   \
+            } else {                                                                                            \
+                if (xs) a = LOADU(x + i);                                                                       \
+                if (ys) b = LOADU(y + i);                                                                       \
+            }                                                                                                   \
+            V r = SL_BODY(f, a, b, SUF, avx2, REMFIX);                                                \
+            if (c < L) {                                                                                        \
+                STOREU(ot, r);                                                                                  \
+                memcpy(o + i, ot, sizeof(T) * (size_t)c);                                                       \
+            } else STOREU(o + i, r);                                                                            \
+        }                                                                                                       \
+    }
+SL_FN512(sl_v512_f32, float, __m512, 16, __mmask16, _mm512_set1_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
+         f16, REMFIX_F16)
+SL_FN512(sl_v512_f64, double, __m512d, 8, __mmask8, _mm512_set1_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
+         d8, REMFIX_D8)
+SL_FN256(sl_v256_f32, float, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, f8, REMFIX_F8)
+SL_FN256(sl_v256_f64, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, d4, REMFIX_D4)
+
+/* The kernels: the vector functions where the layout allows, else the scalar loops */
+#define SL_CONTIG(s, E) ((s)[0] == (E) && ((s)[1] == (E) || (s)[1] == 0) && ((s)[2] == (E) || (s)[2] == 0))
+#define SL_KERNELS(pre, F)                                                                                      \
+    static void pre##_f32v(char **d, const int64_t *s, int64_t n, void *ctx) {                                  \
+        if (bin_isa && n > 0 && SL_CONTIG(s, 4)) {                                                              \
+            (bin_isa == 2 ? sl_v512_f32 : sl_v256_f32)(F, (float *)d[0], (const float *)d[1], s[1] != 0,        \
+                                                       (const float *)d[2], s[2] != 0, n);                      \
+            return;                                                                                             \
+        }                                                                                                       \
+        pre##_f32(d, s, n, ctx);                                                                                \
+    }                                                                                                           \
+    static void pre##_f64v(char **d, const int64_t *s, int64_t n, void *ctx) {                                  \
+        if (bin_isa && n > 0 && SL_CONTIG(s, 8)) {                                                              \
+            (bin_isa == 2 ? sl_v512_f64 : sl_v256_f64)(F, (double *)d[0], (const double *)d[1], s[1] != 0,      \
+                                                       (const double *)d[2], s[2] != 0, n);                     \
+            return;                                                                                             \
+        }                                                                                                       \
+        pre##_f64(d, s, n, ctx);                                                                                \
+    }                                                                                                           \
+    SL_HALF(pre, F, f16, ct_half, CT_FLOAT16)                                                                   \
+    SL_HALF(pre, F, bf16, ct_bf16, CT_BFLOAT16)
+/* float16 / bfloat16: blocks widened into float32, the float32 function, rounded back */
+#define SL_HALF(pre, F, SFX, HT, DT)                                                                            \
+    static void pre##_##SFX##v(char **d, const int64_t *s, int64_t n, void *ctx) {                              \
+        if (bin_isa && n > 0 && SL_CONTIG(s, 2)) {                                                              \
+            const HT *x = (const HT *)d[1], *y = (const HT *)d[2];                                              \
+            float xa[CT_F16_BLOCK], ya[CT_F16_BLOCK], t[CT_F16_BLOCK];                                          \
+            if (!s[1]) ct__half_widen(DT, xa, x, 1);                                                            \
+            if (!s[2]) ct__half_widen(DT, ya, y, 1);                                                            \
+            for (int64_t b = 0; b < n; b += CT_F16_BLOCK) {                                                     \
+                int64_t m = n - b < CT_F16_BLOCK ? n - b : CT_F16_BLOCK;                                        \
+                if (s[1]) ct__half_widen(DT, xa, x + b, m);                                                     \
+                if (s[2]) ct__half_widen(DT, ya, y + b, m);                                                     \
+                (bin_isa == 2 ? sl_v512_f32 : sl_v256_f32)(F, t, xa, s[1] != 0, ya, s[2] != 0, m);              \
+                ct__half_narrow(DT, (HT *)d[0] + b, t, m);                                                      \
+            }                                                                                                   \
+            return;                                                                                             \
+        }                                                                                                       \
+        pre##_##SFX(d, s, n, ctx);                                                                              \
+    }
+SL_KERNELS(atan2, SL_ATAN2)
+SL_KERNELS(hypot, SL_HYPOT)
+SL_KERNELS(powg, SL_POW)
+SL_KERNELS(fmod, SL_FMOD)
+SL_KERNELS(remainder, SL_REM)
+POW_FAST(pow_f32, float, powg_f32v)
+POW_FAST(pow_f64, double, powg_f64v)
+#define pow_f16 powg_f16v
+#define pow_bf16 powg_bf16v
+#define SL_SET(op, pre)                                                                                         \
+    (tab[op][CT_FLOAT32] = pre##_f32v, tab[op][CT_FLOAT64] = pre##_f64v, tab[op][CT_FLOAT16] = pre##_f16v,      \
+     tab[op][CT_BFLOAT16] = pre##_bf16v)
+#else
+POW_FAST(pow_f32, float, powg_f32)
+POW_FAST(pow_f64, double, powg_f64)
+#define pow_f16 powg_f16
+#define pow_bf16 powg_bf16
+#endif
 
 /* ---- maximum / minimum (NaN propagates), fmax / fmin (NaN ignored) ---- */
 CT_BINARY_FLOATS(maximum, (a > b || a != a) ? a : b)
@@ -465,6 +611,12 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     tab[CT_OP_POW][CT_BOOL] = pow_b;
     CT_SET_FLOATS(tab[CT_OP_ATAN2], atan2);
     CT_SET_FLOATS(tab[CT_OP_HYPOT], hypot);
+#ifdef CT_BF16_VEC
+    SL_SET(CT_OP_ATAN2, atan2);
+    SL_SET(CT_OP_HYPOT, hypot);
+    SL_SET(CT_OP_FMOD, fmod);
+    SL_SET(CT_OP_REMAINDER, remainder);
+#endif
     CT_SET_FLOATS(tab[CT_OP_XLOGY], xlogy);
     CT_SET_FLOATS(tab[CT_OP_MAXIMUM], maximum); CT_SET_INTS(tab[CT_OP_MAXIMUM], maximum);
     tab[CT_OP_MAXIMUM][CT_BOOL] = maximum_b;

@@ -103,6 +103,32 @@ def test_float_special_values():
         check_forward("ct_div_mode", lambda a, b: torch.div(a, b, rounding_mode=mode), [x, y], extra=[mode.encode()])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_vector_math_binary_long_runs(dtype):
+    """atan2, hypot, pow, fmod and remainder over runs that fill whole vectors and leave
+    a tail (1003 values; SLEEF's vector functions on AVX-512/AVX2, src/cpu/binary.c, the
+    half types through float32 blocks), each operand contiguous or one broadcast value,
+    with the special values of test_float_special_values among them. fmod and remainder
+    are exact; atan2, hypot and pow within a few ulp of PyTorch's (which takes its vector
+    functions too, and libm for the tail)."""
+    g = torch.Generator().manual_seed(3)
+    n = 1003
+    x = (torch.randn(n, generator=g, dtype=torch.float64) * 6)
+    y = (torch.randn(n, generator=g, dtype=torch.float64) * 3)
+    sx = [-7.0, 7.0, -7.5, 5.0, -0.0, 5.0, 0.0, -3.0, float("inf"), -5.0, float("nan"), 2.0]
+    sy = [2.0, -2.0, 2.0, 0.0, 3.0, -0.0, 0.0, 3.0, 2.0, float("inf"), 1.0, float("nan")]
+    for k, (a, b) in enumerate(zip(sx, sy)):  # in the vector body and in the tail
+        x[10 + k], y[10 + k], x[n - 1 - k], y[n - 1 - k] = a, b, a, b
+    x, y = x.to(dtype), y.to(dtype)
+    px = x.abs() + 0.5  # pow: positive bases (a negative base to a fractional power is NaN on both sides)
+    tol = {} if dtype in (torch.float16, torch.bfloat16) else dict(rtol=4 * torch.finfo(dtype).eps, atol=0)
+    for op in ("atan2", "hypot", "fmod", "remainder", "pow"):
+        a0 = px if op == "pow" else x
+        exact = op in ("fmod", "remainder") and dtype in (torch.float32, torch.float64)
+        for a, b in [(a0, y), (a0, y[7].clone()), (a0[5].clone(), y)]:
+            check_forward("ct_" + op, FLOAT_OPS[op], [a, b], **(dict(rtol=0, atol=0) if exact else tol))
+
+
 def test_pow_scalar_shortcuts():
     x = torch.rand(100, dtype=torch.float64) * 3 + 0.1
     for e in (2.0, 3.0, 0.5, -0.5, -1.0, -2.0, 1.7, 0.0):
