@@ -23,6 +23,9 @@
 #undef VSCALE
 #undef VPOW2X2
 #undef VPHI
+#undef VSQRT
+#undef VSEL_LT
+#undef VSEL_EQ
 #undef VEXP
 #undef VTANH
 #define VEXP(v) V_F512(exp)(v)
