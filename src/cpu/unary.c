@@ -252,12 +252,11 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 /* erfinv in float32, M. Giles' single-precision approximation ("Approximating the erfinv
  * function", GPU Computing Gems, 2011): w = -log((1 - x)(1 + x)), then x p(w - 2.5) for
  * w < 5, else x q(sqrt(w) - 3), two degree-8 polynomials (relative error below 3.7e-7,
- * about 3 float ulp; measured 2.6e-7 against the float64 result). Both branches
- * computed, one kept;
- * |x| = 1 gives +-inf, |x| > 1 and NaN give NaN through the log. The scalar loops (and
- * float64) keep sp_erfinv's float64 Halley iteration, correctly rounded. 64K values on
- * one core: 7.3 ms -> 107 us (PyTorch 58-83 us, its 2 Newton steps in float32 within
- * 6e-8). VSEL_LT(a, b, x, y) is a < b ? x : y, VSEL_EQ likewise. */
+ * about 3 float ulp; measured 2.6e-7 against the float64 result). Both branches are
+ * computed and one kept; |x| = 1 gives +-inf, |x| > 1 and NaN give NaN through the log.
+ * The scalar loops (and float64) keep sp_erfinv's float64 Halley iteration, correctly
+ * rounded. 64K values on one core: 7.3 ms -> 107 us (PyTorch 58-83 us, its 2 Newton
+ * steps in float32 within 6e-8). VSEL_LT(a, b, x, y) is a < b ? x : y, VSEL_EQ likewise. */
 #define AS_ERFINV(x_)                                                                                     \
     ({                                                                                                    \
         __typeof__(x_) w = VSUB(VSET(0.0), VLOG(VMUL(VSUB(VSET(1.0), x_), VADD(VSET(1.0), x_))));         \
@@ -281,8 +280,11 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         __typeof__(x_) r = VMUL(VSEL_LT(w, VSET(5.0), p, q), x_);                                         \
         VSEL_EQ(VABS(x_), VSET(1.0), VOR(VSIGN(x_), VSET(INFINITY)), r);                                  \
     })
-/* float32-only vector functions (float64 keeps its scalar loop) */
-#define VEC32_LIST(X) X(erfinv, AS_ERFINV(v))
+/* float32-only vector functions (float64 keeps its scalar loop); logsigmoid is PyTorch's
+ * min(x, 0) - log1p(exp(-|x|)) (64K values on one core: 1.31 ms -> 124-142 us, PyTorch
+ * 136 us) */
+#define VEC32_LIST(X)                                                                                     \
+    X(erfinv, AS_ERFINV(v)) X(logsigmoid, VSUB(VMIN(v, VSET(0.0)), VLOG1P(VEXP(VSUB(VSET(0.0), VABS(v))))))
 
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
@@ -908,7 +910,7 @@ CT_UNARY_FLOATS(softsign, a / (1 + fabs(a)))
 #define CLAMP06(x) HARDTANH(x, 0, 6) /* NaN passes */
 CT_UNARY_FLOATS(hardsigmoid, CLAMP06(a + 3) / 6)
 CT_UNARY_FLOATS(hardswish, a * CLAMP06(a + 3) / 6)
-CT_UNARY_FLOATS(logsigmoid, fmin(a, (__typeof__(a))0) - log1p(exp(-fabs(a))))
+CT_UNARY_VEC32(logsigmoid, fmin(a, (__typeof__(a))0) - log1p(exp(-fabs(a))))
 
 static ct_loop_fn tab[CT_OP_COUNT][CT_NUM_DTYPES];
 
