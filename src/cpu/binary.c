@@ -4,19 +4,7 @@
 #include "cpu/loops.h"
 #include "cpu/bf16_vec.h"
 
-#ifdef CT_BF16_VEC /* GCC on x86-64: SLEEF's vector functions, declared as in unary.c */
-#ifndef FP_FAST_FMA
-#define CT_UNDEF_FMA 1
-#endif
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f")
-#include <sleef.h>
-#pragma GCC pop_options
-#ifdef CT_UNDEF_FMA
-#undef FP_FAST_FMA
-#undef FP_FAST_FMAF
-#endif
-#endif
+#include "cpu/sleef_x86.h"
 
 #include <complex.h>
 
@@ -222,7 +210,7 @@ CT_BINARY_FLOATS(xlogy, (b != b) ? b : (a == 0 ? (__typeof__(a))0 : a * G_LOG(b)
  * (1M float32 on two threads: atan2 11.2 -> 0.87-0.93 ms, PyTorch 0.74-0.76; fmod 9.1 ->
  * 0.52-0.71, PyTorch 0.98-1.0; remainder 9.2 -> 0.56, PyTorch 1.1-1.2; pow 4.6 -> 1.85,
  * PyTorch 1.8). The remainder is fmod's result moved into the divisor's sign (F_REM). */
-#ifdef CT_BF16_VEC
+#if defined(CT_BF16_VEC) && defined(CT_HAVE_SLEEF_X86)
 enum { SL_ATAN2, SL_HYPOT, SL_POW, SL_FMOD, SL_REM };
 #define SL_BODY(f, a, b, SUF, ISA, REMFIX)                                                                      \
     (f == SL_ATAN2 ? Sleef_atan2##SUF##_u10##ISA(a, b)                                                          \
@@ -611,7 +599,7 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     tab[CT_OP_POW][CT_BOOL] = pow_b;
     CT_SET_FLOATS(tab[CT_OP_ATAN2], atan2);
     CT_SET_FLOATS(tab[CT_OP_HYPOT], hypot);
-#ifdef CT_BF16_VEC
+#if defined(CT_BF16_VEC) && defined(CT_HAVE_SLEEF_X86)
     SL_SET(CT_OP_ATAN2, atan2);
     SL_SET(CT_OP_HYPOT, hypot);
     SL_SET(CT_OP_FMOD, fmod);

@@ -6,25 +6,8 @@
  * else uses libm. */
 #include "cpu/loops.h"
 
-/* SLEEF declares its x86 vector functions only when the ISA macros are defined; the
- * library is built for the baseline ISA, so declare them under a temporary target
- * (GCC's pragma; clang builds, such as the fuzz targets, use the scalar libm path). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CT_HAVE_SLEEF_X86 1
-#ifndef FP_FAST_FMA
-#define CT_UNDEF_FMA 1
-#endif
-#include <x86intrin.h> /* first, so the intrinsics keep their own target options */
+#include "cpu/sleef_x86.h"
 #include "cpu/bf16_vec.h"
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f")
-#include <sleef.h>
-#pragma GCC pop_options
-#ifdef CT_UNDEF_FMA
-#undef FP_FAST_FMA
-#undef FP_FAST_FMAF
-#endif
-#endif
 
 #include <tgmath.h> /* after sleef.h: type-generic exp/log/... for float, double, complex */
 
@@ -694,31 +677,10 @@ void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int6
     for (int64_t r = 0; r < rows; r++) sums[r] = ct__cpu_exp_shift_sum_f32(x + r * n, o + r * n, n, shift[r], true);
 }
 
-/* Float family with a SLEEF fast path for contiguous float32/float64. */
-#define CT_UNARY_VEC(pre, EXPR)                                                                          \
-    CT_UNARY_LOOP_F16(pre##_f16s, EXPR)                                                                  \
-    CT_UNARY_LOOP_BF16(pre##_bf16s, EXPR)                                                                 \
-    static void pre##_f16(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
-        HALF_DISPATCH(pre, ct_half, ct__f16_widen_row, ct__f16_narrow_row)                                            \
-        pre##_f16s(d, s, n, ctx);                                                                        \
-    }                                                                                                    \
-    static void pre##_bf16(char **d, const int64_t *s, int64_t n, void *ctx) {                           \
-        BF16_DISPATCH(pre)                                                                               \
-        pre##_bf16s(d, s, n, ctx);                                                                       \
-    }                                                                                                    \
-    CT_UNARY_LOOP(pre##_f32s, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)                            \
-    CT_UNARY_LOOP(pre##_f64s, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)                         \
-    static void pre##_f32(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
-        VEC_DISPATCH(pre, float, f32)                                                                    \
-        pre##_f32s(d, s, n, ctx);                                                                        \
-    }                                                                                                    \
-    static void pre##_f64(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
-        VEC_DISPATCH(pre, double, f64)                                                                   \
-        pre##_f64s(d, s, n, ctx);                                                                        \
-    }
-
-/* CT_UNARY_VEC for the float32-only vector functions (VEC32_LIST): float64 scalar */
-#define CT_UNARY_VEC32(pre, EXPR)                                                                        \
+/* Float family with a SLEEF fast path for contiguous runs: float16/bfloat16 and float32
+ * (CT_UNARY_VEC_F32), plus float64 (CT_UNARY_VEC), or float64 through its scalar loop
+ * (CT_UNARY_VEC32, for the float32-only vector functions of VEC32_LIST). */
+#define CT_UNARY_VEC_F32(pre, EXPR)                                                                      \
     CT_UNARY_LOOP_F16(pre##_f16s, EXPR)                                                                  \
     CT_UNARY_LOOP_BF16(pre##_bf16s, EXPR)                                                                 \
     static void pre##_f16(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
@@ -730,11 +692,20 @@ void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int6
         pre##_bf16s(d, s, n, ctx);                                                                       \
     }                                                                                                    \
     CT_UNARY_LOOP(pre##_f32s, float, float, LD_ID, ST_ID, float, ST_ID, EXPR)                            \
-    CT_UNARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)                          \
     static void pre##_f32(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
         VEC_DISPATCH(pre, float, f32)                                                                    \
         pre##_f32s(d, s, n, ctx);                                                                        \
     }
+#define CT_UNARY_VEC(pre, EXPR)                                                                          \
+    CT_UNARY_VEC_F32(pre, EXPR)                                                                          \
+    CT_UNARY_LOOP(pre##_f64s, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)                         \
+    static void pre##_f64(char **d, const int64_t *s, int64_t n, void *ctx) {                            \
+        VEC_DISPATCH(pre, double, f64)                                                                   \
+        pre##_f64s(d, s, n, ctx);                                                                        \
+    }
+#define CT_UNARY_VEC32(pre, EXPR)                                                                        \
+    CT_UNARY_VEC_F32(pre, EXPR)                                                                          \
+    CT_UNARY_LOOP(pre##_f64, double, double, LD_ID, ST_ID, double, ST_ID, EXPR)
 
 /* Complex -> real and real-typed outputs */
 #define CT_UNARY_TO_REAL_C(pre, EXPR32, EXPR64)                                                          \
