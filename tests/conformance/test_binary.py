@@ -4,6 +4,7 @@ non-contiguous inputs, 0-dim / empty tensors, errors, gradients and gradcheck.
 Plain ctypes access to the library through the helpers of _legacy.py (section A); each
 check is recorded as a case under its op's PyTorch name."""
 import ctypes
+import math
 
 import pytest
 import torch
@@ -105,12 +106,12 @@ def test_float_special_values():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
 def test_vector_math_binary_long_runs(dtype):
-    """atan2, hypot, pow, fmod and remainder over runs that fill whole vectors and leave
+    """atan2, hypot, pow, fmod, remainder and floor_divide over runs that fill whole vectors and leave
     a tail (1003 values; SLEEF's vector functions on AVX-512/AVX2, src/cpu/binary.c, the
     half types through float32 blocks), each operand contiguous or one broadcast value,
-    with the special values of test_float_special_values among them. fmod and remainder
-    are exact; atan2, hypot and pow within a few ulp of PyTorch's (which takes its vector
-    functions too, and libm for the tail)."""
+    with the special values of test_float_special_values among them. fmod, remainder and
+    floor_divide are exact; atan2, hypot and pow within a few ulp of PyTorch's (which
+    takes its vector functions too, and libm for the tail)."""
     g = torch.Generator().manual_seed(3)
     n = 1003
     x = (torch.randn(n, generator=g, dtype=torch.float64) * 6)
@@ -122,11 +123,35 @@ def test_vector_math_binary_long_runs(dtype):
     x, y = x.to(dtype), y.to(dtype)
     px = x.abs() + 0.5  # pow: positive bases (a negative base to a fractional power is NaN on both sides)
     tol = {} if dtype in (torch.float16, torch.bfloat16) else dict(rtol=4 * torch.finfo(dtype).eps, atol=0)
-    for op in ("atan2", "hypot", "fmod", "remainder", "pow"):
+    for op in ("atan2", "hypot", "fmod", "remainder", "floor_divide", "pow"):
         a0 = px if op == "pow" else x
-        exact = op in ("fmod", "remainder") and dtype in (torch.float32, torch.float64)
+        exact = op in ("fmod", "remainder", "floor_divide") and dtype in (torch.float32, torch.float64)
         for a, b in [(a0, y), (a0, y[7].clone()), (a0[5].clone(), y)]:
             check_forward("ct_" + op, FLOAT_OPS[op], [a, b], **(dict(rtol=0, atol=0) if exact else tol))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_floor_divide_bits(dtype):
+    """floor_divide bit for bit PyTorch's, signed zeros included, over every pair of
+    special values and random magnitudes, in the vector body and the tail; a quotient
+    that overflows for finite operands is +-inf, where SLEEF's fmod gives NaN."""
+    nan = float("nan")
+    sp = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 3.0, -3.0, 7.0, -7.0, 1e-30, -1e-30, 1e30, -1e30,
+          math.inf, -math.inf, nan, 0.3, -0.3]
+    if dtype == torch.float64:
+        sp += [1e300, -1e300, 1e-300]
+    pairs = [(a, b) for a in sp for b in sp]
+    g = torch.Generator().manual_seed(9)
+    r = torch.randn(2, 2003, generator=g, dtype=torch.float64) * torch.exp(torch.randn(2, 2003, generator=g) * 4)
+    x = torch.cat([torch.tensor([a for a, _ in pairs], dtype=torch.float64), r[0]]).to(dtype)
+    y = torch.cat([torch.tensor([b for _, b in pairs], dtype=torch.float64), r[1]]).to(dtype)
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
+    with case("floor_divide"):
+        got = from_ct(fn("ct_floor_divide")(to_ct(x), to_ct(y)))
+        want = torch.floor_divide(x, y)
+        same = (got.view(bits) == want.view(bits)) | (got.isnan() & want.isnan())
+        assert same.all(), [(x[i].item(), y[i].item(), got[i].item(), want[i].item())
+                            for i in (~same).nonzero().flatten()[:5].tolist()]
 
 
 def test_pow_scalar_shortcuts():
