@@ -276,22 +276,22 @@ enum { SL_ATAN2, SL_HYPOT, SL_POW, SL_FMOD, SL_REM, SL_FDIV };
         }                                                                                                       \
         r_;                                                                                                     \
     })
-#define REMFIX_F16(f, m, a, b) MODFIX512(f, m, a, b, ps, __mmask16, epi32, (int)0x80000000u)
-#define REMFIX_D8(f, m, a, b) MODFIX512(f, m, a, b, pd, __mmask8, epi64, (long long)0x8000000000000000ull)
-#define REMFIX_F8(f, m, a, b) MODFIX256(f, m, a, b, ps)
-#define REMFIX_D4(f, m, a, b) MODFIX256(f, m, a, b, pd)
+#define MODFIX_F16(f, m, a, b) MODFIX512(f, m, a, b, ps, __mmask16, epi32, (int)0x80000000u)
+#define MODFIX_D8(f, m, a, b) MODFIX512(f, m, a, b, pd, __mmask8, epi64, (long long)0x8000000000000000ull)
+#define MODFIX_F8(f, m, a, b) MODFIX256(f, m, a, b, ps)
+#define MODFIX_D4(f, m, a, b) MODFIX256(f, m, a, b, pd)
 /* o[i] = f(x[i * xs], y[i * ys]) for i < n, xs and ys 1 or 0 (a broadcast value) */
-#define SL_FN512(NAME, T, V, L, MASKT, SET1, LOAD, STORE, SUF, REMFIX)                                          \
+#define SL_FN512(NAME, T, V, L, MASKT, SET1, LOAD, STORE, SUF, MODFIX)                                          \
     __attribute__((target("avx512f"))) static void NAME(int f, T *o, const T *x, int64_t xs, const T *y,        \
                                                         int64_t ys, int64_t n) {                                \
         const V xb = SET1(x[0]), yb = SET1(y[0]);                                                               \
         for (int64_t i = 0; i < n; i += L) {                                                                    \
             MASKT m = n - i >= L ? (MASKT)-1 : (MASKT)((1u << (n - i)) - 1u);                                   \
             V a = xs ? LOAD(m, x + i) : xb, b = ys ? LOAD(m, y + i) : yb;                                       \
-            STORE(o + i, m, SL_BODY(f, a, b, SUF, avx512f, REMFIX));                               \
+            STORE(o + i, m, SL_BODY(f, a, b, SUF, avx512f, MODFIX));                                            \
         }                                                                                                       \
     }
-#define SL_FN256(NAME, T, V, L, SET1, LOADU, STOREU, SUF, REMFIX)                                               \
+#define SL_FN256(NAME, T, V, L, SET1, LOADU, STOREU, SUF, MODFIX)                                               \
     __attribute__((target("avx2,fma"))) static void NAME(int f, T *o, const T *x, int64_t xs, const T *y,       \
                                                          int64_t ys, int64_t n) {                               \
         const V xb = SET1(x[0]), yb = SET1(y[0]);                                                               \
@@ -306,7 +306,7 @@ enum { SL_ATAN2, SL_HYPOT, SL_POW, SL_FMOD, SL_REM, SL_FDIV };
                 if (xs) a = LOADU(x + i);                                                                       \
                 if (ys) b = LOADU(y + i);                                                                       \
             }                                                                                                   \
-            V r = SL_BODY(f, a, b, SUF, avx2, REMFIX);                                                \
+            V r = SL_BODY(f, a, b, SUF, avx2, MODFIX);                                                          \
             if (c < L) {                                                                                        \
                 STOREU(ot, r);                                                                                  \
                 memcpy(o + i, ot, sizeof(T) * (size_t)c);                                                       \
@@ -314,11 +314,11 @@ enum { SL_ATAN2, SL_HYPOT, SL_POW, SL_FMOD, SL_REM, SL_FDIV };
         }                                                                                                       \
     }
 SL_FN512(sl_v512_f32, float, __m512, 16, __mmask16, _mm512_set1_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
-         f16, REMFIX_F16)
+         f16, MODFIX_F16)
 SL_FN512(sl_v512_f64, double, __m512d, 8, __mmask8, _mm512_set1_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
-         d8, REMFIX_D8)
-SL_FN256(sl_v256_f32, float, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, f8, REMFIX_F8)
-SL_FN256(sl_v256_f64, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, d4, REMFIX_D4)
+         d8, MODFIX_D8)
+SL_FN256(sl_v256_f32, float, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, f8, MODFIX_F8)
+SL_FN256(sl_v256_f64, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, d4, MODFIX_D4)
 
 /* The kernels: the vector functions where the layout allows, else the scalar loops */
 #define SL_CONTIG(s, E) ((s)[0] == (E) && ((s)[1] == (E) || (s)[1] == 0) && ((s)[2] == (E) || (s)[2] == 0))
