@@ -854,13 +854,13 @@ CT_UNARY_LOOP(relu_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a)
 /* threshold: d[0] threshold, d[1] value, both in x's type as PyTorch (NaN passes) */
 CT_UNARY_FLOATS(threshold, a <= (__typeof__(a))p[0] ? (__typeof__(a))p[1] : a)
 CT_UNARY_INTS(threshold, a <= (__typeof__(a))p[0] ? (__typeof__(a))p[1] : a)
-/* hardtanh: d[0] min, d[1] max (NaN passes through): a < min ? min : a > max ? max : a,
+/* hardtanh: d[0] min, d[1] max (NaN passes through): x < min ? min : x > max ? max : x,
  * as two selects one after the other, which GCC turns into vector blends (nested, the
- * loops stayed scalar: relu6 of 64K float32 45 us on one core, abs 6 us) */
-#define HARDTANH(a, lo, hi)                                                                              \
+ * loops stayed scalar: relu6 of 64K float32 on one core 45 -> 7.4 us, abs 6 us) */
+#define HARDTANH(x, lo, hi)                                                                              \
     ({                                                                                                    \
-        __typeof__(a) lo_ = (lo), hi_ = (hi), m_ = a > hi_ ? hi_ : a;                                     \
-        a < lo_ ? lo_ : m_;                                                                               \
+        __typeof__(x) x_ = (x), lo_ = (lo), hi_ = (hi), m_ = x_ > hi_ ? hi_ : x_;                         \
+        x_ < lo_ ? lo_ : m_;                                                                              \
     })
 CT_UNARY_FLOATS(hardtanh, HARDTANH(a, (__typeof__(a))p[0], (__typeof__(a))p[1]))
 CT_UNARY_INTS(hardtanh, HARDTANH(a, (__typeof__(a))p[0], (__typeof__(a))p[1]))
