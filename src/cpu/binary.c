@@ -323,24 +323,19 @@ SL_FN256(sl_v256_f64, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm25
 /* The kernels: the vector functions where the layout allows, else the scalar loops */
 #define SL_CONTIG(s, E) ((s)[0] == (E) && ((s)[1] == (E) || (s)[1] == 0) && ((s)[2] == (E) || (s)[2] == 0))
 #define SL_KERNELS(pre, F)                                                                                      \
-    static void pre##_f32v(char **d, const int64_t *s, int64_t n, void *ctx) {                                  \
-        if (bin_isa && n > 0 && SL_CONTIG(s, 4)) {                                                              \
-            (bin_isa == 2 ? sl_v512_f32 : sl_v256_f32)(F, (float *)d[0], (const float *)d[1], s[1] != 0,        \
-                                                       (const float *)d[2], s[2] != 0, n);                      \
-            return;                                                                                             \
-        }                                                                                                       \
-        pre##_f32(d, s, n, ctx);                                                                                \
-    }                                                                                                           \
-    static void pre##_f64v(char **d, const int64_t *s, int64_t n, void *ctx) {                                  \
-        if (bin_isa && n > 0 && SL_CONTIG(s, 8)) {                                                              \
-            (bin_isa == 2 ? sl_v512_f64 : sl_v256_f64)(F, (double *)d[0], (const double *)d[1], s[1] != 0,      \
-                                                       (const double *)d[2], s[2] != 0, n);                     \
-            return;                                                                                             \
-        }                                                                                                       \
-        pre##_f64(d, s, n, ctx);                                                                                \
-    }                                                                                                           \
+    SL_FULL(pre, F, f32, float)                                                                                 \
+    SL_FULL(pre, F, f64, double)                                                                                \
     SL_HALF(pre, F, f16, ct_half, CT_FLOAT16)                                                                   \
     SL_HALF(pre, F, bf16, ct_bf16, CT_BFLOAT16)
+#define SL_FULL(pre, F, SFX, T)                                                                                 \
+    static void pre##_##SFX##v(char **d, const int64_t *s, int64_t n, void *ctx) {                              \
+        if (bin_isa && n > 0 && SL_CONTIG(s, (int64_t)sizeof(T))) {                                             \
+            (bin_isa == 2 ? sl_v512_##SFX : sl_v256_##SFX)(F, (T *)d[0], (const T *)d[1], s[1] != 0,            \
+                                                           (const T *)d[2], s[2] != 0, n);                      \
+            return;                                                                                             \
+        }                                                                                                       \
+        pre##_##SFX(d, s, n, ctx);                                                                              \
+    }
 /* float16 / bfloat16: blocks widened into float32, the float32 function, rounded back */
 #define SL_HALF(pre, F, SFX, HT, DT)                                                                            \
     static void pre##_##SFX##v(char **d, const int64_t *s, int64_t n, void *ctx) {                              \
