@@ -270,25 +270,6 @@ ct_tensor *ct__alias(const ct_tensor *t, int ndim, const int64_t *sizes, const i
     return v;
 }
 
-void ct__alias_borrowed(ct_tensor *dst, const ct_tensor *t, int ndim, const int64_t *sizes, const int64_t *strides,
-                        int64_t offset) {
-    assert(ndim >= 0 && ndim <= CT_INLINE_DIMS);
-    /* the autograd fields zeroed; small[] past ndim is never read */
-    memset(&dst->requires_grad, 0, sizeof *dst - offsetof(ct_tensor, requires_grad));
-    atomic_init(&dst->refcount, 1);
-    dst->dtype = t->dtype;
-    dst->ndim = ndim;
-    dst->sizes = dst->small;
-    dst->strides = dst->small + CT_INLINE_DIMS;
-    for (int i = 0; i < ndim; i++) { /* at most CT_INLINE_DIMS: a loop, not two calls to memcpy */
-        dst->sizes[i] = sizes[i];
-        dst->strides[i] = strides[i];
-    }
-    dst->offset = offset;
-    dst->numel = ct__prod(ndim, sizes);
-    dst->storage = t->storage;
-}
-
 CT_API ct_tensor *ct_retain(ct_tensor *t) {
     if (t) atomic_fetch_add(&t->refcount, 1);
     return t;

@@ -78,7 +78,13 @@ static int gemm_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
  * kernel's operands: no heap header, no count, gone with the call). */
 static ct_tensor *as3(ct_tensor *dst, const ct_tensor *t, int64_t b, int64_t r, int64_t c, int64_t sb, int64_t sr,
                       int64_t sc) {
-    ct__alias_borrowed(dst, t, 3, (int64_t[]){b, r, c}, (int64_t[]){sb, sr, sc}, t->offset);
+    /* the geometry stored field by field: from arrays on the stack GCC copied it with
+     * 16-byte loads of 8-byte stores, a store-forwarding stall each */
+    ct__alias_borrowed(dst, t, 0, NULL, NULL, t->offset);
+    dst->ndim = 3;
+    dst->sizes[0] = b, dst->sizes[1] = r, dst->sizes[2] = c;
+    dst->strides[0] = sb, dst->strides[1] = sr, dst->strides[2] = sc;
+    dst->numel = b * r * c;
     return dst;
 }
 
