@@ -277,6 +277,65 @@ def test_matmul_out():
         assert_close(to_torch(out), a @ b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64, torch.int64, torch.bfloat16])
+@pytest.mark.parametrize("m,k,n", [(16, 16, 16), (5, 7, 3), (64, 33, 17), (3, 0, 4)])
+def test_matmul_out_direct(m, k, n, dtype):
+    """Two matrices into a contiguous out of the product's shape and dtype: the product is
+    written into out's own memory (its data pointer kept, its version bumped), with the
+    values of torch.matmul(a, b, out=out); the cases that go through a result and a copy
+    (a transposed out, an out that is an operand, a requires-grad operand, a resize) keep
+    torch's behaviour."""
+    lib.ct_matmul_out.argtypes = [P, P, P]
+    lib.ct_data_ptr.restype = ctypes.c_void_p
+    lib.ct_data_ptr.argtypes = [P]
+    lib.ct_version_counter.restype = ctypes.c_int64
+    lib.ct_version_counter.argtypes = [P]
+    a, b = rand((m, k), dtype), rand((k, n), dtype)
+    want = torch.matmul(a, b, out=torch.full((m, n), 7, dtype=dtype))
+    with case("matmul"):
+        out = ct(torch.full((m, n), 7, dtype=dtype))
+        ptr, ver = lib.ct_data_ptr(out), lib.ct_version_counter(out)
+        assert lib.ct_matmul_out(out, ct(a), ct(b)) == 0, lib.ct_last_error()
+        assert lib.ct_data_ptr(out) == ptr
+        assert lib.ct_version_counter(out) == ver + 1
+        assert_close(to_torch(out), want)
+        # a transposed out: written through its strides, its memory kept
+        out_t = ct(torch.zeros((m, n), dtype=dtype), noncontig=True)
+        ptr = lib.ct_data_ptr(out_t)
+        assert lib.ct_matmul_out(out_t, ct(a), ct(b)) == 0, lib.ct_last_error()
+        assert lib.ct_data_ptr(out_t) == ptr
+        assert_close(to_torch(out_t), want)
+
+
+def test_matmul_out_fallbacks():
+    lib.ct_matmul_out.argtypes = [P, P, P]
+    lib.ct_set_requires_grad.argtypes = [P, ctypes.c_bool]
+    a, b = rand((4, 4)), rand((4, 4))
+    with case("matmul"):
+        # out is an operand: the product of the old values, as torch computes it
+        x = ct(a)
+        assert lib.ct_matmul_out(x, x, ct(b)) == 0, lib.ct_last_error()
+        assert_close(to_torch(x), a @ b)
+        # a wrong shape is resized (torch warns and resizes out)
+        out = ct(torch.zeros((2, 3), dtype=torch.float64))
+        assert lib.ct_matmul_out(out, ct(a), ct(b)) == 0, lib.ct_last_error()
+        assert_close(to_torch(out), a @ b)
+        # another dtype: torch refuses an out whose dtype differs from the product's
+        for shape in ((4, 4), (2, 3)):
+            with pytest.raises(RuntimeError, match="Expected out tensor to have dtype double, but got float"):
+                torch.matmul(a, b, out=torch.zeros(shape, dtype=torch.float32))
+            assert lib.ct_matmul_out(ct(torch.zeros(shape, dtype=torch.float32)), ct(a), ct(b)) != 0
+            assert lib.ct_last_error() == b"Expected out tensor to have dtype double, but got float instead"
+        # a requires-grad operand: out= does not support autograd
+        ag = ct(a)
+        lib.ct_set_requires_grad(ag, True)
+        out = ct(torch.zeros((4, 4), dtype=torch.float64))
+        assert lib.ct_matmul_out(out, ag, ct(b)) != 0
+        assert b"don't support automatic differentiation" in lib.ct_last_error()
+        # NULL operands propagate as an error, not a crash
+        assert lib.ct_matmul_out(out, None, ct(b)) != 0
+
+
 @pytest.mark.parametrize("fn,args", [
     ("ct_mm", [lambda: ct(rand((2, 3))), lambda: ct(rand((4, 5)))]),
     ("ct_matmul", [lambda: ct(rand((2, 3))), lambda: ct(rand((4, 5)))]),
