@@ -263,11 +263,30 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         __typeof__(x_) r = VMUL(VSEL_LT(w, VSET(5.0), p, q), x_);                                         \
         VSEL_EQ(VABS(x_), VSET(1.0), VOR(VSIGN(x_), VSET(INFINITY)), r);                                  \
     })
+/* elu (and selu, celu): p[0] alpha, p[1] scale, p[2] input_scale; x < 0 ?
+ * expm1(x input_scale) alpha scale : x scale, with PyTorch's float coefficients (alpha
+ * scale a float product) and its results for zeros (x scale: the sign kept whatever
+ * alpha's) and NaN (NaN). expm1 of t <= 0 inline: 2^n (e^r - 1) + (2^n - 1) from exp's
+ * reduction and polynomial (no cancellation near 0; t clamped at -88, where it is -1;
+ * the sign of t put back so an underflowed -0 gives -0), within 0.83 ulp of the float64
+ * result against SLEEF's 1-ulp expm1, which took 4x longer. 1M float32 on two threads
+ * 5.7 ms (the scalar loop) -> 0.20 ms, PyTorch 0.85 ms. */
+#define AS_EXPM1_NEG(t_)                                                                                  \
+    ({                                                                                                    \
+        __typeof__(t_) t = VMAX(VSET(-88.0), VMIN(VSET(0.0), t_));                                        \
+        AS_EXP_NR(t, n, r);                                                                               \
+        __typeof__(t_) p2 = VSCALE(VSET(1.0), n);                                                         \
+        VOR(VFMA(p2, VFMA(AS_EXP_RQ(r), r, r), VSUB(p2, VSET(1.0))), VSIGN(t));                           \
+    })
+#define AS_ELU(v)                                                                                         \
+    VSEL_LT(v, VSET(0.0), VMUL(AS_EXPM1_NEG(VMUL(v, VSET(p[2]))), VSET((float)p[0] * (float)p[1])),        \
+            VMUL(v, VSET(p[1])))
 /* float32-only vector functions (float64 keeps its scalar loop); logsigmoid is PyTorch's
  * min(x, 0) - log1p(exp(-|x|)) (64K values on one core: 1.31 ms -> 124-142 us, PyTorch
  * 136 us) */
 #define VEC32_LIST(X)                                                                                     \
-    X(erfinv, AS_ERFINV(v)) X(logsigmoid, VSUB(VMIN(v, VSET(0.0)), VLOG1P(VEXP(VSUB(VSET(0.0), VABS(v))))))
+    X(erfinv, AS_ERFINV(v)) X(logsigmoid, VSUB(VMIN(v, VSET(0.0)), VLOG1P(VEXP(VSUB(VSET(0.0), VABS(v)))))) \
+    X(elu, AS_ELU(v))
 
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
@@ -287,8 +306,8 @@ static inline ct_c128 c_log1p(ct_c128 z) {
  * instead of through a float32 block (0.6-0.7 of the blocks' time): 2 W values (two
  * vectors of type VT) a step, the tail through a zero-padded block */
 #define BF16_VEC_FN(fname, BODY, ATTR, W, VT, LOAD2, STORE2)                                              \
-    ATTR static void fname(ct_bf16 *o, const ct_bf16 *x, int64_t n) {                                     \
-        int64_t i = 0;                                                                                    \
+    ATTR static void fname(ct_bf16 *o, const ct_bf16 *x, int64_t n, const double *p) {                    \
+        int64_t i = 0; (void)p;                                                                           \
         VT v0, v1;                                                                                        \
         for (; i + 2 * W <= n; i += 2 * W) {                                                              \
             LOAD2(x + i, &v0, &v1);                                                                       \
@@ -358,8 +377,8 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512
 #define VEXP(v) vexp_v512_f32(v)
 #define VTANH(v) AS_TANH(v)
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(float *o, const float *x, int64_t n) {  \
-        int64_t i = 0;                                                                                    \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(float *o, const float *x, int64_t n, const double *p) { \
+        int64_t i = 0; (void)p;                                                                           \
         for (; i + 32 <= n; i += 32) {                                                                    \
             __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);                        \
             { __m512 v = v0; v0 = BODY; }                                                                 \
@@ -393,8 +412,8 @@ VEC32_LIST(X)
 #define VMUL _mm512_mul_pd
 #define VDIV _mm512_div_pd
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f64(double *o, const double *x, int64_t n) { \
-        int64_t i = 0;                                                                                    \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f64(double *o, const double *x, int64_t n, const double *p) { \
+        int64_t i = 0; (void)p;                                                                           \
         for (; i + 8 <= n; i += 8) { __m512d v = _mm512_loadu_pd(x + i); _mm512_storeu_pd(o + i, BODY); } \
         if (i < n) {                                                                                      \
             __mmask8 m = (__mmask8)((1u << (n - i)) - 1u);                                                \
@@ -440,8 +459,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v25
 #define VEXP(v) vexp_v256_f32(v)
 #define VTANH(v) AS_TANH(v)
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(float *o, const float *x, int64_t n) {  \
-        int64_t i = 0;                                                                                    \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(float *o, const float *x, int64_t n, const double *p) { \
+        int64_t i = 0; (void)p;                                                                           \
         for (; i + 16 <= n; i += 16) {                                                                    \
             __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);                          \
             { __m256 v = v0; v0 = BODY; }                                                                 \
@@ -477,8 +496,8 @@ VEC32_LIST(X)
 #define VMUL _mm256_mul_pd
 #define VDIV _mm256_div_pd
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f64(double *o, const double *x, int64_t n) { \
-        int64_t i = 0;                                                                                    \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f64(double *o, const double *x, int64_t n, const double *p) { \
+        int64_t i = 0; (void)p;                                                                           \
         for (; i + 4 <= n; i += 4) { __m256d v = _mm256_loadu_pd(x + i); _mm256_storeu_pd(o + i, BODY); } \
         if (i < n) {                                                                                      \
             double buf[4] = {0};                                                                          \
@@ -496,13 +515,13 @@ VEC_LIST(X)
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n);
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n);
 void ct__cpu_vexp_f32(float *o, const float *x, int64_t n) {
-    if (isa == 2) exp_v512_f32(o, x, n);
-    else if (isa == 1) exp_v256_f32(o, x, n);
+    if (isa == 2) exp_v512_f32(o, x, n, NULL);
+    else if (isa == 1) exp_v256_f32(o, x, n, NULL);
     else for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]);
 }
 void ct__cpu_vexp_f64(double *o, const double *x, int64_t n) {
-    if (isa == 2) exp_v512_f64(o, x, n);
-    else if (isa == 1) exp_v256_f64(o, x, n);
+    if (isa == 2) exp_v512_f64(o, x, n, NULL);
+    else if (isa == 1) exp_v256_f64(o, x, n, NULL);
     else for (int64_t i = 0; i < n; i++) o[i] = exp(x[i]);
 }
 
@@ -598,8 +617,8 @@ double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double s
 
 #define VEC_DISPATCH(pre, T, suf)                                                                        \
     if (isa && s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T)) {                               \
-        if (isa == 2) pre##_v512_##suf((T *)d[0], (const T *)d[1], n);                                   \
-        else pre##_v256_##suf((T *)d[0], (const T *)d[1], n);                                            \
+        if (isa == 2) pre##_v512_##suf((T *)d[0], (const T *)d[1], n, (const double *)ctx);              \
+        else pre##_v256_##suf((T *)d[0], (const T *)d[1], n, (const double *)ctx);                       \
         return;                                                                                          \
     }
 /* float16 / bfloat16, contiguous: blocks converted to float32 (float16: the row
@@ -613,8 +632,8 @@ double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double s
         for (int64_t b = 0; b < n; b += 512) {                                                           \
             int64_t c = n - b < 512 ? n - b : 512;                                                       \
             FROM(buf, x_ + b, c);                                                                        \
-            if (isa == 2) pre##_v512_f32(buf, buf, c);                                                   \
-            else pre##_v256_f32(buf, buf, c);                                                            \
+            if (isa == 2) pre##_v512_f32(buf, buf, c, (const double *)ctx);                              \
+            else pre##_v256_f32(buf, buf, c, (const double *)ctx);                                       \
             TO(o_ + b, buf, c);                                                                          \
         }                                                                                                \
         return;                                                                                          \
@@ -622,8 +641,8 @@ double ct__cpu_exp_shift_sum_f64(const double *x, double *o, int64_t n, double s
 /* bfloat16, contiguous: the fused kernels above (the same values as the blocks would give) */
 #define BF16_DISPATCH(pre)                                                                               \
     if (isa && s[0] == (int64_t)sizeof(ct_bf16) && s[1] == (int64_t)sizeof(ct_bf16)) {                   \
-        if (isa == 2) pre##_v512_bf16((ct_bf16 *)d[0], (const ct_bf16 *)d[1], n);                        \
-        else pre##_v256_bf16((ct_bf16 *)d[0], (const ct_bf16 *)d[1], n);                                 \
+        if (isa == 2) pre##_v512_bf16((ct_bf16 *)d[0], (const ct_bf16 *)d[1], n, (const double *)ctx);   \
+        else pre##_v256_bf16((ct_bf16 *)d[0], (const ct_bf16 *)d[1], n, (const double *)ctx);            \
         return;                                                                                          \
     }
 #else
@@ -866,8 +885,8 @@ CT_UNARY_FLOATS(hardtanh, HARDTANH(a, (__typeof__(a))p[0], (__typeof__(a))p[1]))
 CT_UNARY_INTS(hardtanh, HARDTANH(a, (__typeof__(a))p[0], (__typeof__(a))p[1]))
 CT_UNARY_FLOATS(leaky_relu, a > 0 ? a : a * (__typeof__(a))p[0])
 /* elu: d[0] alpha, d[1] scale, d[2] input_scale */
-CT_UNARY_FLOATS(elu, a > 0 ? a * (__typeof__(a))p[1]
-                           : expm1(a * (__typeof__(a))p[2]) * (__typeof__(a))(p[0] * p[1]))
+CT_UNARY_VEC32(elu, a < 0 ? expm1(a * (__typeof__(a))p[2]) * ((__typeof__(a))p[0] * (__typeof__(a))p[1])
+                          : a * (__typeof__(a))p[1])
 CT_UNARY_VEC(gelu, (__typeof__(a))0.5 * a * (1 + erf(a * (__typeof__(a))M_SQRT1_2)))
 CT_UNARY_VEC(gelu_tanh, (__typeof__(a))0.5 * a *
                             (1 + tanh((__typeof__(a))0.7978845608028654 * (a + (__typeof__(a))0.044715 * a * a * a))))

@@ -1,5 +1,5 @@
 """The float32 vector math of the CPU kernels (exp, tanh and what is built on them:
-sigmoid, silu, gelu, softmax) on every dispatch path this machine can run: AVX-512,
+sigmoid, silu, gelu, softmax, elu's expm1) on every dispatch path this machine can run: AVX-512,
 AVX2 and the scalar baseline, selected per process by CTORCH_CPU_ISA. Dense sweeps
 over each function's whole float range against the float64 result (an ulp bound), the
 special values, PyTorch's values, and the vector paths against each other (the AVX-512
@@ -32,6 +32,7 @@ from _legacy import fn, to_ct, from_ct, P, DT
 NUM_DTYPES = 12  # CT_NUM_DTYPES: keep the dtype
 fn("ct_to_dtype").argtypes = [P, ctypes.c_int]
 fn("ct_gelu").argtypes = [P, ctypes.c_bool]
+fn("ct_elu").argtypes = [P, ctypes.c_double]
 fn("ct_softmax").argtypes = [P, ctypes.c_int, ctypes.c_int]
 xs = torch.load(sys.argv[2])
 BINARY = ("add", "sub", "mul", "div", "mulscalar")
@@ -71,6 +72,8 @@ for name, x in xs.items():
         continue
     if op == "gelu":
         r = fn("ct_gelu")(h, False)
+    elif op == "elu":
+        r = fn("ct_elu")(h, 1.0)
     elif op == "softmax":
         r = fn("ct_softmax")(h, -1, NUM_DTYPES)
     else:
@@ -109,11 +112,14 @@ def inputs():
         "sigmoid:range": sweep(-88.5, 110.0, 1 << 20),
         "silu:range": sweep(-88.5, 110.0, 1 << 20),
         "gelu:range": sweep(-12.0, 12.0, 1 << 20),
+        # elu's expm1 over the negative half (it is -1 from -17.3 on, clamped at -88)
+        "elu:range": sweep(-100.0, 8.0, 1 << 21),
+        "elu:near0": torch.cat([tiny, -tiny]),
         # rows long enough for the vector loops and their tails, and classifier-sized rows
         "softmax:rows": torch.randn(64, 1000) * 8,
         "softmax:small": torch.randn(300, 10) * 8,
     }
-    for op in ("exp", "tanh", "sigmoid", "silu", "gelu"):
+    for op in ("exp", "tanh", "sigmoid", "silu", "gelu", "elu"):
         # every special value at every lane of a vector and in a tail
         xs[op + ":special"] = special.repeat(17)
         # bfloat16: the float32 expression between vector conversions
@@ -197,6 +203,8 @@ def reference(op, x):
         return x * torch.sigmoid(x)
     if op == "gelu":
         return F.gelu(x)
+    if op == "elu":
+        return F.elu(x)
     # softmax: from the float32 differences to the row's max, as every float32 softmax
     # forms them (the difference's rounding alone moves exp by up to |x - max| ulp)
     shifted = (x.float() - x.float().amax(-1, keepdim=True)).double()
@@ -220,7 +228,7 @@ def ulp_error(got, ref):
 
 # the bound per op on the vector paths (the baseline uses libm: within 1 ulp except in
 # the composites sigmoid/silu/gelu, which round intermediate results)
-BOUND = {"exp": 1.5, "tanh": 2.5, "sigmoid": 3.0, "silu": 4.0, "softmax": 8.0}
+BOUND = {"exp": 1.5, "tanh": 2.5, "sigmoid": 3.0, "silu": 4.0, "softmax": 8.0, "elu": 1.0}
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
@@ -231,7 +239,7 @@ def test_ulp_bounds(results, isa):
     with case("exp"):
         for name, x in xs.items():
             op = name.split(":")[0]
-            if "bf16" in name or op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh")):
+            if "bf16" in name or op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh", "elu")):
                 continue  # sigmoid and silu of the specials: where the float32 formula
                 # underflows (x < -88.72) they match PyTorch (test_against_torch), not float64
             ref = reference(op, x)
@@ -286,6 +294,14 @@ def test_signs_and_specials(results):
             assert torch.equal(torch.signbit(g[x == 0]), torch.signbit(x[x == 0])) and (g[x == 0] == 0).all(), isa
             far = (x < -20) & (x > -float("inf"))
             assert (g[far] == 0).all() and torch.signbit(g[far]).all(), isa
+        with case("elu"):
+            e = o["elu:special"]
+            # zeros keep their sign (x scale, as PyTorch), -inf -> -1, +inf -> inf, NaN -> NaN,
+            # the smallest subnormals exact (expm1(x) = x there)
+            assert torch.equal(torch.signbit(e[x == 0]), torch.signbit(x[x == 0])) and (e[x == 0] == 0).all(), isa
+            assert (e[x == float("-inf")] == -1).all() and (e[x == float("inf")] == float("inf")).all(), isa
+            assert torch.isnan(e[torch.isnan(x)]).all() and torch.equal(e[x.abs() == 1e-45], x[x.abs() == 1e-45]), isa
+            assert (e[(x < -17.4) & (x > -float("inf"))] == -1).all(), isa
         with case("exp"):
             e = o["exp:special"]
             assert (e[x == float("-inf")] == 0).all() and (e[x == float("inf")] == float("inf")).all(), isa
@@ -315,7 +331,7 @@ def test_against_torch(results):
                     torch.testing.assert_close(got, ref, equal_nan=True, msg=f"{isa} {name} vs torch")
                     continue
                 want = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
-                        "gelu": F.gelu, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
+                        "gelu": F.gelu, "elu": F.elu, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
                 if op == "gelu" and ("special" in name or "bf16" in name):
                     # torch's float32 kernel: gelu(+inf) = nan (test_activation), and x (1 + erf) / 2
                     # overflows for x above 1.7e38 (ctorch: x / 2 first, finite as float64's)
