@@ -293,7 +293,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
     X(exp, VEXP(v)) X(exp2, VEXP2(v)) X(expm1, VEXPM1(v)) X(log, VLOG(v)) X(log2, VLOG2(v))              \
     X(log10, VLOG10(v)) X(log1p, VLOG1P(v)) X(sin, VSIN(v)) X(cos, VCOS(v)) X(tan, VTAN(v))              \
     X(asin, VASIN(v)) X(acos, VACOS(v)) X(atan, VATAN(v)) X(sinh, VSINH(v)) X(cosh, VCOSH(v))            \
-    X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v))        \
+    X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v)) X(erfc, VERFC(v))        \
     X(sigmoid, VDIV(VSET(1.0), VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                               \
     X(silu, VDIV(v, VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                                          \
     X(gelu, VGELU(v))                                                                                     \
@@ -328,6 +328,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 
 /* float32, AVX-512 */
 #define V_F512(fn) Sleef_##fn##f16_u10avx512f
+#define V_U15(fn) Sleef_##fn##f16_u15avx512f /* erfc: SLEEF has no 1-ulp form */
 #define VABS(v) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)))
 #define VSIGN(v) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)))
 #define VOR(a, b) _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
@@ -365,6 +366,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 #define VACOSH(v) V_F512(acosh)(v)
 #define VATANH(v) V_F512(atanh)(v)
 #define VERF(v) V_F512(erf)(v)
+#define VERFC(v) V_U15(erfc)(v)
 #define VSET(c) _mm512_set1_ps((float)(c))
 #define VADD _mm512_add_ps
 #define VSUB _mm512_sub_ps
@@ -405,6 +407,7 @@ VEC32_LIST(X)
 #include "cpu/unary_vec_end.h"
 /* float64, AVX-512 */
 #define V_F512(fn) Sleef_##fn##d8_u10avx512f
+#define V_U15(fn) Sleef_##fn##d8_u15avx512f
 #define VGELU(v) VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF(VMUL(v, VSET(M_SQRT1_2)))))
 #define VSET(c) _mm512_set1_pd((double)(c))
 #define VADD _mm512_add_pd
@@ -427,6 +430,7 @@ VEC_LIST(X)
 
 /* float32, AVX2 (tails through a padded buffer) */
 #define V_F512(fn) Sleef_##fn##f8_u10avx2
+#define V_U15(fn) Sleef_##fn##f8_u15avx2
 #define VABS(v) _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))
 #define VSIGN(v) _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)))
 #define VOR(a, b) _mm256_or_ps(a, b)
@@ -489,6 +493,7 @@ VEC32_LIST(X)
 #include "cpu/unary_vec_end.h"
 /* float64, AVX2 */
 #define V_F512(fn) Sleef_##fn##d4_u10avx2
+#define V_U15(fn) Sleef_##fn##d4_u15avx2
 #define VGELU(v) VMUL(VMUL(VSET(0.5), v), VADD(VSET(1.0), VERF(VMUL(v, VSET(M_SQRT1_2)))))
 #define VSET(c) _mm256_set1_pd((double)(c))
 #define VADD _mm256_add_pd
@@ -824,7 +829,7 @@ CT_UNARY_COMPLEX(atanh, atanh(a))
 CT_UNARY_VEC(sigmoid, 1 / (1 + exp(-a)))
 CT_UNARY_COMPLEX(sigmoid, 1 / (1 + exp(-a)))
 CT_UNARY_VEC(erf, erf(a))
-CT_UNARY_FLOATS(erfc, erfc(a))
+CT_UNARY_VEC(erfc, erfc(a))
 CT_UNARY_VEC32(erfinv, CT_ERFINV(a))
 CT_UNARY_FLOATS(lgamma, CT_LGAMMA(a))
 CT_UNARY_FLOATS(digamma, CT_DIGAMMA(a))

@@ -9,6 +9,7 @@
 #undef VMUL
 #undef VDIV
 #undef V_F512
+#undef V_U15
 #undef VGELU
 #undef VABS
 #undef VSIGN

@@ -94,7 +94,7 @@ def test_values(name, dtype):
     run_forward(name, sample(dtype, (0, 3)))
 
 
-@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "sin", "cos", "expm1", "log1p", "atan", "erf",
+@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "sin", "cos", "expm1", "log1p", "atan", "erf", "erfc",
                                   "asinh", "sinh", "cosh", "log2", "log10", "exp2", "tan"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_vector_path_long(name, dtype):
