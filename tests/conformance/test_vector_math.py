@@ -1,5 +1,5 @@
 """The float32 vector math of the CPU kernels (exp, tanh and what is built on them:
-sigmoid, silu, gelu, softmax, elu's expm1) on every dispatch path this machine can run: AVX-512,
+sigmoid, silu, gelu, softmax, elu's expm1, erf) on every dispatch path this machine can run: AVX-512,
 AVX2 and the scalar baseline, selected per process by CTORCH_CPU_ISA. Dense sweeps
 over each function's whole float range against the float64 result (an ulp bound), the
 special values, PyTorch's values, and the vector paths against each other (the AVX-512
@@ -115,11 +115,14 @@ def inputs():
         # elu's expm1 over the negative half (it is -1 from -17.3 on, clamped at -88)
         "elu:range": sweep(-100.0, 8.0, 1 << 21),
         "elu:near0": torch.cat([tiny, -tiny]),
+        # erf: the polynomial below |x| = 1, 1 - erfc above (1 from 3.92 on)
+        "erf:range": sweep(-6.0, 6.0, 1 << 21),
+        "erf:near0": torch.cat([tiny, -tiny]),
         # rows long enough for the vector loops and their tails, and classifier-sized rows
         "softmax:rows": torch.randn(64, 1000) * 8,
         "softmax:small": torch.randn(300, 10) * 8,
     }
-    for op in ("exp", "tanh", "sigmoid", "silu", "gelu", "elu"):
+    for op in ("exp", "tanh", "sigmoid", "silu", "gelu", "elu", "erf"):
         # every special value at every lane of a vector and in a tail
         xs[op + ":special"] = special.repeat(17)
         # bfloat16: the float32 expression between vector conversions
@@ -205,6 +208,8 @@ def reference(op, x):
         return F.gelu(x)
     if op == "elu":
         return F.elu(x)
+    if op == "erf":
+        return torch.erf(x)
     # softmax: from the float32 differences to the row's max, as every float32 softmax
     # forms them (the difference's rounding alone moves exp by up to |x - max| ulp)
     shifted = (x.float() - x.float().amax(-1, keepdim=True)).double()
@@ -228,7 +233,7 @@ def ulp_error(got, ref):
 
 # the bound per op on the vector paths (the baseline uses libm: within 1 ulp except in
 # the composites sigmoid/silu/gelu, which round intermediate results)
-BOUND = {"exp": 1.5, "tanh": 2.5, "sigmoid": 3.0, "silu": 4.0, "softmax": 8.0, "elu": 1.0}
+BOUND = {"exp": 1.5, "tanh": 2.5, "sigmoid": 3.0, "silu": 4.0, "softmax": 8.0, "elu": 1.0, "erf": 1.25}
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
@@ -239,7 +244,7 @@ def test_ulp_bounds(results, isa):
     with case("exp"):
         for name, x in xs.items():
             op = name.split(":")[0]
-            if "bf16" in name or op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh", "elu")):
+            if "bf16" in name or op not in BOUND or (name.endswith(":special") and op not in ("exp", "tanh", "elu", "erf")):
                 continue  # sigmoid and silu of the specials: where the float32 formula
                 # underflows (x < -88.72) they match PyTorch (test_against_torch), not float64
             ref = reference(op, x)
@@ -302,6 +307,13 @@ def test_signs_and_specials(results):
             assert (e[x == float("-inf")] == -1).all() and (e[x == float("inf")] == float("inf")).all(), isa
             assert torch.isnan(e[torch.isnan(x)]).all() and torch.equal(e[x.abs() == 1e-45], x[x.abs() == 1e-45]), isa
             assert (e[(x < -17.4) & (x > -float("inf"))] == -1).all(), isa
+        with case("erf"):
+            e = o["erf:special"]
+            # odd: zeros and subnormals keep sign and value, +-inf -> +-1, NaN -> NaN, 1 from 3.92
+            assert torch.equal(e[x == 0].view(torch.int32), x[x == 0].view(torch.int32)), isa
+            assert torch.equal(e[x.abs() == 1e-45], x[x.abs() == 1e-45] * 1.1283791670955126), isa
+            assert (e[x == float("inf")] == 1).all() and (e[x == float("-inf")] == -1).all(), isa
+            assert torch.isnan(e[torch.isnan(x)]).all() and (e[(x > 3.92) & (x < float("inf"))] == 1).all(), isa
         with case("exp"):
             e = o["exp:special"]
             assert (e[x == float("-inf")] == 0).all() and (e[x == float("inf")] == float("inf")).all(), isa
@@ -331,7 +343,7 @@ def test_against_torch(results):
                     torch.testing.assert_close(got, ref, equal_nan=True, msg=f"{isa} {name} vs torch")
                     continue
                 want = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
-                        "gelu": F.gelu, "elu": F.elu, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
+                        "gelu": F.gelu, "elu": F.elu, "erf": torch.erf, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
                 if op == "gelu" and ("special" in name or "bf16" in name):
                     # torch's float32 kernel: gelu(+inf) = nan (test_activation), and x (1 + erf) / 2
                     # overflows for x above 1.7e38 (ctorch: x / 2 first, finite as float64's)
