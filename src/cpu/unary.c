@@ -322,7 +322,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
  * 136 us) */
 #define VEC32_LIST(X)                                                                                     \
     X(erfinv, AS_ERFINV(v)) X(logsigmoid, VSUB(VMIN(v, VSET(0.0)), VLOG1P(VEXP(VSUB(VSET(0.0), VABS(v)))))) \
-    X(elu, AS_ELU(v))
+    X(elu, AS_ELU(v)) X(square, VMUL(v, v)) X(reciprocal, VDIV(VSET(1.0), v))
 
 /* Each configuration defines VEXP.. over vector `v`; VEC_LIST lists (name, BODY). */
 #define VEC_LIST(X)                                                                                       \
@@ -793,6 +793,22 @@ void ct__cpu_exp_shift_sum_rows_f32(const float *x, float *o, int64_t rows, int6
 
 /* ---- basic ---- */
 CT_UNARY_FLOATS(neg, -a)
+/* float16 / bfloat16 neg and abs over contiguous runs: the sign bit flipped or cleared
+ * (2.5x faster than through float32 blocks for bfloat16), as PyTorch's vector kernels:
+ * NaN payloads kept; strided runs keep the float32 round trip (NaN -> the default NaN
+ * in bfloat16, as PyTorch's scalar loop). */
+#define HALF_SIGN_BITS(name, OP, fallback)                                                                \
+    CT_LOOP_ATTR static void name(char **d, const int64_t *s, int64_t n, void *ctx) {                     \
+        if (s[0] == 2 && s[1] == 2) {                                                                     \
+            uint16_t *o = (uint16_t *)d[0];                                                               \
+            const uint16_t *x = (const uint16_t *)d[1];                                                   \
+            for (int64_t i = 0; i < n; i++) o[i] = (uint16_t)(x[i] OP);                                   \
+            return;                                                                                       \
+        }                                                                                                 \
+        fallback(d, s, n, ctx);                                                                           \
+    }
+HALF_SIGN_BITS(neg_f16_bits, ^ 0x8000u, neg_f16)
+HALF_SIGN_BITS(neg_bf16_bits, ^ 0x8000u, neg_bf16)
 CT_UNARY_INTS(neg, -a)
 CT_UNARY_COMPLEX(neg, -a)
 CT_UNARY_COMPLEX(conj, conj(a))
@@ -804,6 +820,8 @@ CT_UNARY_FLOATS(angle, isnan(a) ? a : (a < 0 ? (__typeof__(a))M_PI : (__typeof__
 CT_UNARY_TO_REAL_C(angle, cargf(a), carg(a))
 
 CT_UNARY_FLOATS(abs, fabs(a))
+HALF_SIGN_BITS(abs_f16_bits, &0x7fffu, abs_f16)
+HALF_SIGN_BITS(abs_bf16_bits, &0x7fffu, abs_bf16)
 #define CT_UNARY_SINTS(pre, EXPR)                                                                        \
     CT_UNARY_LOOP(pre##_i8, int8_t, int8_t, LD_ID, ST_ID, int8_t, ST_ID, EXPR)                           \
     CT_UNARY_LOOP(pre##_i16, int16_t, int16_t, LD_ID, ST_ID, int16_t, ST_ID, EXPR)                       \
@@ -817,7 +835,7 @@ CT_UNARY_SINTS(sign, (0 < a) - (a < 0))
 CT_UNARY_LOOP(sign_u8, uint8_t, uint8_t, LD_ID, ST_ID, uint8_t, ST_ID, a != 0)
 CT_UNARY_LOOP(sign_b, bool, bool, LD_ID, ST_ID, bool, ST_ID, a)
 CT_UNARY_COMPLEX(sgn, a == 0 ? (__typeof__(a))0 : a / fabs(a))
-CT_UNARY_FLOATS(square, a * a)
+CT_UNARY_VEC32(square, a * a)
 CT_UNARY_INTS(square, a * a)
 CT_UNARY_COMPLEX(square, a * a)
 
@@ -826,7 +844,7 @@ CT_UNARY_FLOATS(sqrt, sqrt(a))
 CT_UNARY_COMPLEX(sqrt, sqrt(a))
 CT_UNARY_FLOATS(rsqrt, 1 / sqrt(a))
 CT_UNARY_COMPLEX(rsqrt, 1 / sqrt(a))
-CT_UNARY_FLOATS(reciprocal, 1 / a)
+CT_UNARY_VEC32(reciprocal, 1 / a)
 CT_UNARY_COMPLEX(reciprocal, 1 / a)
 CT_UNARY_VEC(exp, exp(a))
 CT_UNARY_COMPLEX(exp, exp(a))
@@ -966,11 +984,13 @@ void ct_cpu_register_unary(ct_kernel_fn *k) {
     isa = ct__cpu_isa() == CT_ISA_AVX512 ? 2 : ct__cpu_isa() == CT_ISA_AVX2 ? 1 : 0;
 #endif
     SETFC(NEG, neg); CT_SET_INTS(tab[CT_OP_NEG], neg);
+    tab[CT_OP_NEG][CT_FLOAT16] = neg_f16_bits, tab[CT_OP_NEG][CT_BFLOAT16] = neg_bf16_bits;
     CT_SET_COMPLEX(tab[CT_OP_CONJ], conj);
     CT_SET_COMPLEX(tab[CT_OP_REAL], real);
     CT_SET_COMPLEX(tab[CT_OP_IMAG], imag);
     SETFC(ANGLE, angle);
     SETFC(ABS, abs); CT_SET_INTS(tab[CT_OP_ABS], abs);
+    tab[CT_OP_ABS][CT_FLOAT16] = abs_f16_bits, tab[CT_OP_ABS][CT_BFLOAT16] = abs_bf16_bits;
     SETF(SIGN, sign); CT_SET_INTS(tab[CT_OP_SIGN], sign); tab[CT_OP_SIGN][CT_BOOL] = sign_b;
     SETF(SGN, sign); CT_SET_INTS(tab[CT_OP_SGN], sign); tab[CT_OP_SGN][CT_BOOL] = sign_b;
     CT_SET_COMPLEX(tab[CT_OP_SGN], sgn);

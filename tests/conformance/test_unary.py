@@ -134,10 +134,11 @@ def test_bf16_generic_loops_round_like_float32():
         k = int((~eq).nonzero()[0]) if not eq.all() else 0
         assert eq.all(), f"{what}: {(~eq).sum().item()} values differ, first at {k}: {got[k].item()!r}, " \
                          f"float32 rounded {want[k].item()!r}"
-    # ops whose float32 results are correctly rounded (the same on both sides) and that have no
-    # fused bfloat16 kernel
-    unary = {"neg": torch.neg, "abs": torch.abs, "square": torch.square, "sqrt": torch.sqrt,
-             "reciprocal": torch.reciprocal, "floor": torch.floor, "trunc": torch.trunc, "relu": torch.relu}
+    # ops whose float32 results are correctly rounded (the same on both sides), through the
+    # blocks or (square, reciprocal) the fused bfloat16 vector kernels; neg and abs are
+    # sign-bit operations on contiguous runs, NaN payloads kept (test_half_abs_neg_bits)
+    unary = {"square": torch.square, "sqrt": torch.sqrt, "reciprocal": torch.reciprocal, "floor": torch.floor,
+             "trunc": torch.trunc, "relu": torch.relu}
     for n in (1, 255, 256, 3 * 256 + 37):
         x = _bf16_inputs(n, n)
         for name, tf in unary.items():
@@ -170,6 +171,39 @@ def test_special_values():
     e = torch.tensor([-1.0, 1.0, 0.0, -0.0, 0.999999, -0.5, 1.5, NAN], dtype=torch.float64)
     run_forward("erfinv", e)
     run_forward("erfinv", e.float())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_abs_neg_bits(dtype):
+    """float16/bfloat16 abs and neg over contiguous runs clear or flip the sign bit of
+    every value, NaN payloads and zeros included, as PyTorch's vector kernels (checked
+    against them on the values that are not NaN); strided runs give PyTorch's values."""
+    g = torch.Generator().manual_seed(3)
+    bits = torch.randint(-2 ** 15, 2 ** 15, (4099,), generator=g, dtype=torch.int32)
+    special = torch.tensor([0x0000, 0x8000, 0x7FC1, 0xFFC1, 0x7F81, 0xFF81, 0x7C01, 0xFC01, 0x0001, 0x8001],
+                           dtype=torch.int32)
+    b16 = torch.cat([special, bits]).to(torch.int16)
+    x = b16.view(dtype)
+    for name, want_bits in (("abs", b16 & 0x7FFF), ("neg", b16 ^ -0x8000)):
+        with case(name):
+            h = fn("ct_" + name)(to_ct(x))
+            assert h, last_error()
+            got = from_ct(h)
+            assert torch.equal(got.view(torch.int16), want_bits), name
+            ref = getattr(torch, name)(x)
+            keep = ~torch.isnan(x)
+            assert torch.equal(got[keep].view(torch.int16), ref[keep].view(torch.int16)), name
+            # strided (a step-3 slice of the same values): PyTorch's values, NaN stays NaN
+            xs = x[::3]
+            fn("ct_slice").argtypes = [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+            v = P(fn("ct_slice")(to_ct(x), 0, 0, x.numel(), 3))
+            assert v.value, last_error()
+            h = fn("ct_" + name)(v)
+            assert h, last_error()
+            got = from_ct(h)
+            ref = getattr(torch, name)(xs)
+            keep = ~torch.isnan(xs)
+            assert torch.equal(got[keep].view(torch.int16), ref[keep].view(torch.int16)) and torch.isnan(got[~keep]).all()
 
 
 def test_erfinv_float32_accuracy():
