@@ -413,6 +413,20 @@ CT_BOOL_OUT_ALL(lt, a < b)
 CT_BOOL_OUT_ALL(le, a <= b)
 CT_BOOL_OUT_ALL(gt, a > b)
 CT_BOOL_OUT_ALL(ge, a >= b)
+/* float16 comparisons on the bits (the per-element conversion to float32 kept GCC from
+ * vectorising them: 1M values 1.5 ms against PyTorch's 0.6-1.1): h as a signed 16-bit
+ * integer, NaN when its magnitude bits exceed infinity's 0x7c00, and the key
+ * h < 0 ? -(h & 0x7fff) : h orders the others as their values (+0 and -0 both 0),
+ * computed without branches (with them, random signs cost 3.4 ms). */
+#define F16_NAN(h) (((h) & 0x7fff) > 0x7c00)
+#define F16_KEY(h) ((((h) & 0x7fff) ^ ((h) >> 15)) - ((h) >> 15)) /* branch-free: negated when h < 0 */
+#define F16_CMP(a, b, OP) ((!F16_NAN(a) & !F16_NAN(b) & (F16_KEY(a) OP F16_KEY(b))) != 0)
+CT_BINARY_LOOP(eq_f16_bits, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, F16_CMP(a, b, ==))
+CT_BINARY_LOOP(ne_f16_bits, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, !F16_CMP(a, b, ==))
+CT_BINARY_LOOP(lt_f16_bits, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, F16_CMP(a, b, <))
+CT_BINARY_LOOP(le_f16_bits, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, F16_CMP(a, b, <=))
+CT_BINARY_LOOP(gt_f16_bits, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, F16_CMP(a, b, >))
+CT_BINARY_LOOP(ge_f16_bits, int16_t, int16_t, LD_ID, ST_ID, bool, ST_ID, F16_CMP(a, b, >=))
 CT_BOOL_OUT_ALL(land, (a != 0) && (b != 0)) CT_BOOL_OUT_COMPLEX(land, (a != 0) && (b != 0))
 CT_BOOL_OUT_ALL(lor, (a != 0) || (b != 0)) CT_BOOL_OUT_COMPLEX(lor, (a != 0) || (b != 0))
 CT_BOOL_OUT_ALL(lxor, (a != 0) != (b != 0)) CT_BOOL_OUT_COMPLEX(lxor, (a != 0) != (b != 0))
@@ -658,6 +672,9 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     SET_BOOL_OUT_ALL(tab[CT_OP_LE], le);
     SET_BOOL_OUT_ALL(tab[CT_OP_GT], gt);
     SET_BOOL_OUT_ALL(tab[CT_OP_GE], ge);
+    tab[CT_OP_EQ][CT_FLOAT16] = eq_f16_bits, tab[CT_OP_NE][CT_FLOAT16] = ne_f16_bits;
+    tab[CT_OP_LT][CT_FLOAT16] = lt_f16_bits, tab[CT_OP_LE][CT_FLOAT16] = le_f16_bits;
+    tab[CT_OP_GT][CT_FLOAT16] = gt_f16_bits, tab[CT_OP_GE][CT_FLOAT16] = ge_f16_bits;
     SET_BOOL_OUT_ALL(tab[CT_OP_LOGICAL_AND], land); CT_SET_COMPLEX(tab[CT_OP_LOGICAL_AND], land);
     SET_BOOL_OUT_ALL(tab[CT_OP_LOGICAL_OR], lor); CT_SET_COMPLEX(tab[CT_OP_LOGICAL_OR], lor);
     SET_BOOL_OUT_ALL(tab[CT_OP_LOGICAL_XOR], lxor); CT_SET_COMPLEX(tab[CT_OP_LOGICAL_XOR], lxor);

@@ -154,6 +154,32 @@ def test_floor_divide_bits(dtype):
                             for i in (~same).nonzero().flatten()[:5].tolist()]
 
 
+def test_float16_comparisons_every_value():
+    """float16 comparisons (compared on the bits) against PyTorch's for every float16 value
+    (NaNs with any payload, both zeros, subnormals, infinities) paired with a shuffle of
+    them and with a broadcast special on either side, contiguous and strided."""
+    allv = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    g = torch.Generator().manual_seed(11)
+    other = allv[torch.randperm(allv.numel(), generator=g)]
+    specials = [0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1.0, -6.0e-8, 65504.0]
+    for name in ("eq", "ne", "lt", "le", "gt", "ge"):
+        tf = getattr(torch, name)
+        with case(name):
+            cases = [(allv, other), (allv[:-1:3], other[2::3]), (allv, allv)]
+            cases += [(allv, torch.tensor([v], dtype=torch.float16)) for v in specials]
+            cases += [(torch.tensor([v], dtype=torch.float16), allv) for v in specials]
+            for a, b in cases:
+                got = from_ct(fn("ct_" + name)(to_ct(a), to_ct(b)))
+                want = tf(a, b)
+                assert torch.equal(got, want), (name, a.shape, b.shape, (got != want).sum().item())
+            # a strided view on the ctorch side (a step-2 slice): the loop's strided path
+            fn("ct_slice").argtypes = [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+            va = P(fn("ct_slice")(to_ct(allv), 0, 0, allv.numel(), 2))
+            vb = P(fn("ct_slice")(to_ct(other), 0, 1, other.numel(), 2))
+            got = from_ct(fn("ct_" + name)(va, vb))
+            assert torch.equal(got, tf(allv[::2], other[1::2])), name
+
+
 def test_pow_scalar_shortcuts():
     x = torch.rand(100, dtype=torch.float64) * 3 + 0.1
     for e in (2.0, 3.0, 0.5, -0.5, -1.0, -2.0, 1.7, 0.0):
