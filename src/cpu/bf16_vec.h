@@ -53,6 +53,26 @@ CT_BF16_ATTR256 static inline __m256i ct_bf16x8_round(__m256 v) {
 CT_BF16_ATTR256 static inline void ct_bf16x16_store2(ct_bf16 *p, __m256 v0, __m256 v1) {
     _mm256_storeu_si256((__m256i *)p, _mm256_packus_epi32(ct_bf16x8_round(v0), ct_bf16x8_round(v1)));
 }
+
+/* float16 the same way, through the F16C conversions (in order; rounding to nearest
+ * even, NaN quieted with its payload: the bits of ct__f16_narrow_row's vector part) */
+CT_BF16_ATTR512 static inline void ct_f16x32_load2(const ct_half *p, __m512 *v0, __m512 *v1) {
+    *v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    *v1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p + 1));
+}
+CT_BF16_ATTR512 static inline void ct_f16x32_store2(ct_half *p, __m512 v0, __m512 v1) {
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph(v0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm256_storeu_si256((__m256i *)p + 1, _mm512_cvtps_ph(v1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+#define CT_F16_ATTR256 __attribute__((target("avx2,fma,f16c"), always_inline))
+CT_F16_ATTR256 static inline void ct_f16x16_load2(const ct_half *p, __m256 *v0, __m256 *v1) {
+    *v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    *v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p + 1));
+}
+CT_F16_ATTR256 static inline void ct_f16x16_store2(ct_half *p, __m256 v0, __m256 v1) {
+    _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(v0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm_storeu_si128((__m128i *)p + 1, _mm256_cvtps_ph(v1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
 #endif
 
 #endif

@@ -136,6 +136,9 @@ def inputs():
     for op in BINARY:
         xs[op + ":bf16"] = (a, b)
         xs[op + ":bf16 scalar"] = (a, b[3:4].expand(a.shape))
+        # float16: the same kernels with the F16C conversions (values beyond 65504 overflow)
+        xs[op + ":f16"] = (a.float().half(), b.float().half())
+        xs[op + ":f16 scalar"] = (a.float().half(), b.float().half()[3:4].expand(a.shape))
     # float32 <-> bfloat16 casts: random bit patterns (every class: NaNs with payloads,
     # subnormals, ties), an odd length for the tails, and rounding ties to both sides
     bits = torch.randint(-2 ** 31, 2 ** 31 - 1, (100003,), generator=g, dtype=torch.int64).to(torch.int32)
@@ -168,13 +171,13 @@ def gemm_reference(op, x):
 
 
 def bf16_reference(op, x):
-    """What every path must give for a binary bfloat16 op: the op in float32 on the
-    widened values (alpha * b first, as PyTorch's CPU kernels), rounded once to nearest
-    even."""
+    """What every path must give for a binary bfloat16 (float16) op: the op in float32 on
+    the widened values (alpha * b first, as PyTorch's CPU kernels), rounded once to
+    nearest even."""
     a, b = x[0].float(), x[1].float()
     r = {"add": lambda: a + torch.tensor(0.75) * b, "sub": lambda: a - torch.tensor(-1.5) * b,
          "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3)}[op]()
-    return r.bfloat16()
+    return r.to(x[0].dtype)
 
 
 @pytest.fixture(scope="module")
