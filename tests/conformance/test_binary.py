@@ -155,14 +155,14 @@ def test_floor_divide_bits(dtype):
 
 
 def test_float16_comparisons_every_value():
-    """float16 comparisons (compared on the bits) against PyTorch's for every float16 value
+    """float16 comparisons and logical ops (on the bits) against PyTorch's for every float16 value
     (NaNs with any payload, both zeros, subnormals, infinities) paired with a shuffle of
     them and with a broadcast special on either side, contiguous and strided."""
     allv = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.float16)
     g = torch.Generator().manual_seed(11)
     other = allv[torch.randperm(allv.numel(), generator=g)]
     specials = [0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1.0, -6.0e-8, 65504.0]
-    for name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    for name in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"):
         tf = getattr(torch, name)
         with case(name):
             cases = [(allv, other), (allv[:-1:3], other[2::3]), (allv, allv)]
