@@ -390,6 +390,15 @@ CT_BINARY_BOOL(maximum, a || b)
 CT_BINARY_FLOATS(minimum, (a < b || a != a) ? a : b)
 CT_BINARY_INTS(minimum, a < b ? a : b)
 CT_BINARY_BOOL(minimum, a && b)
+#ifdef CT_BF16_VEC
+/* the half types' maximum/minimum in registers (HALF_BIN): the loops' expression as a
+ * compare mask and a blend, so the same bits; 1M bfloat16 1.2-1.3x PyTorch's time before */
+#define VMAXMIN512(CMP) ({ __mmask16 m_ = _mm512_cmp_ps_mask(a, b, CMP) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); \
+                           _mm512_mask_blend_ps(m_, b, a); })
+#define VMAXMIN256(CMP) _mm256_blendv_ps(b, a, _mm256_or_ps(_mm256_cmp_ps(a, b, CMP), _mm256_cmp_ps(a, a, _CMP_UNORD_Q)))
+BF16_BIN(maximum, VMAXMIN512(_CMP_GT_OQ), VMAXMIN256(_CMP_GT_OQ), false, maximum_bf16, maximum_f16)
+BF16_BIN(minimum, VMAXMIN512(_CMP_LT_OQ), VMAXMIN256(_CMP_LT_OQ), false, minimum_bf16, minimum_f16)
+#endif
 CT_BINARY_FLOATS(fmax, (a > b || b != b) ? a : b)
 CT_BINARY_FLOATS(fmin, (a < b || b != b) ? a : b)
 /* threshold_backward(grad a, self b): zero where self <= threshold (a NaN self passes
@@ -678,6 +687,10 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     CT_SET_FLOATS(tab[CT_OP_MAXIMUM], maximum); CT_SET_INTS(tab[CT_OP_MAXIMUM], maximum);
     tab[CT_OP_MAXIMUM][CT_BOOL] = maximum_b;
     CT_SET_FLOATS(tab[CT_OP_MINIMUM], minimum); CT_SET_INTS(tab[CT_OP_MINIMUM], minimum);
+#ifdef CT_BF16_VEC
+    tab[CT_OP_MAXIMUM][CT_BFLOAT16] = maximum_bf16_vec, tab[CT_OP_MAXIMUM][CT_FLOAT16] = maximum_f16_vec;
+    tab[CT_OP_MINIMUM][CT_BFLOAT16] = minimum_bf16_vec, tab[CT_OP_MINIMUM][CT_FLOAT16] = minimum_f16_vec;
+#endif
     tab[CT_OP_MINIMUM][CT_BOOL] = minimum_b;
     /* fmax/fmin on integers and bool are maximum/minimum */
     CT_SET_FLOATS(tab[CT_OP_FMAX], fmax); CT_SET_INTS(tab[CT_OP_FMAX], maximum); tab[CT_OP_FMAX][CT_BOOL] = maximum_b;

@@ -35,7 +35,7 @@ fn("ct_gelu").argtypes = [P, ctypes.c_bool]
 fn("ct_elu").argtypes = [P, ctypes.c_double]
 fn("ct_softmax").argtypes = [P, ctypes.c_int, ctypes.c_int]
 xs = torch.load(sys.argv[2])
-BINARY = ("add", "sub", "mul", "div", "mulscalar")
+BINARY = ("add", "sub", "mul", "div", "mulscalar", "maximum", "minimum")
 GEMM = ("mm", "mmT", "addmm")
 out = {}
 fn("ct_add_alpha").argtypes = [P, P, ctypes.c_double]
@@ -60,7 +60,8 @@ for name, x in xs.items():
         a, b = to_ct(x[0]), to_ct(x[1])
         r = {"add": lambda: fn("ct_add_alpha")(a, b, 0.75), "sub": lambda: fn("ct_sub_alpha")(a, b, -1.5),
              "mul": lambda: fn("ct_mul")(a, b), "div": lambda: fn("ct_div")(a, b),
-             "mulscalar": lambda: fn("ct_mul_scalar")(a, 0.3)}[op]()
+             "mulscalar": lambda: fn("ct_mul_scalar")(a, 0.3), "maximum": lambda: fn("ct_maximum")(a, b),
+             "minimum": lambda: fn("ct_minimum")(a, b)}[op]()
         assert r, name
         out[name] = from_ct(r)
         continue
@@ -83,7 +84,7 @@ for name, x in xs.items():
 torch.save(out, sys.argv[3])
 """
 
-BINARY = ("add", "sub", "mul", "div", "mulscalar")  # the bfloat16 binary cases (CHILD lists them too)
+BINARY = ("add", "sub", "mul", "div", "mulscalar", "maximum", "minimum")  # half-type binary cases (CHILD lists them too)
 CASTS = ("tobf16", "tof32", "tof16")  # float32 <-> bfloat16 / float16 casts (CHILD lists them too)
 GEMM = ("mm", "mmT", "addmm")  # small matrix products (CHILD lists them too)
 # M x N x K: the 8-, 16- and 32-column kernels, whole and partial last vectors (N not a
@@ -133,6 +134,9 @@ def inputs():
     a = torch.cat([torch.randn(4096, generator=g) * 3, special[special.abs() < 1e30]]).bfloat16()
     b = torch.cat([torch.randn(4096, generator=g) * 3, special.flip(0)[special.flip(0).abs() < 1e30]]).bfloat16()
     b[::97] = 0  # divisions by zero
+    a[5::89] = float("nan")  # NaN on either side (maximum/minimum propagate it), signed zeros
+    b[7::83] = float("nan")
+    a[11::79], b[11::79] = 0.0, -0.0
     for op in BINARY:
         xs[op + ":bf16"] = (a, b)
         xs[op + ":bf16 scalar"] = (a, b[3:4].expand(a.shape))
@@ -176,7 +180,8 @@ def bf16_reference(op, x):
     nearest even."""
     a, b = x[0].float(), x[1].float()
     r = {"add": lambda: a + torch.tensor(0.75) * b, "sub": lambda: a - torch.tensor(-1.5) * b,
-         "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3)}[op]()
+         "mul": lambda: a * b, "div": lambda: a / b, "mulscalar": lambda: a * torch.tensor(0.3),
+         "maximum": lambda: torch.maximum(a, b), "minimum": lambda: torch.minimum(a, b)}[op]()
     return r.to(x[0].dtype)
 
 
@@ -340,9 +345,15 @@ def test_against_torch(results):
                     want = bf16_reference(op, x)
                     got = o[name]
                     same = (got.view(torch.int16) == want.view(torch.int16)) | (torch.isnan(got) & torch.isnan(want))
+                    if op in ("maximum", "minimum"):
+                        # of +0 and -0, PyTorch's vector loop returns the second, its scalar
+                        # tail the +0: the zero's sign is held to the baseline's in
+                        # test_vector_paths_agree
+                        same |= (got == 0) & (want == 0)
                     assert same.all(), f"{isa} {name}: {(~same).sum().item()} values differ from float32 rounded"
                     ref = {"add": lambda: torch.add(x[0], x[1], alpha=0.75), "sub": lambda: torch.sub(x[0], x[1], alpha=-1.5),
-                           "mul": lambda: x[0] * x[1], "div": lambda: x[0] / x[1], "mulscalar": lambda: x[0] * 0.3}[op]()
+                           "mul": lambda: x[0] * x[1], "div": lambda: x[0] / x[1], "mulscalar": lambda: x[0] * 0.3,
+                           "maximum": lambda: torch.maximum(x[0], x[1]), "minimum": lambda: torch.minimum(x[0], x[1])}[op]()
                     torch.testing.assert_close(got, ref, equal_nan=True, msg=f"{isa} {name} vs torch")
                     continue
                 want = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
@@ -384,6 +395,9 @@ def test_vector_paths_agree(results):
             bits = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float64: torch.int64}.get(a.dtype, torch.int32)
             same = (a.view(bits) == b.view(bits)) | (torch.isnan(a) & torch.isnan(b))
             assert same.all(), f"{name}: {(~same).sum().item()} values differ"
+            if op in ("maximum", "minimum"):  # the loops' expression exactly, zeros' signs included
+                c = out["baseline"][name]
+                assert ((a.view(bits) == c.view(bits)) | (torch.isnan(a) & torch.isnan(c))).all(), name
 
 
 def test_isa_cap_changes_the_path(results):
