@@ -16,6 +16,9 @@
 #define G_ATAN2(x, y) _Generic((x), float: atan2f, default: atan2)((x), (y))
 #define G_HYPOT(x, y) _Generic((x), float: hypotf, default: hypot)((x), (y))
 #define G_LOG(x) _Generic((x), float: logf, default: log)(x)
+#define G_LOG1P(x) _Generic((x), float: log1pf, default: log1p)(x)
+#define G_EXP(x) _Generic((x), float: expf, default: exp)(x)
+#define G_EXP2(x) _Generic((x), float: exp2f, default: exp2)(x)
 #define G_SQRT(x) _Generic((x), float: sqrtf, default: sqrt)(x)
 #define G_ABS(x) _Generic((x), float: fabsf, double: fabs, ct_c64: cabsf, ct_c128: cabs)(x)
 #define G_COPYSIGN(x, y) _Generic((x), float: copysignf, default: copysign)((x), (y))
@@ -209,6 +212,16 @@ CT_BINARY_BOOL(pow, a || !b)
 CT_BINARY_FLOATS(atan2, G_ATAN2(a, b))
 CT_BINARY_FLOATS(hypot, G_HYPOT(a, b))
 CT_BINARY_FLOATS(xlogy, (b != b) ? b : (a == 0 ? (__typeof__(a))0 : a * G_LOG(b)))
+/* logaddexp(2): PyTorch's formula, log(e^a + e^b) = m + log1p(e^-|a - b|), m the larger
+ * (a when a is NaN), and a itself when a == b is infinite (inf - inf would be NaN) */
+#define LOGADDEXP(a, b, EXPF, SCALE)                                                                      \
+    ({                                                                                                    \
+        __typeof__(a) m_ = (a) < (b) ? (b) : (a);                                                         \
+        (isinf(a) && (a) == (b)) ? (a) : m_ + G_LOG1P(EXPF(-G_ABS((a) - (b)))) * (__typeof__(a))(SCALE);  \
+    })
+CT_BINARY_FLOATS(logaddexp, LOGADDEXP(a, b, G_EXP, 1.0))
+CT_BINARY_FLOATS(logaddexp2, LOGADDEXP(a, b, G_EXP2, 1.4426950408889634))
+CT_BINARY_FLOATS(copysign, G_COPYSIGN(a, b))
 
 /* ---- atan2, hypot, pow, fmod, remainder and floor division through SLEEF ----
  * Contiguous float32 / float64 runs (an operand may also be one broadcast value) on
@@ -684,6 +697,9 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     SL_SET(CT_OP_DIV_FLOOR, div_floor);
 #endif
     CT_SET_FLOATS(tab[CT_OP_XLOGY], xlogy);
+    CT_SET_FLOATS(tab[CT_OP_LOGADDEXP], logaddexp);
+    CT_SET_FLOATS(tab[CT_OP_LOGADDEXP2], logaddexp2);
+    CT_SET_FLOATS(tab[CT_OP_COPYSIGN], copysign);
     CT_SET_FLOATS(tab[CT_OP_MAXIMUM], maximum); CT_SET_INTS(tab[CT_OP_MAXIMUM], maximum);
     tab[CT_OP_MAXIMUM][CT_BOOL] = maximum_b;
     CT_SET_FLOATS(tab[CT_OP_MINIMUM], minimum); CT_SET_INTS(tab[CT_OP_MINIMUM], minimum);

@@ -240,6 +240,49 @@ CT_API ct_tensor *ct_xlogy(const ct_tensor *a, const ct_tensor *b) {
 }
 CT_DEFINE_BINARY_VARIANTS(xlogy)
 
+/* ---- logaddexp, logaddexp2 (d[0] = 1 for base 2), copysign ----
+ * d/da log(e^a + e^b) = 1 / (1 + e^(b - a)); base 2 the same with 2^(b - a). */
+static int logaddexp_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    ct_tensor *a = ct__unpack(n, 0), *b = ct__unpack(n, 1);
+    TRY(a && b);
+    for (int i = 0; i < 2; i++) {
+        if (!ct__node_needs(n, i)) continue;
+        ct_tensor *d = i == 0 ? ct_sub(b, a) : ct_sub(a, b);
+        ct_tensor *e = n->d[0] != 0 ? ct_exp2(d) : ct_exp(d);
+        TRY(gi[i] = ct_div(go[0], ct_add_scalar(e, 1.0)));
+    }
+    return 0;
+}
+CT_API ct_tensor *ct_logaddexp(const ct_tensor *a, const ct_tensor *b) {
+    return ct__record_binary(ct__binary_raw(CT_OP_LOGADDEXP, "logaddexp", a, b, CT_EW_REAL, NULL), "LogaddexpBackward0",
+                             logaddexp_backward, a, b, false, 0);
+}
+CT_DEFINE_BINARY_VARIANTS(logaddexp)
+CT_API ct_tensor *ct_logaddexp2(const ct_tensor *a, const ct_tensor *b) {
+    return ct__record_binary(ct__binary_raw(CT_OP_LOGADDEXP2, "logaddexp2", a, b, CT_EW_REAL, NULL),
+                             "Logaddexp2Backward0", logaddexp_backward, a, b, false, 1);
+}
+CT_DEFINE_BINARY_VARIANTS(logaddexp2)
+
+/* copysign: d/da = result / a (+-1), 0 where a == 0 (PyTorch's choice); b gets zeros */
+static int copysign_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
+    if (ct__node_needs(n, 0)) {
+        ct_tensor *a = ct__unpack(n, 0), *r = ct__unpack(n, 2);
+        TRY(a && r);
+        TRY(gi[0] = ct_mul(go[0], ct_where(ct_eq(a, ct_int(0)), zero_like0(go[0]), ct_div(r, a))));
+    }
+    if (ct__node_needs(n, 1)) {
+        ct_tensor *b = ct__unpack(n, 1);
+        TRY(b && (gi[1] = ct_zeros_like(b)));
+    }
+    return 0;
+}
+CT_API ct_tensor *ct_copysign(const ct_tensor *a, const ct_tensor *b) {
+    return ct__record_binary(ct__binary_raw(CT_OP_COPYSIGN, "copysign", a, b, CT_EW_FLOAT_REAL, NULL),
+                             "CopysignBackward0", copysign_backward, a, b, true, 0);
+}
+CT_DEFINE_BINARY_VARIANTS(copysign)
+
 /* ---- comparisons, logical and bitwise ops: never differentiable ---- */
 #define NOGRAD_BINARY(name, OP, KIND)                                                                    \
     CT_API ct_tensor *ct_##name(const ct_tensor *a, const ct_tensor *b) { return nograd2(OP, #name, a, b, KIND); } \
