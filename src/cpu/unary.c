@@ -464,11 +464,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
 /* also softmax's exp (exp_shift_sum_v512), so its rows and ct_exp agree */
 __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512_f32(__m512 v) { return AS_EXP(v); }
 #undef VEXP
-#undef VTANH
 #define VEXP(v) vexp_v512_f32(v)
-#define VTANH(v) AS_TANH(v)
-#undef VERF
-#define VERF(v) AS_ERF(v)
 /* m in [sqrt(1/2), sqrt(2)) and k with x = m 2^k, for x > 0 (subnormals included): the
  * mantissa in [1, 2), halved (exactly) from sqrt(2) on */
 #define VFREXP(x, m, k)                                                                                   \
@@ -479,12 +475,7 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512
         m = _mm512_mask_mul_ps(m, b_, m, VSET(0.5));                                                      \
         k = _mm512_mask_add_ps(k, b_, k, VSET(1.0));                                                      \
     } while (0)
-#undef VLOG
-#undef VLOG2
-#undef VLOG10
-#define VLOG(v) AS_LOG(v)
-#define VLOG2(v) AS_LOG2(v)
-#define VLOG10(v) AS_LOG10(v)
+#include "cpu/unary_vec_f32.h"
 #define X(name, BODY)                                                                                     \
     __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(float *o, const float *x, int64_t n, const double *p) { \
         int64_t i = 0; (void)p;                                                                           \
@@ -566,11 +557,7 @@ VEC_LIST(X)
 #define VDIV _mm256_div_ps
 __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v256_f32(__m256 v) { return AS_EXP(v); }
 #undef VEXP
-#undef VTANH
 #define VEXP(v) vexp_v256_f32(v)
-#define VTANH(v) AS_TANH(v)
-#undef VERF
-#define VERF(v) AS_ERF(v)
 /* AVX-512's getmant/getexp from the bits: subnormals scaled by 2^23 first, M in [1, 2),
  * halved (exactly) from sqrt(2) on */
 #define VFREXP(x, m, k)                                                                                   \
@@ -585,12 +572,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v25
         m = _mm256_blendv_ps(M_, VMUL(M_, VSET(0.5)), b_);                                                \
         k = VADD(k, _mm256_and_ps(b_, VSET(1.0)));                                                        \
     } while (0)
-#undef VLOG
-#undef VLOG2
-#undef VLOG10
-#define VLOG(v) AS_LOG(v)
-#define VLOG2(v) AS_LOG2(v)
-#define VLOG10(v) AS_LOG10(v)
+#include "cpu/unary_vec_f32.h"
 #define X(name, BODY)                                                                                     \
     __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(float *o, const float *x, int64_t n, const double *p) { \
         int64_t i = 0; (void)p;                                                                           \
