@@ -85,7 +85,8 @@ def _wrapped(op, tf, a, s):
               "eq": lambda x: x == s, "ne": lambda x: x != s, "lt": lambda x: x < s, "le": lambda x: x <= s,
               "gt": lambda x: x > s, "ge": lambda x: x >= s, "bitwise_and": lambda x: x & s,
               "bitwise_or": lambda x: x | s, "bitwise_xor": lambda x: x ^ s, "bitwise_left_shift": lambda x: x << s,
-              "bitwise_right_shift": lambda x: x >> s, "xlogy": lambda x: torch.xlogy(x, s)}.get(op)
+              "bitwise_right_shift": lambda x: x >> s, "xlogy": lambda x: torch.xlogy(x, s),
+              "copysign": lambda x: torch.copysign(x, s)}.get(op)
     if ref_fn is None:
         pytest.skip("torch has no Python-scalar overload for " + op)
     check_forward("ct_" + op, lambda x, _s: ref_fn(x), [a, s], rtol=1e-5, atol=1e-6)
