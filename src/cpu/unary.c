@@ -382,7 +382,8 @@ static inline ct_c128 c_log1p(ct_c128 z) {
     X(exp, VEXP(v)) X(exp2, VEXP2(v)) X(expm1, VEXPM1(v)) X(log, VLOG(v)) X(log2, VLOG2(v))              \
     X(log10, VLOG10(v)) X(log1p, VLOG1P(v)) X(sin, VSIN(v)) X(cos, VCOS(v)) X(tan, VTAN(v))              \
     X(asin, VASIN(v)) X(acos, VACOS(v)) X(atan, VATAN(v)) X(sinh, VSINH(v)) X(cosh, VCOSH(v))            \
-    X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v)) X(erfc, VERFC(v))        \
+    X(tanh, VTANH(v)) X(asinh, VASINH(v)) X(acosh, VACOSH(v)) X(atanh, VATANH(v)) X(erf, VERF(v))        \
+    X(erfc, VERFC(v))                                                                                     \
     X(sigmoid, VDIV(VSET(1.0), VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                               \
     X(silu, VDIV(v, VADD(VSET(1.0), VEXP(VSUB(VSET(0.0), v)))))                                          \
     X(gelu, VGELU(v))                                                                                     \
@@ -477,7 +478,8 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 vexp_v512
     } while (0)
 #include "cpu/unary_vec_f32.h"
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(float *o, const float *x, int64_t n, const double *p) { \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f32(                \
+        float *o, const float *x, int64_t n, const double *p) {                                       \
         int64_t i = 0; (void)p;                                                                           \
         for (; i + 32 <= n; i += 32) {                                                                    \
             __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);                        \
@@ -513,7 +515,8 @@ VEC32_LIST(X)
 #define VMUL _mm512_mul_pd
 #define VDIV _mm512_div_pd
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f64(double *o, const double *x, int64_t n, const double *p) { \
+    __attribute__((target("avx512f"), noinline, noclone)) static void name##_v512_f64(                \
+        double *o, const double *x, int64_t n, const double *p) {                                     \
         int64_t i = 0; (void)p;                                                                           \
         for (; i + 8 <= n; i += 8) { __m512d v = _mm512_loadu_pd(x + i); _mm512_storeu_pd(o + i, BODY); } \
         if (i < n) {                                                                                      \
@@ -574,7 +577,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 vexp_v25
     } while (0)
 #include "cpu/unary_vec_f32.h"
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(float *o, const float *x, int64_t n, const double *p) { \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f32(               \
+        float *o, const float *x, int64_t n, const double *p) {                                       \
         int64_t i = 0; (void)p;                                                                           \
         for (; i + 16 <= n; i += 16) {                                                                    \
             __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);                          \
@@ -612,7 +616,8 @@ VEC32_LIST(X)
 #define VMUL _mm256_mul_pd
 #define VDIV _mm256_div_pd
 #define X(name, BODY)                                                                                     \
-    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f64(double *o, const double *x, int64_t n, const double *p) { \
+    __attribute__((target("avx2,fma"), noinline, noclone)) static void name##_v256_f64(               \
+        double *o, const double *x, int64_t n, const double *p) {                                     \
         int64_t i = 0; (void)p;                                                                           \
         for (; i + 4 <= n; i += 4) { __m256d v = _mm256_loadu_pd(x + i); _mm256_storeu_pd(o + i, BODY); } \
         if (i < n) {                                                                                      \
