@@ -169,6 +169,8 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         q = VFMA(q, r, VSET(1.6666665459e-1));                                                            \
         VMUL(VFMA(q, r, VSET(5.0000001201e-1)), r);                                                       \
     })
+/* e^r itself, fma(r q, r, 1 + r) (exp and erf's e^(-a^2)) */
+#define AS_EXP_ER(r) VFMA(AS_EXP_RQ(r), r, VADD(r, VSET(1.0)))
 /* exp over every float: a clamped to [-104, 88.8] (NaN kept: the bound is max/min's first
  * operand), beyond which the result is 0 or inf; VSCALE multiplies by 2^n with one
  * rounding, gradual underflow included. */
@@ -176,7 +178,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
     ({                                                                                                    \
         __typeof__(a_) a = VMIN(VSET(88.8), VMAX(VSET(-104.0), a_));                                      \
         AS_EXP_NR(a, n, r);                                                                               \
-        VSCALE(VFMA(AS_EXP_RQ(r), r, VADD(r, VSET(1.0))), n);                                            \
+        VSCALE(AS_EXP_ER(r), n);                                                                          \
     })
 /* tanh(x) = sign(x) m / (m + 2), m = expm1(2 min(|x|, 9)) = 2^n (e^r - 1) + (2^n - 1):
  * no cancellation near 0, and at 9 the quotient already rounds to 1 (within 2.4 ulp of
@@ -287,7 +289,7 @@ static inline ct_c128 c_log1p(ct_c128 z) {
         g = VFMA(g, t, VSET(-0.00013194792));                                                             \
         __typeof__(x_) mh = VSUB(VSET(0.0), VMUL(a, a));                                                  \
         AS_EXP_NR(mh, n, r);                                                                              \
-        __typeof__(x_) c = VSCALE(VMUL(VFMA(AS_EXP_RQ(r), r, VADD(r, VSET(1.0))), g), n);                 \
+        __typeof__(x_) c = VSCALE(VMUL(AS_EXP_ER(r), g), n);                                              \
         VSEL_LT(ax, VSET(1.0), VFMA(x_, q, x_), VOR(VSIGN(x_), VSUB(VSET(1.0), c)));                      \
     })
 /* gelu in float32: x Phi(x), Phi the normal distribution function, from
