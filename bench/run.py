@@ -86,6 +86,10 @@ def case_list(quick):
     # small matrices: ctorch's direct kernel instead of a BLAS call (src/cpu/linalg.c)
     add("matmul", "matmul 16x16x16", case="matmul", m=16, k=16, n=16, dtype="float32")
     add("matmul", "bmm [1024, 8, 8] x [1024, 8, 8]", case="matmul", b=1024, m=8, k=8, n=8, dtype="float32")
+    if not quick:  # bfloat16 through oneDNN's matmul (the CPU's bf16 dot products where it has them)
+        for m, k, n in ((1024, 1024, 1024), (64, 784, 256)):
+            add("matmul", f"matmul [{m}, {k}] x [{k}, {n}] bfloat16", case="matmul", m=m, k=k, n=n,
+                dtype="bfloat16")
 
     add("training", "MLP 784-256-10 train step batch 64", case="mlp_train", batch=64, **{"in": 784},
         hidden=256, out=10, lr=0.01)
