@@ -42,11 +42,13 @@ int ct__dispatch(ct_kernel_args *a) {
     for (int i = 0; i < a->n_in && !first; i++) first = a->in[i];
     if (!first) return ct__errs(CT_ERR_RUNTIME, "%s: internal error: a kernel call without tensors", ct__op_name(a->op));
     ct_device_type dt = first->storage->device.type;
-    for (int i = 0; i < a->n_in; i++)
-        if (a->in[i] && a->in[i]->storage->device.type != dt)
+    for (int i = 0; i < a->n_in + a->n_tv; i++) {
+        const ct_tensor *t = i < a->n_in ? a->in[i] : a->tv[i - a->n_in];
+        if (t && t->storage->device.type != dt)
             return ct__errs(CT_ERR_DEVICE,
                             "%s: Expected all tensors to be on the same device, but found at least two devices, %s and %s",
-                            ct__op_name(a->op), dev_name(dt), dev_name(a->in[i]->storage->device.type));
+                            ct__op_name(a->op), dev_name(dt), dev_name(t->storage->device.type));
+    }
     ct_backend *b = backends[dt];
     if (!b) return ct__errs(CT_ERR_DEVICE, "%s: no backend for device %s", ct__op_name(a->op), dev_name(dt));
     ct_kernel_fn fn = b->kernels[a->op];

@@ -27,6 +27,8 @@ typedef struct ct_kernel_args {
     int64_t i[6];         /* integer parameters, per op */
     const int64_t *iv;    /* e.g. reduced dims */
     int n_iv;
+    const ct_tensor *const *tv; /* a variable number of inputs (cat), on out[0]'s device */
+    int n_tv;
 } ct_kernel_args;
 
 /* 0 on success, negative ct_status (with ct__err message) on failure. */

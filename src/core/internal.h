@@ -169,6 +169,11 @@ static inline void ct__alias_borrowed(ct_tensor *dst, const ct_tensor *t, int nd
 }
 void ct__contiguous_strides(int ndim, const int64_t *sizes, int64_t *strides);
 bool ct__is_contiguous(const ct_tensor *t);
+/* Whether t, viewed as [outer = prod(sizes[:d]), block = prod(sizes[d:])], has each block
+ * contiguous and the blocks evenly spaced: then *outer_stride (elements) is the distance
+ * between consecutive blocks (0 when there is only one). A narrow along d of a
+ * contiguous tensor qualifies. */
+bool ct__blocks_contiguous(const ct_tensor *t, int d, int64_t *outer_stride);
 /* Every element at its own place in one gap-free block, in some order of the dims (a
  * contiguous tensor, or a transpose or permutation of one). */
 bool ct__is_dense(const ct_tensor *t);

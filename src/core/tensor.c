@@ -182,6 +182,23 @@ bool ct__is_contiguous(const ct_tensor *t) {
     return true;
 }
 
+bool ct__blocks_contiguous(const ct_tensor *t, int d, int64_t *outer_stride) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= d; i--) {
+        if (t->sizes[i] != 1 && t->strides[i] != s) return false;
+        s *= t->sizes[i];
+    }
+    int64_t os = 0, next = 0; /* the outer dims must collapse into one stride */
+    for (int i = d - 1; i >= 0; i--) {
+        if (t->sizes[i] == 1) continue;
+        if (!os) os = t->strides[i];
+        else if (t->strides[i] != next) return false;
+        next = t->strides[i] * t->sizes[i];
+    }
+    *outer_stride = os;
+    return true;
+}
+
 int ct__wrap_dim(const char *op, int dim, int ndim) {
     int n = ndim > 0 ? ndim : 1;
     if (dim < -n || dim >= n) {

@@ -1,4 +1,7 @@
 /* CPU COPY (broadcasting, casting between any two dtypes) and FILL kernels. */
+#include <omp.h>
+#include <stdlib.h>
+
 #include "core/dispatch.h"
 #include "core/elem_access.h"
 #include "core/iter.h"
@@ -316,6 +319,79 @@ static int cpu_copy(const ct_kernel_args *a) {
     return 0;
 }
 
+/* CT_OP_CAT: the output, viewed as [outer, row] bytes, is the inputs' [outer, seg[k]]
+ * blocks side by side. Written in one pass in output order, the bytes split evenly
+ * between threads (a thread's share may start or end inside a block): a copy per input
+ * into its slice of the output wrote each output row once per input, and for roll by 5
+ * along the last dim of [4096, 1024] float32 (a cat of a 5- and a 1019-wide slice)
+ * the one pass took 0.8 of the time on two threads. */
+#define CAT_MAX_STACK 16
+static void cat_range(char *out, int n, const char *const *src, const int64_t *seg, const int64_t *ostride,
+                      int64_t row, int64_t b, int64_t e) {
+    int64_t o = b / row, r = b % row; /* output row and offset in it */
+    while (b < e) {
+        int64_t off = 0; /* where input k's block starts in the row */
+        for (int k = 0; k < n && b < e; off += seg[k], k++) {
+            if (r >= off + seg[k]) continue;
+            int64_t len = off + seg[k] - r < e - b ? off + seg[k] - r : e - b;
+            copy_run(out + b, src[k] + o * ostride[k] + (r - off), (size_t)len);
+            b += len, r += len;
+        }
+        o++, r = 0;
+    }
+}
+
+static int cpu_cat(const ct_kernel_args *a) {
+    const ct_tensor *out = a->out[0];
+    int d = (int)a->i[0], n = a->n_tv;
+    int64_t es = (int64_t)ct_dtype_size(out->dtype), inner = es, outer = 1;
+    for (int k = 0; k < out->ndim; k++)
+        if (k < d) outer *= out->sizes[k];
+        else if (k > d) inner *= out->sizes[k];
+    /* per input: its block's bytes in a row, the distance between its blocks, its data */
+    int64_t buf_s[2 * CAT_MAX_STACK];
+    const char *src_s[CAT_MAX_STACK];
+    int64_t *seg = n <= CAT_MAX_STACK ? buf_s : malloc(2 * sizeof(int64_t) * (size_t)n);
+    const char **src = n <= CAT_MAX_STACK ? src_s : malloc(sizeof(char *) * (size_t)n);
+    if (!seg || !src) {
+        if (seg != buf_s) free(seg);
+        if (src != src_s) free(src);
+        return ct__errs(CT_ERR_OOM, "cat: out of memory");
+    }
+    int64_t *ostride = seg + n, row = 0;
+    for (int k = 0; k < n; k++) {
+        const ct_tensor *t = a->tv[k];
+        seg[k] = 0, ostride[k] = 0, src[k] = NULL; /* an empty input adds nothing */
+        if (!t->numel) continue;
+        if (!ct__blocks_contiguous(t, d, &ostride[k])) { /* the caller checked */
+            if (seg != buf_s) free(seg);
+            if (src != src_s) free(src);
+            return ct__errs(CT_ERR_RUNTIME, "cat: internal error: input %d is not a contiguous block per row", k);
+        }
+        seg[k] = t->sizes[d] * inner;
+        ostride[k] *= es;
+        src[k] = ct__data(t);
+        row += seg[k];
+    }
+    char *dst = ct__data(out);
+    int64_t total = outer * row;
+    int nt = ct__num_threads();
+    if (total < 2 * CT_GRAIN * 4 || nt <= 1 || omp_in_parallel()) {
+        cat_range(dst, n, src, seg, ostride, row, 0, total);
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), nth = omp_get_num_threads();
+            int64_t per = ((total + nth - 1) / nth + 63) / 64 * 64; /* whole cache lines; per * nth >= total */
+            int64_t b = per * t < total ? per * t : total, e = per * (t + 1) < total ? per * (t + 1) : total;
+            cat_range(dst, n, src, seg, ostride, row, b, e);
+        }
+    }
+    if (seg != buf_s) free(seg);
+    if (src != src_s) free(src);
+    return 0;
+}
+
 typedef struct { unsigned char bytes[16]; size_t es; bool bytewise; /* every byte the same */ } fill_ctx;
 static void fill_loop(char **d, const int64_t *s, int64_t n, void *ctx) {
     const fill_ctx *f = ctx;
@@ -362,4 +438,5 @@ static int cpu_fill(const ct_kernel_args *a) {
 void ct_cpu_register_copy(ct_kernel_fn *k) {
     k[CT_OP_COPY] = cpu_copy;
     k[CT_OP_FILL] = cpu_fill;
+    k[CT_OP_CAT] = cpu_cat;
 }

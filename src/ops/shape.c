@@ -76,8 +76,22 @@ CT_API ct_tensor *ct_cat(int n, const ct_tensor *const *ts, int dim) {
     }
     ct_tensor *out = ct__empty_raw(ref->ndim, osz, dt);
     if (!out) return NULL;
+    /* inputs of the result's type, each a contiguous block per index of the dims before
+     * d (contiguous tensors, slices along d): one pass in output order where the device
+     * has it (cpu/copy.c); else each input copied (and cast) into its slice */
+    bool one_pass = ct__has_kernel(out->storage->device.type, CT_OP_CAT);
+    for (int k = 0; k < n && one_pass; k++) {
+        int64_t os;
+        one_pass = (cat_skipped(ts[k]) && k != refi) || !ts[k]->numel ||
+                   (ts[k]->dtype == dt && ct__blocks_contiguous(ts[k], d, &os) &&
+                    ts[k]->storage->device.type == out->storage->device.type);
+    }
+    if (one_pass) {
+        ct_kernel_args a = {.op = CT_OP_CAT, .n_out = 1, .out = {out}, .tv = ts, .n_tv = n, .i = {d}};
+        if (out->numel && ct__dispatch(&a)) { ct_release(out); return NULL; }
+    }
     int64_t off = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n && !one_pass; k++) {
         const ct_tensor *t = ts[k];
         if (cat_skipped(t) && k != refi) continue;
         if (t->numel) {

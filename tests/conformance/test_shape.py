@@ -44,6 +44,51 @@ def test_cat(dtype, shapes, dim):
     check_op("cat", ct_cat(dim), lambda *ts: torch.cat(ts, dim), ins, noncontig=True)
 
 
+def _view(c, fn, *args):
+    """a ctorch view of ctorch tensor c: ct_narrow / ct_slice with int64 arguments"""
+    conv = {"ct_narrow": (ctypes.c_int, I64, I64), "ct_slice": (ctypes.c_int, I64, I64, I64)}[fn]
+    return call(fn, c, *[t(a) for t, a in zip(conv, args)])
+
+
+# Large enough for the one-pass kernel to split the output between threads at byte
+# offsets inside the inputs' blocks (cpu/copy.c cpu_cat), in every element size; inputs
+# that are slices along dim (contiguous blocks at a stride), an empty legacy 1-D input
+# among them, and inputs whose blocks are not evenly spaced (copied one by one instead).
+# The result must be torch.cat's, bit for bit.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8, torch.float16, torch.float64, torch.complex128])
+@pytest.mark.parametrize("layout", ["slices", "contiguous", "legacy_empty", "strided_blocks", "uneven", "dim0", "3d"])
+def test_cat_one_pass_large(dtype, layout):
+    with case("cat"):
+        lib.ct_set_num_threads(2)
+        if layout == "slices":  # roll's two parts: [4096, 5] and [4096, 1019] of one [4096, 1024]
+            base = rand((4096, 1024), dtype)
+            cb = ct(base)
+            cs = [_view(cb, "ct_narrow", 1, 1019, 5), _view(cb, "ct_narrow", 1, 0, 1019)]
+            ts, dim = [base[:, 1019:], base[:, :1019]], 1
+        elif layout in ("strided_blocks", "uneven"):
+            # x[:, :3] of [40, 7, 999] along dim 1: blocks of [3, 999] at a stride of 7 * 999;
+            # along dim 2 its [999] rows are not evenly spaced (nor x[:, ::2]'s): copied per input
+            base, other = rand((40, 7, 999), dtype), rand((40, 3, 500), dtype)
+            cb = ct(base)
+            if layout == "strided_blocks":
+                cs, ts, dim = [_view(cb, "ct_narrow", 1, 0, 3), ct(base[:, 3:5])], [base[:, :3], base[:, 3:5]], 1
+            else:
+                cs = [_view(cb, "ct_narrow", 1, 0, 3), ct(other), _view(_view(cb, "ct_slice", 1, 0, 6, 2), "ct_narrow", 2, 0, 500)]
+                ts, dim = [base[:, :3], other, base[:, 0:6:2, :500]], 2
+        else:
+            shapes, dim = {"contiguous": ([(333, 1001), (333, 7), (333, 1)], 1),
+                           "legacy_empty": ([(600, 300), (0,), (600, 201)], 1),
+                           "dim0": ([(70001,), (3,), (65536,)], 0),
+                           "3d": ([(2, 3, 9000), (2, 5, 9000), (2, 0, 9000)], 1)}[layout]
+            ts = [rand(sh, dtype) for sh in shapes]
+            cs = [ct(t) for t in ts]
+        got = to_torch(call("ct_cat", len(cs), tarr(cs), dim))
+        want = torch.cat(ts, dim)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        bits = (lambda t: t.view(torch.float64)) if dtype.is_complex else (lambda t: t)
+        assert torch.equal(bits(got), bits(want))
+
+
 def test_cat_promotes():
     ins = [rand((2, 2), torch.int32), rand((2, 1), torch.float32), rand((2, 1), torch.bool)]
     check_op("cat", ct_cat(1), lambda *ts: torch.cat(ts, 1), ins, grad=False)
