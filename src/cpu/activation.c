@@ -133,18 +133,17 @@ static int softmax_half(const ct_kernel_args *a) {
     const char *xd = ct__data(x);
     char *od = ct__data(a->out[0]);
     int failed = 0;
-#pragma omp parallel if (outer > 1 && outer * dim > CT_GRAIN)
-    {
+    CT_PARALLEL_IF(outer > 1 && outer * dim > CT_GRAIN, {
         float *t = malloc(sizeof(float) * 2 * (size_t)dim);
         if (!t) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             failed = 1;
         }
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t i = 0; i < outer; i++)
             if (t) softmax_half_row(x->dtype, xd + i * dim * 2, od + i * dim * 2, dim, a->op == CT_OP_LOG_SOFTMAX, t);
         free(t);
-    }
+    });
     if (failed) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
     return 0;
 }
@@ -165,23 +164,21 @@ static int cpu_softmax(const ct_kernel_args *a) {
     int64_t block = dim * inner;
     if (inner == 1 && dim <= SHORT_ROW && x->dtype == CT_FLOAT32) {
         int64_t nch = (outer + SHORT_CHUNK - 1) / SHORT_CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1 && outer * block > CT_GRAIN)
-        for (int64_t c = 0; c < nch; c++) {
+        CT_PARALLEL_FOR_IF(nch > 1 && outer * block > CT_GRAIN, for (int64_t c = 0; c < nch; c++), {
             int64_t r0 = c * SHORT_CHUNK, rows = outer - r0 < SHORT_CHUNK ? outer - r0 : SHORT_CHUNK;
             softmax_short_rows((const float *)xd + r0 * dim, (float *)od + r0 * dim, rows, dim, log_);
-        }
+        });
         return 0;
     }
     int failed = 0;
-#pragma omp parallel if (outer > 1 && outer * block > CT_GRAIN)
-    {
+    CT_PARALLEL_IF(outer > 1 && outer * block > CT_GRAIN, {
         double *buf = inner > 1 ? malloc(sizeof(double) * 2 * (size_t)inner) : NULL;
         bool ok = !(inner > 1 && !buf);
         if (!ok) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             failed = 1;
         }
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t i = 0; i < outer; i++) {
             if (!ok) continue;
             if (x->dtype == CT_FLOAT32)
@@ -192,7 +189,7 @@ static int cpu_softmax(const ct_kernel_args *a) {
                                      inner, log_, buf);
         }
         free(buf);
-    }
+    });
     if (failed) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
     return 0;
 }
@@ -230,15 +227,14 @@ static int cpu_softmax_backward(const ct_kernel_args *a) {
     const char *gd = ct__data(g), *yd = ct__data(y);
     char *od = ct__data(dx);
     size_t es = ct_dtype_size(g->dtype);
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > CT_GRAIN)
-    for (int64_t i = 0; i < rows; i++) {
+    CT_PARALLEL_FOR_IF(rows > 1 && rows * n > CT_GRAIN, for (int64_t i = 0; i < rows; i++), {
         size_t off = (size_t)(i * n) * es;
         if (g->dtype == CT_FLOAT32)
             softmax_bwd_row_float((const float *)(gd + off), (const float *)(yd + off), (float *)(od + off), n, log_);
         else
             softmax_bwd_row_double((const double *)(gd + off), (const double *)(yd + off), (double *)(od + off), n,
                                    log_);
-    }
+    });
     return 0;
 }
 
@@ -288,8 +284,7 @@ static int cpu_cross_entropy_bwd(const ct_kernel_args *a) {
     bool f32 = logp->dtype == CT_FLOAT32;
     if (!f32 && logp->dtype != CT_FLOAT64)
         return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(logp->dtype));
-#pragma omp parallel for schedule(static) if (N > 1 && N * C >= CT_GRAIN)
-    for (int64_t i = 0; i < N; i++) {
+    CT_PARALLEL_FOR_IF(N > 1 && N * C >= CT_GRAIN, for (int64_t i = 0; i < N; i++), {
         int64_t k = td[i] >= 0 && td[i] < C ? td[i] : 0; /* ignored rows have w 0 */
         if (f32) {
             float g = ((const float *)ct__data(go))[i] * ((const float *)ct__data(w))[i];
@@ -298,7 +293,7 @@ static int cpu_cross_entropy_bwd(const ct_kernel_args *a) {
             double g = ((const double *)ct__data(go))[i] * ((const double *)ct__data(w))[i];
             ce_bwd_row_f64(g, (const double *)ct__data(logp) + i * C, k, C, (double *)ct__data(dx) + i * C);
         }
-    }
+    });
     return 0;
 }
 

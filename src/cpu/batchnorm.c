@@ -164,12 +164,11 @@ static int cpu_batch_norm(const ct_kernel_args *a) {
     bool f32 = x->dtype == CT_FLOAT32;
     const void *xp = ct__data(x);
     void *yp = ct__data(a->out[0]);
-#pragma omp parallel for schedule(static) if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
-    for (int64_t c = 0; c < s.C; c++) {
+    CT_PARALLEL_FOR_IF(s.C > 1 && s.C * s.N * s.S >= CT_GRAIN, for (int64_t c = 0; c < s.C; c++), {
         bn_affine k = bn_channel(a, s, c, a->out[1], a->out[2], a->out[3], a->out[4]);
         if (f32) bn_apply_f32(xp, yp, s, c, (float)k.scale, (float)k.shift);
         else bn_apply_f64(xp, yp, s, c, k.scale, k.shift);
-    }
+    });
     return 0;
 }
 
@@ -195,8 +194,7 @@ static int cpu_batch_norm_bwd(const ct_kernel_args *a) {
     bn_shape s = bn_shape_of(x);
     bool f32 = x->dtype == CT_FLOAT32;
     const void *gp = ct__data(g), *xp = ct__data(x);
-#pragma omp parallel for schedule(static) if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
-    for (int64_t c = 0; c < s.C; c++) {
+    CT_PARALLEL_FOR_IF(s.C > 1 && s.C * s.N * s.S >= CT_GRAIN, for (int64_t c = 0; c < s.C; c++), {
         double sg, sgx;
         if (f32) bn_gsums_f32(gp, xp, s, c, (float)ld(mean, c), &sg, &sgx);
         else bn_gsums_f64(gp, xp, s, c, ld(mean, c), &sg, &sgx);
@@ -204,7 +202,7 @@ static int cpu_batch_norm_bwd(const ct_kernel_args *a) {
         if (!gx) continue;
         if (f32) bn_gx_f32(gp, xp, ct__data(gx), s, c, (float)k.mean, (float)k.k, (float)k.mg, (float)k.proj);
         else bn_gx_f64(gp, xp, ct__data(gx), s, c, k.mean, k.k, k.mg, k.proj);
-    }
+    });
     return 0;
 }
 
@@ -420,18 +418,17 @@ typedef struct {
 typedef void (*bn_channel_fn)(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, int64_t c, char *buf);
 static int bn_each_channel(const ct_kernel_args *a, bn_shape s, const bn_pool_geom *g, size_t bsz, bn_channel_fn fn) {
     int rc = 0;
-#pragma omp parallel if (s.C > 1 && s.C * s.N * s.S >= CT_GRAIN)
-    {
+    CT_PARALLEL_IF(s.C > 1 && s.C * s.N * s.S >= CT_GRAIN, {
         char *buf = ct__alloc(bsz);
         if (!buf) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             rc = 1;
         }
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t c = 0; c < s.C; c++)
             if (buf) fn(a, s, g, c, buf);
         ct__free(buf, bsz);
-    }
+    });
     return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for a scratch buffer", ct__op_name(a->op)) : 0;
 }
 

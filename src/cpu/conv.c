@@ -84,8 +84,7 @@ static int cpu_unfold_fold(const ct_kernel_args *a) {
     char *ip = ct__data(img), *cp = ct__data(col);
     size_t es = ct_dtype_size(img->dtype);
     if (!unfold) memset(ip, 0, (size_t)(planes * psz) * es);
-#pragma omp parallel for schedule(static) if (planes > 1 && planes * csz >= CT_GRAIN)
-    for (int64_t p = 0; p < planes; p++) {
+    CT_PARALLEL_FOR_IF(planes > 1 && planes * csz >= CT_GRAIN, for (int64_t p = 0; p < planes; p++), {
         char *xi = ip + (size_t)(p * psz) * es, *ci = cp + (size_t)(p * csz) * es;
         if (unfold) {
             if (f32) im2col_f32((const float *)xi, (float *)ci, H, W, &g);
@@ -94,7 +93,7 @@ static int cpu_unfold_fold(const ct_kernel_args *a) {
             if (f32) col2im_f32((const float *)ci, (float *)xi, H, W, &g);
             else col2im_f64((const double *)ci, (double *)xi, H, W, &g);
         }
-    }
+    });
     return 0;
 }
 
@@ -152,19 +151,18 @@ typedef void (*conv_image_fn)(const conv_job *j, int64_t n, char *buf);
 static int conv_each_image(const conv_job *j, conv_image_fn fn) {
     const conv_shape *c = j->c;
     int rc = 0;
-#pragma omp parallel if (conv_split(c))
-    {
+    CT_PARALLEL_IF(conv_split(c), {
         size_t bsz = (size_t)(c->K * c->L) * c->es;
         char *buf = c->direct ? NULL : ct__alloc(bsz);
         if (!c->direct && !buf) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             rc = 1;
         }
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t n = 0; n < c->N; n++)
             if (c->direct || buf) fn(j, n, buf);
         ct__free(buf, bsz);
-    }
+    });
     return rc ? ct__errs(CT_ERR_OOM, "%s: out of memory for the column buffer", ct__op_name(j->a->op)) : 0;
 }
 
@@ -368,15 +366,14 @@ static int conv_wide_backward_weight(const ct_kernel_args *a, const conv_shape *
     const char *xp = ct__data(a->in[0]), *gp = ct__data(a->in[1]);
     size_t xs = (size_t)(c->C * c->H * c->W) * es;
     int rc = 0;
-#pragma omp parallel if (c->N * c->K * c->L >= CT_GRAIN)
-    {
+    CT_PARALLEL_IF(c->N * c->K * c->L >= CT_GRAIN, {
         size_t bsz = (size_t)(c->K * c->L) * es;
         char *buf = c->direct ? NULL : ct__alloc(bsz);
         if (!c->direct && !buf) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             rc = 1;
         }
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t n = 0; n < c->N; n++) {
             if (!c->direct && !buf) continue;
             const char *src = conv_cols(c, xp + n * xs, 0, buf); /* [K, L] */
@@ -385,7 +382,7 @@ static int conv_wide_backward_weight(const ct_kernel_args *a, const conv_shape *
                 memcpy(gt + ((size_t)(o * NL) + (size_t)(n * c->L)) * es, gp + ((size_t)((n * c->O + o) * c->L)) * es, row);
         }
         ct__free(buf, bsz);
-    }
+    });
     if (!rc)
         ct__cpu_gemm(a->in[0]->dtype, false, true, c->O, c->K, NL, 1.0, gt, NL, cols, NL, 0.0, ct__data(a->out[0]),
                      c->K);
@@ -653,14 +650,13 @@ static int cpu_pool2d(const ct_kernel_args *a) {
     size_t es = ct_dtype_size(x->dtype);
     maxpool_row2_f32_fn row2_f32 = pick_maxpool_row2_f32();
     bool oom = false;
-#pragma omp parallel if (planes > 1 && planes * psz >= CT_GRAIN)
-    {
+    CT_PARALLEL_IF(planes > 1 && planes * psz >= CT_GRAIN, {
         double *cs = is_max ? NULL : malloc((size_t)(W > 0 ? W : 1) * sizeof(double)); /* avg: column sums */
         if (!is_max && !cs) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             oom = true;
         }
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t p = 0; p < planes; p++) {
             const char *xi = xp + (size_t)(p * psz) * es;
             char *oi = op + (size_t)(p * osz) * es;
@@ -673,7 +669,7 @@ static int cpu_pool2d(const ct_kernel_args *a) {
             }
         }
         free(cs);
-    }
+    });
     if (oom) return ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op));
     return 0;
 }
@@ -689,8 +685,7 @@ static int cpu_max_pool2d_bwd(const ct_kernel_args *a) {
         return ct__errs(CT_ERR_DTYPE, "%s: not implemented for '%s'", ct__op_name(a->op), ct_dtype_name(o->dtype));
     bool f32 = o->dtype == CT_FLOAT32;
     const int64_t *ip = ct__data(ix);
-#pragma omp parallel for schedule(static) if (planes > 1 && planes * psz >= CT_GRAIN)
-    for (int64_t p = 0; p < planes; p++) {
+    CT_PARALLEL_FOR_IF(planes > 1 && planes * psz >= CT_GRAIN, for (int64_t p = 0; p < planes; p++), {
         const int64_t *pi = ip + p * gsz;
         if (f32) {
             float *op = (float *)ct__data(o) + p * psz;
@@ -705,7 +700,7 @@ static int cpu_max_pool2d_bwd(const ct_kernel_args *a) {
             for (int64_t i = 0; i < gsz; i++)
                 if ((uint64_t)pi[i] < (uint64_t)psz) op[pi[i]] += gp[i];
         }
-    }
+    });
     return 0;
 }
 

@@ -283,10 +283,9 @@ static bool transpose_copy(ct_tensor *dst, const ct_tensor *src) {
     const int64_t outer = dst->numel / (rows * cols), tr = (rows + B - 1) / B;
     char *dp = ct__data(dst);
     const char *sp = ct__data(src);
-#pragma omp parallel if (dst->numel >= CT_GRAIN)
-    {
+    CT_PARALLEL_IF(dst->numel >= CT_GRAIN, {
         int64_t last = -1, doff = 0, soff = 0;
-#pragma omp for schedule(static)
+        _Pragma("omp for schedule(static)")
         for (int64_t w = 0; w < outer * tr; w++) { /* a strip of B rows, tile by tile */
             int64_t o = w / tr, r0 = (w % tr) * B;
             if (o != last) { /* the outer index over the dims other than i and j, once per plane */
@@ -304,7 +303,7 @@ static bool transpose_copy(ct_tensor *dst, const ct_tensor *src) {
             transpose_strip(dp + doff * (int64_t)es, sp + soff * (int64_t)es, rows, cols, drow, scol, r0, es, vec,
                             scalar);
         }
-    }
+    });
     return true;
 }
 

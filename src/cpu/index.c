@@ -112,8 +112,7 @@ static inline void scat_offsets(const scat_geom *g, int64_t o, int64_t *os, int6
 #define SCAT_KERNEL(sfx, ST, CT, LD, STO, GT, ISNAN, DIVN, MUL)                                            \
     static void scat_##sfx(scat_geom *g) {                                                            \
         int64_t total = g->outer * g->len;                                                            \
-        _Pragma("omp parallel for if (total >= CT_GRAIN && g->outer > 1)")                            \
-        for (int64_t o = 0; o < g->outer; o++) {                                                      \
+        CT_PARALLEL_FOR_IF(total >= CT_GRAIN && g->outer > 1, for (int64_t o = 0; o < g->outer; o++), {   \
             int64_t os, oi, oc;                                                                       \
             scat_offsets(g, o, &os, &oi, &oc);                                                        \
             for (int64_t j = 0; j < g->len; j++) {                                                    \
@@ -149,7 +148,7 @@ static inline void scat_offsets(const scat_geom *g, int64_t o, int64_t *os, int6
                     break;                                                                            \
                 }                                                                                     \
             }                                                                                         \
-        }                                                                                             \
+        });                                                                                           \
     }                                                                                                 \
     static void scat_mean_##sfx(char *self, const int64_t *cnt, int64_t n, bool include_self) {       \
         for (int64_t i = 0; i < n; i++) {                                                             \
@@ -236,11 +235,10 @@ static int k_index_select(const ct_kernel_args *a) {
     const char *xp = ct__data(x);
     char *op = ct__data(out);
     int64_t total = outer * n;
-#pragma omp parallel for if (total * inner >= CT_GRAIN * 4 && total > 1)
-    for (int64_t t = 0; t < total; t++) {
+    CT_PARALLEL_FOR_IF(total * inner >= CT_GRAIN * 4 && total > 1, for (int64_t t = 0; t < total; t++), {
         int64_t o = t / n, j = t % n;
         memcpy(op + t * inner, xp + (o * size + ip[j * ist]) * inner, (size_t)inner);
-    }
+    });
     return 0;
 }
 
@@ -303,10 +301,10 @@ static int k_index_add(const ct_kernel_args *a) {
     int nt = omp_in_parallel() ? 1 : ct__num_threads();
     if (outer * n * inner < CT_GRAIN || nt < 2) nt = 1;
     if (outer >= nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t j = 0; j < n; j++)
-                if (ip[j] != skip) row(op + (o * size + ip[j]) * rb, sp + (o * n + j) * rb, inner);
+        /* nt is 1 or the whole team */
+        CT_PARALLEL_FOR_IF(nt > 1, for (int64_t o = 0; o < outer; o++),
+                           for (int64_t j = 0; j < n; j++)
+                               if (ip[j] != skip) row(op + (o * size + ip[j]) * rb, sp + (o * n + j) * rb, inner););
     } else {
         /* few outer slices: split the destination rows of each among the threads */
 #pragma omp parallel num_threads(nt)

@@ -377,8 +377,7 @@ static void small_gemm(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, dou
         const ST *pa = ct__data(A), *pb = ct__data(B);                                                             \
         ST *pc = ct__data(C);                                                                                      \
         const ACC al = (ACC)alpha, be = (ACC)beta;                                                                 \
-        _Pragma("omp parallel if (nb * M * N * K > CT_GRAIN && nb * M > 1)")                                      \
-        {                                                                                                          \
+        CT_PARALLEL_IF(nb * M * N * K > CT_GRAIN && nb * M > 1, {                                                 \
             ACC *acc = malloc(sizeof(ACC) * (size_t)(N > 0 ? N : 1));                                              \
             _Pragma("omp for schedule(static)")                                                                   \
             for (int64_t r = 0; r < nb * M; r++) {                                                                 \
@@ -407,7 +406,7 @@ static void small_gemm(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, dou
                 }                                                                                                  \
             }                                                                                                      \
             free(acc);                                                                                             \
-        }                                                                                                          \
+        });                                                                                                        \
     }
 
 #define ST_CAST_U8(v) ((uint8_t)(v))
@@ -486,8 +485,8 @@ static int gemm_kernel(const ct_kernel_args *a) {
         if (nb == 1 || (nb < omp_get_max_threads() && M * N * K >= 64 * 64 * 64)) {
             for (int64_t b = 0; b < nb; b++) blas_call(dt, &bA, &bB, pc + b * cbs, ldc, M, N, K, alpha, beta, b);
         } else {
-#pragma omp parallel for schedule(static) if (nb * M * N * K > CT_GRAIN)
-            for (int64_t b = 0; b < nb; b++) blas_call(dt, &bA, &bB, pc + b * cbs, ldc, M, N, K, alpha, beta, b);
+            CT_PARALLEL_FOR_IF(nb * M * N * K > CT_GRAIN, for (int64_t b = 0; b < nb; b++),
+                               blas_call(dt, &bA, &bB, pc + b * cbs, ldc, M, N, K, alpha, beta, b););
         }
         ct_release(tA);
         ct_release(tB);
@@ -557,8 +556,7 @@ static int flip_kernel(const ct_kernel_args *a) {
     const int64_t inner = nd ? in->sizes[nd - 1] : 1, rows = in->numel / inner;
     const int64_t sinner = nd ? st[nd - 1] : 0;
     char *po = ct__data(out);
-#pragma omp parallel for schedule(static) if (in->numel > CT_GRAIN)
-    for (int64_t r = 0; r < rows; r++) {
+    CT_PARALLEL_FOR_IF(in->numel > CT_GRAIN, for (int64_t r = 0; r < rows; r++), {
         int64_t rem = r;
         const char *src = base;
         for (int d = nd - 2; d >= 0; d--) { src += (rem % in->sizes[d]) * st[d]; rem /= in->sizes[d]; }
@@ -575,7 +573,7 @@ static int flip_kernel(const ct_kernel_args *a) {
             for (int64_t j = 0; j < inner; j++) copy_elem(dst + j * (int64_t)es, src + j * sinner, es);
             break;
         }
-    }
+    });
     return 0;
 }
 
@@ -592,8 +590,7 @@ static int tril_kernel(const ct_kernel_args *a) {
     const int64_t rows = in->numel / Cn;
     const char *pi = ct__data(in);
     char *po = ct__data(out);
-#pragma omp parallel for schedule(static) if (in->numel > CT_GRAIN)
-    for (int64_t r = 0; r < rows; r++) {
+    CT_PARALLEL_FOR_IF(in->numel > CT_GRAIN, for (int64_t r = 0; r < rows; r++), {
         int64_t i = r % R, rem = r / R;
         const char *src = pi + i * in->strides[nd - 2] * (int64_t)es;
         for (int d = nd - 3; d >= 0; d--) { src += (rem % in->sizes[d]) * in->strides[d] * (int64_t)es; rem /= in->sizes[d]; }
@@ -610,7 +607,7 @@ static int tril_kernel(const ct_kernel_args *a) {
         else
             for (int64_t j = j0; j < j1; j++) copy_elem(dst + j * (int64_t)es, src + j * sc, es);
         memset(dst + j1 * (int64_t)es, 0, (size_t)((Cn - j1) * (int64_t)es));
-    }
+    });
     return 0;
 }
 

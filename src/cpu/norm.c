@@ -295,21 +295,20 @@ static int layer_norm_half(const ct_kernel_args *a, int64_t N, int64_t M) {
     float *md = ct__data(a->out[1]), *rd = ct__data(a->out[2]);
     const size_t es = 2;
     if (!fail) {
-#pragma omp parallel if (N > 1 && N * M >= CT_GRAIN)
-        {
+        CT_PARALLEL_IF(N > 1 && N * M >= CT_GRAIN, {
             float *t = malloc(sizeof(float) * (size_t)M);
             if (!t) {
-#pragma omp atomic write
+                _Pragma("omp atomic write")
                 fail = true;
             }
-#pragma omp for schedule(static)
+            _Pragma("omp for schedule(static)")
             for (int64_t i = 0; i < N; i++) {
                 if (!t) continue;
                 ln_fwd_row_half(dt, xd + (size_t)(i * M) * es, wf, bf, yd + (size_t)(i * M) * es, md + i, rd + i, M,
                                 (float)a->d[0], t);
             }
             free(t);
-        }
+        });
     }
     free(wf);
     free(bf);
@@ -335,7 +334,7 @@ static int cpu_layer_norm(const ct_kernel_args *a) {
         const T *xd = ct__data(x), *wd = w ? ct__data(w) : NULL, *bd = b ? ct__data(b) : NULL;             \
         T *yd = ct__data(y), *md = ct__data(mo), *rd = ct__data(ro);                                       \
         bool nt = ct__stream_worthwhile(2 * sizeof(T) * (size_t)(N * M));                                  \
-        _Pragma("omp parallel if (N > 1 && N * M >= CT_GRAIN)") {                                         \
+        CT_PARALLEL_IF(N > 1 && N * M >= CT_GRAIN, {                                                     \
             T *row = nt ? malloc(sizeof(T) * (size_t)M) : NULL;                                            \
             _Pragma("omp for schedule(static)") for (int64_t i = 0; i < N; i++) {                          \
                 ln_fwd_row_##SFX(xd + i * M, wd, bd, row ? row : yd + i * M, md + i, rd + i, M, (T)eps);   \
@@ -343,7 +342,7 @@ static int cpu_layer_norm(const ct_kernel_args *a) {
             }                                                                                              \
             if (row) ct__stream_fence();                                                                   \
             free(row);                                                                                     \
-        }                                                                                                  \
+        });                                                                                                \
     } while (0)
     if (x->dtype == CT_FLOAT32) LN_FWD_ROWS(float, f32);
     else LN_FWD_ROWS(double, f64);
@@ -380,15 +379,14 @@ static int cpu_layer_norm_backward(const ct_kernel_args *a) {
     const char *dyd = ct__data(dy), *xd = ct__data(x), *md = ct__data(mean), *rd = ct__data(rstd);
     const char *wd = w ? ct__data(w) : NULL;
     char *dxd = dx ? ct__data(dx) : NULL;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    CT_PARALLEL_NT_IF(nt > 1, nt, {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t r0 = N * t / T, r1 = N * (t + 1) / T;
         double *pw = part && dw ? part + (size_t)t * 2 * (size_t)M : NULL;
         double *pb = part && db ? part + (size_t)t * 2 * (size_t)M + M : NULL;
         float *sc = half ? malloc(sizeof(float) * 3 * (size_t)M) : NULL;
         if (half && !sc) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             fail = true;
         }
         for (int64_t i = r0; i < r1 && !(half && !sc); i++) {
@@ -408,7 +406,7 @@ static int cpu_layer_norm_backward(const ct_kernel_args *a) {
                                dxd ? (double *)dxd + i * M : NULL, pw, pb);
         }
         free(sc);
-    }
+    });
     free(wf);
     if (fail) {
         free(part);
@@ -441,17 +439,15 @@ static int cpu_group_norm(const ct_kernel_args *a) {
     char *yd = ct__data(a->out[0]), *md = ct__data(a->out[1]), *rd = ct__data(a->out[2]);
     double eps = a->d[0];
     if (a->in[0]->dtype == CT_FLOAT32) {
-#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
-        for (int64_t r = 0; r < R; r++)
-            gn_fwd_row_f32((const float *)xd + r * M, wd ? (const float *)wd + r % G * D : NULL,
-                           bd ? (const float *)bd + r % G * D : NULL, (float *)yd + r * M, (float *)md + r,
-                           (float *)rd + r, D, HW, (float)eps);
+        CT_PARALLEL_FOR_IF(R > 1 && R * M >= CT_GRAIN, for (int64_t r = 0; r < R; r++),
+                           gn_fwd_row_f32((const float *)xd + r * M, wd ? (const float *)wd + r % G * D : NULL,
+                                          bd ? (const float *)bd + r % G * D : NULL, (float *)yd + r * M,
+                                          (float *)md + r, (float *)rd + r, D, HW, (float)eps););
     } else {
-#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
-        for (int64_t r = 0; r < R; r++)
-            gn_fwd_row_f64((const double *)xd + r * M, wd ? (const double *)wd + r % G * D : NULL,
-                           bd ? (const double *)bd + r % G * D : NULL, (double *)yd + r * M, (double *)md + r,
-                           (double *)rd + r, D, HW, eps);
+        CT_PARALLEL_FOR_IF(R > 1 && R * M >= CT_GRAIN, for (int64_t r = 0; r < R; r++),
+                           gn_fwd_row_f64((const double *)xd + r * M, wd ? (const double *)wd + r % G * D : NULL,
+                                          bd ? (const double *)bd + r % G * D : NULL, (double *)yd + r * M,
+                                          (double *)md + r, (double *)rd + r, D, HW, eps););
     }
     return 0;
 }
@@ -474,17 +470,17 @@ static int cpu_group_norm_backward(const ct_kernel_args *a) {
     char *dxd = dx ? ct__data(dx) : NULL;
     if (HW > 0) {
         if (f32) {
-#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
-            for (int64_t r = 0; r < R; r++)
-                gn_bwd_row_f32((const float *)dyd + r * M, (const float *)xd + r * M,
-                               wd ? (const float *)wd + r % G * D : NULL, ((const float *)md)[r],
-                               ((const float *)rd)[r], D, HW, dxd ? (float *)dxd + r * M : NULL, sums + 2 * r * D);
+            CT_PARALLEL_FOR_IF(R > 1 && R * M >= CT_GRAIN, for (int64_t r = 0; r < R; r++),
+                               gn_bwd_row_f32((const float *)dyd + r * M, (const float *)xd + r * M,
+                                              wd ? (const float *)wd + r % G * D : NULL, ((const float *)md)[r],
+                                              ((const float *)rd)[r], D, HW, dxd ? (float *)dxd + r * M : NULL,
+                                              sums + 2 * r * D););
         } else {
-#pragma omp parallel for schedule(static) if (R > 1 && R * M >= CT_GRAIN)
-            for (int64_t r = 0; r < R; r++)
-                gn_bwd_row_f64((const double *)dyd + r * M, (const double *)xd + r * M,
-                               wd ? (const double *)wd + r % G * D : NULL, ((const double *)md)[r],
-                               ((const double *)rd)[r], D, HW, dxd ? (double *)dxd + r * M : NULL, sums + 2 * r * D);
+            CT_PARALLEL_FOR_IF(R > 1 && R * M >= CT_GRAIN, for (int64_t r = 0; r < R; r++),
+                               gn_bwd_row_f64((const double *)dyd + r * M, (const double *)xd + r * M,
+                                              wd ? (const double *)wd + r % G * D : NULL, ((const double *)md)[r],
+                                              ((const double *)rd)[r], D, HW, dxd ? (double *)dxd + r * M : NULL,
+                                              sums + 2 * r * D););
         }
     }
     for (int k = 1; k <= 2; k++) {

@@ -478,8 +478,7 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
          * dim 0 inside an MLP's training step: 5.6 -> 2.9 µs) */
         bool float_sum = k == RK_SUM && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && out->dtype == dt;
         bool float_mm = (k == RK_MAX || k == RK_MIN) && (dt == CT_FLOAT32 || dt == CT_FLOAT64) && out->dtype == dt;
-#pragma omp parallel for schedule(static) if (big && nt > 1)
-        for (int64_t j = 0; j < jobs; j++) {
+        CT_PARALLEL_FOR_IF(big && nt > 1, for (int64_t j = 0; j < jobs; j++), {
             int64_t ob = j / ntile, c0 = (j % ntile) * COL_TILE, len = K - c0 < COL_TILE ? K - c0 : COL_TILE;
             int64_t m0 = ob * K + c0;
             const char *base = p.in + ct__reduce_out_offset(&p, m0) * es;
@@ -526,7 +525,7 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
                     racc v = {af[c], ai[c], ac[c]};
                     acc_store(o + (m0 + c) * oes, out->dtype, k, cat, &v);
                 }
-        }
+        });
         return 0;
     }
 
@@ -539,23 +538,21 @@ static int simple_reduce(const ct_kernel_args *a, rkind k) {
         if (dt == CT_FLOAT32) {
             const float *xin = (const float *)p.in;
             float *y = (float *)o;
-#pragma omp parallel for schedule(static) if (big && nt > 1)
-            for (int64_t m = 0; m < p.n_out; m++) y[m] = (float)sum_f32(xin + m * n, n);
+            CT_PARALLEL_FOR_IF(big && nt > 1, for (int64_t m = 0; m < p.n_out; m++),
+                               y[m] = (float)sum_f32(xin + m * n, n););
         } else {
             const double *xin = (const double *)p.in;
             double *y = (double *)o;
-#pragma omp parallel for schedule(static) if (big && nt > 1)
-            for (int64_t m = 0; m < p.n_out; m++) y[m] = sum_f64(xin + m * n, n);
+            CT_PARALLEL_FOR_IF(big && nt > 1, for (int64_t m = 0; m < p.n_out; m++), y[m] = sum_f64(xin + m * n, n););
         }
         return 0;
     }
     if (p.n_out >= nt || p.n_red < CT_GRAIN || nt == 1) {
-#pragma omp parallel for schedule(static) if (big && nt > 1)
-        for (int64_t m = 0; m < p.n_out; m++) {
+        CT_PARALLEL_FOR_IF(big && nt > 1, for (int64_t m = 0; m < p.n_out; m++), {
             rctx c = {.k = k, .dt = dt, .a = acc_init(k)};
             ct__reduce_visit_rows(&p, m, row_reduce, &c);
             acc_store(o + m * oes, out->dtype, k, cat, &c.a);
-        }
+        });
         return 0;
     }
     /* few outputs, large blocks: static chunks per thread, partials merged in thread order */
@@ -653,8 +650,7 @@ static int index_reduce(const ct_kernel_args *a, bool is_max, bool with_values) 
     char *ov = vals ? ct__data(vals) : NULL;
     bool fl = ct_dtype_is_floating(x->dtype);
     ct_dtype dt = x->dtype;
-#pragma omp parallel for schedule(static) if (p.n_out * n >= CT_GRAIN && !omp_in_parallel())
-    for (int64_t m = 0; m < p.n_out; m++) {
+    CT_PARALLEL_FOR_IF(p.n_out * n >= CT_GRAIN && !omp_in_parallel(), for (int64_t m = 0; m < p.n_out; m++), {
         const char *b = p.in + ct__reduce_out_offset(&p, m) * es;
         int64_t best = 0;
         if (fl && st == 1 && n > 1 && (dt == CT_FLOAT32 || dt == CT_FLOAT64)) {
@@ -701,7 +697,7 @@ static int index_reduce(const ct_kernel_args *a, bool is_max, bool with_values) 
         }
         oi[m] = best;
         if (ov) memcpy(ov + m * es, b + best * st * es, (size_t)es);
-    }
+    });
     return 0;
 }
 static int cpu_max_dim(const ct_kernel_args *a) { return index_reduce(a, true, true); }
@@ -745,14 +741,13 @@ static int select_reduce(const ct_kernel_args *a, bool is_mode) {
     bool fl = ct_dtype_is_floating(x->dtype);
     ct_dtype dt = x->dtype;
     int err = 0;
-#pragma omp parallel if (p.n_out * n >= CT_GRAIN && !omp_in_parallel())
-    {
+    CT_PARALLEL_IF(p.n_out * n >= CT_GRAIN && !omp_in_parallel(), {
         sel_item *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof(sel_item));
         if (!buf) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             err = 1;
         }
-#pragma omp for schedule(dynamic, 16)
+        _Pragma("omp for schedule(dynamic, 16)")
         for (int64_t m = 0; m < p.n_out; m++) {
             if (!buf) continue;
             const char *b = p.in + ct__reduce_out_offset(&p, m) * es;
@@ -787,7 +782,7 @@ static int select_reduce(const ct_kernel_args *a, bool is_mode) {
             memcpy(ov + m * es, b + buf[pick].idx * st * es, (size_t)es);
         }
         free(buf);
-    }
+    });
     if (err) return ct__errs(CT_ERR_OOM, "%s: out of memory", is_mode ? "mode" : "median");
     return 0;
 }
@@ -919,8 +914,7 @@ static int cpu_var_rows(const ct_kernel_args *a) {
         else *(double *)od = v;
         return 0;
     }
-#pragma omp parallel for schedule(static) if (B > 1 && x->numel >= CT_GRAIN)
-    for (int64_t b = 0; b < B; b++) {
+    CT_PARALLEL_FOR_IF(B > 1 && x->numel >= CT_GRAIN, for (int64_t b = 0; b < B; b++), {
         double v = centred ? (f32 ? var_grid_f32((const float *)xd, A, B, D, b, dof)
                                   : var_grid_f64((const double *)xd, A, B, D, b, dof))
                            : (f32 ? sumsq_grid_f32((const float *)xd, A, B, D, b, dof)
@@ -929,7 +923,7 @@ static int cpu_var_rows(const ct_kernel_args *a) {
         if (take_sqrt) v = sqrt(v);
         if (f32) ((float *)od)[b] = (float)v;
         else ((double *)od)[b] = v;
-    }
+    });
     return 0;
 }
 

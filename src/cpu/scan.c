@@ -79,23 +79,23 @@ static bool scan_fast(const ct_kernel_args *a, skind k) {
     char *od = ct__data(out);
     if (inner == 1) {
         int64_t rows = x->numel / n, quads = (rows + 3) / 4;
-#pragma omp parallel for schedule(static) if (x->numel >= CT_GRAIN && quads > 1 && !omp_in_parallel())
-        for (int64_t q = 0; q < quads; q++) {
+        CT_PARALLEL_FOR_IF(x->numel >= CT_GRAIN && quads > 1 && !omp_in_parallel(),
+                           for (int64_t q = 0; q < quads; q++), {
             int64_t off = 4 * q * n;
             int lines = rows - 4 * q < 4 ? (int)(rows - 4 * q) : 4;
             if (f32) scan_lines_f32((const float *)xd + off, (float *)od + off, n, lines, prod);
             else scan_lines_f64((const double *)xd + off, (double *)od + off, n, lines, prod);
-        }
+        });
         return true;
     }
     int64_t outer = x->numel / (n * inner), nb = (inner + SCAN_BLOCK - 1) / SCAN_BLOCK;
-#pragma omp parallel for schedule(static) if (x->numel >= CT_GRAIN && outer * nb > 1 && !omp_in_parallel())
-    for (int64_t t = 0; t < outer * nb; t++) {
+    CT_PARALLEL_FOR_IF(x->numel >= CT_GRAIN && outer * nb > 1 && !omp_in_parallel(),
+                       for (int64_t t = 0; t < outer * nb; t++), {
         int64_t ob = t / nb, j0 = t % nb * SCAN_BLOCK, w = inner - j0 < SCAN_BLOCK ? inner - j0 : SCAN_BLOCK;
         int64_t off = ob * n * inner + j0;
         if (f32) scan_cols_f32((const float *)xd + off, (float *)od + off, n, inner, w, prod);
         else scan_cols_f64((const double *)xd + off, (double *)od + off, n, inner, w, prod);
-    }
+    });
     return true;
 }
 
@@ -117,8 +117,7 @@ static int scan(const ct_kernel_args *a, skind k) {
     bool cpx = ct_dtype_is_complex(dt), fl = ct_dtype_is_floating(dt);
     if (x->numel == 0) return 0;
     char *obase = ct__data(out);
-#pragma omp parallel for schedule(static) if (x->numel >= CT_GRAIN && !omp_in_parallel())
-    for (int64_t m = 0; m < px.n_out; m++) {
+    CT_PARALLEL_FOR_IF(x->numel >= CT_GRAIN && !omp_in_parallel(), for (int64_t m = 0; m < px.n_out; m++), {
         const char *xi = px.in + ct__reduce_out_offset(&px, m) * es;
         int64_t ooff = ct__reduce_out_offset(&po, m);
         char *oo = obase + ooff * oes;
@@ -170,7 +169,7 @@ static int scan(const ct_kernel_args *a, skind k) {
                 }
             }
         }
-    }
+    });
     return 0;
 }
 

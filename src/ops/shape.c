@@ -655,8 +655,7 @@ CT_API ct_tensor *ct_one_hot(const ct_tensor *x, int64_t num_classes) {
     if (!out) { free(v); return NULL; }
     int64_t *po = ct__data(out);
     memset(po, 0, sizeof(int64_t) * (size_t)out->numel);
-#pragma omp parallel for schedule(static) if (n > CT_GRAIN)
-    for (int64_t i = 0; i < n; i++) po[i * num_classes + v[i]] = 1;
+    CT_PARALLEL_FOR_IF(n > CT_GRAIN, for (int64_t i = 0; i < n; i++), po[i * num_classes + v[i]] = 1;);
     free(v);
     return ct__ret(out);
 }

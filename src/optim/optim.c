@@ -387,8 +387,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
         const T *gr = G;                                                                            \
         const T wd = (T)o->weight_decay, al = (T)o->alpha, w = (T)(1 - o->alpha), eps = (T)o->eps,  \
                 mom = (T)o->momentum, nlr = (T)(-o->lr);                                            \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
+        CT_PARALLEL_FOR_IF(n >= CT_GRAIN, for (int64_t i = 0; i < n; i++), {                        \
             T g = o->maximize ? -gr[i] : gr[i];                                                     \
             if (o->weight_decay != 0) g = g + wd * p[i];                                            \
             sq[i] = sq[i] * al + w * g * g;                                                         \
@@ -406,7 +405,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
             } else {                                                                                \
                 p[i] = p[i] + nlr * g / avg;                                                        \
             }                                                                                       \
-        }                                                                                           \
+        });                                                                                         \
     }
 
 #define ADAGRAD_LOOP(T)                                                                             \
@@ -414,14 +413,13 @@ ADAM_KERNEL(adam_f64, double, sqrt)
         T *p = P, *sum = B0;                                                                        \
         const T *gr = G;                                                                            \
         const T wd = (T)o->weight_decay, eps = (T)o->eps, nclr = (T)(-clr);                         \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
+        CT_PARALLEL_FOR_IF(n >= CT_GRAIN, for (int64_t i = 0; i < n; i++), {                        \
             T g = o->maximize ? -gr[i] : gr[i];                                                     \
             if (o->weight_decay != 0) g = g + wd * p[i];                                            \
             sum[i] = sum[i] + (T)1 * g * g;                                                         \
             T sd = (T)sqrt(sum[i]) + eps;                                                           \
             p[i] = p[i] + nclr * g / sd;                                                            \
-        }                                                                                           \
+        });                                                                                         \
     }
 
 #define ADADELTA_LOOP(T)                                                                            \
@@ -430,8 +428,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
         const T *gr = G;                                                                            \
         const T wd = (T)o->weight_decay, rho = (T)o->rho, w = (T)(1 - o->rho), eps = (T)o->eps,     \
                 nlr = (T)(-o->lr);                                                                  \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
+        CT_PARALLEL_FOR_IF(n >= CT_GRAIN, for (int64_t i = 0; i < n; i++), {                        \
             T g = o->maximize ? -gr[i] : gr[i];                                                     \
             if (o->weight_decay != 0) g = g + wd * p[i];                                            \
             sq[i] = sq[i] * rho + w * g * g;                                                        \
@@ -439,7 +436,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
             T delta = (T)sqrt(acc[i] + eps) / sd * g;                                               \
             acc[i] = acc[i] * rho + w * delta * delta;                                              \
             p[i] = p[i] + nlr * delta;                                                              \
-        }                                                                                           \
+        });                                                                                         \
     }
 
 #define ADAMAX_LOOP(T)                                                                              \
@@ -448,15 +445,14 @@ ADAM_KERNEL(adam_f64, double, sqrt)
         const T *gr = G;                                                                            \
         const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2, eps = (T)o->eps, \
                 nclr = (T)(-clr);                                                                   \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
+        CT_PARALLEL_FOR_IF(n >= CT_GRAIN, for (int64_t i = 0; i < n; i++), {                        \
             T g = o->maximize ? -gr[i] : gr[i];                                                     \
             if (o->weight_decay != 0) g = g + wd * p[i];                                            \
             m[i] = m[i] + w1 * (g - m[i]);                                                          \
             T a = u[i] * b2, b = (T)fabs((double)g) + eps;                                          \
             u[i] = a > b || a != a ? a : b;                                                         \
             p[i] = p[i] + nclr * m[i] / u[i];                                                       \
-        }                                                                                           \
+        });                                                                                         \
     }
 
 #define NADAM_LOOP(T)                                                                               \
@@ -466,8 +462,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
         const T wd = (T)o->weight_decay, w1 = (T)(1 - o->beta1), b2 = (T)o->beta2,                  \
                 w2 = (T)(1 - o->beta2), bc2 = (T)bias_correction2, eps = (T)o->eps, c1 = (T)coef1,  \
                 c2 = (T)coef2, decay = (T)(1 - o->lr * o->weight_decay);                            \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
+        CT_PARALLEL_FOR_IF(n >= CT_GRAIN, for (int64_t i = 0; i < n; i++), {                        \
             T g = o->maximize ? -gr[i] : gr[i];                                                     \
             if (o->weight_decay != 0) {                                                             \
                 if (o->decoupled_weight_decay) p[i] = p[i] * decay;                                 \
@@ -478,7 +473,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
             T denom = (T)sqrt(v[i] / bc2) + eps;                                                    \
             p[i] = p[i] + c1 * g / denom;                                                           \
             p[i] = p[i] + c2 * m[i] / denom;                                                        \
-        }                                                                                           \
+        });                                                                                         \
     }
 
 #define RADAM_LOOP(T)                                                                               \
@@ -489,8 +484,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
                 w2 = (T)(1 - o->beta2), bc1 = (T)bias_correction1, lr = (T)o->lr, eps = (T)o->eps,  \
                 sbc2 = (T)sqrt(bias_correction2), rc = (T)rect,                                     \
                 decay = (T)(1 - o->lr * o->weight_decay);                                           \
-        _Pragma("omp parallel for if (n >= CT_GRAIN)")                                              \
-        for (int64_t i = 0; i < n; i++) {                                                           \
+        CT_PARALLEL_FOR_IF(n >= CT_GRAIN, for (int64_t i = 0; i < n; i++), {                        \
             T g = o->maximize ? -gr[i] : gr[i];                                                     \
             if (o->weight_decay != 0) {                                                             \
                 if (o->decoupled_weight_decay) p[i] = p[i] * decay;                                 \
@@ -505,7 +499,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
             } else {                                                                                \
                 p[i] = p[i] + (T)(-1) * (bcm * lr);                                                 \
             }                                                                                       \
-        }                                                                                           \
+        });                                                                                         \
     }
 
 static ct_tensor *state_buf(pstate *s, int b, double fill) {
