@@ -91,8 +91,10 @@ static int openblas_kernels(void) {
  *   2x faster, the large shapes of the AVX2 rule below included (512^3: 1.18 against
  *   1.42 ms), except NT (B transposed: a linear layer's x W^T, an LSTM's h W_hh^T) with
  *   a thin A: OpenBLAS 1.2-1.67x faster for M <= 128 at K >= 256 (32 x 1024 x 256, an
- *   LSTM step: 134 against 220 us); at M = 256 the two tie.
- * - AVX2 kernels (an AMD EPYC): B (and A when transposed) is read down K with a row
+ *   LSTM step: 134 against 220 us); at M = 256 the two tie. On an AMD EPYC (Zen 4),
+ *   where 0.3.21 runs its Cooper Lake kernels, the NN threshold held: OpenBLAS was the
+ *   faster in 56 of the 61 NN shapes (M, N, K in 16..256) between 2^17 and 2^18.
+ * - AVX2 kernels (an AVX2-only AMD EPYC): B (and A when transposed) is read down K with a row
  *   stride of N (of M): when that stride is a multiple of 512 floats and the other side
  *   of the product is thin, oneDNN's packing loses to cache-set conflicts (2 MiB-aligned
  *   operands, oneDNN / OpenBLAS time: NN and TN with N = 1024 or 2048 and M <= 256 at
