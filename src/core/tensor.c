@@ -188,10 +188,11 @@ bool ct__blocks_contiguous(const ct_tensor *t, int d, int64_t *outer_stride) {
         if (t->sizes[i] != 1 && t->strides[i] != s) return false;
         s *= t->sizes[i];
     }
-    int64_t os = 0, next = 0; /* the outer dims must collapse into one stride */
+    int64_t os = 0, next = 0; /* the outer dims must collapse into one stride (0: expanded) */
+    bool first = true;
     for (int i = d - 1; i >= 0; i--) {
         if (t->sizes[i] == 1) continue;
-        if (!os) os = t->strides[i];
+        if (first) os = t->strides[i], first = false;
         else if (t->strides[i] != next) return false;
         next = t->strides[i] * t->sizes[i];
     }

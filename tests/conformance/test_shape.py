@@ -89,6 +89,21 @@ def test_cat_one_pass_large(dtype, layout):
         assert torch.equal(bits(got), bits(want))
 
 
+def test_cat_expanded_inputs():
+    """Inputs with stride-0 dims before the joined one: a block repeated along one outer
+    dim is evenly spaced (stride 0); repeated along an inner outer dim and stepped along
+    an outer one it is not, and must be copied element by element."""
+    with case("cat"):
+        a, b, r = rand((2, 1, 4)), rand((2, 3, 5)), rand((1, 6))
+        ca, cb, cr, cb0 = ct(a), ct(b), ct(r), ct(b[0])  # kept alive: tarr takes raw pointers
+        ea = call("ct_expand", ca, 3, arr64([2, 3, 4]))
+        got = to_torch(call("ct_cat", 2, tarr([ea, cb]), 2))
+        assert torch.equal(got, torch.cat([a.expand(2, 3, 4), b], 2))
+        er = call("ct_expand", cr, 2, arr64([3, 6]))
+        got = to_torch(call("ct_cat", 2, tarr([er, cb0]), 1))
+        assert torch.equal(got, torch.cat([r.expand(3, 6), b[0]], 1))
+
+
 def test_cat_promotes():
     ins = [rand((2, 2), torch.int32), rand((2, 1), torch.float32), rand((2, 1), torch.bool)]
     check_op("cat", ct_cat(1), lambda *ts: torch.cat(ts, 1), ins, grad=False)
