@@ -1,5 +1,5 @@
 """The float32 vector math of the CPU kernels (exp, tanh and what is built on them:
-sigmoid, silu, gelu, softmax, elu's expm1, erf, log/log2/log10) on every dispatch path this machine can run: AVX-512,
+sigmoid, silu, gelu, softmax, elu's expm1, erf, log/log2/log10, lgamma) on every dispatch path this machine can run: AVX-512,
 AVX2 and the scalar baseline, selected per process by CTORCH_CPU_ISA. Dense sweeps
 over each function's whole float range against the float64 result (an ulp bound), the
 special values, PyTorch's values, and the vector paths against each other (the AVX-512
@@ -125,6 +125,14 @@ def inputs():
     for op in ("log", "log2", "log10"):
         xs[op + ":bits"] = torch.arange(1, 0x7F800000, 997, dtype=torch.int64).to(torch.int32).view(torch.float32)
         xs[op + ":near1"] = torch.cat([sweep(0.5, 2.0, 1 << 20), sweep(1.414, 1.4143, 4099), sweep(0.7070, 0.7072, 4099)])
+    # lgamma (SLEEF's vector function with a fix-up above 4e36): every 997th positive and
+    # negative float, and the specials (poles at 0 and the negative integers)
+    pos = torch.arange(1, 0x7F800000, 997, dtype=torch.int64).to(torch.int32).view(torch.float32)
+    xs["lgamma:pos"] = torch.cat([pos, sweep(4.0e36, 4.1e36, 4099)])
+    xs["lgamma:neg"] = torch.cat([-pos, sweep(-4.0, 0.0, 1 << 18)])
+    xs["lgamma:special"] = special.repeat(17)
+    xs["lgamma:bf16"] = torch.cat([pos[::64], -pos[::64], special]).bfloat16()
+    xs["lgamma:bf16 widened"] = xs["lgamma:bf16"].float()
     xs.update({
         # rows long enough for the vector loops and their tails, and classifier-sized rows
         "softmax:rows": torch.randn(64, 1000) * 8,
@@ -284,6 +292,40 @@ def test_ulp_bounds(results, isa):
                 f"(got {got.flatten()[worst].item()!r}, float64 {ref.flatten()[worst].item()!r})"
 
 
+def test_lgamma_bounds(results):
+    """float32 lgamma against float64: on the vector paths (SLEEF's u10 function) within 1
+    ulp where |lgamma| >= 0.5, on the baseline (glibc's lgammaf_r: 5.05 ulp measured at
+    x = -3.287) within 6; nearer its
+    zeros (x near 1, 2 and on the negative axis) within those ulps plus 2e-9 absolute on
+    the vector paths, 2.5e-7 on the baseline (glibc: 1.7e-7 beyond 1 ulp at x = -3.92);
+    the poles (0, the negative integers) and -inf give inf, NaN NaN, and values overflow
+    only where float64's do (SLEEF alone gives inf from 4.04e36 on)."""
+    xs, out = results
+    for isa, o in out.items():
+        for name in ("lgamma:pos", "lgamma:neg", "lgamma:special"):
+            with case("lgamma"):
+                x, got = xs[name], o[name]
+                ref = torch.lgamma(x.double())
+                r32 = ref.float()
+                assert torch.equal(torch.isnan(got), torch.isnan(ref)), f"{isa} {name}: NaNs"
+                assert torch.equal(torch.isinf(got), torch.isinf(r32) & ~torch.isnan(ref)), f"{isa} {name}: overflow"
+                fin = torch.isfinite(r32)
+                err = torch.from_numpy(ulp_error(got, ref))
+                far = fin & (ref.abs() >= 0.5)
+                bound = 6.0 if isa == "baseline" else 1.0
+                if far.any():
+                    k = int(torch.where(far, err, torch.zeros_like(err)).argmax())
+                    assert err[k] <= bound, f"{isa} {name}: {err[k].item():.2f} ulp at x = {x[k].item()!r}"
+                near = fin & (ref.abs() < 0.5)
+                if near.any():
+                    spacing = torch.from_numpy(np.spacing(np.abs(r32.numpy())).astype(np.float64))
+                    over = (got.double() - ref).abs() - bound * spacing
+                    over = torch.where(near, over, torch.full_like(over, -1.0))
+                    k = int(over.argmax())
+                    tol = 2.5e-7 if isa == "baseline" else 2e-9
+                    assert over[k] <= tol, f"{isa} {name}: {over[k].item():.3g} beyond {bound} ulp at x = {x[k].item()!r}"
+
+
 def test_gelu_tail_error(results):
     """float32 gelu against float64 in the mixed measure |got - ref| / (1 + |ref|), which
     in the negative tail (values near 0) is the absolute error: below 3e-7 on every path
@@ -379,8 +421,13 @@ def test_against_torch(results):
                     continue
                 want = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
                         "gelu": F.gelu, "elu": F.elu, "erf": torch.erf, "log": torch.log, "log2": torch.log2,
-                        "log10": torch.log10, "softmax": lambda t: torch.softmax(t, -1)}[op](x)
-                if op == "gelu" and ("special" in name or "bf16" in name):
+                        "log10": torch.log10, "softmax": lambda t: torch.softmax(t, -1), "lgamma": torch.lgamma}[op](x)
+                if op == "lgamma":
+                    # PyTorch's float32 lgamma (MKL's) gives inf from about 4.04e36 on, where the
+                    # value is finite up to 4.08e36 (ctorch: float64's value, test_lgamma_bounds)
+                    keep = ~((x.float() > 4.0e36) & (x.float() < 4.1e36))
+                    torch.testing.assert_close(o[name][keep], want[keep], equal_nan=True, msg=f"{isa} {name}")
+                elif op == "gelu" and ("special" in name or "bf16" in name):
                     # torch's float32 kernel: gelu(+inf) = nan (test_activation), and x (1 + erf) / 2
                     # overflows for x above 1.7e38 (ctorch: x / 2 first, finite as float64's)
                     keep = x.abs() < 1e38
