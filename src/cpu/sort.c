@@ -131,14 +131,18 @@ static int sort_slices(const ct_kernel_args *a, int dim, bool desc, int64_t k) {
     char *vp = ct__data(vo);
     int64_t *ip = ct__data(io);
     bool oom = false;
-#pragma omp parallel if (x->numel >= CT_GRAIN && slices > 1)
-    {
+    /* element loaders of one slice (xs, its stride xsd) */
+#define LOAD_F32(j) (((const float *)xs)[(j) * xsd])
+#define LOAD_F64(j) (((const double *)xs)[(j) * xsd])
+#define LOAD_ANYF(j) ct__load_f64(xs + (j) * xsd * (int64_t)es, dt)
+#define LOAD_ANYI(j) ct__load_i64(xs + (j) * xsd * (int64_t)es, dt)
+    CT_PARALLEL_IF(x->numel >= CT_GRAIN && slices > 1, {
         void *buf = malloc(sizeof(kv_f) * (size_t)(heap ? 2 * k : 2 * len));
         if (!buf) {
-#pragma omp atomic write
+            _Pragma("omp atomic write")
             oom = true;
         }
-#pragma omp for
+        _Pragma("omp for")
         for (int64_t s = 0; s < slices; s++) {
             if (!buf) continue;
             int64_t ox, oo, dummy, oi;
@@ -147,10 +151,6 @@ static int sort_slices(const ct_kernel_args *a, int dim, bool desc, int64_t k) {
             const char *xs = xp + ox * (int64_t)es;
             int64_t *idx = ip + oi;
             char *vs = vp + oo * (int64_t)es;
-#define LOAD_F32(j) (((const float *)xs)[(j) * xsd])
-#define LOAD_F64(j) (((const double *)xs)[(j) * xsd])
-#define LOAD_ANYF(j) ct__load_f64(xs + (j) * xsd * (int64_t)es, dt)
-#define LOAD_ANYI(j) ct__load_i64(xs + (j) * xsd * (int64_t)es, dt)
             if (flt) {
                 kv_f *v = buf, *t = v + (heap ? k : len);
                 if (!heap) {
@@ -179,14 +179,14 @@ static int sort_slices(const ct_kernel_args *a, int dim, bool desc, int64_t k) {
                 }
                 for (int64_t j = 0; j < k; j++) idx[j * isd] = v[j].i;
             }
+            for (int64_t j = 0; j < k; j++) memcpy(vs + j * vsd * (int64_t)es, xs + idx[j * isd] * xsd * (int64_t)es, es);
+        }
+        free(buf);
+    });
 #undef LOAD_F32
 #undef LOAD_F64
 #undef LOAD_ANYF
 #undef LOAD_ANYI
-            for (int64_t j = 0; j < k; j++) memcpy(vs + j * vsd * (int64_t)es, xs + idx[j * isd] * xsd * (int64_t)es, es);
-        }
-        free(buf);
-    }
     return oom ? ct__errs(CT_ERR_OOM, "%s: out of memory", ct__op_name(a->op)) : 0;
 }
 
@@ -212,8 +212,7 @@ static int k_searchsorted(const ct_kernel_args *a) {
     const char *sp = ct__data(seq), *vp = ct__data(val);
     char *op = ct__data(out);
     bool o32 = out->dtype == CT_INT32;
-#pragma omp parallel for if (n >= CT_GRAIN / 8)
-    for (int64_t e = 0; e < n; e++) {
+    CT_PARALLEL_FOR_IF(n >= CT_GRAIN / 8, for (int64_t e = 0; e < n; e++), {
         const char *row = sp + (one ? 0 : (e / M) * L) * (int64_t)es;
         int64_t lo = 0, hi = L;
         if (flt) {
@@ -235,7 +234,7 @@ static int k_searchsorted(const ct_kernel_args *a) {
         }
         if (o32) ((int32_t *)op)[e] = (int32_t)lo;
         else ((int64_t *)op)[e] = lo;
-    }
+    });
     return 0;
 }
 
