@@ -378,18 +378,13 @@ static int cpu_cat(const ct_kernel_args *a) {
     }
     char *dst = ct__data(out);
     int64_t total = outer * row;
-    int nt = ct__num_threads();
-    if (total < 2 * CT_GRAIN * 4 || nt <= 1 || omp_in_parallel()) {
-        cat_range(dst, n, src, seg, ostride, row, 0, total);
-    } else {
-#pragma omp parallel num_threads(nt)
-        {
-            int t = omp_get_thread_num(), nth = omp_get_num_threads();
-            int64_t per = ((total + nth - 1) / nth + 63) / 64 * 64; /* whole cache lines; per * nth >= total */
-            int64_t b = per * t < total ? per * t : total, e = per * (t + 1) < total ? per * (t + 1) : total;
-            cat_range(dst, n, src, seg, ostride, row, b, e);
-        }
-    }
+    /* on the calling thread (thread 0 of 1) the share is the whole output */
+    CT_PARALLEL_IF(total >= 2 * CT_GRAIN * 4 && ct__num_threads() > 1, {
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        int64_t per = ((total + nth - 1) / nth + 63) / 64 * 64; /* whole cache lines; per * nth >= total */
+        int64_t b = per * t < total ? per * t : total, e = per * (t + 1) < total ? per * (t + 1) : total;
+        cat_range(dst, n, src, seg, ostride, row, b, e);
+    });
     if (seg != buf_s) free(seg);
     if (src != src_s) free(src);
     return 0;
