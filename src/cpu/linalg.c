@@ -60,7 +60,6 @@ static int blas_prepare(const ct_tensor *t, blas_mat *m, ct_tensor **tmp) {
     return 0;
 }
 
-#ifdef CT_HAVE_DNNL
 /* Which kernels OpenBLAS runs: 0.3.21 picks them by CPU model and falls back to its
  * slowest ones on models it does not know (an AVX-512 host of an earlier session), where
  * oneDNN, which picks by instruction set, is the better choice for every shape.
@@ -82,6 +81,40 @@ static int openblas_kernels(void) {
     return v;
 }
 
+/* float32 products that go to OpenBLAS in row blocks, one single-threaded call per
+ * thread. OpenBLAS 0.3.21 runs products up to M * N * K = 2^18 on one thread and, with
+ * its AVX-512 kernels, through its small-matrix kernels, which skip packing: a product
+ * of 2^17..2^20 split in two row blocks runs each half at those kernels' speed on both
+ * cores. Measured on an AMD EPYC (Zen 4, two threads; M, N, K in 16..512), split time
+ * against the faster of OpenBLAS's and oneDNN's own calls: NN 0.57-0.80 from 2^17 to
+ * 2^20 in every shape (64^3: 2.9-3.3 against 4.6 and oneDNN's 3.6 us; at 2^16 0.92-1.08,
+ * at 2^21 1.1-2x slower: the halves outgrow the small kernels); TN likewise from 2^18
+ * with K >= 32 (at K = 16, or at 2^17, up to 1.4x slower); NT (a linear layer's x W^T)
+ * only with a thin B: N <= 16, N <= 32 with M <= 64, or N <= 64 with M <= 32 (0.47-0.92;
+ * wider N up to 1.7x slower). TT and OpenBLAS's AVX2 kernels (0.3.21 has no small-matrix
+ * kernels for them) were not measured and keep the rule below. The two blocks are fixed
+ * by the shape and computed one after the other when there is one thread (or inside a
+ * parallel region), so a result does not depend on the thread count (one call on all
+ * the rows gives other bits in some NT shapes and at 2^20, past OpenBLAS's small-kernel
+ * limit of 10^6). */
+static bool sgemm_splits(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+    const int64_t mnk = M * N * K;
+    if (mnk < (int64_t)1 << 17 || mnk > (int64_t)1 << 20 || M < 16 || (ta && tb) || openblas_kernels() != 2)
+        return false;
+    if (ta) return mnk >= (int64_t)1 << 18 && K >= 32;
+    return !tb || N <= 16 || (N <= 32 && M <= 64) || (N <= 64 && M <= 32);
+}
+
+/* rows [r0, r1) of C = alpha * op(A) @ op(B) + beta * C through OpenBLAS */
+static void sgemm_rows(bool ta, bool tb, int64_t r0, int64_t r1, int64_t N, int64_t K, float alpha, const float *A,
+                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (r1 > r0)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)(r1 - r0),
+                    (int)N, (int)K, alpha, A + (ta ? r0 : r0 * lda), (int)lda, B, (int)ldb, beta, C + r0 * ldc,
+                    (int)ldc);
+}
+
+#ifdef CT_HAVE_DNNL
 /* Where OpenBLAS's sgemm beats oneDNN 2.6's, by kernel family (measured on 2 threads):
  * - AVX-512 kernels (an Ice Lake Xeon): small products, where OpenBLAS's small-matrix
  *   kernels skip packing and oneDNN's threading costs more than the product: OpenBLAS
@@ -122,6 +155,19 @@ static bool sgemm_prefers_openblas(bool ta, bool tb, int64_t M, int64_t N, int64
 void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A,
                   int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
     if (dt == CT_FLOAT32) {
+        if (sgemm_splits(ta, tb, M, N, K)) {
+            /* two row blocks, fixed by the shape: the same calls on one thread or two */
+            const float *a = A, *b = B;
+            float *c = C;
+            const int64_t h = ((M + 1) / 2 + 7) / 8 * 8;
+            const float al = (float)alpha, be = (float)beta;
+            CT_PARALLEL_NT_IF(!omp_in_parallel() && omp_get_max_threads() > 1, 2, {
+                const int t = omp_get_thread_num(), n = omp_get_num_threads();
+                if (t == 0) sgemm_rows(ta, tb, 0, h, N, K, al, a, lda, b, ldb, be, c, ldc);
+                if (t == n - 1) sgemm_rows(ta, tb, h, M, N, K, al, a, lda, b, ldb, be, c, ldc);
+            });
+            return;
+        }
 #ifdef CT_HAVE_DNNL
         /* dnnl_sgemm runs single-threaded inside a parallel region, as OpenBLAS does */
         if (!sgemm_prefers_openblas(ta, tb, M, N, K) &&

@@ -190,6 +190,66 @@ def test_mm_float32_gemm_routes(k):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6 * K)
 
 
+# float32 products of 2^17..2^20 multiply-adds in some layouts go to OpenBLAS as two row
+# blocks, one a thread (src/cpu/linalg.c, sgemm_splits; only where OpenBLAS runs its
+# AVX-512 kernels, elsewhere these shapes take the rule above): block sizes multiples of
+# 8 with odd and tiny last blocks, A and B as column slices (leading dimensions past
+# their widths), addmm's beta, shapes just outside the range, and batches whose products
+# run inside the batch loop's parallel region (both blocks on one thread there). The two
+# blocks are fixed by the shape, so one thread and two give the same bits.
+ROW_BLOCKS = [  # (M, K, N, layout)
+    (64, 64, 64, "nn"), (17, 128, 100, "nn"), (100, 64, 64, "nn"), (64, 10, 256, "nn"), (16, 256, 256, "nn"),
+    (64, 256, 64, "nn"), (127, 64, 64, "nn"), (64, 31, 64, "nn"), (64, 64, 257, "nn"),
+    (128, 32, 64, "tn"), (256, 64, 48, "tn"), (129, 33, 100, "tn"), (128, 31, 64, "tn"),
+    (64, 256, 10, "nt"), (40, 128, 30, "nt"), (24, 256, 64, "nt"), (200, 100, 16, "nt"), (64, 64, 65, "nt"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(ROW_BLOCKS)))
+def test_mm_float32_row_blocks(k):
+    M, K, N, lay = ROW_BLOCKS[k]
+    g = torch.Generator().manual_seed(70 + k)
+    wide_a = torch.randn((K, M + 3) if lay == "tn" else (M, K + 3), generator=g)
+    wide_b = torch.randn((N, K + 5) if lay == "nt" else (K, N + 5), generator=g)
+    inp = torch.randn(M, N, generator=g)
+    for fn, args in (("ct_t", [P]), ("ct_narrow", [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
+                     ("ct_addmm", [P, P, P, ctypes.c_double, ctypes.c_double])):
+        getattr(lib, fn).restype = P
+        getattr(lib, fn).argtypes = args
+    old = lib.ct_get_num_threads()
+    try:
+        with case("mm"):
+            cwa, cwb = ct(wide_a), ct(wide_b)
+            ca = T(lib.ct_narrow(cwa, 1, 0, M if lay == "tn" else K))  # rows K+3 (M+3) floats apart
+            cb = T(lib.ct_narrow(cwb, 1, 0, K if lay == "nt" else N))
+            a = wide_a[:, :M] if lay == "tn" else wide_a[:, :K]
+            b = wide_b[:, :K] if lay == "nt" else wide_b[:, :N]
+            if lay == "tn":
+                ca, a = T(lib.ct_t(ca)), a.t()
+            if lay == "nt":
+                cb, b = T(lib.ct_t(cb)), b.t()
+            want = a.double() @ b.double()
+            got = {}
+            for threads in (1, 2):
+                lib.ct_set_num_threads(threads)
+                got[threads] = to_torch(call("ct_mm", ca, cb))
+                torch.testing.assert_close(got[threads], want.float(), rtol=1e-5, atol=1e-6 * K)
+            assert torch.equal(got[1], got[2]), "one thread and two give other bits"
+        with case("addmm"):
+            r = to_torch(T(lib.ct_addmm(ct(inp), ca, cb, ctypes.c_double(0.5), ctypes.c_double(-2.0))))
+            torch.testing.assert_close(r, (0.5 * inp.double() - 2.0 * want).float(), rtol=1e-5, atol=2e-6 * K)
+        with case("bmm"):  # four products, one a thread inside the batch loop's region
+            a3 = torch.stack([a * (i + 1) for i in range(4)])
+            b3 = b.expand(4, K, N)
+            lib.ct_set_num_threads(2)
+            got3 = to_torch(call("ct_bmm", ct(a3.contiguous()), ct(b3.contiguous())))
+            for i in range(4):
+                torch.testing.assert_close(got3[i], (a3[i].double() @ b.double()).float(), rtol=1e-5,
+                                           atol=1e-6 * K * (i + 1))
+    finally:
+        lib.ct_set_num_threads(old)
+
+
 # Small float32/float64 products run a direct kernel (src/cpu/linalg.c, gemm_is_small:
 # N and K up to 32, M * N * K up to 8192, or 32768 when N is a multiple of 8): B's rows
 # W = 8/16/32 wide, C's rows R at a time (R = 8, 4, 2 or 1 by W and dtype) and the rows
