@@ -115,6 +115,23 @@ static void sgemm_rows(bool ta, bool tb, int64_t r0, int64_t r1, int64_t N, int6
 }
 
 #ifdef CT_HAVE_DNNL
+/* float32 A @ B^T with a thin A (a linear layer's x W^T at a small batch: M <= 128,
+ * N >= 256, K >= 32) on an AVX-512 CPU: oneDNN in fixed blocks of 128-255 columns (B's
+ * rows), the blocks split between the threads in order, each a single-threaded call.
+ * oneDNN 2.6's own threading of these shapes with its AVX-512 kernels leaves much of
+ * the two cores idle: on an AMD EPYC (Zen 4, two threads; M 8..128, N 256..4096, K
+ * 10..2048) the blocks took 0.31-0.96 of its time for M >= 16 (64 x 256 x 784 124
+ * against 152 us; K = 1024 or 2048 about a third), about the same at M = 8, and
+ * 0.35-0.95 of OpenBLAS's (the rule below chose OpenBLAS for M <= 128, K >= 256); at
+ * K = 10 or 16 some shapes ran slower (up to 1.8x), hence K >= 32. Each thread also
+ * reads only its own rows of B, the halves an optimizer's elementwise step over B then
+ * writes. With oneDNN held to AVX2 the blocks gained nothing, so other CPUs keep the
+ * rule below. The blocks are fixed by N and computed in order on one thread, so a
+ * result does not depend on the thread count. */
+static bool sgemm_nt_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+    return !ta && tb && M <= 128 && N >= 256 && K >= 32 && ct__cpu_isa() == CT_ISA_AVX512;
+}
+
 /* Where OpenBLAS's sgemm beats oneDNN 2.6's, by kernel family (measured on 2 threads):
  * - AVX-512 kernels (an Ice Lake Xeon): small products, where OpenBLAS's small-matrix
  *   kernels skip packing and oneDNN's threading costs more than the product: OpenBLAS
@@ -169,6 +186,20 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
             return;
         }
 #ifdef CT_HAVE_DNNL
+        if (sgemm_nt_blocks(ta, tb, M, N, K)) {
+            const float *a = A, *b = B;
+            float *c = C;
+            const int64_t nb = N / 128;
+            const float al = (float)alpha, be = (float)beta;
+            CT_PARALLEL_FOR_IF(!omp_in_parallel() && omp_get_max_threads() > 1, for (int64_t j = 0; j < nb; j++), {
+                const int64_t n0 = j * N / nb, n1 = (j + 1) * N / nb;
+                if (dnnl_sgemm('N', 'T', M, n1 - n0, K, al, a, lda, b + n0 * ldb, ldb, be, c + n0, ldc) !=
+                    dnnl_success)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)(n1 - n0), (int)K, al, a,
+                                (int)lda, b + n0 * ldb, (int)ldb, be, c + n0, (int)ldc);
+            });
+            return;
+        }
         /* dnnl_sgemm runs single-threaded inside a parallel region, as OpenBLAS does */
         if (!sgemm_prefers_openblas(ta, tb, M, N, K) &&
             dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, (float)alpha, (const float *)A, lda, (const float *)B,
