@@ -115,21 +115,25 @@ static void sgemm_rows(bool ta, bool tb, int64_t r0, int64_t r1, int64_t N, int6
 }
 
 #ifdef CT_HAVE_DNNL
-/* float32 A @ B^T with a thin A (a linear layer's x W^T at a small batch: M <= 128,
- * N >= 256, K >= 32) on an AVX-512 CPU: oneDNN in fixed blocks of 128-255 columns (B's
- * rows), the blocks split between the threads in order, each a single-threaded call.
- * oneDNN 2.6's own threading of these shapes with its AVX-512 kernels leaves much of
- * the two cores idle: on an AMD EPYC (Zen 4, two threads; M 8..128, N 256..4096, K
- * 10..2048) the blocks took 0.31-0.96 of its time for M >= 16 (64 x 256 x 784 124
- * against 152 us; K = 1024 or 2048 about a third), about the same at M = 8, and
- * 0.35-0.95 of OpenBLAS's (the rule below chose OpenBLAS for M <= 128, K >= 256); at
- * K = 10 or 16 some shapes ran slower (up to 1.8x), hence K >= 32. Each thread also
- * reads only its own rows of B, the halves an optimizer's elementwise step over B then
- * writes. With oneDNN held to AVX2 the blocks gained nothing, so other CPUs keep the
- * rule below. The blocks are fixed by N and computed in order on one thread, so a
- * result does not depend on the thread count. */
+/* float32 A @ B^T (a linear layer's x W^T) with N >= 256 and K >= 32, and M <= 512 or
+ * a narrow, deep B (N <= 256, K >= 1024), on an AVX-512 CPU: oneDNN in fixed blocks of
+ * 128-255 columns (B's rows), the blocks split between the threads in order, each a
+ * single-threaded call. oneDNN 2.6's own threading of these shapes with its AVX-512
+ * kernels leaves much of the two cores idle. On an AMD EPYC (Zen 4, two threads) the
+ * blocks took, of its time: M 8..128 (N 256..4096, K 10..2048) 0.31-0.96 for M >= 16
+ * (64 x 256 x 784 124 against 152 us; K = 1024 or 2048 about a third), about the same
+ * at M = 8, and 0.35-0.95 of OpenBLAS's (the rule below chose OpenBLAS for M <= 128,
+ * K >= 256), but at K = 10 or 16 some shapes ran slower (up to 1.8x), hence K >= 32;
+ * M 256..1024 0.54-1.00 (K >= 64); at M = 2048 and 4096 0.61-0.82 with N = 256 and
+ * K >= 1024 (a Transformer's feed-forward output, 2048 x 256 x 1024: 6.8 -> 5.1 ms)
+ * but 1.02-1.17 for wider N or shallower K. Each thread also reads only its own rows of
+ * B, the halves an optimizer's elementwise step over B then writes. With oneDNN held to
+ * AVX2 the blocks gained nothing, so other CPUs keep the rule below. The blocks are
+ * fixed by N and computed in order on one thread, so a result does not depend on the
+ * thread count. */
 static bool sgemm_nt_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
-    return !ta && tb && M <= 128 && N >= 256 && K >= 32 && ct__cpu_isa() == CT_ISA_AVX512;
+    return !ta && tb && N >= 256 && K >= 32 && (M <= 512 || (N <= 256 && K >= 1024)) &&
+           ct__cpu_isa() == CT_ISA_AVX512;
 }
 
 /* Where OpenBLAS's sgemm beats oneDNN 2.6's, by kernel family (measured on 2 threads):
@@ -143,7 +147,10 @@ static bool sgemm_nt_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
  *   a thin A: OpenBLAS 1.2-1.67x faster for M <= 128 at K >= 256 (32 x 1024 x 256, an
  *   LSTM step: 134 against 220 us); at M = 256 the two tie. On an AMD EPYC (Zen 4),
  *   where 0.3.21 runs its Cooper Lake kernels, the NN threshold held: OpenBLAS was the
- *   faster in 56 of the 61 NN shapes (M, N, K in 16..256) between 2^17 and 2^18.
+ *   faster in 56 of the 61 NN shapes (M, N, K in 16..256) between 2^17 and 2^18. The
+ *   row blocks of sgemm_splits and the column blocks of sgemm_nt_blocks (above) come
+ *   first: of the NT shapes here, those with N >= 256 and K >= 32 take oneDNN's blocks,
+ *   which beat both libraries' own calls on that host.
  * - AVX2 kernels (an AVX2-only AMD EPYC): B (and A when transposed) is read down K with a row
  *   stride of N (of M): when that stride is a multiple of 512 floats and the other side
  *   of the product is thin, oneDNN's packing loses to cache-set conflicts (2 MiB-aligned

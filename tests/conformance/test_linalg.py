@@ -192,20 +192,22 @@ def test_mm_float32_gemm_routes(k):
 
 # float32 products split into blocks fixed by the shape, one single-threaded BLAS call a
 # block (src/cpu/linalg.c): of 2^17..2^20 multiply-adds in some layouts, two row blocks
-# through OpenBLAS (sgemm_splits, where OpenBLAS runs its AVX-512 kernels), and thin
-# A @ B^T (M <= 128, N >= 256, K >= 32) in column blocks of 128-255 through oneDNN
-# (sgemm_nt_blocks, on AVX-512 CPUs); elsewhere these shapes take the rule above. Block
-# sizes with odd and tiny last blocks, A and B as column slices (leading dimensions past
-# their widths), addmm's beta, shapes just outside the rules, and batches whose products
-# run inside the batch loop's parallel region (all blocks on one thread there). The
-# blocks are fixed by the shape, so one thread and two give the same bits.
+# through OpenBLAS (sgemm_splits, where OpenBLAS runs its AVX-512 kernels), and A @ B^T
+# with N >= 256, K >= 32 and M <= 512 or N <= 256, K >= 1024 in column blocks of 128-255
+# through oneDNN (sgemm_nt_blocks, on AVX-512 CPUs); elsewhere these shapes take the
+# rule above. Block sizes with odd and tiny last blocks, A and B as column slices
+# (leading dimensions past their widths), addmm's beta, shapes just outside the rules,
+# and batches whose products run inside the batch loop's parallel region (all blocks on
+# one thread there). The blocks are fixed by the shape, so one thread and two give the
+# same bits.
 ROW_BLOCKS = [  # (M, K, N, layout)
     (64, 64, 64, "nn"), (17, 128, 100, "nn"), (100, 64, 64, "nn"), (64, 10, 256, "nn"), (16, 256, 256, "nn"),
     (64, 256, 64, "nn"), (127, 64, 64, "nn"), (64, 31, 64, "nn"), (64, 64, 257, "nn"),
     (128, 32, 64, "tn"), (256, 64, 48, "tn"), (129, 33, 100, "tn"), (128, 31, 64, "tn"),
     (64, 256, 10, "nt"), (40, 128, 30, "nt"), (24, 256, 64, "nt"), (200, 100, 16, "nt"), (64, 64, 65, "nt"),
     (64, 784, 256, "nt"), (8, 256, 300, "nt"), (128, 32, 1000, "nt"), (16, 2048, 256, "nt"), (3, 100, 511, "nt"),
-    (129, 64, 256, "nt"), (64, 31, 256, "nt"), (64, 64, 255, "nt"),
+    (300, 64, 256, "nt"), (512, 40, 384, "nt"), (513, 1024, 256, "nt"), (600, 2048, 200, "nt"),
+    (513, 1023, 256, "nt"), (513, 1024, 257, "nt"), (64, 31, 256, "nt"), (64, 64, 255, "nt"),
 ]
 
 
