@@ -86,12 +86,15 @@ static int openblas_kernels(void) {
  * its AVX-512 kernels, through its small-matrix kernels, which skip packing: a product
  * of 2^17..2^20 split in two row blocks runs each half at those kernels' speed on both
  * cores. Measured on an AMD EPYC (Zen 4, two threads; M, N, K in 16..512), split time
- * against the faster of OpenBLAS's and oneDNN's own calls: NN 0.57-0.80 from 2^17 to
- * 2^20 in every shape (64^3: 2.9-3.3 against 4.6 and oneDNN's 3.6 us; at 2^16 0.92-1.08,
- * at 2^21 1.1-2x slower: the halves outgrow the small kernels); TN likewise from 2^18
- * with K >= 32 (at K = 16, or at 2^17, up to 1.4x slower); NT (a linear layer's x W^T)
- * only with a thin B: N <= 16, N <= 32 with M <= 64, or N <= 64 with M <= 32 (0.47-0.92;
- * wider N up to 1.7x slower). TT and OpenBLAS's AVX2 kernels (0.3.21 has no small-matrix
+ * against the faster of OpenBLAS's and oneDNN's own calls: NN 0.38-0.94 from 2^17 to
+ * 2^20 in every shape, most 0.72-0.93 (64^3: 2.9-3.3 against 4.6 and oneDNN's 3.6 us; at
+ * 2^16 0.92-1.08, at 2^21 1.1-2x slower: the halves outgrow the small kernels); TN
+ * 0.66-0.98 from 2^18 with K >= 32 but 512 x 16 x 32 1.11 (at K = 16, or at 2^17, up to
+ * 1.4x slower); NT (a linear layer's x W^T) only with a thin B: N <= 16, N <= 32 with
+ * M <= 64, or N <= 64 with M <= 32 (0.47-0.92; wider N up to 1.7x slower). At 2^17 the
+ * gain rests on the cost of waking the second thread, 0.6 us here most of the time and
+ * 1.0-1.1 in some spells: in a sweep run in such a spell the thin-B NT shapes of 2^17
+ * read 1.11-1.16. TT and OpenBLAS's AVX2 kernels (0.3.21 has no small-matrix
  * kernels for them) were not measured and keep the rule below. The two blocks are fixed
  * by the shape and computed one after the other when there is one thread (or inside a
  * parallel region), so a result does not depend on the thread count (one call on all
