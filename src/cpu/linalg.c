@@ -120,13 +120,16 @@ static void sgemm_rows(bool ta, bool tb, int64_t r0, int64_t r1, int64_t N, int6
 #ifdef CT_HAVE_DNNL
 /* float32 A @ B^T (a linear layer's x W^T) with N >= 256 and K >= 32, and M <= 512 or
  * a narrow, deep B (N <= 256, K >= 1024), on an AVX-512 CPU: oneDNN in fixed blocks of
- * 128-255 columns (B's rows), the blocks split between the threads in order, each a
- * single-threaded call. oneDNN 2.6's own threading of these shapes with its AVX-512
- * kernels leaves much of the two cores idle. On an AMD EPYC (Zen 4, two threads) the
- * blocks took, of its time: M 8..128 (N 256..4096, K 10..2048) 0.31-0.96 for M >= 16
- * (64 x 256 x 784 124 against 152 us; K = 1024 or 2048 about a third), about the same
- * at M = 8, and 0.35-0.95 of OpenBLAS's (the rule below chose OpenBLAS for M <= 128,
- * K >= 256), but at K = 10 or 16 some shapes ran slower (up to 1.8x), hence K >= 32;
+ * 128-256 columns (B's rows), an even number of them, split between the threads in
+ * order, each a single-threaded call. oneDNN 2.6's own threading of these shapes with
+ * its AVX-512 kernels leaves much of the two cores idle. On an AMD EPYC (Zen 4, two
+ * threads) the blocks took, of its time: M 8..128 (N 256..4096, K 10..2048) 0.31-0.96
+ * for M >= 16 (64 x 256 x 784 124 against 152 us; K = 1024 or 2048 about a third),
+ * about the same at M = 8, and 0.35-0.95 of OpenBLAS's (the rule below chose OpenBLAS
+ * for M <= 128, K >= 256), but at K = 10 or 16 some shapes ran slower (up to 1.8x),
+ * hence K >= 32; M 1..4 (a batch of one) 0.84-1.08 of oneDNN's time (1.13-1.29 at
+ * K = 64, N = 4096, under 10 us), where OpenBLAS took 1.4-13x oneDNN's from K = 256
+ * (an odd number of blocks, 7 for N = 1000, left a thread idle for one: 1.12-1.19);
  * M 256..1024 0.54-1.00 (K >= 64); at M = 2048 and 4096 0.61-0.82 with N = 256 and
  * K >= 1024 (a Transformer's feed-forward output, 2048 x 256 x 1024: 6.8 -> 5.1 ms)
  * but 1.02-1.17 for wider N or shallower K. Each thread also reads only its own rows of
@@ -205,7 +208,7 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
         if (sgemm_nt_blocks(ta, tb, M, N, K)) {
             const float *a = A, *b = B;
             float *c = C;
-            const int64_t nb = N / 128;
+            const int64_t nb = (N / 128) & ~(int64_t)1; /* even: two threads share them evenly */
             const float al = (float)alpha, be = (float)beta;
             CT_PARALLEL_FOR_IF(!omp_in_parallel() && omp_get_max_threads() > 1, for (int64_t j = 0; j < nb; j++), {
                 const int64_t n0 = j * N / nb, n1 = (j + 1) * N / nb;

@@ -193,8 +193,8 @@ def test_mm_float32_gemm_routes(k):
 # float32 products split into blocks fixed by the shape, one single-threaded BLAS call a
 # block (src/cpu/linalg.c): of 2^17..2^20 multiply-adds in some layouts, two row blocks
 # through OpenBLAS ("rows": sgemm_splits, where OpenBLAS runs its AVX-512 kernels), and
-# A @ B^T with N >= 256, K >= 32 and M <= 512 or N <= 256, K >= 1024 in column blocks of
-# 128-255 through oneDNN ("cols": sgemm_nt_blocks, on AVX-512 CPUs); elsewhere, and for
+# A @ B^T with N >= 256, K >= 32 and M <= 512 or N <= 256, K >= 1024 in an even number
+# of column blocks of 128-256 through oneDNN ("cols": sgemm_nt_blocks, on AVX-512 CPUs); elsewhere, and for
 # the shapes just outside the rules (None), the rule above. Block sizes with odd and tiny
 # last blocks, A and B as column slices (leading dimensions past their widths), addmm's
 # beta, and batches whose products run inside the batch loop's parallel region (all
@@ -210,6 +210,7 @@ ROW_BLOCKS = [  # (M, K, N, layout, rule)
     (200, 100, 16, "nt", "rows"), (64, 64, 65, "nt", None),
     (64, 784, 256, "nt", "cols"), (8, 256, 300, "nt", "cols"), (128, 32, 1000, "nt", "cols"),
     (16, 2048, 256, "nt", "cols"), (3, 100, 511, "nt", "cols"), (300, 64, 256, "nt", "cols"),
+    (1, 512, 1000, "nt", "cols"), (4, 300, 383, "nt", "cols"),
     (512, 40, 384, "nt", "cols"), (513, 1024, 256, "nt", "cols"), (600, 2048, 200, "nt", None),
     (513, 1023, 256, "nt", None), (513, 1024, 257, "nt", None), (64, 31, 256, "nt", None),
     (64, 64, 255, "nt", None),
