@@ -10,9 +10,10 @@
 
 static ct_backend cpu_backend = {.name = "cpu", .type = CT_DEVICE_CPU};
 
-static ct_cpu_isa cpu_isa = CT_ISA_BASELINE;
+static ct_cpu_isa cpu_isa = CT_ISA_BASELINE, cpu_isa_hw = CT_ISA_BASELINE;
 
 ct_cpu_isa ct__cpu_isa(void) { return cpu_isa; }
+ct_cpu_isa ct__cpu_isa_hw(void) { return cpu_isa_hw; }
 
 static size_t llc_bytes = (size_t)8 << 20;
 
@@ -54,6 +55,7 @@ static void detect_isa(void) {
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) cpu_isa = CT_ISA_AVX2;
     }
 #endif
+    cpu_isa_hw = cpu_isa;
     const char *cap = getenv("CTORCH_CPU_ISA");
     if (cap && strcmp(cap, "avx2") == 0 && cpu_isa > CT_ISA_AVX2) cpu_isa = CT_ISA_AVX2;
     else if (cap && strcmp(cap, "baseline") == 0) cpu_isa = CT_ISA_BASELINE;

@@ -138,14 +138,10 @@ static void sgemm_rows(bool ta, bool tb, int64_t r0, int64_t r1, int64_t N, int6
  * fixed by N and computed in order on one thread, so a result does not depend on the
  * thread count. */
 static bool sgemm_nt_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
-    if (ta || !tb || N < 256 || K < 32 || (M > 512 && (N > 256 || K < 1024))) return false;
-    /* the CPU's, not ct__cpu_isa()'s: CTORCH_CPU_ISA caps ctorch's own kernels, while
+    /* the CPU's ISA, not ct__cpu_isa()'s: CTORCH_CPU_ISA caps ctorch's own kernels, while
      * oneDNN goes on running its AVX-512 ones */
-#if defined(__x86_64__) && defined(__GNUC__)
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-#else
-    return false;
-#endif
+    return !ta && tb && N >= 256 && K >= 32 && (M <= 512 || (N <= 256 && K >= 1024)) &&
+           ct__cpu_isa_hw() == CT_ISA_AVX512;
 }
 
 /* Where OpenBLAS's sgemm beats oneDNN 2.6's, by kernel family (measured on 2 threads):

@@ -26,6 +26,8 @@
  * (src/cpu/backend.c); CT_ISA_BASELINE on other architectures. */
 typedef enum { CT_ISA_BASELINE, CT_ISA_AVX2, CT_ISA_AVX512 } ct_cpu_isa;
 ct_cpu_isa ct__cpu_isa(void);
+/* the CPU's own, before CTORCH_CPU_ISA's cap (for choices about other libraries' kernels) */
+ct_cpu_isa ct__cpu_isa_hw(void);
 
 /* Streaming (non-temporal) stores for kernels whose output will not stay in the caches:
  * ct__stream_worthwhile(bytes) is true when an op touches (reads and writes) more than

@@ -6,6 +6,7 @@ float64, dtype coverage and error cases.
 Talks to the library through the plain ctypes helpers of _legacy.py (section B); each
 check is recorded as a case under its op's PyTorch name."""
 import ctypes
+import functools
 
 import pytest
 import torch
@@ -217,6 +218,7 @@ ROW_BLOCKS = [  # (M, K, N, layout, rule)
 ]
 
 
+@functools.lru_cache(maxsize=None)
 def _rule_applies(rule):
     """Whether linalg.c's rule is on here: "rows" where OpenBLAS runs its AVX-512
     kernels (its core name, as openblas_kernels() reads it), "cols" on an AVX-512 CPU
