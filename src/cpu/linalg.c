@@ -231,6 +231,44 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
     }
 }
 
+/* A training step's x @ W, W a [K, N] row-major parameter being trained (the GEMM
+ * kernel's hint, set by the op in grad mode for a leaf that requires grad): K is cut
+ * in two halves, thread t computes op(A)[:, K_t] @ W[K_t, :], and the two partial
+ * products are added. Each thread thus reads only the rows of W that it writes when an
+ * elementwise step over W (an optimizer's update, cut in halves) runs next, instead of
+ * half of every row: W stays in that core's cache between the two, and no cache line
+ * of W moves between the cores. The halves are fixed by K and computed in turn on one
+ * thread (or inside a parallel region), so the result does not depend on the thread
+ * count; it is not the bits of one call over all of K (the sum is cut in two), and
+ * the same product outside a training step (no grad, or W not a leaf) keeps the one
+ * call. */
+static bool sgemm_ksplit(int64_t M, int64_t N, int64_t K) {
+    return M <= 256 && N >= 32 && M * N * K >= (int64_t)1 << 18 && (K >= 512 || (K >= 256 && N <= 256));
+}
+
+static int sgemm_ksplit_run(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                            const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    const int64_t h = K / 2;
+    const size_t nbytes = (size_t)(M * N) * sizeof(float);
+    float *tmp = ct__alloc(nbytes);
+    if (!tmp) return ct_last_status();
+    CT_PARALLEL_NT_IF(!omp_in_parallel() && omp_get_max_threads() > 1, 2, {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        if (t == 0) ct__cpu_gemm(CT_FLOAT32, ta, false, M, N, h, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (t == n - 1)
+            ct__cpu_gemm(CT_FLOAT32, ta, false, M, N, K - h, alpha, A + (ta ? h * lda : h), lda, B + h * ldb, ldb, 0.0,
+                         tmp, N);
+        _Pragma("omp barrier");
+        for (int64_t i = M * t / n; i < M * (t + 1) / n; i++) {
+            float *restrict c = C + i * ldc;
+            const float *restrict p = tmp + i * N;
+            _Pragma("omp simd") for (int64_t j = 0; j < N; j++) c[j] += p[j];
+        }
+    });
+    ct__free(tmp, nbytes);
+    return 0;
+}
+
 static void blas_call(ct_dtype dt, const blas_mat *A, const blas_mat *B, char *C, int64_t ldc, int64_t M, int64_t N,
                       int64_t K, double alpha, double beta, int64_t b) {
     const char *pa = A->base + b * A->bstride, *pb = B->base + b * B->bstride;
@@ -568,6 +606,13 @@ static int gemm_kernel(const ct_kernel_args *a) {
         if (blas_prepare(B, &bB, &tB)) { ct_release(tA); return ct_last_status(); }
         int64_t ldc = M == 1 ? N : C->strides[1];
         if (ldc < 1) ldc = 1;
+        if (a->i[0] && dt == CT_FLOAT32 && nb == 1 && bB.trans == CblasNoTrans && sgemm_ksplit(M, N, K)) {
+            int rc = sgemm_ksplit_run(bA.trans == CblasTrans, M, N, K, (float)alpha, (const float *)bA.base, bA.ld,
+                                      (const float *)bB.base, bB.ld, (float)beta, ct__data(C), ldc);
+            ct_release(tA);
+            ct_release(tB);
+            return rc;
+        }
         size_t es = ct_dtype_size(dt);
         char *pc = ct__data(C);
         int64_t cbs = C->strides[0] * (int64_t)es;

@@ -90,9 +90,10 @@ static ct_tensor *as3(ct_tensor *dst, const ct_tensor *t, int64_t b, int64_t r, 
 
 /* The product into out (shaped [M, N], [B, M, N], [M] or [] by kind; any strides):
  * out = alpha * a @ b + beta * input, input copied into out first (NULL: beta unused).
- * Shapes/dtypes already checked. 0 or a status. */
+ * b_param: b is a parameter being trained (a hint the backend may use to read it
+ * where its update will write it). Shapes/dtypes already checked. 0 or a status. */
 static int gemm_into(ct_tensor *out, gemm_kind kind, const ct_tensor *input, const ct_tensor *a, const ct_tensor *b,
-                     double beta, double alpha) {
+                     double beta, double alpha, bool b_param) {
     ct_tensor hA, hB, hC; /* the kernel's 3-D views (see as3) */
     const ct_tensor *A3, *B3;
     ct_tensor *C3;
@@ -122,7 +123,8 @@ static int gemm_into(ct_tensor *out, gemm_kind kind, const ct_tensor *input, con
         int rc = ct__copy_raw(out, input);
         if (rc) return rc;
     } else beta = 0;
-    ct_kernel_args k = {.op = CT_OP_GEMM, .n_out = 1, .n_in = 2, .out = {C3}, .in = {A3, B3}, .d = {alpha, beta}};
+    ct_kernel_args k = {.op = CT_OP_GEMM, .n_out = 1, .n_in = 2, .out = {C3}, .in = {A3, B3}, .d = {alpha, beta},
+                        .i = {b_param}};
     return ct__dispatch(&k);
 }
 
@@ -130,7 +132,7 @@ static int gemm_into(ct_tensor *out, gemm_kind kind, const ct_tensor *input, con
 static ct_tensor *gemm_forward(const char *name, const char *node_name, gemm_kind kind, const ct_tensor *input,
                                const ct_tensor *a, const ct_tensor *b, double beta, double alpha) {
     int ond;
-    int64_t osz[3];
+    int64_t osz[3] = {0, 0, 0};
     switch (kind) {
     case K_MM: ond = 2; osz[0] = a->sizes[0]; osz[1] = b->sizes[1]; break;
     case K_BMM: ond = 3; osz[0] = a->sizes[0]; osz[1] = a->sizes[1]; osz[2] = b->sizes[2]; break;
@@ -138,7 +140,9 @@ static ct_tensor *gemm_forward(const char *name, const char *node_name, gemm_kin
     default: ond = 0; break;
     }
     ct_tensor *out = ct__empty_raw(ond, osz, a->dtype);
-    int rc = out ? gemm_into(out, kind, input, a, b, beta, alpha) : -1;
+    /* a leaf that requires grad, with grad mode on: a weight in a training step's forward */
+    const bool b_param = kind == K_MM && b->requires_grad && ct__grad_enabled();
+    int rc = out ? gemm_into(out, kind, input, a, b, beta, alpha, b_param) : -1;
     if (rc) { ct_release(out); return NULL; }
     const ct_tensor *ins[3] = {input, a, b};
     if (ct__needs_grad(3, ins)) {
@@ -406,7 +410,7 @@ CT_API int ct_matmul_out(ct_tensor *out, const ct_tensor *a, const ct_tensor *b)
         out->dtype == a->dtype && a->dtype != CT_BOOL && ct__is_contiguous(out) && out->storage != a->storage &&
         out->storage != b->storage && da.type == db.type && da.index == db.index && da.type == dout.type &&
         da.index == dout.index && !ct__needs_grad(3, (const ct_tensor *[]){out, a, b})) {
-        int rc = gemm_into(out, K_MM, NULL, a, b, 0, 1);
+        int rc = gemm_into(out, K_MM, NULL, a, b, 0, 1, false);
         if (!rc) ct__bump_version(out);
         return rc;
     }

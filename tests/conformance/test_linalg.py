@@ -218,6 +218,14 @@ ROW_BLOCKS = [  # (M, K, N, layout, rule)
 ]
 
 
+def _view_sigs():
+    """ctypes signatures of the calls the block tests make directly."""
+    for fn, args in (("ct_t", [P]), ("ct_narrow", [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
+                     ("ct_addmm", [P, P, P, ctypes.c_double, ctypes.c_double])):
+        getattr(lib, fn).restype = P
+        getattr(lib, fn).argtypes = args
+
+
 @functools.lru_cache(maxsize=None)
 def _rule_applies(rule):
     """Whether linalg.c's rule is on here: "rows" where OpenBLAS runs its AVX-512
@@ -246,10 +254,7 @@ def test_mm_float32_row_blocks(k):
     wide_a = torch.randn((K, M + 3) if lay == "tn" else (M, K + 3), generator=g)
     wide_b = torch.randn((N, K + 5) if lay == "nt" else (K, N + 5), generator=g)
     inp = torch.randn(M, N, generator=g)
-    for fn, args in (("ct_t", [P]), ("ct_narrow", [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]),
-                     ("ct_addmm", [P, P, P, ctypes.c_double, ctypes.c_double])):
-        getattr(lib, fn).restype = P
-        getattr(lib, fn).argtypes = args
+    _view_sigs()
     old = lib.ct_get_num_threads()
     try:
         with case("mm"):
@@ -281,6 +286,71 @@ def test_mm_float32_row_blocks(k):
             for i in range(4):
                 torch.testing.assert_close(got3[i], (a3[i].double() @ b.double()).float(), rtol=1e-5,
                                            atol=1e-6 * K * (i + 1))
+    finally:
+        lib.ct_set_num_threads(old)
+
+
+# A training step's x @ W, W a [K, N] float32 leaf that requires grad, in grad mode: K is
+# cut in two halves, one a thread, and the two partial products added (src/cpu/linalg.c,
+# sgemm_ksplit: M <= 256, N >= 32, M * N * K >= 2^18, K >= 512 or K >= 256 with
+# N <= 256), so each thread reads the rows of W an elementwise update of W writes on it.
+# Shapes on both sides of the rule (None: outside it), odd K, M and N, A plain, as a
+# column slice (rows past its width) and transposed; addmm's alpha and beta; the
+# gradients through the product. The halves are fixed by K, so one thread and two give
+# the same bits; the product of the same operands without the hint is as close to the
+# float64 one.
+TRAINED_W = [  # (M, K, N, layout of A, rule applies)
+    (64, 784, 256, "n", True), (64, 784, 256, "t", True), (16, 256, 64, "s", True), (1, 1024, 1024, "n", True),
+    (33, 513, 100, "s", True), (256, 257, 256, "t", True), (7, 4096, 40, "n", True), (200, 1000, 300, "n", True),
+    (8, 256, 64, "n", False), (64, 1024, 16, "n", False), (257, 784, 256, "n", False),
+    (128, 256, 257, "n", False), (64, 200, 64, "n", False),
+]
+
+
+@pytest.mark.parametrize("k", range(len(TRAINED_W)))
+def test_mm_float32_trained_weight(k):
+    M, K, N, lay, rule = TRAINED_W[k]
+    g = torch.Generator().manual_seed(90 + k)
+    wide_a = torch.randn((K, M) if lay == "t" else (M, K + 3), generator=g)
+    w = torch.randn(K, N, generator=g) / K ** 0.5
+    inp = torch.randn(M, N, generator=g)
+    _view_sigs()
+    old = lib.ct_get_num_threads()
+    try:
+        with case("mm"):
+            if lay == "t":  # A^T's rows M floats apart
+                ca, a = T(lib.ct_t(ct(wide_a))), wide_a.t()
+            elif lay == "s":  # rows K + 3 floats apart
+                ca, a = T(lib.ct_narrow(ct(wide_a), 1, 0, K)), wide_a[:, :K]
+            else:
+                a = wide_a[:, :K].contiguous()
+                ca = ct(a)
+            cw_plain, cw = ct(w), ct(w, requires_grad=True)
+            want = a.double() @ w.double()
+            got = {}
+            for threads in (1, 2):
+                lib.ct_set_num_threads(threads)
+                got[threads] = to_torch(call("ct_mm", ca, cw))
+                torch.testing.assert_close(got[threads], want.float(), rtol=1e-5, atol=1e-6 * K ** 0.5)
+            plain = to_torch(call("ct_mm", ca, cw_plain))
+            torch.testing.assert_close(plain, want.float(), rtol=1e-5, atol=1e-6 * K ** 0.5)
+            if rule:
+                assert torch.equal(got[1], got[2]), "one thread and two give other bits"
+        with case("addmm"):
+            r = to_torch(T(lib.ct_addmm(ct(inp), ca, cw, ctypes.c_double(0.5), ctypes.c_double(-2.0))))
+            torch.testing.assert_close(r, (0.5 * inp.double() - 2.0 * want).float(), rtol=1e-5,
+                                       atol=2e-6 * K ** 0.5)
+        with case("backward"):  # d/dW sum(x @ W * G) = x^T G, d/dx = G W^T
+            gt = torch.randn(M, N, generator=g)
+            ta = a.clone().requires_grad_(True)
+            tw = w.clone().requires_grad_(True)
+            ((ta.double() @ tw.double()) * gt.double()).sum().backward()
+            cx = ct(a, requires_grad=True)
+            loss = call("ct_sum", call("ct_mul", call("ct_mm", cx, cw), ct(gt)))
+            assert lib.ct_backward(loss, None, False, False) == 0
+            # sums over M (N) float32 products: within their rounding
+            torch.testing.assert_close(to_torch(lib.ct_grad(cw)), tw.grad.float(), rtol=1e-5, atol=1e-6 * M)
+            torch.testing.assert_close(to_torch(lib.ct_grad(cx)), ta.grad.float(), rtol=1e-5, atol=1e-6 * N)
     finally:
         lib.ct_set_num_threads(old)
 
