@@ -3,7 +3,13 @@
  * PyTorch words it, e.g. "mm: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)".
  * Operands must share one dtype (no promotion, like PyTorch): "expected m1 and m2 to
  * have the same dtype, but got: float != double". bool is not supported; integer and
- * float16/bfloat16 products use a C loop (accumulating in int64 / float). */
+ * float16/bfloat16 products use a C loop (accumulating in int64 / float).
+ * Summation order: a float32 product's last bits depend on its shape and layout (the
+ * library and its blocks are chosen by shape) and, where the BLAS library threads a
+ * product itself, may depend on the thread count, as in PyTorch; and in grad
+ * mode a product x @ W whose W is a leaf that requires grad (a weight being trained)
+ * may sum its K halves on separate threads, so it can differ in the last bits from the
+ * same product under no_grad. */
 #ifndef CTORCH_LINALG_H
 #define CTORCH_LINALG_H
 
