@@ -363,16 +363,20 @@ SGD_KERNEL(sgd_f64, double)
 ADAM_KERNEL(adam_f32, float, sqrtf)
 ADAM_KERNEL(adam_f64, double, sqrt)
 
-/* Runs CALL over [lo, hi) ranges of n elements: one range, or one per thread (starts
- * rounded to 16 elements so threads do not share cache lines). */
+/* Thread t's range of n elements split between nt threads: the t-th part, its ends
+ * rounded down to 16 elements so threads do not share cache lines. */
+static inline int64_t part_end(int64_t n, int64_t t, int64_t nt) {
+    return t <= 0 ? 0 : t >= nt ? n : (n * t / nt) & ~(int64_t)15;
+}
+
+/* Runs CALL over [lo, hi) ranges of n elements: one range, or one per thread. */
 #define RUN_RANGES(n, CALL)                                                                          \
     do {                                                                                             \
         if ((n) >= CT_GRAIN) {                                                                       \
             _Pragma("omp parallel")                                                                  \
             {                                                                                        \
                 int64_t nt_ = omp_get_num_threads(), t_ = omp_get_thread_num();                      \
-                int64_t lo = t_ ? ((n) * t_ / nt_) & ~(int64_t)15 : 0;                               \
-                int64_t hi = t_ + 1 < nt_ ? ((n) * (t_ + 1) / nt_) & ~(int64_t)15 : (n);             \
+                int64_t lo = part_end((n), t_, nt_), hi = part_end((n), t_ + 1, nt_);                 \
                 CALL;                                                                                \
             }                                                                                        \
         } else {                                                                                     \
@@ -624,10 +628,14 @@ static int step_param(ct_optimizer *opt, pstate *s) {
 /* ---- SGD and Adam/AdamW: one pass over all parameters ----
  * The step first checks every parameter and readies its gradient and state (an error
  * there leaves every parameter, step count and buffer as it was), then updates all of
- * them in one parallel region: the parameters' elements are taken as one sequence cut
- * into a contiguous range per thread (cuts rounded to 16 elements inside a parameter,
- * so threads do not share cache lines). Small parameters (biases, norms) thus run on
- * every thread instead of one, and a step opens one region instead of one per large
+ * them in one parallel region: each large parameter (CT_GRAIN elements or more) is cut
+ * into one contiguous range per thread, as an elementwise op over it would be, and the
+ * small ones (biases, norms) are taken as one sequence cut the same way (cuts rounded
+ * to 16 elements inside a parameter, so threads do not share cache lines). Thread t
+ * thus updates the t-th part of every weight, the part the GEMM kernels read on it in
+ * the forward (a trained x @ W's half of K, x W^T's column blocks: src/cpu/linalg.c),
+ * so the weights stay in that core's cache between the two; small parameters run on
+ * every thread instead of one, and a step opens one region instead of one per
  * parameter. Each element's arithmetic is the per-parameter kernel's, so the bits do
  * not depend on where the cuts fall (the library is built with -ffp-contract=off). */
 typedef struct {
@@ -636,7 +644,7 @@ typedef struct {
     bool own, f32;         /* own: g is a copy to release */
     unsigned char made;    /* bit b: state buffer b was created by this step */
     void *P, *G, *B0, *B1, *B2;
-    int64_t n, base;       /* elements; offset in the sequence of all parameters */
+    int64_t n, base;       /* elements; offset in the sequence of the small parameters (-1: a large one) */
     upd u;
 } job;
 
@@ -651,16 +659,19 @@ static void run_job(kind k, const job *j, int64_t lo, int64_t hi) {
     }
 }
 
-/* pos in the sequence, moved down to a multiple of 16 inside its parameter */
+/* pos in the sequence of the small parameters, moved down to a multiple of 16 inside
+ * its parameter */
 static int64_t job_cut(const job *js, int nj, int64_t pos) {
     for (int i = 0; i < nj; i++)
-        if (pos < js[i].base + js[i].n)
+        if (js[i].base >= 0 && pos < js[i].base + js[i].n)
             return pos < js[i].base ? js[i].base : js[i].base + ((pos - js[i].base) & ~(int64_t)15);
     return pos;
 }
 
+/* the small parameters' elements [lo, hi) of their sequence */
 static void run_span(kind k, const job *js, int nj, int64_t lo, int64_t hi) {
     for (int i = 0; i < nj && lo < hi; i++) {
+        if (js[i].base < 0) continue;
         int64_t b = js[i].base, e = b + js[i].n;
         if (e <= lo) continue;
         if (b >= hi) break;
@@ -715,7 +726,7 @@ static int step_many(ct_optimizer *opt) {
     job *js = malloc(sizeof *js * (size_t)(opt->n_params > 0 ? opt->n_params : 1));
     if (!js) return ct__errs(CT_ERR_OOM, "%s: out of memory", KIND_NAME[k]);
     int nj = 0, st = 0;
-    int64_t total = 0;
+    int64_t total = 0, small = 0; /* all the elements; those of the small parameters */
     /* 1. check and ready everything; nothing the user sees changes */
     for (int64_t i = 0; i < opt->n_params && !st; i++) {
         pstate *s = &opt->ps[i];
@@ -731,7 +742,8 @@ static int step_many(ct_optimizer *opt) {
         }
         j->f32 = s->p->dtype == CT_FLOAT32;
         j->n = s->p->numel;
-        j->base = total;
+        j->base = j->n >= CT_GRAIN ? -1 : small;
+        if (j->base >= 0) small += j->n;
         total += j->n;
     }
     if (st) {
@@ -765,14 +777,16 @@ static int step_many(ct_optimizer *opt) {
     }
     /* 3. the updates (one thread: in order, whatever shares memory) */
     if (total < CT_GRAIN) {
-        run_span(k, js, nj, 0, total);
+        run_span(k, js, nj, 0, total); /* every parameter is small here */
     } else if (jobs_overlap(js, nj)) {
         for (int i = 0; i < nj; i++) RUN_RANGES(js[i].n, run_job(k, &js[i], lo, hi));
     } else {
 #pragma omp parallel
         {
             int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            run_span(k, js, nj, job_cut(js, nj, total * t / nt), job_cut(js, nj, total * (t + 1) / nt));
+            for (int i = 0; i < nj; i++)
+                if (js[i].base < 0) run_job(k, &js[i], part_end(js[i].n, t, nt), part_end(js[i].n, t + 1, nt));
+            run_span(k, js, nj, job_cut(js, nj, small * t / nt), job_cut(js, nj, small * (t + 1) / nt));
         }
     }
     for (int i = 0; i < nj; i++) ct__bump_version(js[i].s->p);

@@ -161,9 +161,11 @@ def test_param_groups(kind):
 
 
 # SGD, Adam and AdamW update all parameters in one pass split between the threads once
-# the parameters hold CT_GRAIN (32768) elements together: sizes here that are not
-# multiples of 16, below and above that grain, in two groups with different options.
-MANY = [(3,), (17,), (130, 257), (40, 50), (1,), (5, 3), (100, 90)]
+# the parameters hold CT_GRAIN (32768) elements together: each parameter of that size or
+# more cut in its own parts, the smaller ones as one sequence. Sizes here that are not
+# multiples of 16, below and above that grain (two large ones, one between small ones),
+# in two groups with different options.
+MANY = [(3,), (17,), (130, 257), (40, 50), (1,), (5, 3), (100, 90), (170, 201), (7,)]
 
 
 def many_params(dtype):
