@@ -110,7 +110,7 @@ CT_DECLARE_BINARY(minimum)
 CT_DECLARE_BINARY(fmax)         /* ignores NaN */
 CT_DECLARE_BINARY(fmin)
 CT_DECLARE_BINARY(xlogy)
-CT_DECLARE_BINARY(logaddexp)    /* log(e^a + e^b); complex inputs: not implemented (PyTorch has them) */
+CT_DECLARE_BINARY(logaddexp)    /* log(e^a + e^b); complex too (PyTorch's branch: max + log1p(e^(min - max))) */
 CT_DECLARE_BINARY(logaddexp2)   /* log2(2^a + 2^b) */
 CT_DECLARE_BINARY(copysign)     /* |a| with b's sign; integers -> the default float */
 CT_DECLARE_BINARY(eq)           /* comparisons -> bool */

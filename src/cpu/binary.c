@@ -1,6 +1,7 @@
 /* CPU kernels for binary and ternary elementwise ops. Inputs arrive in the compute
  * dtype; the output has the compute dtype or bool (comparisons, logical ops).
  * Integer arithmetic wraps like PyTorch's (done in unsigned 64-bit, no C overflow). */
+#include "cpu/cmath.h"
 #include "cpu/loops.h"
 #include "cpu/bf16_vec.h"
 
@@ -220,6 +221,19 @@ CT_BINARY_FLOATS(xlogy, (b != b) ? b : (a == 0 ? (__typeof__(a))0 : a * G_LOG(b)
         (isinf(a) && (a) == (b)) ? (a) : m_ + G_LOG1P(EXPF(-G_ABS((a) - (b)))) * (__typeof__(a))(SCALE);  \
     })
 CT_BINARY_FLOATS(logaddexp, LOGADDEXP(a, b, G_EXP, 1.0))
+/* complex (PyTorch's _log_add_exp_helper): NaN + NaN i if either has a NaN part; else
+ * with min, max the operands ordered by real part (b first on a tie), log1p(e^(min -
+ * max)) + max, except where both real parts are the same infinity: -inf gives min (the
+ * angle of a zero is undefined), +inf log(e^min + e^max). In double, rounded once. */
+static inline ct_c128 c_logaddexp(ct_c128 x, ct_c128 y) {
+    if (isnan(creal(x)) || isnan(cimag(x)) || isnan(creal(y)) || isnan(cimag(y))) return CMPLX(NAN, NAN);
+    const bool xlo = creal(x) < creal(y);
+    const ct_c128 mn = xlo ? x : y, mx = xlo ? y : x;
+    if (!isfinite(creal(mn)) && creal(mn) == creal(mx)) return creal(mn) < 0 ? mn : clog(cexp(mn) + cexp(mx));
+    return ct__c_log1p(cexp(mn - mx)) + mx;
+}
+#define CLOGADDEXP(a, b) ((__typeof__(a))c_logaddexp((ct_c128)(a), (ct_c128)(b)))
+CT_BINARY_COMPLEX(logaddexp, CLOGADDEXP(a, b))
 CT_BINARY_FLOATS(logaddexp2, LOGADDEXP(a, b, G_EXP2, 1.4426950408889634))
 CT_BINARY_FLOATS(copysign, G_COPYSIGN(a, b))
 
@@ -724,7 +738,7 @@ void ct_cpu_register_binary(ct_kernel_fn *k) {
     SL_SET(CT_OP_DIV_FLOOR, div_floor);
 #endif
     CT_SET_FLOATS(tab[CT_OP_XLOGY], xlogy);
-    CT_SET_FLOATS(tab[CT_OP_LOGADDEXP], logaddexp);
+    CT_SET_FLOATS(tab[CT_OP_LOGADDEXP], logaddexp); CT_SET_COMPLEX(tab[CT_OP_LOGADDEXP], logaddexp);
     CT_SET_FLOATS(tab[CT_OP_LOGADDEXP2], logaddexp2);
     CT_SET_FLOATS(tab[CT_OP_COPYSIGN], copysign);
 #if defined(CT_BF16_VEC) && defined(CT_HAVE_SLEEF_X86)

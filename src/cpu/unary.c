@@ -4,6 +4,7 @@
  * AVX-512F or AVX2+FMA CPUs, except float32 exp and tanh (and what uses them: sigmoid,
  * silu, gelu, softmax), evaluated inline (below: within 1.3 and 2.4 ulp); everything
  * else uses libm. */
+#include "cpu/cmath.h"
 #include "cpu/loops.h"
 
 #include "cpu/sleef_x86.h"
@@ -137,12 +138,8 @@ static inline ct_c128 c_expm1(ct_c128 z) {
     double a = creal(z), b = cimag(z), sh = sin(0.5 * b);
     return CMPLX(expm1(a) * cos(b) - 2.0 * sh * sh, exp(a) * sin(b));
 }
-static inline ct_c128 c_log1p(ct_c128 z) {
-    double x = creal(z), y = cimag(z);
-    return CMPLX(0.5 * log1p(2.0 * x + x * x + y * y), atan2(y, 1.0 + x));
-}
 #define CEXPM1(a) ((__typeof__(a))c_expm1((ct_c128)(a)))
-#define CLOG1P(a) ((__typeof__(a))c_log1p((ct_c128)(a)))
+#define CLOG1P(a) ((__typeof__(a))ct__c_log1p((ct_c128)(a)))
 
 /* ---- SLEEF vector loops: o[i] = BODY(x[i]) over a contiguous run ---- */
 #ifdef CT_HAVE_SLEEF_X86

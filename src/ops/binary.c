@@ -241,7 +241,8 @@ CT_API ct_tensor *ct_xlogy(const ct_tensor *a, const ct_tensor *b) {
 CT_DEFINE_BINARY_VARIANTS(xlogy)
 
 /* ---- logaddexp, logaddexp2 (d[0] = 1 for base 2), copysign ----
- * d/da log(e^a + e^b) = 1 / (1 + e^(b - a)); base 2 the same with 2^(b - a). */
+ * d/da log(e^a + e^b) = 1 / (1 + e^(b - a)); base 2 the same with 2^(b - a); complex
+ * (logaddexp only): grad / conj(1 + e^(b - a)), as PyTorch's derivatives.yaml. */
 static int logaddexp_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     ct_tensor *a = ct__unpack(n, 0), *b = ct__unpack(n, 1);
     TRY(a && b);
@@ -249,12 +250,12 @@ static int logaddexp_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) 
         if (!ct__node_needs(n, i)) continue;
         ct_tensor *d = i == 0 ? ct_sub(b, a) : ct_sub(a, b);
         ct_tensor *e = n->d[0] != 0 ? ct_exp2(d) : ct_exp(d);
-        TRY(gi[i] = ct_div(go[0], ct_add_scalar(e, 1.0)));
+        TRY(gi[i] = ct_div(go[0], ct_conj(ct_add_scalar(e, 1.0))));
     }
     return 0;
 }
 CT_API ct_tensor *ct_logaddexp(const ct_tensor *a, const ct_tensor *b) {
-    return ct__record_binary(ct__binary_raw(CT_OP_LOGADDEXP, "logaddexp", a, b, CT_EW_REAL, NULL), "LogaddexpBackward0",
+    return ct__record_binary(ct__binary_raw(CT_OP_LOGADDEXP, "logaddexp", a, b, CT_EW_SAME, NULL), "LogaddexpBackward0",
                              logaddexp_backward, a, b, false, 0);
 }
 CT_DEFINE_BINARY_VARIANTS(logaddexp)
