@@ -235,10 +235,10 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
  * kernel's hint, set by the op in grad mode for a leaf that requires grad): K is cut
  * in two halves, thread t computes op(A)[:, K_t] @ W[K_t, :], and the two partial
  * products are added. Each thread thus reads only the rows of W that it writes when an
- * elementwise step over W (an optimizer's update, cut in halves) runs next, where
- * oneDNN's own threading of the product had both threads read from every row of W: W
- * stays in that core's cache between the two, and no cache line of W moves between
- * the cores. The halves are fixed by K and computed in turn on one
+ * elementwise step over W (an optimizer's update, cut in halves) runs next: W stays
+ * in that core's cache between the two (after oneDNN's own threading of the product
+ * the update of the MLP's 784 x 256 W took 27 us in the step, after the split 13; 10
+ * alone). The halves are fixed by K and computed in turn on one
  * thread (or inside a parallel region), so the result does not depend on the thread
  * count; it is not the bits of one call over all of K (the sum is cut in two), and
  * the same product outside a training step (no grad, or W not a leaf) keeps the one
