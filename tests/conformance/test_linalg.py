@@ -294,7 +294,7 @@ def test_mm_float32_row_blocks(k):
 # cut in two halves, one a thread, and the two partial products added (src/cpu/linalg.c,
 # sgemm_ksplit: M <= 256, N >= 32, M * N * K >= 2^18, K >= 512 or K >= 256 with
 # N <= 256), so each thread reads the rows of W an elementwise update of W writes on it.
-# Shapes on both sides of the rule (None: outside it), odd K, M and N, A plain, as a
+# Shapes on both sides of the rule (False: outside it), odd K, M and N, A plain, as a
 # column slice (rows past its width) and transposed; addmm's alpha and beta; the
 # gradients through the product. The halves are fixed by K, so one thread and two give
 # the same bits; the product of the same operands without the hint is as close to the
