@@ -81,6 +81,10 @@ static int openblas_kernels(void) {
     return v;
 }
 
+/* Whether a product cut in fixed blocks opens its own parallel region for them: not
+ * inside one, nor with one thread (the blocks then run in turn, the same calls). */
+static inline bool blocks_fork(void) { return !omp_in_parallel() && omp_get_max_threads() > 1; }
+
 /* float32 products that go to OpenBLAS in row blocks, one single-threaded call per
  * thread. OpenBLAS 0.3.21 runs products up to M * N * K = 2^18 on one thread and, with
  * its AVX-512 kernels, through its small-matrix kernels, which skip packing: a product
@@ -193,7 +197,7 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
             float *c = C;
             const int64_t h = ((M + 1) / 2 + 7) / 8 * 8;
             const float al = (float)alpha, be = (float)beta;
-            CT_PARALLEL_NT_IF(!omp_in_parallel() && omp_get_max_threads() > 1, 2, {
+            CT_PARALLEL_NT_IF(blocks_fork(), 2, {
                 const int t = omp_get_thread_num(), n = omp_get_num_threads();
                 if (t == 0) sgemm_rows(ta, tb, 0, h, N, K, al, a, lda, b, ldb, be, c, ldc);
                 if (t == n - 1) sgemm_rows(ta, tb, h, M, N, K, al, a, lda, b, ldb, be, c, ldc);
@@ -206,7 +210,7 @@ void ct__cpu_gemm(ct_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K
             float *c = C;
             const int64_t nb = (N / 128) & ~(int64_t)1; /* even: two threads share them evenly */
             const float al = (float)alpha, be = (float)beta;
-            CT_PARALLEL_FOR_IF(!omp_in_parallel() && omp_get_max_threads() > 1, for (int64_t j = 0; j < nb; j++), {
+            CT_PARALLEL_FOR_IF(blocks_fork(), for (int64_t j = 0; j < nb; j++), {
                 const int64_t n0 = j * N / nb, n1 = (j + 1) * N / nb;
                 if (dnnl_sgemm('N', 'T', M, n1 - n0, K, al, a, lda, b + n0 * ldb, ldb, be, c + n0, ldc) !=
                     dnnl_success)
@@ -253,7 +257,7 @@ static int sgemm_ksplit_run(bool ta, int64_t M, int64_t N, int64_t K, float alph
     const size_t nbytes = (size_t)(M * N) * sizeof(float);
     float *tmp = ct__alloc(nbytes);
     if (!tmp) return ct_last_status();
-    CT_PARALLEL_NT_IF(!omp_in_parallel() && omp_get_max_threads() > 1, 2, {
+    CT_PARALLEL_NT_IF(blocks_fork(), 2, {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         if (t == 0) ct__cpu_gemm(CT_FLOAT32, ta, false, M, N, h, alpha, A, lda, B, ldb, beta, C, ldc);
         if (t == n - 1)
