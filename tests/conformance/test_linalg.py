@@ -397,6 +397,26 @@ def test_small_products(mkn, layout, dtype):
         _small_close(to_torch(call("ct_mm", ca, cb)), _small_ref(a, b, dtype), K)
 
 
+# A fresh product of contiguous matrices whose N fills the kernel's width (8 for float64,
+# 16 or 32) takes a specialised copy of the kernel on AVX-512 (SMALL_DENSE); the same
+# values with A's columns strided take the general one. Both add the same products in the
+# same order, so they must agree bit for bit (and with the float64 product within rounding).
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mkn", [(1, 16, 16), (9, 16, 16), (16, 16, 16), (3, 32, 32), (7, 5, 32), (13, 20, 8),
+                                 (17, 3, 16), (5, 9, 8)])
+def test_small_dense_same_bits(mkn, dtype):
+    M, K, N = mkn
+    a2, b = torch.randn(M, 2 * K, dtype=dtype), torch.randn(K, N, dtype=dtype)
+    a = a2[:, ::2].contiguous()
+    lib.ct_slice.restype = P
+    lib.ct_slice.argtypes = [P, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+    with case("mm"):
+        dense = to_torch(call("ct_mm", ct(a), ct(b)))
+        strided = to_torch(call("ct_mm", T(lib.ct_slice(ct(a2), 1, 0, 2 * K, 2)), ct(b)))
+        assert torch.equal(dense, strided)
+        _small_close(dense, _small_ref(a, b, dtype), K)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("nb,mkn", [(3, (9, 4, 8)), (70, (9, 8, 17)), (64, (10, 10, 10)), (5, (32, 32, 32)),
                                     (2, (40, 32, 32))])
