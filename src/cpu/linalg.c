@@ -619,8 +619,8 @@ static int gemm_kernel(const ct_kernel_args *a) {
         return 0;
     }
     if (dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_COMPLEX64 || dt == CT_COMPLEX128) {
-        bool c_ok = (C->strides[2] == 1 || N == 1) && (M == 1 || C->strides[1] >= N) && M <= INT32_MAX &&
-                    N <= INT32_MAX && K <= INT32_MAX;
+        bool c_ok = (C->strides[2] == 1 || N == 1) && (M == 1 || (C->strides[1] >= N && C->strides[1] <= INT32_MAX)) &&
+                    M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX; /* BLAS takes int sizes and strides */
         if (!c_ok) {
             /* compute into a contiguous buffer and copy back */
             ct_tensor *tmp = ct__empty_raw(3, C->sizes, dt);
