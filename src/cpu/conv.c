@@ -367,7 +367,7 @@ static int conv_ref_backward_weight(const ct_kernel_args *a, const conv_shape *c
  * grad_w [O, K] = grad_y^T [O, N*L] @ cols^T [N*L, K] (cols^T built directly, by
  * im2row), instead of N thin products
  * (or oneDNN 2.6's weight-gradient kernel, 1.8x slower than this at ResNet-18's 512
- * channels at 7x7, batch 32). Returns 1 when the shape is not one for it. */
+ * channels at 7x7, batch 32). Whether the shape is one for it. */
 static bool conv_wide_weight_shape(const conv_shape *c) {
     if (c->G != 1 || c->L > 64 || c->N < 4 || (double)c->K * (double)(c->N * c->L) * (double)c->es >= 512e6) return false;
 #ifdef CT_HAVE_DNNL
