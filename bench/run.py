@@ -116,8 +116,9 @@ def case_list(quick):
         add("other", f"sdpa causal fwd+bwd [16, 4, {L}, 64]", case="sdpa", batch=16, heads=4, seq=L, dim=64)
     add("training", "Fashion-MNIST CNN train step batch 64 (Adam)", case="cnn_train", batch=64)
     add("training", "ResNet-18 32x32 train step batch 32 (SGD)", case="resnet18_train", batch=32, hw=32)
-    add("training", "Transformer encoder 6 x d256 h4 ff1024, seq 128 batch 16 train step (Adam)",
-        case="transformer_train", layers=6, d_model=256, heads=4, ff=1024, seq=128, batch=16)
+    tl, ts = (2, 64) if quick else (6, 128)  # quick: a third of the layers, half the sequence
+    add("training", f"Transformer encoder {tl} x d256 h4 ff1024, seq {ts} batch 16 train step (Adam)",
+        case="transformer_train", layers=tl, d_model=256, heads=4, ff=1024, seq=ts, batch=16)
     add("other", "topk 10 of [4096, 1024] along rows", case="rows", op="topk", rows=4096, cols=1024, k=10)
     if not quick:
         add("other", "group_norm 32 groups [32, 64, 56, 56]", case="group_norm", n=32, c=64, h=56, groups=32)
@@ -820,9 +821,11 @@ def main():
         entries.append({"name": "process start to first result", "group": "startup", "case": "startup",
                         "status": "error", "reason": str(ex)})
         failed = True
-    # peak RSS of the training runs, each side in a fresh process
-    for spec in cases:
-        if spec["group"] != "training" or cres.get(spec["name"], {}).get("status") != "ok":
+    # peak RSS of the training runs, each side in a fresh process (quick: the first one
+    # only; the others take the same path)
+    rss_cases = [spec for spec in cases if spec["group"] == "training"]
+    for spec in rss_cases[:1] if args.quick else rss_cases:
+        if cres.get(spec["name"], {}).get("status") != "ok":
             continue
         name = f"peak RSS: {spec['name']}"
         c = run_ctorch(exe, [spec], args, extra=("--rss",)).get(spec["name"], {})
