@@ -277,6 +277,67 @@ def test_conv2d_small_k_weight_grad(k):
     check("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, o), ref, ins, **tol)
 
 
+# float32 first layers on one-channel images (3x3, stride 1, an even number of output
+# channels) take their own AVX-512 kernels, forward and weight gradient (src/cpu/conv.c,
+# conv_first_*): output rows in pieces of 16 lanes, so widths below, at and past one and
+# several pieces (1, 5, 16, 17, 28, 40, 100), odd and even row counts (two rows per pass),
+# padding 0, 1, 2 and unequal, an image smaller than the kernel. Values and gradients
+# against PyTorch; the weight gradient against float64 (its float32 sums are ours);
+# the forward must give PyTorch's bits where PyTorch runs oneDNN (marked True: it does not
+# for the smallest images), as it sums the taps in oneDNN's order.
+FIRST_LAYER = [  # (x shape, output channels, padding, bias, PyTorch's bits)
+    ((64, 1, 28, 28), 32, (1, 1), True, True),  # the demo CNN's first layer
+    ((3, 1, 28, 28), 8, (1, 1), False, True),
+    ((2, 1, 7, 40), 4, (0, 0), True, True),
+    ((2, 1, 9, 17), 6, (2, 1), True, True),
+    ((3, 1, 16, 16), 2, (1, 0), False, True),
+    ((1, 1, 11, 100), 4, (1, 2), True, True),
+    ((2, 1, 5, 5), 2, (0, 2), True, False),
+    ((1, 1, 2, 1), 2, (2, 2), True, False),  # 2x1 image: most taps fall outside
+]
+
+
+@pytest.mark.parametrize("k", range(len(FIRST_LAYER)))
+def test_conv2d_first_layer(k):
+    xs, o, pad, bias, bits = FIRST_LAYER[k]
+    g = torch.Generator().manual_seed(500 + k)
+    x, w = torch.randn(xs, generator=g), torch.randn((o, 1, 3, 3), generator=g)
+    b = torch.randn(o, generator=g) if bias else None
+    co = opts(padding=pad)
+    ins = [x, w] + ([b] if bias else [])
+
+    check("conv2d", lambda *a: conv2d(a[0], a[1], a[2] if bias else None, co),
+          lambda *a: F.conv2d(a[0], a[1], a[2] if bias else None, padding=pad), ins, grad=False)
+    # gradients against float64 (their float32 sums are ours, not PyTorch's), for one
+    # grad_output: the input's and the bias's within float32's default tolerance (the
+    # input's is oneDNN's: 32 channels x 9 taps per element in the first case, 2.2e-5 seen,
+    # as in SMALL_K's last case above); the weight gradient sums N*Ho*Wo products (50176
+    # in the first case, partial sums to ~600) and the bias's 50176 values, so their
+    # bound is twice PyTorch's own float32 error on the same inputs (the bound SMALL_K's
+    # baseline path uses), never below the default
+    xc, wc = ctorch.from_torch(x, requires_grad=True), ctorch.from_torch(w, requires_grad=True)
+    bc = ctorch.from_torch(b, requires_grad=True) if bias else None
+    y = conv2d(xc, wc, bc, co)
+    gy = torch.randn(tuple(y.shape), generator=g)
+    y.backward(ctorch.from_torch(gy))
+    x64, w64 = x.double().requires_grad_(), w.double().requires_grad_()
+    b64 = b.double().requires_grad_() if bias else None
+    F.conv2d(x64, w64, b64, padding=pad).backward(gy.double())
+    wt, bt = w.clone().requires_grad_(), b.clone().requires_grad_() if bias else None
+    F.conv2d(x, wt, bt, padding=pad).backward(gy)
+    assert_same(xc.grad.torch(), x64.grad.float(), atol=5e-5 if k == 0 else 1e-5, rtol=1.3e-6,
+                what="conv2d first layer input gradient")
+    for what, ours, theirs, exact in (("weight", wc, wt, w64), ("bias", bc, bt, b64)):
+        if ours is None or (what == "weight" and isa_in_effect() != "avx512"):
+            continue  # below AVX-512 the weight gradient is another kernel's: SMALL_K above tests it
+        err = (ours.grad.torch().double() - exact.grad).abs().max().item()
+        torch_err = (theirs.grad.double() - exact.grad).abs().max().item()
+        assert err <= max(1e-5, 2 * torch_err), f"conv2d first layer {what} gradient: error {err}, PyTorch's {torch_err}"
+    if bits:
+        got = conv2d(ctorch.from_torch(x), ctorch.from_torch(w), ctorch.from_torch(b) if bias else None, co).torch()
+        assert torch.equal(got, F.conv2d(x, w, b, padding=pad)), "conv2d first layer: not PyTorch's bits"
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_conv2d_double_backward(dtype):
     """d/d(x, w) of |grad_x|^2 + |grad_w|^2 through create_graph against torch: runs the
