@@ -429,14 +429,14 @@ __attribute__((target("avx512f"))) static void conv_first_wgrad_f32(const float 
 #endif
 
 /* true when this call (forward or weight gradient) takes the first-layer kernels above */
-static bool conv_first_shape(const ct_kernel_args *a, const conv_shape *c) {
+static bool conv_first_shape(ct_op op, const conv_shape *c) {
 #ifdef CT_CONV_AVX2
     const geom *g = &c->g;
-    return (a->op == CT_OP_CONV2D || a->op == CT_OP_CONV2D_BWD_WEIGHT) && c->f32 && c->C == 1 && c->G == 1 &&
+    return (op == CT_OP_CONV2D || op == CT_OP_CONV2D_BWD_WEIGHT) && c->f32 && c->C == 1 && c->G == 1 &&
            c->kh == 3 && c->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ph <= 2 &&
            g->pw <= 2 && c->Wo <= 16 * CONV_FIRST_PIECES && c->O % 2 == 0 && ct__cpu_isa() == CT_ISA_AVX512;
 #else
-    (void)a, (void)c;
+    (void)op, (void)c;
     return false;
 #endif
 }
@@ -590,12 +590,16 @@ static int cpu_conv(const ct_kernel_args *a) {
     if (ct_numel(a->out[0]) == 0) return 0;
     if (c.N == 0 || c.K == 0 || c.L == 0) return ct__fill_raw(a->out[0], 0); /* an empty sum */
     if (a->op == CT_OP_CONV2D_BWD_WEIGHT && conv_wide_weight_shape(&c)) return conv_wide_backward_weight(a, &c);
-    if (conv_first_shape(a, &c)) return conv_first(a, &c);
+    if (conv_first_shape(a->op, &c)) return conv_first(a, &c);
     c.small_k = a->op == CT_OP_CONV2D_BWD_WEIGHT && conv_small_weight_shape(&c);
     if (c.small_k) return conv_ref_backward_weight(a, &c);
 #ifdef CT_HAVE_DNNL
     if (c.f32) {
-        int rc = ct__dnnl_conv(a);
+        /* the input gradient may keep its reordered grad for the weight gradient when
+         * that goes to oneDNN too (not to one of the kernels above) */
+        bool keep = a->op == CT_OP_CONV2D_BWD_INPUT && a->i[0] && !conv_wide_weight_shape(&c) &&
+                    !conv_small_weight_shape(&c) && !conv_first_shape(CT_OP_CONV2D_BWD_WEIGHT, &c);
+        int rc = ct__dnnl_conv(a, keep);
         if (rc <= 0) return rc; /* done, or failed with a message; > 0: declined */
     }
 #endif

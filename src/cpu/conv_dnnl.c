@@ -9,6 +9,7 @@
  * scratchpad and stream. Shapes oneDNN will not take are declined, and the caller runs
  * the im2col kernels in conv.c instead. */
 #ifdef CT_HAVE_DNNL
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,7 +131,49 @@ fail:
     return NULL;
 }
 
-int ct__dnnl_conv(const ct_kernel_args *a) {
+/* grad_output reordered by an input gradient whose weight gradient follows: the two
+ * backward calls of one convolution reorder the same grad to the same blocked layout
+ * (0.1-0.5 ms each at ResNet-18's and the demo CNN's shapes), so the second takes the
+ * first's copy. The slot holds a reference to the grad tensor, so it cannot be freed and
+ * its address reused meanwhile; its data pointer and its storage's version at the copy
+ * are checked too (defensive: the ops call the two back to back, with nothing in
+ * between that could write the grad). Every call takes the slot out: it lives only from
+ * that input gradient to the next convolution call of the thread (released at thread
+ * exit). */
+typedef struct {
+    const ct_tensor *src; /* retained */
+    const void *data;
+    long long version;
+    dnnl_memory_desc_t md;
+    ct_tensor *copy; /* retained */
+} grad_memo;
+static pthread_key_t memo_key; /* the thread's slot: heap, not thread-local storage (a
+                                  * memory descriptor is large; see tests/c/test_tls.c) */
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+
+static void memo_release(grad_memo *m) {
+    ct_release((ct_tensor *)m->src);
+    ct_release(m->copy);
+    *m = (grad_memo){0};
+}
+static void memo_thread_exit(void *p) {
+    memo_release(p);
+    free(p);
+}
+static void memo_key_init(void) { (void)pthread_key_create(&memo_key, memo_thread_exit); }
+
+/* this thread's slot, made on first use when create (NULL without one, or on OOM) */
+static grad_memo *memo_slot(bool create) {
+    (void)pthread_once(&memo_once, memo_key_init);
+    grad_memo *m = pthread_getspecific(memo_key);
+    if (!m && create && (m = calloc(1, sizeof *m)) && pthread_setspecific(memo_key, m)) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+int ct__dnnl_conv(const ct_kernel_args *a, bool keep_grad) {
     dnnl_engine_t engine = ct__dnnl_engine();
     if (!engine) return 1;
     int64_t op = a->op;
@@ -154,14 +197,26 @@ int ct__dnnl_conv(const ct_kernel_args *a) {
     dnnl_stream_t s = NULL;
     bool ok = dnnl_stream_create(&s, engine, dnnl_stream_default_flags) == dnnl_success;
     int orole = out_role(op);
+    grad_memo *slot = memo_slot(false), m = slot ? *slot : (grad_memo){0}; /* taken out: see grad_memo */
+    if (slot) *slot = (grad_memo){0};
+    bool reuse = op == CT_OP_CONV2D_BWD_WEIGHT && m.src == y && m.data == ct__data(y) && e->reorder[ROLE_DST] &&
+                 m.version == (long long)atomic_load(&y->storage->version) &&
+                 dnnl_memory_desc_equal(&m.md, &e->mine[ROLE_DST]);
     for (int r = 0; r < N_ROLES && ok; r++) {
         ok = dnnl_memory_create(&um[r], &e->user[r], engine, ct__data(t[r])) == dnnl_success;
         if (!ok || !e->reorder[r]) continue;
-        buf[r] = ct__dnnl_buffer(dnnl_memory_desc_get_size(&e->mine[r]), &ok);
+        bool copied = reuse && r == ROLE_DST;
+        if (copied) buf[r] = ct_retain(m.copy);
+        else buf[r] = ct__dnnl_buffer(dnnl_memory_desc_get_size(&e->mine[r]), &ok);
         ok = ok && dnnl_memory_create(&mm[r], &e->mine[r], engine, buf[r] ? ct__data(buf[r]) : NULL) == dnnl_success;
-        if (ok && r != orole)
+        if (ok && r != orole && !copied)
             ok = ct__dnnl_run(e->reorder[r], s, 2, (dnnl_exec_arg_t[3]){{DNNL_ARG_FROM, um[r]}, {DNNL_ARG_TO, mm[r]}});
     }
+    memo_release(&m);
+    if (ok && keep_grad && op == CT_OP_CONV2D_BWD_INPUT && buf[ROLE_DST] && dnnl_stream_wait(s) == dnnl_success &&
+        (slot = memo_slot(true)))
+        *slot = (grad_memo){ct_retain((ct_tensor *)y), ct__data(y), (long long)atomic_load(&y->storage->version),
+                            e->mine[ROLE_DST], ct_retain(buf[ROLE_DST])};
     if (ok && bias) ok = dnnl_memory_create(&bm, &e->bias, engine, ct__data(bias)) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[5];

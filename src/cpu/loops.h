@@ -69,8 +69,9 @@ void ct__cpu_unary_contig(ct_op op, ct_dtype dt, void *o, const void *x, int64_t
 #ifdef CT_HAVE_DNNL
 /* CONV2D / CONV2D_BWD_INPUT / CONV2D_BWD_WEIGHT on float32 through oneDNN
  * (src/cpu/conv_dnnl.c): 0 done, < 0 failed (message set), > 0 declined (the caller
- * runs its own kernel). */
-int ct__dnnl_conv(const ct_kernel_args *a);
+ * runs its own kernel). keep_grad (CONV2D_BWD_INPUT): the weight gradient of the same
+ * grad follows through oneDNN, which may then reuse this call's reordered grad. */
+int ct__dnnl_conv(const ct_kernel_args *a, bool keep_grad);
 /* C = A @ B over [B, M, K] x [B, K, N] bfloat16 operands through oneDNN
  * (src/cpu/matmul_dnnl.c); same return convention. */
 int ct__dnnl_matmul(const ct_tensor *A, const ct_tensor *B, ct_tensor *C, double alpha, double beta);

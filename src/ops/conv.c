@@ -181,19 +181,20 @@ typedef struct {
 
 static ct_tensor *conv_x(const ct_tensor *x, const ct_tensor *w, const cgeom *g, const char *node);
 static ct_tensor *conv_gx(const ct_tensor *gy, const ct_tensor *w, const cgeom *g, int64_t H, int64_t W,
-                          const char *node);
+                          const char *node, bool then_gw);
 static ct_tensor *conv_gw(const ct_tensor *x, const ct_tensor *gy, const cgeom *g, int64_t kh, int64_t kw,
                           const char *node);
 
-/* Runs one kernel into a new [out] tensor of the given sizes. */
+/* Runs one kernel into a new [out] tensor of the given sizes; hint: the kernel's i[0]
+ * (CONV2D_BWD_INPUT: the weight gradient of the same grad follows). */
 static ct_tensor *conv_raw(ct_op op, const ct_tensor *a, const ct_tensor *b, const ct_tensor *bias,
-                           const int64_t out_sizes[4], const cgeom *g) {
+                           const int64_t out_sizes[4], const cgeom *g, int64_t hint) {
     ct_tensor *ca = ct__contiguous_raw(a), *cb = ca ? ct__contiguous_raw(b) : NULL;
     ct_tensor *cc = cb && bias ? ct__contiguous_raw(bias) : NULL;
     ct_tensor *out = cb && (!bias || cc) ? ct__empty_raw(4, out_sizes, a->dtype) : NULL;
     if (out) {
         ct_kernel_args k = {.op = op, .n_out = 1, .n_in = cc ? 3 : 2, .out = {out}, .in = {ca, cb, cc},
-                            .iv = (const int64_t *)g, .n_iv = 7};
+                            .i = {hint}, .iv = (const int64_t *)g, .n_iv = 7};
         if (ct__dispatch(&k)) { ct_release(out); out = NULL; }
     }
     ct_release(ca);
@@ -226,7 +227,8 @@ static int conv_x_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     node_cgeom(n, &g);
     ct_tensor *x = ct__unpack(n, 0), *w = ct__unpack(n, 1);
     if (!x || !w) return ct_last_status();
-    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(go[0], w, &g, x->sizes[2], x->sizes[3], BWD2_NAME)))
+    if (ct__node_needs(n, 0) &&
+        !(gi[0] = conv_gx(go[0], w, &g, x->sizes[2], x->sizes[3], BWD2_NAME, ct__node_needs(n, 1))))
         return ct_last_status();
     if (ct__node_needs(n, 1) && !(gi[1] = conv_gw(x, go[0], &g, w->sizes[2], w->sizes[3], BWD2_NAME)))
         return ct_last_status();
@@ -249,7 +251,7 @@ static int conv_gw_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
     node_cgeom(n, &g);
     ct_tensor *x = ct__unpack(n, 0), *gy = ct__unpack(n, 1);
     if (!x || !gy) return ct_last_status();
-    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(gy, go[0], &g, x->sizes[2], x->sizes[3], BWD2_NAME)))
+    if (ct__node_needs(n, 0) && !(gi[0] = conv_gx(gy, go[0], &g, x->sizes[2], x->sizes[3], BWD2_NAME, false)))
         return ct_last_status();
     if (ct__node_needs(n, 1) && !(gi[1] = conv_x(x, go[0], &g, BWD2_NAME))) return ct_last_status();
     return 0;
@@ -260,7 +262,7 @@ static int conv_gw_backward(ct_node *n, ct_tensor *const *go, ct_tensor **gi) {
 static ct_tensor *conv_x(const ct_tensor *x, const ct_tensor *w, const cgeom *g, const char *node) {
     int64_t sz[4] = {x->sizes[0], w->sizes[0], blocks(x->sizes[2], w->sizes[2], g->dh, g->ph, g->sh),
                      blocks(x->sizes[3], w->sizes[3], g->dw, g->pw, g->sw)};
-    ct_tensor *y = conv_raw(CT_OP_CONV2D, x, w, NULL, sz, g);
+    ct_tensor *y = conv_raw(CT_OP_CONV2D, x, w, NULL, sz, g, 0);
     if (y && ct__needs_grad(2, (const ct_tensor *[]){x, w}) && !conv_node(node, conv_x_backward, x, w, g, y))
         return NULL;
     return y ? ct__ret(y) : NULL;
@@ -268,9 +270,9 @@ static ct_tensor *conv_x(const ct_tensor *x, const ct_tensor *w, const cgeom *g,
 
 /* grad_x [N, C, H, W] of y = conv(x, w), from grad_y */
 static ct_tensor *conv_gx(const ct_tensor *gy, const ct_tensor *w, const cgeom *g, int64_t H, int64_t W,
-                          const char *node) {
+                          const char *node, bool then_gw) {
     int64_t sz[4] = {gy->sizes[0], w->sizes[1] * g->G, H, W};
-    ct_tensor *x = conv_raw(CT_OP_CONV2D_BWD_INPUT, gy, w, NULL, sz, g);
+    ct_tensor *x = conv_raw(CT_OP_CONV2D_BWD_INPUT, gy, w, NULL, sz, g, then_gw);
     if (x && ct__needs_grad(2, (const ct_tensor *[]){gy, w}) && !conv_node(node, conv_gx_backward, gy, w, g, x))
         return NULL;
     return x ? ct__ret(x) : NULL;
@@ -280,7 +282,7 @@ static ct_tensor *conv_gx(const ct_tensor *gy, const ct_tensor *w, const cgeom *
 static ct_tensor *conv_gw(const ct_tensor *x, const ct_tensor *gy, const cgeom *g, int64_t kh, int64_t kw,
                           const char *node) {
     int64_t sz[4] = {gy->sizes[1], x->sizes[1] / g->G, kh, kw};
-    ct_tensor *w = conv_raw(CT_OP_CONV2D_BWD_WEIGHT, x, gy, NULL, sz, g);
+    ct_tensor *w = conv_raw(CT_OP_CONV2D_BWD_WEIGHT, x, gy, NULL, sz, g, 0);
     if (w && ct__needs_grad(2, (const ct_tensor *[]){x, gy}) && !conv_node(node, conv_gw_backward, x, gy, g, w))
         return NULL;
     return w ? ct__ret(w) : NULL;
@@ -299,7 +301,7 @@ static ct_tensor *conv_xb(const ct_tensor *x, const ct_tensor *w, const ct_tenso
     if (!b) return conv_x(x, w, g, BWD_NAME);
     int64_t sz[4] = {x->sizes[0], w->sizes[0], blocks(x->sizes[2], w->sizes[2], g->dh, g->ph, g->sh),
                      blocks(x->sizes[3], w->sizes[3], g->dw, g->pw, g->sw)};
-    ct_tensor *y = conv_raw(CT_OP_CONV2D, x, w, b, sz, g);
+    ct_tensor *y = conv_raw(CT_OP_CONV2D, x, w, b, sz, g, 0);
     if (y && ct__needs_grad(3, (const ct_tensor *[]){x, w, b})) {
         ct_node *n = ct__node_new(BWD_NAME, conv_bias_backward, 3);
         if (!n || ct__node_set_next(n, 0, x) || ct__node_set_next(n, 1, w) || ct__node_set_next(n, 2, b) ||
@@ -486,7 +488,7 @@ static ct_tensor *conv_t_nd(const char *op, int dims, const ct_tensor *x, const 
                        "channel: (%lld x %lld). Output size is too small", op, (long long)H, (long long)W, (long long)Ho,
                        (long long)Wo);
     /* the input gradient of the convolution that maps [N, O, Ho, Wo] to x's shape */
-    ct_tensor *y = conv_gx(x, w, &(cgeom){sh, sw, ph, pw, dh, dw, G}, Ho, Wo, BWD_NAME);
+    ct_tensor *y = conv_gx(x, w, &(cgeom){sh, sw, ph, pw, dh, dw, G}, Ho, Wo, BWD_NAME, false);
     if (b) y = ct_add(y, ct_reshape(b, 4, (int64_t[]){1, O, 1, 1}));
     return y;
 }

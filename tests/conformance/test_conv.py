@@ -338,6 +338,31 @@ def test_conv2d_first_layer(k):
         assert torch.equal(got, F.conv2d(x, w, b, padding=pad)), "conv2d first layer: not PyTorch's bits"
 
 
+# When a convolution's backward computes both gradients through oneDNN, the input
+# gradient's reordered grad_output is handed to the weight gradient (src/cpu/conv_dnnl.c,
+# grad_memo): the weight gradient must be bit for bit the one computed alone (input not
+# requiring grad), for two different grad_outputs in turn.
+def test_conv2d_backward_shares_grad():
+    g = torch.Generator().manual_seed(77)
+    x, w, b = torch.randn(4, 32, 14, 14, generator=g), torch.randn(48, 32, 3, 3, generator=g), torch.randn(48, generator=g)
+    co = opts(padding=(1, 1))
+    gys = [torch.randn(4, 48, 14, 14, generator=g) for _ in range(2)]
+
+    def weight_grad(x_grad, gy):
+        xc, wc = ctorch.from_torch(x, requires_grad=x_grad), ctorch.from_torch(w, requires_grad=True)
+        conv2d(xc, wc, ctorch.from_torch(b), co).backward(gy)
+        return wc.grad.torch(), xc.grad.torch() if x_grad else None
+
+    for gy in gys:
+        alone, _ = weight_grad(False, ctorch.from_torch(gy))
+        paired, gx = weight_grad(True, ctorch.from_torch(gy))
+        assert torch.equal(paired, alone), "conv2d weight gradient differs when the input gradient runs first"
+        xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+        F.conv2d(xt, wt, b, padding=1).backward(gy)
+        assert_same(gx, xt.grad, what="conv2d input gradient")
+        assert_same(paired, wt.grad, what="conv2d weight gradient")
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_conv2d_double_backward(dtype):
     """d/d(x, w) of |grad_x|^2 + |grad_w|^2 through create_graph against torch: runs the
