@@ -243,7 +243,7 @@ typedef struct {
     double median, min, max, q1, q3;
     int64_t number;
     int repeats;
-    double *samples; /* the repeats' seconds per call, sorted (owned) */
+    double *samples; /* the repeats' seconds per call, in the order they ran (owned) */
 } timing;
 
 static int cmp_double(const void *a, const void *b) {
@@ -285,16 +285,21 @@ static int calibrate(step_fn fn, void *ctx, const policy *pol, int64_t *number_o
 }
 
 /* Sorts the repeats' seconds per call v (taken over) into *out. */
-static void summarize(double *v, int repeat, int64_t number, timing *out) {
-    qsort(v, (size_t)repeat, sizeof *v, cmp_double);
-    out->median = percentile(v, repeat, 0.5);
-    out->q1 = percentile(v, repeat, 0.25);
-    out->q3 = percentile(v, repeat, 0.75);
-    out->min = v[0];
-    out->max = v[repeat - 1];
+static int summarize(double *v, int repeat, int64_t number, timing *out) {
+    double *sorted = malloc(sizeof(double) * (size_t)repeat);
+    if (!sorted) return -1;
+    memcpy(sorted, v, sizeof(double) * (size_t)repeat);
+    qsort(sorted, (size_t)repeat, sizeof *sorted, cmp_double);
+    out->median = percentile(sorted, repeat, 0.5);
+    out->q1 = percentile(sorted, repeat, 0.25);
+    out->q3 = percentile(sorted, repeat, 0.75);
+    out->min = sorted[0];
+    out->max = sorted[repeat - 1];
     out->number = number;
     out->repeats = repeat;
     out->samples = v;
+    free(sorted);
+    return 0;
 }
 
 /* Times nf functions with `repeat` timed repeats of `number` calls each (a number per
@@ -312,7 +317,8 @@ static int time_cases(int nf, const step_fn *fns, void *ctx, const policy *pol, 
             if (run_number(fns[k], ctx, num[k], &t)) goto fail;
             v[k][r] = t / (double)num[k];
         }
-    for (int k = 0; k < nf; k++) summarize(v[k], pol->repeat, num[k], &outs[k]);
+    for (int k = 0; k < nf; k++)
+        if (summarize(v[k], pol->repeat, num[k], &outs[k])) goto fail;
     return 0;
 fail:
     for (int k = 0; k < nf; k++) free(v[k]); /* NULL past the last allocated */
@@ -1014,10 +1020,15 @@ static void run_spec(const spec *s, const policy *pol, int rss) {
         printf(", \"note\": \"%s\"", note);
     }
     if (c.a) {
-        double best = tt[1].median;
-        for (int k = 2; k < nf; k++) best = tt[k].median < best ? tt[k].median : best;
-        printf(", \"blas_s\": %.6e, \"openblas_s\": %.6e", best, tt[1].median);
+        int best = 1;
+        for (int k = 2; k < nf; k++) best = tt[k].median < tt[best].median ? k : best;
+        printf(", \"blas_s\": %.6e, \"openblas_s\": %.6e", tt[best].median, tt[1].median);
         if (nf > 2) printf(", \"onednn_s\": %.6e", tt[2].median);
+        /* the faster library's samples, repeat by repeat: each ran right after ctorch's
+         * sample of the same index (time_cases), so run.py can pair them */
+        printf(", \"blas_samples_s\": [");
+        for (int i = 0; i < tt[best].repeats; i++) printf("%s%.6e", i ? ", " : "", tt[best].samples[i]);
+        printf("]");
         for (int k = 1; k < nf; k++) free(tt[k].samples);
     }
     if (rss) {
