@@ -10,7 +10,7 @@
 #                        FUZZ_SECONDS (5) over its seed corpus and saved regressions
 #   make demo            install missing dependencies, build, run the demo
 #   make bench           run the benchmark suite against PyTorch (bench/run.py)
-#   make bench-quick     a smaller, quicker run (about 20 s; CI runs it to keep the suite working)
+#   make bench-quick     a smaller, quicker run (about 17 s; CI runs it to keep the suite working)
 #   make install         install into PREFIX (default /usr/local)
 #   make test-install    install into a scratch prefix under build/ and build a small
 #                        consumer against it with CMake and with pkg-config

@@ -488,10 +488,12 @@ def parallel_speedup(exe, args):
     and end of a run so that a report says what machine it was measured on."""
     if args.threads < 2:
         return None
-    spec = {"name": "speedup probe", "case": "matmul", "m": 1024, "k": 1024, "n": 1024, "dtype": "float32"}
+    n = 512 if args.quick else 1024  # quick: 512^3, still compute-bound, in a tenth of the time
+    spec = {"name": "speedup probe", "case": "matmul", "m": n, "k": n, "n": n, "dtype": "float32"}
     t = {}
     for th in (1, args.threads):
-        cmd = [str(exe), "--threads", str(th), "--warmup", "2", "--repeat", "5", "--target", "0.05", "--json", "-"]
+        cmd = [str(exe), "--threads", str(th), "--warmup", "1" if args.quick else "2", "--repeat",
+               "3" if args.quick else "5", "--target", "0.01" if args.quick else "0.05", "--json", "-"]
         p = subprocess.run(cmd, input=json.dumps([spec]), capture_output=True, text=True)
         try:
             t[th] = json.loads(p.stdout.strip().splitlines()[-1])["median_s"]
@@ -508,6 +510,7 @@ def measure_case(exe, spec, args, torch):
     Returns (ctorch result, PyTorch result), each with the pooled median and spread."""
     rounds = max(1, args.rounds)
     per = max(1, math.ceil(args.repeat / rounds))
+    pre = args.ctorch_done.get(spec["name"]) if rounds == 1 else None  # quick: measured up front
     timer, terr = None, None
     try:
         stmt, g = torch_case(torch, spec)
@@ -519,7 +522,7 @@ def measure_case(exe, spec, args, torch):
     for r in range(rounds):
         for side in ((0, 1) if r % 2 == 0 else (1, 0)):
             if side == 0:
-                c = run_ctorch(exe, [spec], args, repeat=per).get(
+                c = pre or run_ctorch(exe, [spec], args, repeat=per).get(
                     spec["name"], {"status": "error", "error": "no result from bench_ctorch"})
                 if c["status"] != "ok":
                     return c, {}
@@ -556,10 +559,12 @@ def measure_case(exe, spec, args, torch):
 
 # --------------------------------------------------------------- whole process
 
-def startup_times(cmd, runs):
+def startup_times(cmd, runs, warm=True):
     """Wall time from starting the process to its exit after printing one result
-    (one unmeasured run first to warm the page cache)."""
-    subprocess.run(cmd, capture_output=True, check=True)
+    (one unmeasured run first to warm the page cache, unless not warm: the quick run,
+    which only keeps the case working)."""
+    if warm:
+        subprocess.run(cmd, capture_output=True, check=True)
     ts = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -763,6 +768,9 @@ def main():
     if speedup_start is not None:
         print(f"bench: {args.threads}-thread speedup of a compute-bound matmul: {speedup_start:.2f}x", flush=True)
 
+    # quick run (one round): every ctorch case in one bench_ctorch process, which saves a
+    # process start and library load per case; the full run keeps its rounds alternating
+    args.ctorch_done = run_ctorch(exe, cases, args) if args.rounds == 1 else {}
     import torch
     torch.set_num_threads(args.threads)
     entries = []
@@ -817,8 +825,9 @@ def main():
                                 "PyTorch also libtorch.so, libc10.so, MKL/oneDNN inside libtorch_cpu.so"})
     runs = 1 if args.quick else 5
     try:
-        cs = startup_times([str(exe), "--first-result"], runs)
-        ts = startup_times([sys.executable, "-c", "import torch; print((torch.ones(1) + 1).item())"], runs)
+        cs = startup_times([str(exe), "--first-result"], runs, not args.quick)
+        ts = startup_times([sys.executable, "-c", "import torch; print((torch.ones(1) + 1).item())"], runs,
+                           not args.quick)
         entries.append({"name": "process start to first result", "group": "startup", "case": "startup",
                         "status": "ok", "unit": "s", "ctorch_s": cs["median_s"], "torch_s": ts["median_s"],
                         "ratio": cs["median_s"] / ts["median_s"], "target": None,
