@@ -284,7 +284,8 @@ static int calibrate(step_fn fn, void *ctx, const policy *pol, int64_t *number_o
     return 0;
 }
 
-/* Sorts the repeats' seconds per call v (taken over) into *out. */
+/* The median, quartiles and extremes of the repeats' seconds per call v into *out,
+ * which takes v over with the repeats in the order they ran; -1 when out of memory. */
 static int summarize(double *v, int repeat, int64_t number, timing *out) {
     double *sorted = malloc(sizeof(double) * (size_t)repeat);
     if (!sorted) return -1;

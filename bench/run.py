@@ -768,8 +768,9 @@ def main():
     if speedup_start is not None:
         print(f"bench: {args.threads}-thread speedup of a compute-bound matmul: {speedup_start:.2f}x", flush=True)
 
-    # quick run (one round): every ctorch case in one bench_ctorch process, which saves a
-    # process start and library load per case; the full run keeps its rounds alternating
+    # one round (the quick run's default): every ctorch case in one bench_ctorch process,
+    # which saves a process start and library load per case; with more rounds each round
+    # runs its own process, alternating with PyTorch
     args.ctorch_done = run_ctorch(exe, cases, args) if args.rounds == 1 else {}
     import torch
     torch.set_num_threads(args.threads)
