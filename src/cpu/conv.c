@@ -124,9 +124,11 @@ static int cpu_unfold_fold(const ct_kernel_args *a) {
 
 /* ---- convolution (CONV2D, CONV2D_BWD_INPUT, CONV2D_BWD_WEIGHT) ----
  * float32 goes to oneDNN when the library is built with it (conv_dnnl.c; it declines
- * shapes it cannot take); float64, and float32 without oneDNN, take im2col/col2im +
- * GEMM per image and group here. Images are split over the threads (one single-threaded
- * GEMM each) when there are several, else the GEMM uses BLAS's threads. */
+ * shapes it cannot take), except the shapes cpu_conv sends to the kernels below that
+ * measured faster (weight gradients of small images or few columns, one-channel first
+ * layers); float64, and float32 without oneDNN, take im2col/col2im + GEMM per image and
+ * group here. Images are split over the threads (one single-threaded GEMM each) when
+ * there are several, else the GEMM uses BLAS's threads. */
 typedef struct {
     int64_t N, C, H, W, O, kh, kw, Ho, Wo, G, Cg, Og, K, L;
     geom g; /* im2col geometry of one input plane */
