@@ -281,10 +281,10 @@ def test_conv2d_small_k_weight_grad(k):
 # channels) take their own AVX-512 kernels, forward and weight gradient (src/cpu/conv.c,
 # conv_first_*): output rows in pieces of 16 lanes, so widths below, at and past one and
 # several pieces (1, 5, 16, 17, 28, 40, 100), odd and even row counts (two rows per pass),
-# padding 0, 1, 2 and unequal, an image smaller than the kernel. Values and gradients
-# against PyTorch; the weight gradient against float64 (its float32 sums are ours);
-# the forward must give PyTorch's bits where PyTorch runs oneDNN (marked True: it does not
-# for the smallest images), as it sums the taps in oneDNN's order.
+# padding 0, 1, 2 and unequal, an image smaller than the kernel. Values against PyTorch,
+# gradients against float64 (below); the forward must give PyTorch's bits where PyTorch
+# runs oneDNN (marked True: it does not for the smallest images), as it sums the taps in
+# oneDNN's order.
 FIRST_LAYER = [  # (x shape, output channels, padding, bias, PyTorch's bits)
     ((64, 1, 28, 28), 32, (1, 1), True, True),  # the demo CNN's first layer
     ((3, 1, 28, 28), 8, (1, 1), False, True),
