@@ -353,10 +353,9 @@ static void first_masks(__mmask16 (*mk)[4], int64_t W, int64_t pw, int64_t Wo) {
 __attribute__((target("avx512f"))) static void conv_first_fwd_f32(const float *restrict x, const float *restrict w,
                                                                   const float *restrict b, float *restrict y,
                                                                   int64_t H, int64_t W, int64_t ph, int64_t pw,
-                                                                  int64_t Ho, int64_t Wo, int64_t o0) {
+                                                                  int64_t Ho, int64_t Wo, int64_t o0,
+                                                                  const __mmask16 (*mk)[4]) {
     __m512 wv[2][9], bias[2];
-    __mmask16 mk[CONV_FIRST_PIECES][4];
-    first_masks(mk, W, pw, Wo);
     for (int j = 0; j < 2; j++) {
         for (int t = 0; t < 9; t++) wv[j][t] = _mm512_set1_ps(w[(o0 + j) * 9 + t]);
         bias[j] = _mm512_set1_ps(b ? b[o0 + j] : 0.0f);
@@ -392,10 +391,9 @@ __attribute__((target("avx512f"))) static void conv_first_fwd_f32(const float *r
 __attribute__((target("avx512f"))) static void conv_first_wgrad_f32(const float *restrict x, const float *restrict gy,
                                                                     float *restrict dw, int64_t N, int64_t O,
                                                                     int64_t H, int64_t W, int64_t ph, int64_t pw,
-                                                                    int64_t Ho, int64_t Wo, int64_t o0) {
+                                                                    int64_t Ho, int64_t Wo, int64_t o0,
+                                                                    const __mmask16 (*mk)[4]) {
     __m512 tot[2][9];
-    __mmask16 mk[CONV_FIRST_PIECES][4];
-    first_masks(mk, W, pw, Wo);
     for (int j = 0; j < 2; j++)
         for (int t = 0; t < 9; t++) tot[j][t] = _mm512_setzero_ps();
     const int64_t L = Ho * Wo;
@@ -449,6 +447,9 @@ static int conv_first(const ct_kernel_args *a, const conv_shape *c) {
 #ifdef CT_CONV_AVX2
     const int64_t pairs = c->O / 2, ph = c->g.ph, pw = c->g.pw;
     const bool par = c->N * c->O * c->K * c->L >= CT_GRAIN;
+    __mmask16 mk[CONV_FIRST_PIECES][4]; /* the same for every image and channel: made once */
+    first_masks(mk, c->W, pw, c->Wo);
+    const __mmask16(*m)[4] = (const __mmask16(*)[4])mk;
     const float *xp = ct__data(a->in[0]);
     if (a->op == CT_OP_CONV2D) {
         const float *wp = ct__data(a->in[1]), *bp = a->n_in > 2 && a->in[2] ? ct__data(a->in[2]) : NULL;
@@ -456,13 +457,13 @@ static int conv_first(const ct_kernel_args *a, const conv_shape *c) {
         CT_PARALLEL_FOR_IF(par && c->N * pairs > 1, for (int64_t t = 0; t < c->N * pairs; t++), {
             int64_t n = t / pairs;
             conv_first_fwd_f32(xp + n * c->H * c->W, wp, bp, yp + n * c->O * c->L, c->H, c->W, ph, pw, c->Ho, c->Wo,
-                               (t % pairs) * 2);
+                               (t % pairs) * 2, m);
         });
     } else {
         const float *gp = ct__data(a->in[1]);
         float *dw = ct__data(a->out[0]);
         CT_PARALLEL_FOR_IF(par && pairs > 1, for (int64_t t = 0; t < pairs; t++), {
-            conv_first_wgrad_f32(xp, gp, dw, c->N, c->O, c->H, c->W, ph, pw, c->Ho, c->Wo, t * 2);
+            conv_first_wgrad_f32(xp, gp, dw, c->N, c->O, c->H, c->W, ph, pw, c->Ho, c->Wo, t * 2, m);
         });
     }
 #else

@@ -704,7 +704,7 @@ static inline void copy_elem(char *dst, const char *src, size_t es) {
 #define FLIP_ROW_FN(NAME, T)                                                                                      \
     CT_LOOP_ATTR static void NAME(char *dst, const char *src, int64_t inner, int64_t sinner) {                    \
         T *o_ = (T *)dst;                                                                                         \
-        if (sinner == -(int64_t)sizeof(T)) { /* read the row forward, write it backward */                      \
+        if (sinner == -(int64_t)sizeof(T)) {                                                                      \
             const T *s_ = (const T *)src - (inner - 1);                                                           \
             for (int64_t j = 0; j < inner; j++) o_[inner - 1 - j] = s_[j];                                        \
         } else {                                                                                                  \
